@@ -5,3 +5,5 @@
 //! thin tokio layer that owns the UDP socket.
 
 pub mod webrtc;
+pub mod hub;
+pub mod rtp;

@@ -1,3 +1,8 @@
 //! The server-side WebRTC peer: SDP negotiation, ICE-lite, DTLS, SRTP and the UDP driver.
 
+pub mod driver;
+pub mod dtls;
+pub mod engine;
+pub mod ice_lite;
 pub mod sdp;
+pub mod session;

@@ -1,0 +1,362 @@
+//! One named stream: its tracks, who publishes it and who watches it.
+
+use std::time::{Duration, Instant};
+
+use bytes::Bytes;
+
+use crate::rtp::history::{History, StoredPacket};
+use crate::rtp::keyframe::{VideoCodec, is_keyframe_payload};
+use crate::webrtc::sdp::CodecSpec;
+
+/// Packets kept per track for NACKs: ~4 s of a 2.5 Mbit/s video track.
+const HISTORY_PACKETS: usize = 1024;
+/// Upper bound of the keyframe cache; a GOP longer than this is not cached (joiners then wait
+/// for the next keyframe, which they request).
+const MAX_GOP_PACKETS: usize = 2048;
+/// However many viewers ask, the publisher is asked for a keyframe at most this often.
+pub const KEYFRAME_REQUEST_INTERVAL: Duration = Duration::from_millis(500);
+
+/// Where a stream's media comes from.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, serde::Serialize)]
+#[serde(rename_all = "lowercase")]
+pub enum SourceKind {
+    Whip,
+    Camera,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, serde::Serialize)]
+#[serde(rename_all = "lowercase")]
+pub enum TrackKind {
+    Audio,
+    Video,
+}
+
+/// Counters of one track, for /api/streams and /metrics.
+#[derive(Debug, Clone, Default, serde::Serialize)]
+pub struct TrackStats {
+    pub packets_in: u64,
+    pub bytes_in: u64,
+    pub packets_out: u64,
+    pub bytes_out: u64,
+    pub keyframes: u64,
+    pub nacks: u64,
+    pub retransmits: u64,
+    /// Payload bitrate over the last full second.
+    pub bitrate_bps: u64,
+    #[serde(skip)]
+    window_start: Option<Instant>,
+    #[serde(skip)]
+    window_bytes: u64,
+}
+
+impl TrackStats {
+    fn count_in(&mut self, now: Instant, bytes: usize) {
+        self.packets_in += 1;
+        self.bytes_in += bytes as u64;
+        let start = *self.window_start.get_or_insert(now);
+        let elapsed = now.saturating_duration_since(start);
+        if elapsed >= Duration::from_secs(1) {
+            self.bitrate_bps = self.window_bytes * 8 * 1000 / elapsed.as_millis().max(1) as u64;
+            self.window_start = Some(now);
+            self.window_bytes = 0;
+        }
+        self.window_bytes += bytes as u64;
+    }
+}
+
+/// One published track.
+#[derive(Debug)]
+pub struct Track {
+    pub kind: TrackKind,
+    pub codec: CodecSpec,
+    pub video_codec: Option<VideoCodec>,
+    pub stats: TrackStats,
+    history: History,
+    gop: Vec<StoredPacket>,
+    gop_timestamp: Option<u32>,
+}
+
+impl Track {
+    pub fn new(kind: TrackKind, codec: CodecSpec) -> Self {
+        let video_codec = match kind {
+            TrackKind::Video => VideoCodec::from_sdp_name(&codec.name),
+            TrackKind::Audio => None,
+        };
+        Self {
+            kind,
+            codec,
+            video_codec,
+            stats: TrackStats::default(),
+            history: History::new(HISTORY_PACKETS),
+            gop: Vec::new(),
+            gop_timestamp: None,
+        }
+    }
+
+    /// The packets since the last keyframe, oldest first (empty for audio or before a keyframe).
+    pub fn keyframe_cache(&self) -> &[StoredPacket] {
+        &self.gop
+    }
+
+    /// The keyframe cache together with the counters its replay adds to.
+    pub fn cache_and_stats(&mut self) -> (&[StoredPacket], &mut TrackStats) {
+        (&self.gop, &mut self.stats)
+    }
+
+    pub fn history(&self) -> &History {
+        &self.history
+    }
+
+    fn reset_source(&mut self) {
+        self.history.clear();
+        self.gop.clear();
+        self.gop_timestamp = None;
+    }
+}
+
+/// What the hub learned from one ingested packet.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct IngestOutcome {
+    /// The packet begins a new keyframe: viewers waiting to sync may start here.
+    pub keyframe_start: bool,
+}
+
+/// A named stream and its audience.
+#[derive(Debug)]
+pub struct Stream {
+    name: String,
+    pub source: SourceKind,
+    /// Bumped each time a new source takes the stream over; viewers splice at epoch changes.
+    epoch: u32,
+    publisher: Option<u64>,
+    pub tracks: Vec<Track>,
+    pub viewers: Vec<u64>,
+    pub created_at: Instant,
+    /// Set when the publisher left; the stream ends unless a new one arrives in time.
+    pub orphaned_at: Option<Instant>,
+    pub last_packet_at: Option<Instant>,
+    last_keyframe_request: Option<Instant>,
+    keyframe_request_pending: bool,
+    pub keyframe_requests: u64,
+}
+
+impl Stream {
+    pub fn new(
+        name: String,
+        source: SourceKind,
+        publisher: u64,
+        tracks: Vec<Track>,
+        now: Instant,
+    ) -> Self {
+        Self {
+            name,
+            source,
+            epoch: 1,
+            publisher: Some(publisher),
+            tracks,
+            viewers: Vec::new(),
+            created_at: now,
+            orphaned_at: None,
+            last_packet_at: None,
+            last_keyframe_request: None,
+            keyframe_request_pending: false,
+            keyframe_requests: 0,
+        }
+    }
+
+    pub fn name(&self) -> &str {
+        &self.name
+    }
+
+    pub fn epoch(&self) -> u32 {
+        self.epoch
+    }
+
+    pub fn publisher(&self) -> Option<u64> {
+        self.publisher
+    }
+
+    /// Whether `tracks` can replace this stream's tracks without viewers renegotiating: the same
+    /// kinds in the same order, each with a codec of the same name and clock rate.
+    pub fn accepts_takeover(&self, tracks: &[Track]) -> bool {
+        self.tracks.len() == tracks.len()
+            && self.tracks.iter().zip(tracks).all(|(old, new)| {
+                old.kind == new.kind
+                    && old.codec.name.eq_ignore_ascii_case(&new.codec.name)
+                    && old.codec.clock_rate == new.codec.clock_rate
+            })
+    }
+
+    /// A new publisher takes the stream over; viewers stay and splice onto it.
+    pub fn take_over(&mut self, publisher: u64, tracks: Vec<Track>) {
+        self.epoch = self.epoch.wrapping_add(1);
+        self.publisher = Some(publisher);
+        self.orphaned_at = None;
+        for (old, new) in self.tracks.iter_mut().zip(tracks) {
+            old.codec = new.codec;
+            old.video_codec = new.video_codec;
+            old.reset_source();
+        }
+        self.last_keyframe_request = None;
+        self.keyframe_request_pending = true;
+    }
+
+    /// The publisher left (DELETE, consent lost, media timeout).
+    pub fn orphan(&mut self, now: Instant) {
+        self.publisher = None;
+        self.orphaned_at = Some(now);
+    }
+
+    /// Records one packet of track `index` from the current publisher.
+    pub fn ingest(
+        &mut self,
+        now: Instant,
+        index: usize,
+        sequence: u16,
+        timestamp: u32,
+        marker: bool,
+        payload: Bytes,
+    ) -> IngestOutcome {
+        self.last_packet_at = Some(now);
+        let epoch = self.epoch;
+        let Some(track) = self.tracks.get_mut(index) else {
+            return IngestOutcome {
+                keyframe_start: false,
+            };
+        };
+        track.stats.count_in(now, payload.len());
+        let stored = StoredPacket {
+            epoch,
+            sequence,
+            timestamp,
+            marker,
+            payload,
+        };
+        let mut keyframe_start = false;
+        if let Some(codec) = track.video_codec {
+            if is_keyframe_payload(codec, &stored.payload) && track.gop_timestamp != Some(timestamp)
+            {
+                keyframe_start = true;
+                track.stats.keyframes += 1;
+                track.gop.clear();
+                track.gop_timestamp = Some(timestamp);
+            }
+            if track.gop_timestamp.is_some() {
+                if track.gop.len() < MAX_GOP_PACKETS {
+                    track.gop.push(stored.clone());
+                } else {
+                    track.gop.clear();
+                    track.gop_timestamp = None;
+                }
+            }
+        }
+        track.history.insert(stored);
+        IngestOutcome { keyframe_start }
+    }
+
+    /// Asks for a keyframe from the publisher; returns true when one should be sent now, false
+    /// when rate limited (it is then sent by [`Stream::poll_keyframe_request`] later).
+    pub fn request_keyframe(&mut self, now: Instant) -> bool {
+        self.keyframe_request_pending = true;
+        self.poll_keyframe_request(now)
+    }
+
+    /// True when a pending keyframe request may go out now.
+    pub fn poll_keyframe_request(&mut self, now: Instant) -> bool {
+        if !self.keyframe_request_pending || self.publisher.is_none() {
+            return false;
+        }
+        let allowed = self
+            .last_keyframe_request
+            .is_none_or(|at| now.saturating_duration_since(at) >= KEYFRAME_REQUEST_INTERVAL);
+        if allowed {
+            self.keyframe_request_pending = false;
+            self.last_keyframe_request = Some(now);
+            self.keyframe_requests += 1;
+        }
+        allowed
+    }
+
+    pub fn has_keyframe_cached(&self) -> bool {
+        self.tracks
+            .iter()
+            .filter(|t| t.kind == TrackKind::Video)
+            .all(|t| !t.gop.is_empty())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn h264() -> CodecSpec {
+        CodecSpec {
+            name: "H264".into(),
+            clock_rate: 90_000,
+            channels: None,
+            fmtp: "packetization-mode=1".into(),
+        }
+    }
+
+    fn stream(now: Instant) -> Stream {
+        Stream::new(
+            "s".into(),
+            SourceKind::Whip,
+            1,
+            vec![Track::new(TrackKind::Video, h264())],
+            now,
+        )
+    }
+
+    #[test]
+    fn caches_from_the_last_keyframe() {
+        let now = Instant::now();
+        let mut s = stream(now);
+        let delta = Bytes::from_static(&[0x41, 1]);
+        let sps = Bytes::from_static(&[0x67, 1]);
+        let idr = Bytes::from_static(&[0x7c, 0x85, 1]);
+        assert!(!s.ingest(now, 0, 1, 0, true, delta.clone()).keyframe_start);
+        assert!(s.tracks[0].keyframe_cache().is_empty());
+        assert!(s.ingest(now, 0, 2, 3000, false, sps).keyframe_start);
+        assert!(!s.ingest(now, 0, 3, 3000, true, idr).keyframe_start, "same AU");
+        s.ingest(now, 0, 4, 6000, true, delta);
+        let seqs: Vec<u16> = s.tracks[0].keyframe_cache().iter().map(|p| p.sequence).collect();
+        assert_eq!(seqs, [2, 3, 4]);
+        assert!(s.tracks[0].history().get(1, 1).is_some());
+    }
+
+    #[test]
+    fn keyframe_requests_are_rate_limited() {
+        let t0 = Instant::now();
+        let mut s = stream(t0);
+        assert!(s.request_keyframe(t0));
+        assert!(!s.request_keyframe(t0 + Duration::from_millis(100)));
+        assert!(!s.request_keyframe(t0 + Duration::from_millis(200)));
+        assert!(!s.poll_keyframe_request(t0 + Duration::from_millis(400)));
+        assert!(s.poll_keyframe_request(t0 + Duration::from_millis(500)));
+        assert!(!s.poll_keyframe_request(t0 + Duration::from_millis(2000)), "none pending");
+        assert_eq!(s.keyframe_requests, 2);
+    }
+
+    #[test]
+    fn takeover_bumps_epoch_and_clears_caches() {
+        let now = Instant::now();
+        let mut s = stream(now);
+        s.ingest(now, 0, 2, 3000, false, Bytes::from_static(&[0x67, 1]));
+        let new_tracks = vec![Track::new(TrackKind::Video, h264())];
+        assert!(s.accepts_takeover(&new_tracks));
+        s.take_over(2, new_tracks);
+        assert_eq!((s.epoch(), s.publisher()), (2, Some(2)));
+        assert!(s.tracks[0].keyframe_cache().is_empty());
+        let audio = vec![Track::new(
+            TrackKind::Audio,
+            CodecSpec {
+                name: "opus".into(),
+                clock_rate: 48_000,
+                channels: Some(2),
+                fmtp: String::new(),
+            },
+        )];
+        assert!(!s.accepts_takeover(&audio));
+    }
+}

@@ -1,0 +1,91 @@
+//! The thin tokio layer around the engine: one UDP socket for every peer, and the clock.
+
+use std::io;
+use std::net::SocketAddr;
+use std::sync::{Arc, Mutex, MutexGuard};
+use std::time::Instant;
+
+use tokio::net::UdpSocket;
+use tracing::warn;
+
+use super::engine::{Engine, timers_tick};
+
+/// Datagrams read per wakeup before the engine lock is released.
+const RECV_BATCH: usize = 64;
+
+/// The engine behind a lock, shared by the UDP driver and the HTTP handlers.
+#[derive(Clone)]
+pub struct SharedEngine(Arc<Mutex<Engine>>);
+
+impl SharedEngine {
+    pub fn new(engine: Engine) -> Self {
+        Self(Arc::new(Mutex::new(engine)))
+    }
+
+    /// Locks the engine. A panic while it was held is a bug, but the data is still consistent
+    /// enough to serve the next request, so poisoning is ignored rather than spread.
+    pub fn lock(&self) -> MutexGuard<'_, Engine> {
+        self.0.lock().unwrap_or_else(|poisoned| poisoned.into_inner())
+    }
+}
+
+/// Receives on `socket`, feeds the engine, and sends what it produces, until the socket fails.
+pub async fn run(engine: SharedEngine, socket: UdpSocket) -> io::Result<()> {
+    let mut buf = vec![0u8; 2048];
+    let mut tick = tokio::time::interval(timers_tick());
+    tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+    loop {
+        tokio::select! {
+            received = socket.recv_from(&mut buf) => {
+                let mut guard = engine.lock();
+                match received {
+                    Ok((len, from)) => guard.handle_datagram(Instant::now(), from, &buf[..len]),
+                    Err(e) if is_transient(&e) => {}
+                    Err(e) => return Err(e),
+                }
+                // Drain what else is queued without another wakeup.
+                for _ in 1..RECV_BATCH {
+                    match socket.try_recv_from(&mut buf) {
+                        Ok((len, from)) => guard.handle_datagram(Instant::now(), from, &buf[..len]),
+                        Err(e) if e.kind() == io::ErrorKind::WouldBlock => break,
+                        Err(e) if is_transient(&e) => {}
+                        Err(e) => return Err(e),
+                    }
+                }
+                flush(&mut guard, &socket);
+            }
+            _ = tick.tick() => {
+                let mut guard = engine.lock();
+                guard.handle_timeout(Instant::now());
+                flush(&mut guard, &socket);
+            }
+        }
+    }
+}
+
+/// ICMP errors surface as recv errors on a shared socket; they concern one peer, not us.
+fn is_transient(e: &io::Error) -> bool {
+    matches!(
+        e.kind(),
+        io::ErrorKind::ConnectionRefused
+            | io::ErrorKind::ConnectionReset
+            | io::ErrorKind::HostUnreachable
+            | io::ErrorKind::NetworkUnreachable
+            | io::ErrorKind::Interrupted
+    )
+}
+
+fn flush(engine: &mut Engine, socket: &UdpSocket) {
+    while let Some(t) = engine.poll_transmit() {
+        if let Err(e) = socket.try_send_to(&t.data, t.to) {
+            engine.count_send_drop();
+            if e.kind() != io::ErrorKind::WouldBlock {
+                warn_once(t.to, &e);
+            }
+        }
+    }
+}
+
+fn warn_once(to: SocketAddr, e: &io::Error) {
+    warn!(%to, error = %e, "UDP send failed");
+}

@@ -1,0 +1,413 @@
+//! The control plane's entry points: create, restart and end sessions; describe streams.
+
+use std::time::Instant;
+
+use rand::RngExt;
+use tracing::info;
+
+use super::{CloseReason, Engine, EngineError};
+use crate::hub::{SourceKind, Stream, Track, TrackKind, TrackStats};
+use crate::rtp::rewrite::Rewriter;
+use crate::webrtc::dtls::DtlsServer;
+use crate::webrtc::ice_lite::IceLite;
+use crate::webrtc::sdp::{
+    self, AcceptedMedia, AnswerMedia, AnswerParams, CodecSpec, FragmentMedia, MediaKind, Offer,
+    SendSsrc,
+};
+use crate::webrtc::session::{
+    BundledMedia, InboundTrack, OutboundTrack, Role, Session, SessionId, SessionState, SessionStats,
+};
+
+/// A created session: its id, the SDP answer and the ETag of its ICE session.
+#[derive(Debug, Clone)]
+pub struct Answer {
+    pub session: SessionId,
+    pub sdp: String,
+    pub etag: String,
+}
+
+/// A stream as /api/streams shows it.
+#[derive(Debug, Clone, serde::Serialize)]
+pub struct StreamInfo {
+    pub name: String,
+    pub source: SourceKind,
+    pub online: bool,
+    pub tracks: Vec<TrackInfo>,
+    pub viewers: usize,
+    pub keyframe_requests: u64,
+}
+
+#[derive(Debug, Clone, serde::Serialize)]
+pub struct TrackInfo {
+    pub kind: TrackKind,
+    pub codec: String,
+    pub clock_rate: u32,
+    #[serde(flatten)]
+    pub stats: TrackStats,
+}
+
+fn new_etag() -> String {
+    format!("\"{:016x}\"", rand::rng().random::<u64>())
+}
+
+impl Engine {
+    fn check_capacity(&self) -> Result<(), EngineError> {
+        if self.sessions.len() >= self.config.max_sessions {
+            return Err(EngineError::TooManySessions(self.config.max_sessions));
+        }
+        Ok(())
+    }
+
+    fn new_session(
+        &mut self,
+        now: Instant,
+        role: Role,
+        stream: &str,
+        offer: &Offer,
+    ) -> Result<Session, EngineError> {
+        let dtls = DtlsServer::new(&self.identity, &offer.fingerprint_sha256, &self.provider)?;
+        let id = self.next_session_id;
+        self.next_session_id += 1;
+        Ok(Session {
+            id,
+            role,
+            stream: stream.to_owned(),
+            created_at: now,
+            state: SessionState::Connecting,
+            ice: IceLite::new(offer.ice_ufrag.clone()),
+            dtls,
+            srtp_out: None,
+            srtp_in: None,
+            etag: new_etag(),
+            feedback_ssrc: rand::rng().random(),
+            remb: false,
+            inbound: Vec::new(),
+            outbound: Vec::new(),
+            stats: SessionStats::default(),
+            last_media_at: None,
+            bundle: Vec::new(),
+        })
+    }
+
+    fn answer_for(
+        &self,
+        session: &Session,
+        offer: &Offer,
+        media: Vec<AnswerMedia>,
+    ) -> Result<String, EngineError> {
+        let params = AnswerParams {
+            ice_ufrag: &session.ice.local.ufrag,
+            ice_pwd: &session.ice.local.pwd,
+            fingerprint_sha256: &self.identity.fingerprint,
+            candidates: &self.config.candidates,
+            media,
+            session_id: session.id,
+        };
+        Ok(sdp::build_answer(offer, &params)?)
+    }
+
+    fn register(&mut self, session: Session) {
+        self.by_ufrag
+            .insert(session.ice.local.ufrag.clone(), session.id);
+        self.stats.sessions_opened += 1;
+        self.sessions.insert(session.id, session);
+    }
+
+    /// WHIP: `offer` publishes stream `name`. A publisher already on that name is replaced; its
+    /// viewers stay and continue with the new publisher when the codecs allow it.
+    pub fn publish(&mut self, now: Instant, name: &str, offer: &str) -> Result<Answer, EngineError> {
+        self.check_capacity()?;
+        let offer = sdp::parse_offer(offer)?;
+        let mut tracks = Vec::new();
+        let mut inbound = Vec::new();
+        let mut media = Vec::new();
+        let mut remb = false;
+        for m in &offer.media {
+            let kind = match m.kind {
+                MediaKind::Audio => Some(TrackKind::Audio),
+                MediaKind::Video => Some(TrackKind::Video),
+                _ => None,
+            };
+            let chosen = kind.filter(|_| !m.rejected).and_then(|kind| {
+                let direction = sdp::answer_direction_for(m.direction, false)?;
+                Some((kind, sdp::choose_publish_codec(m)?, direction))
+            });
+            let Some((kind, codec, direction)) = chosen else {
+                media.push(AnswerMedia {
+                    mid: m.mid.clone(),
+                    accept: None,
+                });
+                continue;
+            };
+            remb |= codec.rtcp_fb.iter().any(|fb| fb == "goog-remb");
+            inbound.push(InboundTrack {
+                track_index: tracks.len(),
+                payload_type: codec.payload_type,
+                ssrcs: m.ssrcs.clone(),
+                seen_ssrc: None,
+                is_video: kind == TrackKind::Video,
+            });
+            tracks.push(Track::new(kind, CodecSpec::from(codec)));
+            media.push(AnswerMedia {
+                mid: m.mid.clone(),
+                accept: Some(AcceptedMedia {
+                    codec: codec.clone(),
+                    with_rtx: false,
+                    direction,
+                    extmaps: Vec::new(),
+                    send: None,
+                }),
+            });
+        }
+        if tracks.is_empty() {
+            return Err(EngineError::NoUsableMedia(
+                "no sendonly/sendrecv audio (Opus) or video (H.264 packetization-mode 1, VP8)".into(),
+            ));
+        }
+        let mut session = self.new_session(now, Role::Publish, name, &offer)?;
+        session.inbound = inbound;
+        session.remb = remb;
+        session.bundle = bundled(&offer, &media);
+        let sdp = self.answer_for(&session, &offer, media)?;
+        let id = session.id;
+        let etag = session.etag.clone();
+
+        let takeover = self
+            .hub
+            .get(name)
+            .map(|stream| (stream.publisher(), stream.accepts_takeover(&tracks)));
+        match takeover {
+            Some((old_publisher, true)) => {
+                if let Some(stream) = self.hub.get_mut(name) {
+                    stream.take_over(id, tracks);
+                }
+                if let Some(old) = old_publisher {
+                    self.close_session(now, old, CloseReason::TakenOver);
+                }
+                info!(stream = name, session = id, "publisher took the stream over");
+            }
+            Some((_, false)) => {
+                // Different tracks: viewers would need to renegotiate, so the old stream ends.
+                self.end_stream(now, name);
+                self.hub
+                    .insert(Stream::new(name.to_owned(), SourceKind::Whip, id, tracks, now));
+            }
+            None => {
+                self.hub
+                    .insert(Stream::new(name.to_owned(), SourceKind::Whip, id, tracks, now));
+            }
+        }
+        self.register(session);
+        info!(stream = name, session = id, "publish session created");
+        Ok(Answer { session: id, sdp, etag })
+    }
+
+    /// WHEP: `offer` plays stream `name`.
+    pub fn play(&mut self, now: Instant, name: &str, offer: &str) -> Result<Answer, EngineError> {
+        self.check_capacity()?;
+        let offer = sdp::parse_offer(offer)?;
+        let stream = self
+            .hub
+            .get(name)
+            .filter(|s| s.publisher().is_some() || s.orphaned_at.is_some())
+            .ok_or_else(|| EngineError::StreamNotFound(name.to_owned()))?;
+        let mut used = vec![false; stream.tracks.len()];
+        let mut outbound = Vec::new();
+        let mut media = Vec::new();
+        let mut rng = rand::rng();
+        for m in &offer.media {
+            let kind = match m.kind {
+                MediaKind::Audio => Some(TrackKind::Audio),
+                MediaKind::Video => Some(TrackKind::Video),
+                _ => None,
+            };
+            let track = kind.filter(|_| !m.rejected).and_then(|kind| {
+                (0..stream.tracks.len()).find(|&i| !used[i] && stream.tracks[i].kind == kind)
+            });
+            let direction = sdp::answer_direction_for(m.direction, true);
+            let (Some(index), Some(direction)) = (track, direction) else {
+                media.push(AnswerMedia {
+                    mid: m.mid.clone(),
+                    accept: None,
+                });
+                continue;
+            };
+            let source = &stream.tracks[index];
+            let codec = sdp::choose_play_codec(m, &source.codec).ok_or_else(|| {
+                EngineError::IncompatibleCodec {
+                    stream: name.to_owned(),
+                    reason: format!(
+                        "the stream's {:?} track is {} and the offer has no compatible codec",
+                        source.kind, source.codec.name
+                    ),
+                }
+            })?;
+            used[index] = true;
+            let ssrc: u32 = rng.random();
+            outbound.push(OutboundTrack {
+                track_index: index,
+                ssrc,
+                payload_type: codec.payload_type,
+                is_video: source.kind == TrackKind::Video,
+                rewriter: Rewriter::new(source.codec.clock_rate, rng.random(), rng.random()),
+            });
+            media.push(AnswerMedia {
+                mid: m.mid.clone(),
+                accept: Some(AcceptedMedia {
+                    codec: codec.clone(),
+                    with_rtx: false,
+                    direction,
+                    extmaps: Vec::new(),
+                    send: Some(SendSsrc {
+                        ssrc,
+                        rtx_ssrc: None,
+                        cname: format!("r58-{name}"),
+                        stream_id: name.to_owned(),
+                        track_id: format!("{name}-{}", m.mid),
+                    }),
+                }),
+            });
+        }
+        if outbound.is_empty() {
+            return Err(EngineError::NoUsableMedia(format!(
+                "the offer has no recvonly/sendrecv m-line matching a track of '{name}'"
+            )));
+        }
+        let mut session = self.new_session(now, Role::Play, name, &offer)?;
+        session.outbound = outbound;
+        session.bundle = bundled(&offer, &media);
+        let sdp = self.answer_for(&session, &offer, media)?;
+        let answer = Answer {
+            session: session.id,
+            sdp,
+            etag: session.etag.clone(),
+        };
+        info!(stream = name, session = session.id, "play session created");
+        self.register(session);
+        Ok(answer)
+    }
+
+    /// The role, stream and ETag of a session, if it exists.
+    pub fn session_summary(&self, id: SessionId) -> Option<(Role, &str, &str)> {
+        self.sessions
+            .get(&id)
+            .map(|s| (s.role, s.stream.as_str(), s.etag.as_str()))
+    }
+
+    /// DELETE: ends the session. False when there is no such session.
+    pub fn delete(&mut self, now: Instant, id: SessionId) -> bool {
+        if self.sessions.contains_key(&id) {
+            self.close_session(now, id, CloseReason::Deleted);
+            true
+        } else {
+            false
+        }
+    }
+
+    /// PATCH with a trickle fragment under the current ICE credentials. An ICE-lite server learns
+    /// the client's addresses from its checks, so candidates need no action beyond validation.
+    pub fn trickle(&mut self, id: SessionId, fragment: &str) -> Result<(), EngineError> {
+        let frag = sdp::parse_sdpfrag(fragment)?;
+        let session = self.sessions.get(&id).ok_or(EngineError::SessionNotFound)?;
+        if frag
+            .ice_ufrag
+            .as_deref()
+            .is_some_and(|u| u != session.ice.remote_ufrag)
+        {
+            return Err(EngineError::IceCredentialMismatch);
+        }
+        Ok(())
+    }
+
+    /// Whether a PATCH fragment carries new ICE credentials (an ICE restart) rather than more
+    /// candidates for the current ones.
+    pub fn is_ice_restart(&self, id: SessionId, fragment: &str) -> bool {
+        let Ok(frag) = sdp::parse_sdpfrag(fragment) else {
+            return false;
+        };
+        self.sessions.get(&id).is_some_and(|s| {
+            frag.ice_ufrag
+                .as_deref()
+                .is_some_and(|u| u != s.ice.remote_ufrag)
+        })
+    }
+
+    /// PATCH ICE restart: the fragment carries the client's new ufrag/pwd; we answer with new
+    /// credentials of our own and a new ETag. Returns (answer fragment, etag).
+    pub fn ice_restart(
+        &mut self,
+        id: SessionId,
+        fragment: &str,
+    ) -> Result<(String, String), EngineError> {
+        let frag = sdp::parse_sdpfrag(fragment)?;
+        let remote_ufrag = frag.ice_ufrag.ok_or(EngineError::IceCredentialMismatch)?;
+        let session = self.sessions.get_mut(&id).ok_or(EngineError::SessionNotFound)?;
+        self.by_ufrag.remove(&session.ice.local.ufrag);
+        session.ice.restart(remote_ufrag);
+        session.etag = new_etag();
+        self.by_ufrag.insert(session.ice.local.ufrag.clone(), id);
+        let bundle: Vec<FragmentMedia<'_>> = session
+            .bundle
+            .iter()
+            .map(|m| FragmentMedia {
+                mid: &m.mid,
+                kind: m.kind,
+                payload_type: m.payload_type,
+            })
+            .collect();
+        let body = sdp::build_restart_fragment(
+            &session.ice.local.ufrag,
+            &session.ice.local.pwd,
+            &bundle,
+            &self.config.candidates,
+        )?;
+        Ok((body, session.etag.clone()))
+    }
+
+    /// Every stream with its tracks and audience.
+    pub fn streams(&self) -> Vec<StreamInfo> {
+        let mut list: Vec<StreamInfo> = self
+            .hub
+            .iter()
+            .map(|s| StreamInfo {
+                name: s.name().to_owned(),
+                source: s.source,
+                online: s.publisher().is_some(),
+                viewers: s.viewers.len(),
+                keyframe_requests: s.keyframe_requests,
+                tracks: s
+                    .tracks
+                    .iter()
+                    .map(|t| TrackInfo {
+                        kind: t.kind,
+                        codec: t.codec.name.clone(),
+                        clock_rate: t.codec.clock_rate,
+                        stats: t.stats.clone(),
+                    })
+                    .collect(),
+            })
+            .collect();
+        list.sort_by(|a, b| a.name.cmp(&b.name));
+        list
+    }
+}
+
+/// The accepted m-lines of an answer, for the session to remember.
+fn bundled(offer: &Offer, media: &[AnswerMedia]) -> Vec<BundledMedia> {
+    offer
+        .media
+        .iter()
+        .zip(media)
+        .filter_map(|(m, a)| {
+            a.accept.as_ref().map(|acc| BundledMedia {
+                mid: a.mid.clone(),
+                kind: m.kind,
+                payload_type: acc.codec.payload_type,
+            })
+        })
+        .collect()
+}
+
+
+
+

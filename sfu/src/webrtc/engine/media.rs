@@ -1,0 +1,489 @@
+//! Datagrams in: STUN, DTLS, SRTP and SRTCP, demultiplexed per RFC 7983; and the fan-out of
+//! every publisher packet to the viewers of its stream.
+
+use std::collections::{HashMap, VecDeque};
+use std::net::SocketAddr;
+use std::time::Instant;
+
+use bytes::{Bytes, BytesMut};
+use rtc_rtcp::payload_feedbacks::full_intra_request::FullIntraRequest;
+use rtc_rtcp::payload_feedbacks::picture_loss_indication::PictureLossIndication;
+use rtc_rtcp::transport_feedbacks::transport_layer_nack::TransportLayerNack;
+use rtc_shared::marshal::Marshal;
+use tracing::{debug, info, warn};
+
+use super::{CloseReason, Engine, Transmit};
+use crate::hub::Stream;
+use crate::rtp::history::StoredPacket;
+use crate::rtp::packet::{RtpHeader, is_rtcp};
+use crate::webrtc::ice_lite::BindingRequest;
+use crate::webrtc::session::{Role, Session, SessionId, SessionState};
+
+impl Engine {
+    /// One datagram arrived on the media socket from `from`.
+    pub fn handle_datagram(&mut self, now: Instant, from: SocketAddr, data: &[u8]) {
+        self.stats.datagrams_in += 1;
+        match data.first() {
+            Some(0..=3) => self.handle_stun(now, from, data),
+            Some(20..=63) => self.handle_dtls(now, from, data),
+            Some(128..=191) => self.handle_srtp(now, from, data),
+            _ => self.stats.datagrams_unknown_source += 1,
+        }
+    }
+
+    fn handle_stun(&mut self, now: Instant, from: SocketAddr, data: &[u8]) {
+        let Ok(request) = BindingRequest::parse(data) else {
+            self.stats.stun_rejected += 1;
+            return;
+        };
+        let Some(&id) = self.by_ufrag.get(&request.local_ufrag) else {
+            self.stats.stun_rejected += 1;
+            return;
+        };
+        let Some(session) = self.sessions.get_mut(&id) else {
+            return;
+        };
+        if request.remote_ufrag != session.ice.remote_ufrag {
+            self.stats.stun_rejected += 1;
+            return;
+        }
+        let use_candidate = request.use_candidate;
+        match request.answer(from, &session.ice.local.pwd, self.provider.crypto()) {
+            Ok(response) => {
+                if session.ice.on_valid_check(now, from, use_candidate) {
+                    debug!(session = id, %from, "new ICE path");
+                    self.by_addr.insert(from, id);
+                }
+                self.transmits.push_back(Transmit {
+                    to: from,
+                    data: BytesMut::from(&response[..]),
+                });
+            }
+            Err(e) => {
+                self.stats.stun_rejected += 1;
+                debug!(session = id, %from, error = %e, "rejected ICE check");
+            }
+        }
+    }
+
+    fn handle_dtls(&mut self, now: Instant, from: SocketAddr, data: &[u8]) {
+        let Some(&id) = self.by_addr.get(&from) else {
+            self.stats.datagrams_unknown_source += 1;
+            return;
+        };
+        let Some(session) = self.sessions.get_mut(&id) else {
+            return;
+        };
+        let result = session.dtls.handle_datagram(now, data);
+        flush_dtls(session, &mut self.transmits);
+        match result {
+            Ok(progress) => {
+                if progress.peer_closed {
+                    self.close_session(now, id, CloseReason::PeerClosed);
+                } else if progress.handshake_completed {
+                    self.on_connected(now, id);
+                }
+            }
+            Err(e) => {
+                self.stats.dtls_errors += 1;
+                debug!(session = id, error = %e, "DTLS error");
+                if !session.dtls.is_completed() {
+                    self.close_session(now, id, CloseReason::DtlsFailed);
+                }
+            }
+        }
+    }
+
+    fn on_connected(&mut self, now: Instant, id: SessionId) {
+        let Some(session) = self.sessions.get_mut(&id) else {
+            return;
+        };
+        match session.dtls.srtp_contexts(&self.provider) {
+            Ok((out, inbound)) => {
+                session.srtp_out = Some(out);
+                session.srtp_in = Some(inbound);
+                session.state = SessionState::Connected;
+            }
+            Err(e) => {
+                warn!(session = id, error = %e, "SRTP setup failed");
+                self.close_session(now, id, CloseReason::DtlsFailed);
+                return;
+            }
+        }
+        info!(session = id, stream = %session.stream, role = ?session.role, "connected");
+        if session.role == Role::Play {
+            let stream_name = session.stream.clone();
+            let Some(stream) = self.hub.get_mut(&stream_name) else {
+                self.close_session(now, id, CloseReason::StreamEnded);
+                return;
+            };
+            stream.viewers.push(id);
+            self.replay_keyframe_cache(now, &stream_name, id);
+        }
+    }
+
+    /// Sends a joining viewer the packets since the last keyframe, so it decodes at once; asks
+    /// the publisher for a keyframe when none is cached.
+    fn replay_keyframe_cache(&mut self, now: Instant, stream_name: &str, id: SessionId) {
+        let (Some(stream), Some(session)) =
+            (self.hub.get_mut(stream_name), self.sessions.get_mut(&id))
+        else {
+            return;
+        };
+        let epoch = stream.epoch();
+        let mut missing = false;
+        for out in session.outbound.iter_mut().filter(|o| o.is_video) {
+            let Some(track) = stream.tracks.get(out.track_index) else {
+                continue;
+            };
+            let cache = track.keyframe_cache();
+            let Some(first) = cache.first() else {
+                missing = true;
+                continue;
+            };
+            out.rewriter.splice(now, epoch, first.sequence, first.timestamp);
+        }
+        for out_index in 0..session.outbound.len() {
+            let index = session.outbound[out_index].track_index;
+            if !session.outbound[out_index].is_video {
+                continue;
+            }
+            let Some(track) = stream.tracks.get_mut(index) else {
+                continue;
+            };
+            let (cache, stats) = track.cache_and_stats();
+            for packet in cache {
+                send_to_viewer(
+                    now,
+                    session,
+                    index,
+                    packet,
+                    &mut self.transmits,
+                    &mut track_out(&mut stats.packets_out, &mut stats.bytes_out),
+                );
+            }
+        }
+        if missing && stream.request_keyframe(now) {
+            self.send_keyframe_request(stream_name);
+        }
+    }
+
+    fn handle_srtp(&mut self, now: Instant, from: SocketAddr, data: &[u8]) {
+        let Some(&id) = self.by_addr.get(&from) else {
+            self.stats.datagrams_unknown_source += 1;
+            return;
+        };
+        let Some(session) = self.sessions.get_mut(&id) else {
+            return;
+        };
+        let Some(srtp_in) = session.srtp_in.as_mut() else {
+            return;
+        };
+        session.stats.packets_in += 1;
+        session.stats.bytes_in += data.len() as u64;
+        if is_rtcp(data) {
+            match srtp_in.decrypt_rtcp(data) {
+                Ok(plain) => self.handle_rtcp(now, id, plain.freeze()),
+                Err(_) => {
+                    session.stats.srtp_errors += 1;
+                    self.stats.srtp_errors += 1;
+                }
+            }
+            return;
+        }
+        if session.role != Role::Publish {
+            return;
+        }
+        let plain = match srtp_in.decrypt_rtp(data) {
+            Ok(plain) => plain.freeze(),
+            Err(_) => {
+                session.stats.srtp_errors += 1;
+                self.stats.srtp_errors += 1;
+                return;
+            }
+        };
+        session.last_media_at = Some(now);
+        let Ok(header) = RtpHeader::parse(&plain) else {
+            return;
+        };
+        let Some(track_index) = session
+            .inbound_for(header.ssrc, header.payload_type)
+            .map(|t| t.track_index)
+        else {
+            return;
+        };
+        let stream_name = session.stream.clone();
+        let Some(stream) = self.hub.get_mut(&stream_name) else {
+            return;
+        };
+        if stream.publisher() != Some(id) {
+            return;
+        }
+        let payload = plain.slice(header.payload_offset..header.payload_end);
+        let outcome = stream.ingest(
+            now,
+            track_index,
+            header.sequence,
+            header.timestamp,
+            header.marker,
+            payload.clone(),
+        );
+        let packet = StoredPacket {
+            epoch: stream.epoch(),
+            sequence: header.sequence,
+            timestamp: header.timestamp,
+            marker: header.marker,
+            payload,
+        };
+        fan_out(
+            now,
+            stream,
+            track_index,
+            &packet,
+            outcome.keyframe_start,
+            &mut self.sessions,
+            &mut self.transmits,
+        );
+    }
+
+    fn handle_rtcp(&mut self, now: Instant, id: SessionId, plain: Bytes) {
+        let mut buf = plain;
+        let packets = match rtc_rtcp::packet::unmarshal(&mut buf) {
+            Ok(p) => p,
+            Err(_) => {
+                self.stats.rtcp_parse_errors += 1;
+                return;
+            }
+        };
+        let Some(session) = self.sessions.get(&id) else {
+            return;
+        };
+        if session.role != Role::Play {
+            // Publisher reports (SR, SDES) carry nothing we act on yet.
+            return;
+        }
+        let stream_name = session.stream.clone();
+        let mut wants_keyframe = false;
+        for packet in &packets {
+            let any = packet.as_any();
+            if any.downcast_ref::<PictureLossIndication>().is_some()
+                || any.downcast_ref::<FullIntraRequest>().is_some()
+            {
+                wants_keyframe = true;
+            } else if let Some(nack) = any.downcast_ref::<TransportLayerNack>() {
+                self.answer_nack(now, id, &stream_name, nack);
+            }
+        }
+        if wants_keyframe {
+            if let Some(session) = self.sessions.get_mut(&id) {
+                session.stats.keyframe_requests_in += 1;
+            }
+            if let Some(stream) = self.hub.get_mut(&stream_name)
+                && stream.request_keyframe(now)
+            {
+                self.send_keyframe_request(&stream_name);
+            }
+        }
+    }
+
+    /// Retransmits what a viewer lost, from the stream's history.
+    fn answer_nack(
+        &mut self,
+        now: Instant,
+        id: SessionId,
+        stream_name: &str,
+        nack: &TransportLayerNack,
+    ) {
+        let (Some(stream), Some(session)) =
+            (self.hub.get_mut(stream_name), self.sessions.get_mut(&id))
+        else {
+            return;
+        };
+        let Some(out_index) = session.outbound.iter().position(|o| o.ssrc == nack.media_ssrc)
+        else {
+            return;
+        };
+        let track_index = session.outbound[out_index].track_index;
+        let epoch = stream.epoch();
+        for pair in &nack.nacks {
+            let lost = std::iter::once(pair.packet_id).chain(
+                (0..16u16)
+                    .filter(|bit| pair.lost_packets & (1 << bit) != 0)
+                    .map(|bit| pair.packet_id.wrapping_add(bit + 1)),
+            );
+            for out_seq in lost {
+                session.stats.nacks_in += 1;
+                let source_seq = session.outbound[out_index].rewriter.source_seq(out_seq);
+                let Some(track) = stream.tracks.get_mut(track_index) else {
+                    return;
+                };
+                track.stats.nacks += 1;
+                let Some(packet) = track.history().get(epoch, source_seq).cloned() else {
+                    continue;
+                };
+                track.stats.retransmits += 1;
+                session.stats.retransmits += 1;
+                send_to_viewer(
+                    now,
+                    session,
+                    track_index,
+                    &packet,
+                    &mut self.transmits,
+                    &mut track_out(&mut track.stats.packets_out, &mut track.stats.bytes_out),
+                );
+            }
+        }
+    }
+
+    /// Sends a PLI to the stream's publisher (the caller has applied the rate limit).
+    pub(super) fn send_keyframe_request(&mut self, stream_name: &str) {
+        let Some(publisher) = self.hub.get(stream_name).and_then(Stream::publisher) else {
+            return;
+        };
+        let Some(session) = self.sessions.get_mut(&publisher) else {
+            return;
+        };
+        let Some(media_ssrc) = session.video_ssrc() else {
+            return;
+        };
+        let pli = PictureLossIndication {
+            sender_ssrc: session.feedback_ssrc,
+            media_ssrc,
+        };
+        if let Ok(raw) = pli.marshal() {
+            self.stats.keyframe_requests_sent += 1;
+            send_rtcp(session, &raw, &mut self.transmits);
+        }
+    }
+}
+
+/// Counters a forwarded packet adds to.
+pub(super) struct TrackOut<'a> {
+    pub packets: &'a mut u64,
+    pub bytes: &'a mut u64,
+}
+
+fn track_out<'a>(packets: &'a mut u64, bytes: &'a mut u64) -> TrackOut<'a> {
+    TrackOut { packets, bytes }
+}
+
+/// Sends every viewer of `stream` its rewritten copy of `packet`.
+fn fan_out(
+    now: Instant,
+    stream: &mut Stream,
+    track_index: usize,
+    packet: &StoredPacket,
+    keyframe_start: bool,
+    sessions: &mut HashMap<SessionId, Session>,
+    transmits: &mut VecDeque<Transmit>,
+) {
+    let epoch = stream.epoch();
+    let Some(track) = stream.tracks.get_mut(track_index) else {
+        return;
+    };
+    let is_video = track.video_codec.is_some();
+    for viewer in &stream.viewers {
+        let Some(session) = sessions.get_mut(viewer) else {
+            continue;
+        };
+        let Some(out) = session
+            .outbound
+            .iter_mut()
+            .find(|o| o.track_index == track_index)
+        else {
+            continue;
+        };
+        if out.rewriter.epoch() != Some(epoch) {
+            // A new source: video waits for its keyframe, audio joins at once.
+            if is_video && !keyframe_start {
+                continue;
+            }
+            out.rewriter
+                .splice(now, epoch, packet.sequence, packet.timestamp);
+        }
+        send_to_viewer(
+            now,
+            session,
+            track_index,
+            packet,
+            transmits,
+            &mut track_out(&mut track.stats.packets_out, &mut track.stats.bytes_out),
+        );
+    }
+}
+
+/// Rewrites `packet` into the viewer's numbering, protects it and queues it.
+pub(super) fn send_to_viewer(
+    now: Instant,
+    session: &mut Session,
+    track_index: usize,
+    packet: &StoredPacket,
+    transmits: &mut VecDeque<Transmit>,
+    counters: &mut TrackOut<'_>,
+) {
+    let Some(to) = session.ice.selected else {
+        return;
+    };
+    let Some(out) = session
+        .outbound
+        .iter_mut()
+        .find(|o| o.track_index == track_index)
+    else {
+        return;
+    };
+    let (sequence, timestamp) = out.rewriter.map(now, packet.sequence, packet.timestamp);
+    let header = rtc_rtp::header::Header {
+        version: 2,
+        marker: packet.marker,
+        payload_type: out.payload_type,
+        sequence_number: sequence,
+        timestamp,
+        ssrc: out.ssrc,
+        ..Default::default()
+    };
+    let mut plain = BytesMut::with_capacity(12 + packet.payload.len() + 16);
+    let mut fixed = [0u8; 12];
+    crate::rtp::packet::write_fixed_header(
+        &mut fixed,
+        packet.marker,
+        out.payload_type,
+        sequence,
+        timestamp,
+        out.ssrc,
+    );
+    plain.extend_from_slice(&fixed);
+    plain.extend_from_slice(&packet.payload);
+    let Some(srtp) = session.srtp_out.as_mut() else {
+        return;
+    };
+    match srtp.encrypt_rtp_with_header(&plain, &header) {
+        Ok(data) => {
+            session.stats.packets_out += 1;
+            session.stats.bytes_out += data.len() as u64;
+            *counters.packets += 1;
+            *counters.bytes += data.len() as u64;
+            transmits.push_back(Transmit { to, data });
+        }
+        Err(_) => session.stats.srtp_errors += 1,
+    }
+}
+
+/// Protects and queues an RTCP compound packet to the session's peer.
+pub(super) fn send_rtcp(session: &mut Session, raw: &[u8], transmits: &mut VecDeque<Transmit>) {
+    let (Some(to), Some(srtp)) = (session.ice.selected, session.srtp_out.as_mut()) else {
+        return;
+    };
+    match srtp.encrypt_rtcp(raw) {
+        Ok(data) => transmits.push_back(Transmit { to, data }),
+        Err(_) => session.stats.srtp_errors += 1,
+    }
+}
+
+/// Queues whatever the session's DTLS association wants to send, on the selected path.
+pub(super) fn flush_dtls(session: &mut Session, transmits: &mut VecDeque<Transmit>) {
+    while let Some(data) = session.dtls.poll_transmit() {
+        if let Some(to) = session.ice.selected {
+            transmits.push_back(Transmit { to, data });
+        }
+    }
+}

@@ -1,0 +1,186 @@
+//! The sans-IO core of the server: every session, the hub, and the fan-out between them.
+//!
+//! Feed it datagrams with [`Engine::handle_datagram`], drive time with [`Engine::handle_timeout`],
+//! and send what [`Engine::poll_transmit`] returns. The HTTP layer calls [`Engine::publish`],
+//! [`Engine::play`], [`Engine::delete`] and friends. Nothing here reads a clock or touches a
+//! socket, so tests run peers against it on a virtual clock.
+
+mod control;
+mod media;
+mod timers;
+
+use std::collections::{HashMap, VecDeque};
+use std::net::SocketAddr;
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use bytes::BytesMut;
+use rtc_dtls::crypto_provider::RTCCryptoProvider;
+use thiserror::Error;
+
+use crate::hub::Hub;
+use crate::webrtc::dtls::{DtlsError, DtlsIdentity};
+use crate::webrtc::sdp::SdpError;
+use crate::webrtc::session::{Session, SessionId};
+
+pub use control::{Answer, StreamInfo, TrackInfo};
+
+/// How often the driver calls [`Engine::handle_timeout`].
+pub fn timers_tick() -> Duration {
+    timers::TICK
+}
+
+/// Tunables of the engine.
+#[derive(Debug, Clone)]
+pub struct EngineConfig {
+    /// Our host candidates: the addresses clients send media to.
+    pub candidates: Vec<SocketAddr>,
+    /// Sessions of both kinds above which new ones are refused (HTTP 503).
+    pub max_sessions: usize,
+    /// A connected publisher that sends nothing for this long is gone.
+    pub publisher_timeout: Duration,
+    /// After a publisher leaves with DELETE, its stream waits this long for a new publisher
+    /// (a guest reloading the page) before its viewers are ended.
+    pub takeover_grace: Duration,
+    /// The bitrate we invite publishers to send (REMB), in bits per second.
+    pub publisher_bitrate_bps: u64,
+}
+
+impl Default for EngineConfig {
+    fn default() -> Self {
+        Self {
+            candidates: Vec::new(),
+            max_sessions: 1000,
+            publisher_timeout: Duration::from_secs(3),
+            takeover_grace: Duration::from_secs(2),
+            publisher_bitrate_bps: 4_000_000,
+        }
+    }
+}
+
+/// Why the engine refused a request. Each maps to one HTTP status in the control plane.
+#[derive(Debug, Error)]
+pub enum EngineError {
+    #[error("{0}")]
+    BadOffer(#[from] SdpError),
+    #[error("the offer has no media this server can use: {0}")]
+    NoUsableMedia(String),
+    #[error("stream '{0}' is not being published")]
+    StreamNotFound(String),
+    #[error("the viewer cannot receive stream '{stream}': {reason}")]
+    IncompatibleCodec { stream: String, reason: String },
+    #[error("session limit of {0} reached")]
+    TooManySessions(usize),
+    #[error("no such session")]
+    SessionNotFound,
+    #[error("ICE credentials in the fragment do not match the session")]
+    IceCredentialMismatch,
+    #[error("internal error: {0}")]
+    Internal(String),
+}
+
+impl From<DtlsError> for EngineError {
+    fn from(e: DtlsError) -> Self {
+        EngineError::Internal(e.to_string())
+    }
+}
+
+/// A datagram to send.
+#[derive(Debug)]
+pub struct Transmit {
+    pub to: SocketAddr,
+    pub data: BytesMut,
+}
+
+/// Engine-wide counters (the per-stream and per-session ones live with them).
+#[derive(Debug, Clone, Default, serde::Serialize)]
+pub struct EngineStats {
+    pub datagrams_in: u64,
+    pub datagrams_unknown_source: u64,
+    pub stun_rejected: u64,
+    pub dtls_errors: u64,
+    pub srtp_errors: u64,
+    pub rtcp_parse_errors: u64,
+    pub sessions_opened: u64,
+    pub sessions_closed: u64,
+    pub keyframe_requests_sent: u64,
+    pub send_dropped: u64,
+}
+
+/// Why a session ended (for logs and events).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum CloseReason {
+    Deleted,
+    ConsentExpired,
+    PublisherTimeout,
+    PeerClosed,
+    DtlsFailed,
+    TakenOver,
+    StreamEnded,
+}
+
+pub struct Engine {
+    config: EngineConfig,
+    provider: Arc<dyn RTCCryptoProvider>,
+    identity: DtlsIdentity,
+    sessions: HashMap<SessionId, Session>,
+    by_ufrag: HashMap<String, SessionId>,
+    by_addr: HashMap<SocketAddr, SessionId>,
+    hub: Hub,
+    transmits: VecDeque<Transmit>,
+    next_session_id: SessionId,
+    last_remb_at: Option<Instant>,
+    stats: EngineStats,
+}
+
+impl Engine {
+    pub fn new(config: EngineConfig) -> Result<Self, EngineError> {
+        let provider = rtc_dtls::crypto_provider::default_provider()
+            .map_err(|e| EngineError::Internal(e.to_string()))?;
+        let identity = DtlsIdentity::generate(&provider)?;
+        Ok(Self {
+            config,
+            provider,
+            identity,
+            sessions: HashMap::new(),
+            by_ufrag: HashMap::new(),
+            by_addr: HashMap::new(),
+            hub: Hub::default(),
+            transmits: VecDeque::new(),
+            next_session_id: 1,
+            last_remb_at: None,
+            stats: EngineStats::default(),
+        })
+    }
+
+    pub fn config(&self) -> &EngineConfig {
+        &self.config
+    }
+
+    /// The next datagram to send.
+    pub fn poll_transmit(&mut self) -> Option<Transmit> {
+        self.transmits.pop_front()
+    }
+
+    /// The driver could not send a datagram (socket buffer full): it is dropped and counted.
+    pub fn count_send_drop(&mut self) {
+        self.stats.send_dropped += 1;
+    }
+
+    pub fn stats(&self) -> &EngineStats {
+        &self.stats
+    }
+
+    pub fn session_count(&self) -> usize {
+        self.sessions.len()
+    }
+
+    pub fn hub(&self) -> &Hub {
+        &self.hub
+    }
+
+    /// The SDP fingerprint of our DTLS certificate.
+    pub fn fingerprint(&self) -> &str {
+        &self.identity.fingerprint
+    }
+}

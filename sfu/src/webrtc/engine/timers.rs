@@ -1,0 +1,161 @@
+//! Time-driven work: DTLS retransmissions, consent and publisher liveness, stream endings,
+//! deferred keyframe requests and bitrate invitations (REMB).
+
+use std::time::{Duration, Instant};
+
+use rtc_rtcp::goodbye::Goodbye;
+use rtc_rtcp::payload_feedbacks::receiver_estimated_maximum_bitrate::ReceiverEstimatedMaximumBitrate;
+use rtc_shared::marshal::Marshal;
+use tracing::info;
+
+use super::media::{flush_dtls, send_rtcp};
+use super::{CloseReason, Engine};
+use crate::webrtc::session::{Role, SessionId, SessionState};
+
+/// How often publishers are told the bitrate we accept.
+const REMB_INTERVAL: Duration = Duration::from_secs(1);
+/// How often the driver should call [`Engine::handle_timeout`] at most idle.
+pub const TICK: Duration = Duration::from_millis(20);
+
+impl Engine {
+    /// Advances every timer to `now`.
+    pub fn handle_timeout(&mut self, now: Instant) {
+        let mut to_close: Vec<(SessionId, CloseReason)> = Vec::new();
+        for (id, session) in self.sessions.iter_mut() {
+            if session.dtls.handle_timeout(now).is_err() {
+                to_close.push((*id, CloseReason::DtlsFailed));
+            }
+            flush_dtls(session, &mut self.transmits);
+            if session.ice.consent_expired(now, session.created_at) {
+                to_close.push((*id, CloseReason::ConsentExpired));
+            } else if session.role == Role::Publish
+                && session.state == SessionState::Connected
+                && session
+                    .last_media_at
+                    .unwrap_or(session.created_at)
+                    .checked_add(self.config.publisher_timeout)
+                    .is_some_and(|deadline| now > deadline)
+            {
+                to_close.push((*id, CloseReason::PublisherTimeout));
+            }
+        }
+        for (id, reason) in to_close {
+            self.close_session(now, id, reason);
+        }
+
+        let grace = self.config.takeover_grace;
+        let ended: Vec<String> = self
+            .hub
+            .iter()
+            .filter(|s| s.orphaned_at.is_some_and(|at| now.saturating_duration_since(at) >= grace))
+            .map(|s| s.name().to_owned())
+            .collect();
+        for name in ended {
+            self.end_stream(now, &name);
+        }
+
+        let due: Vec<String> = self
+            .hub
+            .iter_mut()
+            .filter_map(|s| s.poll_keyframe_request(now).then(|| s.name().to_owned()))
+            .collect();
+        for name in due {
+            self.send_keyframe_request(&name);
+        }
+
+        if self
+            .last_remb_at
+            .is_none_or(|at| now.saturating_duration_since(at) >= REMB_INTERVAL)
+        {
+            self.last_remb_at = Some(now);
+            self.send_remb();
+        }
+    }
+
+    fn send_remb(&mut self) {
+        let bitrate = self.config.publisher_bitrate_bps as f32;
+        for session in self.sessions.values_mut() {
+            if session.role != Role::Publish
+                || session.state != SessionState::Connected
+                || !session.remb
+            {
+                continue;
+            }
+            let Some(ssrc) = session.video_ssrc() else {
+                continue;
+            };
+            let remb = ReceiverEstimatedMaximumBitrate {
+                sender_ssrc: session.feedback_ssrc,
+                bitrate,
+                ssrcs: vec![ssrc],
+            };
+            if let Ok(raw) = remb.marshal() {
+                send_rtcp(session, &raw, &mut self.transmits);
+            }
+        }
+    }
+
+    /// Ends a session: says goodbye (RTCP BYE, DTLS close_notify), forgets it, and updates its
+    /// stream. A publisher that vanished ends its stream now; one that said DELETE leaves the
+    /// stream a grace period for a successor.
+    pub(super) fn close_session(&mut self, now: Instant, id: SessionId, reason: CloseReason) {
+        let Some(mut session) = self.sessions.remove(&id) else {
+            return;
+        };
+        self.stats.sessions_closed += 1;
+        info!(session = id, stream = %session.stream, ?reason, "session closed");
+        if session.state == SessionState::Connected {
+            let sources: Vec<u32> = session.outbound.iter().map(|o| o.ssrc).collect();
+            if !sources.is_empty()
+                && let Ok(raw) = (Goodbye {
+                    sources,
+                    reason: bytes::Bytes::new(),
+                })
+                .marshal()
+            {
+                send_rtcp(&mut session, &raw, &mut self.transmits);
+            }
+        }
+        session.dtls.close(now);
+        flush_dtls(&mut session, &mut self.transmits);
+        if self.by_ufrag.get(&session.ice.local.ufrag) == Some(&id) {
+            self.by_ufrag.remove(&session.ice.local.ufrag);
+        }
+        for addr in &session.ice.remotes {
+            if self.by_addr.get(addr) == Some(&id) {
+                self.by_addr.remove(addr);
+            }
+        }
+        let Some(stream) = self.hub.get_mut(&session.stream) else {
+            return;
+        };
+        match session.role {
+            Role::Play => stream.viewers.retain(|v| *v != id),
+            Role::Publish if stream.publisher() == Some(id) => match reason {
+                CloseReason::Deleted => stream.orphan(now),
+                CloseReason::TakenOver => {}
+                _ => self.end_stream(now, &session.stream),
+            },
+            Role::Publish => {}
+        }
+    }
+
+    /// Removes a stream and ends every session on it.
+    pub(super) fn end_stream(&mut self, now: Instant, name: &str) {
+        let Some(stream) = self.hub.remove(name) else {
+            return;
+        };
+        info!(stream = name, viewers = stream.viewers.len(), "stream ended");
+        let members = stream.viewers.iter().copied().chain(stream.publisher());
+        let pending: Vec<SessionId> = self
+            .sessions
+            .values()
+            .filter(|s| s.stream == name)
+            .map(|s| s.id)
+            .chain(members)
+            .collect();
+        for id in pending {
+            self.close_session(now, id, CloseReason::StreamEnded);
+        }
+    }
+}

@@ -1,0 +1,769 @@
+//! Configuration: built-in defaults, overridden by a TOML file, overridden by `R58_*` environment
+//! variables, overridden by command-line flags.
+//!
+//! Every key is checked before the server starts. A bad value or an unknown key is a one-line
+//! [`ConfigError`] that names where it came from (`--listen`, `R58_LISTEN`, or
+//! `config FILE: listen`); [`ConfigError::exit`] prints it and exits with code 2.
+//!
+//! The TOML file is flat; see [`FILE_KEYS`] for its keys:
+//!
+//! ```toml
+//! listen = "0.0.0.0:8000"
+//! webrtc_udp = "0.0.0.0:8189"
+//! public_ips = ["192.168.1.58"]
+//! log_level = "info"
+//! max_sessions = 1000
+//! cors_allowed_origins = ["*"]
+//!
+//! [[auth]]
+//! path = "/whip/*"
+//! token = "secret"       # or token_file = "whip.token", or token_env = "R58_WHIP_TOKEN"
+//! ```
+
+use std::collections::HashMap;
+use std::fmt;
+use std::net::{IpAddr, Ipv4Addr, Ipv6Addr, SocketAddr, SocketAddrV4};
+use std::path::{Path, PathBuf};
+use std::str::FromStr;
+
+use clap::Parser;
+use serde::Deserialize;
+use tracing_subscriber::EnvFilter;
+
+#[cfg(test)]
+mod tests;
+
+/// HTTP address served with no configuration.
+pub const DEFAULT_LISTEN: SocketAddr =
+    SocketAddr::V4(SocketAddrV4::new(Ipv4Addr::UNSPECIFIED, 8000));
+/// WebRTC media UDP address with no configuration.
+pub const DEFAULT_WEBRTC_UDP: SocketAddr =
+    SocketAddr::V4(SocketAddrV4::new(Ipv4Addr::UNSPECIFIED, 8189));
+/// Log filter with no configuration.
+pub const DEFAULT_LOG_LEVEL: &str = "info";
+/// Concurrent WHIP + WHEP sessions accepted before the server answers 503.
+pub const DEFAULT_MAX_SESSIONS: usize = 1000;
+
+/// Keys accepted at the top level of the TOML file.
+pub const FILE_KEYS: &[&str] = &[
+    "listen",
+    "webrtc_udp",
+    "public_ips",
+    "log_level",
+    "max_sessions",
+    "cors_allowed_origins",
+    "auth",
+];
+
+/// Keys accepted in each `[[auth]]` table.
+pub const AUTH_KEYS: &[&str] = &["path", "token", "token_file", "token_env"];
+
+const LOG_LEVELS: &[&str] = &["off", "error", "warn", "info", "debug", "trace"];
+
+/// The server's whole configuration, after merging every source and checking every value.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Config {
+    /// The TOML file that was read, if any.
+    pub config_file: Option<PathBuf>,
+    /// HTTP listen address (pages, WHIP/WHEP, API).
+    pub listen: SocketAddr,
+    /// The one UDP address that carries every WebRTC peer's media.
+    pub webrtc_udp: SocketAddr,
+    /// Addresses to advertise in ICE candidates, as configured. Empty means "work it out";
+    /// use [`Config::candidate_ips`] for the addresses to actually advertise.
+    pub public_ips: Vec<IpAddr>,
+    /// A level (`info`) or a `tracing` EnvFilter directive (`info,sfu=debug`); already validated.
+    pub log_level: String,
+    /// Concurrent sessions (WHIP + WHEP) before new ones get 503 with Retry-After. At least 1.
+    pub max_sessions: usize,
+    /// CORS allowed origins; `"*"` allows any origin.
+    pub cors_allowed_origins: Vec<String>,
+    /// Bearer-token rules, in file order; the first rule whose pattern matches a path applies.
+    pub auth: Vec<AuthRule>,
+}
+
+/// One bearer-token rule: requests whose path matches `path` (see [`matches`]) need `token`.
+#[derive(Clone, PartialEq, Eq)]
+pub struct AuthRule {
+    /// Path pattern: exact, or a prefix when it ends with `*`.
+    pub path: String,
+    /// The resolved token (from `token`, `token_file` or `token_env`), non-empty, visible ASCII.
+    pub token: String,
+}
+
+impl fmt::Debug for AuthRule {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("AuthRule")
+            .field("path", &self.path)
+            .field("token", &"<redacted>")
+            .finish()
+    }
+}
+
+/// Why the configuration could not be loaded. `Display` is one line without the `r58: ` prefix.
+#[derive(Debug, thiserror::Error)]
+pub enum ConfigError {
+    /// A command-line error from clap, or a request for `--help` / `--version`.
+    #[error("{}", .0.to_string().lines().next().unwrap_or("invalid arguments").trim_start_matches("error: "))]
+    Cli(#[from] clap::Error),
+    /// A value that does not parse or is out of range. `origin` names the flag, variable or key.
+    #[error("{origin}: {message}")]
+    Invalid {
+        /// `--listen`, `R58_LISTEN`, or `config FILE: listen`.
+        origin: String,
+        /// What is wrong, quoting the value.
+        message: String,
+    },
+    /// The config file could not be read or is not valid TOML.
+    #[error("config {}: {message}", path.display())]
+    File {
+        /// The file.
+        path: PathBuf,
+        /// What went wrong (with the line number for syntax errors).
+        message: String,
+    },
+    /// The config file has a key r58 does not know.
+    #[error("config {}: unknown key '{key}' (expected one of {})", path.display(), expected.join(", "))]
+    UnknownKey {
+        /// The file.
+        path: PathBuf,
+        /// The unknown key, as `name` or `auth[0].name`.
+        key: String,
+        /// The keys allowed at that place.
+        expected: &'static [&'static str],
+    },
+}
+
+impl ConfigError {
+    /// The process exit code for this error: 2, or 0 for `--help` / `--version`.
+    pub fn exit_code(&self) -> i32 {
+        match self {
+            ConfigError::Cli(e) => e.exit_code(),
+            _ => 2,
+        }
+    }
+
+    /// Print the error (or the help text) and exit: clap's errors as clap formats them, every
+    /// other error as one line `r58: ...` on stderr with exit code 2.
+    pub fn exit(self) -> ! {
+        match self {
+            ConfigError::Cli(e) => e.exit(),
+            other => {
+                eprintln!("r58: {other}");
+                std::process::exit(2)
+            }
+        }
+    }
+}
+
+/// Command-line flags. Environment variables are read by [`Config::from_args_env_file`], not by
+/// clap, so that tests can pass their own environment.
+#[derive(Debug, Parser)]
+#[command(
+    name = "r58",
+    version,
+    about = "r58 media server: WHIP/WHEP WebRTC SFU in one binary.",
+    after_help = "Each flag can also be set as the R58_* environment variable shown, or in the \
+                  --config TOML file as listen, webrtc_udp, public_ips, log_level, max_sessions, \
+                  cors_allowed_origins (and [[auth]] tables for bearer tokens). \
+                  Precedence: flag > environment > file > default."
+)]
+struct Cli {
+    /// TOML configuration file to read; without it r58 runs on defaults [env: R58_CONFIG]
+    #[arg(long, value_name = "FILE")]
+    config: Option<PathBuf>,
+
+    /// Address for HTTP: the pages, WHIP/WHEP and the API [default: 0.0.0.0:8000] [env: R58_LISTEN]
+    #[arg(long, value_name = "HOST:PORT")]
+    listen: Option<String>,
+
+    /// The single UDP address that carries all WebRTC media [default: 0.0.0.0:8189]
+    /// [env: R58_WEBRTC_UDP]
+    #[arg(long, value_name = "HOST:PORT")]
+    webrtc_udp: Option<String>,
+
+    /// Address to put in ICE candidates, repeatable; default: the --webrtc-udp address, or this
+    /// host's interface addresses when that is 0.0.0.0 or [::] [env: R58_PUBLIC_IP, comma-separated]
+    #[arg(long, value_name = "IP", value_delimiter = ',')]
+    public_ip: Vec<String>,
+
+    /// Log level (error, warn, info, debug, trace, off) or a tracing filter such as
+    /// "info,sfu=debug" [default: info] [env: R58_LOG_LEVEL]
+    #[arg(long, value_name = "LEVEL")]
+    log_level: Option<String>,
+
+    /// Concurrent WHIP + WHEP sessions before new ones get 503 Retry-After [default: 1000]
+    /// [env: R58_MAX_SESSIONS]
+    #[arg(long, value_name = "N")]
+    max_sessions: Option<String>,
+
+    /// Origin allowed by CORS, repeatable; "*" allows any [default: *]
+    /// [env: R58_CORS_ALLOWED_ORIGINS, comma-separated]
+    #[arg(long, value_name = "ORIGIN", value_delimiter = ',')]
+    cors_allowed_origin: Vec<String>,
+}
+
+/// The TOML file as written. Unknown keys are rejected.
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct FileConfig {
+    listen: Option<String>,
+    webrtc_udp: Option<String>,
+    public_ips: Option<Vec<String>>,
+    log_level: Option<String>,
+    max_sessions: Option<u64>,
+    cors_allowed_origins: Option<Vec<String>>,
+    #[serde(default)]
+    auth: Vec<FileAuth>,
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct FileAuth {
+    path: String,
+    token: Option<String>,
+    token_file: Option<PathBuf>,
+    token_env: Option<String>,
+}
+
+/// The values one source (flags, environment, file) sets; `None` means "not set here".
+#[derive(Debug, Default)]
+struct Layer {
+    listen: Option<SocketAddr>,
+    webrtc_udp: Option<SocketAddr>,
+    public_ips: Option<Vec<IpAddr>>,
+    log_level: Option<String>,
+    max_sessions: Option<usize>,
+    cors_allowed_origins: Option<Vec<String>>,
+}
+
+impl Layer {
+    /// Fill what `self` leaves unset from `lower`.
+    fn or(self, lower: Layer) -> Layer {
+        Layer {
+            listen: self.listen.or(lower.listen),
+            webrtc_udp: self.webrtc_udp.or(lower.webrtc_udp),
+            public_ips: self.public_ips.or(lower.public_ips),
+            log_level: self.log_level.or(lower.log_level),
+            max_sessions: self.max_sessions.or(lower.max_sessions),
+            cors_allowed_origins: self.cors_allowed_origins.or(lower.cors_allowed_origins),
+        }
+    }
+}
+
+impl Default for Config {
+    /// What `r58` with no arguments, no environment and no file runs with.
+    fn default() -> Self {
+        Config {
+            config_file: None,
+            listen: DEFAULT_LISTEN,
+            webrtc_udp: DEFAULT_WEBRTC_UDP,
+            public_ips: Vec::new(),
+            log_level: DEFAULT_LOG_LEVEL.to_owned(),
+            max_sessions: DEFAULT_MAX_SESSIONS,
+            cors_allowed_origins: vec!["*".to_owned()],
+            auth: Vec::new(),
+        }
+    }
+}
+
+impl Config {
+    /// Load from this process's arguments and environment (and the file they name).
+    pub fn load() -> Result<Config, ConfigError> {
+        let args = std::env::args_os().map(|a| a.to_string_lossy().into_owned());
+        let env: HashMap<String, String> = std::env::vars_os()
+            .map(|(k, v)| {
+                (
+                    k.to_string_lossy().into_owned(),
+                    v.to_string_lossy().into_owned(),
+                )
+            })
+            .collect();
+        Config::from_args_env_file(args, &env)
+    }
+
+    /// [`Config::load`], or print the error / help and exit (code 2 on error, 0 for `--help`).
+    pub fn load_or_exit() -> Config {
+        Config::load().unwrap_or_else(|e| e.exit())
+    }
+
+    /// Load from explicit arguments (the first one is the program name, as in
+    /// `std::env::args()`) and environment; reads the config file named by `--config` or
+    /// `R58_CONFIG`. Environment variables that are set but empty count as unset.
+    pub fn from_args_env_file(
+        args: impl IntoIterator<Item = String>,
+        env: &HashMap<String, String>,
+    ) -> Result<Config, ConfigError> {
+        let cli = Cli::try_parse_from(args)?;
+        let getenv = |name: &str| env.get(name).map(String::as_str).filter(|v| !v.is_empty());
+
+        let config_file = cli
+            .config
+            .clone()
+            .or_else(|| getenv("R58_CONFIG").map(PathBuf::from));
+
+        let flags = flag_layer(&cli)?;
+        let envs = env_layer(&getenv)?;
+        let (file, auth) = match &config_file {
+            Some(path) => {
+                let text = std::fs::read_to_string(path).map_err(|e| ConfigError::File {
+                    path: path.clone(),
+                    message: format!("cannot read: {e}"),
+                })?;
+                let parsed = parse_file(path, &text)?;
+                let auth = resolve_auth(path, parsed.auth, env)?;
+                (
+                    file_layer(
+                        path,
+                        FileConfig {
+                            auth: Vec::new(),
+                            ..parsed
+                        },
+                    )?,
+                    auth,
+                )
+            }
+            None => (Layer::default(), Vec::new()),
+        };
+
+        let merged = flags.or(envs).or(file);
+        let defaults = Config::default();
+        Ok(Config {
+            config_file,
+            listen: merged.listen.unwrap_or(defaults.listen),
+            webrtc_udp: merged.webrtc_udp.unwrap_or(defaults.webrtc_udp),
+            public_ips: merged.public_ips.unwrap_or(defaults.public_ips),
+            log_level: merged.log_level.unwrap_or(defaults.log_level),
+            max_sessions: merged.max_sessions.unwrap_or(defaults.max_sessions),
+            cors_allowed_origins: merged
+                .cors_allowed_origins
+                .unwrap_or(defaults.cors_allowed_origins),
+            auth,
+        })
+    }
+
+    /// The addresses to advertise as ICE host candidates: the configured public IPs if any;
+    /// else the bound UDP address when it is specific; else (bound to 0.0.0.0 or [::]) this
+    /// host's interface addresses, non-loopback first and 127.0.0.1 last (IPv6 ones only when
+    /// bound to [::]). Never empty.
+    pub fn candidate_ips(&self) -> Vec<IpAddr> {
+        if !self.public_ips.is_empty() {
+            return self.public_ips.clone();
+        }
+        let bind = self.webrtc_udp.ip();
+        if !bind.is_unspecified() {
+            return vec![bind];
+        }
+        let found: Vec<IpAddr> = if_addrs::get_if_addrs()
+            .unwrap_or_default()
+            .into_iter()
+            .filter(|i| {
+                !matches!(
+                    i.oper_status,
+                    if_addrs::IfOperStatus::Down
+                        | if_addrs::IfOperStatus::LowerLayerDown
+                        | if_addrs::IfOperStatus::NotPresent
+                )
+            })
+            .map(|i| i.ip())
+            .collect();
+        interface_candidates(bind, &found)
+    }
+
+    /// The token required for a request to `path`: that of the first matching `[[auth]]` rule.
+    /// `None` means the path is open.
+    pub fn required_token(&self, path: &str) -> Option<&str> {
+        self.auth
+            .iter()
+            .find(|rule| matches(&rule.path, path))
+            .map(|rule| rule.token.as_str())
+    }
+
+    /// The `tracing` filter for [`Config::log_level`].
+    pub fn log_filter(&self) -> EnvFilter {
+        EnvFilter::try_new(&self.log_level).unwrap_or_else(|_| EnvFilter::new(DEFAULT_LOG_LEVEL))
+    }
+}
+
+/// Does an `[[auth]]` path pattern match a request path? A pattern ending in `*` matches every
+/// path that starts with what precedes the `*` (`/whip/*` matches `/whip/a` and `/whip/a/b`,
+/// not `/whip`); any other pattern matches only the identical path.
+pub fn matches(pattern: &str, path: &str) -> bool {
+    match pattern.strip_suffix('*') {
+        Some(prefix) => path.starts_with(prefix),
+        None => pattern == path,
+    }
+}
+
+/// Order interface addresses into ICE candidate addresses for a wildcard bind address.
+fn interface_candidates(bind: IpAddr, found: &[IpAddr]) -> Vec<IpAddr> {
+    let want_v6 = bind.is_ipv6();
+    let usable = |ip: &IpAddr| match ip {
+        IpAddr::V4(a) => {
+            !a.is_unspecified() && !a.is_link_local() && !a.is_broadcast() && !a.is_multicast()
+        }
+        IpAddr::V6(a) => {
+            want_v6
+                && !a.is_unspecified()
+                && !a.is_unicast_link_local()
+                && !a.is_multicast()
+                && a.to_ipv4_mapped().is_none()
+        }
+    };
+    let mut out: Vec<IpAddr> = Vec::new();
+    let mut push = |ip: IpAddr| {
+        if !out.contains(&ip) {
+            out.push(ip);
+        }
+    };
+    // Non-loopback IPv4, then non-loopback IPv6, then loopback.
+    for ip in found.iter().filter(|ip| ip.is_ipv4() && !ip.is_loopback()) {
+        if usable(ip) {
+            push(*ip);
+        }
+    }
+    for ip in found.iter().filter(|ip| ip.is_ipv6() && !ip.is_loopback()) {
+        if usable(ip) {
+            push(*ip);
+        }
+    }
+    push(IpAddr::V4(Ipv4Addr::LOCALHOST));
+    if want_v6 && found.contains(&IpAddr::V6(Ipv6Addr::LOCALHOST)) {
+        push(IpAddr::V6(Ipv6Addr::LOCALHOST));
+    }
+    out
+}
+
+fn flag_layer(cli: &Cli) -> Result<Layer, ConfigError> {
+    Ok(Layer {
+        listen: cli
+            .listen
+            .as_deref()
+            .map(|v| parse_socket_addr("--listen", v))
+            .transpose()?,
+        webrtc_udp: cli
+            .webrtc_udp
+            .as_deref()
+            .map(|v| parse_socket_addr("--webrtc-udp", v))
+            .transpose()?,
+        public_ips: non_empty(&cli.public_ip)
+            .map(|v| parse_ips("--public-ip", v))
+            .transpose()?,
+        log_level: cli
+            .log_level
+            .as_deref()
+            .map(|v| parse_log_level("--log-level", v))
+            .transpose()?,
+        max_sessions: cli
+            .max_sessions
+            .as_deref()
+            .map(|v| parse_max_sessions_str("--max-sessions", v))
+            .transpose()?,
+        cors_allowed_origins: non_empty(&cli.cors_allowed_origin)
+            .map(|v| parse_origins("--cors-allowed-origin", v))
+            .transpose()?,
+    })
+}
+
+fn env_layer<'a>(getenv: &impl Fn(&str) -> Option<&'a str>) -> Result<Layer, ConfigError> {
+    let list = |name: &str| -> Option<Vec<String>> {
+        let items: Vec<String> = getenv(name)?
+            .split(',')
+            .map(str::trim)
+            .filter(|s| !s.is_empty())
+            .map(str::to_owned)
+            .collect();
+        (!items.is_empty()).then_some(items)
+    };
+    Ok(Layer {
+        listen: getenv("R58_LISTEN")
+            .map(|v| parse_socket_addr("R58_LISTEN", v))
+            .transpose()?,
+        webrtc_udp: getenv("R58_WEBRTC_UDP")
+            .map(|v| parse_socket_addr("R58_WEBRTC_UDP", v))
+            .transpose()?,
+        public_ips: list("R58_PUBLIC_IP")
+            .map(|v| parse_ips("R58_PUBLIC_IP", &v))
+            .transpose()?,
+        log_level: getenv("R58_LOG_LEVEL")
+            .map(|v| parse_log_level("R58_LOG_LEVEL", v))
+            .transpose()?,
+        max_sessions: getenv("R58_MAX_SESSIONS")
+            .map(|v| parse_max_sessions_str("R58_MAX_SESSIONS", v))
+            .transpose()?,
+        cors_allowed_origins: list("R58_CORS_ALLOWED_ORIGINS")
+            .map(|v| parse_origins("R58_CORS_ALLOWED_ORIGINS", &v))
+            .transpose()?,
+    })
+}
+
+fn file_layer(path: &Path, file: FileConfig) -> Result<Layer, ConfigError> {
+    let origin = |key: &str| format!("config {}: {key}", path.display());
+    Ok(Layer {
+        listen: file
+            .listen
+            .map(|v| parse_socket_addr(&origin("listen"), &v))
+            .transpose()?,
+        webrtc_udp: file
+            .webrtc_udp
+            .map(|v| parse_socket_addr(&origin("webrtc_udp"), &v))
+            .transpose()?,
+        // An explicit empty list means "work the addresses out", like leaving the key out.
+        public_ips: file
+            .public_ips
+            .filter(|v| !v.is_empty())
+            .map(|v| parse_ips(&origin("public_ips"), &v))
+            .transpose()?,
+        log_level: file
+            .log_level
+            .map(|v| parse_log_level(&origin("log_level"), &v))
+            .transpose()?,
+        max_sessions: file
+            .max_sessions
+            .map(|v| check_max_sessions(&origin("max_sessions"), v))
+            .transpose()?,
+        cors_allowed_origins: file
+            .cors_allowed_origins
+            .map(|v| parse_origins(&origin("cors_allowed_origins"), &v))
+            .transpose()?,
+    })
+}
+
+/// Parse the TOML text: syntax errors with their line, unknown keys by name, wrong types with
+/// the key's path.
+fn parse_file(path: &Path, text: &str) -> Result<FileConfig, ConfigError> {
+    let table: toml::Table = toml::from_str(text).map_err(|e| {
+        let line = e
+            .span()
+            .map(|s| text[..s.start.min(text.len())].matches('\n').count() + 1);
+        ConfigError::File {
+            path: path.to_owned(),
+            message: match line {
+                Some(line) => format!("line {line}: {}", e.message().trim_end()),
+                None => e.message().trim_end().to_owned(),
+            },
+        }
+    })?;
+
+    let unknown = |key: String, expected| ConfigError::UnknownKey {
+        path: path.to_owned(),
+        key,
+        expected,
+    };
+    if let Some(key) = table.keys().find(|k| !FILE_KEYS.contains(&k.as_str())) {
+        return Err(unknown(key.clone(), FILE_KEYS));
+    }
+    if let Some(toml::Value::Array(rules)) = table.get("auth") {
+        for (i, rule) in rules.iter().enumerate() {
+            if let toml::Value::Table(rule) = rule
+                && let Some(key) = rule.keys().find(|k| !AUTH_KEYS.contains(&k.as_str()))
+            {
+                return Err(unknown(format!("auth[{i}].{key}"), AUTH_KEYS));
+            }
+        }
+    }
+
+    serde_path_to_error::deserialize(toml::Value::Table(table)).map_err(|e| {
+        let key = e.path().to_string();
+        let message = e.into_inner().message().trim_end().to_owned();
+        ConfigError::Invalid {
+            origin: format!("config {}: {key}", path.display()),
+            message,
+        }
+    })
+}
+
+/// Resolve each `[[auth]]` rule's token from `token`, `token_file` (relative to the config
+/// file's folder) or `token_env`.
+fn resolve_auth(
+    path: &Path,
+    rules: Vec<FileAuth>,
+    env: &HashMap<String, String>,
+) -> Result<Vec<AuthRule>, ConfigError> {
+    let mut out = Vec::with_capacity(rules.len());
+    for (i, rule) in rules.into_iter().enumerate() {
+        let invalid = |key: &str, message: String| ConfigError::Invalid {
+            origin: format!("config {}: auth[{i}].{key}", path.display()),
+            message,
+        };
+        if !rule.path.starts_with('/') && rule.path != "*" {
+            return Err(invalid(
+                "path",
+                format!("'{}' must start with '/'", rule.path),
+            ));
+        }
+        if rule.path.trim_end_matches('*').contains('*') {
+            return Err(invalid(
+                "path",
+                format!(
+                    "'{}': only a trailing '*' is supported (prefix match)",
+                    rule.path
+                ),
+            ));
+        }
+        let (key, token) = match (rule.token, rule.token_file, rule.token_env) {
+            (Some(token), None, None) => ("token", token),
+            (None, Some(file), None) => {
+                let full = match path.parent() {
+                    Some(dir) if file.is_relative() => dir.join(&file),
+                    _ => file.clone(),
+                };
+                let text = std::fs::read_to_string(&full).map_err(|e| {
+                    invalid(
+                        "token_file",
+                        format!("cannot read '{}': {e}", full.display()),
+                    )
+                })?;
+                ("token_file", text.trim().to_owned())
+            }
+            (None, None, Some(var)) => {
+                let value = env.get(&var).map(|v| v.trim()).unwrap_or_default();
+                if value.is_empty() {
+                    return Err(invalid(
+                        "token_env",
+                        format!("environment variable '{var}' is not set or empty"),
+                    ));
+                }
+                ("token_env", value.to_owned())
+            }
+            _ => {
+                return Err(invalid(
+                    "token",
+                    "set exactly one of token, token_file, token_env".to_owned(),
+                ));
+            }
+        };
+        if token.is_empty() {
+            return Err(invalid(key, "the token is empty".to_owned()));
+        }
+        if !token.bytes().all(|b| b.is_ascii_graphic()) {
+            return Err(invalid(
+                key,
+                "the token must be printable ASCII without spaces".to_owned(),
+            ));
+        }
+        out.push(AuthRule {
+            path: rule.path,
+            token,
+        });
+    }
+    Ok(out)
+}
+
+fn non_empty(v: &[String]) -> Option<&[String]> {
+    (!v.is_empty()).then_some(v)
+}
+
+fn invalid(origin: &str, message: String) -> ConfigError {
+    ConfigError::Invalid {
+        origin: origin.to_owned(),
+        message,
+    }
+}
+
+/// `IP:PORT`, `[IPv6]:PORT`, `localhost:PORT`, or `:PORT` (all IPv4 interfaces).
+fn parse_socket_addr(origin: &str, value: &str) -> Result<SocketAddr, ConfigError> {
+    let v = value.trim();
+    if let Ok(addr) = SocketAddr::from_str(v) {
+        return Ok(addr);
+    }
+    let (host, port) = v.rsplit_once(':').unwrap_or((v, ""));
+    let ip = match host {
+        "" => Some(IpAddr::V4(Ipv4Addr::UNSPECIFIED)),
+        h if h.eq_ignore_ascii_case("localhost") => Some(IpAddr::V4(Ipv4Addr::LOCALHOST)),
+        _ => None,
+    };
+    match (ip, port.parse::<u16>()) {
+        (Some(ip), Ok(port)) => Ok(SocketAddr::new(ip, port)),
+        _ => Err(invalid(
+            origin,
+            format!("invalid socket address '{value}' (expected HOST:PORT, e.g. 0.0.0.0:8000)"),
+        )),
+    }
+}
+
+fn parse_ips(origin: &str, values: &[String]) -> Result<Vec<IpAddr>, ConfigError> {
+    let mut out = Vec::with_capacity(values.len());
+    for value in values {
+        let v = value.trim();
+        let bare = v
+            .strip_prefix('[')
+            .and_then(|s| s.strip_suffix(']'))
+            .unwrap_or(v);
+        let ip = IpAddr::from_str(bare)
+            .map_err(|_| invalid(origin, format!("invalid IP address '{value}'")))?;
+        if ip.is_unspecified() || ip.is_multicast() {
+            return Err(invalid(
+                origin,
+                format!("'{value}' cannot be advertised as a candidate address"),
+            ));
+        }
+        if !out.contains(&ip) {
+            out.push(ip);
+        }
+    }
+    Ok(out)
+}
+
+fn parse_log_level(origin: &str, value: &str) -> Result<String, ConfigError> {
+    let v = value.trim();
+    let bad = || {
+        invalid(
+            origin,
+            format!(
+                "invalid log level '{value}' (expected one of {}, or a filter such as \
+                 'info,sfu=debug')",
+                LOG_LEVELS.join(", ")
+            ),
+        )
+    };
+    // A bare word is a level; a word that is not one is most likely a typo, not a target name.
+    let is_directive = v.contains('=') || v.contains(',');
+    if v.is_empty() || (!is_directive && !LOG_LEVELS.iter().any(|l| l.eq_ignore_ascii_case(v))) {
+        return Err(bad());
+    }
+    EnvFilter::try_new(v).map_err(|_| bad())?;
+    Ok(v.to_owned())
+}
+
+fn parse_max_sessions_str(origin: &str, value: &str) -> Result<usize, ConfigError> {
+    let n = value.trim().parse::<u64>().map_err(|_| {
+        invalid(
+            origin,
+            format!("invalid number '{value}' (expected a whole number >= 1)"),
+        )
+    })?;
+    check_max_sessions(origin, n)
+}
+
+fn check_max_sessions(origin: &str, n: u64) -> Result<usize, ConfigError> {
+    match usize::try_from(n) {
+        Ok(n) if n >= 1 => Ok(n),
+        _ => Err(invalid(
+            origin,
+            format!("'{n}' is out of range (expected a whole number >= 1)"),
+        )),
+    }
+}
+
+fn parse_origins(origin: &str, values: &[String]) -> Result<Vec<String>, ConfigError> {
+    let mut out = Vec::with_capacity(values.len());
+    for value in values {
+        let v = value.trim();
+        let ok = v == "*"
+            || ((v.starts_with("http://") || v.starts_with("https://"))
+                && !v.ends_with('/')
+                && v.bytes().all(|b| b.is_ascii_graphic()));
+        if !ok {
+            return Err(invalid(
+                origin,
+                format!(
+                    "invalid origin '{value}' (expected '*' or scheme://host[:port] with no \
+                     trailing slash)"
+                ),
+            ));
+        }
+        out.push(v.to_owned());
+    }
+    Ok(out)
+}

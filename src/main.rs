@@ -5,9 +5,15 @@ use r58::config::Config;
 #[tokio::main]
 async fn main() {
     let config = Config::load_or_exit();
-    tracing_subscriber::fmt()
-        .with_env_filter(config.log_filter())
-        .init();
+    let mut filter = config.log_filter();
+    if !config.log_level.contains("rtc_dtls") {
+        // rtc-dtls warns about every ClientHello extension it does not know (browsers send
+        // several per handshake); keep its errors only unless asked for more.
+        if let Ok(directive) = "rtc_dtls=error".parse() {
+            filter = filter.add_directive(directive);
+        }
+    }
+    tracing_subscriber::fmt().with_env_filter(filter).init();
     if let Err(e) = r58::server::run(config).await {
         eprintln!("r58: {e}");
         std::process::exit(1);

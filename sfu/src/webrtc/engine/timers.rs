@@ -132,7 +132,8 @@ impl Engine {
         match session.role {
             Role::Play => stream.viewers.retain(|v| *v != id),
             Role::Publish if stream.publisher() == Some(id) => match reason {
-                CloseReason::Deleted => stream.orphan(now),
+                // A client that leaves on purpose may be reloading: give a successor time.
+                CloseReason::Deleted | CloseReason::PeerClosed => stream.orphan(now),
                 CloseReason::TakenOver => {}
                 _ => self.end_stream(now, &session.stream),
             },

@@ -106,6 +106,7 @@ class TestPatternTrack(VideoStreamTrack):
     """640x360 @ 30 fps moving test pattern; remembers when each counter value was produced."""
 
     kind = "video"
+    __test__ = False  # not a pytest test class
 
     def __init__(self, counter_start: int = 0) -> None:
         super().__init__()

@@ -71,6 +71,9 @@ pub struct Track {
     pub codec: CodecSpec,
     pub video_codec: Option<VideoCodec>,
     pub stats: TrackStats,
+    /// The publisher's latest Sender Report for this track: (NTP time, RTP time, arrival).
+    /// Viewers' Sender Reports are derived from it so browsers can sync audio and video.
+    pub sender_report: Option<(u64, u32, Instant)>,
     history: History,
     gop: Vec<StoredPacket>,
     gop_timestamp: Option<u32>,
@@ -87,6 +90,7 @@ impl Track {
             codec,
             video_codec,
             stats: TrackStats::default(),
+            sender_report: None,
             history: History::new(HISTORY_PACKETS),
             gop: Vec::new(),
             gop_timestamp: None,
@@ -108,6 +112,7 @@ impl Track {
     }
 
     fn reset_source(&mut self) {
+        self.sender_report = None;
         self.history.clear();
         self.gop.clear();
         self.gop_timestamp = None;

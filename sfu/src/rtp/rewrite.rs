@@ -64,6 +64,11 @@ impl Rewriter {
         out
     }
 
+    /// The viewer-space timestamp of a source timestamp (for Sender Reports).
+    pub fn out_timestamp(&self, ts: u32) -> u32 {
+        ts.wrapping_add(self.ts_delta)
+    }
+
     /// The source sequence number behind a viewer-space one (for NACKs).
     pub fn source_seq(&self, out_seq: u16) -> u16 {
         out_seq.wrapping_sub(self.seq_delta)

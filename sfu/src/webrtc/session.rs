@@ -48,6 +48,9 @@ pub struct OutboundTrack {
     pub payload_type: u8,
     pub is_video: bool,
     pub rewriter: Rewriter,
+    /// RTP packets and payload octets sent, for Sender Reports (wrapping, as RFC 3550 says).
+    pub packets_sent: u32,
+    pub octets_sent: u32,
 }
 
 /// Per-session counters.

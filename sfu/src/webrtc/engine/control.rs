@@ -250,6 +250,8 @@ impl Engine {
                 payload_type: codec.payload_type,
                 is_video: source.kind == TrackKind::Video,
                 rewriter: Rewriter::new(source.codec.clock_rate, rng.random(), rng.random()),
+                packets_sent: 0,
+                octets_sent: 0,
             });
             media.push(AnswerMedia {
                 mid: m.mid.clone(),

@@ -8,6 +8,7 @@ use std::time::Instant;
 use bytes::{Bytes, BytesMut};
 use rtc_rtcp::payload_feedbacks::full_intra_request::FullIntraRequest;
 use rtc_rtcp::payload_feedbacks::picture_loss_indication::PictureLossIndication;
+use rtc_rtcp::sender_report::SenderReport;
 use rtc_rtcp::transport_feedbacks::transport_layer_nack::TransportLayerNack;
 use rtc_shared::marshal::Marshal;
 use tracing::{debug, info, warn};
@@ -258,8 +259,8 @@ impl Engine {
         let Some(session) = self.sessions.get(&id) else {
             return;
         };
-        if session.role != Role::Play {
-            // Publisher reports (SR, SDES) carry nothing we act on yet.
+        if session.role == Role::Publish {
+            self.record_sender_reports(now, id, &packets);
             return;
         }
         let stream_name = session.stream.clone();
@@ -282,6 +283,40 @@ impl Engine {
                 && stream.request_keyframe(now)
             {
                 self.send_keyframe_request(&stream_name);
+            }
+        }
+    }
+
+    /// Keeps each publisher track's latest Sender Report, the clock mapping viewers' reports use.
+    fn record_sender_reports(
+        &mut self,
+        now: Instant,
+        id: SessionId,
+        packets: &[Box<dyn rtc_rtcp::packet::Packet>],
+    ) {
+        let Some(session) = self.sessions.get_mut(&id) else {
+            return;
+        };
+        let Some(stream) = self.hub.get_mut(&session.stream) else {
+            return;
+        };
+        if stream.publisher() != Some(id) {
+            return;
+        }
+        for packet in packets {
+            let Some(sr) = packet.as_any().downcast_ref::<SenderReport>() else {
+                continue;
+            };
+            let Some(index) = session
+                .inbound
+                .iter()
+                .find(|t| t.seen_ssrc == Some(sr.ssrc) || t.ssrcs.contains(&sr.ssrc))
+                .map(|t| t.track_index)
+            else {
+                continue;
+            };
+            if let Some(track) = stream.tracks.get_mut(index) {
+                track.sender_report = Some((sr.ntp_time, sr.rtp_time, now));
             }
         }
     }
@@ -458,6 +493,10 @@ pub(super) fn send_to_viewer(
     };
     match srtp.encrypt_rtp_with_header(&plain, &header) {
         Ok(data) => {
+            out.packets_sent = out.packets_sent.wrapping_add(1);
+            out.octets_sent = out
+                .octets_sent
+                .wrapping_add(packet.payload.len() as u32);
             session.stats.packets_out += 1;
             session.stats.bytes_out += data.len() as u64;
             *counters.packets += 1;

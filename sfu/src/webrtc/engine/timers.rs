@@ -5,6 +5,7 @@ use std::time::{Duration, Instant};
 
 use rtc_rtcp::goodbye::Goodbye;
 use rtc_rtcp::payload_feedbacks::receiver_estimated_maximum_bitrate::ReceiverEstimatedMaximumBitrate;
+use rtc_rtcp::sender_report::SenderReport;
 use rtc_shared::marshal::Marshal;
 use tracing::info;
 
@@ -14,6 +15,11 @@ use crate::webrtc::session::{Role, SessionId, SessionState};
 
 /// How often publishers are told the bitrate we accept.
 const REMB_INTERVAL: Duration = Duration::from_secs(1);
+/// A duration in 32.32 fixed-point NTP units.
+fn ntp_duration(d: Duration) -> u64 {
+    (d.as_secs() << 32) + ((u64::from(d.subsec_nanos()) << 32) / 1_000_000_000)
+}
+
 /// How often the driver should call [`Engine::handle_timeout`] at most idle.
 pub const TICK: Duration = Duration::from_millis(20);
 
@@ -69,6 +75,44 @@ impl Engine {
         {
             self.last_remb_at = Some(now);
             self.send_remb();
+            self.send_sender_reports(now);
+        }
+    }
+
+    /// Sends each viewer a Sender Report per track, mapped from the publisher's latest one, so
+    /// its browser can line audio up with video.
+    fn send_sender_reports(&mut self, now: Instant) {
+        for session in self.sessions.values_mut() {
+            if session.role != Role::Play || session.state != SessionState::Connected {
+                continue;
+            }
+            let Some(stream) = self.hub.get(&session.stream) else {
+                continue;
+            };
+            let reports: Vec<SenderReport> = session
+                .outbound
+                .iter()
+                .filter(|out| out.rewriter.epoch() == Some(stream.epoch()))
+                .filter_map(|out| {
+                    let track = stream.tracks.get(out.track_index)?;
+                    let (ntp, rtp, at) = track.sender_report?;
+                    let elapsed = now.saturating_duration_since(at);
+                    let ticks = elapsed.as_micros() * u128::from(track.codec.clock_rate) / 1_000_000;
+                    Some(SenderReport {
+                        ssrc: out.ssrc,
+                        ntp_time: ntp.wrapping_add(ntp_duration(elapsed)),
+                        rtp_time: out.rewriter.out_timestamp(rtp.wrapping_add(ticks as u32)),
+                        packet_count: out.packets_sent,
+                        octet_count: out.octets_sent,
+                        ..Default::default()
+                    })
+                })
+                .collect();
+            for report in reports {
+                if let Ok(raw) = report.marshal() {
+                    send_rtcp(session, &raw, &mut self.transmits);
+                }
+            }
         }
     }
 

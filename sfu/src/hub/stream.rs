@@ -102,6 +102,14 @@ impl Track {
         &self.gop
     }
 
+    /// How much media time the keyframe cache spans, in clock ticks.
+    pub fn keyframe_cache_span(&self) -> u32 {
+        match (self.gop.first(), self.gop.last()) {
+            (Some(first), Some(last)) => last.timestamp.wrapping_sub(first.timestamp),
+            _ => 0,
+        }
+    }
+
     /// The keyframe cache together with the counters its replay adds to.
     pub fn cache_and_stats(&mut self) -> (&[StoredPacket], &mut TrackStats) {
         (&self.gop, &mut self.stats)

@@ -13,7 +13,8 @@ use rtc_dtls::crypto_provider::RTCCrypto;
 use rtc_stun::attributes::{ATTR_USE_CANDIDATE, ATTR_USERNAME};
 use rtc_stun::fingerprint::FINGERPRINT;
 use rtc_stun::integrity::MessageIntegrity;
-use rtc_stun::message::{BINDING_REQUEST, BINDING_SUCCESS, Message};
+use rtc_stun::error_code::{CODE_FORBIDDEN, ErrorCodeAttribute};
+use rtc_stun::message::{BINDING_ERROR, BINDING_REQUEST, BINDING_SUCCESS, Message};
 use rtc_stun::textattrs::TextAttribute;
 use rtc_stun::xoraddr::XorMappedAddress;
 use thiserror::Error;
@@ -111,6 +112,36 @@ impl BindingRequest {
             Box::new(XorMappedAddress {
                 ip: from.ip(),
                 port: from.port(),
+            }),
+            Box::new(MessageIntegrity::new_short_term_integrity_with_provider(
+                local_pwd.to_owned(),
+                crypto,
+            )),
+            Box::new(FINGERPRINT),
+        ])
+        .map_err(|e| IceError::Build(e.to_string()))?;
+        Ok(out.raw)
+    }
+}
+
+impl BindingRequest {
+    /// Verifies the request and builds a signed 403 error response: the session behind these
+    /// credentials has ended. Browsers fail the candidate pair on it at once instead of waiting
+    /// for consent to lapse.
+    pub fn reject_ended(
+        mut self,
+        local_pwd: &str,
+        crypto: &dyn RTCCrypto,
+    ) -> Result<Vec<u8>, IceError> {
+        MessageIntegrity::check(&mut self.message, local_pwd.as_bytes(), crypto)
+            .map_err(|_| IceError::BadIntegrity)?;
+        let mut out = Message::new();
+        out.build(&[
+            Box::new(self.message.clone()),
+            Box::new(BINDING_ERROR),
+            Box::new(ErrorCodeAttribute {
+                code: CODE_FORBIDDEN,
+                reason: b"session ended".to_vec(),
             }),
             Box::new(MessageIntegrity::new_short_term_integrity_with_provider(
                 local_pwd.to_owned(),
@@ -254,6 +285,13 @@ mod tests {
             Err(IceError::BadIntegrity)
         ));
         assert!(BindingRequest::parse(&[0, 1, 0, 0]).is_err());
+        let ended = BindingRequest::parse(&request("srv:cli", "serverpassword0123456789", false))
+            .unwrap()
+            .reject_ended("serverpassword0123456789", provider.crypto())
+            .unwrap();
+        let mut m = Message::new();
+        m.unmarshal_binary(&ended).unwrap();
+        assert_eq!(m.typ, BINDING_ERROR);
         let no_colon = request("srvcli", "x", false);
         assert!(matches!(
             BindingRequest::parse(&no_colon),

@@ -39,6 +39,7 @@ impl Engine {
         };
         let Some(&id) = self.by_ufrag.get(&request.local_ufrag) else {
             self.stats.stun_rejected += 1;
+            self.refuse_ended(now, from, request);
             return;
         };
         let Some(session) = self.sessions.get_mut(&id) else {
@@ -64,6 +65,22 @@ impl Engine {
                 self.stats.stun_rejected += 1;
                 debug!(session = id, %from, error = %e, "rejected ICE check");
             }
+        }
+    }
+
+    /// A check for a session that ended: answer 403 so the client gives up now.
+    fn refuse_ended(&mut self, now: Instant, from: SocketAddr, request: BindingRequest) {
+        let Some(tomb) = self.tombstones.get(&request.local_ufrag) else {
+            return;
+        };
+        if tomb.until < now || tomb.remote_ufrag != request.remote_ufrag {
+            return;
+        }
+        if let Ok(response) = request.reject_ended(&tomb.local_pwd, self.provider.crypto()) {
+            self.transmits.push_back(Transmit {
+                to: from,
+                data: BytesMut::from(&response[..]),
+            });
         }
     }
 
@@ -132,14 +149,19 @@ impl Engine {
             return;
         };
         let epoch = stream.epoch();
-        let mut missing = false;
+        let mut want_keyframe = false;
         for out in session.outbound.iter_mut().filter(|o| o.is_video) {
             let Some(track) = stream.tracks.get(out.track_index) else {
                 continue;
             };
+            // A long cache makes the joiner decode a burst of old frames; ask for a fresh
+            // keyframe so the next joiner (and this one's steady state) starts closer to live.
+            if track.keyframe_cache_span() > track.codec.clock_rate {
+                want_keyframe = true;
+            }
             let cache = track.keyframe_cache();
             let Some(first) = cache.first() else {
-                missing = true;
+                want_keyframe = true;
                 continue;
             };
             out.rewriter.splice(now, epoch, first.sequence, first.timestamp);
@@ -164,7 +186,7 @@ impl Engine {
                 );
             }
         }
-        if missing && stream.request_keyframe(now) {
+        if want_keyframe && stream.request_keyframe(now) {
             self.send_keyframe_request(stream_name);
         }
     }

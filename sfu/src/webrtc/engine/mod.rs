@@ -119,6 +119,16 @@ pub enum CloseReason {
     StreamEnded,
 }
 
+/// What remains of an ended session: enough to refuse its client's checks authentically.
+struct Tombstone {
+    local_pwd: String,
+    remote_ufrag: String,
+    until: Instant,
+}
+
+/// How long an ended session's credentials are remembered.
+const TOMBSTONE_LIFETIME: Duration = Duration::from_secs(60);
+
 pub struct Engine {
     config: EngineConfig,
     provider: Arc<dyn RTCCryptoProvider>,
@@ -127,6 +137,8 @@ pub struct Engine {
     by_ufrag: HashMap<String, SessionId>,
     by_addr: HashMap<SocketAddr, SessionId>,
     hub: Hub,
+    /// Credentials of recently ended sessions, so their clients' checks get a clear refusal.
+    tombstones: HashMap<String, Tombstone>,
     transmits: VecDeque<Transmit>,
     next_session_id: SessionId,
     last_remb_at: Option<Instant>,
@@ -146,6 +158,7 @@ impl Engine {
             by_ufrag: HashMap::new(),
             by_addr: HashMap::new(),
             hub: Hub::default(),
+            tombstones: HashMap::new(),
             transmits: VecDeque::new(),
             next_session_id: 1,
             last_remb_at: None,

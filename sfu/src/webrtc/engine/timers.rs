@@ -10,7 +10,7 @@ use rtc_shared::marshal::Marshal;
 use tracing::info;
 
 use super::media::{flush_dtls, send_rtcp};
-use super::{CloseReason, Engine};
+use super::{CloseReason, Engine, TOMBSTONE_LIFETIME, Tombstone};
 use crate::webrtc::session::{Role, SessionId, SessionState};
 
 /// How often publishers are told the bitrate we accept.
@@ -76,6 +76,7 @@ impl Engine {
             self.last_remb_at = Some(now);
             self.send_remb();
             self.send_sender_reports(now);
+            self.tombstones.retain(|_, t| t.until >= now);
         }
     }
 
@@ -165,6 +166,14 @@ impl Engine {
         if self.by_ufrag.get(&session.ice.local.ufrag) == Some(&id) {
             self.by_ufrag.remove(&session.ice.local.ufrag);
         }
+        self.tombstones.insert(
+            session.ice.local.ufrag.clone(),
+            Tombstone {
+                local_pwd: session.ice.local.pwd.clone(),
+                remote_ufrag: session.ice.remote_ufrag.clone(),
+                until: now + TOMBSTONE_LIFETIME,
+            },
+        );
         for addr in &session.ice.remotes {
             if self.by_addr.get(addr) == Some(&id) {
                 self.by_addr.remove(addr);

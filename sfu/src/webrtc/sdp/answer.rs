@@ -5,7 +5,9 @@
 use std::fmt::Write as _;
 use std::net::SocketAddr;
 
-use super::{Direction, Offer, OfferedCodec, OfferedMedia, SdpError, excerpt, is_ice_chars, is_token};
+use super::{
+    Direction, Offer, OfferedCodec, OfferedMedia, SdpError, excerpt, is_ice_chars, is_token,
+};
 
 /// Everything the server contributes to an answer.
 #[derive(Debug, Clone)]
@@ -151,7 +153,9 @@ pub fn build_answer(offer: &Offer, params: &AnswerParams<'_>) -> Result<String, 
 fn check_accepted(o: &OfferedMedia, acc: &AcceptedMedia) -> Result<(), SdpError> {
     let mid = excerpt(&o.mid);
     if !o.is_usable() || !is_token(&o.proto, 64) {
-        return Err(invalid(format!("m-line {mid:?} cannot be accepted (not usable audio/video)")));
+        return Err(invalid(format!(
+            "m-line {mid:?} cannot be accepted (not usable audio/video)"
+        )));
     }
     let c = &acc.codec;
     let Some(offered) = o.codecs.iter().find(|x| x.payload_type == c.payload_type) else {
@@ -168,9 +172,14 @@ fn check_accepted(o: &OfferedMedia, acc: &AcceptedMedia) -> Result<(), SdpError>
         )));
     }
     if !is_token(&c.name, 64) || c.fmtp.len() > 4096 || c.fmtp.chars().any(char::is_control) {
-        return Err(invalid(format!("codec on {mid:?} has an unwritable name or fmtp")));
+        return Err(invalid(format!(
+            "codec on {mid:?} has an unwritable name or fmtp"
+        )));
     }
-    if acc.with_rtx && c.rtx_payload_type.is_some_and(|pt| pt >= 128 || pt == c.payload_type) {
+    if acc.with_rtx
+        && c.rtx_payload_type
+            .is_some_and(|pt| pt >= 128 || pt == c.payload_type)
+    {
         return Err(invalid(format!("bad rtx payload type on {mid:?}")));
     }
     for (id, uri) in &acc.extmaps {
@@ -183,10 +192,14 @@ fn check_accepted(o: &OfferedMedia, acc: &AcceptedMedia) -> Result<(), SdpError>
             .iter()
             .all(|v| is_token(v, 256));
         if !ok {
-            return Err(invalid(format!("cname/stream/track id on {mid:?} must be tokens")));
+            return Err(invalid(format!(
+                "cname/stream/track id on {mid:?} must be tokens"
+            )));
         }
         if s.rtx_ssrc == Some(s.ssrc) {
-            return Err(invalid(format!("rtx ssrc equals the primary ssrc on {mid:?}")));
+            return Err(invalid(format!(
+                "rtx ssrc equals the primary ssrc on {mid:?}"
+            )));
         }
     }
     Ok(())
@@ -194,9 +207,21 @@ fn check_accepted(o: &OfferedMedia, acc: &AcceptedMedia) -> Result<(), SdpError>
 
 fn write_rejected(line: &mut impl FnMut(&str), o: &OfferedMedia) {
     // Values are echoed from the offer only if they are plain tokens.
-    let media = if is_token(&o.media_type, 32) { o.media_type.as_str() } else { "audio" };
-    let proto = if is_token(&o.proto, 64) { o.proto.as_str() } else { "UDP/TLS/RTP/SAVPF" };
-    let fmt = o.formats.first().filter(|f| is_token(f, 64)).map_or("0", String::as_str);
+    let media = if is_token(&o.media_type, 32) {
+        o.media_type.as_str()
+    } else {
+        "audio"
+    };
+    let proto = if is_token(&o.proto, 64) {
+        o.proto.as_str()
+    } else {
+        "UDP/TLS/RTP/SAVPF"
+    };
+    let fmt = o
+        .formats
+        .first()
+        .filter(|f| is_token(f, 64))
+        .map_or("0", String::as_str);
     line(&format!("m={media} 0 {proto} {fmt}"));
     line("c=IN IP4 0.0.0.0");
     if !o.mid.is_empty() {

@@ -33,7 +33,10 @@ fn h264_profile(fmtp: &str) -> Option<H264Profile> {
     if pli.len() != 6 || !pli.bytes().all(|b| b.is_ascii_hexdigit()) {
         return None;
     }
-    let byte = |i: usize| pli.get(i..i + 2).and_then(|h| u8::from_str_radix(h, 16).ok());
+    let byte = |i: usize| {
+        pli.get(i..i + 2)
+            .and_then(|h| u8::from_str_radix(h, 16).ok())
+    };
     // The third byte (level) is validated but unused: see `h264_compatible`.
     byte(4)?;
     Some(H264Profile {

@@ -46,19 +46,21 @@ fn fuzz_answer(offer: &Offer, we_send: bool) {
                     Some(c)
                 }
             });
-            let accept = codec.zip(direction).map(|(codec, direction)| AcceptedMedia {
-                codec: codec.clone(),
-                with_rtx: true,
-                direction,
-                extmaps: m.extmaps.iter().take(3).cloned().collect(),
-                send: we_send.then(|| SendSsrc {
-                    ssrc: 0x1234_5678,
-                    rtx_ssrc: Some(0x1234_5679),
-                    cname: "r58".into(),
-                    stream_id: "stream".into(),
-                    track_id: "track".into(),
-                }),
-            });
+            let accept = codec
+                .zip(direction)
+                .map(|(codec, direction)| AcceptedMedia {
+                    codec: codec.clone(),
+                    with_rtx: true,
+                    direction,
+                    extmaps: m.extmaps.iter().take(3).cloned().collect(),
+                    send: we_send.then(|| SendSsrc {
+                        ssrc: 0x1234_5678,
+                        rtx_ssrc: Some(0x1234_5679),
+                        cname: "r58".into(),
+                        stream_id: "stream".into(),
+                        track_id: "track".into(),
+                    }),
+                });
             AnswerMedia {
                 mid: m.mid.clone(),
                 accept,
@@ -67,7 +69,10 @@ fn fuzz_answer(offer: &Offer, we_send: bool) {
         .collect();
     let candidates = [
         SocketAddr::new(IpAddr::V4(Ipv4Addr::new(192, 0, 2, 1)), 5000),
-        SocketAddr::new(IpAddr::V6(Ipv6Addr::new(0x2001, 0xdb8, 0, 0, 0, 0, 0, 1)), 5000),
+        SocketAddr::new(
+            IpAddr::V6(Ipv6Addr::new(0x2001, 0xdb8, 0, 0, 0, 0, 0, 1)),
+            5000,
+        ),
     ];
     let params = AnswerParams {
         ice_ufrag: "r58fuzz",
@@ -78,8 +83,7 @@ fn fuzz_answer(offer: &Offer, we_send: bool) {
         session_id: 1,
     };
     if let Ok(answer) = build_answer(offer, &params) {
-        let reparsed =
-            rtc_sdp::SessionDescription::unmarshal(&mut Cursor::new(answer.as_bytes()));
+        let reparsed = rtc_sdp::SessionDescription::unmarshal(&mut Cursor::new(answer.as_bytes()));
         debug_assert!(reparsed.is_ok(), "answer does not parse: {answer}");
     }
 }

@@ -363,5 +363,6 @@ pub(crate) fn is_token(s: &str, max: usize) -> bool {
 pub(crate) fn is_ice_chars(s: &str) -> bool {
     !s.is_empty()
         && s.len() <= 256
-        && s.bytes().all(|b| b.is_ascii_alphanumeric() || b == b'+' || b == b'/')
+        && s.bytes()
+            .all(|b| b.is_ascii_alphanumeric() || b == b'+' || b == b'/')
 }

@@ -261,7 +261,7 @@ fn last_direction(attrs: &[Attribute]) -> Option<Direction> {
         .iter()
         .filter(|a| a.value.is_none())
         .filter_map(|a| Direction::from_attr(&a.key))
-        .last()
+        .next_back()
 }
 
 fn has_trickle(attrs: &[Attribute]) -> bool {

@@ -138,7 +138,10 @@ pub fn parse_candidate_addr(value: &str) -> Option<(SocketAddr, String)> {
     if !transport.eq_ignore_ascii_case("udp") {
         return None;
     }
-    let addr = addr.strip_prefix('[').and_then(|a| a.strip_suffix(']')).unwrap_or(addr);
+    let addr = addr
+        .strip_prefix('[')
+        .and_then(|a| a.strip_suffix(']'))
+        .unwrap_or(addr);
     let ip: IpAddr = addr.parse().ok()?;
     let port: u16 = port.parse().ok()?;
     if !matches!(typ, "host" | "srflx" | "prflx" | "relay") {
@@ -158,16 +161,25 @@ pub fn build_restart_fragment(
     candidates: &[SocketAddr],
 ) -> Result<String, SdpError> {
     if ice_ufrag.len() < 4 || !is_ice_chars(ice_ufrag) {
-        return Err(SdpError::InvalidAnswer("ice-ufrag must be 4 to 256 ice-chars".into()));
+        return Err(SdpError::InvalidAnswer(
+            "ice-ufrag must be 4 to 256 ice-chars".into(),
+        ));
     }
     if ice_pwd.len() < 22 || !is_ice_chars(ice_pwd) {
-        return Err(SdpError::InvalidAnswer("ice-pwd must be 22 to 256 ice-chars".into()));
+        return Err(SdpError::InvalidAnswer(
+            "ice-pwd must be 22 to 256 ice-chars".into(),
+        ));
     }
     let Some(first) = bundle.first() else {
-        return Err(SdpError::InvalidAnswer("restart fragment needs a bundled m-line".into()));
+        return Err(SdpError::InvalidAnswer(
+            "restart fragment needs a bundled m-line".into(),
+        ));
     };
     if let Some(bad) = bundle.iter().find(|m| !is_token(m.mid, 64)) {
-        return Err(SdpError::InvalidAnswer(format!("malformed mid {:?}", excerpt(bad.mid))));
+        return Err(SdpError::InvalidAnswer(format!(
+            "malformed mid {:?}",
+            excerpt(bad.mid)
+        )));
     }
     if first.payload_type >= 128 {
         return Err(SdpError::InvalidAnswer("payload type above 127".into()));

@@ -70,17 +70,35 @@ fn publish_preference_order() {
         h264(101, "profile-level-id=42001f;packetization-mode=1"),
         h264(102, "packetization-mode=1;profile-level-id=42e01f"),
     ]);
-    assert_eq!(pt(choose_publish_codec(&m)), Some(102), "constrained baseline first");
+    assert_eq!(
+        pt(choose_publish_codec(&m)),
+        Some(102),
+        "constrained baseline first"
+    );
     let m = video_with(vec![
         named(98, "VP9", 90_000, None),
         h264(102, "packetization-mode=0;profile-level-id=42e01f"),
         named(96, "vp8", 90_000, None),
     ]);
-    assert_eq!(pt(choose_publish_codec(&m)), Some(96), "VP8 when no usable H.264");
-    let m = video_with(vec![named(98, "VP9", 90_000, None), named(45, "AV1", 90_000, None)]);
+    assert_eq!(
+        pt(choose_publish_codec(&m)),
+        Some(96),
+        "VP8 when no usable H.264"
+    );
+    let m = video_with(vec![
+        named(98, "VP9", 90_000, None),
+        named(45, "AV1", 90_000, None),
+    ]);
     assert_eq!(pt(choose_publish_codec(&m)), None);
-    let m = video_with(vec![h264(100, "packetization-mode=1;profile-level-id=zz001f")]);
-    assert_eq!(pt(choose_publish_codec(&m)), Some(100), "unknown profile still last resort");
+    let m = video_with(vec![h264(
+        100,
+        "packetization-mode=1;profile-level-id=zz001f",
+    )]);
+    assert_eq!(
+        pt(choose_publish_codec(&m)),
+        Some(100),
+        "unknown profile still last resort"
+    );
 }
 
 #[test]
@@ -102,14 +120,73 @@ fn play_codec_for_chrome_viewer() {
     let (a, v) = (media(&o, "0"), media(&o, "1"));
     let cases = [
         // GStreamer publisher's 42c01f: first baseline pm=1 entry of the viewer.
-        (spec("H264", 90_000, None, "packetization-mode=1;profile-level-id=42c01f"), Some(102)),
-        (spec("h264", 90_000, None, "packetization-mode=1;profile-level-id=42e034"), Some(102)),
-        (spec("H264", 90_000, None, "packetization-mode=0;profile-level-id=42e01f"), Some(104)),
-        (spec("H264", 90_000, None, "profile-level-id=42e01f"), Some(104)),
-        (spec("H264", 90_000, None, "packetization-mode=1;profile-level-id=4d0032"), Some(127)),
-        (spec("H264", 90_000, None, "packetization-mode=1;profile-level-id=640c1f"), Some(112)),
-        (spec("H264", 90_000, None, "packetization-mode=1;profile-level-id=f4001f"), None),
-        (spec("H264", 90_000, None, "packetization-mode=2;profile-level-id=42e01f"), None),
+        (
+            spec(
+                "H264",
+                90_000,
+                None,
+                "packetization-mode=1;profile-level-id=42c01f",
+            ),
+            Some(102),
+        ),
+        (
+            spec(
+                "h264",
+                90_000,
+                None,
+                "packetization-mode=1;profile-level-id=42e034",
+            ),
+            Some(102),
+        ),
+        (
+            spec(
+                "H264",
+                90_000,
+                None,
+                "packetization-mode=0;profile-level-id=42e01f",
+            ),
+            Some(104),
+        ),
+        (
+            spec("H264", 90_000, None, "profile-level-id=42e01f"),
+            Some(104),
+        ),
+        (
+            spec(
+                "H264",
+                90_000,
+                None,
+                "packetization-mode=1;profile-level-id=4d0032",
+            ),
+            Some(127),
+        ),
+        (
+            spec(
+                "H264",
+                90_000,
+                None,
+                "packetization-mode=1;profile-level-id=640c1f",
+            ),
+            Some(112),
+        ),
+        (
+            spec(
+                "H264",
+                90_000,
+                None,
+                "packetization-mode=1;profile-level-id=f4001f",
+            ),
+            None,
+        ),
+        (
+            spec(
+                "H264",
+                90_000,
+                None,
+                "packetization-mode=2;profile-level-id=42e01f",
+            ),
+            None,
+        ),
         (spec("VP8", 90_000, None, ""), Some(96)),
         (spec("AV1", 90_000, None, ""), Some(45)),
         (spec("VP8", 48_000, None, ""), None),
@@ -119,33 +196,75 @@ fn play_codec_for_chrome_viewer() {
     }
     let opus = spec("opus", 48_000, Some(2), "minptime=10;useinbandfec=1");
     assert_eq!(pt(choose_play_codec(a, &opus)), Some(111));
-    assert_eq!(pt(choose_play_codec(a, &spec("opus", 48_000, None, ""))), None);
-    assert_eq!(pt(choose_play_codec(a, &spec("PCMU", 8000, None, ""))), Some(0));
+    assert_eq!(
+        pt(choose_play_codec(a, &spec("opus", 48_000, None, ""))),
+        None
+    );
+    assert_eq!(
+        pt(choose_play_codec(a, &spec("PCMU", 8000, None, ""))),
+        Some(0)
+    );
     assert_eq!(pt(choose_play_codec(v, &opus)), None);
 }
 
 #[test]
 fn play_h264_constraint_flags() {
     // A constrained-high-only viewer cannot take plain high; a high viewer takes either.
-    let constrained_only = video_with(vec![h264(100, "packetization-mode=1;profile-level-id=640c1f")]);
-    let plain = spec("H264", 90_000, None, "packetization-mode=1;profile-level-id=64001f");
-    let constrained = spec("H264", 90_000, None, "packetization-mode=1;profile-level-id=640c28");
+    let constrained_only = video_with(vec![h264(
+        100,
+        "packetization-mode=1;profile-level-id=640c1f",
+    )]);
+    let plain = spec(
+        "H264",
+        90_000,
+        None,
+        "packetization-mode=1;profile-level-id=64001f",
+    );
+    let constrained = spec(
+        "H264",
+        90_000,
+        None,
+        "packetization-mode=1;profile-level-id=640c28",
+    );
     assert_eq!(pt(choose_play_codec(&constrained_only, &plain)), None);
-    assert_eq!(pt(choose_play_codec(&constrained_only, &constrained)), Some(100));
-    let high = video_with(vec![h264(100, "packetization-mode=1;profile-level-id=64001f")]);
+    assert_eq!(
+        pt(choose_play_codec(&constrained_only, &constrained)),
+        Some(100)
+    );
+    let high = video_with(vec![h264(
+        100,
+        "packetization-mode=1;profile-level-id=64001f",
+    )]);
     assert_eq!(pt(choose_play_codec(&high, &constrained)), Some(100));
     // Baseline variants are interchangeable; missing profile-level-id means 42000a.
-    let baseline = video_with(vec![h264(100, "packetization-mode=1;profile-level-id=4200 1f")]);
+    let baseline = video_with(vec![h264(
+        100,
+        "packetization-mode=1;profile-level-id=4200 1f",
+    )]);
     let b = spec("H264", 90_000, None, "packetization-mode=1");
-    assert_eq!(pt(choose_play_codec(&baseline, &b)), None, "malformed profile-level-id");
+    assert_eq!(
+        pt(choose_play_codec(&baseline, &b)),
+        None,
+        "malformed profile-level-id"
+    );
     let baseline = video_with(vec![h264(100, "packetization-mode=1")]);
-    let cb = spec("H264", 90_000, None, "packetization-mode=1;profile-level-id=42e01f");
+    let cb = spec(
+        "H264",
+        90_000,
+        None,
+        "packetization-mode=1;profile-level-id=42e01f",
+    );
     assert_eq!(pt(choose_play_codec(&baseline, &cb)), Some(100));
 }
 
 #[test]
 fn play_codec_from_publisher_codec() {
-    for (text, mid) in [(GSTREAMER, "video0"), (FIREFOX_WHIP, "1"), (AIORTC, "1"), (CHROME_WHIP, "1")] {
+    for (text, mid) in [
+        (GSTREAMER, "video0"),
+        (FIREFOX_WHIP, "1"),
+        (AIORTC, "1"),
+        (CHROME_WHIP, "1"),
+    ] {
         let o = offer(text);
         let Some(published) = choose_publish_codec(media(&o, mid)) else {
             panic!("no publish codec for {mid}");
@@ -165,5 +284,8 @@ fn fmtp_param_lookup() {
     assert_eq!(h264_fmtp_param(f, "x"), None);
     assert_eq!(h264_fmtp_param("", "apt"), None);
     assert_eq!(h264_fmtp_param("apt=96", "apt"), Some("96"));
-    assert_eq!(h264_fmtp_param("sprop-parameter-sets=Z0I=,aM4=", "sprop-parameter-sets"), Some("Z0I=,aM4="));
+    assert_eq!(
+        h264_fmtp_param("sprop-parameter-sets=Z0I=,aM4=", "sprop-parameter-sets"),
+        Some("Z0I=,aM4=")
+    );
 }

@@ -1,0 +1,64 @@
+// Starts the r58 binary on free loopback ports and stops it again.
+import { spawn } from 'node:child_process';
+import { createServer } from 'node:net';
+import { createSocket } from 'node:dgram';
+import { resolve } from 'node:path';
+
+const root = resolve(import.meta.dirname, '..', '..', '..');
+
+async function freeTcpPort() {
+  return new Promise((ok, fail) => {
+    const s = createServer();
+    s.once('error', fail);
+    s.listen(0, '127.0.0.1', () => {
+      const { port } = s.address();
+      s.close(() => ok(port));
+    });
+  });
+}
+
+async function freeUdpPort() {
+  return new Promise((ok, fail) => {
+    const s = createSocket('udp4');
+    s.once('error', fail);
+    s.bind(0, '127.0.0.1', () => {
+      const { port } = s.address();
+      s.close(() => ok(port));
+    });
+  });
+}
+
+export async function startServer(extraArgs = []) {
+  const bin = process.env.R58_BIN ?? resolve(root, 'target/debug/r58');
+  const httpPort = await freeTcpPort();
+  const udpPort = await freeUdpPort();
+  const args = [
+    '--listen', `127.0.0.1:${httpPort}`,
+    '--webrtc-udp', `127.0.0.1:${udpPort}`,
+    '--public-ip', '127.0.0.1',
+    ...extraArgs,
+  ];
+  const child = spawn(bin, args, { stdio: ['ignore', 'pipe', 'pipe'] });
+  let log = '';
+  child.stdout.on('data', (d) => { log += d; });
+  child.stderr.on('data', (d) => { log += d; });
+  const base = `http://127.0.0.1:${httpPort}`;
+  const deadline = Date.now() + 15000;
+  for (;;) {
+    if (child.exitCode !== null) throw new Error(`r58 exited early:\n${log}`);
+    try {
+      const r = await fetch(`${base}/healthz`);
+      if (r.ok) break;
+    } catch { /* not up yet */ }
+    if (Date.now() > deadline) throw new Error(`r58 did not become healthy:\n${log}`);
+    await new Promise((r) => setTimeout(r, 100));
+  }
+  return {
+    base,
+    log: () => log,
+    async stop() {
+      child.kill('SIGTERM');
+      await new Promise((r) => (child.exitCode !== null ? r() : child.once('exit', r)));
+    },
+  };
+}

@@ -331,9 +331,16 @@ mod tests {
         assert!(!s.ingest(now, 0, 1, 0, true, delta.clone()).keyframe_start);
         assert!(s.tracks[0].keyframe_cache().is_empty());
         assert!(s.ingest(now, 0, 2, 3000, false, sps).keyframe_start);
-        assert!(!s.ingest(now, 0, 3, 3000, true, idr).keyframe_start, "same AU");
+        assert!(
+            !s.ingest(now, 0, 3, 3000, true, idr).keyframe_start,
+            "same AU"
+        );
         s.ingest(now, 0, 4, 6000, true, delta);
-        let seqs: Vec<u16> = s.tracks[0].keyframe_cache().iter().map(|p| p.sequence).collect();
+        let seqs: Vec<u16> = s.tracks[0]
+            .keyframe_cache()
+            .iter()
+            .map(|p| p.sequence)
+            .collect();
         assert_eq!(seqs, [2, 3, 4]);
         assert!(s.tracks[0].history().get(1, 1).is_some());
     }
@@ -347,7 +354,10 @@ mod tests {
         assert!(!s.request_keyframe(t0 + Duration::from_millis(200)));
         assert!(!s.poll_keyframe_request(t0 + Duration::from_millis(400)));
         assert!(s.poll_keyframe_request(t0 + Duration::from_millis(500)));
-        assert!(!s.poll_keyframe_request(t0 + Duration::from_millis(2000)), "none pending");
+        assert!(
+            !s.poll_keyframe_request(t0 + Duration::from_millis(2000)),
+            "none pending"
+        );
         assert_eq!(s.keyframe_requests, 2);
     }
 

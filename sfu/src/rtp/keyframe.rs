@@ -131,7 +131,10 @@ mod tests {
         assert!(!is_keyframe_payload(VideoCodec::Vp8, &[0x10, 0x51]));
         assert!(!is_keyframe_payload(VideoCodec::Vp8, &[0x00, 0x50]));
         // extended descriptor with a 15-bit picture id
-        assert!(is_keyframe_payload(VideoCodec::Vp8, &[0x90, 0x80, 0x81, 0x23, 0x50]));
+        assert!(is_keyframe_payload(
+            VideoCodec::Vp8,
+            &[0x90, 0x80, 0x81, 0x23, 0x50]
+        ));
         assert!(!is_keyframe_payload(VideoCodec::Vp8, &[0x90, 0x80]));
     }
 }

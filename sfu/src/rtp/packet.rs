@@ -115,7 +115,20 @@ mod tests {
     use super::*;
 
     fn packet(first: u8, extra: &[u8], payload: &[u8]) -> Vec<u8> {
-        let mut p = vec![first, 0x80 | 96, 0x12, 0x34, 0, 0, 0x10, 0, 0xde, 0xad, 0xbe, 0xef];
+        let mut p = vec![
+            first,
+            0x80 | 96,
+            0x12,
+            0x34,
+            0,
+            0,
+            0x10,
+            0,
+            0xde,
+            0xad,
+            0xbe,
+            0xef,
+        ];
         p.extend_from_slice(extra);
         p.extend_from_slice(payload);
         p
@@ -154,7 +167,10 @@ mod tests {
         assert_eq!(RtpHeader::parse(&[0x40; 12]), Err(RtpError::BadVersion(1)));
         let mut p = packet(0xa0, &[], &[9]);
         *p.last_mut().unwrap() = 40;
-        assert!(matches!(RtpHeader::parse(&p), Err(RtpError::BadPadding { .. })));
+        assert!(matches!(
+            RtpHeader::parse(&p),
+            Err(RtpError::BadPadding { .. })
+        ));
     }
 
     #[test]
@@ -163,7 +179,13 @@ mod tests {
         write_fixed_header(&mut h, true, 111, 65535, 7, 42);
         let parsed = RtpHeader::parse(&h).unwrap();
         assert_eq!(
-            (parsed.marker, parsed.payload_type, parsed.sequence, parsed.timestamp, parsed.ssrc),
+            (
+                parsed.marker,
+                parsed.payload_type,
+                parsed.sequence,
+                parsed.timestamp,
+                parsed.ssrc
+            ),
             (true, 111, 65535, 7, 42)
         );
     }

@@ -54,7 +54,10 @@ impl Rewriter {
 
     /// Viewer-space (sequence, timestamp) of a packet from the synced epoch.
     pub fn map(&mut self, now: Instant, seq: u16, ts: u32) -> (u16, u32) {
-        let out = (seq.wrapping_add(self.seq_delta), ts.wrapping_add(self.ts_delta));
+        let out = (
+            seq.wrapping_add(self.seq_delta),
+            ts.wrapping_add(self.ts_delta),
+        );
         // Track the newest packet only, so a retransmission does not move the splice point back.
         if self.last_out_at.is_none() || is_newer(out.0, self.last_out_seq) {
             self.last_out_seq = out.0;

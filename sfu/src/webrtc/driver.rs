@@ -25,7 +25,9 @@ impl SharedEngine {
     /// Locks the engine. A panic while it was held is a bug, but the data is still consistent
     /// enough to serve the next request, so poisoning is ignored rather than spread.
     pub fn lock(&self) -> MutexGuard<'_, Engine> {
-        self.0.lock().unwrap_or_else(|poisoned| poisoned.into_inner())
+        self.0
+            .lock()
+            .unwrap_or_else(|poisoned| poisoned.into_inner())
     }
 }
 

@@ -10,7 +10,7 @@ use std::sync::Arc;
 use std::time::Instant;
 
 use bytes::BytesMut;
-use rtc_dtls::config::{ClientAuthType, ConfigBuilder, ExtendedMasterSecretType};
+use rtc_dtls::config::{ClientAuthType, ConfigBuilder, ExtendedMasterSecretType, HandshakeConfig};
 use rtc_dtls::crypto::Certificate;
 use rtc_dtls::crypto_provider::{HashAlgorithm, RTCCryptoProvider};
 use rtc_dtls::endpoint::{Endpoint, EndpointEvent};
@@ -45,8 +45,9 @@ pub struct DtlsIdentity {
 impl DtlsIdentity {
     /// A fresh self-signed ECDSA P-256 certificate.
     pub fn generate(provider: &Arc<dyn RTCCryptoProvider>) -> Result<Self, DtlsError> {
-        let certificate = Certificate::generate_self_signed(vec!["r58".to_owned()], provider.crypto())
-            .map_err(|e| DtlsError::Certificate(e.to_string()))?;
+        let certificate =
+            Certificate::generate_self_signed(vec!["r58".to_owned()], provider.crypto())
+                .map_err(|e| DtlsError::Certificate(e.to_string()))?;
         let der = certificate
             .certificate
             .first()
@@ -70,6 +71,50 @@ fn colon_hex(bytes: &[u8]) -> String {
         .join(":")
 }
 
+/// A handshake configuration that accepts only the peer whose certificate hashes to
+/// `remote_fingerprint`, offering AES-GCM and AES-CM SRTP profiles.
+fn handshake_config(
+    identity: &DtlsIdentity,
+    remote_fingerprint: &str,
+    provider: &Arc<dyn RTCCryptoProvider>,
+    is_client: bool,
+) -> Result<Arc<HandshakeConfig>, DtlsError> {
+    let expected = remote_fingerprint.to_ascii_lowercase();
+    let hasher = provider.clone();
+    let verify = Arc::new(
+        move |certs: &[Vec<u8>], _chains: &[_]| -> rtc_shared::error::Result<()> {
+            let leaf = certs.first().ok_or_else(|| {
+                rtc_shared::error::Error::Other("the peer sent no certificate".into())
+            })?;
+            let digest = hasher
+                .crypto()
+                .hash(HashAlgorithm::Sha256, leaf)
+                .map_err(|e| rtc_shared::error::Error::Other(e.to_string()))?;
+            if colon_hex(&digest).to_ascii_lowercase() == expected {
+                Ok(())
+            } else {
+                Err(rtc_shared::error::Error::Other(
+                    "the peer certificate does not match the SDP fingerprint".into(),
+                ))
+            }
+        },
+    );
+    let config = ConfigBuilder::default()
+        .with_crypto_provider(provider.clone())
+        .with_certificates(vec![identity.certificate.clone()])
+        .with_srtp_protection_profiles(vec![
+            SrtpProtectionProfile::Srtp_Aead_Aes_128_Gcm,
+            SrtpProtectionProfile::Srtp_Aes128_Cm_Hmac_Sha1_80,
+        ])
+        .with_client_auth(ClientAuthType::RequireAnyClientCert)
+        .with_insecure_skip_verify(true)
+        .with_verify_peer_certificate(Some(verify))
+        .with_extended_master_secret(ExtendedMasterSecretType::Request)
+        .build(is_client, None)
+        .map_err(|e| DtlsError::Config(e.to_string()))?;
+    Ok(Arc::new(config))
+}
+
 /// What one inbound datagram did to the association.
 #[derive(Debug, Default, Clone, Copy, PartialEq, Eq)]
 pub struct DtlsProgress {
@@ -77,56 +122,46 @@ pub struct DtlsProgress {
     pub peer_closed: bool,
 }
 
-/// One session's DTLS association, server role.
-pub struct DtlsServer {
+/// One session's DTLS association.
+pub struct Dtls {
     endpoint: Endpoint,
     completed: bool,
+    is_client: bool,
 }
 
-impl DtlsServer {
-    /// Accepts a client whose certificate hashes to `remote_fingerprint` (the SDP `sha-256`).
-    pub fn new(
+impl Dtls {
+    /// The server side: accepts a client whose certificate hashes to `remote_fingerprint` (the
+    /// SDP `sha-256`).
+    pub fn server(
         identity: &DtlsIdentity,
         remote_fingerprint: &str,
         provider: &Arc<dyn RTCCryptoProvider>,
     ) -> Result<Self, DtlsError> {
-        let expected = remote_fingerprint.to_ascii_lowercase();
-        let hasher = provider.clone();
-        let verify = Arc::new(
-            move |certs: &[Vec<u8>], _chains: &[_]| -> rtc_shared::error::Result<()> {
-                let leaf = certs
-                    .first()
-                    .ok_or_else(|| rtc_shared::error::Error::Other("no client certificate".into()))?;
-                let digest = hasher
-                    .crypto()
-                    .hash(HashAlgorithm::Sha256, leaf)
-                    .map_err(|e| rtc_shared::error::Error::Other(e.to_string()))?;
-                if colon_hex(&digest).to_ascii_lowercase() == expected {
-                    Ok(())
-                } else {
-                    Err(rtc_shared::error::Error::Other(
-                        "client certificate does not match the SDP fingerprint".into(),
-                    ))
-                }
-            },
-        );
-        let config = ConfigBuilder::default()
-            .with_crypto_provider(provider.clone())
-            .with_certificates(vec![identity.certificate.clone()])
-            .with_srtp_protection_profiles(vec![
-                SrtpProtectionProfile::Srtp_Aead_Aes_128_Gcm,
-                SrtpProtectionProfile::Srtp_Aes128_Cm_Hmac_Sha1_80,
-            ])
-            .with_client_auth(ClientAuthType::RequireAnyClientCert)
-            .with_insecure_skip_verify(true)
-            .with_verify_peer_certificate(Some(verify))
-            .with_extended_master_secret(ExtendedMasterSecretType::Request)
-            .build(false, None)
-            .map_err(|e| DtlsError::Config(e.to_string()))?;
-        let endpoint = Endpoint::new(ASSOCIATION_KEY, TransportProtocol::UDP, Some(Arc::new(config)));
+        let config = handshake_config(identity, remote_fingerprint, provider, false)?;
+        let endpoint = Endpoint::new(ASSOCIATION_KEY, TransportProtocol::UDP, Some(config));
         Ok(Self {
             endpoint,
             completed: false,
+            is_client: false,
+        })
+    }
+
+    /// The client side (used by r58's own WHIP/WHEP client): starts the handshake at `now`.
+    pub fn client(
+        now: Instant,
+        identity: &DtlsIdentity,
+        remote_fingerprint: &str,
+        provider: &Arc<dyn RTCCryptoProvider>,
+    ) -> Result<Self, DtlsError> {
+        let config = handshake_config(identity, remote_fingerprint, provider, true)?;
+        let mut endpoint = Endpoint::new(ASSOCIATION_KEY, TransportProtocol::UDP, None);
+        endpoint
+            .connect(now, ASSOCIATION_KEY, config, None)
+            .map_err(|e| DtlsError::Protocol(e.to_string()))?;
+        Ok(Self {
+            endpoint,
+            completed: false,
+            is_client: true,
         })
     }
 
@@ -135,7 +170,11 @@ impl DtlsServer {
     }
 
     /// Feeds one DTLS datagram from the client.
-    pub fn handle_datagram(&mut self, now: Instant, data: &[u8]) -> Result<DtlsProgress, DtlsError> {
+    pub fn handle_datagram(
+        &mut self,
+        now: Instant,
+        data: &[u8],
+    ) -> Result<DtlsProgress, DtlsError> {
         let events = self
             .endpoint
             .read(now, ASSOCIATION_KEY, None, BytesMut::from(data))
@@ -215,7 +254,7 @@ impl DtlsServer {
             )
             .map_err(|e| DtlsError::KeyExport(e.to_string()))?;
         config
-            .set_session_keys_from_keying_material(material.as_ref(), false)
+            .set_session_keys_from_keying_material(material.as_ref(), self.is_client)
             .map_err(|e| DtlsError::KeyExport(e.to_string()))?;
         let keys = &config.keys;
         let outbound = Context::new(

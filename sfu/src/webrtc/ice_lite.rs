@@ -11,9 +11,9 @@ use std::time::{Duration, Instant};
 use rand::RngExt;
 use rtc_dtls::crypto_provider::RTCCrypto;
 use rtc_stun::attributes::{ATTR_USE_CANDIDATE, ATTR_USERNAME};
+use rtc_stun::error_code::{CODE_FORBIDDEN, ErrorCodeAttribute};
 use rtc_stun::fingerprint::FINGERPRINT;
 use rtc_stun::integrity::MessageIntegrity;
-use rtc_stun::error_code::{CODE_FORBIDDEN, ErrorCodeAttribute};
 use rtc_stun::message::{BINDING_ERROR, BINDING_REQUEST, BINDING_SUCCESS, Message};
 use rtc_stun::textattrs::TextAttribute;
 use rtc_stun::xoraddr::XorMappedAddress;
@@ -257,7 +257,10 @@ mod tests {
         let provider = crypto();
         let data = request("srv:cli", "serverpassword0123456789", true);
         let req = BindingRequest::parse(&data).unwrap();
-        assert_eq!((req.local_ufrag.as_str(), req.remote_ufrag.as_str()), ("srv", "cli"));
+        assert_eq!(
+            (req.local_ufrag.as_str(), req.remote_ufrag.as_str()),
+            ("srv", "cli")
+        );
         assert!(req.use_candidate);
         let from: SocketAddr = "203.0.113.7:40000".parse().unwrap();
         let response = req
@@ -310,7 +313,11 @@ mod tests {
         assert!(ice.on_valid_check(t0, b, true));
         assert_eq!(ice.selected, Some(b));
         assert!(!ice.on_valid_check(t0, a, false));
-        assert_eq!(ice.selected, Some(b), "an unnominated check does not move the path");
+        assert_eq!(
+            ice.selected,
+            Some(b),
+            "an unnominated check does not move the path"
+        );
         assert!(!ice.consent_expired(t0 + Duration::from_secs(29), t0));
         assert!(ice.consent_expired(t0 + Duration::from_secs(31), t0));
     }

@@ -5,7 +5,7 @@ use std::time::Instant;
 use rtc_srtp::context::Context;
 
 use crate::rtp::rewrite::Rewriter;
-use crate::webrtc::dtls::DtlsServer;
+use crate::webrtc::dtls::Dtls;
 use crate::webrtc::ice_lite::IceLite;
 use crate::webrtc::sdp::MediaKind;
 
@@ -73,7 +73,7 @@ pub struct Session {
     pub created_at: Instant,
     pub state: SessionState,
     pub ice: IceLite,
-    pub dtls: DtlsServer,
+    pub dtls: Dtls,
     pub srtp_out: Option<Context>,
     pub srtp_in: Option<Context>,
     /// Strong entity tag of the current ICE session (changes on ICE restart).

@@ -8,7 +8,7 @@ use tracing::info;
 use super::{CloseReason, Engine, EngineError};
 use crate::hub::{SourceKind, Stream, Track, TrackKind, TrackStats};
 use crate::rtp::rewrite::Rewriter;
-use crate::webrtc::dtls::DtlsServer;
+use crate::webrtc::dtls::Dtls;
 use crate::webrtc::ice_lite::IceLite;
 use crate::webrtc::sdp::{
     self, AcceptedMedia, AnswerMedia, AnswerParams, CodecSpec, FragmentMedia, MediaKind, Offer,
@@ -65,7 +65,7 @@ impl Engine {
         stream: &str,
         offer: &Offer,
     ) -> Result<Session, EngineError> {
-        let dtls = DtlsServer::new(&self.identity, &offer.fingerprint_sha256, &self.provider)?;
+        let dtls = Dtls::server(&self.identity, &offer.fingerprint_sha256, &self.provider)?;
         let id = self.next_session_id;
         self.next_session_id += 1;
         Ok(Session {
@@ -115,7 +115,12 @@ impl Engine {
 
     /// WHIP: `offer` publishes stream `name`. A publisher already on that name is replaced; its
     /// viewers stay and continue with the new publisher when the codecs allow it.
-    pub fn publish(&mut self, now: Instant, name: &str, offer: &str) -> Result<Answer, EngineError> {
+    pub fn publish(
+        &mut self,
+        now: Instant,
+        name: &str,
+        offer: &str,
+    ) -> Result<Answer, EngineError> {
         self.check_capacity()?;
         let offer = sdp::parse_offer(offer)?;
         let mut tracks = Vec::new();
@@ -161,7 +166,8 @@ impl Engine {
         }
         if tracks.is_empty() {
             return Err(EngineError::NoUsableMedia(
-                "no sendonly/sendrecv audio (Opus) or video (H.264 packetization-mode 1, VP8)".into(),
+                "no sendonly/sendrecv audio (Opus) or video (H.264 packetization-mode 1, VP8)"
+                    .into(),
             ));
         }
         let mut session = self.new_session(now, Role::Publish, name, &offer)?;
@@ -184,22 +190,40 @@ impl Engine {
                 if let Some(old) = old_publisher {
                     self.close_session(now, old, CloseReason::TakenOver);
                 }
-                info!(stream = name, session = id, "publisher took the stream over");
+                info!(
+                    stream = name,
+                    session = id,
+                    "publisher took the stream over"
+                );
             }
             Some((_, false)) => {
                 // Different tracks: viewers would need to renegotiate, so the old stream ends.
                 self.end_stream(now, name);
-                self.hub
-                    .insert(Stream::new(name.to_owned(), SourceKind::Whip, id, tracks, now));
+                self.hub.insert(Stream::new(
+                    name.to_owned(),
+                    SourceKind::Whip,
+                    id,
+                    tracks,
+                    now,
+                ));
             }
             None => {
-                self.hub
-                    .insert(Stream::new(name.to_owned(), SourceKind::Whip, id, tracks, now));
+                self.hub.insert(Stream::new(
+                    name.to_owned(),
+                    SourceKind::Whip,
+                    id,
+                    tracks,
+                    now,
+                ));
             }
         }
         self.register(session);
         info!(stream = name, session = id, "publish session created");
-        Ok(Answer { session: id, sdp, etag })
+        Ok(Answer {
+            session: id,
+            sdp,
+            etag,
+        })
     }
 
     /// WHEP: `offer` plays stream `name`.
@@ -343,7 +367,10 @@ impl Engine {
     ) -> Result<(String, String), EngineError> {
         let frag = sdp::parse_sdpfrag(fragment)?;
         let remote_ufrag = frag.ice_ufrag.ok_or(EngineError::IceCredentialMismatch)?;
-        let session = self.sessions.get_mut(&id).ok_or(EngineError::SessionNotFound)?;
+        let session = self
+            .sessions
+            .get_mut(&id)
+            .ok_or(EngineError::SessionNotFound)?;
         self.by_ufrag.remove(&session.ice.local.ufrag);
         session.ice.restart(remote_ufrag);
         session.etag = new_etag();
@@ -409,7 +436,3 @@ fn bundled(offer: &Offer, media: &[AnswerMedia]) -> Vec<BundledMedia> {
         })
         .collect()
 }
-
-
-
-

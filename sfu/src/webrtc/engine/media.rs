@@ -164,7 +164,8 @@ impl Engine {
                 want_keyframe = true;
                 continue;
             };
-            out.rewriter.splice(now, epoch, first.sequence, first.timestamp);
+            out.rewriter
+                .splice(now, epoch, first.sequence, first.timestamp);
         }
         for out_index in 0..session.outbound.len() {
             let index = session.outbound[out_index].track_index;
@@ -356,7 +357,10 @@ impl Engine {
         else {
             return;
         };
-        let Some(out_index) = session.outbound.iter().position(|o| o.ssrc == nack.media_ssrc)
+        let Some(out_index) = session
+            .outbound
+            .iter()
+            .position(|o| o.ssrc == nack.media_ssrc)
         else {
             return;
         };
@@ -516,9 +520,7 @@ pub(super) fn send_to_viewer(
     match srtp.encrypt_rtp_with_header(&plain, &header) {
         Ok(data) => {
             out.packets_sent = out.packets_sent.wrapping_add(1);
-            out.octets_sent = out
-                .octets_sent
-                .wrapping_add(packet.payload.len() as u32);
+            out.octets_sent = out.octets_sent.wrapping_add(packet.payload.len() as u32);
             session.stats.packets_out += 1;
             session.stats.bytes_out += data.len() as u64;
             *counters.packets += 1;

@@ -53,7 +53,10 @@ impl Engine {
         let ended: Vec<String> = self
             .hub
             .iter()
-            .filter(|s| s.orphaned_at.is_some_and(|at| now.saturating_duration_since(at) >= grace))
+            .filter(|s| {
+                s.orphaned_at
+                    .is_some_and(|at| now.saturating_duration_since(at) >= grace)
+            })
             .map(|s| s.name().to_owned())
             .collect();
         for name in ended {
@@ -98,7 +101,8 @@ impl Engine {
                     let track = stream.tracks.get(out.track_index)?;
                     let (ntp, rtp, at) = track.sender_report?;
                     let elapsed = now.saturating_duration_since(at);
-                    let ticks = elapsed.as_micros() * u128::from(track.codec.clock_rate) / 1_000_000;
+                    let ticks =
+                        elapsed.as_micros() * u128::from(track.codec.clock_rate) / 1_000_000;
                     Some(SenderReport {
                         ssrc: out.ssrc,
                         ntp_time: ntp.wrapping_add(ntp_duration(elapsed)),
@@ -199,7 +203,11 @@ impl Engine {
         let Some(stream) = self.hub.remove(name) else {
             return;
         };
-        info!(stream = name, viewers = stream.viewers.len(), "stream ended");
+        info!(
+            stream = name,
+            viewers = stream.viewers.len(),
+            "stream ended"
+        );
         let members = stream.viewers.iter().copied().chain(stream.publisher());
         let pending: Vec<SessionId> = self
             .sessions

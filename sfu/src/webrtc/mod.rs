@@ -1,8 +1,10 @@
 //! The server-side WebRTC peer: SDP negotiation, ICE-lite, DTLS, SRTP and the UDP driver.
 
+pub mod client;
 pub mod driver;
 pub mod dtls;
 pub mod engine;
+pub mod harness;
 pub mod ice_lite;
 pub mod sdp;
 pub mod session;

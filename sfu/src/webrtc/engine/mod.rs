@@ -197,3 +197,6 @@ impl Engine {
         &self.identity.fingerprint
     }
 }
+
+#[cfg(test)]
+mod tests;

@@ -1,0 +1,386 @@
+//! r58's own WHIP/WHEP client peer, sans-IO: the offering, ICE-controlling, DTLS-client side.
+//!
+//! It exists so the load generator and benchmarks can open thousands of real sessions (ICE,
+//! DTLS, SRTP) against the server without a browser, and so one r58 can later push to or pull
+//! from another. It offers H.264 (packetization-mode 1) video and Opus audio.
+
+use std::collections::VecDeque;
+use std::net::SocketAddr;
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use bytes::BytesMut;
+use rand::RngExt;
+use rtc_dtls::crypto_provider::RTCCryptoProvider;
+use rtc_srtp::context::Context;
+use rtc_stun::attributes::{
+    ATTR_ICE_CONTROLLING, ATTR_PRIORITY, ATTR_USE_CANDIDATE, ATTR_USERNAME, RawAttribute,
+};
+use rtc_stun::fingerprint::FINGERPRINT;
+use rtc_stun::integrity::MessageIntegrity;
+use rtc_stun::message::{BINDING_REQUEST, Message, Setter, TransactionId};
+use rtc_stun::textattrs::TextAttribute;
+use thiserror::Error;
+
+use super::dtls::{Dtls, DtlsIdentity};
+use super::ice_lite::IceCredentials;
+
+/// Connectivity checks are repeated this often until the first answer, then as consent.
+const CHECK_INTERVAL: Duration = Duration::from_millis(50);
+const CONSENT_INTERVAL: Duration = Duration::from_secs(5);
+
+/// The payload types this client offers.
+pub const H264_PT: u8 = 102;
+pub const OPUS_PT: u8 = 111;
+
+#[derive(Debug, Error)]
+pub enum ClientError {
+    #[error("the answer lacks {0}")]
+    AnswerMissing(&'static str),
+    #[error("the answer's candidate '{0}' is not a usable UDP address")]
+    BadCandidate(String),
+    #[error("DTLS: {0}")]
+    Dtls(#[from] super::dtls::DtlsError),
+    #[error("SRTP: {0}")]
+    Srtp(String),
+    #[error("not connected yet")]
+    NotConnected,
+}
+
+/// Publish (WHIP: sendonly) or play (WHEP: recvonly).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum ClientRole {
+    Publish,
+    Play,
+}
+
+/// What the client noticed.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum ClientEvent {
+    Connected,
+    /// An SRTP packet arrived: its clear-text RTP header fields (no decryption needed).
+    Rtp {
+        ssrc: u32,
+        sequence: u16,
+        payload_type: u8,
+        len: usize,
+    },
+    /// An SRTCP packet arrived (still protected; counted only).
+    Rtcp {
+        len: usize,
+    },
+    Closed,
+}
+
+pub struct Client {
+    role: ClientRole,
+    provider: Arc<dyn RTCCryptoProvider>,
+    identity: DtlsIdentity,
+    local: IceCredentials,
+    /// Our SSRCs when publishing: (video, audio).
+    pub ssrcs: (u32, u32),
+    server: Option<ServerSide>,
+    dtls: Option<Dtls>,
+    srtp_out: Option<Context>,
+    srtp_in: Option<Context>,
+    next_check_at: Option<Instant>,
+    answered: bool,
+    closed: bool,
+    transmits: VecDeque<(SocketAddr, BytesMut)>,
+    events: VecDeque<ClientEvent>,
+}
+
+struct ServerSide {
+    ice: IceCredentials,
+    fingerprint: String,
+    addr: SocketAddr,
+}
+
+impl Client {
+    pub fn new(role: ClientRole) -> Result<Self, ClientError> {
+        let provider = rtc_dtls::crypto_provider::default_provider()
+            .map_err(|e| ClientError::Srtp(e.to_string()))?;
+        let identity = DtlsIdentity::generate(&provider)?;
+        let mut rng = rand::rng();
+        Ok(Self {
+            role,
+            provider,
+            identity,
+            local: IceCredentials::random(),
+            ssrcs: (rng.random(), rng.random()),
+            server: None,
+            dtls: None,
+            srtp_out: None,
+            srtp_in: None,
+            next_check_at: None,
+            answered: false,
+            closed: false,
+            transmits: VecDeque::new(),
+            events: VecDeque::new(),
+        })
+    }
+
+    /// The SDP offer: BUNDLE of one H.264 video and one Opus audio m-line.
+    pub fn offer(&self) -> String {
+        let direction = match self.role {
+            ClientRole::Publish => "sendonly",
+            ClientRole::Play => "recvonly",
+        };
+        let mut sdp = format!(
+            "v=0\r\no=- {} 2 IN IP4 127.0.0.1\r\ns=-\r\nt=0 0\r\na=group:BUNDLE 0 1\r\n\
+             a=msid-semantic: WMS r58\r\n",
+            rand::rng().random::<u32>()
+        );
+        let media = [
+            (
+                "video",
+                H264_PT,
+                "H264/90000",
+                "level-asymmetry-allowed=1;packetization-mode=1;profile-level-id=42e01f",
+                self.ssrcs.0,
+            ),
+            (
+                "audio",
+                OPUS_PT,
+                "opus/48000/2",
+                "minptime=10;useinbandfec=1",
+                self.ssrcs.1,
+            ),
+        ];
+        for (mid, (kind, pt, rtpmap, fmtp, ssrc)) in media.into_iter().enumerate() {
+            sdp.push_str(&format!(
+                "m={kind} 9 UDP/TLS/RTP/SAVPF {pt}\r\nc=IN IP4 0.0.0.0\r\na=rtcp:9 IN IP4 0.0.0.0\r\n\
+                 a=ice-ufrag:{}\r\na=ice-pwd:{}\r\na=fingerprint:sha-256 {}\r\na=setup:actpass\r\n\
+                 a=mid:{mid}\r\na={direction}\r\na=rtcp-mux\r\na=rtpmap:{pt} {rtpmap}\r\n\
+                 a=fmtp:{pt} {fmtp}\r\n",
+                self.local.ufrag, self.local.pwd, self.identity.fingerprint
+            ));
+            if kind == "video" {
+                sdp.push_str(&format!(
+                    "a=rtcp-fb:{pt} nack\r\na=rtcp-fb:{pt} nack pli\r\na=rtcp-fb:{pt} goog-remb\r\n"
+                ));
+            }
+            if self.role == ClientRole::Publish {
+                sdp.push_str(&format!(
+                    "a=msid:r58 {kind}\r\na=ssrc:{ssrc} cname:r58-client\r\n"
+                ));
+            }
+        }
+        sdp
+    }
+
+    /// Takes the server's answer and starts connectivity checks.
+    pub fn accept_answer(&mut self, now: Instant, answer: &str) -> Result<(), ClientError> {
+        let attr = |name: &str| {
+            answer
+                .lines()
+                .find_map(|l| l.trim_end().strip_prefix(name).map(str::to_owned))
+        };
+        let ufrag = attr("a=ice-ufrag:").ok_or(ClientError::AnswerMissing("a=ice-ufrag"))?;
+        let pwd = attr("a=ice-pwd:").ok_or(ClientError::AnswerMissing("a=ice-pwd"))?;
+        let fingerprint = attr("a=fingerprint:sha-256 ")
+            .ok_or(ClientError::AnswerMissing("a sha-256 fingerprint"))?;
+        let candidate = attr("a=candidate:").ok_or(ClientError::AnswerMissing("a=candidate"))?;
+        let fields: Vec<&str> = candidate.split_whitespace().collect();
+        let addr = match (fields.get(4), fields.get(5)) {
+            (Some(ip), Some(port)) => format!("{ip}:{port}")
+                .parse()
+                .map_err(|_| ClientError::BadCandidate(candidate.clone()))?,
+            _ => return Err(ClientError::BadCandidate(candidate)),
+        };
+        self.server = Some(ServerSide {
+            ice: IceCredentials { ufrag, pwd },
+            fingerprint,
+            addr,
+        });
+        self.next_check_at = Some(now);
+        self.handle_timeout(now);
+        Ok(())
+    }
+
+    pub fn is_connected(&self) -> bool {
+        self.srtp_out.is_some() && !self.closed
+    }
+
+    pub fn poll_transmit(&mut self) -> Option<(SocketAddr, BytesMut)> {
+        self.transmits.pop_front()
+    }
+
+    pub fn poll_event(&mut self) -> Option<ClientEvent> {
+        self.events.pop_front()
+    }
+
+    /// Sends connectivity checks and drives DTLS retransmissions.
+    pub fn handle_timeout(&mut self, now: Instant) {
+        if self.closed {
+            return;
+        }
+        if self.next_check_at.is_some_and(|at| at <= now) {
+            self.send_check();
+            let interval = if self.answered {
+                CONSENT_INTERVAL
+            } else {
+                CHECK_INTERVAL
+            };
+            self.next_check_at = Some(now + interval);
+        }
+        if let Some(dtls) = self.dtls.as_mut() {
+            let _ = dtls.handle_timeout(now);
+        }
+        self.flush_dtls();
+    }
+
+    fn send_check(&mut self) {
+        let Some(server) = &self.server else {
+            return;
+        };
+        let mut message = Message::new();
+        let setters: Vec<Box<dyn Setter>> = vec![
+            Box::new(BINDING_REQUEST),
+            Box::new(TransactionId::new()),
+            Box::new(TextAttribute::new(
+                ATTR_USERNAME,
+                format!("{}:{}", server.ice.ufrag, self.local.ufrag),
+            )),
+            Box::new(RawAttribute {
+                typ: ATTR_ICE_CONTROLLING,
+                length: 8,
+                value: rand::rng().random::<u64>().to_be_bytes().to_vec(),
+            }),
+            Box::new(RawAttribute {
+                typ: ATTR_USE_CANDIDATE,
+                length: 0,
+                value: Vec::new(),
+            }),
+            Box::new(RawAttribute {
+                typ: ATTR_PRIORITY,
+                length: 4,
+                value: 0x6e00_1eff_u32.to_be_bytes().to_vec(),
+            }),
+            Box::new(MessageIntegrity::new_short_term_integrity_with_provider(
+                server.ice.pwd.clone(),
+                self.provider.crypto(),
+            )),
+            Box::new(FINGERPRINT),
+        ];
+        if message.build(&setters).is_ok() {
+            self.transmits
+                .push_back((server.addr, BytesMut::from(&message.raw[..])));
+        }
+    }
+
+    fn flush_dtls(&mut self) {
+        let (Some(dtls), Some(server)) = (self.dtls.as_mut(), self.server.as_ref()) else {
+            return;
+        };
+        while let Some(data) = dtls.poll_transmit() {
+            self.transmits.push_back((server.addr, data));
+        }
+    }
+
+    /// One datagram from the server.
+    pub fn handle_datagram(&mut self, now: Instant, data: &[u8]) -> Result<(), ClientError> {
+        match data.first() {
+            Some(0..=3) => {
+                let mut m = Message::new();
+                let is_success =
+                    m.unmarshal_binary(data).is_ok() && m.typ == rtc_stun::message::BINDING_SUCCESS;
+                if is_success && !self.answered {
+                    self.answered = true;
+                    self.start_dtls(now)?;
+                } else if !is_success && m.typ == rtc_stun::message::BINDING_ERROR {
+                    self.close();
+                }
+            }
+            Some(20..=63) => {
+                let Some(dtls) = self.dtls.as_mut() else {
+                    return Ok(());
+                };
+                let progress = dtls.handle_datagram(now, data)?;
+                self.flush_dtls();
+                if progress.peer_closed {
+                    self.close();
+                } else if progress.handshake_completed {
+                    self.on_handshake(now)?;
+                }
+            }
+            Some(128..=191) => {
+                if crate::rtp::packet::is_rtcp(data) {
+                    self.events.push_back(ClientEvent::Rtcp { len: data.len() });
+                } else if let Ok(h) = crate::rtp::packet::RtpHeader::parse(data) {
+                    self.events.push_back(ClientEvent::Rtp {
+                        ssrc: h.ssrc,
+                        sequence: h.sequence,
+                        payload_type: h.payload_type,
+                        len: data.len(),
+                    });
+                }
+            }
+            _ => {}
+        }
+        Ok(())
+    }
+
+    fn start_dtls(&mut self, now: Instant) -> Result<(), ClientError> {
+        let Some(server) = &self.server else {
+            return Ok(());
+        };
+        self.dtls = Some(Dtls::client(
+            now,
+            &self.identity,
+            &server.fingerprint,
+            &self.provider,
+        )?);
+        self.flush_dtls();
+        Ok(())
+    }
+
+    fn on_handshake(&mut self, _now: Instant) -> Result<(), ClientError> {
+        let Some(dtls) = &self.dtls else {
+            return Ok(());
+        };
+        let (out, inbound) = dtls.srtp_contexts(&self.provider)?;
+        self.srtp_out = Some(out);
+        self.srtp_in = Some(inbound);
+        self.events.push_back(ClientEvent::Connected);
+        Ok(())
+    }
+
+    fn close(&mut self) {
+        if !self.closed {
+            self.closed = true;
+            self.events.push_back(ClientEvent::Closed);
+        }
+    }
+
+    /// Protects and queues one RTP packet (a complete plain RTP packet).
+    pub fn send_rtp(&mut self, packet: &[u8]) -> Result<(), ClientError> {
+        let (Some(srtp), Some(server)) = (self.srtp_out.as_mut(), self.server.as_ref()) else {
+            return Err(ClientError::NotConnected);
+        };
+        let protected = srtp
+            .encrypt_rtp(packet)
+            .map_err(|e| ClientError::Srtp(e.to_string()))?;
+        self.transmits.push_back((server.addr, protected));
+        Ok(())
+    }
+
+    /// Protects and queues one RTCP compound packet.
+    pub fn send_rtcp(&mut self, packet: &[u8]) -> Result<(), ClientError> {
+        let (Some(srtp), Some(server)) = (self.srtp_out.as_mut(), self.server.as_ref()) else {
+            return Err(ClientError::NotConnected);
+        };
+        let protected = srtp
+            .encrypt_rtcp(packet)
+            .map_err(|e| ClientError::Srtp(e.to_string()))?;
+        self.transmits.push_back((server.addr, protected));
+        Ok(())
+    }
+
+    /// Unprotects an SRTP packet from the server (for the samples a load test decrypts).
+    pub fn decrypt_rtp(&mut self, data: &[u8]) -> Result<BytesMut, ClientError> {
+        let srtp = self.srtp_in.as_mut().ok_or(ClientError::NotConnected)?;
+        srtp.decrypt_rtp(data)
+            .map_err(|e| ClientError::Srtp(e.to_string()))
+    }
+}

@@ -1,0 +1,114 @@
+//! The engine against r58's own client on the in-memory harness (virtual clock).
+
+use std::time::Duration;
+
+use crate::webrtc::client::{ClientRole, H264_PT};
+use crate::webrtc::engine::EngineConfig;
+use crate::webrtc::harness::{H264Source, Harness};
+
+const FRAME: Duration = Duration::from_millis(33);
+
+fn send_frame(h: &mut Harness, publisher: usize, source: &mut H264Source) -> usize {
+    let packets = source.next_frame();
+    let count = packets.len();
+    for p in packets {
+        h.clients[publisher]
+            .client
+            .send_rtp(&p)
+            .expect("publisher connected");
+    }
+    h.advance(FRAME);
+    count
+}
+
+fn setup() -> (Harness, usize, H264Source) {
+    let mut h = Harness::new(EngineConfig::default()).expect("engine");
+    let publisher = h.open(ClientRole::Publish, "cam").expect("publish");
+    assert!(h.connect_all(), "publisher connects");
+    let ssrc = h.clients[publisher].client.ssrcs.0;
+    (h, publisher, H264Source::new(ssrc, H264_PT))
+}
+
+#[test]
+fn viewers_joining_at_different_times_get_every_packet_from_a_keyframe_on() {
+    let (mut h, publisher, mut source) = setup();
+    let early = h.open(ClientRole::Play, "cam").expect("play");
+    assert!(h.connect_all());
+    let mut per_frame = Vec::new();
+    let mut late = None;
+    for frame in 0..90 {
+        if frame == 45 {
+            late = Some(h.open(ClientRole::Play, "cam").expect("late play"));
+            assert!(h.connect_all(), "late viewer connects");
+        }
+        per_frame.push(send_frame(&mut h, publisher, &mut source) as u64);
+    }
+    let early_rx = &h.clients[early].received;
+    assert_eq!(early_rx.rtp_packets, per_frame.iter().sum::<u64>());
+    assert_eq!(early_rx.sequence_gaps, 0);
+    // The late viewer gets the cache (keyframe 30 up to frame 44) at once, then live from 45.
+    let late_rx = &h.clients[late.expect("late viewer")].received;
+    assert_eq!(late_rx.rtp_packets, per_frame[30..].iter().sum::<u64>());
+    assert_eq!(late_rx.sequence_gaps, 0, "cache replay then live, contiguous");
+}
+
+#[test]
+fn delete_ends_the_stream_after_the_grace_period_and_viewers_are_told() {
+    let (mut h, publisher, mut source) = setup();
+    let viewer = h.open(ClientRole::Play, "cam").expect("play");
+    assert!(h.connect_all());
+    send_frame(&mut h, publisher, &mut source);
+    let id = h.clients[publisher].answer.session;
+    let now = h.now;
+    assert!(h.engine.delete(now, id));
+    assert!(!h.engine.delete(now, id), "second DELETE finds nothing");
+    assert!(h.engine.hub().get("cam").is_some(), "stream waits for a successor");
+    let told = h.run_until(Duration::from_millis(20), Duration::from_secs(5), |h| {
+        h.clients[viewer].received.closed
+    });
+    assert!(told, "viewer told within 5 s");
+    assert!(h.engine.hub().get("cam").is_none());
+    assert_eq!(h.engine.session_count(), 0);
+}
+
+#[test]
+fn a_vanished_publisher_ends_its_viewers_within_five_seconds() {
+    let (mut h, publisher, mut source) = setup();
+    let viewer = h.open(ClientRole::Play, "cam").expect("play");
+    assert!(h.connect_all());
+    for _ in 0..10 {
+        send_frame(&mut h, publisher, &mut source);
+    }
+    h.clients[publisher].online = false;
+    let start = h.now;
+    let told = h.run_until(Duration::from_millis(20), Duration::from_secs(10), |h| {
+        h.clients[viewer].received.closed
+    });
+    assert!(told);
+    assert!(h.now - start <= Duration::from_secs(5), "took {:?}", h.now - start);
+}
+
+#[test]
+fn takeover_keeps_viewer_sequence_numbers_contiguous() {
+    let (mut h, first, mut source) = setup();
+    let viewer = h.open(ClientRole::Play, "cam").expect("play");
+    assert!(h.connect_all());
+    for _ in 0..40 {
+        send_frame(&mut h, first, &mut source);
+    }
+    let second = h.open(ClientRole::Publish, "cam").expect("second publisher");
+    assert!(h.connect_all());
+    assert!(h.clients[first].received.closed, "old publisher was told to go");
+    let ssrc = h.clients[second].client.ssrcs.0;
+    let mut source2 = H264Source::new(ssrc, H264_PT);
+    source2.sequence = 50_000;
+    source2.frame = 7; // starts mid-GOP: the viewer must wait for its keyframe at frame 30
+    let before = h.clients[viewer].received.rtp_packets;
+    for _ in 0..60 {
+        send_frame(&mut h, second, &mut source2);
+    }
+    let rx = &h.clients[viewer].received;
+    assert!(rx.rtp_packets > before, "viewer receives the new publisher");
+    assert_eq!(rx.sequence_gaps, 0, "no gap or reset across the takeover");
+    assert_eq!(rx.last_seq.len(), 1, "one SSRC for the whole session");
+}

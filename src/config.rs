@@ -535,7 +535,7 @@ fn parse_file(path: &Path, text: &str) -> Result<FileConfig, ConfigError> {
     let table: toml::Table = toml::from_str(text).map_err(|e| {
         let line = e
             .span()
-            .map(|s| text[..s.start.min(text.len())].matches('\n').count() + 1);
+            .map(|s| bytecount_newlines(&text.as_bytes()[..s.start.min(text.len())]) + 1);
         ConfigError::File {
             path: path.to_owned(),
             message: match line {
@@ -648,6 +648,10 @@ fn resolve_auth(
         });
     }
     Ok(out)
+}
+
+fn bytecount_newlines(bytes: &[u8]) -> usize {
+    bytes.iter().filter(|&&b| b == b'\n').count()
 }
 
 fn non_empty(v: &[String]) -> Option<&[String]> {

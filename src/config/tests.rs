@@ -552,3 +552,27 @@ fn interface_ordering() {
     // No interfaces found at all: still loopback.
     assert_eq!(interface_candidates(v4, &[]), vec![ip("127.0.0.1")]);
 }
+
+#[test]
+fn garbage_files_are_errors_not_panics() {
+    for text in [
+        "listen = \"é",
+        "é = 1",
+        "[[auth]]\npath = \"/ü\"\ntoken = \"ä\"",
+        "\u{feff}max_sessions = ",
+        "public_ips = [\"1.2.3.4\", 5]",
+        "auth = [1]",
+        "auth = { path = \"/\" }",
+        "[auth]\npath = \"/\"",
+        "listen = 18446744073709551616",
+        "max_sessions = 18446744073709551615",
+        "\0\0\0",
+    ] {
+        let (_dir, path) = file(text);
+        let msg = load_err(&["--config", &path], &[]);
+        assert!(
+            msg.starts_with(&format!("config {path}: ")),
+            "{text:?}: {msg}"
+        );
+    }
+}

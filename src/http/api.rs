@@ -20,47 +20,110 @@ pub async fn streams(State(state): State<AppState>) -> Json<Vec<StreamInfo>> {
     Json(state.engine.lock().streams())
 }
 
+/// Reads one counter out of a track's stats.
+type StatField = fn(&sfu::hub::TrackStats) -> u64;
+
 /// Prometheus text exposition.
 pub async fn metrics(State(state): State<AppState>) -> Response {
     let (streams, stats, sessions) = {
         let engine = state.engine.lock();
-        (engine.streams(), engine.stats().clone(), engine.session_count())
+        (
+            engine.streams(),
+            engine.stats().clone(),
+            engine.session_count(),
+        )
     };
     let mut out = String::new();
     let mut counter = |name: &str, help: &str, value: u64| {
         let _ = writeln!(out, "# HELP r58_{name} {help}\n# TYPE r58_{name} counter");
         let _ = writeln!(out, "r58_{name} {value}");
     };
-    counter("datagrams_in_total", "UDP datagrams received.", stats.datagrams_in);
+    counter(
+        "datagrams_in_total",
+        "UDP datagrams received.",
+        stats.datagrams_in,
+    );
     counter(
         "datagrams_unknown_source_total",
         "Datagrams dropped because no session owns their source.",
         stats.datagrams_unknown_source,
     );
-    counter("stun_rejected_total", "STUN messages rejected.", stats.stun_rejected);
+    counter(
+        "stun_rejected_total",
+        "STUN messages rejected.",
+        stats.stun_rejected,
+    );
     counter("dtls_errors_total", "DTLS errors.", stats.dtls_errors);
-    counter("srtp_errors_total", "SRTP/SRTCP unprotect failures.", stats.srtp_errors);
-    counter("send_dropped_total", "Datagrams dropped because the socket was full.", stats.send_dropped);
-    counter("sessions_opened_total", "Sessions created.", stats.sessions_opened);
-    counter("sessions_closed_total", "Sessions ended.", stats.sessions_closed);
+    counter(
+        "srtp_errors_total",
+        "SRTP/SRTCP unprotect failures.",
+        stats.srtp_errors,
+    );
+    counter(
+        "send_dropped_total",
+        "Datagrams dropped because the socket was full.",
+        stats.send_dropped,
+    );
+    counter(
+        "sessions_opened_total",
+        "Sessions created.",
+        stats.sessions_opened,
+    );
+    counter(
+        "sessions_closed_total",
+        "Sessions ended.",
+        stats.sessions_closed,
+    );
     counter(
         "keyframe_requests_sent_total",
         "PLIs sent to publishers.",
         stats.keyframe_requests_sent,
     );
-    let _ = writeln!(out, "# HELP r58_sessions Sessions open now.\n# TYPE r58_sessions gauge");
+    let _ = writeln!(
+        out,
+        "# HELP r58_sessions Sessions open now.\n# TYPE r58_sessions gauge"
+    );
     let _ = writeln!(out, "r58_sessions {sessions}");
-    let _ = writeln!(out, "# HELP r58_stream_viewers Viewers per stream.\n# TYPE r58_stream_viewers gauge");
+    let _ = writeln!(
+        out,
+        "# HELP r58_stream_viewers Viewers per stream.\n# TYPE r58_stream_viewers gauge"
+    );
     for s in &streams {
-        let _ = writeln!(out, "r58_stream_viewers{{stream=\"{}\"}} {}", s.name, s.viewers);
+        let _ = writeln!(
+            out,
+            "r58_stream_viewers{{stream=\"{}\"}} {}",
+            s.name, s.viewers
+        );
     }
-    let per_track: [(&str, &str, fn(&sfu::hub::TrackStats) -> u64); 6] = [
-        ("track_packets_in_total", "RTP packets received per track.", |t| t.packets_in),
-        ("track_bytes_in_total", "RTP payload bytes received per track.", |t| t.bytes_in),
-        ("track_packets_out_total", "RTP packets forwarded per track.", |t| t.packets_out),
-        ("track_bytes_out_total", "SRTP bytes forwarded per track.", |t| t.bytes_out),
-        ("track_nacks_total", "NACKed packets per track.", |t| t.nacks),
-        ("track_retransmits_total", "Packets retransmitted per track.", |t| t.retransmits),
+    let per_track: [(&str, &str, StatField); 6] = [
+        (
+            "track_packets_in_total",
+            "RTP packets received per track.",
+            |t| t.packets_in,
+        ),
+        (
+            "track_bytes_in_total",
+            "RTP payload bytes received per track.",
+            |t| t.bytes_in,
+        ),
+        (
+            "track_packets_out_total",
+            "RTP packets forwarded per track.",
+            |t| t.packets_out,
+        ),
+        (
+            "track_bytes_out_total",
+            "SRTP bytes forwarded per track.",
+            |t| t.bytes_out,
+        ),
+        ("track_nacks_total", "NACKed packets per track.", |t| {
+            t.nacks
+        }),
+        (
+            "track_retransmits_total",
+            "Packets retransmitted per track.",
+            |t| t.retransmits,
+        ),
     ];
     for (name, help, get) in per_track {
         let _ = writeln!(out, "# HELP r58_{name} {help}\n# TYPE r58_{name} counter");

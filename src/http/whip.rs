@@ -14,6 +14,7 @@ use axum::response::{IntoResponse, Response};
 use axum::routing::{get, post};
 use rand::RngExt;
 use sfu::webrtc::engine::EngineError;
+use sfu::webrtc::sdp::SdpError;
 use sfu::webrtc::session::Role;
 
 use super::AppState;
@@ -62,10 +63,9 @@ fn error(status: StatusCode, reason: impl Into<String>) -> Response {
 
 fn unauthorized() -> Response {
     let mut response = error(StatusCode::UNAUTHORIZED, "missing or wrong bearer token");
-    response.headers_mut().insert(
-        header::WWW_AUTHENTICATE,
-        HeaderValue::from_static("Bearer"),
-    );
+    response
+        .headers_mut()
+        .insert(header::WWW_AUTHENTICATE, HeaderValue::from_static("Bearer"));
     response
 }
 
@@ -79,10 +79,11 @@ fn content_type_is(headers: &HeaderMap, expected: &str) -> bool {
 
 fn engine_error(e: EngineError) -> Response {
     let status = match &e {
+        // Well-formed SDP that offers nothing we can use is unprocessable, not malformed.
+        EngineError::BadOffer(SdpError::NoUsableMedia)
+        | EngineError::NoUsableMedia(_)
+        | EngineError::IncompatibleCodec { .. } => StatusCode::UNPROCESSABLE_ENTITY,
         EngineError::BadOffer(_) => StatusCode::BAD_REQUEST,
-        EngineError::NoUsableMedia(_) | EngineError::IncompatibleCodec { .. } => {
-            StatusCode::UNPROCESSABLE_ENTITY
-        }
         EngineError::StreamNotFound(_) | EngineError::SessionNotFound => StatusCode::NOT_FOUND,
         EngineError::IceCredentialMismatch => StatusCode::BAD_REQUEST,
         EngineError::TooManySessions(_) => {
@@ -283,14 +284,17 @@ async fn patch_session(
     let Some((_, _, etag)) = engine.session_summary(id) else {
         return error(StatusCode::NOT_FOUND, "no such session");
     };
+    // RFC 9725 writes the ICE restart wildcard as `If-Match: "*"`; RFC 9110's is a bare `*`.
+    // Otherwise If-Match is a list of entity tags, compared strongly.
     let if_match = if_match.trim();
-    if if_match != "*" && if_match != etag {
+    let wildcard = if_match == "*" || if_match == "\"*\"";
+    if !wildcard && !if_match.split(',').any(|tag| tag.trim() == etag) {
         return error(
             StatusCode::PRECONDITION_FAILED,
             "If-Match does not match the current ICE session's ETag",
         );
     }
-    let restart = if_match == "*" && engine.is_ice_restart(id, fragment);
+    let restart = wildcard && engine.is_ice_restart(id, fragment);
     if !restart {
         return match engine.trickle(id, fragment) {
             Ok(()) => StatusCode::NO_CONTENT.into_response(),

@@ -49,7 +49,10 @@ fn viewers_joining_at_different_times_get_every_packet_from_a_keyframe_on() {
     // The late viewer gets the cache (keyframe 30 up to frame 44) at once, then live from 45.
     let late_rx = &h.clients[late.expect("late viewer")].received;
     assert_eq!(late_rx.rtp_packets, per_frame[30..].iter().sum::<u64>());
-    assert_eq!(late_rx.sequence_gaps, 0, "cache replay then live, contiguous");
+    assert_eq!(
+        late_rx.sequence_gaps, 0,
+        "cache replay then live, contiguous"
+    );
 }
 
 #[test]
@@ -62,7 +65,10 @@ fn delete_ends_the_stream_after_the_grace_period_and_viewers_are_told() {
     let now = h.now;
     assert!(h.engine.delete(now, id));
     assert!(!h.engine.delete(now, id), "second DELETE finds nothing");
-    assert!(h.engine.hub().get("cam").is_some(), "stream waits for a successor");
+    assert!(
+        h.engine.hub().get("cam").is_some(),
+        "stream waits for a successor"
+    );
     let told = h.run_until(Duration::from_millis(20), Duration::from_secs(5), |h| {
         h.clients[viewer].received.closed
     });
@@ -85,7 +91,11 @@ fn a_vanished_publisher_ends_its_viewers_within_five_seconds() {
         h.clients[viewer].received.closed
     });
     assert!(told);
-    assert!(h.now - start <= Duration::from_secs(5), "took {:?}", h.now - start);
+    assert!(
+        h.now - start <= Duration::from_secs(5),
+        "took {:?}",
+        h.now - start
+    );
 }
 
 #[test]
@@ -96,9 +106,14 @@ fn takeover_keeps_viewer_sequence_numbers_contiguous() {
     for _ in 0..40 {
         send_frame(&mut h, first, &mut source);
     }
-    let second = h.open(ClientRole::Publish, "cam").expect("second publisher");
+    let second = h
+        .open(ClientRole::Publish, "cam")
+        .expect("second publisher");
     assert!(h.connect_all());
-    assert!(h.clients[first].received.closed, "old publisher was told to go");
+    assert!(
+        h.clients[first].received.closed,
+        "old publisher was told to go"
+    );
     let ssrc = h.clients[second].client.ssrcs.0;
     let mut source2 = H264Source::new(ssrc, H264_PT);
     source2.sequence = 50_000;

@@ -1,0 +1,82 @@
+#!/usr/bin/env bash
+# Runs every test of r58: formatting, lints, the Rust tests, then the real server against
+# aiortc (tests/interop) and against Chromium (tests/e2e).
+#
+# Needs: the Rust toolchain with cargo-nextest (else plain cargo test), python3, and for the
+# browser tests Debian's chromium and node/npm. `.ci/run` installs those on a fresh Debian 12.
+# The Python venv (.venv) and tests/e2e/node_modules are created here when missing.
+# Set SKIP_E2E=1 to leave out the browser tests (never skipped when CI=true).
+set -euo pipefail
+cd "$(dirname "$0")/.."
+
+TARGET_DIR="${CARGO_TARGET_DIR:-target}"
+export R58_BIN="${R58_BIN:-$TARGET_DIR/debug/r58}"
+
+section_name=""
+section_start=0
+total_start=$(date +%s)
+section() {
+    local now
+    now=$(date +%s)
+    if [[ -n "$section_name" ]]; then
+        echo "--- $section_name: $((now - section_start)) s"
+    fi
+    section_name="$1"
+    section_start=$now
+    [[ -n "$section_name" ]] && printf '\n=== %s\n' "$section_name"
+    return 0
+}
+finish() {
+    local rc=$?
+    section ""
+    if [[ $rc -eq 0 ]]; then
+        echo "=== scripts/test.sh: all passed in $(($(date +%s) - total_start)) s"
+    else
+        echo "=== scripts/test.sh: FAILED (exit $rc) in section '${failed_in:-?}'" >&2
+    fi
+}
+trap 'failed_in=$section_name' ERR
+trap finish EXIT
+
+section "cargo fmt --check"
+cargo fmt --all --check
+
+section "cargo clippy"
+cargo clippy --workspace --all-targets -- -D warnings
+
+section "Rust tests"
+# (nextest skips doc tests; there are none yet: add `cargo test --workspace --doc` with the first)
+if cargo nextest --version >/dev/null 2>&1; then
+    cargo nextest run --workspace --no-fail-fast
+else
+    cargo test --workspace
+fi
+
+section "build the r58 binary"
+cargo build --bin r58
+
+section "interop tests (aiortc)"
+req=tests/interop/requirements.txt
+if [[ ! -x .venv/bin/python ]] || ! cmp -s "$req" .venv/.r58-requirements; then
+    echo "setting up .venv from $req (python3 -m venv .venv && .venv/bin/pip install -r $req)"
+    python3 -m venv .venv
+    .venv/bin/pip install --disable-pip-version-check --no-input -q -r "$req"
+    cp "$req" .venv/.r58-requirements
+fi
+.venv/bin/python -m pytest -p no:cacheprovider tests/interop -v -rP
+
+section "browser tests (Chromium)"
+chromium_bin=/usr/bin/chromium
+if [[ "${SKIP_E2E:-}" == 1 && "${CI:-}" != true ]]; then
+    echo "SKIPPED: SKIP_E2E=1"
+elif [[ ! -x "$chromium_bin" ]] && [[ "${CI:-}" != true ]]; then
+    echo "SKIPPED: $chromium_bin not found (apt-get install chromium, or run .ci/run)"
+else
+    (
+        cd tests/e2e
+        if [[ ! -d node_modules ]] || [[ package-lock.json -nt node_modules ]]; then
+            npm ci --no-audit --no-fund
+        fi
+        npm test
+    )
+fi

@@ -12,8 +12,10 @@ pub fn authorized(rules: &[AuthRule], path: &str, headers: &HeaderMap) -> bool {
     let presented = headers
         .get(header::AUTHORIZATION)
         .and_then(|v| v.to_str().ok())
-        .and_then(|v| v.strip_prefix("Bearer "))
-        .unwrap_or("");
+        .and_then(|v| v.split_once(' '))
+        // RFC 9110: the scheme name is case-insensitive.
+        .filter(|(scheme, _)| scheme.eq_ignore_ascii_case("bearer"))
+        .map_or("", |(_, token)| token.trim());
     constant_time_eq(presented.as_bytes(), rule.token.as_bytes())
 }
 

@@ -160,12 +160,14 @@ impl Engine {
                 want_keyframe = true;
             }
             let cache = track.keyframe_cache();
-            let Some(first) = cache.first() else {
+            let (Some(first), Some(last)) = (cache.first(), cache.last()) else {
                 want_keyframe = true;
                 continue;
             };
+            // Sequence numbers continue from the first cached packet; timestamps are anchored
+            // on the newest one, so live frames that follow keep their true spacing.
             out.rewriter
-                .splice(now, epoch, first.sequence, first.timestamp);
+                .splice(now, epoch, first.sequence, last.timestamp);
         }
         for out_index in 0..session.outbound.len() {
             let index = session.outbound[out_index].track_index;
@@ -176,12 +178,29 @@ impl Engine {
                 continue;
             };
             let (cache, stats) = track.cache_and_stats();
+            let Some(newest) = cache.last().map(|p| p.timestamp) else {
+                continue;
+            };
+            // The cached frames are squeezed into the ticks just before the newest one: the
+            // viewer decodes them all at once (they carry the references it needs) and plays
+            // the newest as current, instead of replaying seconds of old video and staying
+            // that far behind live.
+            let mut frames_after = cache_frame_count(cache).saturating_sub(1);
+            let mut previous = cache.first().map(|p| p.timestamp);
             for packet in cache {
+                if previous != Some(packet.timestamp) {
+                    previous = Some(packet.timestamp);
+                    frames_after = frames_after.saturating_sub(1);
+                }
                 send_to_viewer(
                     now,
                     session,
                     index,
                     packet,
+                    Timing::Squeezed {
+                        newest,
+                        ticks_before: frames_after,
+                    },
                     &mut self.transmits,
                     &mut track_out(&mut stats.packets_out, &mut stats.bytes_out),
                 );
@@ -389,6 +408,7 @@ impl Engine {
                     session,
                     track_index,
                     &packet,
+                    Timing::Live,
                     &mut self.transmits,
                     &mut track_out(&mut track.stats.packets_out, &mut track.stats.bytes_out),
                 );
@@ -467,10 +487,33 @@ fn fan_out(
             session,
             track_index,
             packet,
+            Timing::Live,
             transmits,
             &mut track_out(&mut track.stats.packets_out, &mut track.stats.bytes_out),
         );
     }
+}
+
+/// How a forwarded packet's timestamp is chosen.
+#[derive(Debug, Clone, Copy)]
+pub(super) enum Timing {
+    /// The packet's own timestamp, rewritten.
+    Live,
+    /// A cached frame replayed to a joiner: `ticks_before` the rewritten `newest` timestamp.
+    Squeezed { newest: u32, ticks_before: u32 },
+}
+
+/// Distinct frames (timestamps) in a keyframe cache.
+fn cache_frame_count(cache: &[StoredPacket]) -> u32 {
+    let mut count = 0;
+    let mut previous = None;
+    for p in cache {
+        if previous != Some(p.timestamp) {
+            previous = Some(p.timestamp);
+            count += 1;
+        }
+    }
+    count
 }
 
 /// Rewrites `packet` into the viewer's numbering, protects it and queues it.
@@ -479,6 +522,7 @@ pub(super) fn send_to_viewer(
     session: &mut Session,
     track_index: usize,
     packet: &StoredPacket,
+    timing: Timing,
     transmits: &mut VecDeque<Transmit>,
     counters: &mut TrackOut<'_>,
 ) {
@@ -492,7 +536,16 @@ pub(super) fn send_to_viewer(
     else {
         return;
     };
-    let (sequence, timestamp) = out.rewriter.map(now, packet.sequence, packet.timestamp);
+    let (sequence, timestamp) = match timing {
+        Timing::Live => out.rewriter.map(now, packet.sequence, packet.timestamp),
+        Timing::Squeezed {
+            newest,
+            ticks_before,
+        } => {
+            let (sequence, newest_out) = out.rewriter.map(now, packet.sequence, newest);
+            (sequence, newest_out.wrapping_sub(ticks_before))
+        }
+    };
     let header = rtc_rtp::header::Header {
         version: 2,
         marker: packet.marker,

@@ -339,9 +339,9 @@ impl Client {
         let Some(dtls) = &self.dtls else {
             return Ok(());
         };
-        let (out, inbound) = dtls.srtp_contexts(&self.provider)?;
-        self.srtp_out = Some(out);
-        self.srtp_in = Some(inbound);
+        let srtp = dtls.srtp_contexts(&self.provider)?;
+        self.srtp_out = Some(srtp.outbound);
+        self.srtp_in = Some(srtp.inbound);
         self.events.push_back(ClientEvent::Connected);
         Ok(())
     }

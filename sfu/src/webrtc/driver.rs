@@ -1,14 +1,13 @@
 //! The thin tokio layer around the engine: one UDP socket for every peer, and the clock.
 
 use std::io;
-use std::net::SocketAddr;
 use std::sync::{Arc, Mutex, MutexGuard};
 use std::time::Instant;
 
 use tokio::net::UdpSocket;
-use tracing::warn;
 
 use super::engine::{Engine, timers_tick};
+use super::udp_batch::SendBatch;
 
 /// Datagrams read per wakeup before the engine lock is released.
 const RECV_BATCH: usize = 64;
@@ -78,16 +77,20 @@ fn is_transient(e: &io::Error) -> bool {
 }
 
 fn flush(engine: &mut Engine, socket: &UdpSocket) {
-    while let Some(t) = engine.poll_transmit() {
-        if let Err(e) = socket.try_send_to(&t.data, t.to) {
-            engine.count_send_drop();
-            if e.kind() != io::ErrorKind::WouldBlock {
-                warn_once(t.to, &e);
+    let mut dropped = 0;
+    {
+        let mut batch = SendBatch::new();
+        for (to, datagram) in engine.pending_transmits() {
+            batch.push(to, datagram);
+            if batch.is_full() {
+                dropped += batch.send_all(socket);
+                batch.clear();
             }
         }
+        dropped += batch.send_all(socket);
     }
-}
-
-fn warn_once(to: SocketAddr, e: &io::Error) {
-    warn!(%to, error = %e, "UDP send failed");
+    engine.clear_transmits();
+    if dropped > 0 {
+        engine.count_send_drops(dropped as u64);
+    }
 }

@@ -20,6 +20,8 @@ use rtc_srtp::context::Context;
 use rtc_srtp::protection_profile::ProtectionProfile;
 use thiserror::Error;
 
+use super::srtp::{Profile as FastProfile, SrtpSender};
+
 const ASSOCIATION_KEY: SocketAddr = SocketAddr::new(std::net::IpAddr::V4(Ipv4Addr::LOCALHOST), 9);
 
 #[derive(Debug, Error)]
@@ -113,6 +115,16 @@ fn handshake_config(
         .build(is_client, None)
         .map_err(|e| DtlsError::Config(e.to_string()))?;
     Ok(Arc::new(config))
+}
+
+/// The SRTP state of a connected session.
+pub struct SrtpSetup {
+    /// Protects forwarded RTP in place (the hot path).
+    pub rtp_sender: SrtpSender,
+    /// Protects the RTCP we originate, and RTP of r58's own client.
+    pub outbound: Context,
+    /// Unprotects what the peer sends.
+    pub inbound: Context,
 }
 
 /// What one inbound datagram did to the association.
@@ -218,11 +230,11 @@ impl Dtls {
         let _ = self.endpoint.stop(now, ASSOCIATION_KEY);
     }
 
-    /// SRTP contexts from the completed handshake: (outbound, inbound).
+    /// SRTP state from the completed handshake.
     pub fn srtp_contexts(
         &self,
         provider: &Arc<dyn RTCCryptoProvider>,
-    ) -> Result<(Context, Context), DtlsError> {
+    ) -> Result<SrtpSetup, DtlsError> {
         let state = self
             .endpoint
             .get_connection_state(ASSOCIATION_KEY)
@@ -257,6 +269,21 @@ impl Dtls {
             .set_session_keys_from_keying_material(material.as_ref(), self.is_client)
             .map_err(|e| DtlsError::KeyExport(e.to_string()))?;
         let keys = &config.keys;
+        let fast_profile = match profile {
+            ProtectionProfile::AeadAes128Gcm => FastProfile::AeadAes128Gcm,
+            ProtectionProfile::Aes128CmHmacSha1_80 => FastProfile::Aes128CmHmacSha1_80,
+            other => {
+                return Err(DtlsError::KeyExport(format!(
+                    "SRTP profile {other:?} has no forwarding implementation"
+                )));
+            }
+        };
+        let rtp_sender = SrtpSender::new(
+            fast_profile,
+            &keys.local_master_key,
+            &keys.local_master_salt,
+        )
+        .map_err(|e| DtlsError::KeyExport(e.to_string()))?;
         let outbound = Context::new(
             &keys.local_master_key,
             &keys.local_master_salt,
@@ -275,6 +302,10 @@ impl Dtls {
             provider.crypto(),
         )
         .map_err(|e| DtlsError::KeyExport(e.to_string()))?;
-        Ok((outbound, inbound))
+        Ok(SrtpSetup {
+            rtp_sender,
+            outbound,
+            inbound,
+        })
     }
 }

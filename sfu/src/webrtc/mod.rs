@@ -8,3 +8,5 @@ pub mod harness;
 pub mod ice_lite;
 pub mod sdp;
 pub mod session;
+pub mod srtp;
+pub mod udp_batch;

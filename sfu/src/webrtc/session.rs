@@ -8,6 +8,7 @@ use crate::rtp::rewrite::Rewriter;
 use crate::webrtc::dtls::Dtls;
 use crate::webrtc::ice_lite::IceLite;
 use crate::webrtc::sdp::MediaKind;
+use crate::webrtc::srtp::SrtpSender;
 
 pub type SessionId = u64;
 
@@ -75,6 +76,8 @@ pub struct Session {
     pub ice: IceLite,
     pub dtls: Dtls,
     pub srtp_out: Option<Context>,
+    /// Protects forwarded RTP in place; present once connected.
+    pub rtp_out: Option<SrtpSender>,
     pub srtp_in: Option<Context>,
     /// Strong entity tag of the current ICE session (changes on ICE restart).
     pub etag: String,

@@ -77,6 +77,7 @@ impl Engine {
             ice: IceLite::new(offer.ice_ufrag.clone()),
             dtls,
             srtp_out: None,
+            rtp_out: None,
             srtp_in: None,
             etag: new_etag(),
             feedback_ssrc: rand::rng().random(),

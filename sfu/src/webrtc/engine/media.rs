@@ -1,11 +1,11 @@
 //! Datagrams in: STUN, DTLS, SRTP and SRTCP, demultiplexed per RFC 7983; and the fan-out of
 //! every publisher packet to the viewers of its stream.
 
-use std::collections::{HashMap, VecDeque};
+use std::collections::HashMap;
 use std::net::SocketAddr;
 use std::time::Instant;
 
-use bytes::{Bytes, BytesMut};
+use bytes::Bytes;
 use rtc_rtcp::payload_feedbacks::full_intra_request::FullIntraRequest;
 use rtc_rtcp::payload_feedbacks::picture_loss_indication::PictureLossIndication;
 use rtc_rtcp::sender_report::SenderReport;
@@ -13,7 +13,8 @@ use rtc_rtcp::transport_feedbacks::transport_layer_nack::TransportLayerNack;
 use rtc_shared::marshal::Marshal;
 use tracing::{debug, info, warn};
 
-use super::{CloseReason, Engine, Transmit};
+use super::queue::TransmitQueue;
+use super::{CloseReason, Engine};
 use crate::hub::Stream;
 use crate::rtp::history::StoredPacket;
 use crate::rtp::packet::{RtpHeader, is_rtcp};
@@ -56,10 +57,7 @@ impl Engine {
                     debug!(session = id, %from, "new ICE path");
                     self.by_addr.insert(from, id);
                 }
-                self.transmits.push_back(Transmit {
-                    to: from,
-                    data: BytesMut::from(&response[..]),
-                });
+                self.transmits.push(from, &response);
             }
             Err(e) => {
                 self.stats.stun_rejected += 1;
@@ -77,10 +75,7 @@ impl Engine {
             return;
         }
         if let Ok(response) = request.reject_ended(&tomb.local_pwd, self.provider.crypto()) {
-            self.transmits.push_back(Transmit {
-                to: from,
-                data: BytesMut::from(&response[..]),
-            });
+            self.transmits.push(from, &response);
         }
     }
 
@@ -117,9 +112,10 @@ impl Engine {
             return;
         };
         match session.dtls.srtp_contexts(&self.provider) {
-            Ok((out, inbound)) => {
-                session.srtp_out = Some(out);
-                session.srtp_in = Some(inbound);
+            Ok(srtp) => {
+                session.rtp_out = Some(srtp.rtp_sender);
+                session.srtp_out = Some(srtp.outbound);
+                session.srtp_in = Some(srtp.inbound);
                 session.state = SessionState::Connected;
             }
             Err(e) => {
@@ -456,7 +452,7 @@ fn fan_out(
     packet: &StoredPacket,
     keyframe_start: bool,
     sessions: &mut HashMap<SessionId, Session>,
-    transmits: &mut VecDeque<Transmit>,
+    transmits: &mut TransmitQueue,
 ) {
     let epoch = stream.epoch();
     let Some(track) = stream.tracks.get_mut(track_index) else {
@@ -523,7 +519,7 @@ pub(super) fn send_to_viewer(
     track_index: usize,
     packet: &StoredPacket,
     timing: Timing,
-    transmits: &mut VecDeque<Transmit>,
+    transmits: &mut TransmitQueue,
     counters: &mut TrackOut<'_>,
 ) {
     let Some(to) = session.ice.selected else {
@@ -546,16 +542,6 @@ pub(super) fn send_to_viewer(
             (sequence, newest_out.wrapping_sub(ticks_before))
         }
     };
-    let header = rtc_rtp::header::Header {
-        version: 2,
-        marker: packet.marker,
-        payload_type: out.payload_type,
-        sequence_number: sequence,
-        timestamp,
-        ssrc: out.ssrc,
-        ..Default::default()
-    };
-    let mut plain = BytesMut::with_capacity(12 + packet.payload.len() + 16);
     let mut fixed = [0u8; 12];
     crate::rtp::packet::write_fixed_header(
         &mut fixed,
@@ -565,41 +551,44 @@ pub(super) fn send_to_viewer(
         timestamp,
         out.ssrc,
     );
-    plain.extend_from_slice(&fixed);
-    plain.extend_from_slice(&packet.payload);
-    let Some(srtp) = session.srtp_out.as_mut() else {
+    let Some(srtp) = session.rtp_out.as_mut() else {
         return;
     };
-    match srtp.encrypt_rtp_with_header(&plain, &header) {
-        Ok(data) => {
+    let protected = transmits.push_built(
+        to,
+        &[&fixed, &packet.payload],
+        srtp.trailer_len(),
+        |buf, len| srtp.protect(buf, len, fixed.len()).ok(),
+    );
+    match protected {
+        Some(len) => {
             out.packets_sent = out.packets_sent.wrapping_add(1);
             out.octets_sent = out.octets_sent.wrapping_add(packet.payload.len() as u32);
             session.stats.packets_out += 1;
-            session.stats.bytes_out += data.len() as u64;
+            session.stats.bytes_out += len as u64;
             *counters.packets += 1;
-            *counters.bytes += data.len() as u64;
-            transmits.push_back(Transmit { to, data });
+            *counters.bytes += len as u64;
         }
-        Err(_) => session.stats.srtp_errors += 1,
+        None => session.stats.srtp_errors += 1,
     }
 }
 
 /// Protects and queues an RTCP compound packet to the session's peer.
-pub(super) fn send_rtcp(session: &mut Session, raw: &[u8], transmits: &mut VecDeque<Transmit>) {
+pub(super) fn send_rtcp(session: &mut Session, raw: &[u8], transmits: &mut TransmitQueue) {
     let (Some(to), Some(srtp)) = (session.ice.selected, session.srtp_out.as_mut()) else {
         return;
     };
     match srtp.encrypt_rtcp(raw) {
-        Ok(data) => transmits.push_back(Transmit { to, data }),
+        Ok(data) => transmits.push(to, &data),
         Err(_) => session.stats.srtp_errors += 1,
     }
 }
 
 /// Queues whatever the session's DTLS association wants to send, on the selected path.
-pub(super) fn flush_dtls(session: &mut Session, transmits: &mut VecDeque<Transmit>) {
+pub(super) fn flush_dtls(session: &mut Session, transmits: &mut TransmitQueue) {
     while let Some(data) = session.dtls.poll_transmit() {
         if let Some(to) = session.ice.selected {
-            transmits.push_back(Transmit { to, data });
+            transmits.push(to, &data);
         }
     }
 }

@@ -7,9 +7,10 @@
 
 mod control;
 mod media;
+mod queue;
 mod timers;
 
-use std::collections::{HashMap, VecDeque};
+use std::collections::HashMap;
 use std::net::SocketAddr;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
@@ -139,7 +140,7 @@ pub struct Engine {
     hub: Hub,
     /// Credentials of recently ended sessions, so their clients' checks get a clear refusal.
     tombstones: HashMap<String, Tombstone>,
-    transmits: VecDeque<Transmit>,
+    transmits: queue::TransmitQueue,
     next_session_id: SessionId,
     last_remb_at: Option<Instant>,
     stats: EngineStats,
@@ -159,7 +160,7 @@ impl Engine {
             by_addr: HashMap::new(),
             hub: Hub::default(),
             tombstones: HashMap::new(),
-            transmits: VecDeque::new(),
+            transmits: queue::TransmitQueue::default(),
             next_session_id: 1,
             last_remb_at: None,
             stats: EngineStats::default(),
@@ -170,14 +171,26 @@ impl Engine {
         &self.config
     }
 
-    /// The next datagram to send.
+    /// The next datagram to send (a copy; the driver uses [`Engine::pending_transmits`]).
     pub fn poll_transmit(&mut self) -> Option<Transmit> {
-        self.transmits.pop_front()
+        self.transmits.pop().map(|(to, data)| Transmit {
+            to,
+            data: BytesMut::from(data),
+        })
     }
 
-    /// The driver could not send a datagram (socket buffer full): it is dropped and counted.
-    pub fn count_send_drop(&mut self) {
-        self.stats.send_dropped += 1;
+    /// The queued datagrams, in order, without copying; [`Engine::clear_transmits`] after.
+    pub fn pending_transmits(&self) -> impl Iterator<Item = (SocketAddr, &[u8])> {
+        self.transmits.pending()
+    }
+
+    pub fn clear_transmits(&mut self) {
+        self.transmits.clear();
+    }
+
+    /// The driver could not send datagrams (socket buffer full): they are dropped and counted.
+    pub fn count_send_drops(&mut self, count: u64) {
+        self.stats.send_dropped += count;
     }
 
     pub fn stats(&self) -> &EngineStats {

@@ -1,0 +1,123 @@
+//! Outgoing datagrams in one reusable buffer: forwarding writes and protects each packet in
+//! place here, so the hot path allocates nothing once the buffer has grown to its working size.
+
+use std::net::SocketAddr;
+
+#[derive(Debug, Clone, Copy)]
+struct Entry {
+    to: SocketAddr,
+    start: usize,
+    len: usize,
+}
+
+#[derive(Debug, Default)]
+pub struct TransmitQueue {
+    data: Vec<u8>,
+    entries: Vec<Entry>,
+    head: usize,
+}
+
+impl TransmitQueue {
+    /// Queues a copy of `datagram`.
+    pub fn push(&mut self, to: SocketAddr, datagram: &[u8]) {
+        self.compact();
+        let start = self.data.len();
+        self.data.extend_from_slice(datagram);
+        self.entries.push(Entry {
+            to,
+            start,
+            len: datagram.len(),
+        });
+    }
+
+    /// Queues a datagram built in place: `parts` are copied in, `reserve` zero bytes follow,
+    /// then `finish` gets the datagram's bytes and the written length and returns the final
+    /// length (or `None` to drop it).
+    pub fn push_built(
+        &mut self,
+        to: SocketAddr,
+        parts: &[&[u8]],
+        reserve: usize,
+        finish: impl FnOnce(&mut [u8], usize) -> Option<usize>,
+    ) -> Option<usize> {
+        self.compact();
+        let start = self.data.len();
+        for part in parts {
+            self.data.extend_from_slice(part);
+        }
+        let written = self.data.len() - start;
+        self.data.resize(start + written + reserve, 0);
+        match finish(&mut self.data[start..], written) {
+            Some(len) if len <= written + reserve => {
+                self.data.truncate(start + len);
+                self.entries.push(Entry { to, start, len });
+                Some(len)
+            }
+            _ => {
+                self.data.truncate(start);
+                None
+            }
+        }
+    }
+
+    /// The next datagram, if any. Its bytes stay valid until the queue is next changed.
+    pub fn pop(&mut self) -> Option<(SocketAddr, &[u8])> {
+        if self.head >= self.entries.len() {
+            self.clear();
+            return None;
+        }
+        let entry = self.entries[self.head];
+        self.head += 1;
+        Some((entry.to, &self.data[entry.start..entry.start + entry.len]))
+    }
+
+    /// The datagrams not yet handed out, in order.
+    pub fn pending(&self) -> impl Iterator<Item = (SocketAddr, &[u8])> {
+        self.entries
+            .get(self.head..)
+            .unwrap_or_default()
+            .iter()
+            .map(|e| (e.to, &self.data[e.start..e.start + e.len]))
+    }
+
+    /// Forgets datagrams already handed out, once all of them are.
+    fn compact(&mut self) {
+        if self.head > 0 && self.head >= self.entries.len() {
+            self.clear();
+        }
+    }
+
+    pub fn clear(&mut self) {
+        self.data.clear();
+        self.entries.clear();
+        self.head = 0;
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn queues_builds_and_drains_in_order() {
+        let a: SocketAddr = "127.0.0.1:1".parse().unwrap();
+        let b: SocketAddr = "127.0.0.1:2".parse().unwrap();
+        let mut q = TransmitQueue::default();
+        q.push(a, b"one");
+        let built = q.push_built(b, &[b"tw", b"o"], 4, |buf, n| {
+            buf[n] = b'!';
+            Some(n + 1)
+        });
+        assert_eq!(built, Some(4));
+        assert_eq!(q.push_built(a, &[b"x"], 0, |_, _| None), None, "dropped");
+        assert_eq!(q.pop(), Some((a, &b"one"[..])));
+        assert_eq!(q.pop(), Some((b, &b"two!"[..])));
+        assert_eq!(q.pop(), None);
+        q.push(b, b"three");
+        let seen: Vec<(SocketAddr, Vec<u8>)> =
+            q.pending().map(|(to, d)| (to, d.to_vec())).collect();
+        assert_eq!(seen, vec![(b, b"three".to_vec())]);
+        q.clear();
+        assert_eq!(q.pop(), None);
+    }
+}

@@ -1,0 +1,976 @@
+//! An in-memory network on a virtual clock between r58's engine and `rtc` (webrtc-rs)
+//! `RTCPeerConnection` clients: a second, independent WebRTC implementation.
+//!
+//! No sockets, no sleeps, no async runtime: datagrams move between the engine and the clients as
+//! function calls, and time is an `Instant` that only the test advances.
+
+#![allow(dead_code)]
+
+use std::collections::HashMap;
+use std::net::{IpAddr, Ipv4Addr, SocketAddr};
+use std::time::{Duration, Instant};
+
+use bytes::{Bytes, BytesMut};
+use rtc::interceptor::{Attribute, Interceptor, Packet, Registry, Slot, StreamInfo, TaggedPacket};
+use rtc::peer_connection::configuration::interceptor_registry::{
+    configure_nack, configure_rtcp_reports,
+};
+use rtc::peer_connection::configuration::media_engine::{
+    MIME_TYPE_H264, MIME_TYPE_OPUS, MIME_TYPE_RTX, MediaEngine,
+};
+use rtc::peer_connection::event::{RTCPeerConnectionEvent, RTCTrackEvent};
+use rtc::peer_connection::message::{RTCMessage, TaggedRTCMessage};
+use rtc::peer_connection::sdp::RTCSessionDescription;
+use rtc::peer_connection::state::RTCPeerConnectionState;
+use rtc::peer_connection::transport::{
+    CandidateConfig, CandidateHostConfig, RTCIceCandidate, RTCIceCandidateInit,
+};
+use rtc::peer_connection::{RTCPeerConnection, RTCPeerConnectionBuilder};
+use rtc::rtcp::payload_feedbacks::picture_loss_indication::PictureLossIndication;
+use rtc::rtcp::sender_report::SenderReport;
+use rtc::rtp_transceiver::rtp_sender::{
+    RTCPFeedback, RTCRtpCodec, RTCRtpCodecParameters, RTCRtpCodingParameters,
+    RTCRtpEncodingParameters, RtpCodecKind,
+};
+use rtc::rtp_transceiver::{
+    RTCRtpReceiverId, RTCRtpSenderId, RTCRtpTransceiverDirection, RTCRtpTransceiverInit,
+};
+use rtc::sansio::Protocol;
+use rtc::shared::{TaggedBytesMut, TransportContext, TransportProtocol};
+use sfu::webrtc::engine::{Answer, Engine, EngineConfig};
+
+pub type TestResult<T = ()> = Result<T, Box<dyn std::error::Error>>;
+
+/// The server's one media address: the host candidate in every answer.
+pub const SERVER: SocketAddr = SocketAddr::new(IpAddr::V4(Ipv4Addr::new(10, 0, 0, 1)), 5000);
+pub const H264_PT: u8 = 102;
+pub const OPUS_PT: u8 = 111;
+pub const VIDEO_CLOCK: u32 = 90_000;
+pub const FRAME_INTERVAL: Duration = Duration::from_millis(33);
+pub const AUDIO_INTERVAL: Duration = Duration::from_millis(20);
+/// Every GOP_th video frame is a keyframe.
+pub const GOP: u32 = 30;
+/// How often the engine's timers run, as a driver would call them.
+pub const ENGINE_TICK: Duration = Duration::from_millis(20);
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Role {
+    Publisher,
+    Viewer,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub enum Kind {
+    Video,
+    Audio,
+}
+
+/// One RTP packet a client received, as `rtc` handed it to the application.
+#[derive(Debug, Clone)]
+pub struct RxPacket {
+    pub at: Instant,
+    pub kind: Kind,
+    pub ssrc: u32,
+    pub payload_type: u8,
+    pub sequence: u16,
+    pub timestamp: u32,
+    pub marker: bool,
+    pub payload: Bytes,
+}
+
+/// One RTCP packet a client received (only what `rtc` passes up to the application).
+#[derive(Debug, Clone)]
+pub struct RxRtcp {
+    pub at: Instant,
+    pub pli: bool,
+    pub nack: bool,
+    pub bye: bool,
+    /// A Sender Report: (ssrc, ntp time, rtp time, packet count, octet count).
+    pub sr: Option<(u32, u64, u32, u32, u32)>,
+    pub media_ssrcs: Vec<u32>,
+    pub name: String,
+}
+
+pub struct Peer {
+    pub label: String,
+    pub role: Role,
+    /// The payload type this client uses for H.264.
+    pub h264_pt: u8,
+    pub addr: SocketAddr,
+    pub pc: RTCPeerConnection,
+    pub answer: Answer,
+    /// When false the peer is cut off: nothing it sends reaches the server, nothing reaches it.
+    pub online: bool,
+    pub state: RTCPeerConnectionState,
+    pub connected_at: Option<Instant>,
+    pub closed_at: Option<Instant>,
+    pub rx: Vec<RxPacket>,
+    pub rtcp: Vec<RxRtcp>,
+    pub senders: Vec<(Kind, RTCRtpSenderId, u32)>,
+    pub receivers: Vec<(Kind, RTCRtpReceiverId)>,
+    /// Sent RTP (publisher): payload -> (kind, frame or audio packet number, packet index).
+    pub sent: HashMap<Bytes, (Kind, u32, u32)>,
+    pub sent_count: HashMap<Kind, u64>,
+    pub datagrams_out: u64,
+    pub datagrams_in: u64,
+    /// SRTCP datagrams delivered to this peer (counted on the wire, before `rtc` sees them).
+    pub rtcp_datagrams_in: u64,
+    /// DTLS alert records (close_notify) delivered to this peer, with the time of the first.
+    pub dtls_alerts_in: u64,
+    pub first_alert_at: Option<Instant>,
+    pub errors: Vec<String>,
+}
+
+impl Peer {
+    pub fn connected(&self) -> bool {
+        self.state == RTCPeerConnectionState::Connected
+    }
+
+    pub fn video(&self) -> impl Iterator<Item = &RxPacket> {
+        self.rx.iter().filter(|p| p.kind == Kind::Video)
+    }
+
+    pub fn audio(&self) -> impl Iterator<Item = &RxPacket> {
+        self.rx.iter().filter(|p| p.kind == Kind::Audio)
+    }
+
+    pub fn sender_ssrc(&self, kind: Kind) -> Option<u32> {
+        self.senders
+            .iter()
+            .find(|(k, _, _)| *k == kind)
+            .map(|(_, _, s)| *s)
+    }
+
+    /// The SSRC our answer announced for `kind` (a=ssrc in that m-section).
+    pub fn answered_ssrc(&self, kind: Kind) -> Option<u32> {
+        answered_ssrc(&self.answer.sdp, kind)
+    }
+
+    /// PLIs received (publisher side).
+    pub fn plis(&self) -> Vec<Instant> {
+        self.rtcp.iter().filter(|r| r.pli).map(|r| r.at).collect()
+    }
+
+    /// When RTCP BYEs arrived.
+    pub fn byes(&self) -> Vec<Instant> {
+        self.rtcp.iter().filter(|r| r.bye).map(|r| r.at).collect()
+    }
+
+    /// Sends a PLI for the stream's video from this viewer (through `rtc`'s receiver API).
+    pub fn send_pli(&mut self, now: Instant) -> TestResult {
+        let media_ssrc = self.answered_ssrc(Kind::Video).ok_or("no video ssrc")?;
+        let (_, id) = *self
+            .receivers
+            .iter()
+            .find(|(k, _)| *k == Kind::Video)
+            .ok_or("no video receiver")?;
+        let mut receiver = self.pc.rtp_receiver(id).ok_or("receiver gone")?;
+        receiver.write_rtcp(
+            now,
+            vec![Box::new(PictureLossIndication {
+                sender_ssrc: 0,
+                media_ssrc,
+            })],
+        )?;
+        Ok(())
+    }
+
+    /// Writes one RTP packet on the sender of `kind` and remembers its payload.
+    pub fn send_rtp(&mut self, now: Instant, kind: Kind, pkt: Out) -> TestResult {
+        let (_, id, ssrc) = *self
+            .senders
+            .iter()
+            .find(|(k, _, _)| *k == kind)
+            .ok_or("no sender of that kind")?;
+        let payload_type = match kind {
+            Kind::Video => self.h264_pt,
+            Kind::Audio => OPUS_PT,
+        };
+        self.sent
+            .insert(pkt.payload.clone(), (kind, pkt.unit, pkt.index));
+        *self.sent_count.entry(kind).or_default() += 1;
+        let packet = rtc::rtp::packet::Packet {
+            header: rtc::rtp::header::Header {
+                version: 2,
+                marker: pkt.marker,
+                payload_type,
+                sequence_number: pkt.sequence,
+                timestamp: pkt.timestamp,
+                ssrc,
+                ..Default::default()
+            },
+            payload: pkt.payload,
+        };
+        let mut sender = self.pc.rtp_sender(id).ok_or("sender gone")?;
+        sender.write_rtp(now, packet)?;
+        Ok(())
+    }
+}
+
+/// An RTP packet for a publisher to send.
+#[derive(Debug, Clone)]
+pub struct Out {
+    pub sequence: u16,
+    pub timestamp: u32,
+    pub marker: bool,
+    pub payload: Bytes,
+    /// Video frame number or audio packet number.
+    pub unit: u32,
+    /// Index of the packet within its frame.
+    pub index: u32,
+}
+
+/// Which datagrams the network loses. Called for every server -> client datagram with the
+/// client's index and the datagram (SRTP: the RTP header is in the clear).
+pub type DropFilter = Box<dyn FnMut(usize, &[u8]) -> bool>;
+
+pub struct Net {
+    pub engine: Engine,
+    pub now: Instant,
+    pub start: Instant,
+    pub peers: Vec<Peer>,
+    pub drop_filter: Option<DropFilter>,
+    pub dropped: u64,
+    /// Print every non-media datagram (STUN, DTLS) with its direction and time.
+    pub trace: bool,
+    last_engine_tick: Instant,
+}
+
+/// Marks every inbound RTCP packet for delivery to the application (see `rtc`'s
+/// rtcp-processing example); without it `rtc`'s chain terminus drops inbound RTCP.
+#[derive(Default)]
+struct DeliverRtcp {
+    read: std::collections::VecDeque<TaggedPacket>,
+    write: std::collections::VecDeque<TaggedPacket>,
+}
+
+impl Protocol<TaggedPacket, TaggedPacket, ()> for DeliverRtcp {
+    type Rout = TaggedPacket;
+    type Wout = TaggedPacket;
+    type Eout = ();
+    type Error = rtc::shared::error::Error;
+    type Time = Instant;
+
+    fn handle_read(&mut self, mut msg: TaggedPacket) -> Result<(), Self::Error> {
+        if matches!(msg.message.packet, Packet::Rtcp(_)) {
+            msg.message.add(Attribute::DeliverToApplication);
+        }
+        self.read.push_back(msg);
+        Ok(())
+    }
+
+    fn poll_read(&mut self) -> Option<TaggedPacket> {
+        self.read.pop_front()
+    }
+
+    fn handle_write(&mut self, msg: TaggedPacket) -> Result<(), Self::Error> {
+        self.write.push_back(msg);
+        Ok(())
+    }
+
+    fn poll_write(&mut self) -> Option<TaggedPacket> {
+        self.write.pop_front()
+    }
+
+    fn handle_timeout(&mut self, _now: Instant) -> Result<(), Self::Error> {
+        Ok(())
+    }
+
+    fn poll_timeout(&mut self) -> Option<Instant> {
+        None
+    }
+}
+
+impl Interceptor for DeliverRtcp {
+    fn bind_local_stream(&mut self, _info: &StreamInfo) {}
+    fn unbind_local_stream(&mut self, _info: &StreamInfo) {}
+    fn bind_remote_stream(&mut self, _info: &StreamInfo) {}
+    fn unbind_remote_stream(&mut self, _info: &StreamInfo) {}
+}
+
+fn codec_h264() -> RTCRtpCodec {
+    let fb = |typ: &str, parameter: &str| RTCPFeedback {
+        typ: typ.to_owned(),
+        parameter: parameter.to_owned(),
+    };
+    RTCRtpCodec {
+        mime_type: MIME_TYPE_H264.to_owned(),
+        clock_rate: VIDEO_CLOCK,
+        channels: 0,
+        sdp_fmtp_line: "level-asymmetry-allowed=1;packetization-mode=1;profile-level-id=42e01f"
+            .to_owned(),
+        rtcp_feedback: vec![
+            fb("nack", ""),
+            fb("nack", "pli"),
+            fb("ccm", "fir"),
+            fb("goog-remb", ""),
+        ],
+    }
+}
+
+fn codec_opus() -> RTCRtpCodec {
+    RTCRtpCodec {
+        mime_type: MIME_TYPE_OPUS.to_owned(),
+        clock_rate: 48_000,
+        channels: 2,
+        sdp_fmtp_line: "minptime=10;useinbandfec=1".to_owned(),
+        rtcp_feedback: vec![],
+    }
+}
+
+/// H.264 and Opus; a viewer also offers RTX for H.264, as browsers do.
+fn media_engine(role: Role, h264_pt: u8) -> TestResult<MediaEngine> {
+    let mut me = MediaEngine::default();
+    if role == Role::Viewer {
+        me.register_codec(
+            RTCRtpCodecParameters {
+                rtp_codec: RTCRtpCodec {
+                    mime_type: MIME_TYPE_RTX.to_owned(),
+                    clock_rate: VIDEO_CLOCK,
+                    channels: 0,
+                    sdp_fmtp_line: format!("apt={h264_pt}"),
+                    rtcp_feedback: vec![],
+                },
+                payload_type: h264_pt + 1,
+            },
+            RtpCodecKind::Video,
+        )?;
+    }
+    me.register_codec(
+        RTCRtpCodecParameters {
+            rtp_codec: codec_h264(),
+            payload_type: h264_pt,
+        },
+        RtpCodecKind::Video,
+    )?;
+    me.register_codec(
+        RTCRtpCodecParameters {
+            rtp_codec: codec_opus(),
+            payload_type: OPUS_PT,
+        },
+        RtpCodecKind::Audio,
+    )?;
+    Ok(me)
+}
+
+/// The first `a=ssrc:` of the m-section of `kind` in `sdp`.
+pub fn answered_ssrc(sdp: &str, kind: Kind) -> Option<u32> {
+    let want = match kind {
+        Kind::Video => "m=video",
+        Kind::Audio => "m=audio",
+    };
+    let mut inside = false;
+    for line in sdp.lines() {
+        if line.starts_with("m=") {
+            inside = line.starts_with(want);
+        } else if inside && let Some(rest) = line.strip_prefix("a=ssrc:") {
+            return rest.split_whitespace().next()?.parse().ok();
+        }
+    }
+    None
+}
+
+/// RTP fields readable in the clear in an SRTP datagram: (payload type, sequence, ssrc).
+pub fn srtp_header(data: &[u8]) -> Option<(u8, u16, u32)> {
+    if data.len() < 12 || !(128..=191).contains(&data[0]) || (192..=223).contains(&data[1]) {
+        return None;
+    }
+    Some((
+        data[1] & 0x7f,
+        u16::from_be_bytes([data[2], data[3]]),
+        u32::from_be_bytes([data[8], data[9], data[10], data[11]]),
+    ))
+}
+
+impl Net {
+    pub fn new(mut config: EngineConfig) -> TestResult<Self> {
+        config.candidates = vec![SERVER];
+        let now = Instant::now();
+        Ok(Self {
+            engine: Engine::new(config)?,
+            now,
+            start: now,
+            peers: Vec::new(),
+            drop_filter: None,
+            dropped: 0,
+            trace: std::env::var_os("R58_NET_TRACE").is_some(),
+            last_engine_tick: now,
+        })
+    }
+
+    pub fn elapsed(&self) -> Duration {
+        self.now - self.start
+    }
+
+    fn next_addr(&self) -> SocketAddr {
+        let n = self.peers.len() as u8 + 2;
+        SocketAddr::new(IpAddr::V4(Ipv4Addr::new(10, 0, 0, n)), 4000)
+    }
+
+    /// Builds an `rtc` client, has it offer, and gives the offer to the engine (WHIP or WHEP).
+    /// Returns the peer's index; the peer is not connected yet (see [`Net::connect`]).
+    pub fn open(&mut self, role: Role, stream: &str) -> TestResult<usize> {
+        self.open_with(role, stream, H264_PT)
+    }
+
+    /// [`Net::open`] with the client's own payload type for H.264 (clients differ in numbering).
+    pub fn open_with(&mut self, role: Role, stream: &str, h264_pt: u8) -> TestResult<usize> {
+        let addr = self.next_addr();
+        let mut me = media_engine(role, h264_pt)?;
+        // `rtc` keeps inbound RTCP inside its interceptors unless one marks it for the
+        // application; DeliverRtcp marks all of it so the tests can count PLIs, BYEs, ...
+        let registry = Registry::new().with(Slot::from(14_000), DeliverRtcp::default());
+        let registry = match role {
+            // A publisher sends sender reports (the engine maps them for its viewers).
+            Role::Publisher => configure_rtcp_reports(registry),
+            // A viewer runs the NACK generator (loss recovery) and receiver reports.
+            Role::Viewer => configure_rtcp_reports(configure_nack(registry, &mut me)),
+        };
+        let mut pc = RTCPeerConnectionBuilder::new()
+            .with_media_engine(me)
+            .with_interceptor_registry(registry)
+            .build(self.now)?;
+        let index = self.peers.len() as u32;
+        let mut senders_wanted = Vec::new();
+        for kind in [Kind::Video, Kind::Audio] {
+            let codec_kind = match kind {
+                Kind::Video => RtpCodecKind::Video,
+                Kind::Audio => RtpCodecKind::Audio,
+            };
+            let init = match role {
+                Role::Publisher => {
+                    let ssrc = 0x1000_0000
+                        + index * 0x100
+                        + match kind {
+                            Kind::Video => 1,
+                            Kind::Audio => 2,
+                        };
+                    senders_wanted.push((kind, ssrc));
+                    RTCRtpTransceiverInit {
+                        direction: RTCRtpTransceiverDirection::Sendonly,
+                        streams: vec![],
+                        send_encodings: vec![RTCRtpEncodingParameters {
+                            rtp_coding_parameters: RTCRtpCodingParameters {
+                                ssrc: Some(ssrc),
+                                ..Default::default()
+                            },
+                            active: true,
+                            codec: match kind {
+                                Kind::Video => codec_h264(),
+                                Kind::Audio => codec_opus(),
+                            },
+                            ..Default::default()
+                        }],
+                    }
+                }
+                Role::Viewer => RTCRtpTransceiverInit {
+                    direction: RTCRtpTransceiverDirection::Recvonly,
+                    streams: vec![],
+                    send_encodings: vec![],
+                },
+            };
+            pc.add_transceiver_from_kind(codec_kind, Some(init))?;
+        }
+        let candidate = CandidateHostConfig {
+            base_config: CandidateConfig {
+                network: "udp".to_owned(),
+                address: addr.ip().to_string(),
+                port: addr.port(),
+                component: 1,
+                ..Default::default()
+            },
+            ..Default::default()
+        }
+        .new_candidate_host()?;
+        pc.add_local_candidate(RTCIceCandidate::from(&candidate).to_json()?)?;
+        pc.add_local_candidate(RTCIceCandidateInit::default())?;
+
+        let offer = pc.create_offer(None)?;
+        pc.set_local_description(self.now, offer.clone())?;
+        let answer = match role {
+            Role::Publisher => self.engine.publish(self.now, stream, &offer.sdp)?,
+            Role::Viewer => self.engine.play(self.now, stream, &offer.sdp)?,
+        };
+        pc.set_remote_description(self.now, RTCSessionDescription::answer(answer.sdp.clone())?)?;
+
+        let transceivers: Vec<_> = pc.get_transceivers().collect();
+        let mut senders = Vec::new();
+        let mut receivers = Vec::new();
+        for (i, id) in transceivers.into_iter().enumerate() {
+            let kind = if i == 0 { Kind::Video } else { Kind::Audio };
+            let t = pc.rtp_transceiver(id).ok_or("transceiver")?;
+            if let Some(s) = t.sender()
+                && let Some((_, ssrc)) = senders_wanted.iter().find(|(k, _)| *k == kind)
+            {
+                senders.push((kind, s, *ssrc));
+            }
+            if let Some(r) = t.receiver() {
+                receivers.push((kind, r));
+            }
+        }
+        self.peers.push(Peer {
+            label: format!("{role:?}#{index}"),
+            role,
+            h264_pt,
+            addr,
+            pc,
+            answer,
+            online: true,
+            state: RTCPeerConnectionState::New,
+            connected_at: None,
+            closed_at: None,
+            rx: Vec::new(),
+            rtcp: Vec::new(),
+            senders,
+            receivers,
+            sent: HashMap::new(),
+            sent_count: HashMap::new(),
+            datagrams_out: 0,
+            datagrams_in: 0,
+            rtcp_datagrams_in: 0,
+            dtls_alerts_in: 0,
+            first_alert_at: None,
+            errors: Vec::new(),
+        });
+        Ok(index as usize)
+    }
+
+    /// Opens a peer and runs the network until it is connected (at most 5 s of virtual time).
+    pub fn open_connected(&mut self, role: Role, stream: &str) -> TestResult<usize> {
+        let i = self.open(role, stream)?;
+        self.connect(i)?;
+        Ok(i)
+    }
+
+    pub fn connect(&mut self, i: usize) -> TestResult {
+        let ok = self.run_until(Duration::from_millis(2), Duration::from_secs(5), |n| {
+            n.peers[i].connected()
+        });
+        if !ok {
+            return Err(format!(
+                "{} did not connect within 5 s (state {:?}, errors {:?})",
+                self.peers[i].label, self.peers[i].state, self.peers[i].errors
+            )
+            .into());
+        }
+        Ok(())
+    }
+
+    /// Advances virtual time by `dt`, fires due timers and moves every datagram.
+    pub fn step(&mut self, dt: Duration) {
+        self.now += dt;
+        for p in &mut self.peers {
+            if let Err(e) = p.pc.handle_timeout(self.now) {
+                p.errors.push(format!("handle_timeout: {e}"));
+            }
+        }
+        if self.now - self.last_engine_tick >= ENGINE_TICK {
+            self.last_engine_tick = self.now;
+            self.engine.handle_timeout(self.now);
+        }
+        self.pump();
+    }
+
+    /// Moves datagrams both ways until the network is quiet (no time passes).
+    pub fn pump(&mut self) {
+        let now = self.now;
+        for _ in 0..10_000 {
+            let mut moved = false;
+            for p in &mut self.peers {
+                while let Some(out) = p.pc.poll_write() {
+                    moved = true;
+                    p.datagrams_out += 1;
+                    if self.trace {
+                        trace(now - self.start, &p.label, "->", p.online, &out.message);
+                    }
+                    if p.online && out.transport.peer_addr == SERVER {
+                        self.engine.handle_datagram(now, p.addr, &out.message);
+                    }
+                }
+            }
+            while let Some(t) = self.engine.poll_transmit() {
+                moved = true;
+                let Some(i) = self.peers.iter().position(|p| p.addr == t.to) else {
+                    continue;
+                };
+                if !self.peers[i].online {
+                    continue;
+                }
+                if let Some(filter) = self.drop_filter.as_mut()
+                    && filter(i, &t.data)
+                {
+                    self.dropped += 1;
+                    continue;
+                }
+                let p = &mut self.peers[i];
+                if self.trace {
+                    trace(now - self.start, &p.label, "<-", p.online, &t.data);
+                }
+                p.datagrams_in += 1;
+                if t.data.len() > 1
+                    && (128..=191).contains(&t.data[0])
+                    && (192..=223).contains(&t.data[1])
+                {
+                    p.rtcp_datagrams_in += 1;
+                }
+                if t.data.first() == Some(&21) {
+                    p.dtls_alerts_in += 1;
+                    p.first_alert_at.get_or_insert(now);
+                }
+                let msg = TaggedBytesMut {
+                    now,
+                    transport: TransportContext {
+                        local_addr: p.addr,
+                        peer_addr: SERVER,
+                        ecn: None,
+                        transport_protocol: TransportProtocol::UDP,
+                    },
+                    message: BytesMut::from(&t.data[..]),
+                };
+                if let Err(e) = p.pc.handle_read(msg) {
+                    p.errors.push(format!("handle_read: {e}"));
+                }
+                // `rtc` installs its SRTP keys when its DTLS-complete event is pumped, which
+                // happens in `poll_event`, not in `handle_read`: drain after every datagram, as
+                // a socket loop reading one datagram at a time does, or SRTP that follows the
+                // DTLS Finished in the same batch is dropped.
+                drain(p, now);
+            }
+            for p in &mut self.peers {
+                drain(p, now);
+            }
+            if !moved {
+                return;
+            }
+        }
+        panic!("network did not settle");
+    }
+
+    /// Runs in steps of `dt` until `done` or `limit` of virtual time passed; true if done.
+    pub fn run_until(
+        &mut self,
+        dt: Duration,
+        limit: Duration,
+        mut done: impl FnMut(&Net) -> bool,
+    ) -> bool {
+        let end = self.now + limit;
+        while self.now < end {
+            if done(self) {
+                return true;
+            }
+            self.step(dt);
+        }
+        done(self)
+    }
+
+    pub fn run_for(&mut self, dt: Duration, total: Duration) {
+        let end = self.now + total;
+        while self.now < end {
+            self.step(dt);
+        }
+    }
+}
+
+fn trace(at: Duration, label: &str, dir: &str, online: bool, data: &[u8]) {
+    let what = match data.first() {
+        Some(0..=3) => format!(
+            "STUN {:02x}{:02x}",
+            data.first().unwrap_or(&0),
+            data.get(1).unwrap_or(&0)
+        ),
+        Some(20..=63) => format!(
+            "DTLS ct={} hs={:?}",
+            data[0],
+            data.get(13).filter(|_| data[0] == 22)
+        ),
+        Some(128..=191) if data.get(1).is_some_and(|b| (192..=223).contains(b)) => {
+            format!("SRTCP pt={}", data[1])
+        }
+        Some(128..=191) => return,
+        _ => "?".into(),
+    };
+    println!(
+        "{:>9.3}ms {label} {dir} {what} len={} {}",
+        at.as_secs_f64() * 1000.0,
+        data.len(),
+        if online { "" } else { "(offline)" }
+    );
+}
+
+fn drain(p: &mut Peer, now: Instant) {
+    while let Some(ev) = p.pc.poll_event() {
+        match ev {
+            RTCPeerConnectionEvent::OnConnectionStateChangeEvent(state) => {
+                p.state = state;
+                if state == RTCPeerConnectionState::Connected && p.connected_at.is_none() {
+                    p.connected_at = Some(now);
+                }
+                if matches!(
+                    state,
+                    RTCPeerConnectionState::Closed
+                        | RTCPeerConnectionState::Failed
+                        | RTCPeerConnectionState::Disconnected
+                ) && p.closed_at.is_none()
+                {
+                    p.closed_at = Some(now);
+                }
+            }
+            RTCPeerConnectionEvent::OnTrack(RTCTrackEvent::OnClose(_)) => {}
+            _ => {}
+        }
+    }
+    while let Some(TaggedRTCMessage { now: at, message }) = p.pc.poll_read() {
+        match message {
+            RTCMessage::RtpPacket(_, pkt) => {
+                let kind = if pkt.header.payload_type == p.h264_pt {
+                    Kind::Video
+                } else {
+                    Kind::Audio
+                };
+                p.rx.push(RxPacket {
+                    at,
+                    kind,
+                    ssrc: pkt.header.ssrc,
+                    payload_type: pkt.header.payload_type,
+                    sequence: pkt.header.sequence_number,
+                    timestamp: pkt.header.timestamp,
+                    marker: pkt.header.marker,
+                    payload: pkt.payload,
+                });
+            }
+            RTCMessage::RtcpPacket(_, packets) => {
+                for packet in packets {
+                    let header = packet.header();
+                    // PT 206 FMT 1: PLI; PT 205 FMT 1: generic NACK.
+                    let pli = header.packet_type as u8 == 206 && header.count == 1;
+                    let nack = header.packet_type as u8 == 205 && header.count == 1;
+                    let bye = header.packet_type as u8 == 203;
+                    p.rtcp.push(RxRtcp {
+                        at,
+                        pli,
+                        nack,
+                        bye,
+                        sr: packet.as_any().downcast_ref::<SenderReport>().map(|sr| {
+                            (
+                                sr.ssrc,
+                                sr.ntp_time,
+                                sr.rtp_time,
+                                sr.packet_count,
+                                sr.octet_count,
+                            )
+                        }),
+                        media_ssrcs: packet.destination_ssrc(),
+                        name: format!("{:?}", header.packet_type),
+                    });
+                }
+            }
+            _ => {}
+        }
+    }
+}
+
+/// Synthetic H.264 (packetization-mode 1) and Opus, one RTP packet list per access unit.
+pub struct Source {
+    pub video_seq: u16,
+    pub video_ts: u32,
+    pub frame: u32,
+    pub audio_seq: u16,
+    pub audio_ts: u32,
+    pub audio_n: u32,
+    pub next_video: Instant,
+    pub next_audio: Instant,
+    /// Max FU-A fragment size.
+    pub mtu: usize,
+    /// Bytes of an IDR slice.
+    pub idr_size: usize,
+    /// Tag distinguishing this source's payloads from another publisher's.
+    pub tag: u8,
+}
+
+pub fn is_keyframe_frame(frame: u32) -> bool {
+    frame.is_multiple_of(GOP)
+}
+
+impl Source {
+    pub fn new(now: Instant, tag: u8) -> Self {
+        Self {
+            video_seq: 1000,
+            video_ts: 0,
+            frame: 0,
+            audio_seq: 5000,
+            audio_ts: 0,
+            audio_n: 0,
+            next_video: now,
+            next_audio: now,
+            mtu: 1000,
+            idr_size: 3500,
+            tag,
+        }
+    }
+
+    /// The packets of the next video access unit.
+    pub fn video_frame(&mut self) -> Vec<Out> {
+        let frame = self.frame;
+        self.frame += 1;
+        let ts = self.video_ts;
+        self.video_ts = self.video_ts.wrapping_add(VIDEO_CLOCK / 30);
+        // Each NAL's payload starts with (tag, frame, packet index) so every RTP payload is
+        // unique and identifies its frame.
+        let mark = |index: u32| -> Vec<u8> {
+            let mut v = vec![self.tag];
+            v.extend_from_slice(&frame.to_be_bytes());
+            v.extend_from_slice(&index.to_be_bytes());
+            v
+        };
+        let mut payloads: Vec<Vec<u8>> = Vec::new();
+        if is_keyframe_frame(frame) {
+            let mut sps = vec![0x67, 0x42, 0xe0, 0x1f];
+            sps.extend(mark(0));
+            let pps = vec![0x68, 0xce, 0x3c, 0x80];
+            let mut stap = vec![0x78]; // F=0 NRI=3 type 24
+            for nal in [&sps, &pps] {
+                stap.extend_from_slice(&(nal.len() as u16).to_be_bytes());
+                stap.extend_from_slice(nal);
+            }
+            payloads.push(stap);
+            let fragments = self.idr_size.div_ceil(self.mtu);
+            for k in 0..fragments {
+                let mut fu = vec![0x7c]; // FU indicator: NRI=3 type 28
+                let mut header = 5u8; // IDR
+                if k == 0 {
+                    header |= 0x80;
+                }
+                if k + 1 == fragments {
+                    header |= 0x40;
+                }
+                fu.push(header);
+                fu.extend(mark(k as u32 + 1));
+                fu.resize(2 + self.mtu.min(self.idr_size - k * self.mtu), 0xab);
+                payloads.push(fu);
+            }
+        } else {
+            let mut nal = vec![0x41]; // NRI=2 type 1: non-IDR slice
+            nal.extend(mark(0));
+            nal.resize(300, 0xcd);
+            payloads.push(nal);
+        }
+        let n = payloads.len();
+        payloads
+            .into_iter()
+            .enumerate()
+            .map(|(i, p)| {
+                let seq = self.video_seq;
+                self.video_seq = self.video_seq.wrapping_add(1);
+                Out {
+                    sequence: seq,
+                    timestamp: ts,
+                    marker: i + 1 == n,
+                    payload: Bytes::from(p),
+                    unit: frame,
+                    index: i as u32,
+                }
+            })
+            .collect()
+    }
+
+    pub fn audio_packet(&mut self) -> Out {
+        let n = self.audio_n;
+        self.audio_n += 1;
+        let seq = self.audio_seq;
+        self.audio_seq = self.audio_seq.wrapping_add(1);
+        let ts = self.audio_ts;
+        self.audio_ts = self.audio_ts.wrapping_add(960);
+        let mut payload = vec![0xfc, self.tag];
+        payload.extend_from_slice(&n.to_be_bytes());
+        Out {
+            sequence: seq,
+            timestamp: ts,
+            marker: false,
+            payload: Bytes::from(payload),
+            unit: n,
+            index: 0,
+        }
+    }
+
+    /// Sends whatever is due at `net.now` from publisher `p`; returns the video frames sent.
+    pub fn tick(&mut self, net: &mut Net, p: usize) -> TestResult<Vec<u32>> {
+        let now = net.now;
+        let mut frames = Vec::new();
+        while self.next_video <= now {
+            self.next_video += FRAME_INTERVAL;
+            frames.push(self.frame);
+            for pkt in self.video_frame() {
+                net.peers[p].send_rtp(now, Kind::Video, pkt)?;
+            }
+        }
+        while self.next_audio <= now {
+            self.next_audio += AUDIO_INTERVAL;
+            let pkt = self.audio_packet();
+            net.peers[p].send_rtp(now, Kind::Audio, pkt)?;
+        }
+        Ok(frames)
+    }
+
+    /// Streams for `total` of virtual time in 1 ms steps.
+    pub fn stream_for(&mut self, net: &mut Net, p: usize, total: Duration) -> TestResult {
+        self.next_video = self.next_video.max(net.now);
+        self.next_audio = self.next_audio.max(net.now);
+        let end = net.now + total;
+        while net.now < end {
+            self.tick(net, p)?;
+            net.step(Duration::from_millis(1));
+        }
+        Ok(())
+    }
+
+    /// Streams until `frame` is the next video frame to send.
+    pub fn stream_until_frame(&mut self, net: &mut Net, p: usize, frame: u32) -> TestResult {
+        self.next_video = self.next_video.max(net.now);
+        self.next_audio = self.next_audio.max(net.now);
+        while self.frame < frame {
+            self.tick(net, p)?;
+            net.step(Duration::from_millis(1));
+        }
+        Ok(())
+    }
+}
+
+/// A short description of an H.264 RTP payload: `STAP-A[7,8]`, `FU-A[5,S]`, `NAL[1]`.
+pub fn describe_h264(payload: &[u8]) -> String {
+    let Some(&first) = payload.first() else {
+        return "empty".into();
+    };
+    match first & 0x1f {
+        24 => {
+            let mut types = Vec::new();
+            let mut rest = &payload[1..];
+            while rest.len() >= 2 {
+                let len = u16::from_be_bytes([rest[0], rest[1]]) as usize;
+                if rest.len() < 2 + len || len == 0 {
+                    break;
+                }
+                types.push((rest[2] & 0x1f).to_string());
+                rest = &rest[2 + len..];
+            }
+            format!("STAP-A[{}]", types.join(","))
+        }
+        28 => {
+            let h = payload.get(1).copied().unwrap_or(0);
+            format!(
+                "FU-A[{}{}{}]",
+                h & 0x1f,
+                if h & 0x80 != 0 { ",S" } else { "" },
+                if h & 0x40 != 0 { ",E" } else { "" }
+            )
+        }
+        t => format!("NAL[{t}]"),
+    }
+}
+
+/// The consecutive pairs in `seqs` that do not differ by exactly one (empty: contiguous).
+pub fn gaps(seqs: &[u16]) -> Vec<(u16, u16)> {
+    seqs.windows(2)
+        .filter(|w| w[1] != w[0].wrapping_add(1))
+        .map(|w| (w[0], w[1]))
+        .collect()
+}

@@ -52,6 +52,16 @@ pub struct OutboundTrack {
     /// RTP packets and payload octets sent, for Sender Reports (wrapping, as RFC 3550 says).
     pub packets_sent: u32,
     pub octets_sent: u32,
+    /// RFC 4588 retransmission stream, when the viewer negotiated one.
+    pub rtx: Option<RtxStream>,
+}
+
+/// A viewer's retransmission stream: its own SSRC, payload type and sequence numbers.
+#[derive(Debug, Clone, Copy)]
+pub struct RtxStream {
+    pub ssrc: u32,
+    pub payload_type: u8,
+    pub next_sequence: u16,
 }
 
 /// Per-session counters.

@@ -15,7 +15,8 @@ use crate::webrtc::sdp::{
     SendSsrc,
 };
 use crate::webrtc::session::{
-    BundledMedia, InboundTrack, OutboundTrack, Role, Session, SessionId, SessionState, SessionStats,
+    BundledMedia, InboundTrack, OutboundTrack, Role, RtxStream, Session, SessionId, SessionState,
+    SessionStats,
 };
 
 /// A created session: its id, the SDP answer and the ETag of its ICE session.
@@ -269,6 +270,11 @@ impl Engine {
             })?;
             used[index] = true;
             let ssrc: u32 = rng.random();
+            let rtx = codec.rtx_payload_type.map(|payload_type| RtxStream {
+                ssrc: rng.random(),
+                payload_type,
+                next_sequence: rng.random(),
+            });
             outbound.push(OutboundTrack {
                 track_index: index,
                 ssrc,
@@ -277,17 +283,18 @@ impl Engine {
                 rewriter: Rewriter::new(source.codec.clock_rate, rng.random(), rng.random()),
                 packets_sent: 0,
                 octets_sent: 0,
+                rtx,
             });
             media.push(AnswerMedia {
                 mid: m.mid.clone(),
                 accept: Some(AcceptedMedia {
                     codec: codec.clone(),
-                    with_rtx: false,
+                    with_rtx: rtx.is_some(),
                     direction,
                     extmaps: Vec::new(),
                     send: Some(SendSsrc {
                         ssrc,
-                        rtx_ssrc: None,
+                        rtx_ssrc: rtx.map(|r| r.ssrc),
                         cname: format!("r58-{name}"),
                         stream_id: name.to_owned(),
                         track_id: format!("{name}-{}", m.mid),

@@ -404,7 +404,7 @@ impl Engine {
                     session,
                     track_index,
                     &packet,
-                    Timing::Live,
+                    Timing::Retransmission,
                     &mut self.transmits,
                     &mut track_out(&mut track.stats.packets_out, &mut track.stats.bytes_out),
                 );
@@ -495,6 +495,8 @@ fn fan_out(
 pub(super) enum Timing {
     /// The packet's own timestamp, rewritten.
     Live,
+    /// A NACKed packet sent again: on the RTX stream when the viewer has one (RFC 4588).
+    Retransmission,
     /// A cached frame replayed to a joiner: `ticks_before` the rewritten `newest` timestamp.
     Squeezed { newest: u32, ticks_before: u32 },
 }
@@ -533,7 +535,9 @@ pub(super) fn send_to_viewer(
         return;
     };
     let (sequence, timestamp) = match timing {
-        Timing::Live => out.rewriter.map(now, packet.sequence, packet.timestamp),
+        Timing::Live | Timing::Retransmission => {
+            out.rewriter.map(now, packet.sequence, packet.timestamp)
+        }
         Timing::Squeezed {
             newest,
             ticks_before,
@@ -542,24 +546,47 @@ pub(super) fn send_to_viewer(
             (sequence, newest_out.wrapping_sub(ticks_before))
         }
     };
-    let mut fixed = [0u8; 12];
-    crate::rtp::packet::write_fixed_header(
-        &mut fixed,
-        packet.marker,
-        out.payload_type,
-        sequence,
-        timestamp,
-        out.ssrc,
-    );
     let Some(srtp) = session.rtp_out.as_mut() else {
         return;
     };
-    let protected = transmits.push_built(
-        to,
-        &[&fixed, &packet.payload],
-        srtp.trailer_len(),
-        |buf, len| srtp.protect(buf, len, fixed.len()).ok(),
-    );
+    let mut fixed = [0u8; 12];
+    let rtx = out
+        .rtx
+        .as_mut()
+        .filter(|_| matches!(timing, Timing::Retransmission));
+    let protected = if let Some(rtx) = rtx {
+        // RTX payload: the original sequence number, then the original payload.
+        crate::rtp::packet::write_fixed_header(
+            &mut fixed,
+            packet.marker,
+            rtx.payload_type,
+            rtx.next_sequence,
+            timestamp,
+            rtx.ssrc,
+        );
+        rtx.next_sequence = rtx.next_sequence.wrapping_add(1);
+        transmits.push_built(
+            to,
+            &[&fixed, &sequence.to_be_bytes(), &packet.payload],
+            srtp.trailer_len(),
+            |buf, len| srtp.protect(buf, len, fixed.len()).ok(),
+        )
+    } else {
+        crate::rtp::packet::write_fixed_header(
+            &mut fixed,
+            packet.marker,
+            out.payload_type,
+            sequence,
+            timestamp,
+            out.ssrc,
+        );
+        transmits.push_built(
+            to,
+            &[&fixed, &packet.payload],
+            srtp.trailer_len(),
+            |buf, len| srtp.protect(buf, len, fixed.len()).ok(),
+        )
+    };
     match protected {
         Some(len) => {
             out.packets_sent = out.packets_sent.wrapping_add(1);

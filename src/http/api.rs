@@ -25,12 +25,13 @@ type StatField = fn(&sfu::hub::TrackStats) -> u64;
 
 /// Prometheus text exposition.
 pub async fn metrics(State(state): State<AppState>) -> Response {
-    let (streams, stats, sessions) = {
+    let (streams, stats, sessions, by_state) = {
         let engine = state.engine.lock();
         (
             engine.streams(),
             engine.stats().clone(),
             engine.session_count(),
+            engine.session_counts(),
         )
     };
     let mut out = String::new();
@@ -84,6 +85,18 @@ pub async fn metrics(State(state): State<AppState>) -> Response {
         "# HELP r58_sessions Sessions open now.\n# TYPE r58_sessions gauge"
     );
     let _ = writeln!(out, "r58_sessions {sessions}");
+    let _ = writeln!(
+        out,
+        "# HELP r58_sessions_by_state Sessions open now by role and state.\n# TYPE r58_sessions_by_state gauge"
+    );
+    for ((role, state), n) in &by_state {
+        let role = serde_json::to_value(role).unwrap_or_default();
+        let state = serde_json::to_value(state).unwrap_or_default();
+        let _ = writeln!(
+            out,
+            "r58_sessions_by_state{{role={role},state={state}}} {n}"
+        );
+    }
     let _ = writeln!(
         out,
         "# HELP r58_stream_viewers Viewers per stream.\n# TYPE r58_stream_viewers gauge"

@@ -34,7 +34,10 @@ pub struct StreamInfo {
     pub source: SourceKind,
     pub online: bool,
     pub tracks: Vec<TrackInfo>,
+    /// Connected WHEP viewers.
     pub viewers: usize,
+    /// Readers by kind (WHEP viewers now; HLS muxers, recorders and the switcher later).
+    pub readers: std::collections::BTreeMap<&'static str, usize>,
     pub keyframe_requests: u64,
 }
 
@@ -401,6 +404,19 @@ impl Engine {
         Ok((body, session.etag.clone()))
     }
 
+    /// Open sessions counted by (role, state), for metrics.
+    pub fn session_counts(&self) -> Vec<((Role, SessionState), usize)> {
+        let mut counts: Vec<((Role, SessionState), usize)> = Vec::new();
+        for s in self.sessions.values() {
+            let key = (s.role, s.state);
+            match counts.iter_mut().find(|(k, _)| *k == key) {
+                Some((_, n)) => *n += 1,
+                None => counts.push((key, 1)),
+            }
+        }
+        counts
+    }
+
     /// Every stream with its tracks and audience.
     pub fn streams(&self) -> Vec<StreamInfo> {
         let mut list: Vec<StreamInfo> = self
@@ -411,6 +427,7 @@ impl Engine {
                 source: s.source,
                 online: s.publisher().is_some(),
                 viewers: s.viewers.len(),
+                readers: [("whep", s.viewers.len())].into_iter().collect(),
                 keyframe_requests: s.keyframe_requests,
                 tracks: s
                     .tracks

@@ -5,6 +5,7 @@ use std::sync::{Arc, Mutex, MutexGuard};
 use std::time::Instant;
 
 use tokio::net::UdpSocket;
+use tokio::sync::Notify;
 
 use super::engine::{Engine, timers_tick};
 use super::udp_batch::SendBatch;
@@ -12,21 +13,33 @@ use super::udp_batch::SendBatch;
 /// Datagrams read per wakeup before the engine lock is released.
 const RECV_BATCH: usize = 64;
 
-/// The engine behind a lock, shared by the UDP driver and the HTTP handlers.
+/// The engine behind a lock, shared by the UDP driver, the HTTP handlers and local sources.
 #[derive(Clone)]
-pub struct SharedEngine(Arc<Mutex<Engine>>);
+pub struct SharedEngine {
+    engine: Arc<Mutex<Engine>>,
+    flush: Arc<Notify>,
+}
 
 impl SharedEngine {
     pub fn new(engine: Engine) -> Self {
-        Self(Arc::new(Mutex::new(engine)))
+        Self {
+            engine: Arc::new(Mutex::new(engine)),
+            flush: Arc::new(Notify::new()),
+        }
     }
 
     /// Locks the engine. A panic while it was held is a bug, but the data is still consistent
     /// enough to serve the next request, so poisoning is ignored rather than spread.
     pub fn lock(&self) -> MutexGuard<'_, Engine> {
-        self.0
+        self.engine
             .lock()
             .unwrap_or_else(|poisoned| poisoned.into_inner())
+    }
+
+    /// Asks the driver to send what the engine queued now rather than at its next tick: local
+    /// sources call this after ingesting a frame.
+    pub fn flush_soon(&self) {
+        self.flush.notify_one();
     }
 }
 
@@ -53,6 +66,10 @@ pub async fn run(engine: SharedEngine, socket: UdpSocket) -> io::Result<()> {
                         Err(e) => return Err(e),
                     }
                 }
+                flush(&mut guard, &socket);
+            }
+            _ = engine.flush.notified() => {
+                let mut guard = engine.lock();
                 flush(&mut guard, &socket);
             }
             _ = tick.tick() => {

@@ -6,7 +6,7 @@ use rand::RngExt;
 use tracing::info;
 
 use super::{CloseReason, Engine, EngineError};
-use crate::hub::{SourceKind, Stream, Track, TrackKind, TrackStats};
+use crate::hub::{SourceKind, Track, TrackKind, TrackStats};
 use crate::rtp::rewrite::Rewriter;
 use crate::webrtc::dtls::Dtls;
 use crate::webrtc::ice_lite::IceLite;
@@ -183,45 +183,7 @@ impl Engine {
         let id = session.id;
         let etag = session.etag.clone();
 
-        let takeover = self
-            .hub
-            .get(name)
-            .map(|stream| (stream.publisher(), stream.accepts_takeover(&tracks)));
-        match takeover {
-            Some((old_publisher, true)) => {
-                if let Some(stream) = self.hub.get_mut(name) {
-                    stream.take_over(id, tracks);
-                }
-                if let Some(old) = old_publisher {
-                    self.close_session(now, old, CloseReason::TakenOver);
-                }
-                info!(
-                    stream = name,
-                    session = id,
-                    "publisher took the stream over"
-                );
-            }
-            Some((_, false)) => {
-                // Different tracks: viewers would need to renegotiate, so the old stream ends.
-                self.end_stream(now, name);
-                self.hub.insert(Stream::new(
-                    name.to_owned(),
-                    SourceKind::Whip,
-                    id,
-                    tracks,
-                    now,
-                ));
-            }
-            None => {
-                self.hub.insert(Stream::new(
-                    name.to_owned(),
-                    SourceKind::Whip,
-                    id,
-                    tracks,
-                    now,
-                ));
-            }
-        }
+        self.attach_publisher(now, name, id, SourceKind::Whip, tracks);
         self.register(session);
         info!(stream = name, session = id, "publish session created");
         Ok(Answer {

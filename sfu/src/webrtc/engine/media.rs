@@ -252,10 +252,23 @@ impl Engine {
             return;
         };
         let stream_name = session.stream.clone();
-        let Some(stream) = self.hub.get_mut(&stream_name) else {
+        self.forward(now, &stream_name, id, track_index, &header, &plain);
+    }
+
+    /// Records one packet of the stream's publisher `source` and sends it to every viewer.
+    pub(super) fn forward(
+        &mut self,
+        now: Instant,
+        stream_name: &str,
+        source: SessionId,
+        track_index: usize,
+        header: &RtpHeader,
+        plain: &Bytes,
+    ) {
+        let Some(stream) = self.hub.get_mut(stream_name) else {
             return;
         };
-        if stream.publisher() != Some(id) {
+        if stream.publisher() != Some(source) {
             return;
         }
         let payload = plain.slice(header.payload_offset..header.payload_end);
@@ -417,6 +430,11 @@ impl Engine {
         let Some(publisher) = self.hub.get(stream_name).and_then(Stream::publisher) else {
             return;
         };
+        if let Some(local) = self.local_sources.get_mut(&publisher) {
+            local.keyframe_requested = true;
+            self.stats.keyframe_requests_sent += 1;
+            return;
+        }
         let Some(session) = self.sessions.get_mut(&publisher) else {
             return;
         };

@@ -6,6 +6,7 @@
 //! socket, so tests run peers against it on a virtual clock.
 
 mod control;
+mod local;
 mod media;
 mod queue;
 mod timers;
@@ -25,6 +26,7 @@ use crate::webrtc::sdp::SdpError;
 use crate::webrtc::session::{Session, SessionId};
 
 pub use control::{Answer, StreamInfo, TrackInfo};
+pub use local::LocalSourceId;
 
 /// How often the driver calls [`Engine::handle_timeout`].
 pub fn timers_tick() -> Duration {
@@ -140,6 +142,7 @@ pub struct Engine {
     hub: Hub,
     /// Credentials of recently ended sessions, so their clients' checks get a clear refusal.
     tombstones: HashMap<String, Tombstone>,
+    local_sources: HashMap<SessionId, local::LocalSource>,
     transmits: queue::TransmitQueue,
     next_session_id: SessionId,
     last_remb_at: Option<Instant>,
@@ -160,6 +163,7 @@ impl Engine {
             by_addr: HashMap::new(),
             hub: Hub::default(),
             tombstones: HashMap::new(),
+            local_sources: HashMap::new(),
             transmits: queue::TransmitQueue::default(),
             next_session_id: 1,
             last_remb_at: None,

@@ -127,3 +127,64 @@ fn takeover_keeps_viewer_sequence_numbers_contiguous() {
     assert_eq!(rx.sequence_gaps, 0, "no gap or reset across the takeover");
     assert_eq!(rx.last_seq.len(), 1, "one SSRC for the whole session");
 }
+
+#[test]
+fn a_local_source_reaches_viewers_and_gets_keyframe_requests() {
+    use crate::hub::{SourceKind, TrackKind};
+    use crate::webrtc::sdp::CodecSpec;
+    let mut h = Harness::new(EngineConfig::default()).expect("engine");
+    let now = h.now;
+    let h264 = CodecSpec {
+        name: "H264".into(),
+        clock_rate: 90_000,
+        channels: None,
+        fmtp: "level-asymmetry-allowed=1;packetization-mode=1;profile-level-id=42e01f".into(),
+    };
+    let source = h
+        .engine
+        .open_local_source(
+            now,
+            "cam0",
+            SourceKind::Camera,
+            vec![(TrackKind::Video, h264)],
+        )
+        .expect("local source");
+    let viewer = h.open(ClientRole::Play, "cam0").expect("play");
+    assert!(h.connect_all());
+    assert!(
+        h.engine.take_keyframe_request(source),
+        "nothing cached yet: the joiner asks the camera for a keyframe"
+    );
+    assert!(!h.engine.take_keyframe_request(source), "consumed");
+    let mut camera = H264Source::new(0xcafe, 96);
+    let mut sent = 0;
+    for _ in 0..40 {
+        for packet in camera.next_frame() {
+            let now = h.now;
+            h.engine
+                .ingest_local(now, source, 0, bytes::Bytes::from(packet))
+                .expect("ingest");
+            sent += 1;
+        }
+        h.advance(FRAME);
+    }
+    let rx = &h.clients[viewer].received;
+    assert_eq!(rx.rtp_packets, sent);
+    assert_eq!(rx.sequence_gaps, 0);
+    let streams = h.engine.streams();
+    assert_eq!(streams[0].source, SourceKind::Camera);
+    let now = h.now;
+    h.engine.close_local_source(now, source);
+    h.advance(FRAME);
+    assert!(
+        h.clients[viewer].received.closed,
+        "viewer told the camera is gone"
+    );
+    assert!(h.engine.hub().get("cam0").is_none());
+    let now = h.now;
+    assert!(
+        h.engine
+            .ingest_local(now, source, 0, bytes::Bytes::new())
+            .is_err()
+    );
+}

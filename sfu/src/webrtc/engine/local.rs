@@ -1,0 +1,140 @@
+//! Sources inside the process (cameras, the test pattern, later the program bus): they publish
+//! plain RTP into a stream the same way a WHIP session does, so every reader treats them alike.
+
+use std::time::Instant;
+
+use bytes::Bytes;
+use tracing::info;
+
+use super::{Engine, EngineError};
+use crate::hub::{SourceKind, Stream, Track, TrackKind};
+use crate::rtp::packet::RtpHeader;
+use crate::webrtc::sdp::CodecSpec;
+use crate::webrtc::session::SessionId;
+
+/// A local source's handle (shares the id space with sessions).
+pub type LocalSourceId = SessionId;
+
+/// What the engine keeps for a local source.
+#[derive(Debug, Default)]
+pub(super) struct LocalSource {
+    pub stream: String,
+    /// Set when a viewer asked for a keyframe; the source takes it with
+    /// [`Engine::take_keyframe_request`] and asks its encoder for an IDR.
+    pub keyframe_requested: bool,
+}
+
+impl Engine {
+    /// Starts publishing stream `name` from inside the process. An existing stream with the same
+    /// tracks is taken over (viewers stay); one with other tracks ends first.
+    pub fn open_local_source(
+        &mut self,
+        now: Instant,
+        name: &str,
+        kind: SourceKind,
+        tracks: Vec<(TrackKind, CodecSpec)>,
+    ) -> Result<LocalSourceId, EngineError> {
+        if tracks.is_empty() {
+            return Err(EngineError::NoUsableMedia(
+                "a local source needs a track".into(),
+            ));
+        }
+        let id = self.next_session_id;
+        self.next_session_id += 1;
+        let tracks: Vec<Track> = tracks
+            .into_iter()
+            .map(|(kind, codec)| Track::new(kind, codec))
+            .collect();
+        self.attach_publisher(now, name, id, kind, tracks);
+        self.local_sources.insert(
+            id,
+            LocalSource {
+                stream: name.to_owned(),
+                keyframe_requested: false,
+            },
+        );
+        info!(stream = name, source = id, ?kind, "local source opened");
+        Ok(id)
+    }
+
+    /// One plain RTP packet of track `track_index` from a local source. Bad packets are counted
+    /// and dropped.
+    pub fn ingest_local(
+        &mut self,
+        now: Instant,
+        source: LocalSourceId,
+        track_index: usize,
+        packet: Bytes,
+    ) -> Result<(), EngineError> {
+        let stream = self
+            .local_sources
+            .get(&source)
+            .map(|l| l.stream.clone())
+            .ok_or(EngineError::SessionNotFound)?;
+        let header = RtpHeader::parse(&packet)
+            .map_err(|e| EngineError::Internal(format!("local source sent bad RTP: {e}")))?;
+        self.forward(now, &stream, source, track_index, &header, &packet);
+        Ok(())
+    }
+
+    /// Whether a keyframe was requested since the last call (the request is consumed).
+    pub fn take_keyframe_request(&mut self, source: LocalSourceId) -> bool {
+        self.local_sources
+            .get_mut(&source)
+            .is_some_and(|l| std::mem::take(&mut l.keyframe_requested))
+    }
+
+    /// The source went away (device lost, turned off): its stream ends and viewers are told.
+    pub fn close_local_source(&mut self, now: Instant, source: LocalSourceId) {
+        let Some(local) = self.local_sources.remove(&source) else {
+            return;
+        };
+        if self
+            .hub
+            .get(&local.stream)
+            .is_some_and(|s| s.publisher() == Some(source))
+        {
+            info!(stream = %local.stream, source, "local source closed");
+            self.end_stream(now, &local.stream);
+        }
+    }
+
+    /// Makes `publisher` the source of stream `name`: a takeover when the tracks match, a new
+    /// stream otherwise. The replaced publisher (a WHIP session or a local source) is ended.
+    pub(super) fn attach_publisher(
+        &mut self,
+        now: Instant,
+        name: &str,
+        publisher: SessionId,
+        kind: SourceKind,
+        tracks: Vec<Track>,
+    ) {
+        let existing = self
+            .hub
+            .get(name)
+            .map(|stream| (stream.publisher(), stream.accepts_takeover(&tracks)));
+        match existing {
+            Some((old_publisher, true)) => {
+                if let Some(stream) = self.hub.get_mut(name) {
+                    stream.take_over(publisher, tracks);
+                    stream.source = kind;
+                }
+                if let Some(old) = old_publisher {
+                    self.local_sources.remove(&old);
+                    self.close_session(now, old, super::CloseReason::TakenOver);
+                }
+                info!(stream = name, publisher, "publisher took the stream over");
+            }
+            Some((_, false)) => {
+                // Different tracks: viewers would need to renegotiate, so the old stream ends.
+                self.end_stream(now, name);
+                self.hub
+                    .insert(Stream::new(name.to_owned(), kind, publisher, tracks, now));
+            }
+            None => {
+                self.hub
+                    .insert(Stream::new(name.to_owned(), kind, publisher, tracks, now));
+            }
+        }
+    }
+}

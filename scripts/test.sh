@@ -10,6 +10,11 @@ set -euo pipefail
 cd "$(dirname "$0")/.."
 
 TARGET_DIR="${CARGO_TARGET_DIR:-target}"
+# Absolute, so every test finds the binary whatever its working folder.
+case "$TARGET_DIR" in
+    /*) ;;
+    *) TARGET_DIR="$PWD/$TARGET_DIR" ;;
+esac
 export R58_BIN="${R58_BIN:-$TARGET_DIR/debug/r58}"
 
 section_name=""

@@ -29,7 +29,8 @@ async function freeUdpPort() {
 }
 
 export async function startServer(extraArgs = []) {
-  const bin = process.env.R58_BIN ?? resolve(root, 'target/debug/r58');
+  // Relative paths are taken from the repository root, whatever the test's working folder.
+  const bin = resolve(root, process.env.R58_BIN ?? 'target/debug/r58');
   const httpPort = await freeTcpPort();
   const udpPort = await freeUdpPort();
   const args = [

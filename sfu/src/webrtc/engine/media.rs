@@ -1,7 +1,6 @@
 //! Datagrams in: STUN, DTLS, SRTP and SRTCP, demultiplexed per RFC 7983; and the fan-out of
 //! every publisher packet to the viewers of its stream.
 
-use std::collections::HashMap;
 use std::net::SocketAddr;
 use std::time::Instant;
 
@@ -14,7 +13,7 @@ use rtc_shared::marshal::Marshal;
 use tracing::{debug, info, warn};
 
 use super::queue::TransmitQueue;
-use super::{CloseReason, Engine};
+use super::{CloseReason, Engine, SessionMap};
 use crate::hub::Stream;
 use crate::rtp::history::StoredPacket;
 use crate::rtp::packet::{RtpHeader, is_rtcp};
@@ -191,7 +190,7 @@ impl Engine {
                 send_to_viewer(
                     now,
                     session,
-                    index,
+                    out_index,
                     packet,
                     Timing::Squeezed {
                         newest,
@@ -415,7 +414,7 @@ impl Engine {
                 send_to_viewer(
                     now,
                     session,
-                    track_index,
+                    out_index,
                     &packet,
                     Timing::Retransmission,
                     &mut self.transmits,
@@ -469,7 +468,7 @@ fn fan_out(
     track_index: usize,
     packet: &StoredPacket,
     keyframe_start: bool,
-    sessions: &mut HashMap<SessionId, Session>,
+    sessions: &mut SessionMap,
     transmits: &mut TransmitQueue,
 ) {
     let epoch = stream.epoch();
@@ -481,13 +480,14 @@ fn fan_out(
         let Some(session) = sessions.get_mut(viewer) else {
             continue;
         };
-        let Some(out) = session
+        let Some(out_index) = session
             .outbound
-            .iter_mut()
-            .find(|o| o.track_index == track_index)
+            .iter()
+            .position(|o| o.track_index == track_index)
         else {
             continue;
         };
+        let out = &mut session.outbound[out_index];
         if out.rewriter.epoch() != Some(epoch) {
             // A new source: video waits for its keyframe, audio joins at once.
             if is_video && !keyframe_start {
@@ -499,7 +499,7 @@ fn fan_out(
         send_to_viewer(
             now,
             session,
-            track_index,
+            out_index,
             packet,
             Timing::Live,
             transmits,
@@ -536,7 +536,7 @@ fn cache_frame_count(cache: &[StoredPacket]) -> u32 {
 pub(super) fn send_to_viewer(
     now: Instant,
     session: &mut Session,
-    track_index: usize,
+    out_index: usize,
     packet: &StoredPacket,
     timing: Timing,
     transmits: &mut TransmitQueue,
@@ -545,11 +545,7 @@ pub(super) fn send_to_viewer(
     let Some(to) = session.ice.selected else {
         return;
     };
-    let Some(out) = session
-        .outbound
-        .iter_mut()
-        .find(|o| o.track_index == track_index)
-    else {
+    let Some(out) = session.outbound.get_mut(out_index) else {
         return;
     };
     let (sequence, timestamp) = match timing {

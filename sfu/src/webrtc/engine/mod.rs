@@ -122,6 +122,10 @@ pub enum CloseReason {
     StreamEnded,
 }
 
+/// Sessions by id. The ids are ours (a counter), so the fast non-keyed hash is safe here; it is
+/// looked up once per viewer per forwarded packet.
+type SessionMap = HashMap<SessionId, Session, rustc_hash::FxBuildHasher>;
+
 /// What remains of an ended session: enough to refuse its client's checks authentically.
 struct Tombstone {
     local_pwd: String,
@@ -136,7 +140,7 @@ pub struct Engine {
     config: EngineConfig,
     provider: Arc<dyn RTCCryptoProvider>,
     identity: DtlsIdentity,
-    sessions: HashMap<SessionId, Session>,
+    sessions: SessionMap,
     by_ufrag: HashMap<String, SessionId>,
     by_addr: HashMap<SocketAddr, SessionId>,
     hub: Hub,
@@ -158,7 +162,7 @@ impl Engine {
             config,
             provider,
             identity,
-            sessions: HashMap::new(),
+            sessions: SessionMap::default(),
             by_ufrag: HashMap::new(),
             by_addr: HashMap::new(),
             hub: Hub::default(),

@@ -3,8 +3,10 @@
 //! The hub is plain data owned by the engine; sources write packets into it and the engine fans
 //! each packet out to the viewers the stream lists. Nothing here waits on a reader.
 
+pub mod reader;
 mod stream;
 
+pub use reader::{ReaderPacket, ReaderSlot};
 pub use stream::{IngestOutcome, SourceKind, Stream, Track, TrackKind, TrackStats};
 
 use std::collections::HashMap;

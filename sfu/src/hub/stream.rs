@@ -4,6 +4,7 @@ use std::time::{Duration, Instant};
 
 use bytes::Bytes;
 
+use crate::hub::reader::{Offer, ReaderPacket, ReaderSlot};
 use crate::rtp::history::{History, StoredPacket};
 use crate::rtp::keyframe::{VideoCodec, is_keyframe_payload};
 use crate::webrtc::sdp::CodecSpec;
@@ -144,6 +145,8 @@ pub struct Stream {
     publisher: Option<u64>,
     pub tracks: Vec<Track>,
     pub viewers: Vec<u64>,
+    /// Readers outside the engine (LL-HLS, recorder, switcher), each with its own queue.
+    pub readers: Vec<ReaderSlot>,
     pub created_at: Instant,
     /// Set when the publisher left; the stream ends unless a new one arrives in time.
     pub orphaned_at: Option<Instant>,
@@ -168,6 +171,7 @@ impl Stream {
             publisher: Some(publisher),
             tracks,
             viewers: Vec::new(),
+            readers: Vec::new(),
             created_at: now,
             orphaned_at: None,
             last_packet_at: None,
@@ -265,6 +269,16 @@ impl Stream {
         }
         track.history.insert(stored);
         IngestOutcome { keyframe_start }
+    }
+
+    /// Offers a packet to every reader; readers that went away are removed.
+    pub fn offer_to_readers(&mut self, packet: &ReaderPacket) {
+        let is_video = self
+            .tracks
+            .get(packet.track)
+            .is_some_and(|t| t.kind == TrackKind::Video);
+        self.readers
+            .retain_mut(|r| r.offer(packet, is_video) != Offer::Closed);
     }
 
     /// Asks for a keyframe from the publisher; returns true when one should be sent now, false

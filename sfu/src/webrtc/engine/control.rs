@@ -389,7 +389,13 @@ impl Engine {
                 source: s.source,
                 online: s.publisher().is_some(),
                 viewers: s.viewers.len(),
-                readers: [("whep", s.viewers.len())].into_iter().collect(),
+                readers: {
+                    let mut readers = std::collections::BTreeMap::from([("whep", s.viewers.len())]);
+                    for r in &s.readers {
+                        *readers.entry(r.kind).or_default() += 1;
+                    }
+                    readers
+                },
                 keyframe_requests: s.keyframe_requests,
                 tracks: s
                     .tracks

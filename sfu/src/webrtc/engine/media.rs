@@ -14,7 +14,7 @@ use tracing::{debug, info, warn};
 
 use super::queue::TransmitQueue;
 use super::{CloseReason, Engine, SessionMap};
-use crate::hub::Stream;
+use crate::hub::{ReaderPacket, Stream};
 use crate::rtp::history::StoredPacket;
 use crate::rtp::packet::{RtpHeader, is_rtcp};
 use crate::webrtc::ice_lite::BindingRequest;
@@ -279,6 +279,18 @@ impl Engine {
             header.marker,
             payload.clone(),
         );
+        if !stream.readers.is_empty() {
+            stream.offer_to_readers(&ReaderPacket {
+                track: track_index,
+                epoch: stream.epoch(),
+                sequence: header.sequence,
+                timestamp: header.timestamp,
+                marker: header.marker,
+                keyframe_start: outcome.keyframe_start,
+                arrival: now,
+                payload: payload.clone(),
+            });
+        }
         let packet = StoredPacket {
             epoch: stream.epoch(),
             sequence: header.sequence,

@@ -9,6 +9,7 @@ mod control;
 mod local;
 mod media;
 mod queue;
+mod readers;
 mod timers;
 
 use std::collections::HashMap;
@@ -27,6 +28,7 @@ use crate::webrtc::session::{Session, SessionId};
 
 pub use control::{Answer, StreamInfo, TrackInfo};
 pub use local::LocalSourceId;
+pub use readers::ReaderTrack;
 
 /// How often the driver calls [`Engine::handle_timeout`].
 pub fn timers_tick() -> Duration {

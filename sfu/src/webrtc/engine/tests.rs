@@ -188,3 +188,64 @@ fn a_local_source_reaches_viewers_and_gets_keyframe_requests() {
             .is_err()
     );
 }
+
+#[test]
+fn a_reader_gets_the_cache_then_live_packets_and_sees_the_stream_end() {
+    let (mut h, publisher, mut source) = setup();
+    for _ in 0..40 {
+        send_frame(&mut h, publisher, &mut source);
+    }
+    let now = h.now;
+    let (tracks, mut rx) = h
+        .engine
+        .attach_reader(now, "cam", "hls", 4096)
+        .expect("reader");
+    assert_eq!(tracks.len(), 2, "video and audio tracks described");
+    let first = rx.try_recv().expect("cache replayed");
+    assert!(first.keyframe_start, "a reader starts at a keyframe");
+    let mut count = 1;
+    while rx.try_recv().is_ok() {
+        count += 1;
+    }
+    let cached = count;
+    let live = send_frame(&mut h, publisher, &mut source);
+    while rx.try_recv().is_ok() {
+        count += 1;
+    }
+    assert_eq!(count, cached + live, "then every live packet");
+    assert_eq!(h.engine.streams()[0].readers.get("hls"), Some(&1));
+    let id = h.clients[publisher].answer.session;
+    let now = h.now;
+    h.engine.delete(now, id);
+    h.advance(Duration::from_secs(3));
+    assert!(
+        matches!(
+            rx.try_recv(),
+            Err(tokio::sync::mpsc::error::TryRecvError::Disconnected)
+        ),
+        "the queue closes when the stream ends"
+    );
+}
+
+#[test]
+fn a_slow_reader_drops_and_never_stalls_viewers() {
+    let (mut h, publisher, mut source) = setup();
+    let viewer = h.open(ClientRole::Play, "cam").expect("play");
+    assert!(h.connect_all());
+    let now = h.now;
+    let (_, _rx) = h
+        .engine
+        .attach_reader(now, "cam", "hls", 8)
+        .expect("reader");
+    let mut sent = 0;
+    for _ in 0..40 {
+        sent += send_frame(&mut h, publisher, &mut source) as u64;
+    }
+    let rx = &h.clients[viewer].received;
+    assert_eq!(rx.rtp_packets, sent, "the viewer got everything");
+    let stream = h.engine.hub().get("cam").expect("stream");
+    assert!(
+        stream.readers[0].dropped > 0,
+        "the full reader dropped and counted"
+    );
+}

@@ -1,0 +1,67 @@
+//! Attaching readers that live outside the engine (LL-HLS muxer, recorder, switcher).
+
+use std::time::Instant;
+
+use tokio::sync::mpsc::Receiver;
+
+use super::{Engine, EngineError};
+use crate::hub::{ReaderPacket, ReaderSlot, TrackKind};
+use crate::webrtc::sdp::CodecSpec;
+
+/// A track of the stream, as a reader needs to know it to set up its muxer.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ReaderTrack {
+    pub kind: TrackKind,
+    pub codec: CodecSpec,
+}
+
+impl Engine {
+    /// Attaches a reader of kind `kind` (for /api/streams) to stream `name` with a queue of
+    /// `capacity` packets. It gets the keyframe cache at once, then every packet; when the stream
+    /// ends (or is replaced by one with other tracks) its queue closes.
+    pub fn attach_reader(
+        &mut self,
+        now: Instant,
+        name: &str,
+        kind: &'static str,
+        capacity: usize,
+    ) -> Result<(Vec<ReaderTrack>, Receiver<ReaderPacket>), EngineError> {
+        let stream = self
+            .hub
+            .get_mut(name)
+            .filter(|s| s.publisher().is_some())
+            .ok_or_else(|| EngineError::StreamNotFound(name.to_owned()))?;
+        let (mut slot, rx) = ReaderSlot::new(kind, capacity);
+        let epoch = stream.epoch();
+        for (index, track) in stream.tracks.iter().enumerate() {
+            if track.kind != TrackKind::Video {
+                continue;
+            }
+            for (i, cached) in track.keyframe_cache().iter().enumerate() {
+                slot.offer(
+                    &ReaderPacket {
+                        track: index,
+                        epoch,
+                        sequence: cached.sequence,
+                        timestamp: cached.timestamp,
+                        marker: cached.marker,
+                        keyframe_start: i == 0,
+                        arrival: now,
+                        payload: cached.payload.clone(),
+                    },
+                    true,
+                );
+            }
+        }
+        let tracks = stream
+            .tracks
+            .iter()
+            .map(|t| ReaderTrack {
+                kind: t.kind,
+                codec: t.codec.clone(),
+            })
+            .collect();
+        stream.readers.push(slot);
+        Ok((tracks, rx))
+    }
+}

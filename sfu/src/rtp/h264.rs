@@ -1,0 +1,312 @@
+//! RFC 6184 H.264 depacketizer (packetization-mode 1: single NAL units, STAP-A, FU-A).
+//!
+//! Push RTP payloads in arrival order; an access unit comes out when its last packet (marker bit,
+//! or a new timestamp) arrives. A missing packet or a malformed one drops the access unit with an
+//! error naming the packet and why; after a loss the depacketizer skips until the next keyframe,
+//! since frames referring to a lost one cannot be decoded.
+
+use bytes::{Bytes, BytesMut};
+use thiserror::Error;
+
+const NAL_IDR: u8 = 5;
+const NAL_SPS: u8 = 7;
+const NAL_PPS: u8 = 8;
+const STAP_A: u8 = 24;
+const FU_A: u8 = 28;
+/// Upper bound on one access unit, so a stream of fragments without an end cannot grow memory.
+pub const MAX_ACCESS_UNIT_BYTES: usize = 8 * 1024 * 1024;
+
+#[derive(Debug, Error, PartialEq, Eq)]
+pub enum DepacketizeError {
+    #[error("packet {sequence}: empty payload")]
+    Empty { sequence: u16 },
+    #[error("packet {sequence}: NAL type {nal_type} is not allowed in packetization-mode 1")]
+    Unsupported { sequence: u16, nal_type: u8 },
+    #[error("packet {sequence}: STAP-A aggregate is truncated")]
+    BadStapA { sequence: u16 },
+    #[error("packet {sequence}: FU-A fragment is truncated")]
+    BadFuA { sequence: u16 },
+    #[error("packet {sequence}: FU-A fragment without its start")]
+    FuWithoutStart { sequence: u16 },
+    #[error("packet {sequence}: {missing} packet(s) missing before it; waiting for a keyframe")]
+    Loss { sequence: u16, missing: u16 },
+    #[error("packet {sequence}: access unit exceeds {MAX_ACCESS_UNIT_BYTES} bytes")]
+    TooLarge { sequence: u16 },
+}
+
+/// One decoded frame's NAL units, without start codes.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct AccessUnit {
+    pub timestamp: u32,
+    pub nals: Vec<Bytes>,
+    /// Contains an IDR slice.
+    pub keyframe: bool,
+}
+
+impl AccessUnit {
+    /// The SPS and PPS carried in this access unit, if any.
+    pub fn parameter_sets(&self) -> (Option<&Bytes>, Option<&Bytes>) {
+        let find = |t: u8| {
+            self.nals
+                .iter()
+                .find(|n| n.first().is_some_and(|b| b & 0x1f == t))
+        };
+        (find(NAL_SPS), find(NAL_PPS))
+    }
+
+    /// The NAL units in AVCC form (4-byte big-endian lengths), as MP4 samples store them.
+    pub fn to_avcc(&self) -> Vec<u8> {
+        let mut out = Vec::with_capacity(self.nals.iter().map(|n| n.len() + 4).sum());
+        for nal in &self.nals {
+            out.extend_from_slice(&(nal.len() as u32).to_be_bytes());
+            out.extend_from_slice(nal);
+        }
+        out
+    }
+}
+
+#[derive(Debug, Default)]
+pub struct H264Depacketizer {
+    timestamp: Option<u32>,
+    nals: Vec<Bytes>,
+    fragment: Option<BytesMut>,
+    bytes: usize,
+    last_sequence: Option<u16>,
+    /// After a loss: drop everything until an access unit that starts with a keyframe.
+    waiting_keyframe: bool,
+}
+
+impl H264Depacketizer {
+    pub fn new() -> Self {
+        Self::default()
+    }
+
+    /// Pushes one packet's payload. Returns the access unit it completed, if any.
+    pub fn push(
+        &mut self,
+        sequence: u16,
+        timestamp: u32,
+        marker: bool,
+        payload: &Bytes,
+    ) -> Result<Option<AccessUnit>, DepacketizeError> {
+        let mut finished = None;
+        if let Some(last) = self.last_sequence {
+            let missing = sequence.wrapping_sub(last).wrapping_sub(1);
+            if missing != 0 && missing < 0x8000 {
+                self.last_sequence = Some(sequence);
+                self.reset(true);
+                return Err(DepacketizeError::Loss { sequence, missing });
+            }
+            if missing >= 0x8000 {
+                // A duplicate or a late packet we have passed: ignore it.
+                return Ok(None);
+            }
+        }
+        self.last_sequence = Some(sequence);
+        if self.timestamp.is_some_and(|t| t != timestamp) {
+            // The previous access unit ended without a marker.
+            finished = self.take_unit();
+        }
+        self.timestamp = Some(timestamp);
+        match self.add_payload(sequence, payload) {
+            Ok(()) => {}
+            // The rest of a frame whose start was lost: expected while resyncing.
+            Err(DepacketizeError::FuWithoutStart { .. }) if self.waiting_keyframe => {
+                return Ok(None);
+            }
+            Err(e) => {
+                self.reset(true);
+                return Err(e);
+            }
+        }
+        if marker {
+            finished = self.take_unit().or(finished);
+        }
+        Ok(finished)
+    }
+
+    fn add_payload(&mut self, sequence: u16, payload: &Bytes) -> Result<(), DepacketizeError> {
+        let header = *payload
+            .first()
+            .ok_or(DepacketizeError::Empty { sequence })?;
+        match header & 0x1f {
+            1..=23 => {
+                self.fragment = None;
+                self.add_nal(sequence, payload.clone())
+            }
+            STAP_A => {
+                self.fragment = None;
+                let mut rest = payload.slice(1..);
+                while !rest.is_empty() {
+                    if rest.len() < 2 {
+                        return Err(DepacketizeError::BadStapA { sequence });
+                    }
+                    let size = usize::from(u16::from_be_bytes([rest[0], rest[1]]));
+                    if size == 0 || rest.len() < 2 + size {
+                        return Err(DepacketizeError::BadStapA { sequence });
+                    }
+                    self.add_nal(sequence, rest.slice(2..2 + size))?;
+                    rest = rest.slice(2 + size..);
+                }
+                Ok(())
+            }
+            FU_A => {
+                let fu = *payload
+                    .get(1)
+                    .ok_or(DepacketizeError::BadFuA { sequence })?;
+                let (start, end) = (fu & 0x80 != 0, fu & 0x40 != 0);
+                let body = payload.slice(2..);
+                if start {
+                    let mut nal = BytesMut::with_capacity(body.len() * 8 + 1);
+                    nal.extend_from_slice(&[(header & 0xe0) | (fu & 0x1f)]);
+                    nal.extend_from_slice(&body);
+                    self.fragment = Some(nal);
+                } else {
+                    let fragment = self
+                        .fragment
+                        .as_mut()
+                        .ok_or(DepacketizeError::FuWithoutStart { sequence })?;
+                    if fragment.len() + body.len() > MAX_ACCESS_UNIT_BYTES {
+                        return Err(DepacketizeError::TooLarge { sequence });
+                    }
+                    fragment.extend_from_slice(&body);
+                }
+                if end && let Some(nal) = self.fragment.take() {
+                    self.add_nal(sequence, nal.freeze())?;
+                }
+                Ok(())
+            }
+            nal_type => Err(DepacketizeError::Unsupported { sequence, nal_type }),
+        }
+    }
+
+    fn add_nal(&mut self, sequence: u16, nal: Bytes) -> Result<(), DepacketizeError> {
+        self.bytes += nal.len();
+        if self.bytes > MAX_ACCESS_UNIT_BYTES {
+            return Err(DepacketizeError::TooLarge { sequence });
+        }
+        self.nals.push(nal);
+        Ok(())
+    }
+
+    fn take_unit(&mut self) -> Option<AccessUnit> {
+        let timestamp = self.timestamp?;
+        let nals = std::mem::take(&mut self.nals);
+        self.fragment = None;
+        self.bytes = 0;
+        if nals.is_empty() {
+            return None;
+        }
+        let keyframe = nals
+            .iter()
+            .any(|n| n.first().is_some_and(|b| b & 0x1f == NAL_IDR));
+        if self.waiting_keyframe && !keyframe {
+            return None;
+        }
+        self.waiting_keyframe = false;
+        Some(AccessUnit {
+            timestamp,
+            nals,
+            keyframe,
+        })
+    }
+
+    fn reset(&mut self, lost: bool) {
+        self.nals.clear();
+        self.fragment = None;
+        self.bytes = 0;
+        self.timestamp = None;
+        self.waiting_keyframe |= lost;
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::webrtc::harness::H264Source;
+
+    fn payloads(source: &mut H264Source) -> Vec<(u16, u32, bool, Bytes)> {
+        source
+            .next_frame()
+            .into_iter()
+            .map(|p| {
+                let h = crate::rtp::packet::RtpHeader::parse(&p).unwrap();
+                (
+                    h.sequence,
+                    h.timestamp,
+                    h.marker,
+                    Bytes::copy_from_slice(&p[h.payload_offset..h.payload_end]),
+                )
+            })
+            .collect()
+    }
+
+    #[test]
+    fn reassembles_keyframes_and_deltas() {
+        let mut source = H264Source::new(1, 96);
+        let mut d = H264Depacketizer::new();
+        let mut units = Vec::new();
+        for _ in 0..3 {
+            for (seq, ts, marker, payload) in payloads(&mut source) {
+                if let Some(unit) = d.push(seq, ts, marker, &payload).unwrap() {
+                    units.push(unit);
+                }
+            }
+        }
+        assert_eq!(units.len(), 3);
+        let key = &units[0];
+        assert!(key.keyframe);
+        let (sps, pps) = key.parameter_sets();
+        assert!(sps.is_some() && pps.is_some());
+        assert_eq!(key.nals.len(), 3, "SPS, PPS, IDR");
+        assert_eq!(
+            key.nals[2].len(),
+            36_000 + 1,
+            "fragments rejoined with the NAL header"
+        );
+        assert_eq!(key.nals[2][0] & 0x1f, 5);
+        assert!(!units[1].keyframe);
+        assert_eq!(units[1].timestamp, 3000);
+        let avcc = units[1].to_avcc();
+        assert_eq!(&avcc[..4], &(9_200u32 + 1).to_be_bytes());
+    }
+
+    #[test]
+    fn a_loss_skips_to_the_next_keyframe() {
+        let mut source = H264Source::new(1, 96);
+        source.gop = 3;
+        let mut d = H264Depacketizer::new();
+        let mut units = Vec::new();
+        let mut errors = Vec::new();
+        for frame in 0..6 {
+            for (i, (seq, ts, marker, payload)) in payloads(&mut source).into_iter().enumerate() {
+                if frame == 1 && i == 2 {
+                    continue; // lose a packet of the first delta frame
+                }
+                match d.push(seq, ts, marker, &payload) {
+                    Ok(Some(unit)) => units.push(unit.timestamp / 3000),
+                    Ok(None) => {}
+                    Err(e) => errors.push(e),
+                }
+            }
+        }
+        assert_eq!(units, [0, 3, 4, 5], "frames 1 and 2 depend on the loss");
+        assert!(matches!(
+            errors[..],
+            [DepacketizeError::Loss { missing: 1, .. }]
+        ));
+    }
+
+    #[test]
+    fn malformed_packets_are_errors_not_panics() {
+        let mut d = H264Depacketizer::new();
+        let cases: [&[u8]; 5] = [&[], &[0x78, 0, 9, 1], &[0x7c], &[0x7c, 0x05, 1], &[0x1e, 1]];
+        for (i, case) in cases.iter().enumerate() {
+            let seq = i as u16 * 10; // gaps on purpose: each is its own loss context
+            assert!(
+                d.push(seq, 0, true, &Bytes::copy_from_slice(case)).is_err(),
+                "{case:?}"
+            );
+        }
+    }
+}

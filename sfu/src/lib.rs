@@ -4,7 +4,9 @@
 //! get SDP strings back. Protocol state is sans-IO (time is a parameter); `webrtc::driver` is the
 //! thin tokio layer that owns the UDP socket.
 
+pub mod capture;
 pub mod fuzzing;
+pub mod hls;
 pub mod hub;
 pub mod rtp;
 pub mod webrtc;

@@ -1,0 +1,336 @@
+//! H.264 encoders behind one trait (OpenH264 in software now; Rockchip MPP later), and the
+//! Annex B parsing that turns an encoder's byte stream into NAL units.
+
+use std::ops::Range;
+
+use bytes::Bytes;
+use openh264::OpenH264API;
+use openh264::encoder::{
+    BitRate, Complexity, Encoder, EncoderConfig, FrameRate, FrameType, IntraFramePeriod, Level,
+    Profile, RateControlMode, SpsPpsStrategy, UsageType,
+};
+use openh264::formats::YUVSource;
+
+use super::frame::I420Frame;
+
+/// NAL unit types this crate looks at (H.264 table 7-1).
+pub mod nal_type {
+    pub const SLICE: u8 = 1;
+    pub const IDR: u8 = 5;
+    pub const SEI: u8 = 6;
+    pub const SPS: u8 = 7;
+    pub const PPS: u8 = 8;
+    pub const AUD: u8 = 9;
+    pub const FILLER: u8 = 12;
+    pub const STAP_A: u8 = 24;
+    pub const FU_A: u8 = 28;
+}
+
+/// The type of a NAL unit (0 for an empty one).
+pub fn nal_unit_type(nal: &[u8]) -> u8 {
+    nal.first().map_or(0, |b| b & 0x1f)
+}
+
+/// What an encoder should produce.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct EncoderSettings {
+    pub width: u32,
+    pub height: u32,
+    pub fps: u32,
+    /// Target bits per second.
+    pub bitrate: u32,
+    /// Frames from one IDR to the next (30 at 30 fps = one keyframe per second).
+    pub keyframe_interval: u32,
+}
+
+impl EncoderSettings {
+    /// The H.264 level (`level_idc`, 10 x the level number) the size and frame rate need: 3.1
+    /// covers 720p30; bigger pictures or rates get the smallest level that fits (Table A-1).
+    pub fn level_idc(&self) -> u8 {
+        let mbs = u64::from(self.width.div_ceil(16)) * u64::from(self.height.div_ceil(16));
+        let rate = mbs * u64::from(self.fps);
+        // (level_idc, max macroblocks per frame, max macroblocks per second)
+        const LEVELS: [(u8, u64, u64); 6] = [
+            (31, 3_600, 108_000),
+            (32, 5_120, 216_000),
+            (40, 8_192, 245_760),
+            (42, 8_704, 522_240),
+            (51, 36_864, 983_040),
+            (52, 36_864, 2_073_600),
+        ];
+        LEVELS
+            .iter()
+            .find(|(_, frame, second)| mbs <= *frame && rate <= *second)
+            .map_or(52, |l| l.0)
+    }
+
+    /// The SDP fmtp of the stream: constrained baseline at [`EncoderSettings::level_idc`],
+    /// packetization mode 1.
+    pub fn fmtp(&self) -> String {
+        format!(
+            "level-asymmetry-allowed=1;packetization-mode=1;profile-level-id=42e0{:02x}",
+            self.level_idc()
+        )
+    }
+}
+
+impl Default for EncoderSettings {
+    fn default() -> Self {
+        Self {
+            width: 1280,
+            height: 720,
+            fps: 30,
+            bitrate: 2_500_000,
+            keyframe_interval: 30,
+        }
+    }
+}
+
+/// Why encoding failed.
+#[derive(Debug, thiserror::Error)]
+pub enum EncodeError {
+    #[error("cannot start the H.264 encoder: {0}")]
+    Init(String),
+    #[error("H.264 encoding failed: {0}")]
+    Encode(String),
+    #[error("frame is {got_w}x{got_h}, the encoder was set up for {want_w}x{want_h}")]
+    WrongSize {
+        got_w: u32,
+        got_h: u32,
+        want_w: u32,
+        want_h: u32,
+    },
+}
+
+/// One encoded picture: its NAL units without start codes, in decoding order.
+#[derive(Debug, Clone, Default)]
+pub struct AccessUnit {
+    pub nals: Vec<Bytes>,
+    /// Contains an IDR slice.
+    pub keyframe: bool,
+}
+
+/// An H.264 encoder fed I420 pictures.
+pub trait H264Encoder {
+    /// Encodes one picture; `force_keyframe` makes it an IDR. An empty access unit means the
+    /// encoder dropped the frame (rate control) and nothing is to be sent.
+    fn encode(
+        &mut self,
+        frame: &I420Frame,
+        timestamp_ms: u64,
+        force_keyframe: bool,
+    ) -> Result<AccessUnit, EncodeError>;
+}
+
+/// Splits an Annex B byte stream into the ranges of its NAL units (start codes `00 00 01` or
+/// `00 00 00 01` removed; trailing zero bytes belong to the next start code). Bytes before the
+/// first start code are not a NAL unit and are skipped.
+pub fn split_annex_b(data: &[u8]) -> Vec<Range<usize>> {
+    let mut starts = Vec::new();
+    let mut i = 0;
+    while i + 3 <= data.len() {
+        if data[i] == 0 && data[i + 1] == 0 && data[i + 2] == 1 {
+            starts.push(i + 3);
+            i += 3;
+        } else {
+            i += 1;
+        }
+    }
+    let mut out = Vec::with_capacity(starts.len());
+    for (n, &start) in starts.iter().enumerate() {
+        let mut end = starts.get(n + 1).map_or(data.len(), |next| next - 3);
+        while end > start && data[end - 1] == 0 {
+            end -= 1;
+        }
+        if end > start {
+            out.push(start..end);
+        }
+    }
+    out
+}
+
+/// OpenH264, built from its bundled source: constrained baseline, bitrate rate control, one
+/// thread, an IDR every `keyframe_interval` frames and on request.
+pub struct OpenH264Encoder {
+    encoder: Encoder,
+    settings: EncoderSettings,
+    buf: Vec<u8>,
+}
+
+impl OpenH264Encoder {
+    pub fn new(settings: EncoderSettings) -> Result<Self, EncodeError> {
+        let level = match settings.level_idc() {
+            31 => Level::Level_3_1,
+            32 => Level::Level_3_2,
+            40 => Level::Level_4_0,
+            42 => Level::Level_4_2,
+            51 => Level::Level_5_1,
+            _ => Level::Level_5_2,
+        };
+        let config = EncoderConfig::new()
+            .usage_type(UsageType::CameraVideoRealTime)
+            .profile(Profile::Baseline)
+            .level(level)
+            .rate_control_mode(RateControlMode::Bitrate)
+            .bitrate(BitRate::from_bps(settings.bitrate))
+            .max_frame_rate(FrameRate::from_hz(settings.fps as f32))
+            .intra_frame_period(IntraFramePeriod::from_num_frames(
+                settings.keyframe_interval.max(1),
+            ))
+            // Every captured frame is sent: a skipped frame would look like a gap to a viewer
+            // reading the frame counter, and it only saves bits we budgeted for anyway.
+            .skip_frames(false)
+            // Same SPS/PPS ids for the whole run: a viewer joining at any IDR decodes.
+            .sps_pps_strategy(SpsPpsStrategy::ConstantId)
+            // One thread per camera keeps the CPU cost per camera predictable; cameras run in
+            // parallel on their own threads.
+            .num_threads(1)
+            .complexity(Complexity::Low)
+            .scene_change_detect(false);
+        let encoder = Encoder::with_api_config(OpenH264API::from_source(), config)
+            .map_err(|e| EncodeError::Init(e.to_string()))?;
+        Ok(Self {
+            encoder,
+            settings,
+            buf: Vec::new(),
+        })
+    }
+}
+
+/// Lends an [`I420Frame`] to OpenH264 without copying.
+struct Planes<'a>(&'a I420Frame);
+
+impl YUVSource for Planes<'_> {
+    fn dimensions(&self) -> (usize, usize) {
+        (self.0.width() as usize, self.0.height() as usize)
+    }
+
+    fn strides(&self) -> (usize, usize, usize) {
+        let cw = self.0.chroma_width();
+        (self.0.width() as usize, cw, cw)
+    }
+
+    fn y(&self) -> &[u8] {
+        &self.0.y
+    }
+
+    fn u(&self) -> &[u8] {
+        &self.0.u
+    }
+
+    fn v(&self) -> &[u8] {
+        &self.0.v
+    }
+}
+
+impl H264Encoder for OpenH264Encoder {
+    fn encode(
+        &mut self,
+        frame: &I420Frame,
+        timestamp_ms: u64,
+        force_keyframe: bool,
+    ) -> Result<AccessUnit, EncodeError> {
+        if (frame.width(), frame.height()) != (self.settings.width, self.settings.height) {
+            return Err(EncodeError::WrongSize {
+                got_w: frame.width(),
+                got_h: frame.height(),
+                want_w: self.settings.width,
+                want_h: self.settings.height,
+            });
+        }
+        if force_keyframe {
+            self.encoder.force_intra_frame();
+        }
+        let stream = self
+            .encoder
+            .encode_at(
+                &Planes(frame),
+                openh264::Timestamp::from_millis(timestamp_ms),
+            )
+            .map_err(|e| EncodeError::Encode(e.to_string()))?;
+        if matches!(stream.frame_type(), FrameType::Skip | FrameType::Invalid) {
+            return Ok(AccessUnit::default());
+        }
+        self.buf.clear();
+        stream.write_vec(&mut self.buf);
+        // One allocation per frame; every NAL unit is a zero-copy slice of it.
+        let data = Bytes::from(std::mem::take(&mut self.buf));
+        let nals: Vec<Bytes> = split_annex_b(&data)
+            .into_iter()
+            .map(|r| data.slice(r))
+            .collect();
+        let keyframe = nals.iter().any(|n| nal_unit_type(n) == nal_type::IDR);
+        Ok(AccessUnit { nals, keyframe })
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn annex_b_splitting() {
+        let data = [
+            0xff, 0, 0, 0, 1, 0x67, 1, 2, 0, 0, 1, 0x68, 3, 0, 0, 0, 0, 1, 0x65, 0, 0, 4, 0,
+        ];
+        let nals: Vec<&[u8]> = split_annex_b(&data).into_iter().map(|r| &data[r]).collect();
+        assert_eq!(
+            nals,
+            [&[0x67, 1, 2][..], &[0x68, 3], &[0x65, 0, 0, 4]],
+            "leading garbage skipped, trailing zeros dropped, inner 00 00 kept"
+        );
+        assert!(split_annex_b(&[]).is_empty());
+        assert!(split_annex_b(&[0, 0, 1]).is_empty());
+        assert!(split_annex_b(&[0, 0, 1, 0, 0, 1, 0]).is_empty());
+    }
+
+    #[test]
+    fn levels_follow_size_and_rate() {
+        let s = |width, height, fps| EncoderSettings {
+            width,
+            height,
+            fps,
+            ..EncoderSettings::default()
+        };
+        assert_eq!(s(1280, 720, 30).level_idc(), 31);
+        assert_eq!(
+            s(1280, 720, 30).fmtp(),
+            "level-asymmetry-allowed=1;packetization-mode=1;profile-level-id=42e01f"
+        );
+        assert_eq!(s(320, 240, 30).level_idc(), 31);
+        assert_eq!(s(1280, 720, 60).level_idc(), 32);
+        assert_eq!(s(1920, 1080, 30).level_idc(), 40);
+        assert_eq!(s(1920, 1080, 60).level_idc(), 42);
+        assert_eq!(s(3840, 2160, 30).level_idc(), 51);
+    }
+
+    #[test]
+    fn openh264_makes_constrained_baseline_idrs_on_request() {
+        let settings = EncoderSettings {
+            width: 320,
+            height: 240,
+            bitrate: 500_000,
+            keyframe_interval: 1000,
+            ..EncoderSettings::default()
+        };
+        let mut enc = OpenH264Encoder::new(settings).expect("encoder");
+        let mut frame = I420Frame::new(320, 240).expect("frame");
+        let first = enc.encode(&frame, 0, false).expect("encode");
+        assert!(first.keyframe, "the first frame is an IDR");
+        let types: Vec<u8> = first.nals.iter().map(|n| nal_unit_type(n)).collect();
+        assert_eq!(&types[..2], &[nal_type::SPS, nal_type::PPS], "{types:?}");
+        let sps = &first.nals[0];
+        assert_eq!(sps[1], 66, "profile_idc baseline");
+        assert_ne!(sps[2] & 0x40, 0, "constraint_set1: constrained baseline");
+        frame.y[0] = 200;
+        let second = enc.encode(&frame, 33, false).expect("encode");
+        assert!(!second.keyframe && !second.nals.is_empty());
+        let forced = enc.encode(&frame, 66, true).expect("encode");
+        assert!(forced.keyframe);
+        let wrong = I420Frame::new(64, 64).expect("frame");
+        assert!(matches!(
+            enc.encode(&wrong, 99, false),
+            Err(EncodeError::WrongSize { .. })
+        ));
+    }
+}

@@ -1,0 +1,28 @@
+//! Cameras as streams: a frame source (the synthetic test pattern now; V4L2 later) feeds an
+//! H.264 encoder (OpenH264 now; Rockchip MPP later), whose access units are packetized into RTP
+//! (RFC 6184) and published into the engine as a local source, exactly like a WHIP publisher.
+//!
+//! ```text
+//! FrameSource -> H264Encoder -> H264Packetizer -> StreamSink (the engine)
+//!   \___________ Supervisor: pacing, failure/stall -> stream ends, backoff, reopen ________/
+//! ```
+//!
+//! Each camera runs on its own thread ([`runner`]); the supervisor itself is sans-IO so tests run
+//! it on a virtual clock.
+
+pub mod camera;
+pub mod encoder;
+pub mod frame;
+pub mod packetizer;
+pub mod pattern;
+pub mod runner;
+pub mod source;
+pub mod supervisor;
+
+pub use camera::{CameraSettings, StreamSink};
+pub use encoder::{EncoderSettings, H264Encoder, OpenH264Encoder};
+pub use frame::I420Frame;
+pub use pattern::PatternSource;
+pub use runner::{CameraError, CameraHandle, start_test_cameras};
+pub use source::{Captured, FrameSource, SourceError};
+pub use supervisor::Supervisor;

@@ -1,0 +1,30 @@
+//! LL-HLS (RFC 8216bis, Apple Low-Latency HLS), sans-IO: CMAF fMP4 fragments, parts and
+//! segments cut from the hub's frames, the media and multivariant playlists, and the blocking
+//! playlist reload decision. No sockets and no clocks here: time comes in with the samples and
+//! the HTTP layer asks the [`Segmenter`] what exists and [`Progress::ready`] whether to wait.
+//!
+//! - [`fmp4`]: init segment and moof/mdat fragments (boxes from `mp4-atom`).
+//! - [`sps`], [`opus`], [`bits`]: the few bitstream facts the muxer needs.
+//! - [`segmenter`]: parts of ~PART-TARGET, segments cut at keyframes, 7 kept, discontinuities.
+//! - [`playlist`] (hand-written LL-HLS tags) and [`multivariant`] (`hls_m3u8`).
+//! - [`names`]: the relative URIs, parsed back strictly for the routes.
+
+pub mod annexb;
+pub mod bits;
+pub mod blocking;
+pub mod fmp4;
+pub mod multivariant;
+pub mod names;
+pub mod opus;
+pub mod playlist;
+pub mod segmenter;
+pub mod sps;
+pub mod timeline;
+
+pub use blocking::{Progress, Ready};
+pub use fmp4::{OpusParams, VideoParams};
+pub use multivariant::{MultivariantError, multivariant_playlist};
+pub use names::Resource;
+pub use playlist::media_playlist;
+pub use segmenter::{HlsConfig, HlsError, Lookup, Part, Segment, Segmenter};
+pub use timeline::TimestampUnwrapper;

@@ -12,6 +12,7 @@ use std::time::{Duration, Instant};
 use bytes::BytesMut;
 use rand::RngExt;
 use rtc_dtls::crypto_provider::RTCCryptoProvider;
+use rtc_shared::marshal::{MarshalSize, Unmarshal};
 use rtc_srtp::context::Context;
 use rtc_stun::attributes::{
     ATTR_ICE_CONTROLLING, ATTR_PRIORITY, ATTR_USE_CANDIDATE, ATTR_USERNAME, RawAttribute,
@@ -358,8 +359,18 @@ impl Client {
         let (Some(srtp), Some(server)) = (self.srtp_out.as_mut(), self.server.as_ref()) else {
             return Err(ClientError::NotConnected);
         };
+        let mut buf = packet;
+        let header = rtc_rtp::header::Header::unmarshal(&mut buf)
+            .map_err(|e| ClientError::Srtp(format!("not an RTP packet: {e}")))?;
+        // rtc-rtp accepts an extension element that runs past its declared block; the header it
+        // returns is then larger than the packet and rtc-srtp would slice out of bounds.
+        if header.marshal_size() > packet.len() {
+            return Err(ClientError::Srtp(
+                "RTP header extension runs past the packet".into(),
+            ));
+        }
         let protected = srtp
-            .encrypt_rtp(packet)
+            .encrypt_rtp_with_header(packet, &header)
             .map_err(|e| ClientError::Srtp(e.to_string()))?;
         self.transmits.push_back((server.addr, protected));
         Ok(())

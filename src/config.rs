@@ -30,8 +30,11 @@ use clap::Parser;
 use serde::Deserialize;
 use tracing_subscriber::EnvFilter;
 
+mod cameras;
 #[cfg(test)]
 mod tests;
+
+pub use cameras::{TEST_CAMERAS_KEYS, TestCameras};
 
 /// HTTP address served with no configuration.
 pub const DEFAULT_LISTEN: SocketAddr =
@@ -53,6 +56,7 @@ pub const FILE_KEYS: &[&str] = &[
     "max_sessions",
     "cors_allowed_origins",
     "auth",
+    "test_cameras",
 ];
 
 /// Keys accepted in each `[[auth]]` table.
@@ -80,6 +84,8 @@ pub struct Config {
     pub cors_allowed_origins: Vec<String>,
     /// Bearer-token rules, in file order; the first rule whose pattern matches a path applies.
     pub auth: Vec<AuthRule>,
+    /// The synthetic test cameras to run.
+    pub test_cameras: TestCameras,
 }
 
 /// One bearer-token rule: requests whose path matches `path` (see [`matches`]) need `token`.
@@ -165,7 +171,8 @@ impl ConfigError {
     about = "r58 media server: WHIP/WHEP WebRTC SFU in one binary.",
     after_help = "Each flag can also be set as the R58_* environment variable shown, or in the \
                   --config TOML file as listen, webrtc_udp, public_ips, log_level, max_sessions, \
-                  cors_allowed_origins (and [[auth]] tables for bearer tokens). \
+                  cors_allowed_origins (and [[auth]] tables for bearer tokens, a \
+                  [test_cameras] table with count, width, height, fps, bitrate, enabled). \
                   Precedence: flag > environment > file > default."
 )]
 struct Cli {
@@ -201,6 +208,11 @@ struct Cli {
     /// [env: R58_CORS_ALLOWED_ORIGINS, comma-separated]
     #[arg(long, value_name = "ORIGIN", value_delimiter = ',')]
     cors_allowed_origin: Vec<String>,
+
+    /// Synthetic test cameras cam0..camN-1 to run; 0 turns them off [default: 2]
+    /// [env: R58_TEST_CAMERAS]
+    #[arg(long, value_name = "N")]
+    test_cameras: Option<String>,
 }
 
 /// The TOML file as written. Unknown keys are rejected.
@@ -215,6 +227,7 @@ struct FileConfig {
     cors_allowed_origins: Option<Vec<String>>,
     #[serde(default)]
     auth: Vec<FileAuth>,
+    test_cameras: Option<cameras::FileTestCameras>,
 }
 
 #[derive(Debug, Deserialize)]
@@ -263,6 +276,7 @@ impl Default for Config {
             max_sessions: DEFAULT_MAX_SESSIONS,
             cors_allowed_origins: vec!["*".to_owned()],
             auth: Vec::new(),
+            test_cameras: TestCameras::default(),
         }
     }
 }
@@ -304,13 +318,14 @@ impl Config {
 
         let flags = flag_layer(&cli)?;
         let envs = env_layer(&getenv)?;
-        let (file, auth) = match &config_file {
+        let (file, auth, cams) = match &config_file {
             Some(path) => {
                 let text = std::fs::read_to_string(path).map_err(|e| ConfigError::File {
                     path: path.clone(),
                     message: format!("cannot read: {e}"),
                 })?;
-                let parsed = parse_file(path, &text)?;
+                let mut parsed = parse_file(path, &text)?;
+                let cams = parsed.test_cameras.take().map(|c| (path.as_path(), c));
                 let auth = resolve_auth(path, parsed.auth, env)?;
                 (
                     file_layer(
@@ -321,10 +336,16 @@ impl Config {
                         },
                     )?,
                     auth,
+                    cams,
                 )
             }
-            None => (Layer::default(), Vec::new()),
+            None => (Layer::default(), Vec::new(), None),
         };
+        let test_cameras = cameras::resolve(
+            cli.test_cameras.as_deref(),
+            getenv("R58_TEST_CAMERAS"),
+            cams,
+        )?;
 
         let merged = flags.or(envs).or(file);
         let defaults = Config::default();
@@ -339,6 +360,7 @@ impl Config {
                 .cors_allowed_origins
                 .unwrap_or(defaults.cors_allowed_origins),
             auth,
+            test_cameras,
         })
     }
 
@@ -561,6 +583,9 @@ fn parse_file(path: &Path, text: &str) -> Result<FileConfig, ConfigError> {
                 return Err(unknown(format!("auth[{i}].{key}"), AUTH_KEYS));
             }
         }
+    }
+    if let Some(key) = cameras::unknown_key(&table) {
+        return Err(unknown(key, TEST_CAMERAS_KEYS));
     }
 
     serde_path_to_error::deserialize(toml::Value::Table(table)).map_err(|e| {

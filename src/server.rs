@@ -2,12 +2,14 @@
 
 use std::net::SocketAddr;
 
+use sfu::capture::packetizer::DEFAULT_MTU_PAYLOAD;
+use sfu::capture::{CameraError, CameraHandle, CameraSettings, EncoderSettings};
 use sfu::webrtc::driver::{self, SharedEngine};
 use sfu::webrtc::engine::{Engine, EngineConfig};
 use tokio::net::{TcpListener, UdpSocket};
 use tracing::info;
 
-use crate::config::Config;
+use crate::config::{Config, TestCameras};
 use crate::http::{AppState, router};
 
 /// Why the server could not start or stopped.
@@ -25,6 +27,8 @@ pub enum ServerError {
     },
     #[error("cannot start the media engine: {0}")]
     Engine(#[from] sfu::webrtc::engine::EngineError),
+    #[error("cannot start the test cameras: {0}")]
+    Camera(#[from] CameraError),
     #[error("{0}")]
     Io(#[from] std::io::Error),
 }
@@ -59,10 +63,47 @@ pub async fn run(config: Config) -> Result<(), ServerError> {
         AppState::new(engine.clone(), config.auth.clone()),
         &config.cors_allowed_origins,
     );
+    // Kept until the server stops; dropping them ends the camera streams and threads.
+    let _cameras = start_test_cameras(&engine, &config.test_cameras)?;
     let media = tokio::spawn(driver::run(engine, udp));
     tokio::select! {
         served = axum::serve(http, app) => served?,
         media = media => media.map_err(std::io::Error::other)??,
     }
     Ok(())
+}
+
+/// Starts the configured synthetic cameras (each on its own thread, off the async runtime).
+fn start_test_cameras(
+    engine: &SharedEngine,
+    cams: &TestCameras,
+) -> Result<Vec<CameraHandle>, CameraError> {
+    let settings: Vec<CameraSettings> = cams
+        .names()
+        .into_iter()
+        .map(|name| CameraSettings {
+            name,
+            encoder: EncoderSettings {
+                width: cams.width,
+                height: cams.height,
+                fps: cams.fps,
+                bitrate: cams.bitrate,
+                // One keyframe per second: a viewer joining waits at most that long, and the
+                // keyframe cache a joiner replays stays short.
+                keyframe_interval: cams.fps,
+            },
+            mtu_payload: DEFAULT_MTU_PAYLOAD,
+        })
+        .collect();
+    let handles = sfu::capture::start_test_cameras(engine, &settings)?;
+    if !handles.is_empty() {
+        info!(
+            cameras = ?cams.names(),
+            width = cams.width,
+            height = cams.height,
+            fps = cams.fps,
+            "test cameras started"
+        );
+    }
+    Ok(handles)
 }

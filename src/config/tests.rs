@@ -241,7 +241,7 @@ fn unknown_key_is_named() {
         msg,
         format!(
             "config {path}: unknown key 'listn' (expected one of listen, webrtc_udp, \
-             public_ips, log_level, max_sessions, cors_allowed_origins, auth)"
+             public_ips, log_level, max_sessions, cors_allowed_origins, auth, test_cameras)"
         )
     );
 }
@@ -565,6 +565,9 @@ fn garbage_files_are_errors_not_panics() {
         "auth = { path = \"/\" }",
         "[auth]\npath = \"/\"",
         "listen = 18446744073709551616",
+        "test_cameras = 2",
+        "[test_cameras]\ncount = -1",
+        "[test_cameras]\nwidth = \"wide\"",
         "max_sessions = 18446744073709551615",
         "\0\0\0",
     ] {
@@ -575,4 +578,81 @@ fn garbage_files_are_errors_not_panics() {
             "{text:?}: {msg}"
         );
     }
+}
+
+#[test]
+fn test_cameras_default_to_two_720p30() {
+    let c = load_ok(&[], &[]);
+    assert_eq!(c.test_cameras, TestCameras::default());
+    assert_eq!(c.test_cameras.names(), ["cam0", "cam1"]);
+    let t = &c.test_cameras;
+    assert_eq!(
+        (t.width, t.height, t.fps, t.bitrate),
+        (1280, 720, 30, 2_500_000)
+    );
+}
+
+#[test]
+fn test_cameras_flag_env_and_file() {
+    let (_dir, path) =
+        file("[test_cameras]\ncount = 3\nwidth = 640\nheight = 360\nfps = 25\nbitrate = 800000\n");
+    let c = load_ok(&["--config", &path], &[]);
+    let t = &c.test_cameras;
+    assert_eq!(t.names(), ["cam0", "cam1", "cam2"]);
+    assert_eq!(
+        (t.width, t.height, t.fps, t.bitrate),
+        (640, 360, 25, 800_000)
+    );
+    // The flag beats the environment, which beats the file; 0 turns them off.
+    let c = load_ok(
+        &["--config", &path, "--test-cameras", "0"],
+        &[("R58_TEST_CAMERAS", "1")],
+    );
+    assert!(c.test_cameras.names().is_empty());
+    assert_eq!(
+        c.test_cameras.width, 640,
+        "the rest of the table still applies"
+    );
+    let c = load_ok(&["--config", &path], &[("R58_TEST_CAMERAS", "1")]);
+    assert_eq!(c.test_cameras.names(), ["cam0"]);
+    // A count on the command line turns on cameras the file turned off.
+    let (_dir2, off) = file("[test_cameras]\nenabled = false\n");
+    assert!(
+        load_ok(&["--config", &off], &[])
+            .test_cameras
+            .names()
+            .is_empty()
+    );
+    let c = load_ok(&["--config", &off, "--test-cameras", "2"], &[]);
+    assert_eq!(c.test_cameras.names(), ["cam0", "cam1"]);
+}
+
+#[test]
+fn bad_test_camera_values_name_the_key() {
+    assert_eq!(
+        load_err(&["--test-cameras", "many"], &[]),
+        "--test-cameras: invalid number 'many' (expected a whole number 0..=16)"
+    );
+    assert_eq!(
+        load_err(&[], &[("R58_TEST_CAMERAS", "17")]),
+        "R58_TEST_CAMERAS: '17' is out of range (expected 0..=16)"
+    );
+    for (text, key, what) in [
+        ("width = 641", "width", "must be even"),
+        ("height = 4000", "height", "out of range"),
+        ("fps = 0", "fps", "out of range"),
+        ("bitrate = 1", "bitrate", "out of range"),
+        ("count = 99", "count", "out of range"),
+    ] {
+        let (_dir, path) = file(&format!("[test_cameras]\n{text}\n"));
+        let msg = load_err(&["--config", &path], &[]);
+        assert!(
+            msg.starts_with(&format!("config {path}: test_cameras.{key}: ")) && msg.contains(what),
+            "{text}: {msg}"
+        );
+    }
+    let (_dir, path) = file("[test_cameras]\ncout = 1\n");
+    let msg = load_err(&["--config", &path], &[]);
+    assert!(msg.contains("unknown key 'test_cameras.cout'"), "{msg}");
+    assert!(msg.contains("bitrate"), "{msg}");
 }

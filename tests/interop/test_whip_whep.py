@@ -81,6 +81,9 @@ def server(tmp_path_factory) -> Server:
     log = tmp_path_factory.mktemp("r58") / "server.log"
     env = dict(os.environ)
     env.setdefault("R58_LOG_LEVEL", "info")
+    # No test cameras here: two 720p encoders would compete with these tests for CPU
+    # (test_cameras.py runs them). An environment variable, not a flag, so a stub server works.
+    env["R58_TEST_CAMERAS"] = "0"
     with open(log, "wb") as out:
         proc = subprocess.Popen(cmd, stdout=out, stderr=subprocess.STDOUT, cwd=REPO, env=env)
     srv = Server(f"http://127.0.0.1:{http_port}", proc, log)

@@ -32,10 +32,11 @@ pub struct CameraSettings {
 pub trait StreamSink {
     /// Opens (or takes over) stream `name` with one H.264 track.
     fn open(&mut self, now: Instant, name: &str, fmtp: &str) -> Result<LocalSourceId, EngineError>;
-    /// The packets of one frame. An error means the stream is no longer ours.
+    /// The packets of one frame of stream `name`. An error means the stream is no longer ours.
     fn ingest(
         &mut self,
         now: Instant,
+        name: &str,
         id: LocalSourceId,
         packets: &[Bytes],
     ) -> Result<(), EngineError>;
@@ -66,9 +67,16 @@ impl StreamSink for Engine {
     fn ingest(
         &mut self,
         now: Instant,
+        name: &str,
         id: LocalSourceId,
         packets: &[Bytes],
     ) -> Result<(), EngineError> {
+        // A WHIP publisher whose tracks differ from ours replaces the stream without the engine
+        // forgetting this source, so `ingest_local` would go on accepting (and dropping) our
+        // packets: check that the stream is still ours.
+        if self.hub().get(name).and_then(|s| s.publisher()) != Some(id) {
+            return Err(EngineError::SessionNotFound);
+        }
         for packet in packets {
             self.ingest_local(now, id, 0, packet.clone())?;
         }
@@ -84,7 +92,10 @@ impl StreamSink for Engine {
     }
 
     fn is_live(&mut self, name: &str) -> bool {
-        self.hub().get(name).is_some()
+        // A stream can outlive its publisher for a while (offline); then the name is free.
+        self.hub()
+            .get(name)
+            .is_some_and(|s| s.publisher().is_some())
     }
 }
 
@@ -98,10 +109,11 @@ impl StreamSink for SharedEngine {
     fn ingest(
         &mut self,
         now: Instant,
+        name: &str,
         id: LocalSourceId,
         packets: &[Bytes],
     ) -> Result<(), EngineError> {
-        let result = StreamSink::ingest(&mut *self.lock(), now, id, packets);
+        let result = StreamSink::ingest(&mut *self.lock(), now, name, id, packets);
         // Out now rather than at the driver's next timer tick: every tick of delay is latency.
         self.flush_soon();
         result
@@ -117,7 +129,7 @@ impl StreamSink for SharedEngine {
     }
 
     fn is_live(&mut self, name: &str) -> bool {
-        self.lock().hub().get(name).is_some()
+        StreamSink::is_live(&mut *self.lock(), name)
     }
 }
 

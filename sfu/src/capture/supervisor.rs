@@ -111,17 +111,7 @@ impl Supervisor {
             State::Waiting { retry_at } => retry_at,
             State::Live { next_frame_at, .. } if now >= next_frame_at => self.frame(now, sink),
             State::Live { next_frame_at, .. } => next_frame_at,
-            State::Yielded { check_at } if now >= check_at => {
-                if sink.is_live(&self.settings.name) {
-                    self.state = State::Yielded {
-                        check_at: now + YIELD_CHECK,
-                    };
-                    now + YIELD_CHECK
-                } else {
-                    info!(camera = %self.settings.name, "stream name free again, reopening");
-                    self.try_open(now, sink)
-                }
-            }
+            State::Yielded { check_at } if now >= check_at => self.try_open(now, sink),
             State::Yielded { check_at } => check_at,
         }
     }
@@ -137,6 +127,14 @@ impl Supervisor {
     }
 
     fn try_open(&mut self, now: Instant, sink: &mut impl StreamSink) -> Instant {
+        // Someone else (a WHIP guest) publishes under our name while we were down: do not
+        // kick them off; wait until the name is free.
+        if sink.is_live(&self.settings.name) {
+            self.state = State::Yielded {
+                check_at: now + YIELD_CHECK,
+            };
+            return now + YIELD_CHECK;
+        }
         if let Err(e) = self.source.restart() {
             return self.fail(now, sink, &e.to_string());
         }
@@ -226,7 +224,7 @@ impl Supervisor {
         self.stats.frames += 1;
         self.stats.packets += packets.len() as u64;
         self.stats.keyframes += u64::from(keyframe);
-        if let Err(e) = sink.ingest(now, id, &packets) {
+        if let Err(e) = sink.ingest(now, &self.settings.name, id, &packets) {
             info!(camera = %self.settings.name, error = %e, "stream taken over; camera waits");
             self.state = State::Yielded {
                 check_at: now + YIELD_CHECK,

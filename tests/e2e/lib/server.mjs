@@ -39,7 +39,10 @@ export async function startServer(extraArgs = []) {
     '--public-ip', '127.0.0.1',
     ...extraArgs,
   ];
-  const child = spawn(bin, args, { stdio: ['ignore', 'pipe', 'pipe'] });
+  // No test cameras unless a test asks (with --test-cameras in extraArgs): two 720p encoders
+  // would compete with the browser for CPU.
+  const env = { ...process.env, R58_TEST_CAMERAS: '0' };
+  const child = spawn(bin, args, { stdio: ['ignore', 'pipe', 'pipe'], env });
   let log = '';
   child.stdout.on('data', (d) => { log += d; });
   child.stderr.on('data', (d) => { log += d; });

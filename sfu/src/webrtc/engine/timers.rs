@@ -208,6 +208,10 @@ impl Engine {
             viewers = stream.viewers.len(),
             "stream ended"
         );
+        if let Some(publisher) = stream.publisher() {
+            // A local source loses its stream too: its next ingest fails, so it notices.
+            self.local_sources.remove(&publisher);
+        }
         let members = stream.viewers.iter().copied().chain(stream.publisher());
         let pending: Vec<SessionId> = self
             .sessions

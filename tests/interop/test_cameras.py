@@ -1,0 +1,194 @@
+"""r58's synthetic test cameras seen by aiortc: /api/streams lists them, a WHEP viewer decodes
+1280x720 at ~30 fps, and the frame counter drawn into each picture reads back in order.
+
+Unlike the other interop modules, this one starts the server WITH test cameras
+(``--test-cameras 2``); the others turn them off so two 720p encoders do not compete with them
+for CPU.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import os
+import shlex
+import signal
+import socket
+import subprocess
+import sys
+import time
+import urllib.error
+import urllib.request
+from pathlib import Path
+
+import pytest
+
+HERE = Path(__file__).resolve().parent
+sys.path.insert(0, str(HERE))
+
+import r58client  # noqa: E402
+from r58client import Viewer, _consume, _exchange, _new_pc  # noqa: E402
+from test_whip_whep import REPO, Server, close_all, free_port, run  # noqa: E402
+
+WIDTH, HEIGHT = 1280, 720
+MEASURE_S = 5.0
+
+# The counter code of sfu/src/capture/pattern.rs: 24 value bits then 4 check bits, one square
+# block each (16 px at this width), in a row 8 px from the top-left corner.
+VALUE_BITS, CHECK_BITS, MARGIN = 24, 4, 8
+BLOCKS = VALUE_BITS + CHECK_BITS
+
+
+def _check(value: int) -> int:
+    check = 0b0101
+    while value:
+        check ^= value & 0xF
+        value >>= 4
+    return check
+
+
+def read_camera_counter(frame) -> int | None:
+    """The frame counter of a decoded test-camera picture, or None if it does not read back."""
+    if frame.width != WIDTH or frame.height != HEIGHT:
+        return None
+    y = frame.to_ndarray(format="gray")
+    block = max(1, min(16, (frame.width - 2 * MARGIN) // BLOCKS))
+    inset = block // 4
+    span = max(1, block - 2 * inset)
+    word = 0
+    for i in range(BLOCKS):
+        x = MARGIN + i * block + inset
+        patch = y[MARGIN + inset : MARGIN + inset + span, x : x + span]
+        if patch.mean() > 128:
+            word |= 1 << i
+    value = word & ((1 << VALUE_BITS) - 1)
+    return value if (word >> VALUE_BITS) == _check(value) else None
+
+
+async def whep_play_video(base_url: str, name: str) -> Viewer:
+    """Like r58client.whep_play, but offers video only: a camera stream has no audio, and the
+    server rejects an audio section with port 0 and no ICE attributes, which aiortc refuses
+    ("ICE username fragment or password is missing") although browsers accept it."""
+    pc = _new_pc()
+    pc.addTransceiver("video", direction="recvonly")
+    tracks = []
+    pc.on("track", tracks.append)
+    posted_at = time.monotonic()
+    try:
+        http, location, etag = await _exchange(pc, f"{base_url}/whep/{name}", None)
+    except BaseException:
+        await pc.close()
+        raise
+    viewer = Viewer(pc, http, location, etag, None, posted_at=posted_at)
+    for track in tracks:
+        viewer.tasks.append(asyncio.ensure_future(_consume(viewer, track)))
+    return viewer
+
+
+@pytest.fixture(scope="module")
+def camera_server(tmp_path_factory) -> Server:
+    cmd = shlex.split(os.environ.get("R58_BIN", "target/debug/r58"))
+    if any("stub_server" in part for part in cmd):
+        pytest.skip("the stub server has no test cameras")
+    exe = Path(cmd[0])
+    if not exe.is_absolute() and (REPO / exe).exists():
+        cmd[0] = str(REPO / exe)
+    if not Path(cmd[0]).exists():
+        pytest.fail(f"server binary {cmd[0]} not found: build it (cargo build) or set R58_BIN")
+    http_port = free_port(socket.SOCK_STREAM)
+    udp_port = free_port(socket.SOCK_DGRAM)
+    cmd += [
+        "--listen", f"127.0.0.1:{http_port}",
+        "--webrtc-udp", f"127.0.0.1:{udp_port}",
+        "--public-ip", "127.0.0.1",
+        "--test-cameras", "2",
+    ]  # fmt: skip
+    log = tmp_path_factory.mktemp("r58cams") / "server.log"
+    env = dict(os.environ)
+    env.setdefault("R58_LOG_LEVEL", "info")
+    env.pop("R58_TEST_CAMERAS", None)
+    with open(log, "wb") as out:
+        proc = subprocess.Popen(cmd, stdout=out, stderr=subprocess.STDOUT, cwd=REPO, env=env)
+    srv = Server(f"http://127.0.0.1:{http_port}", proc, log)
+    deadline = time.monotonic() + 30
+    while True:
+        if proc.poll() is not None:
+            pytest.fail(f"server exited with {proc.returncode}:\n{srv.log_tail()}")
+        try:
+            with urllib.request.urlopen(f"{srv.base}/healthz", timeout=1) as resp:
+                if resp.status == 200:
+                    break
+        except (urllib.error.URLError, OSError):
+            pass
+        if time.monotonic() > deadline:
+            proc.kill()
+            pytest.fail(f"GET /healthz never answered 200 within 30 s:\n{srv.log_tail()}")
+        time.sleep(0.1)
+    print(f"server: {' '.join(cmd)} (log {log})")
+    yield srv
+    proc.send_signal(signal.SIGTERM)
+    try:
+        proc.wait(timeout=5)
+    except subprocess.TimeoutExpired:
+        proc.kill()
+        proc.wait()
+
+
+def get_streams(server: Server) -> list[dict]:
+    with urllib.request.urlopen(f"{server.base}/api/streams", timeout=5) as resp:
+        return json.load(resp)
+
+
+def test_cameras_are_listed(camera_server: Server) -> None:
+    deadline = time.monotonic() + 10
+    while True:
+        streams = {s["name"]: s for s in get_streams(camera_server)}
+        if {"cam0", "cam1"} <= streams.keys() or time.monotonic() > deadline:
+            break
+        time.sleep(0.2)
+    print(json.dumps(list(streams.values()), indent=1))
+    for name in ("cam0", "cam1"):
+        assert name in streams, f"{name} missing from /api/streams: {sorted(streams)}"
+        s = streams[name]
+        assert s["source"] == "camera"
+        assert [t["codec"].upper() for t in s["tracks"]] == ["H264"]
+
+
+def test_viewer_decodes_720p30_with_an_increasing_counter(
+    camera_server: Server, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # The viewer helper reads counters with a function of its module: use the camera's code.
+    monkeypatch.setattr(r58client, "read_counter", read_camera_counter)
+
+    async def scenario() -> None:
+        viewer = await whep_play_video(camera_server.base, "cam0")
+        try:
+            deadline = time.monotonic() + 10
+            while viewer.first_video_at is None and time.monotonic() < deadline:
+                await asyncio.sleep(0.05)
+            assert viewer.first_video_at is not None, "no video decoded within 10 s"
+            first_ms = (viewer.first_video_at - viewer.posted_at) * 1000
+            await asyncio.sleep(0.5)  # past the keyframe-cache replay burst
+            start = time.monotonic()
+            await asyncio.sleep(MEASURE_S)
+            window = [(c, at) for c, at in viewer.counters if at >= start]
+            fps = len(window) / MEASURE_S
+            values = [c for c, _ in window]
+            steps = [b - a for a, b in zip(values, values[1:])]
+            gaps = [(a, b) for a, b in zip(values, values[1:]) if b != a + 1]
+            print(
+                f"cam0: first frame {first_ms:.0f} ms after POST; {len(window)} frames with a "
+                f"readable counter in {MEASURE_S:.0f} s = {fps:.1f} fps; sizes "
+                f"{dict(viewer.sizes)}; counter {values[:1]}..{values[-1:]}; gaps {gaps}"
+            )
+            assert viewer.sizes[(WIDTH, HEIGHT)] > 0 and set(viewer.sizes) == {(WIDTH, HEIGHT)}
+            assert fps >= 25, f"{fps:.1f} fps decoded"
+            assert all(s > 0 for s in steps), f"counter goes backwards: {values}"
+            # A counter jump means frames were not decoded; allow a few (a busy CI machine),
+            # never many.
+            missing = sum(s - 1 for s in steps)
+            assert missing <= len(values) // 10, f"{missing} frames missing: {gaps}"
+        finally:
+            await close_all(viewer)
+
+    run(camera_server, scenario())

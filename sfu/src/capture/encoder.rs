@@ -1,8 +1,7 @@
 //! H.264 encoders behind one trait (OpenH264 in software now; Rockchip MPP later), and the
 //! Annex B parsing that turns an encoder's byte stream into NAL units.
 
-use std::ops::Range;
-
+use crate::rtp::h264::split_annex_b;
 use bytes::Bytes;
 use openh264::OpenH264API;
 use openh264::encoder::{
@@ -120,33 +119,6 @@ pub trait H264Encoder {
         timestamp_ms: u64,
         force_keyframe: bool,
     ) -> Result<AccessUnit, EncodeError>;
-}
-
-/// Splits an Annex B byte stream into the ranges of its NAL units (start codes `00 00 01` or
-/// `00 00 00 01` removed; trailing zero bytes belong to the next start code). Bytes before the
-/// first start code are not a NAL unit and are skipped.
-pub fn split_annex_b(data: &[u8]) -> Vec<Range<usize>> {
-    let mut starts = Vec::new();
-    let mut i = 0;
-    while i + 3 <= data.len() {
-        if data[i] == 0 && data[i + 1] == 0 && data[i + 2] == 1 {
-            starts.push(i + 3);
-            i += 3;
-        } else {
-            i += 1;
-        }
-    }
-    let mut out = Vec::with_capacity(starts.len());
-    for (n, &start) in starts.iter().enumerate() {
-        let mut end = starts.get(n + 1).map_or(data.len(), |next| next - 3);
-        while end > start && data[end - 1] == 0 {
-            end -= 1;
-        }
-        if end > start {
-            out.push(start..end);
-        }
-    }
-    out
 }
 
 /// OpenH264, built from its bundled source: constrained baseline, bitrate rate control, one

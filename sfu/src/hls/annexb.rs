@@ -3,32 +3,14 @@
 
 use bytes::Bytes;
 
-use crate::rtp::h264::AccessUnit;
+use crate::rtp::h264::{AccessUnit, split_annex_b};
 
 /// The NAL units of an Annex B stream, without start codes (trailing zero bytes dropped).
 pub fn split_nals(stream: &Bytes) -> Vec<Bytes> {
-    let data = &stream[..];
-    let mut starts = Vec::new();
-    let mut i = 0;
-    while i + 3 <= data.len() {
-        if data[i] == 0 && data[i + 1] == 0 && data[i + 2] == 1 {
-            starts.push(i + 3);
-            i += 3;
-        } else {
-            i += 1;
-        }
-    }
-    let mut nals = Vec::with_capacity(starts.len());
-    for (n, &start) in starts.iter().enumerate() {
-        let mut end = starts.get(n + 1).map_or(data.len(), |next| next - 3);
-        while end > start && data[end - 1] == 0 {
-            end -= 1;
-        }
-        if end > start {
-            nals.push(stream.slice(start..end));
-        }
-    }
-    nals
+    split_annex_b(stream)
+        .into_iter()
+        .map(|range| stream.slice(range))
+        .collect()
 }
 
 /// Groups NAL units into access units: a new one starts at an access unit delimiter, SEI, SPS or

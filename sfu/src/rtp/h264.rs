@@ -5,6 +5,8 @@
 //! error naming the packet and why; after a loss the depacketizer skips until the next keyframe,
 //! since frames referring to a lost one cannot be decoded.
 
+use std::ops::Range;
+
 use bytes::{Bytes, BytesMut};
 use thiserror::Error;
 
@@ -63,6 +65,33 @@ impl AccessUnit {
         }
         out
     }
+}
+
+/// Splits an Annex B byte stream into the ranges of its NAL units (start codes `00 00 01` or
+/// `00 00 00 01` removed; trailing zero bytes belong to the next start code). Bytes before the
+/// first start code are not a NAL unit and are skipped.
+pub fn split_annex_b(data: &[u8]) -> Vec<Range<usize>> {
+    let mut starts = Vec::new();
+    let mut i = 0;
+    while i + 3 <= data.len() {
+        if data[i] == 0 && data[i + 1] == 0 && data[i + 2] == 1 {
+            starts.push(i + 3);
+            i += 3;
+        } else {
+            i += 1;
+        }
+    }
+    let mut out = Vec::with_capacity(starts.len());
+    for (n, &start) in starts.iter().enumerate() {
+        let mut end = starts.get(n + 1).map_or(data.len(), |next| next - 3);
+        while end > start && data[end - 1] == 0 {
+            end -= 1;
+        }
+        if end > start {
+            out.push(start..end);
+        }
+    }
+    out
 }
 
 #[derive(Debug, Default)]

@@ -47,12 +47,11 @@ impl StreamSink for Recorder<'_> {
     fn ingest(
         &mut self,
         now: Instant,
-        name: &str,
         id: LocalSourceId,
         packets: &[Bytes],
     ) -> Result<(), EngineError> {
         self.frames.push(packets.to_vec());
-        StreamSink::ingest(self.engine, now, name, id, packets)
+        StreamSink::ingest(self.engine, now, id, packets)
     }
 
     fn take_keyframe_request(&mut self, id: LocalSourceId) -> bool {

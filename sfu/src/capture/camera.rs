@@ -32,11 +32,10 @@ pub struct CameraSettings {
 pub trait StreamSink {
     /// Opens (or takes over) stream `name` with one H.264 track.
     fn open(&mut self, now: Instant, name: &str, fmtp: &str) -> Result<LocalSourceId, EngineError>;
-    /// The packets of one frame of stream `name`. An error means the stream is no longer ours.
+    /// The packets of one frame. An error means the stream is no longer ours.
     fn ingest(
         &mut self,
         now: Instant,
-        name: &str,
         id: LocalSourceId,
         packets: &[Bytes],
     ) -> Result<(), EngineError>;
@@ -67,16 +66,9 @@ impl StreamSink for Engine {
     fn ingest(
         &mut self,
         now: Instant,
-        name: &str,
         id: LocalSourceId,
         packets: &[Bytes],
     ) -> Result<(), EngineError> {
-        // A WHIP publisher whose tracks differ from ours replaces the stream without the engine
-        // forgetting this source, so `ingest_local` would go on accepting (and dropping) our
-        // packets: check that the stream is still ours.
-        if self.hub().get(name).and_then(|s| s.publisher()) != Some(id) {
-            return Err(EngineError::SessionNotFound);
-        }
         for packet in packets {
             self.ingest_local(now, id, 0, packet.clone())?;
         }
@@ -109,11 +101,10 @@ impl StreamSink for SharedEngine {
     fn ingest(
         &mut self,
         now: Instant,
-        name: &str,
         id: LocalSourceId,
         packets: &[Bytes],
     ) -> Result<(), EngineError> {
-        let result = StreamSink::ingest(&mut *self.lock(), now, name, id, packets);
+        let result = StreamSink::ingest(&mut *self.lock(), now, id, packets);
         // Out now rather than at the driver's next timer tick: every tick of delay is latency.
         self.flush_soon();
         result

@@ -224,7 +224,7 @@ impl Supervisor {
         self.stats.frames += 1;
         self.stats.packets += packets.len() as u64;
         self.stats.keyframes += u64::from(keyframe);
-        if let Err(e) = sink.ingest(now, &self.settings.name, id, &packets) {
+        if let Err(e) = sink.ingest(now, id, &packets) {
             info!(camera = %self.settings.name, error = %e, "stream taken over; camera waits");
             self.state = State::Yielded {
                 check_at: now + YIELD_CHECK,

@@ -14,7 +14,7 @@ use rtc_stun::attributes::{ATTR_USE_CANDIDATE, ATTR_USERNAME};
 use rtc_stun::error_code::{CODE_FORBIDDEN, ErrorCodeAttribute};
 use rtc_stun::fingerprint::FINGERPRINT;
 use rtc_stun::integrity::MessageIntegrity;
-use rtc_stun::message::{BINDING_ERROR, BINDING_REQUEST, BINDING_SUCCESS, Message};
+use rtc_stun::message::{BINDING_ERROR, BINDING_REQUEST, BINDING_SUCCESS, Message, Setter};
 use rtc_stun::textattrs::TextAttribute;
 use rtc_stun::xoraddr::XorMappedAddress;
 use thiserror::Error;
@@ -105,14 +105,31 @@ impl BindingRequest {
         FINGERPRINT
             .check(&self.message)
             .map_err(|_| IceError::BadFingerprint)?;
-        let mut out = Message::new();
-        out.build(&[
-            Box::new(self.message.clone()),
+        self.signed_response(
             Box::new(BINDING_SUCCESS),
             Box::new(XorMappedAddress {
                 ip: from.ip(),
                 port: from.port(),
             }),
+            local_pwd,
+            crypto,
+        )
+    }
+
+    /// A response to this request of type `typ` carrying `attribute`, signed with our password
+    /// and fingerprinted, as ICE requires of every response.
+    fn signed_response(
+        &self,
+        typ: Box<dyn Setter + '_>,
+        attribute: Box<dyn Setter + '_>,
+        local_pwd: &str,
+        crypto: &dyn RTCCrypto,
+    ) -> Result<Vec<u8>, IceError> {
+        let mut out = Message::new();
+        out.build(&[
+            Box::new(self.message.clone()),
+            typ,
+            attribute,
             Box::new(MessageIntegrity::new_short_term_integrity_with_provider(
                 local_pwd.to_owned(),
                 crypto,
@@ -135,22 +152,15 @@ impl BindingRequest {
     ) -> Result<Vec<u8>, IceError> {
         MessageIntegrity::check(&mut self.message, local_pwd.as_bytes(), crypto)
             .map_err(|_| IceError::BadIntegrity)?;
-        let mut out = Message::new();
-        out.build(&[
-            Box::new(self.message.clone()),
+        self.signed_response(
             Box::new(BINDING_ERROR),
             Box::new(ErrorCodeAttribute {
                 code: CODE_FORBIDDEN,
                 reason: b"session ended".to_vec(),
             }),
-            Box::new(MessageIntegrity::new_short_term_integrity_with_provider(
-                local_pwd.to_owned(),
-                crypto,
-            )),
-            Box::new(FINGERPRINT),
-        ])
-        .map_err(|e| IceError::Build(e.to_string()))?;
-        Ok(out.raw)
+            local_pwd,
+            crypto,
+        )
     }
 }
 
@@ -215,7 +225,6 @@ impl IceLite {
 mod tests {
     use super::*;
     use rtc_stun::attributes::ATTR_PRIORITY;
-    use rtc_stun::message::Setter;
 
     fn crypto() -> std::sync::Arc<dyn rtc_dtls::crypto_provider::RTCCryptoProvider> {
         rtc_dtls::crypto_provider::default_provider().expect("crypto provider")

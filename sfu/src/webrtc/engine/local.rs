@@ -66,14 +66,24 @@ impl Engine {
         track_index: usize,
         packet: Bytes,
     ) -> Result<(), EngineError> {
-        let stream = self
+        let local = self
             .local_sources
             .get(&source)
-            .map(|l| l.stream.clone())
             .ok_or(EngineError::SessionNotFound)?;
         let header = RtpHeader::parse(&packet)
             .map_err(|e| EngineError::Internal(format!("local source sent bad RTP: {e}")))?;
-        self.forward(now, &stream, source, track_index, &header, &packet);
+        if let Some(stream) = self.hub.get_mut(&local.stream) {
+            super::media::forward(
+                now,
+                stream,
+                source,
+                track_index,
+                &header,
+                &packet,
+                &mut self.sessions,
+                &mut self.transmits,
+            );
+        }
         Ok(())
     }
 

@@ -250,60 +250,18 @@ impl Engine {
         else {
             return;
         };
-        let stream_name = session.stream.clone();
-        self.forward(now, &stream_name, id, track_index, &header, &plain);
-    }
-
-    /// Records one packet of the stream's publisher `source` and sends it to every viewer.
-    pub(super) fn forward(
-        &mut self,
-        now: Instant,
-        stream_name: &str,
-        source: SessionId,
-        track_index: usize,
-        header: &RtpHeader,
-        plain: &Bytes,
-    ) {
-        let Some(stream) = self.hub.get_mut(stream_name) else {
+        // The stream is found through the session's name, but the borrow of the session ends
+        // there: no copy of the name per packet.
+        let Some(stream) = self.hub.get_mut(&session.stream) else {
             return;
         };
-        if stream.publisher() != Some(source) {
-            return;
-        }
-        let payload = plain.slice(header.payload_offset..header.payload_end);
-        let outcome = stream.ingest(
-            now,
-            track_index,
-            header.sequence,
-            header.timestamp,
-            header.marker,
-            payload.clone(),
-        );
-        if !stream.readers.is_empty() {
-            stream.offer_to_readers(&ReaderPacket {
-                track: track_index,
-                epoch: stream.epoch(),
-                sequence: header.sequence,
-                timestamp: header.timestamp,
-                marker: header.marker,
-                keyframe_start: outcome.keyframe_start,
-                arrival: now,
-                payload: payload.clone(),
-            });
-        }
-        let packet = StoredPacket {
-            epoch: stream.epoch(),
-            sequence: header.sequence,
-            timestamp: header.timestamp,
-            marker: header.marker,
-            payload,
-        };
-        fan_out(
+        forward(
             now,
             stream,
+            id,
             track_index,
-            &packet,
-            outcome.keyframe_start,
+            &header,
+            &plain,
             &mut self.sessions,
             &mut self.transmits,
         );
@@ -461,6 +419,60 @@ impl Engine {
             send_rtcp(session, &raw, &mut self.transmits);
         }
     }
+}
+
+/// Records one packet of the stream's publisher `source` and sends it to every viewer.
+#[allow(clippy::too_many_arguments)] // the engine's fields, split so the borrows do not overlap
+pub(super) fn forward(
+    now: Instant,
+    stream: &mut Stream,
+    source: SessionId,
+    track_index: usize,
+    header: &RtpHeader,
+    plain: &Bytes,
+    sessions: &mut SessionMap,
+    transmits: &mut TransmitQueue,
+) {
+    if stream.publisher() != Some(source) {
+        return;
+    }
+    let payload = plain.slice(header.payload_offset..header.payload_end);
+    let outcome = stream.ingest(
+        now,
+        track_index,
+        header.sequence,
+        header.timestamp,
+        header.marker,
+        payload.clone(),
+    );
+    if !stream.readers.is_empty() {
+        stream.offer_to_readers(&ReaderPacket {
+            track: track_index,
+            epoch: stream.epoch(),
+            sequence: header.sequence,
+            timestamp: header.timestamp,
+            marker: header.marker,
+            keyframe_start: outcome.keyframe_start,
+            arrival: now,
+            payload: payload.clone(),
+        });
+    }
+    let packet = StoredPacket {
+        epoch: stream.epoch(),
+        sequence: header.sequence,
+        timestamp: header.timestamp,
+        marker: header.marker,
+        payload,
+    };
+    fan_out(
+        now,
+        stream,
+        track_index,
+        &packet,
+        outcome.keyframe_start,
+        sessions,
+        transmits,
+    );
 }
 
 /// Counters a forwarded packet adds to.

@@ -31,6 +31,7 @@ use serde::Deserialize;
 use tracing_subscriber::EnvFilter;
 
 mod cameras;
+mod hls;
 #[cfg(test)]
 mod tests;
 
@@ -57,6 +58,7 @@ pub const FILE_KEYS: &[&str] = &[
     "cors_allowed_origins",
     "auth",
     "test_cameras",
+    "hls",
 ];
 
 /// Keys accepted in each `[[auth]]` table.
@@ -86,6 +88,8 @@ pub struct Config {
     pub auth: Vec<AuthRule>,
     /// The synthetic test cameras to run.
     pub test_cameras: TestCameras,
+    /// LL-HLS muxer settings (`[hls]`).
+    pub hls: sfu::hls::LiveConfig,
 }
 
 /// One bearer-token rule: requests whose path matches `path` (see [`matches`]) need `token`.
@@ -172,7 +176,8 @@ impl ConfigError {
     after_help = "Each flag can also be set as the R58_* environment variable shown, or in the \
                   --config TOML file as listen, webrtc_udp, public_ips, log_level, max_sessions, \
                   cors_allowed_origins (and [[auth]] tables for bearer tokens, a \
-                  [test_cameras] table with count, width, height, fps, bitrate, enabled). \
+                  [test_cameras] table with count, width, height, fps, bitrate, enabled, an [hls] table with \
+                  part_target, segment_target, segments_kept, linger). \
                   Precedence: flag > environment > file > default."
 )]
 struct Cli {
@@ -228,6 +233,7 @@ struct FileConfig {
     #[serde(default)]
     auth: Vec<FileAuth>,
     test_cameras: Option<cameras::FileTestCameras>,
+    hls: Option<hls::FileHls>,
 }
 
 #[derive(Debug, Deserialize)]
@@ -277,6 +283,7 @@ impl Default for Config {
             cors_allowed_origins: vec!["*".to_owned()],
             auth: Vec::new(),
             test_cameras: TestCameras::default(),
+            hls: sfu::hls::LiveConfig::default(),
         }
     }
 }
@@ -318,7 +325,7 @@ impl Config {
 
         let flags = flag_layer(&cli)?;
         let envs = env_layer(&getenv)?;
-        let (file, auth, cams) = match &config_file {
+        let (file, auth, cams, hls_table) = match &config_file {
             Some(path) => {
                 let text = std::fs::read_to_string(path).map_err(|e| ConfigError::File {
                     path: path.clone(),
@@ -326,6 +333,7 @@ impl Config {
                 })?;
                 let mut parsed = parse_file(path, &text)?;
                 let cams = parsed.test_cameras.take().map(|c| (path.as_path(), c));
+                let hls_table = parsed.hls.take().map(|h| (path.as_path(), h));
                 let auth = resolve_auth(path, parsed.auth, env)?;
                 (
                     file_layer(
@@ -337,9 +345,10 @@ impl Config {
                     )?,
                     auth,
                     cams,
+                    hls_table,
                 )
             }
-            None => (Layer::default(), Vec::new(), None),
+            None => (Layer::default(), Vec::new(), None, None),
         };
         let test_cameras = cameras::resolve(
             cli.test_cameras.as_deref(),
@@ -347,6 +356,7 @@ impl Config {
             cams,
         )?;
 
+        let hls = hls::resolve(hls_table)?;
         let merged = flags.or(envs).or(file);
         let defaults = Config::default();
         Ok(Config {
@@ -361,6 +371,7 @@ impl Config {
                 .unwrap_or(defaults.cors_allowed_origins),
             auth,
             test_cameras,
+            hls,
         })
     }
 
@@ -586,6 +597,9 @@ fn parse_file(path: &Path, text: &str) -> Result<FileConfig, ConfigError> {
     }
     if let Some(key) = cameras::unknown_key(&table) {
         return Err(unknown(key, TEST_CAMERAS_KEYS));
+    }
+    if let Some(key) = hls::unknown_key(&table) {
+        return Err(unknown(key, hls::HLS_KEYS));
     }
 
     serde_path_to_error::deserialize(toml::Value::Table(table)).map_err(|e| {

@@ -59,10 +59,9 @@ pub async fn run(config: Config) -> Result<(), ServerError> {
             source,
         })?;
     info!(http = %http.local_addr()?, udp = %udp.local_addr()?, ?candidates, "r58 serving");
-    let app = router(
-        AppState::new(engine.clone(), config.auth.clone()),
-        &config.cors_allowed_origins,
-    );
+    let state = AppState::new(engine.clone(), config.auth.clone()).with_hls(config.hls);
+    tokio::spawn(state.hls.clone().run());
+    let app = router(state, &config.cors_allowed_origins);
     // Kept until the server stops; dropping them ends the camera streams and threads.
     let _cameras = start_test_cameras(&engine, &config.test_cameras)?;
     let media = tokio::spawn(driver::run(engine, udp));

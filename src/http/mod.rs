@@ -4,6 +4,7 @@
 
 mod api;
 mod auth;
+mod hls;
 mod whip;
 
 use std::collections::HashMap;
@@ -11,9 +12,10 @@ use std::sync::{Arc, Mutex};
 
 use axum::Router;
 use axum::extract::{DefaultBodyLimit, Request};
-use axum::http::{HeaderMap, HeaderName, HeaderValue, Method, header};
+use axum::http::{HeaderMap, HeaderName, HeaderValue, Method, StatusCode, header};
 use axum::middleware::{self, Next};
 use axum::routing::get;
+use sfu::hls::{HlsService, LiveConfig};
 use sfu::webrtc::driver::SharedEngine;
 use sfu::webrtc::session::SessionId;
 use tower::ServiceExt;
@@ -28,6 +30,8 @@ pub struct AppState {
     pub engine: SharedEngine,
     /// Bearer tokens by path pattern, checked in constant time.
     pub auth: Arc<Vec<crate::config::AuthRule>>,
+    /// Every stream's LL-HLS muxer (its watcher task is started by the server).
+    pub hls: HlsService,
     /// Session resource tokens (the unguessable last path segment) to engine sessions.
     sessions: Arc<Mutex<HashMap<String, SessionId>>>,
 }
@@ -35,10 +39,17 @@ pub struct AppState {
 impl AppState {
     pub fn new(engine: SharedEngine, auth: Vec<crate::config::AuthRule>) -> Self {
         Self {
+            hls: HlsService::new(engine.clone(), LiveConfig::default()),
             engine,
             auth: Arc::new(auth),
             sessions: Arc::new(Mutex::new(HashMap::new())),
         }
+    }
+
+    /// The same state with LL-HLS muxers configured by `config`.
+    pub fn with_hls(mut self, config: LiveConfig) -> Self {
+        self.hls = HlsService::new(self.engine.clone(), config);
+        self
     }
 
     fn session_tokens(&self) -> std::sync::MutexGuard<'_, HashMap<String, SessionId>> {
@@ -55,6 +66,8 @@ pub fn router(state: AppState, cors_origins: &[String]) -> Router {
         .route("/api/streams", get(api::streams))
         .route("/metrics", get(api::metrics))
         .merge(whip::routes())
+        .merge(hls::routes())
+        .fallback(not_found)
         .layer(DefaultBodyLimit::max(MAX_BODY_BYTES))
         .with_state(state);
     // tower-http's CorsLayer answers every OPTIONS itself as a preflight, so a plain OPTIONS
@@ -80,6 +93,11 @@ pub fn router(state: AppState, cors_origins: &[String]) -> Router {
                 response
             }
         }))
+}
+
+/// Any path no route serves (including `..` tricks, which never match a route).
+async fn not_found() -> (StatusCode, &'static str) {
+    (StatusCode::NOT_FOUND, "no such resource\n")
 }
 
 /// The headers CorsLayer puts on a non-preflight response, for the requests that bypass it.

@@ -8,11 +8,15 @@
 //! - [`segmenter`]: parts of ~PART-TARGET, segments cut at keyframes, 7 kept, discontinuities.
 //! - [`playlist`] (hand-written LL-HLS tags) and [`multivariant`] (`hls_m3u8`).
 //! - [`names`]: the relative URIs, parsed back strictly for the routes.
+//! - [`ingest`]: a hub reader's RTP packets to the segmenter (sans-IO); [`live`]: the tokio
+//!   task per stream and the registry the HTTP routes read.
 
 pub mod annexb;
 pub mod bits;
 pub mod blocking;
 pub mod fmp4;
+pub mod ingest;
+pub mod live;
 pub mod multivariant;
 pub mod names;
 pub mod opus;
@@ -23,6 +27,8 @@ pub mod timeline;
 
 pub use blocking::{Progress, Ready};
 pub use fmp4::{OpusParams, VideoParams};
+pub use ingest::{IngestError, StreamIngest, WallClock};
+pub use live::{HlsService, LiveConfig, LiveStream};
 pub use multivariant::{MultivariantError, multivariant_playlist};
 pub use names::Resource;
 pub use playlist::media_playlist;

@@ -24,7 +24,7 @@ use super::opus::{self, OpusError};
 use super::sps::{SpsError, parse_sps};
 use crate::rtp::h264::AccessUnit;
 
-#[derive(Debug, Clone, Copy, PartialEq)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct HlsConfig {
     /// PART-TARGET; 0.2 s by default.
     pub part_target: Duration,

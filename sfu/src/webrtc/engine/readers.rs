@@ -53,15 +53,34 @@ impl Engine {
                 );
             }
         }
-        let tracks = stream
-            .tracks
-            .iter()
-            .map(|t| ReaderTrack {
-                kind: t.kind,
-                codec: t.codec.clone(),
-            })
-            .collect();
+        let tracks = stream.tracks.iter().map(ReaderTrack::from).collect();
         stream.readers.push(slot);
         Ok((tracks, rx))
+    }
+}
+
+impl From<&crate::hub::Track> for ReaderTrack {
+    fn from(track: &crate::hub::Track) -> Self {
+        Self {
+            kind: track.kind,
+            codec: track.codec.clone(),
+        }
+    }
+}
+
+impl Engine {
+    /// Asks the stream's source for a keyframe on behalf of a reader (a muxer waiting to cut a
+    /// segment, the switcher taking a cut), under the same rate limit as viewers' PLIs. True when
+    /// a request went out (a PLI queued, or a local encoder flagged); flush the driver then.
+    pub fn request_keyframe(&mut self, now: Instant, name: &str) -> bool {
+        let Some(stream) = self.hub.get_mut(name) else {
+            return false;
+        };
+        if stream.publisher().is_none() || !stream.request_keyframe(now) {
+            return false;
+        }
+        let before = self.stats.keyframe_requests_sent;
+        self.send_keyframe_request(name);
+        self.stats.keyframe_requests_sent != before
     }
 }

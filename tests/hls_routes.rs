@@ -1,0 +1,375 @@
+//! The LL-HLS routes against a live test camera: the multivariant playlist the pages use, the
+//! media playlist with blocking reload, parts held until complete, caching and content types,
+//! errors for bad requests, a camera restart continuing the playlist, and ffprobe reading the
+//! live stream over real HTTP.
+//!
+//! ffprobe missing: that test prints why and passes, unless `CI` is set (then it fails).
+
+use std::process::Command;
+use std::time::{Duration, Instant};
+
+use axum::Router;
+use axum::body::Body;
+use axum::http::{Request, StatusCode};
+use hls_m3u8::MasterPlaylist;
+use hls_m3u8::tags::VariantStream;
+use r58::http::{AppState, router};
+use sfu::capture::{CameraHandle, CameraSettings, EncoderSettings, start_test_cameras};
+use sfu::hls::LiveConfig;
+use sfu::webrtc::driver::SharedEngine;
+use sfu::webrtc::engine::{Engine, EngineConfig};
+use tower::ServiceExt;
+
+struct Resp {
+    status: StatusCode,
+    content_type: String,
+    cache_control: String,
+    body: Vec<u8>,
+}
+
+impl Resp {
+    fn text(&self) -> &str {
+        std::str::from_utf8(&self.body).expect("UTF-8 body")
+    }
+}
+
+async fn get(app: &Router, uri: &str) -> Resp {
+    let response = app
+        .clone()
+        .oneshot(Request::get(uri).body(Body::empty()).unwrap())
+        .await
+        .unwrap();
+    let header = |name| {
+        response
+            .headers()
+            .get(name)
+            .map(|v| v.to_str().unwrap().to_owned())
+            .unwrap_or_default()
+    };
+    let (content_type, cache_control) = (header("content-type"), header("cache-control"));
+    let status = response.status();
+    let body = axum::body::to_bytes(response.into_body(), usize::MAX)
+        .await
+        .unwrap()
+        .to_vec();
+    Resp {
+        status,
+        content_type,
+        cache_control,
+        body,
+    }
+}
+
+fn camera(name: &str) -> CameraSettings {
+    CameraSettings {
+        name: name.into(),
+        encoder: EncoderSettings {
+            width: 320,
+            height: 240,
+            fps: 30,
+            bitrate: 500_000,
+            keyframe_interval: 30,
+        },
+        mtu_payload: 1200,
+    }
+}
+
+struct Server {
+    app: Router,
+    engine: SharedEngine,
+}
+
+fn server(linger: Duration) -> Server {
+    let engine = SharedEngine::new(Engine::new(EngineConfig::default()).unwrap());
+    let state = AppState::new(engine.clone(), Vec::new()).with_hls(LiveConfig {
+        linger,
+        ..LiveConfig::default()
+    });
+    tokio::spawn(state.hls.clone().run());
+    Server {
+        app: router(state, &["*".to_owned()]),
+        engine,
+    }
+}
+
+/// Starts a test camera and waits until its stream is online (the encoder takes a moment).
+async fn start(server: &Server, name: &str) -> Vec<CameraHandle> {
+    let handles = start_test_cameras(&server.engine, &[camera(name)]).unwrap();
+    let started = Instant::now();
+    while server
+        .engine
+        .lock()
+        .hub()
+        .get(name)
+        .is_none_or(|s| s.publisher().is_none())
+    {
+        assert!(
+            started.elapsed() < Duration::from_secs(10),
+            "{name} never went online"
+        );
+        tokio::time::sleep(Duration::from_millis(10)).await;
+    }
+    handles
+}
+
+/// The media playlist URI (`{instance}/stream.m3u8`) from the multivariant playlist.
+async fn media_uri(app: &Router, name: &str) -> String {
+    let r = get(app, &format!("/hls/{name}/index.m3u8")).await;
+    assert_eq!(r.status, StatusCode::OK, "{}", r.text());
+    let playlist = MasterPlaylist::try_from(r.text()).expect("hls_m3u8 parses it");
+    let VariantStream::ExtXStreamInf { uri, .. } = &playlist.variant_streams[0] else {
+        panic!("not a stream variant");
+    };
+    uri.to_string()
+}
+
+/// Blocks until segment `msn` is complete, one segment at a time (a request more than two
+/// segments ahead of the live edge is refused).
+async fn wait_segment(app: &Router, base: &str, msn: u64) -> String {
+    let mut text = String::new();
+    for m in 0..=msn {
+        let r = get(app, &format!("{base}/stream.m3u8?_HLS_msn={}", m + 1)).await;
+        assert_eq!(r.status, StatusCode::OK, "{}", r.text());
+        text = r.text().to_owned();
+    }
+    text
+}
+
+/// `(msn, part)` of the EXT-X-PRELOAD-HINT.
+fn preload_hint(playlist: &str) -> (u64, u32) {
+    let line = playlist
+        .lines()
+        .find(|l| l.starts_with("#EXT-X-PRELOAD-HINT:"))
+        .expect("preload hint");
+    let uri = line.split("URI=\"part").nth(1).unwrap();
+    let (msn, rest) = uri.split_once('.').unwrap();
+    let part = rest.split_once('.').unwrap().0;
+    (msn.parse().unwrap(), part.parse().unwrap())
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_camera_stream_is_served_over_ll_hls() {
+    let server = server(Duration::from_secs(15));
+    let app = &server.app;
+    let _camera = start(&server, "cam0").await;
+
+    // The multivariant playlist waits for the first keyframe, then names the codec and size.
+    let r = get(app, "/hls/cam0/index.m3u8").await;
+    assert_eq!(r.status, StatusCode::OK, "{}", r.text());
+    assert_eq!(r.content_type, "application/vnd.apple.mpegurl");
+    assert_eq!(r.cache_control, "no-cache");
+    assert!(r.text().contains("CODECS=\"avc1.42"), "{}", r.text());
+    assert!(r.text().contains("RESOLUTION=320x240"), "{}", r.text());
+    let media = media_uri(app, "cam0").await;
+    let (instance, file) = media.split_once('/').unwrap();
+    assert_eq!(file, "stream.m3u8");
+    assert!(
+        !media.starts_with('/') && !media.contains("://"),
+        "relative"
+    );
+    let base = format!("/hls/cam0/{instance}");
+
+    // The media playlist has every LL-HLS tag.
+    let r = get(app, &format!("{base}/stream.m3u8")).await;
+    assert_eq!(r.status, StatusCode::OK);
+    assert_eq!(r.cache_control, "no-cache");
+    let playlist = r.text().to_owned();
+    for tag in [
+        "#EXT-X-VERSION:9",
+        "#EXT-X-TARGETDURATION:",
+        "#EXT-X-SERVER-CONTROL:CAN-BLOCK-RELOAD=YES,CAN-SKIP-UNTIL=",
+        "PART-HOLD-BACK=0.600",
+        "#EXT-X-PART-INF:PART-TARGET=0.200",
+        "#EXT-X-MAP:URI=\"init0.mp4\"",
+        "#EXT-X-PROGRAM-DATE-TIME:",
+        ",INDEPENDENT=YES",
+        "#EXT-X-PRELOAD-HINT:TYPE=PART,URI=\"part",
+    ] {
+        assert!(playlist.contains(tag), "{tag} missing:\n{playlist}");
+    }
+
+    // Blocking reload for the hinted part: held until the part exists, never answered early.
+    let (msn, part) = preload_hint(&playlist);
+    let asked = Instant::now();
+    let r = get(
+        app,
+        &format!("{base}/stream.m3u8?_HLS_msn={msn}&_HLS_part={part}"),
+    )
+    .await;
+    let waited = asked.elapsed();
+    assert_eq!(r.status, StatusCode::OK);
+    assert!(
+        r.text().contains("#EXT-X-PART:DURATION=")
+            && r.text().contains(&format!("URI=\"part{msn}.{part}.m4s\"")),
+        "the answer lists the part it waited for:\n{}",
+        r.text()
+    );
+    assert!(
+        !r.text().contains(&format!(
+            "#EXT-X-PRELOAD-HINT:TYPE=PART,URI=\"part{msn}.{part}.m4s\""
+        )),
+        "not answered before the part was published"
+    );
+    println!("blocking reload for part {msn}.{part} answered after {waited:?}");
+
+    // A request for the next hinted part is held until the part is complete.
+    let (msn, part) = preload_hint(r.text());
+    let r = get(app, &format!("{base}/part{msn}.{part}.m4s")).await;
+    assert_eq!(r.status, StatusCode::OK);
+    assert_eq!(r.content_type, "video/iso.segment");
+    assert_eq!(r.cache_control, "public, max-age=31536000, immutable");
+    assert_eq!(&r.body[4..8], b"moof", "a CMAF fragment");
+
+    let r = get(app, &format!("{base}/init0.mp4")).await;
+    assert_eq!(r.status, StatusCode::OK);
+    assert_eq!(r.content_type, "video/mp4");
+    assert_eq!(&r.body[4..8], b"ftyp");
+
+    // Delta update: older segments are skipped once the playlist is long enough.
+    let r = get(app, &format!("{base}/stream.m3u8?_HLS_skip=YES")).await;
+    assert_eq!(r.status, StatusCode::OK);
+
+    // Bad requests: clear statuses, and the stream is still served afterwards.
+    for (uri, status) in [
+        (
+            format!("{base}/stream.m3u8?_HLS_msn={}", msn + 10),
+            StatusCode::BAD_REQUEST,
+        ),
+        (
+            format!("{base}/stream.m3u8?_HLS_part=1"),
+            StatusCode::BAD_REQUEST,
+        ),
+        (
+            format!("{base}/stream.m3u8?_HLS_msn=x"),
+            StatusCode::BAD_REQUEST,
+        ),
+        (
+            format!("{base}/stream.m3u8?_HLS_skip=maybe"),
+            StatusCode::BAD_REQUEST,
+        ),
+        ("/hls/nope/index.m3u8".to_owned(), StatusCode::NOT_FOUND),
+        (
+            "/hls/cam0/00000000/stream.m3u8".to_owned(),
+            StatusCode::NOT_FOUND,
+        ),
+        (
+            format!("{base}/..%2F..%2Fetc%2Fpasswd"),
+            StatusCode::NOT_FOUND,
+        ),
+        (format!("{base}/part1.m4s"), StatusCode::NOT_FOUND),
+        (format!("{base}/part0.999.m4s"), StatusCode::NOT_FOUND),
+        (format!("{base}/init7.mp4"), StatusCode::NOT_FOUND),
+        ("/hls/../Cargo.toml".to_owned(), StatusCode::NOT_FOUND),
+    ] {
+        let r = get(app, &uri).await;
+        assert_eq!(r.status, status, "{uri}: {}", r.text());
+        assert!(!r.text().trim().is_empty(), "{uri}: a reason");
+        assert_eq!(
+            get(app, &format!("{base}/init0.mp4")).await.status,
+            StatusCode::OK
+        );
+    }
+
+    // /api/streams counts the muxer as a reader.
+    let r = get(app, "/api/streams").await;
+    assert!(r.text().contains("\"hls\":1"), "{}", r.text());
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_restarted_source_continues_the_playlist_and_a_gone_one_is_freed() {
+    let server = server(Duration::from_secs(2));
+    let app = &server.app;
+    let camera = start(&server, "cam1").await;
+    let media = media_uri(app, "cam1").await;
+    let base = format!("/hls/cam1/{}", media.split_once('/').unwrap().0);
+    // Wait for a complete segment so the discontinuity has something before it.
+    wait_segment(app, &base, 0).await;
+
+    drop(camera);
+    tokio::time::sleep(Duration::from_millis(300)).await;
+    let camera = start(&server, "cam1").await;
+    let text = wait_segment(app, &base, 3).await;
+    assert!(
+        text.contains("#EXT-X-DISCONTINUITY\n"),
+        "same instance, continued after a discontinuity: {text}"
+    );
+    assert_eq!(media_uri(app, "cam1").await, media);
+
+    // Gone for longer than the linger time: the muxer is freed and the stream 404s.
+    drop(camera);
+    let gone = Instant::now();
+    loop {
+        let r = get(app, "/hls/cam1/index.m3u8").await;
+        if r.status == StatusCode::NOT_FOUND {
+            break;
+        }
+        assert!(
+            gone.elapsed() < Duration::from_secs(10),
+            "still served: {}",
+            r.status
+        );
+        tokio::time::sleep(Duration::from_millis(200)).await;
+    }
+    assert!(
+        gone.elapsed() >= Duration::from_secs(2),
+        "not before the linger time"
+    );
+    assert_eq!(
+        get(app, &format!("{base}/init0.mp4")).await.status,
+        StatusCode::NOT_FOUND
+    );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn ffprobe_reads_the_live_playlist_over_http() {
+    if !Command::new("ffprobe")
+        .arg("-version")
+        .output()
+        .is_ok_and(|o| o.status.success())
+    {
+        assert!(
+            std::env::var_os("CI").is_none(),
+            "ffprobe is required in CI"
+        );
+        println!("skipping: ffprobe not installed");
+        return;
+    }
+    let server = server(Duration::from_secs(15));
+    let _camera = start(&server, "cam2").await;
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let addr = listener.local_addr().unwrap();
+    tokio::spawn(axum::serve(listener, server.app.clone()).into_future());
+    // Three complete segments, so a plain HLS client has something to start on.
+    let media = media_uri(&server.app, "cam2").await;
+    let base = format!("/hls/cam2/{}", media.split_once('/').unwrap().0);
+    wait_segment(&server.app, &base, 2).await;
+
+    let url = format!("http://{addr}/hls/cam2/index.m3u8");
+    let out = tokio::task::spawn_blocking(move || {
+        Command::new("ffprobe")
+            .args(["-v", "error", "-read_intervals", "%+#20", "-count_frames"])
+            .args(["-select_streams", "v:0", "-show_entries"])
+            .args([
+                "stream=codec_name,width,height,nb_read_frames",
+                "-of",
+                "csv=p=0",
+            ])
+            .arg(&url)
+            .output()
+            .unwrap()
+    })
+    .await
+    .unwrap();
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(out.status.success(), "ffprobe failed: {stderr}");
+    // One line per stream, repeated for the HLS program: read the first.
+    let line = stdout
+        .lines()
+        .find(|l| !l.trim().is_empty())
+        .unwrap_or_default();
+    let fields: Vec<&str> = line.trim().split(',').collect();
+    assert_eq!(&fields[..3], ["h264", "320", "240"], "{stdout} {stderr}");
+    let frames: u32 = fields[3].parse().unwrap();
+    assert!(frames >= 20, "ffprobe decoded {frames} frames");
+}

@@ -240,8 +240,8 @@ fn unknown_key_is_named() {
     assert_eq!(
         msg,
         format!(
-            "config {path}: unknown key 'listn' (expected one of listen, webrtc_udp, \
-             public_ips, log_level, max_sessions, cors_allowed_origins, auth, test_cameras)"
+            "config {path}: unknown key 'listn' (expected one of {})",
+            super::FILE_KEYS.join(", ")
         )
     );
 }

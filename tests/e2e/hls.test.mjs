@@ -46,7 +46,7 @@ async function startPlayer(page, url) {
     const hls = new window.Hls({ lowLatencyMode: true, backBufferLength: 10, maxLiveSyncPlaybackRate: 1.5 });
     window.player = { video, hls, errors: [] };
     hls.on(window.Hls.Events.ERROR, (_, data) => {
-      window.player.errors.push(`${data.type}/${data.details}${data.fatal ? ' (fatal)' : ''}`);
+      window.player.errors.push(`${data.type}/${data.details}${data.fatal ? " (fatal)" : ""} ${data.context?.url ?? data.url ?? ""} ${data.response?.code ?? ""} ${data.error?.message ?? ""}`);
     });
     hls.loadSource(src);
     hls.attachMedia(video);

@@ -77,6 +77,8 @@ pub struct Track {
     pub sender_report: Option<(u64, u32, Instant)>,
     history: History,
     gop: Vec<StoredPacket>,
+    /// When each packet of `gop` arrived, so readers joining late still learn the capture time.
+    gop_arrivals: Vec<Instant>,
     gop_timestamp: Option<u32>,
 }
 
@@ -94,6 +96,7 @@ impl Track {
             sender_report: None,
             history: History::new(HISTORY_PACKETS),
             gop: Vec::new(),
+            gop_arrivals: Vec::new(),
             gop_timestamp: None,
         }
     }
@@ -101,6 +104,11 @@ impl Track {
     /// The packets since the last keyframe, oldest first (empty for audio or before a keyframe).
     pub fn keyframe_cache(&self) -> &[StoredPacket] {
         &self.gop
+    }
+
+    /// When each packet of [`Track::keyframe_cache`] arrived.
+    pub fn keyframe_cache_arrivals(&self) -> &[Instant] {
+        &self.gop_arrivals
     }
 
     /// How much media time the keyframe cache spans, in clock ticks.
@@ -124,6 +132,7 @@ impl Track {
         self.sender_report = None;
         self.history.clear();
         self.gop.clear();
+        self.gop_arrivals.clear();
         self.gop_timestamp = None;
     }
 }
@@ -256,13 +265,17 @@ impl Stream {
                 keyframe_start = true;
                 track.stats.keyframes += 1;
                 track.gop.clear();
+                track.gop_arrivals.clear();
                 track.gop_timestamp = Some(timestamp);
             }
             if track.gop_timestamp.is_some() {
                 if track.gop.len() < MAX_GOP_PACKETS {
                     track.gop.push(stored.clone());
+                    track.gop_arrivals.push(now);
                 } else {
                     track.gop.clear();
+                    track.gop_arrivals.clear();
+                    track.gop_arrivals.clear();
                     track.gop_timestamp = None;
                 }
             }

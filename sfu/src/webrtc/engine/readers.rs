@@ -37,6 +37,7 @@ impl Engine {
             if track.kind != TrackKind::Video {
                 continue;
             }
+            let arrivals = track.keyframe_cache_arrivals();
             for (i, cached) in track.keyframe_cache().iter().enumerate() {
                 slot.offer(
                     &ReaderPacket {
@@ -46,7 +47,7 @@ impl Engine {
                         timestamp: cached.timestamp,
                         marker: cached.marker,
                         keyframe_start: i == 0,
-                        arrival: now,
+                        arrival: arrivals.get(i).copied().unwrap_or(now),
                         payload: cached.payload.clone(),
                     },
                     true,

@@ -7,6 +7,10 @@
 //! bounds, a correctly signed STUN request is accepted, strangers get no replies): a failed
 //! invariant panics, which is what a fuzzer reports.
 
+mod hls;
+
+pub use hls::{hls_ingest, hls_ingest_seed, hls_request};
+
 use std::cell::RefCell;
 use std::net::{IpAddr, Ipv4Addr, SocketAddr};
 use std::sync::Arc;
@@ -412,6 +416,8 @@ pub const ENTRIES: &[(&str, FuzzEntry)] = &[
     ("stun", stun),
     ("keyframe", keyframe),
     ("engine_datagrams", engine_datagrams),
+    ("hls_ingest", hls_ingest),
+    ("hls_request", hls_request),
 ];
 
 #[cfg(test)]

@@ -209,6 +209,16 @@ fn smoke_keyframe() {
 }
 
 #[test]
+fn smoke_hls_ingest() {
+    smoke("hls_ingest");
+}
+
+#[test]
+fn smoke_hls_request() {
+    smoke("hls_request");
+}
+
+#[test]
 fn smoke_engine_datagrams() {
     smoke("engine_datagrams");
 }
@@ -284,6 +294,12 @@ fn generated_seeds(target: &str) -> Vec<(String, Vec<u8>)> {
         "stun" => stun_seeds(),
         "keyframe" => keyframe_seeds(),
         "engine_datagrams" => engine_seeds(),
+        "hls_ingest" => vec![("av_2s.bin", sfu::fuzzing::hls_ingest_seed())],
+        "hls_request" => vec![
+            ("blocking.txt", b"12\n3\nYES\npart12.3.m4s".to_vec()),
+            ("segment.txt", b"5\n\n\nseg5.m4s".to_vec()),
+            ("init.txt", b"\n\nv2\ninit0.mp4".to_vec()),
+        ],
         _ => Vec::new(),
     };
     seeds

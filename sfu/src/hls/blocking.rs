@@ -88,9 +88,106 @@ impl Progress {
     }
 }
 
+/// A media playlist request's query (RFC 8216bis §6.2.5): what to wait for, and whether a
+/// delta update was asked for.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct PlaylistRequest {
+    /// `_HLS_msn` and `_HLS_part`: hold the request until that segment or part exists.
+    pub block: Option<(u64, Option<u32>)>,
+    /// `_HLS_skip=YES|v2`.
+    pub skip: bool,
+}
+
+/// Why a playlist query was refused (the HTTP layer answers 400 with this text).
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum QueryError {
+    #[error("{key} must be a decimal integer, not {value:?}")]
+    NotANumber { key: &'static str, value: String },
+    #[error("{key} is out of range: {value:?}")]
+    OutOfRange { key: &'static str, value: String },
+    #[error("_HLS_part needs _HLS_msn")]
+    PartWithoutMsn,
+    #[error("_HLS_skip must be YES or v2, not {0:?}")]
+    BadSkip(String),
+}
+
+impl PlaylistRequest {
+    /// From the raw values of `_HLS_msn`, `_HLS_part` and `_HLS_skip` (absent: `None`).
+    pub fn parse(
+        msn: Option<&str>,
+        part: Option<&str>,
+        skip: Option<&str>,
+    ) -> Result<Self, QueryError> {
+        fn number(key: &'static str, value: &str, max: u64) -> Result<u64, QueryError> {
+            if value.is_empty() || value.len() > 20 || !value.bytes().all(|b| b.is_ascii_digit()) {
+                return Err(QueryError::NotANumber {
+                    key,
+                    value: value.chars().take(40).collect(),
+                });
+            }
+            value
+                .parse()
+                .ok()
+                .filter(|n| *n <= max)
+                .ok_or_else(|| QueryError::OutOfRange {
+                    key,
+                    value: value.to_owned(),
+                })
+        }
+        let msn = msn.map(|v| number("_HLS_msn", v, u64::MAX)).transpose()?;
+        let part = part
+            .map(|v| number("_HLS_part", v, u64::from(u32::MAX)).map(|n| n as u32))
+            .transpose()?;
+        if part.is_some() && msn.is_none() {
+            return Err(QueryError::PartWithoutMsn);
+        }
+        let skip = match skip {
+            None => false,
+            Some("YES" | "v2") => true,
+            Some(other) => return Err(QueryError::BadSkip(other.chars().take(40).collect())),
+        };
+        Ok(Self {
+            block: msn.map(|msn| (msn, part)),
+            skip,
+        })
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn playlist_queries_parse_strictly() {
+        assert_eq!(
+            PlaylistRequest::parse(Some("12"), Some("3"), Some("YES")),
+            Ok(PlaylistRequest {
+                block: Some((12, Some(3))),
+                skip: true
+            })
+        );
+        assert_eq!(
+            PlaylistRequest::parse(None, None, None),
+            Ok(PlaylistRequest {
+                block: None,
+                skip: false
+            })
+        );
+        for (msn, part, skip) in [
+            (Some("-1"), None, None),
+            (Some("+1"), None, None),
+            (Some("1e3"), None, None),
+            (Some(""), None, None),
+            (Some("99999999999999999999999"), None, None),
+            (Some("18446744073709551616"), None, None),
+            (Some("1"), Some("4294967296"), None),
+            (None, Some("1"), None),
+            (None, None, Some("NO")),
+        ] {
+            let err = PlaylistRequest::parse(msn, part, skip).unwrap_err();
+            assert!(err.to_string().contains("_HLS_"), "{err}");
+        }
+    }
 
     fn progress(open_msn: u64, open_parts: u32) -> Progress {
         Progress {

@@ -17,6 +17,10 @@ use crate::webrtc::engine::ReaderTrack;
 /// Decode times start this far into the segmenter's timeline, so a track whose first packet
 /// arrives a little after another's, or a timestamp a little before the first, stays positive.
 const TIMELINE_HEADROOM: Duration = Duration::from_secs(10);
+/// A track whose timestamps jump further than this between packets restarted its clock (or
+/// paused for that long): continue after a discontinuity rather than stretch one sample over
+/// the gap, which would make a part as long as the gap.
+const MAX_TIMESTAMP_JUMP: Duration = Duration::from_secs(5);
 
 #[derive(Debug, Error)]
 pub enum IngestError {
@@ -60,10 +64,12 @@ enum TrackMux {
         depacketizer: H264Depacketizer,
         unwrapper: TimestampUnwrapper,
         offset: Option<i128>,
+        last: Option<u64>,
     },
     Audio {
         unwrapper: TimestampUnwrapper,
         offset: Option<i128>,
+        last: Option<u64>,
     },
     /// A track HLS cannot carry (VP8, G.711, ...): its packets are ignored.
     Ignored,
@@ -89,6 +95,8 @@ pub struct StreamIngest {
     /// The arrival time that decode time [`TIMELINE_HEADROOM`] stands for, per epoch.
     origin: Option<Instant>,
     clock: WallClock,
+    /// Video lost its way (a packet loss, a discontinuity) and is dropped until a keyframe.
+    video_waiting: bool,
     pub stats: IngestStats,
 }
 
@@ -111,6 +119,7 @@ impl StreamIngest {
                         depacketizer: H264Depacketizer::new(),
                         unwrapper: TimestampUnwrapper::new(),
                         offset: None,
+                        last: None,
                     }
                 }
                 TrackKind::Audio
@@ -123,6 +132,7 @@ impl StreamIngest {
                     TrackMux::Audio {
                         unwrapper: TimestampUnwrapper::new(),
                         offset: None,
+                        last: None,
                     }
                 }
                 _ => TrackMux::Ignored,
@@ -142,6 +152,7 @@ impl StreamIngest {
             epoch: None,
             origin: None,
             clock,
+            video_waiting: false,
             stats: IngestStats::default(),
         })
     }
@@ -193,15 +204,20 @@ impl StreamIngest {
                 depacketizer,
                 unwrapper,
                 offset,
+                last,
             }) => {
-                let Some(unit) = depacketizer.push(
+                let unit = match depacketizer.push(
                     packet.sequence,
                     packet.timestamp,
                     packet.marker,
                     &packet.payload,
-                )?
-                else {
-                    return Ok(());
+                ) {
+                    Ok(Some(unit)) => unit,
+                    Ok(None) => return Ok(()),
+                    Err(e) => {
+                        self.video_waiting = true;
+                        return Err(e.into());
+                    }
                 };
                 let dts = place(
                     unwrapper.unwrap(unit.timestamp),
@@ -210,17 +226,24 @@ impl StreamIngest {
                     packet.arrival,
                     VIDEO_TIMESCALE,
                 );
+                if jumped(last, dts, VIDEO_TIMESCALE) {
+                    return self.discontinuity();
+                }
                 self.stats.frames += 1;
+                if unit.keyframe {
+                    self.video_waiting = false;
+                }
                 match self.segmenter.push_video(dts, wall, &unit) {
                     // A timestamp jump backwards: the source restarted its clock.
-                    Err(HlsError::NonMonotonic(_)) => {
-                        self.discontinuity()?;
-                        Ok(())
-                    }
+                    Err(HlsError::NonMonotonic(_)) => self.discontinuity(),
                     other => Ok(other?),
                 }
             }
-            Some(TrackMux::Audio { unwrapper, offset }) => {
+            Some(TrackMux::Audio {
+                unwrapper,
+                offset,
+                last,
+            }) => {
                 let dts = place(
                     unwrapper.unwrap(packet.timestamp),
                     offset,
@@ -228,6 +251,9 @@ impl StreamIngest {
                     packet.arrival,
                     AUDIO_TIMESCALE,
                 );
+                if jumped(last, dts, AUDIO_TIMESCALE) {
+                    return self.discontinuity();
+                }
                 self.stats.audio_packets += 1;
                 Ok(self.segmenter.push_audio(dts, wall, &packet.payload)?)
             }
@@ -244,14 +270,22 @@ impl StreamIngest {
                     depacketizer,
                     unwrapper,
                     offset,
+                    last,
                 } => {
                     *depacketizer = H264Depacketizer::new();
                     unwrapper.reset();
                     *offset = None;
+                    *last = None;
+                    self.video_waiting = true;
                 }
-                TrackMux::Audio { unwrapper, offset } => {
+                TrackMux::Audio {
+                    unwrapper,
+                    offset,
+                    last,
+                } => {
                     unwrapper.reset();
                     *offset = None;
+                    *last = None;
                 }
                 TrackMux::Ignored => {}
             }
@@ -266,15 +300,27 @@ impl StreamIngest {
         self.discontinuity()
     }
 
-    /// The open segment is due to end and waits for a keyframe.
+    /// The open segment is due to end and waits for a keyframe, or video was lost and can only
+    /// resume at one: ask the source.
     pub fn wants_keyframe(&self) -> bool {
-        self.segmenter.wants_keyframe()
+        self.video_waiting || self.segmenter.wants_keyframe()
     }
 
     /// The stream ended: publish what is open and end the playlist.
     pub fn finish(&mut self) -> Result<(), IngestError> {
         Ok(self.segmenter.finish()?)
     }
+}
+
+/// Whether `dts` lies further from the track's previous one than [`MAX_TIMESTAMP_JUMP`]
+/// (forwards; backwards is the segmenter's to judge); remembers it otherwise.
+fn jumped(last: &mut Option<u64>, dts: u64, clock_rate: u32) -> bool {
+    let limit = MAX_TIMESTAMP_JUMP.as_secs() * u64::from(clock_rate);
+    if last.is_some_and(|last| dts > last.saturating_add(limit)) {
+        return true;
+    }
+    *last = Some(dts);
+    false
 }
 
 /// Puts an unwrapped RTP timestamp on the shared timeline: the first packet of a track is placed

@@ -271,3 +271,56 @@ fn packets_for_unknown_tracks_are_errors_not_panics() {
 fn count_box(data: &[u8], name: &[u8; 4]) -> usize {
     data.windows(4).filter(|w| w == name).count()
 }
+
+/// Found by fuzzing: a timestamp jumping 36 s ahead made one part 36 s long.
+#[test]
+fn a_timestamp_jump_forward_continues_after_a_discontinuity() {
+    let start = Instant::now();
+    let mut ingest = StreamIngest::new(HlsConfig::default(), &av_tracks(), clock(start)).unwrap();
+    let mut publisher = Publisher::new(start, 1, 30);
+    for frame in 0..91 {
+        if frame == 50 {
+            publisher.video_ts = publisher.video_ts.wrapping_add(36 * 90_000);
+        }
+        for p in publisher.next_frame() {
+            let _ = ingest.handle_packet(&p);
+        }
+        if frame == 50 {
+            assert!(
+                ingest.wants_keyframe(),
+                "video waits for a keyframe after the jump"
+            );
+        }
+    }
+    assert!(ingest.stats.discontinuities >= 1);
+    let longest = ingest
+        .segmenter()
+        .segments()
+        .chain(ingest.segmenter().open_segment())
+        .flat_map(|s| s.parts.iter().map(|p| p.duration))
+        .fold(0.0, f64::max);
+    assert!(longest <= 0.2 + 1e-9, "a part of {longest} s");
+    assert!(
+        !ingest.wants_keyframe(),
+        "the keyframe at frame 60 resumed video"
+    );
+}
+
+#[test]
+fn a_lost_packet_asks_for_a_keyframe() {
+    let start = Instant::now();
+    let mut ingest = StreamIngest::new(HlsConfig::default(), &av_tracks(), clock(start)).unwrap();
+    let mut publisher = Publisher::new(start, 1, 30);
+    for frame in 0..40 {
+        for p in publisher.next_frame() {
+            if frame == 10 && p.track == 1 {
+                continue; // the whole frame is lost
+            }
+            let _ = ingest.handle_packet(&p);
+        }
+        if (11..30).contains(&frame) {
+            assert!(ingest.wants_keyframe(), "frame {frame}");
+        }
+    }
+    assert!(!ingest.wants_keyframe());
+}

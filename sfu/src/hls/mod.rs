@@ -25,7 +25,7 @@ pub mod segmenter;
 pub mod sps;
 pub mod timeline;
 
-pub use blocking::{Progress, Ready};
+pub use blocking::{PlaylistRequest, Progress, QueryError, Ready};
 pub use fmp4::{OpusParams, VideoParams};
 pub use ingest::{IngestError, StreamIngest, WallClock};
 pub use live::{HlsService, LiveConfig, LiveStream};

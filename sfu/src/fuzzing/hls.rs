@@ -1,0 +1,187 @@
+//! Fuzz entries of the LL-HLS path: the muxer's input (H.264 depacketizer, Opus TOC, segmenter,
+//! fMP4 writer, playlist writer) and the request parsing of the HLS routes.
+
+use std::time::{Duration, Instant, UNIX_EPOCH};
+
+use bytes::Bytes;
+
+use crate::hls::{
+    HlsConfig, Lookup, PlaylistRequest, Progress, Resource, StreamIngest, WallClock,
+    media_playlist, multivariant_playlist,
+};
+use crate::hub::{ReaderPacket, TrackKind};
+use crate::webrtc::engine::ReaderTrack;
+use crate::webrtc::sdp::CodecSpec;
+
+/// Bytes of one record header in [`hls_ingest`] input.
+const RECORD_HEADER: usize = 6;
+
+fn tracks() -> Vec<ReaderTrack> {
+    let track = |kind, name: &str, clock_rate| ReaderTrack {
+        kind,
+        codec: CodecSpec {
+            name: name.to_owned(),
+            clock_rate,
+            channels: (kind == TrackKind::Audio).then_some(2),
+            fmtp: String::new(),
+        },
+    };
+    vec![
+        track(TrackKind::Audio, "opus", 48_000),
+        track(TrackKind::Video, "H264", 90_000),
+    ]
+}
+
+/// Fuzz entry: a hub reader's packets into the LL-HLS muxer (Opus on track 0, H.264 on
+/// track 1), then every playlist and resource read back. The input is a series of records:
+/// `flags, seq delta, ts delta (2 bytes, big-endian, x 100 ticks), arrival delta (ms), len`,
+/// then `len` payload bytes. Flags: bit 0 video, bit 1 marker, bit 2 new epoch, bit 3 the
+/// timestamp delta goes backwards.
+///
+/// Invariants: parts add up to their segment, each segment starts with an independent part
+/// (unless the one before was cut at the length limit for want of a keyframe), part indexes count up from 0, and every listed part can be fetched.
+pub fn hls_ingest(data: &[u8]) {
+    let start = Instant::now();
+    let clock = WallClock {
+        instant: start,
+        system: UNIX_EPOCH + Duration::from_secs(1_800_000_000),
+    };
+    let Ok(mut ingest) = StreamIngest::new(HlsConfig::default(), &tracks(), clock) else {
+        return;
+    };
+    let (mut epoch, mut arrival) = (1u32, start);
+    let mut seq = [0u16; 2];
+    let mut ts = [0u32; 2];
+    let mut rest = data;
+    while rest.len() >= RECORD_HEADER {
+        let (header, body) = rest.split_at(RECORD_HEADER);
+        let flags = header[0];
+        let len = usize::from(header[5]).min(body.len());
+        let track = usize::from(flags & 1);
+        if flags & 4 != 0 {
+            epoch = epoch.wrapping_add(1);
+        }
+        seq[track] = seq[track].wrapping_add(u16::from(header[1]));
+        let delta = u32::from(u16::from_be_bytes([header[2], header[3]])) * 100;
+        ts[track] = if flags & 8 != 0 {
+            ts[track].wrapping_sub(delta)
+        } else {
+            ts[track].wrapping_add(delta)
+        };
+        arrival += Duration::from_millis(u64::from(header[4]));
+        let packet = ReaderPacket {
+            track,
+            epoch,
+            sequence: seq[track],
+            timestamp: ts[track],
+            marker: flags & 2 != 0,
+            keyframe_start: false,
+            arrival,
+            payload: Bytes::copy_from_slice(&body[..len]),
+        };
+        let _ = ingest.handle_packet(&packet);
+        rest = &body[len..];
+    }
+    let _ = ingest.wants_keyframe();
+    check_output(&ingest);
+    let _ = ingest.finish();
+    check_output(&ingest);
+}
+
+fn check_output(ingest: &StreamIngest) {
+    let s = ingest.segmenter();
+    let _ = media_playlist(s, false);
+    let _ = media_playlist(s, true);
+    let _ = multivariant_playlist(s, "stream.m3u8");
+    let _ = s.init(s.current_init_id());
+    let max_segment = s.config().max_segment.as_secs_f64();
+    // A segment is cut without a keyframe only when the one before reached the length limit.
+    let mut forced_cut = false;
+    for segment in s.segments().chain(s.open_segment()) {
+        let sum: f64 = segment.parts.iter().map(|p| p.duration).sum();
+        if segment.data.is_some() {
+            assert!(
+                (sum - segment.duration).abs() < 1e-6,
+                "segment {} lasts {} but its parts {sum}",
+                segment.msn,
+                segment.duration
+            );
+        }
+        for (i, part) in segment.parts.iter().enumerate() {
+            assert_eq!(part.index as usize, i, "part indexes count up");
+            assert!(
+                matches!(s.part(segment.msn, part.index), Lookup::Found(_)),
+                "listed part {}.{} is served",
+                segment.msn,
+                part.index
+            );
+        }
+        if let Some(first) = segment.parts.first() {
+            assert!(
+                first.independent,
+                "segment {} starts independent",
+                segment.msn
+            );
+        }
+    }
+}
+
+/// A plausible input for [`hls_ingest`]: 2 s of 30 fps H.264 (keyframe each second, SPS/PPS
+/// in band, IDR in FU-A fragments) and 20 ms Opus packets, so mutations start deep in the muxer.
+pub fn hls_ingest_seed() -> Vec<u8> {
+    const SPS: &[u8] = &[
+        0x67, 0x42, 0xc0, 0x0d, 0xd9, 0x01, 0x41, 0xfb, 0x01, 0x10, 0x00, 0x00, 0x03, 0x00, 0x10,
+        0x00, 0x00, 0x03, 0x03, 0xc0, 0xf1, 0x42, 0xa4, 0x80,
+    ];
+    const PPS: &[u8] = &[0x68, 0xcb, 0x83, 0xcb, 0x20];
+    let mut out = Vec::new();
+    let mut record = |flags: u8, ts_delta: u16, arrival_ms: u8, payload: &[u8]| {
+        out.extend_from_slice(&[flags, 1]);
+        out.extend_from_slice(&ts_delta.to_be_bytes());
+        out.extend_from_slice(&[arrival_ms, payload.len() as u8]);
+        out.extend_from_slice(payload);
+    };
+    for frame in 0..60u32 {
+        let step = if frame == 0 { 0 } else { 30 }; // 3000 ticks / 100
+        if frame % 30 == 0 {
+            record(1, step, 33, SPS);
+            record(1, 0, 0, PPS);
+            record(1, 0, 0, &[0x7c, 0x85, 1, 2, 3, 4]);
+            record(3, 0, 0, &[0x7c, 0x45, 5, 6, 7, 8]);
+        } else {
+            record(3, step, 33, &[0x41, 0x9a, frame as u8]);
+        }
+        if frame % 3 == 0 {
+            // Opus: 960 ticks / 100 is not whole; 20 ms apart on average via two steps.
+            record(0, 10, 0, &[0xf8, 0x01, 0x02]);
+            record(0, 9, 0, &[0xf8, 0x03]);
+        }
+    }
+    out
+}
+
+/// Fuzz entry: an HLS route's request: `_HLS_msn`, `_HLS_part`, `_HLS_skip` and the resource
+/// name, separated by newlines (a missing field is absent). A parsed resource must name itself
+/// again, and a parsed blocking request is decided against a progress read from the input.
+pub fn hls_request(data: &[u8]) {
+    let text = String::from_utf8_lossy(data);
+    let mut fields = text.split('\n');
+    let mut next = || fields.next().filter(|f| !f.starts_with('\u{0}'));
+    let (msn, part, skip, name) = (next(), next(), next(), next());
+    if let Ok(request) = PlaylistRequest::parse(msn, part, skip)
+        && let Some((msn, part)) = request.block
+    {
+        let byte = |i: usize| u64::from(data.get(i).copied().unwrap_or(0));
+        let progress = Progress {
+            open_msn: byte(0) << 8 | byte(1),
+            open_parts: byte(2) as u32,
+            part_target: (byte(3) as f64 + 1.0) / 64.0,
+            target_duration: byte(4).max(1),
+        };
+        let _ = progress.ready(msn, part);
+    }
+    if let Some(resource) = name.and_then(Resource::parse) {
+        assert_eq!(Resource::parse(&resource.uri()), Some(resource));
+        let _ = resource.content_type();
+    }
+}

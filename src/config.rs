@@ -24,7 +24,6 @@ use std::collections::HashMap;
 use std::fmt;
 use std::net::{IpAddr, Ipv4Addr, Ipv6Addr, SocketAddr, SocketAddrV4};
 use std::path::{Path, PathBuf};
-use std::str::FromStr;
 
 use clap::Parser;
 use serde::Deserialize;
@@ -32,10 +31,16 @@ use tracing_subscriber::EnvFilter;
 
 mod cameras;
 mod hls;
+mod switcher;
 #[cfg(test)]
 mod tests;
+mod values;
 
 pub use cameras::{TEST_CAMERAS_KEYS, TestCameras};
+use values::{
+    check_max_sessions, parse_ips, parse_log_level, parse_max_sessions_str, parse_origins,
+    parse_socket_addr,
+};
 
 /// HTTP address served with no configuration.
 pub const DEFAULT_LISTEN: SocketAddr =
@@ -59,6 +64,7 @@ pub const FILE_KEYS: &[&str] = &[
     "auth",
     "test_cameras",
     "hls",
+    "switcher",
 ];
 
 /// Keys accepted in each `[[auth]]` table.
@@ -90,6 +96,8 @@ pub struct Config {
     pub test_cameras: TestCameras,
     /// LL-HLS muxer settings (`[hls]`).
     pub hls: sfu::hls::LiveConfig,
+    /// The switcher's program stream (`[switcher]`).
+    pub switcher: sfu::switch::SwitcherConfig,
 }
 
 /// One bearer-token rule: requests whose path matches `path` (see [`matches`]) need `token`.
@@ -177,7 +185,8 @@ impl ConfigError {
                   --config TOML file as listen, webrtc_udp, public_ips, log_level, max_sessions, \
                   cors_allowed_origins (and [[auth]] tables for bearer tokens, a \
                   [test_cameras] table with count, width, height, fps, bitrate, enabled, an [hls] table with \
-                  part_target, segment_target, segments_kept, linger). \
+                  part_target, segment_target, segments_kept, linger, a [switcher] table with program, \
+                  fallback). \
                   Precedence: flag > environment > file > default."
 )]
 struct Cli {
@@ -234,6 +243,7 @@ struct FileConfig {
     auth: Vec<FileAuth>,
     test_cameras: Option<cameras::FileTestCameras>,
     hls: Option<hls::FileHls>,
+    switcher: Option<switcher::FileSwitcher>,
 }
 
 #[derive(Debug, Deserialize)]
@@ -284,6 +294,7 @@ impl Default for Config {
             auth: Vec::new(),
             test_cameras: TestCameras::default(),
             hls: sfu::hls::LiveConfig::default(),
+            switcher: sfu::switch::SwitcherConfig::default(),
         }
     }
 }
@@ -325,7 +336,7 @@ impl Config {
 
         let flags = flag_layer(&cli)?;
         let envs = env_layer(&getenv)?;
-        let (file, auth, cams, hls_table) = match &config_file {
+        let (file, auth, cams, hls_table, switcher_table) = match &config_file {
             Some(path) => {
                 let text = std::fs::read_to_string(path).map_err(|e| ConfigError::File {
                     path: path.clone(),
@@ -334,6 +345,7 @@ impl Config {
                 let mut parsed = parse_file(path, &text)?;
                 let cams = parsed.test_cameras.take().map(|c| (path.as_path(), c));
                 let hls_table = parsed.hls.take().map(|h| (path.as_path(), h));
+                let switcher_table = parsed.switcher.take().map(|t| (path.as_path(), t));
                 let auth = resolve_auth(path, parsed.auth, env)?;
                 (
                     file_layer(
@@ -346,9 +358,10 @@ impl Config {
                     auth,
                     cams,
                     hls_table,
+                    switcher_table,
                 )
             }
-            None => (Layer::default(), Vec::new(), None, None),
+            None => (Layer::default(), Vec::new(), None, None, None),
         };
         let test_cameras = cameras::resolve(
             cli.test_cameras.as_deref(),
@@ -357,6 +370,7 @@ impl Config {
         )?;
 
         let hls = hls::resolve(hls_table)?;
+        let switcher = switcher::resolve(switcher_table)?;
         let merged = flags.or(envs).or(file);
         let defaults = Config::default();
         Ok(Config {
@@ -372,6 +386,7 @@ impl Config {
             auth,
             test_cameras,
             hls,
+            switcher,
         })
     }
 
@@ -601,6 +616,9 @@ fn parse_file(path: &Path, text: &str) -> Result<FileConfig, ConfigError> {
     if let Some(key) = hls::unknown_key(&table) {
         return Err(unknown(key, hls::HLS_KEYS));
     }
+    if let Some(key) = switcher::unknown_key(&table) {
+        return Err(unknown(key, switcher::SWITCHER_KEYS));
+    }
 
     serde_path_to_error::deserialize(toml::Value::Table(table)).map_err(|e| {
         let key = e.path().to_string();
@@ -702,111 +720,4 @@ fn invalid(origin: &str, message: String) -> ConfigError {
         origin: origin.to_owned(),
         message,
     }
-}
-
-/// `IP:PORT`, `[IPv6]:PORT`, `localhost:PORT`, or `:PORT` (all IPv4 interfaces).
-fn parse_socket_addr(origin: &str, value: &str) -> Result<SocketAddr, ConfigError> {
-    let v = value.trim();
-    if let Ok(addr) = SocketAddr::from_str(v) {
-        return Ok(addr);
-    }
-    let (host, port) = v.rsplit_once(':').unwrap_or((v, ""));
-    let ip = match host {
-        "" => Some(IpAddr::V4(Ipv4Addr::UNSPECIFIED)),
-        h if h.eq_ignore_ascii_case("localhost") => Some(IpAddr::V4(Ipv4Addr::LOCALHOST)),
-        _ => None,
-    };
-    match (ip, port.parse::<u16>()) {
-        (Some(ip), Ok(port)) => Ok(SocketAddr::new(ip, port)),
-        _ => Err(invalid(
-            origin,
-            format!("invalid socket address '{value}' (expected HOST:PORT, e.g. 0.0.0.0:8000)"),
-        )),
-    }
-}
-
-fn parse_ips(origin: &str, values: &[String]) -> Result<Vec<IpAddr>, ConfigError> {
-    let mut out = Vec::with_capacity(values.len());
-    for value in values {
-        let v = value.trim();
-        let bare = v
-            .strip_prefix('[')
-            .and_then(|s| s.strip_suffix(']'))
-            .unwrap_or(v);
-        let ip = IpAddr::from_str(bare)
-            .map_err(|_| invalid(origin, format!("invalid IP address '{value}'")))?;
-        if ip.is_unspecified() || ip.is_multicast() {
-            return Err(invalid(
-                origin,
-                format!("'{value}' cannot be advertised as a candidate address"),
-            ));
-        }
-        if !out.contains(&ip) {
-            out.push(ip);
-        }
-    }
-    Ok(out)
-}
-
-fn parse_log_level(origin: &str, value: &str) -> Result<String, ConfigError> {
-    let v = value.trim();
-    let bad = || {
-        invalid(
-            origin,
-            format!(
-                "invalid log level '{value}' (expected one of {}, or a filter such as \
-                 'info,sfu=debug')",
-                LOG_LEVELS.join(", ")
-            ),
-        )
-    };
-    // A bare word is a level; a word that is not one is most likely a typo, not a target name.
-    let is_directive = v.contains('=') || v.contains(',');
-    if v.is_empty() || (!is_directive && !LOG_LEVELS.iter().any(|l| l.eq_ignore_ascii_case(v))) {
-        return Err(bad());
-    }
-    EnvFilter::try_new(v).map_err(|_| bad())?;
-    Ok(v.to_owned())
-}
-
-fn parse_max_sessions_str(origin: &str, value: &str) -> Result<usize, ConfigError> {
-    let n = value.trim().parse::<u64>().map_err(|_| {
-        invalid(
-            origin,
-            format!("invalid number '{value}' (expected a whole number >= 1)"),
-        )
-    })?;
-    check_max_sessions(origin, n)
-}
-
-fn check_max_sessions(origin: &str, n: u64) -> Result<usize, ConfigError> {
-    match usize::try_from(n) {
-        Ok(n) if n >= 1 => Ok(n),
-        _ => Err(invalid(
-            origin,
-            format!("'{n}' is out of range (expected a whole number >= 1)"),
-        )),
-    }
-}
-
-fn parse_origins(origin: &str, values: &[String]) -> Result<Vec<String>, ConfigError> {
-    let mut out = Vec::with_capacity(values.len());
-    for value in values {
-        let v = value.trim();
-        let ok = v == "*"
-            || ((v.starts_with("http://") || v.starts_with("https://"))
-                && !v.ends_with('/')
-                && v.bytes().all(|b| b.is_ascii_graphic()));
-        if !ok {
-            return Err(invalid(
-                origin,
-                format!(
-                    "invalid origin '{value}' (expected '*' or scheme://host[:port] with no \
-                     trailing slash)"
-                ),
-            ));
-        }
-        out.push(v.to_owned());
-    }
-    Ok(out)
 }

@@ -59,8 +59,11 @@ pub async fn run(config: Config) -> Result<(), ServerError> {
             source,
         })?;
     info!(http = %http.local_addr()?, udp = %udp.local_addr()?, ?candidates, "r58 serving");
-    let state = AppState::new(engine.clone(), config.auth.clone()).with_hls(config.hls);
+    let state = AppState::new(engine.clone(), config.auth.clone())
+        .with_hls(config.hls)
+        .with_switcher(config.switcher.clone());
     tokio::spawn(state.hls.clone().run());
+    tokio::spawn(state.switcher.clone().run());
     let app = router(state, &config.cors_allowed_origins);
     // Kept until the server stops; dropping them ends the camera streams and threads.
     let _cameras = start_test_cameras(&engine, &config.test_cameras)?;

@@ -80,6 +80,35 @@ pub async fn metrics(State(state): State<AppState>) -> Response {
         "PLIs sent to publishers.",
         stats.keyframe_requests_sent,
     );
+    let switcher = state.switcher.stats();
+    counter(
+        "switcher_cuts_total",
+        "Cuts taken on the program.",
+        switcher.cuts,
+    );
+    counter(
+        "switcher_forced_cuts_total",
+        "Cuts taken without a keyframe (none came within 3 s).",
+        switcher.forced_cuts,
+    );
+    counter(
+        "switcher_fallbacks_total",
+        "Program sources that vanished and were replaced by the fallback.",
+        switcher.fallbacks,
+    );
+    let _ = writeln!(
+        out,
+        "# HELP r58_switcher_cut_latency_ms_sum Request to new keyframe on program, summed over cuts.\n\
+         # TYPE r58_switcher_cut_latency_ms_sum counter\nr58_switcher_cut_latency_ms_sum {:.3}",
+        switcher.cut_latency_ms_sum
+    );
+    if let Some(ms) = switcher.last_cut_latency_ms {
+        let _ = writeln!(
+            out,
+            "# HELP r58_switcher_last_cut_latency_ms The last cut's latency.\n\
+             # TYPE r58_switcher_last_cut_latency_ms gauge\nr58_switcher_last_cut_latency_ms {ms:.3}"
+        );
+    }
     let _ = writeln!(
         out,
         "# HELP r58_sessions Sessions open now.\n# TYPE r58_sessions gauge"

@@ -5,6 +5,7 @@
 mod api;
 mod auth;
 mod hls;
+mod switcher;
 mod whip;
 
 use std::collections::HashMap;
@@ -16,6 +17,7 @@ use axum::http::{HeaderMap, HeaderName, HeaderValue, Method, StatusCode, header}
 use axum::middleware::{self, Next};
 use axum::routing::get;
 use sfu::hls::{HlsService, LiveConfig};
+use sfu::switch::{Switcher, SwitcherConfig};
 use sfu::webrtc::driver::SharedEngine;
 use sfu::webrtc::session::SessionId;
 use tower::ServiceExt;
@@ -32,6 +34,8 @@ pub struct AppState {
     pub auth: Arc<Vec<crate::config::AuthRule>>,
     /// Every stream's LL-HLS muxer (its watcher task is started by the server).
     pub hls: HlsService,
+    /// The production switcher and its program bus (its timer task is started by the server).
+    pub switcher: Switcher,
     /// Session resource tokens (the unguessable last path segment) to engine sessions.
     sessions: Arc<Mutex<HashMap<String, SessionId>>>,
 }
@@ -40,6 +44,7 @@ impl AppState {
     pub fn new(engine: SharedEngine, auth: Vec<crate::config::AuthRule>) -> Self {
         Self {
             hls: HlsService::new(engine.clone(), LiveConfig::default()),
+            switcher: Switcher::new(engine.clone(), SwitcherConfig::default()),
             engine,
             auth: Arc::new(auth),
             sessions: Arc::new(Mutex::new(HashMap::new())),
@@ -49,6 +54,12 @@ impl AppState {
     /// The same state with LL-HLS muxers configured by `config`.
     pub fn with_hls(mut self, config: LiveConfig) -> Self {
         self.hls = HlsService::new(self.engine.clone(), config);
+        self
+    }
+
+    /// The same state with the switcher configured by `config`.
+    pub fn with_switcher(mut self, config: SwitcherConfig) -> Self {
+        self.switcher = Switcher::new(self.engine.clone(), config);
         self
     }
 
@@ -67,6 +78,7 @@ pub fn router(state: AppState, cors_origins: &[String]) -> Router {
         .route("/metrics", get(api::metrics))
         .merge(whip::routes())
         .merge(hls::routes())
+        .merge(switcher::routes())
         .fallback(not_found)
         .layer(DefaultBodyLimit::max(MAX_BODY_BYTES))
         .with_state(state);

@@ -144,6 +144,12 @@ fn create_session(
             "stream names are 1-64 characters of letters, digits, '-', '_' and '.'",
         );
     }
+    if role == Role::Publish && name == state.switcher.program_name() {
+        return error(
+            StatusCode::CONFLICT,
+            format!("{name:?} is the switcher's program stream; publish under another name"),
+        );
+    }
     let now = Instant::now();
     let result = {
         let mut engine = state.engine.lock();

@@ -23,6 +23,8 @@ pub const KEYFRAME_REQUEST_INTERVAL: Duration = Duration::from_millis(500);
 pub enum SourceKind {
     Whip,
     Camera,
+    /// The switcher's program bus.
+    Program,
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, serde::Serialize)]

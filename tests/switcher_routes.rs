@@ -1,0 +1,325 @@
+//! The switcher through its HTTP API against two live test cameras: cuts land on the new
+//! source's keyframe with the program's RTP numbering continuous, the program carries the new
+//! source's bytes, a vanished program source falls back to the first camera, and bad requests
+//! get clear errors.
+
+use std::time::{Duration, Instant};
+
+use axum::Router;
+use axum::body::Body;
+use axum::http::{Method, Request, StatusCode};
+use r58::http::{AppState, router};
+use serde_json::Value;
+use sfu::capture::{CameraHandle, CameraSettings, EncoderSettings, start_test_cameras};
+use sfu::hub::ReaderPacket;
+use sfu::webrtc::driver::SharedEngine;
+use sfu::webrtc::engine::{Engine, EngineConfig};
+use tokio::sync::mpsc::Receiver;
+use tower::ServiceExt;
+
+async fn request(app: &Router, method: Method, uri: &str, body: &str) -> (StatusCode, String) {
+    let mut builder = Request::builder().method(method).uri(uri);
+    if !body.is_empty() {
+        builder = builder.header("content-type", "application/json");
+    }
+    let response = app
+        .clone()
+        .oneshot(builder.body(Body::from(body.to_owned())).unwrap())
+        .await
+        .unwrap();
+    let status = response.status();
+    let bytes = axum::body::to_bytes(response.into_body(), usize::MAX)
+        .await
+        .unwrap();
+    (status, String::from_utf8_lossy(&bytes).into_owned())
+}
+
+async fn state(app: &Router) -> Value {
+    let (status, body) = request(app, Method::GET, "/api/switcher", "").await;
+    assert_eq!(status, StatusCode::OK, "{body}");
+    serde_json::from_str(&body).unwrap()
+}
+
+fn camera(name: &str) -> CameraSettings {
+    CameraSettings {
+        name: name.into(),
+        encoder: EncoderSettings {
+            width: 320,
+            height: 240,
+            fps: 30,
+            bitrate: 400_000,
+            // Long GOPs: a cut can only be quick if the camera answers the keyframe request.
+            keyframe_interval: 300,
+        },
+        mtu_payload: 1200,
+    }
+}
+
+async fn wait_until(what: &str, mut check: impl FnMut() -> bool) {
+    let start = Instant::now();
+    while !check() {
+        assert!(
+            start.elapsed() < Duration::from_secs(10),
+            "timed out: {what}"
+        );
+        tokio::time::sleep(Duration::from_millis(10)).await;
+    }
+}
+
+fn online(engine: &SharedEngine, name: &str) -> bool {
+    engine
+        .lock()
+        .hub()
+        .get(name)
+        .is_some_and(|s| s.publisher().is_some())
+}
+
+/// Collects a reader's video packets for `duration`.
+async fn collect(rx: &mut Receiver<ReaderPacket>, duration: Duration) -> Vec<ReaderPacket> {
+    let mut out = Vec::new();
+    let end = tokio::time::Instant::now() + duration;
+    while let Ok(Some(p)) = tokio::time::timeout_at(end, rx.recv()).await {
+        out.push(p);
+    }
+    out
+}
+
+struct Setup {
+    app: Router,
+    engine: SharedEngine,
+    cameras: Vec<CameraHandle>,
+}
+
+async fn setup() -> Setup {
+    let engine = SharedEngine::new(Engine::new(EngineConfig::default()).unwrap());
+    let state = AppState::new(engine.clone(), Vec::new());
+    tokio::spawn(state.switcher.clone().run());
+    let app = router(state, &["*".to_owned()]);
+    let cameras = start_test_cameras(&engine, &[camera("cam0"), camera("cam1")]).unwrap();
+    for name in ["cam0", "cam1"] {
+        wait_until(name, || online(&engine, name)).await;
+    }
+    Setup {
+        app,
+        engine,
+        cameras,
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn cuts_are_continuous_and_carry_the_new_source() {
+    let Setup {
+        app,
+        engine,
+        cameras: _cameras,
+    } = setup().await;
+    let s = state(&app).await;
+    assert_eq!(s["program"], Value::Null);
+    let names: Vec<&str> = s["sources"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|x| x["name"].as_str().unwrap())
+        .collect();
+    assert_eq!(names, ["cam0", "cam1"]);
+
+    let (status, body) = request(
+        &app,
+        Method::POST,
+        "/api/switcher/program",
+        r#"{"source":"cam0"}"#,
+    )
+    .await;
+    assert_eq!(status, StatusCode::OK, "{body}");
+    wait_until("program online", || online(&engine, "program")).await;
+    let (_, mut program) = engine
+        .lock()
+        .attach_reader(Instant::now(), "program", "test", 4096)
+        .unwrap();
+    let (_, mut cam1) = engine
+        .lock()
+        .attach_reader(Instant::now(), "cam1", "test", 4096)
+        .unwrap();
+    let before = collect(&mut program, Duration::from_millis(300)).await;
+    assert!(before.len() > 5, "program carries cam0");
+
+    let (status, body) = request(
+        &app,
+        Method::POST,
+        "/api/switcher/program",
+        r#"{"source":"cam1"}"#,
+    )
+    .await;
+    assert_eq!(status, StatusCode::OK, "{body}");
+    let after = collect(&mut program, Duration::from_millis(700)).await;
+    let cam1_packets = collect(&mut cam1, Duration::from_millis(10)).await;
+    let s = state(&app).await;
+    assert_eq!(s["program"], "cam1", "{s}");
+    let cut = &s["history"].as_array().unwrap()[1];
+    let latency = cut["latency_ms"].as_f64().expect("cut taken");
+    assert_eq!(cut["forced"], false);
+    println!("cut latency (request -> cam1 keyframe on program): {latency:.1} ms");
+
+    // One continuous RTP stream: no sequence gaps, timestamps never step back.
+    let video: Vec<&ReaderPacket> = before
+        .iter()
+        .chain(&after)
+        .filter(|p| p.track == 0)
+        .collect();
+    for pair in video.windows(2) {
+        assert_eq!(
+            pair[1].sequence,
+            pair[0].sequence.wrapping_add(1),
+            "sequence gap at {}",
+            pair[0].sequence
+        );
+        let step = pair[1].timestamp.wrapping_sub(pair[0].timestamp);
+        assert!(step < 90_000, "timestamp step {step}");
+        assert_eq!(pair[1].epoch, pair[0].epoch, "no takeover for viewers");
+    }
+    // After the cut the program's payloads are cam1's, starting with a keyframe.
+    let first_new = after
+        .iter()
+        .position(|p| cam1_packets.iter().any(|c| c.payload == p.payload))
+        .expect("cam1's bytes on program");
+    assert!(
+        after[first_new].keyframe_start,
+        "the cut starts with a keyframe"
+    );
+    assert!(
+        after[first_new..]
+            .iter()
+            .all(|p| p.track != 0 || cam1_packets.iter().any(|c| c.payload == p.payload)),
+        "only cam1 after the cut"
+    );
+    // Audio: the cameras have none, so the program carries Opus silence.
+    assert!(
+        after.iter().any(|p| p.track == 1),
+        "program audio keeps going"
+    );
+
+    let (_, metrics) = request(&app, Method::GET, "/metrics", "").await;
+    assert!(metrics.contains("r58_switcher_cuts_total 2"), "{metrics}");
+    assert!(
+        metrics.contains("r58_switcher_last_cut_latency_ms "),
+        "{metrics}"
+    );
+
+    // The switcher's readers are visible in /api/streams.
+    let (_, streams) = request(&app, Method::GET, "/api/streams", "").await;
+    assert!(streams.contains("\"switcher\":1"), "{streams}");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_vanished_program_source_falls_back_to_the_first_camera() {
+    let Setup {
+        app,
+        engine,
+        mut cameras,
+    } = setup().await;
+    let (status, _) = request(
+        &app,
+        Method::POST,
+        "/api/switcher/program",
+        r#"{"source":"cam1"}"#,
+    )
+    .await;
+    assert_eq!(status, StatusCode::OK);
+    wait_until("program online", || online(&engine, "program")).await;
+    let cam1 = cameras.pop().unwrap();
+    drop(cam1);
+    let start = Instant::now();
+    loop {
+        let s = state(&app).await;
+        if s["program"] == "cam0" {
+            let last = s["history"].as_array().unwrap().last().unwrap().clone();
+            assert_eq!(last["reason"], "fallback", "{s}");
+            break;
+        }
+        assert!(
+            start.elapsed() < Duration::from_secs(10),
+            "no fallback: {s}"
+        );
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    assert!(online(&engine, "program"), "the program stream stays up");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn bad_requests_get_clear_errors() {
+    // Bind the cameras: `..` would drop (stop) them at once.
+    let Setup {
+        app,
+        cameras: _cameras,
+        ..
+    } = setup().await;
+    for (uri, body, status) in [
+        (
+            "/api/switcher/program",
+            r#"{"source":"nope"}"#,
+            StatusCode::NOT_FOUND,
+        ),
+        (
+            "/api/switcher/program",
+            r#"{"source":"program"}"#,
+            StatusCode::UNPROCESSABLE_ENTITY,
+        ),
+        (
+            "/api/switcher/program",
+            r#"{"source":null}"#,
+            StatusCode::BAD_REQUEST,
+        ),
+        (
+            "/api/switcher/program",
+            r#"{"source":"cam0","x":1}"#,
+            StatusCode::UNPROCESSABLE_ENTITY,
+        ),
+        ("/api/switcher/program", "not json", StatusCode::BAD_REQUEST),
+        (
+            "/api/switcher/preview",
+            r#"{"source":"nope"}"#,
+            StatusCode::NOT_FOUND,
+        ),
+        (
+            "/api/switcher/audio",
+            r#"{"source":7}"#,
+            StatusCode::UNPROCESSABLE_ENTITY,
+        ),
+    ] {
+        let (got, reason) = request(&app, Method::POST, uri, body).await;
+        assert_eq!(got, status, "{uri} {body}: {reason}");
+        assert!(!reason.trim().is_empty(), "a reason");
+        assert_eq!(state(&app).await["program"], Value::Null);
+    }
+    let (status, _) = request(
+        &app,
+        Method::POST,
+        "/api/switcher/preview",
+        r#"{"source":"cam1"}"#,
+    )
+    .await;
+    assert_eq!(status, StatusCode::OK);
+    assert_eq!(state(&app).await["preview"], "cam1");
+    let (status, _) = request(
+        &app,
+        Method::POST,
+        "/api/switcher/preview",
+        r#"{"source":null}"#,
+    )
+    .await;
+    assert_eq!(status, StatusCode::OK);
+    assert_eq!(state(&app).await["preview"], Value::Null);
+    // WHIP cannot take the program's name.
+    let offer = include_str!("../sfu/testdata/sdp/chrome_whip.sdp");
+    let response = app
+        .clone()
+        .oneshot(
+            Request::post("/whip/program")
+                .header("content-type", "application/sdp")
+                .body(Body::from(offer))
+                .unwrap(),
+        )
+        .await
+        .unwrap();
+    assert_eq!(response.status(), StatusCode::CONFLICT);
+}

@@ -323,3 +323,69 @@ async fn bad_requests_get_clear_errors() {
         .unwrap();
     assert_eq!(response.status(), StatusCode::CONFLICT);
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_cut_to_another_resolution_is_a_discontinuity_in_ll_hls() {
+    let engine = SharedEngine::new(Engine::new(EngineConfig::default()).unwrap());
+    let state = AppState::new(engine.clone(), Vec::new());
+    tokio::spawn(state.switcher.clone().run());
+    tokio::spawn(state.hls.clone().run());
+    let app = router(state, &["*".to_owned()]);
+    let mut big = camera("big");
+    big.encoder.width = 640;
+    big.encoder.height = 480;
+    let _cameras = start_test_cameras(&engine, &[camera("small"), big]).unwrap();
+    for name in ["small", "big"] {
+        wait_until(name, || online(&engine, name)).await;
+    }
+    let (status, _) = request(
+        &app,
+        Method::POST,
+        "/api/switcher/program",
+        r#"{"source":"small"}"#,
+    )
+    .await;
+    assert_eq!(status, StatusCode::OK);
+    wait_until("program online", || online(&engine, "program")).await;
+    let (status, master) = request(&app, Method::GET, "/hls/program/index.m3u8", "").await;
+    assert_eq!(status, StatusCode::OK, "{master}");
+    assert!(master.contains("RESOLUTION=320x240"), "{master}");
+    let media = master
+        .lines()
+        .find(|l| l.ends_with("stream.m3u8"))
+        .unwrap()
+        .to_owned();
+    let (status, _) = request(
+        &app,
+        Method::GET,
+        &format!("/hls/program/{media}?_HLS_msn=1"),
+        "",
+    )
+    .await;
+    assert_eq!(status, StatusCode::OK);
+
+    let (status, _) = request(
+        &app,
+        Method::POST,
+        "/api/switcher/program",
+        r#"{"source":"big"}"#,
+    )
+    .await;
+    assert_eq!(status, StatusCode::OK);
+    let start = Instant::now();
+    let playlist = loop {
+        let (_, playlist) = request(&app, Method::GET, &format!("/hls/program/{media}"), "").await;
+        if playlist.contains("init1.mp4") && playlist.contains("#EXT-X-PART:") {
+            break playlist;
+        }
+        assert!(start.elapsed() < Duration::from_secs(10), "{playlist}");
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    };
+    let discontinuity = playlist
+        .find("#EXT-X-DISCONTINUITY\n")
+        .expect("discontinuity");
+    let map = playlist.find("#EXT-X-MAP:URI=\"init1.mp4\"").unwrap();
+    assert!(discontinuity < map, "{playlist}");
+    let (_, master) = request(&app, Method::GET, "/hls/program/index.m3u8", "").await;
+    assert!(master.contains("RESOLUTION=640x480"), "{master}");
+}

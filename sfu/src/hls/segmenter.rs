@@ -24,6 +24,9 @@ use super::opus::{self, OpusError};
 use super::sps::{SpsError, parse_sps};
 use crate::rtp::h264::AccessUnit;
 
+/// How far past the segment target a segment may run before a keyframe is requested.
+const KEYFRAME_GRACE: Duration = Duration::from_millis(150);
+
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct HlsConfig {
     /// PART-TARGET; 0.2 s by default.
@@ -332,12 +335,15 @@ impl Segmenter {
         self.ended
     }
 
-    /// The open segment has reached its target and waits for a keyframe: ask the source for one.
+    /// The open segment has run past its target and still waits for a keyframe: ask the source
+    /// for one. The grace keeps a source whose keyframe interval equals the segment target (a
+    /// camera with 1 s GOPs, frame times jittering) from being asked just before its own.
     pub fn wants_keyframe(&self) -> bool {
         self.has_video
             && self.open.is_some()
             && self.pending.as_ref().is_some_and(|p| {
-                p.dts.saturating_sub(self.segment_start) >= self.ticks(self.config.segment_target)
+                p.dts.saturating_sub(self.segment_start)
+                    >= self.ticks(self.config.segment_target + KEYFRAME_GRACE)
             })
     }
 

@@ -81,7 +81,9 @@ fn parts_and_segments_follow_the_targets() {
 #[test]
 fn segments_stretch_to_the_next_keyframe_and_old_ones_are_dropped() {
     let mut s = Segmenter::new(HlsConfig::default(), true, None).unwrap();
-    feed(&mut s, 0..45, 45, 0);
+    feed(&mut s, 0..34, 45, 0);
+    assert!(!s.wants_keyframe(), "1.1 s: within the grace");
+    feed(&mut s, 34..45, 45, 0);
     assert_eq!(s.segments().count(), 0);
     assert!(s.wants_keyframe());
     feed(&mut s, 45..(45 * 10 + 1), 45, 0);

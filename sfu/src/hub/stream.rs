@@ -303,6 +303,18 @@ impl Stream {
         self.poll_keyframe_request(now)
     }
 
+    /// Records a keyframe request that goes out now whatever the rate limit (an operator's cut:
+    /// rare, and waiting up to the limit would show as a slow cut).
+    pub fn force_keyframe_request(&mut self, now: Instant) -> bool {
+        if self.publisher.is_none() {
+            return false;
+        }
+        self.keyframe_request_pending = false;
+        self.last_keyframe_request = Some(now);
+        self.keyframe_requests += 1;
+        true
+    }
+
     /// True when a pending keyframe request may go out now.
     pub fn poll_keyframe_request(&mut self, now: Instant) -> bool {
         if !self.keyframe_request_pending || self.publisher.is_none() {

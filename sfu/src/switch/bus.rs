@@ -91,8 +91,10 @@ pub struct Cut {
 pub enum Output {
     /// Send this RTP packet out on the program stream's track.
     Packet { track: ProgramTrack, packet: Bytes },
-    /// Ask this source stream for a keyframe.
+    /// Ask this source stream for a keyframe (under the engine's rate limit).
     RequestKeyframe(String),
+    /// Ask at once, past the rate limit: the first request of an operator's cut.
+    RequestKeyframeNow(String),
     /// A cut was taken (the last history entry is complete now).
     CutTaken(Cut),
 }
@@ -286,7 +288,7 @@ impl ProgramBus {
             reason,
         });
         self.outputs
-            .push_back(Output::RequestKeyframe(source.to_owned()));
+            .push_back(Output::RequestKeyframeNow(source.to_owned()));
     }
 
     /// The program source went away: forget it (the caller then cuts to a fallback).

@@ -76,7 +76,7 @@ fn the_first_cut_waits_for_a_keyframe_then_flows() {
     let mut bus = bus(t0);
     bus.cut(t0, "cam0", "operator");
     let (_, other) = sent(&mut bus);
-    assert_eq!(other, vec![Output::RequestKeyframe("cam0".into())]);
+    assert_eq!(other, vec![Output::RequestKeyframeNow("cam0".into())]);
     assert_eq!(bus.wanted_sources(), vec!["cam0".to_owned()]);
     frame(&mut bus, t0 + Duration::from_millis(10), "cam0", 1, false);
     assert!(sent(&mut bus).0.is_empty(), "nothing before the keyframe");

@@ -345,6 +345,7 @@ impl Switcher {
     fn drain(&self, now: Instant) {
         let mut packets = Vec::new();
         let mut requests = Vec::new();
+        let mut urgent = Vec::new();
         let mut announce = false;
         {
             let mut state = self.lock();
@@ -352,6 +353,7 @@ impl Switcher {
                 match out {
                     Output::Packet { track, packet } => packets.push((track, packet)),
                     Output::RequestKeyframe(name) => requests.push(name),
+                    Output::RequestKeyframeNow(name) => urgent.push(name),
                     Output::CutTaken(cut) => {
                         info!(
                             to = cut.to,
@@ -373,10 +375,13 @@ impl Switcher {
         if announce {
             self.sync_readers(now);
         }
-        if !packets.is_empty() || !requests.is_empty() {
+        if !packets.is_empty() || !requests.is_empty() || !urgent.is_empty() {
             let mut engine = self.engine.lock();
             for name in &requests {
                 engine.request_keyframe(now, name);
+            }
+            for name in &urgent {
+                engine.request_keyframe_now(now, name);
             }
             if !packets.is_empty() {
                 let id = self.program_source(&mut engine, now);

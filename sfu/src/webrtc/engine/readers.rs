@@ -74,10 +74,24 @@ impl Engine {
     /// segment, the switcher taking a cut), under the same rate limit as viewers' PLIs. True when
     /// a request went out (a PLI queued, or a local encoder flagged); flush the driver then.
     pub fn request_keyframe(&mut self, now: Instant, name: &str) -> bool {
+        self.keyframe_request(now, name, false)
+    }
+
+    /// [`Engine::request_keyframe`] past the rate limit, for an operator's cut.
+    pub fn request_keyframe_now(&mut self, now: Instant, name: &str) -> bool {
+        self.keyframe_request(now, name, true)
+    }
+
+    fn keyframe_request(&mut self, now: Instant, name: &str, urgent: bool) -> bool {
         let Some(stream) = self.hub.get_mut(name) else {
             return false;
         };
-        if stream.publisher().is_none() || !stream.request_keyframe(now) {
+        let allowed = if urgent {
+            stream.force_keyframe_request(now)
+        } else {
+            stream.publisher().is_some() && stream.request_keyframe(now)
+        };
+        if !allowed {
             return false;
         }
         let before = self.stats.keyframe_requests_sent;

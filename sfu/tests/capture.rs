@@ -457,3 +457,58 @@ fn a_whip_publisher_takes_the_name_and_the_camera_returns_when_it_leaves() {
     let streams = h.engine.streams();
     assert_eq!(streams[0].source, sfu::hub::SourceKind::Camera);
 }
+
+/// Camera packets carry abs-capture-time for viewers that negotiate it: one NTP capture time per
+/// frame, 1/30 s apart on the camera's clock; a WHIP publisher's stream does not.
+#[test]
+fn camera_frames_carry_their_capture_time_to_viewers_that_ask() {
+    let mut h = Harness::new(EngineConfig::default()).expect("engine");
+    let mut cam = test_camera(settings("cam0", 30), h.now).expect("camera");
+    let now = h.now;
+    cam.step(now, &mut h.engine);
+    let viewer = h.open(ClientRole::Play, "cam0").expect("play");
+    assert!(
+        h.clients[viewer]
+            .answer
+            .sdp
+            .contains("a=extmap:7 http://www.webrtc.org/experiments/rtp-hdrext/abs-capture-time")
+    );
+    assert!(h.connect_all());
+    for _ in 0..60 {
+        let now = h.now;
+        let wake = cam.step(now, &mut h.engine);
+        let dt = wake.saturating_duration_since(h.now);
+        h.advance(dt.max(Duration::from_millis(1)));
+    }
+    let rx = &h.clients[viewer].received;
+    assert!(
+        rx.capture_times.len() as u64 >= rx.rtp_packets / 2,
+        "on live packets"
+    );
+    let mut distinct = rx.capture_times.clone();
+    distinct.dedup();
+    assert!(distinct.len() >= 50, "one per frame: {}", distinct.len());
+    for pair in distinct.windows(2) {
+        // NTP 32.32 -> milliseconds.
+        let ms = (pair[1].wrapping_sub(pair[0]) as f64) * 1000.0 / 4_294_967_296.0;
+        assert!((30.0..=37.0).contains(&ms), "frames {ms:.2} ms apart");
+    }
+    // Seconds since 1900 land today, not at zero.
+    let unix = (distinct[0] >> 32) - 2_208_988_800;
+    let now_unix = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .unwrap()
+        .as_secs();
+    assert!(unix.abs_diff(now_unix) < 3600, "{unix} vs {now_unix}");
+
+    // A WHIP publisher's stream: the extension is not negotiated.
+    let publisher = h.open(ClientRole::Publish, "guest").expect("publish");
+    let _ = publisher;
+    let guest_viewer = h.open(ClientRole::Play, "guest").expect("play guest");
+    assert!(
+        !h.clients[guest_viewer]
+            .answer
+            .sdp
+            .contains("abs-capture-time")
+    );
+}

@@ -65,12 +65,39 @@ pub enum ClientEvent {
         sequence: u16,
         payload_type: u8,
         len: usize,
+        /// The abs-capture-time extension's NTP capture timestamp, when present.
+        capture_ntp: Option<u64>,
     },
     /// An SRTCP packet arrived (still protected; counted only).
     Rtcp {
         len: usize,
     },
     Closed,
+}
+
+/// The extension id a playing client offers abs-capture-time under.
+pub const ABS_CAPTURE_EXT_ID: u8 = 7;
+
+/// The NTP capture time in a packet's RFC 8285 one-byte header extension block, if there.
+fn abs_capture_time(packet: &[u8], header: &crate::rtp::packet::RtpHeader) -> Option<u64> {
+    let offset = header.extension_offset?;
+    if packet.get(offset..offset + 2)? != [0xbe, 0xde] {
+        return None;
+    }
+    let mut rest = packet.get(offset + 4..header.payload_offset)?;
+    while let Some((&first, tail)) = rest.split_first() {
+        if first == 0 {
+            rest = tail; // padding
+            continue;
+        }
+        let (id, len) = (first >> 4, usize::from(first & 0x0f) + 1);
+        let data = tail.get(..len)?;
+        if id == ABS_CAPTURE_EXT_ID && len >= 8 {
+            return Some(u64::from_be_bytes(data[..8].try_into().ok()?));
+        }
+        rest = &tail[len..];
+    }
+    None
 }
 
 pub struct Client {
@@ -159,6 +186,12 @@ impl Client {
             if kind == "video" {
                 sdp.push_str(&format!(
                     "a=rtcp-fb:{pt} nack\r\na=rtcp-fb:{pt} nack pli\r\na=rtcp-fb:{pt} goog-remb\r\n"
+                ));
+            }
+            if self.role == ClientRole::Play {
+                sdp.push_str(&format!(
+                    "a=extmap:{ABS_CAPTURE_EXT_ID} {}\r\n",
+                    crate::webrtc::sdp::ABS_CAPTURE_TIME_URI
                 ));
             }
             if self.role == ClientRole::Publish {
@@ -314,6 +347,7 @@ impl Client {
                         sequence: h.sequence,
                         payload_type: h.payload_type,
                         len: data.len(),
+                        capture_ntp: abs_capture_time(data, &h),
                     });
                 }
             }

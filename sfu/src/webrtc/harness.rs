@@ -24,6 +24,8 @@ pub struct Received {
     pub sequence_gaps: u64,
     pub connected: bool,
     pub closed: bool,
+    /// abs-capture-time values received (NTP 32.32), in arrival order.
+    pub capture_times: Vec<u64>,
 }
 
 pub struct HarnessClient {
@@ -162,8 +164,12 @@ fn record(received: &mut Received, event: ClientEvent) {
             ssrc,
             sequence,
             len,
+            capture_ntp,
             ..
         } => {
+            if let Some(ntp) = capture_ntp {
+                received.capture_times.push(ntp);
+            }
             received.rtp_packets += 1;
             received.rtp_bytes += len as u64;
             if let Some(last) = received.last_seq.insert(ssrc, sequence)

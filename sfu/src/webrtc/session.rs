@@ -54,6 +54,8 @@ pub struct OutboundTrack {
     pub octets_sent: u32,
     /// RFC 4588 retransmission stream, when the viewer negotiated one.
     pub rtx: Option<RtxStream>,
+    /// The abs-capture-time header extension id, when the viewer negotiated it.
+    pub abs_capture_ext: Option<u8>,
 }
 
 /// A viewer's retransmission stream: its own SSRC, payload type and sequence numbers.

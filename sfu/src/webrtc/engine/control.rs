@@ -234,6 +234,13 @@ impl Engine {
                 }
             })?;
             used[index] = true;
+            // Capture times are known for the box's own cameras; offer them where asked.
+            let abs_capture = m
+                .extmaps
+                .iter()
+                .find(|(_, uri)| uri == sdp::ABS_CAPTURE_TIME_URI)
+                .filter(|_| stream.source == SourceKind::Camera)
+                .cloned();
             let ssrc: u32 = rng.random();
             let rtx = codec.rtx_payload_type.map(|payload_type| RtxStream {
                 ssrc: rng.random(),
@@ -249,6 +256,7 @@ impl Engine {
                 packets_sent: 0,
                 octets_sent: 0,
                 rtx,
+                abs_capture_ext: abs_capture.as_ref().map(|(id, _)| *id),
             });
             media.push(AnswerMedia {
                 mid: m.mid.clone(),
@@ -256,7 +264,7 @@ impl Engine {
                     codec: codec.clone(),
                     with_rtx: rtx.is_some(),
                     direction,
-                    extmaps: Vec::new(),
+                    extmaps: abs_capture.into_iter().collect(),
                     send: Some(SendSsrc {
                         ssrc,
                         rtx_ssrc: rtx.map(|r| r.ssrc),

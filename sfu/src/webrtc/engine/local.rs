@@ -72,6 +72,12 @@ impl Engine {
             .ok_or(EngineError::SessionNotFound)?;
         let header = RtpHeader::parse(&packet)
             .map_err(|e| EngineError::Internal(format!("local source sent bad RTP: {e}")))?;
+        // A camera ingests each frame at its capture instant.
+        let capture_ntp = self
+            .hub
+            .get(&local.stream)
+            .filter(|s| s.source == SourceKind::Camera)
+            .map(|_| self.ntp_at(now));
         if let Some(stream) = self.hub.get_mut(&local.stream) {
             super::media::forward(
                 now,
@@ -80,6 +86,7 @@ impl Engine {
                 track_index,
                 &header,
                 &packet,
+                capture_ntp,
                 &mut self.sessions,
                 &mut self.transmits,
             );

@@ -262,6 +262,7 @@ impl Engine {
             track_index,
             &header,
             &plain,
+            None,
             &mut self.sessions,
             &mut self.transmits,
         );
@@ -422,6 +423,8 @@ impl Engine {
 }
 
 /// Records one packet of the stream's publisher `source` and sends it to every viewer.
+/// `capture_ntp` is the packet's capture time (NTP 32.32) when the source knows it (a camera):
+/// viewers that negotiated abs-capture-time get it in a header extension.
 #[allow(clippy::too_many_arguments)] // the engine's fields, split so the borrows do not overlap
 pub(super) fn forward(
     now: Instant,
@@ -430,6 +433,7 @@ pub(super) fn forward(
     track_index: usize,
     header: &RtpHeader,
     plain: &Bytes,
+    capture_ntp: Option<u64>,
     sessions: &mut SessionMap,
     transmits: &mut TransmitQueue,
 ) {
@@ -470,6 +474,7 @@ pub(super) fn forward(
         track_index,
         &packet,
         outcome.keyframe_start,
+        capture_ntp,
         sessions,
         transmits,
     );
@@ -486,12 +491,14 @@ fn track_out<'a>(packets: &'a mut u64, bytes: &'a mut u64) -> TrackOut<'a> {
 }
 
 /// Sends every viewer of `stream` its rewritten copy of `packet`.
+#[allow(clippy::too_many_arguments)] // the engine's fields, split so the borrows do not overlap
 fn fan_out(
     now: Instant,
     stream: &mut Stream,
     track_index: usize,
     packet: &StoredPacket,
     keyframe_start: bool,
+    capture_ntp: Option<u64>,
     sessions: &mut SessionMap,
     transmits: &mut TransmitQueue,
 ) {
@@ -525,7 +532,7 @@ fn fan_out(
             session,
             out_index,
             packet,
-            Timing::Live,
+            Timing::Live { capture_ntp },
             transmits,
             &mut track_out(&mut track.stats.packets_out, &mut track.stats.bytes_out),
         );
@@ -535,12 +542,22 @@ fn fan_out(
 /// How a forwarded packet's timestamp is chosen.
 #[derive(Debug, Clone, Copy)]
 pub(super) enum Timing {
-    /// The packet's own timestamp, rewritten.
-    Live,
+    /// The packet's own timestamp, rewritten; with the capture time when the source knows it.
+    Live { capture_ntp: Option<u64> },
     /// A NACKed packet sent again: on the RTX stream when the viewer has one (RFC 4588).
     Retransmission,
     /// A cached frame replayed to a joiner: `ticks_before` the rewritten `newest` timestamp.
     Squeezed { newest: u32, ticks_before: u32 },
+}
+
+/// An RFC 8285 one-byte header extension block holding abs-capture-time (element `id`, the
+/// 64-bit NTP capture timestamp, no clock offset), padded to a word boundary.
+fn abs_capture_extension(id: u8, ntp: u64) -> [u8; 16] {
+    let mut block = [0u8; 16];
+    block[..4].copy_from_slice(&[0xbe, 0xde, 0x00, 0x03]);
+    block[4] = (id << 4) | 7; // length - 1
+    block[5..13].copy_from_slice(&ntp.to_be_bytes());
+    block
 }
 
 /// Distinct frames (timestamps) in a keyframe cache.
@@ -573,7 +590,7 @@ pub(super) fn send_to_viewer(
         return;
     };
     let (sequence, timestamp) = match timing {
-        Timing::Live | Timing::Retransmission => {
+        Timing::Live { .. } | Timing::Retransmission => {
             out.rewriter.map(now, packet.sequence, packet.timestamp)
         }
         Timing::Squeezed {
@@ -618,12 +635,32 @@ pub(super) fn send_to_viewer(
             timestamp,
             out.ssrc,
         );
-        transmits.push_built(
-            to,
-            &[&fixed, &packet.payload],
-            srtp.trailer_len(),
-            |buf, len| srtp.protect(buf, len, fixed.len()).ok(),
-        )
+        let capture = match (timing, out.abs_capture_ext) {
+            (
+                Timing::Live {
+                    capture_ntp: Some(ntp),
+                },
+                Some(id),
+            ) => Some((id, ntp)),
+            _ => None,
+        };
+        if let Some((id, ntp)) = capture {
+            fixed[0] |= 0x10; // X: a header extension follows
+            let extension = abs_capture_extension(id, ntp);
+            transmits.push_built(
+                to,
+                &[&fixed, &extension, &packet.payload],
+                srtp.trailer_len(),
+                |buf, len| srtp.protect(buf, len, fixed.len() + extension.len()).ok(),
+            )
+        } else {
+            transmits.push_built(
+                to,
+                &[&fixed, &packet.payload],
+                srtp.trailer_len(),
+                |buf, len| srtp.protect(buf, len, fixed.len()).ok(),
+            )
+        }
     };
     match protected {
         Some(len) => {

@@ -15,7 +15,7 @@ mod timers;
 use std::collections::HashMap;
 use std::net::SocketAddr;
 use std::sync::Arc;
-use std::time::{Duration, Instant};
+use std::time::{Duration, Instant, SystemTime};
 
 use bytes::BytesMut;
 use rtc_dtls::crypto_provider::RTCCryptoProvider;
@@ -151,6 +151,8 @@ pub struct Engine {
     local_sources: HashMap<SessionId, local::LocalSource>,
     transmits: queue::TransmitQueue,
     next_session_id: SessionId,
+    /// The wall clock at a monotonic instant, for capture times in NTP.
+    wall_anchor: (Instant, SystemTime),
     last_remb_at: Option<Instant>,
     stats: EngineStats,
 }
@@ -172,9 +174,25 @@ impl Engine {
             local_sources: HashMap::new(),
             transmits: queue::TransmitQueue::default(),
             next_session_id: 1,
+            wall_anchor: (Instant::now(), SystemTime::now()),
             last_remb_at: None,
             stats: EngineStats::default(),
         })
+    }
+
+    /// `at` on the wall clock as NTP 32.32 (seconds since 1900).
+    pub fn ntp_at(&self, at: Instant) -> u64 {
+        const NTP_UNIX_OFFSET: u64 = 2_208_988_800;
+        let (instant, wall) = self.wall_anchor;
+        let wall = match at.checked_duration_since(instant) {
+            Some(after) => wall + after,
+            None => wall - instant.duration_since(at),
+        };
+        let since = wall
+            .duration_since(std::time::UNIX_EPOCH)
+            .unwrap_or_default();
+        ((since.as_secs() + NTP_UNIX_OFFSET) << 32)
+            + ((u64::from(since.subsec_nanos()) << 32) / 1_000_000_000)
     }
 
     pub fn config(&self) -> &EngineConfig {

@@ -37,6 +37,11 @@ use std::fmt;
 /// The most `m=` sections an offer may carry.
 pub const MAX_MEDIA_SECTIONS: usize = 16;
 
+/// The RTP header extension carrying a frame's capture time (NTP), which receivers such as
+/// Chromium expose as `RTCRtpSynchronizationSource.captureTimestamp`.
+pub const ABS_CAPTURE_TIME_URI: &str =
+    "http://www.webrtc.org/experiments/rtp-hdrext/abs-capture-time";
+
 /// The largest offer or trickle fragment accepted, in bytes. A Chromium offer with audio and
 /// video is about 6 KiB; this leaves room for many more sections without letting a client make
 /// the parser chew on megabytes.

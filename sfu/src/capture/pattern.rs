@@ -59,6 +59,20 @@ pub fn code_check(value: u32) -> u32 {
     check
 }
 
+/// Where a camera's counter starts: the number its name ends with (mod 16) times 2^20, so a
+/// decoded picture tells which camera it came from (`counter >> 20`) for the first ~9.7 hours.
+pub fn counter_start(name: &str) -> u32 {
+    // The last two digits, read from the right.
+    let number = name
+        .bytes()
+        .rev()
+        .take_while(u8::is_ascii_digit)
+        .take(2)
+        .enumerate()
+        .fold(0u32, |n, (i, d)| n + u32::from(d - b'0') * 10u32.pow(i as u32));
+    (number % 16) << 20
+}
+
 /// Reads the counter code from the luma plane of a (decoded) picture; `None` when the check
 /// bits do not match. Samples the middle half of each block, so compression blur at the edges
 /// does not matter.
@@ -116,7 +130,7 @@ impl PatternSource {
             name: name.to_owned(),
             scale: (height as usize / 180).max(1),
             frame,
-            counter: 0,
+            counter: counter_start(name),
             bar_row,
             noise_table: {
                 let mut state = NOISE_SEED;
@@ -308,6 +322,16 @@ fn draw_text(plane: &mut [u8], stride: usize, x: usize, y: usize, scale: usize, 
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn cameras_count_from_their_number() {
+        assert_eq!(counter_start("cam0"), 0);
+        assert_eq!(counter_start("cam1"), 1 << 20);
+        assert_eq!(counter_start("cam12"), 12 << 20);
+        assert_eq!(counter_start("cam17"), 1 << 20, "mod 16");
+        assert_eq!(counter_start("front"), 0);
+        assert_eq!(counter_start("x123"), (23 % 16) << 20, "last two digits");
+    }
 
     #[test]
     fn the_counter_reads_back_from_the_picture() {

@@ -9,4 +9,5 @@ pub mod fuzzing;
 pub mod hls;
 pub mod hub;
 pub mod rtp;
+pub mod turn;
 pub mod webrtc;

@@ -33,8 +33,10 @@ use tracing_subscriber::EnvFilter;
 mod cameras;
 #[cfg(test)]
 mod tests;
+mod turn;
 
 pub use cameras::{TEST_CAMERAS_KEYS, TestCameras};
+pub use turn::{TURN_KEYS, Turn};
 
 /// HTTP address served with no configuration.
 pub const DEFAULT_LISTEN: SocketAddr =
@@ -57,6 +59,7 @@ pub const FILE_KEYS: &[&str] = &[
     "cors_allowed_origins",
     "auth",
     "test_cameras",
+    "turn",
 ];
 
 /// Keys accepted in each `[[auth]]` table.
@@ -86,6 +89,8 @@ pub struct Config {
     pub auth: Vec<AuthRule>,
     /// The synthetic test cameras to run.
     pub test_cameras: TestCameras,
+    /// ICE servers for clients and the protection of `/api/turn-credentials`.
+    pub turn: Turn,
 }
 
 /// One bearer-token rule: requests whose path matches `path` (see [`matches`]) need `token`.
@@ -172,7 +177,8 @@ impl ConfigError {
     after_help = "Each flag can also be set as the R58_* environment variable shown, or in the \
                   --config TOML file as listen, webrtc_udp, public_ips, log_level, max_sessions, \
                   cors_allowed_origins (and [[auth]] tables for bearer tokens, a \
-                  [test_cameras] table with count, width, height, fps, bitrate, enabled). \
+                  [test_cameras] table with count, width, height, fps, bitrate, enabled, a [turn] \
+                  table for TURN credentials, see docs/turn.md). \
                   Precedence: flag > environment > file > default."
 )]
 struct Cli {
@@ -228,6 +234,7 @@ struct FileConfig {
     #[serde(default)]
     auth: Vec<FileAuth>,
     test_cameras: Option<cameras::FileTestCameras>,
+    turn: Option<turn::FileTurn>,
 }
 
 #[derive(Debug, Deserialize)]
@@ -277,6 +284,7 @@ impl Default for Config {
             cors_allowed_origins: vec!["*".to_owned()],
             auth: Vec::new(),
             test_cameras: TestCameras::default(),
+            turn: Turn::default(),
         }
     }
 }
@@ -318,7 +326,7 @@ impl Config {
 
         let flags = flag_layer(&cli)?;
         let envs = env_layer(&getenv)?;
-        let (file, auth, cams) = match &config_file {
+        let (file, auth, cams, turn) = match &config_file {
             Some(path) => {
                 let text = std::fs::read_to_string(path).map_err(|e| ConfigError::File {
                     path: path.clone(),
@@ -326,6 +334,7 @@ impl Config {
                 })?;
                 let mut parsed = parse_file(path, &text)?;
                 let cams = parsed.test_cameras.take().map(|c| (path.as_path(), c));
+                let turn = parsed.turn.take().map(|t| (path.as_path(), t));
                 let auth = resolve_auth(path, parsed.auth, env)?;
                 (
                     file_layer(
@@ -337,10 +346,12 @@ impl Config {
                     )?,
                     auth,
                     cams,
+                    turn,
                 )
             }
-            None => (Layer::default(), Vec::new(), None),
+            None => (Layer::default(), Vec::new(), None, None),
         };
+        let turn = turn::resolve(turn, env)?;
         let test_cameras = cameras::resolve(
             cli.test_cameras.as_deref(),
             getenv("R58_TEST_CAMERAS"),
@@ -361,6 +372,7 @@ impl Config {
                 .unwrap_or(defaults.cors_allowed_origins),
             auth,
             test_cameras,
+            turn,
         })
     }
 
@@ -586,6 +598,9 @@ fn parse_file(path: &Path, text: &str) -> Result<FileConfig, ConfigError> {
     }
     if let Some(key) = cameras::unknown_key(&table) {
         return Err(unknown(key, TEST_CAMERAS_KEYS));
+    }
+    if let Some(key) = turn::unknown_key(&table) {
+        return Err(unknown(key, TURN_KEYS));
     }
 
     serde_path_to_error::deserialize(toml::Value::Table(table)).map_err(|e| {

@@ -4,12 +4,14 @@ use std::net::SocketAddr;
 
 use sfu::capture::packetizer::DEFAULT_MTU_PAYLOAD;
 use sfu::capture::{CameraError, CameraHandle, CameraSettings, EncoderSettings};
+use sfu::turn::TurnService;
 use sfu::webrtc::driver::{self, SharedEngine};
 use sfu::webrtc::engine::{Engine, EngineConfig};
 use tokio::net::{TcpListener, UdpSocket};
 use tracing::info;
 
 use crate::config::{Config, TestCameras};
+use crate::http::turn::TurnEndpoint;
 use crate::http::{AppState, router};
 
 /// Why the server could not start or stopped.
@@ -59,15 +61,23 @@ pub async fn run(config: Config) -> Result<(), ServerError> {
             source,
         })?;
     info!(http = %http.local_addr()?, udp = %udp.local_addr()?, ?candidates, "r58 serving");
+    let turn = TurnEndpoint::new(
+        TurnService::start(config.turn.service.clone()),
+        config.turn.clone(),
+    );
+    info!(
+        provider = turn.service.config().provider.name(),
+        "TURN credentials"
+    );
     let app = router(
-        AppState::new(engine.clone(), config.auth.clone()),
+        AppState::new(engine.clone(), config.auth.clone()).with_turn(turn),
         &config.cors_allowed_origins,
     );
     // Kept until the server stops; dropping them ends the camera streams and threads.
     let _cameras = start_test_cameras(&engine, &config.test_cameras)?;
     let media = tokio::spawn(driver::run(engine, udp));
     tokio::select! {
-        served = axum::serve(http, app) => served?,
+        served = axum::serve(http, app.into_make_service_with_connect_info::<SocketAddr>()) => served?,
         media = media => media.map_err(std::io::Error::other)??,
     }
     Ok(())

@@ -4,6 +4,7 @@
 
 mod api;
 mod auth;
+pub mod turn;
 mod whip;
 
 use std::collections::HashMap;
@@ -30,6 +31,8 @@ pub struct AppState {
     pub auth: Arc<Vec<crate::config::AuthRule>>,
     /// Session resource tokens (the unguessable last path segment) to engine sessions.
     sessions: Arc<Mutex<HashMap<String, SessionId>>>,
+    /// ICE servers for clients and the credentials endpoint's protection.
+    pub turn: Arc<turn::TurnEndpoint>,
 }
 
 impl AppState {
@@ -38,7 +41,14 @@ impl AppState {
             engine,
             auth: Arc::new(auth),
             sessions: Arc::new(Mutex::new(HashMap::new())),
+            turn: Arc::new(turn::TurnEndpoint::disabled()),
         }
+    }
+
+    /// Hands out ICE servers from `turn` (the default is none).
+    pub fn with_turn(mut self, turn: turn::TurnEndpoint) -> Self {
+        self.turn = Arc::new(turn);
+        self
     }
 
     fn session_tokens(&self) -> std::sync::MutexGuard<'_, HashMap<String, SessionId>> {
@@ -55,6 +65,7 @@ pub fn router(state: AppState, cors_origins: &[String]) -> Router {
         .route("/api/streams", get(api::streams))
         .route("/metrics", get(api::metrics))
         .merge(whip::routes())
+        .merge(turn::routes())
         .layer(DefaultBodyLimit::max(MAX_BODY_BYTES))
         .with_state(state);
     // tower-http's CorsLayer answers every OPTIONS itself as a preflight, so a plain OPTIONS

@@ -353,7 +353,10 @@ mod tests {
         for _ in 0..5 {
             let at = cache.poll_timeout().expect("scheduled");
             assert!(cache.poll_fetch(at));
-            assert_eq!(cache.handle_fetch(at, Err(ProviderError::Status(500))), None);
+            assert_eq!(
+                cache.handle_fetch(at, Err(ProviderError::Status(500))),
+                None
+            );
         }
     }
 

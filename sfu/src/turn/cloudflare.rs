@@ -64,9 +64,12 @@ fn malformed(what: impl Into<String>) -> ProviderError {
 /// Whether `url` is a STUN or TURN URI (RFC 7064 / 7065) that is safe to put into a `Link`
 /// header and a JSON answer: a known scheme, visible ASCII, no `<`, `>`, `"` or `\`.
 pub fn is_ice_url(url: &str) -> bool {
-    let scheme_ok = ["stun:", "stuns:", "turn:", "turns:"]
-        .iter()
-        .any(|s| url.len() > s.len() && url.get(..s.len()).is_some_and(|p| p.eq_ignore_ascii_case(s)));
+    let scheme_ok = ["stun:", "stuns:", "turn:", "turns:"].iter().any(|s| {
+        url.len() > s.len()
+            && url
+                .get(..s.len())
+                .is_some_and(|p| p.eq_ignore_ascii_case(s))
+    });
     scheme_ok
         && url
             .bytes()
@@ -191,7 +194,10 @@ mod tests {
             request_path("abc123"),
             "/v1/turn/keys/abc123/credentials/generate-ice-servers"
         );
-        assert_eq!(request_body(Duration::from_secs(86_400)), r#"{"ttl":86400}"#);
+        assert_eq!(
+            request_body(Duration::from_secs(86_400)),
+            r#"{"ttl":86400}"#
+        );
     }
 
     #[test]
@@ -201,9 +207,15 @@ mod tests {
         assert_eq!(servers[0].urls.len(), 2);
         assert!(servers[0].username.is_none());
         assert_eq!(servers[1].urls.len(), 6);
-        assert_eq!(servers[1].urls[4], "turns:turn.cloudflare.com:5349?transport=tcp");
+        assert_eq!(
+            servers[1].urls[4],
+            "turns:turn.cloudflare.com:5349?transport=tcp"
+        );
         assert_eq!(servers[1].username.as_deref(), Some("bc91b63e2b5d759f8eb9"));
-        assert_eq!(servers[1].credential.as_deref(), Some("ebd71f1d3edbc2b0edae"));
+        assert_eq!(
+            servers[1].credential.as_deref(),
+            Some("ebd71f1d3edbc2b0edae")
+        );
     }
 
     #[test]
@@ -224,7 +236,10 @@ mod tests {
             (r#"{"servers": []}"#, "unexpected JSON shape"),
             (r#"{"iceServers": [{"urls": 5}]}"#, "unexpected JSON shape"),
             (r#"{"iceServers": []}"#, "no TURN server"),
-            (r#"{"iceServers": [{"urls": ["stun:a"]}]}"#, "no TURN server"),
+            (
+                r#"{"iceServers": [{"urls": ["stun:a"]}]}"#,
+                "no TURN server",
+            ),
             (r#"{"iceServers": [{"urls": []}]}"#, "no urls"),
             (
                 r#"{"iceServers": [{"urls": ["http://x"], "username": "secretuser", "credential": "secretpw"}]}"#,

@@ -63,28 +63,35 @@ async fn post(
     let https = match uri.scheme_str() {
         Some("https") => true,
         Some("http") => false,
-        _ => return Err(connect_error("the API URL must start with https:// or http://")),
+        _ => {
+            return Err(connect_error(
+                "the API URL must start with https:// or http://",
+            ));
+        }
     };
     let host = uri
         .host()
         .ok_or_else(|| connect_error("the API URL has no host"))?;
     // `Uri::host` keeps the brackets of an IPv6 literal; sockets and TLS want it bare.
-    let bare_host = host.trim_start_matches('[').trim_end_matches(']').to_owned();
+    let bare_host = host
+        .trim_start_matches('[')
+        .trim_end_matches(']')
+        .to_owned();
     let port = uri.port_u16().unwrap_or(if https { 443 } else { 80 });
     let authority = uri
         .authority()
         .map(|a| a.as_str().to_owned())
         .unwrap_or_else(|| host.to_owned());
-    let path = uri
-        .path_and_query()
-        .map_or("/", |p| p.as_str())
-        .to_owned();
+    let path = uri.path_and_query().map_or("/", |p| p.as_str()).to_owned();
     let request = http::Request::post(path)
         .header(header::HOST, authority)
         .header(header::AUTHORIZATION, format!("Bearer {bearer}"))
         .header(header::CONTENT_TYPE, "application/json")
         .header(header::ACCEPT, "application/json")
-        .header(header::USER_AGENT, concat!("r58/", env!("CARGO_PKG_VERSION")))
+        .header(
+            header::USER_AGENT,
+            concat!("r58/", env!("CARGO_PKG_VERSION")),
+        )
         .body(Full::new(Bytes::from(body)))
         .map_err(|_| connect_error("cannot build the request (bad API token characters?)"))?;
 

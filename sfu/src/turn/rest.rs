@@ -30,9 +30,7 @@ impl std::fmt::Debug for RestCredential {
 
 /// The Unix time (whole seconds) `ttl` after `now`. A clock before 1970 counts as 1970.
 pub fn expiry_unix(now: SystemTime, ttl: Duration) -> u64 {
-    let now = now
-        .duration_since(UNIX_EPOCH)
-        .map_or(0, |d| d.as_secs());
+    let now = now.duration_since(UNIX_EPOCH).map_or(0, |d| d.as_secs());
     now.saturating_add(ttl.as_secs())
 }
 
@@ -147,7 +145,10 @@ mod tests {
             Duration::from_secs(3_600),
         );
         assert_eq!(servers.len(), 2);
-        assert_eq!(servers[0], IceServer::open(vec!["stun:127.0.0.1:3478".into()]));
+        assert_eq!(
+            servers[0],
+            IceServer::open(vec!["stun:127.0.0.1:3478".into()])
+        );
         assert_eq!(servers[1].username.as_deref(), Some("1735689600:guest"));
         assert_eq!(
             servers[1].credential.as_deref(),
@@ -167,7 +168,12 @@ mod tests {
 
     #[test]
     fn debug_output_redacts() {
-        let c = sign(&Secret::new("topsecret"), "r58", at(0), Duration::from_secs(1));
+        let c = sign(
+            &Secret::new("topsecret"),
+            "r58",
+            at(0),
+            Duration::from_secs(1),
+        );
         let text = format!("{c:?} {:?}", Secret::new("topsecret"));
         assert!(!text.contains("topsecret"), "{text}");
         assert!(!text.contains(&c.credential), "{text}");

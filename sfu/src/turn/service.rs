@@ -113,7 +113,9 @@ impl TurnService {
         }
         let mut fetched = self.inner.fetched.subscribe();
         for first in [true, false] {
-            match self.inner.cache().serve(SystemTime::now()) {
+            // Not in the match scrutinee: the guard would live across the await below.
+            let serve = self.inner.cache().serve(SystemTime::now());
+            match serve {
                 Serve::Ready(servers) => return Ok(self.count(self.with_stun(servers))),
                 Serve::Unavailable(e) => return Err(self.unavailable(e)),
                 Serve::Pending if first => {
@@ -133,7 +135,8 @@ impl TurnService {
         if !matches!(self.inner.config.provider, Provider::Cloudflare { .. }) {
             return Some(self.local(SystemTime::now()));
         }
-        match self.inner.cache().serve(SystemTime::now()) {
+        let serve = self.inner.cache().serve(SystemTime::now());
+        match serve {
             Serve::Ready(servers) => Some(self.with_stun(servers)),
             Serve::Pending => {
                 self.inner.wake.notify_one();
@@ -201,15 +204,13 @@ async fn renew(inner: Weak<Inner>) {
             return;
         };
         if inner.cache().poll_fetch(SystemTime::now()) {
-            inner.stats.provider_requests.fetch_add(1, Ordering::Relaxed);
-            let result = cloudflare::fetch(
-                api_base,
-                key_id,
-                api_token,
-                *ttl,
-                inner.config.api_timeout,
-            )
-            .await;
+            inner
+                .stats
+                .provider_requests
+                .fetch_add(1, Ordering::Relaxed);
+            let result =
+                cloudflare::fetch(api_base, key_id, api_token, *ttl, inner.config.api_timeout)
+                    .await;
             if result.is_err() {
                 inner.stats.provider_errors.fetch_add(1, Ordering::Relaxed);
             }

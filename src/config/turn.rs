@@ -34,6 +34,10 @@ use sfu::turn::{CLOUDFLARE_API_BASE, Provider, Secret, TurnConfig};
 
 use super::{ConfigError, invalid};
 
+#[cfg(test)]
+#[path = "turn_tests.rs"]
+mod tests;
+
 /// Keys accepted in the `[turn]` table.
 pub const TURN_KEYS: &[&str] = &[
     "provider",

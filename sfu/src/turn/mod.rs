@@ -11,6 +11,8 @@
 //! No secret (shared secret, API token) and no issued credential is ever written to a log, an
 //! error or a metric: they live in [`Secret`] and [`IceServer`], whose `Debug` redacts them.
 
+#![forbid(unsafe_code)]
+
 pub mod cache;
 pub mod cloudflare;
 mod http_client;

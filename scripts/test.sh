@@ -6,6 +6,8 @@
 # browser tests Debian's chromium and node/npm. `.ci/run` installs those on a fresh Debian 12.
 # The Python venv (.venv) and tests/e2e/node_modules are created here when missing.
 # Set SKIP_E2E=1 to leave out the browser tests (never skipped when CI=true).
+# tests/interop/test_turn.py starts its own coturn (`turnserver`, Debian's coturn package) on a
+# free loopback port; without turnserver it is skipped (it fails instead when CI=true).
 set -euo pipefail
 cd "$(dirname "$0")/.."
 

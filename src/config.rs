@@ -34,9 +34,11 @@ mod hls;
 mod switcher;
 #[cfg(test)]
 mod tests;
+mod turn;
 mod values;
 
 pub use cameras::{TEST_CAMERAS_KEYS, TestCameras};
+pub use turn::{TURN_KEYS, Turn};
 use values::{
     check_max_sessions, parse_ips, parse_log_level, parse_max_sessions_str, parse_origins,
     parse_socket_addr,
@@ -65,6 +67,7 @@ pub const FILE_KEYS: &[&str] = &[
     "test_cameras",
     "hls",
     "switcher",
+    "turn",
 ];
 
 /// Keys accepted in each `[[auth]]` table.
@@ -98,6 +101,8 @@ pub struct Config {
     pub hls: sfu::hls::LiveConfig,
     /// The switcher's program stream (`[switcher]`).
     pub switcher: sfu::switch::SwitcherConfig,
+    /// ICE servers for clients and the protection of `/api/turn-credentials`.
+    pub turn: Turn,
 }
 
 /// One bearer-token rule: requests whose path matches `path` (see [`matches`]) need `token`.
@@ -186,7 +191,7 @@ impl ConfigError {
                   cors_allowed_origins (and [[auth]] tables for bearer tokens, a \
                   [test_cameras] table with count, width, height, fps, bitrate, enabled, an [hls] table with \
                   part_target, segment_target, segments_kept, linger, a [switcher] table with program, \
-                  fallback). \
+                  fallback, a [turn] table for TURN credentials, see docs/turn.md). \
                   Precedence: flag > environment > file > default."
 )]
 struct Cli {
@@ -244,6 +249,7 @@ struct FileConfig {
     test_cameras: Option<cameras::FileTestCameras>,
     hls: Option<hls::FileHls>,
     switcher: Option<switcher::FileSwitcher>,
+    turn: Option<turn::FileTurn>,
 }
 
 #[derive(Debug, Deserialize)]
@@ -295,6 +301,7 @@ impl Default for Config {
             test_cameras: TestCameras::default(),
             hls: sfu::hls::LiveConfig::default(),
             switcher: sfu::switch::SwitcherConfig::default(),
+            turn: Turn::default(),
         }
     }
 }
@@ -336,7 +343,7 @@ impl Config {
 
         let flags = flag_layer(&cli)?;
         let envs = env_layer(&getenv)?;
-        let (file, auth, cams, hls_table, switcher_table) = match &config_file {
+        let (file, auth, cams, hls_table, switcher_table, turn) = match &config_file {
             Some(path) => {
                 let text = std::fs::read_to_string(path).map_err(|e| ConfigError::File {
                     path: path.clone(),
@@ -346,6 +353,7 @@ impl Config {
                 let cams = parsed.test_cameras.take().map(|c| (path.as_path(), c));
                 let hls_table = parsed.hls.take().map(|h| (path.as_path(), h));
                 let switcher_table = parsed.switcher.take().map(|t| (path.as_path(), t));
+                let turn = parsed.turn.take().map(|t| (path.as_path(), t));
                 let auth = resolve_auth(path, parsed.auth, env)?;
                 (
                     file_layer(
@@ -359,10 +367,12 @@ impl Config {
                     cams,
                     hls_table,
                     switcher_table,
+                    turn,
                 )
             }
-            None => (Layer::default(), Vec::new(), None, None, None),
+            None => (Layer::default(), Vec::new(), None, None, None, None),
         };
+        let turn = turn::resolve(turn, env)?;
         let test_cameras = cameras::resolve(
             cli.test_cameras.as_deref(),
             getenv("R58_TEST_CAMERAS"),
@@ -387,6 +397,7 @@ impl Config {
             test_cameras,
             hls,
             switcher,
+            turn,
         })
     }
 
@@ -618,6 +629,9 @@ fn parse_file(path: &Path, text: &str) -> Result<FileConfig, ConfigError> {
     }
     if let Some(key) = switcher::unknown_key(&table) {
         return Err(unknown(key, switcher::SWITCHER_KEYS));
+    }
+    if let Some(key) = turn::unknown_key(&table) {
+        return Err(unknown(key, TURN_KEYS));
     }
 
     serde_path_to_error::deserialize(toml::Value::Table(table)).map_err(|e| {

@@ -4,12 +4,14 @@ use std::net::SocketAddr;
 
 use sfu::capture::packetizer::DEFAULT_MTU_PAYLOAD;
 use sfu::capture::{CameraError, CameraHandle, CameraSettings, EncoderSettings};
+use sfu::turn::TurnService;
 use sfu::webrtc::driver::{self, SharedEngine};
 use sfu::webrtc::engine::{Engine, EngineConfig};
 use tokio::net::{TcpListener, UdpSocket};
 use tracing::info;
 
 use crate::config::{Config, TestCameras};
+use crate::http::turn::TurnEndpoint;
 use crate::http::{AppState, router};
 
 /// Why the server could not start or stopped.
@@ -59,9 +61,18 @@ pub async fn run(config: Config) -> Result<(), ServerError> {
             source,
         })?;
     info!(http = %http.local_addr()?, udp = %udp.local_addr()?, ?candidates, "r58 serving");
+    let turn = TurnEndpoint::new(
+        TurnService::start(config.turn.service.clone()),
+        config.turn.clone(),
+    );
+    info!(
+        provider = turn.service.config().provider.name(),
+        "TURN credentials"
+    );
     let state = AppState::new(engine.clone(), config.auth.clone())
         .with_hls(config.hls)
-        .with_switcher(config.switcher.clone());
+        .with_switcher(config.switcher.clone())
+        .with_turn(turn);
     tokio::spawn(state.hls.clone().run());
     tokio::spawn(state.switcher.clone().run());
     let app = router(state, &config.cors_allowed_origins);
@@ -69,7 +80,7 @@ pub async fn run(config: Config) -> Result<(), ServerError> {
     let _cameras = start_test_cameras(&engine, &config.test_cameras)?;
     let media = tokio::spawn(driver::run(engine, udp));
     tokio::select! {
-        served = axum::serve(http, app) => served?,
+        served = axum::serve(http, app.into_make_service_with_connect_info::<SocketAddr>()) => served?,
         media = media => media.map_err(std::io::Error::other)??,
     }
     Ok(())

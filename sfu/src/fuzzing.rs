@@ -404,6 +404,30 @@ pub fn engine_datagrams(data: &[u8]) {
     });
 }
 
+/// Fuzz entry: a Cloudflare TURN API answer through [`crate::turn::cloudflare::parse_response`].
+/// Asserts that whatever it accepts is safe to hand on: every URL a stun:/turn: URI fit for a
+/// `Link` header, credentials printable, at least one TURN entry with credentials.
+pub fn turn_response(data: &[u8]) {
+    let Ok(servers) = crate::turn::cloudflare::parse_response(data) else {
+        return;
+    };
+    let printable = |v: &Option<String>| {
+        v.as_deref()
+            .is_none_or(|s| !s.is_empty() && s.bytes().all(|b| b.is_ascii_graphic()))
+    };
+    assert!(servers.iter().any(|s| s.credential.is_some()));
+    for server in &servers {
+        assert!(!server.urls.is_empty());
+        assert!(
+            server
+                .urls
+                .iter()
+                .all(|u| crate::turn::cloudflare::is_ice_url(u))
+        );
+        assert!(printable(&server.username) && printable(&server.credential));
+    }
+}
+
 /// A fuzz entry point.
 pub type FuzzEntry = fn(&[u8]);
 
@@ -418,6 +442,7 @@ pub const ENTRIES: &[(&str, FuzzEntry)] = &[
     ("engine_datagrams", engine_datagrams),
     ("hls_ingest", hls_ingest),
     ("hls_request", hls_request),
+    ("turn_response", turn_response),
 ];
 
 #[cfg(test)]

@@ -10,4 +10,5 @@ pub mod hls;
 pub mod hub;
 pub mod rtp;
 pub mod switch;
+pub mod turn;
 pub mod webrtc;

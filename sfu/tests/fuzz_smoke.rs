@@ -223,6 +223,11 @@ fn smoke_engine_datagrams() {
     smoke("engine_datagrams");
 }
 
+#[test]
+fn smoke_turn_response() {
+    smoke("turn_response");
+}
+
 /// Every entry has a cargo-fuzz target, a seed directory and a smoke test above; every target
 /// is an entry.
 #[test]

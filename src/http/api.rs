@@ -182,6 +182,7 @@ pub async fn metrics(State(state): State<AppState>) -> Response {
             }
         }
     }
+    super::turn::write_metrics(&state, &mut out);
     (
         StatusCode::OK,
         [(header::CONTENT_TYPE, "text/plain; version=0.0.4")],

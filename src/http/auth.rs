@@ -21,7 +21,7 @@ pub fn authorized(rules: &[AuthRule], path: &str, headers: &HeaderMap) -> bool {
 
 /// Compares without an early exit on the first differing byte, so response timing does not
 /// reveal how much of a guessed token was right.
-fn constant_time_eq(a: &[u8], b: &[u8]) -> bool {
+pub(super) fn constant_time_eq(a: &[u8], b: &[u8]) -> bool {
     if a.len() != b.len() {
         return false;
     }

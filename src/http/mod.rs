@@ -6,6 +6,7 @@ mod api;
 mod auth;
 mod hls;
 mod switcher;
+pub mod turn;
 mod whip;
 
 use std::collections::HashMap;
@@ -38,6 +39,8 @@ pub struct AppState {
     pub switcher: Switcher,
     /// Session resource tokens (the unguessable last path segment) to engine sessions.
     sessions: Arc<Mutex<HashMap<String, SessionId>>>,
+    /// ICE servers for clients and the credentials endpoint's protection.
+    pub turn: Arc<turn::TurnEndpoint>,
 }
 
 impl AppState {
@@ -48,6 +51,7 @@ impl AppState {
             engine,
             auth: Arc::new(auth),
             sessions: Arc::new(Mutex::new(HashMap::new())),
+            turn: Arc::new(turn::TurnEndpoint::disabled()),
         }
     }
 
@@ -60,6 +64,12 @@ impl AppState {
     /// The same state with the switcher configured by `config`.
     pub fn with_switcher(mut self, config: SwitcherConfig) -> Self {
         self.switcher = Switcher::new(self.engine.clone(), config);
+        self
+    }
+
+    /// Hands out ICE servers from `turn` (the default is none).
+    pub fn with_turn(mut self, turn: turn::TurnEndpoint) -> Self {
+        self.turn = Arc::new(turn);
         self
     }
 
@@ -79,6 +89,7 @@ pub fn router(state: AppState, cors_origins: &[String]) -> Router {
         .merge(whip::routes())
         .merge(hls::routes())
         .merge(switcher::routes())
+        .merge(turn::routes())
         .fallback(not_found)
         .layer(DefaultBodyLimit::max(MAX_BODY_BYTES))
         .with_state(state);

@@ -105,7 +105,11 @@ async fn publish(
     headers: HeaderMap,
     body: Bytes,
 ) -> Response {
-    create_session(state, Role::Publish, name, uri, headers, body)
+    let turn = state.0.clone();
+    super::turn::with_ice_servers(
+        &turn,
+        create_session(state, Role::Publish, name, uri, headers, body),
+    )
 }
 
 async fn play(
@@ -115,7 +119,11 @@ async fn play(
     headers: HeaderMap,
     body: Bytes,
 ) -> Response {
-    create_session(state, Role::Play, name, uri, headers, body)
+    let turn = state.0.clone();
+    super::turn::with_ice_servers(
+        &turn,
+        create_session(state, Role::Play, name, uri, headers, body),
+    )
 }
 
 fn create_session(

@@ -163,9 +163,9 @@ class HttpError(Exception):
         self.body = body
 
 
-def _new_pc() -> RTCPeerConnection:
-    # No STUN server: aiortc would otherwise use a public one by default.
-    return RTCPeerConnection(RTCConfiguration(iceServers=[]))
+def _new_pc(config: RTCConfiguration | None = None) -> RTCPeerConnection:
+    # No STUN server unless given: aiortc would otherwise use a public one by default.
+    return RTCPeerConnection(config or RTCConfiguration(iceServers=[]))
 
 
 def _prefer(transceiver, mime: str) -> None:
@@ -240,9 +240,12 @@ async def whip_publish(
     audio: bool = True,
     counter_start: int = 0,
     token: str | None = None,
+    config: RTCConfiguration | None = None,
 ) -> Publisher:
-    """Publish the test pattern (H.264) and a tone (Opus) to ``{base_url}/whip/{name}``."""
-    pc = _new_pc()
+    """Publish the test pattern (H.264) and a tone (Opus) to ``{base_url}/whip/{name}``.
+
+    ``config`` sets ICE servers and policy (e.g. TURN, relay only); default: none."""
+    pc = _new_pc(config)
     vtrack = TestPatternTrack(counter_start) if video else None
     atrack = SineTrack() if audio else None
     if vtrack:

@@ -69,7 +69,9 @@ pub fn counter_start(name: &str) -> u32 {
         .take_while(u8::is_ascii_digit)
         .take(2)
         .enumerate()
-        .fold(0u32, |n, (i, d)| n + u32::from(d - b'0') * 10u32.pow(i as u32));
+        .fold(0u32, |n, (i, d)| {
+            n + u32::from(d - b'0') * 10u32.pow(i as u32)
+        });
     (number % 16) << 20
 }
 

@@ -25,12 +25,13 @@ async function postOffer(url, pc) {
 }
 
 window.r58 = {
-  async publish(base, name, codec = 'video/H264') {
+  // `config`: RTCConfiguration, e.g. TURN servers with iceTransportPolicy 'relay'.
+  async publish(base, name, codec = 'video/H264', config = undefined) {
     const media = await navigator.mediaDevices.getUserMedia({
       video: { width: 640, height: 360, frameRate: 30 },
       audio: true,
     });
-    const pc = new RTCPeerConnection();
+    const pc = new RTCPeerConnection(config);
     for (const track of media.getTracks()) {
       const t = pc.addTransceiver(track, { direction: 'sendonly', streams: [media] });
       if (track.kind === 'video') {

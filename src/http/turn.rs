@@ -1,0 +1,394 @@
+//! `GET /api/turn-credentials` and the `Link: rel="ice-server"` headers of WHIP/WHEP answers.
+//!
+//! The endpoint hands out relay capacity, so it checks, in this order: the browser `Origin`
+//! (403), a per-client rate limit (429 with `Retry-After`), the optional bearer token and any
+//! `[[auth]]` rule covering the path (401). Then it answers
+//! `{"iceServers": [...]}` (the `RTCConfiguration` shape) or 503 with the provider's reason.
+
+use std::fmt::Write as _;
+use std::net::{IpAddr, Ipv4Addr, SocketAddr};
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::{Mutex, PoisonError};
+use std::time::Instant;
+
+use axum::Router;
+use axum::extract::{ConnectInfo, Request, State};
+use axum::http::{HeaderMap, HeaderValue, StatusCode, header};
+use axum::response::{IntoResponse, Response};
+use axum::routing::get;
+use sfu::turn::cloudflare::is_ice_url;
+use sfu::turn::rate::{RateLimiter, retry_after_secs};
+use sfu::turn::{IceServer, TurnService};
+
+use super::AppState;
+use super::auth::{authorized, constant_time_eq};
+use crate::config::Turn;
+
+/// The path of the credentials endpoint.
+pub const PATH: &str = "/api/turn-credentials";
+
+/// The TURN provider and the endpoint's protection, shared by the handlers.
+#[derive(Debug)]
+pub struct TurnEndpoint {
+    pub service: TurnService,
+    pub settings: Turn,
+    limiter: Mutex<RateLimiter>,
+    rate_limited: AtomicU64,
+    refused: AtomicU64,
+}
+
+impl TurnEndpoint {
+    pub fn new(service: TurnService, settings: Turn) -> Self {
+        let limiter = RateLimiter::new(settings.rate_limit_per_minute, settings.rate_limit_burst);
+        Self {
+            service,
+            settings,
+            limiter: Mutex::new(limiter),
+            rate_limited: AtomicU64::new(0),
+            refused: AtomicU64::new(0),
+        }
+    }
+
+    /// No TURN: STUN-only (here, no servers at all), default protection. Needs no runtime.
+    pub fn disabled() -> Self {
+        Self::new(TurnService::none(Vec::new()), Turn::default())
+    }
+}
+
+pub fn routes() -> Router<AppState> {
+    Router::new().route(PATH, get(credentials))
+}
+
+fn refuse(status: StatusCode, reason: &str) -> Response {
+    (
+        status,
+        [(header::CONTENT_TYPE, "text/plain; charset=utf-8")],
+        format!("{reason}\n"),
+    )
+        .into_response()
+}
+
+async fn credentials(State(state): State<AppState>, request: Request) -> Response {
+    let turn = &state.turn;
+    let headers = request.headers();
+    let peer = request
+        .extensions()
+        .get::<ConnectInfo<SocketAddr>>()
+        .map(|c| c.0.ip());
+
+    if !origin_allowed(&turn.settings.allowed_origins, headers) {
+        turn.refused.fetch_add(1, Ordering::Relaxed);
+        return refuse(
+            StatusCode::FORBIDDEN,
+            "this origin may not fetch TURN credentials",
+        );
+    }
+    if turn.settings.rate_limit_per_minute > 0 {
+        let client = client_ip(peer, headers, &turn.settings.trusted_proxies);
+        let checked = turn
+            .limiter
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner)
+            .check(Instant::now(), client);
+        if let Err(wait) = checked {
+            turn.rate_limited.fetch_add(1, Ordering::Relaxed);
+            let mut response = refuse(
+                StatusCode::TOO_MANY_REQUESTS,
+                "too many TURN credential requests from this address",
+            );
+            response.headers_mut().insert(
+                header::RETRY_AFTER,
+                HeaderValue::from(retry_after_secs(wait)),
+            );
+            return response;
+        }
+    }
+    let token_ok = turn
+        .settings
+        .token
+        .as_ref()
+        .is_none_or(|t| constant_time_eq(bearer(headers).as_bytes(), t.expose().as_bytes()));
+    if !token_ok || !authorized(&state.auth, PATH, headers) {
+        turn.refused.fetch_add(1, Ordering::Relaxed);
+        let mut response = refuse(StatusCode::UNAUTHORIZED, "missing or wrong bearer token");
+        response
+            .headers_mut()
+            .insert(header::WWW_AUTHENTICATE, HeaderValue::from_static("Bearer"));
+        return response;
+    }
+    match turn.service.ice_servers().await {
+        Ok(servers) => (
+            StatusCode::OK,
+            // Credentials are per client and expire: no shared cache may keep them.
+            [(header::CACHE_CONTROL, "no-store")],
+            axum::Json(serde_json::json!({ "iceServers": servers })),
+        )
+            .into_response(),
+        Err(e) => {
+            let mut response = refuse(StatusCode::SERVICE_UNAVAILABLE, &e.to_string());
+            response
+                .headers_mut()
+                .insert(header::RETRY_AFTER, HeaderValue::from_static("30"));
+            response
+        }
+    }
+}
+
+/// The bearer token presented, or "".
+fn bearer(headers: &HeaderMap) -> &str {
+    headers
+        .get(header::AUTHORIZATION)
+        .and_then(|v| v.to_str().ok())
+        .and_then(|v| v.split_once(' '))
+        .filter(|(scheme, _)| scheme.eq_ignore_ascii_case("bearer"))
+        .map_or("", |(_, token)| token.trim())
+}
+
+/// Browsers send `Origin` on cross-origin requests; a request without one is same-origin or not
+/// from a browser (those are what the token and the rate limit are for). With no configured
+/// origins only pages of this host may call; `"*"` lets any page.
+fn origin_allowed(allowed: &[String], headers: &HeaderMap) -> bool {
+    let Some(origin) = headers.get(header::ORIGIN).and_then(|v| v.to_str().ok()) else {
+        return true;
+    };
+    if allowed.iter().any(|a| a == "*" || a == origin) {
+        return true;
+    }
+    // Same host: the tunnel or proxy in front may change the scheme, so compare host:port.
+    let origin_host = origin
+        .split_once("://")
+        .map(|(_, rest)| rest)
+        .filter(|_| origin != "null");
+    let host = headers.get(header::HOST).and_then(|v| v.to_str().ok());
+    matches!((origin_host, host), (Some(o), Some(h)) if o.eq_ignore_ascii_case(h))
+}
+
+/// The client's address: the TCP peer, or, when the peer is a trusted proxy, the right-most
+/// `X-Forwarded-For` entry that is not itself a trusted proxy.
+fn client_ip(peer: Option<IpAddr>, headers: &HeaderMap, trusted: &[IpAddr]) -> IpAddr {
+    let Some(peer) = peer else {
+        return IpAddr::V4(Ipv4Addr::UNSPECIFIED);
+    };
+    if !trusted.contains(&peer) {
+        return peer;
+    }
+    let forwarded = headers
+        .get_all("x-forwarded-for")
+        .iter()
+        .filter_map(|v| v.to_str().ok())
+        .flat_map(|v| v.split(','))
+        .map(str::trim)
+        .collect::<Vec<_>>();
+    forwarded
+        .iter()
+        .rev()
+        .filter_map(|s| s.parse::<IpAddr>().ok())
+        .find(|ip| !trusted.contains(ip))
+        .unwrap_or(peer)
+}
+
+/// RFC 9110 quoted-string.
+fn quoted(value: &str) -> String {
+    let mut out = String::with_capacity(value.len() + 2);
+    out.push('"');
+    for c in value.chars() {
+        if c == '"' || c == '\\' {
+            out.push('\\');
+        }
+        out.push(c);
+    }
+    out.push('"');
+    out
+}
+
+/// `Link` header values for ICE servers (RFC 9725 section 4.6): one per URL, with the
+/// credentials on TURN entries.
+pub fn link_values(servers: &[IceServer]) -> Vec<HeaderValue> {
+    let mut out = Vec::new();
+    for server in servers {
+        for url in server.urls.iter().filter(|u| is_ice_url(u)) {
+            let mut value = format!("<{url}>; rel=\"ice-server\"");
+            if let (Some(user), Some(credential)) = (&server.username, &server.credential) {
+                let _ = write!(
+                    value,
+                    "; username={}; credential={}; credential-type=\"password\"",
+                    quoted(user),
+                    quoted(credential)
+                );
+            }
+            if let Ok(v) = HeaderValue::from_str(&value) {
+                out.push(v);
+            }
+        }
+    }
+    out
+}
+
+/// Adds the `Link: rel="ice-server"` headers to a WHIP/WHEP answer when it is a 201. Uses the
+/// credentials at hand; never waits for a provider.
+pub fn with_ice_servers(state: &AppState, mut response: Response) -> Response {
+    if response.status() != StatusCode::CREATED || !state.turn.settings.link_headers {
+        return response;
+    }
+    if let Some(servers) = state.turn.service.ice_servers_now() {
+        let headers = response.headers_mut();
+        for value in link_values(&servers) {
+            headers.append(header::LINK, value);
+        }
+    }
+    response
+}
+
+/// Appends the TURN counters to the Prometheus text.
+pub fn write_metrics(state: &AppState, out: &mut String) {
+    let turn = &state.turn;
+    let stats = turn.service.stats();
+    let provider = turn.service.config().provider.name();
+    let rows: [(&str, &str, u64); 6] = [
+        (
+            "turn_credentials_served_total",
+            "ICE server sets handed out by /api/turn-credentials.",
+            stats.served.load(Ordering::Relaxed),
+        ),
+        (
+            "turn_credentials_unavailable_total",
+            "/api/turn-credentials requests answered 503 (provider failing, nothing cached).",
+            stats.unavailable.load(Ordering::Relaxed),
+        ),
+        (
+            "turn_credentials_rate_limited_total",
+            "/api/turn-credentials requests answered 429.",
+            turn.rate_limited.load(Ordering::Relaxed),
+        ),
+        (
+            "turn_credentials_refused_total",
+            "/api/turn-credentials requests refused for their origin or token (403, 401).",
+            turn.refused.load(Ordering::Relaxed),
+        ),
+        (
+            "turn_provider_requests_total",
+            "Calls to the TURN provider's API.",
+            stats.provider_requests.load(Ordering::Relaxed),
+        ),
+        (
+            "turn_provider_errors_total",
+            "Failed calls to the TURN provider's API.",
+            stats.provider_errors.load(Ordering::Relaxed),
+        ),
+    ];
+    for (name, help, value) in rows {
+        let _ = writeln!(out, "# HELP r58_{name} {help}\n# TYPE r58_{name} counter");
+        let _ = writeln!(out, "r58_{name}{{provider=\"{provider}\"}} {value}");
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn headers(pairs: &[(&str, &str)]) -> HeaderMap {
+        let mut h = HeaderMap::new();
+        for (k, v) in pairs {
+            h.append(
+                header::HeaderName::from_bytes(k.as_bytes()).expect("name"),
+                HeaderValue::from_str(v).expect("value"),
+            );
+        }
+        h
+    }
+
+    fn ip(s: &str) -> IpAddr {
+        s.parse().expect("ip")
+    }
+
+    #[test]
+    fn origin_rules() {
+        let none: Vec<String> = Vec::new();
+        let host = ("host", "recorder.example.org");
+        assert!(origin_allowed(&none, &headers(&[host])));
+        assert!(origin_allowed(
+            &none,
+            &headers(&[host, ("origin", "https://recorder.example.org")])
+        ));
+        assert!(!origin_allowed(
+            &none,
+            &headers(&[host, ("origin", "https://evil.example")])
+        ));
+        assert!(!origin_allowed(
+            &none,
+            &headers(&[host, ("origin", "null")])
+        ));
+        assert!(!origin_allowed(
+            &none,
+            &headers(&[("origin", "https://recorder.example.org")])
+        ));
+        let listed = vec!["https://pages.example".to_owned()];
+        assert!(origin_allowed(
+            &listed,
+            &headers(&[host, ("origin", "https://pages.example")])
+        ));
+        assert!(!origin_allowed(
+            &listed,
+            &headers(&[host, ("origin", "http://pages.example")])
+        ));
+        assert!(origin_allowed(
+            &["*".to_owned()],
+            &headers(&[("origin", "null")])
+        ));
+    }
+
+    #[test]
+    fn client_ip_believes_forwarded_for_only_from_trusted_proxies() {
+        let trusted = vec![ip("127.0.0.1")];
+        let xff = headers(&[("x-forwarded-for", "203.0.113.9, 198.51.100.2, 127.0.0.1")]);
+        assert_eq!(
+            client_ip(Some(ip("127.0.0.1")), &xff, &trusted),
+            ip("198.51.100.2")
+        );
+        assert_eq!(
+            client_ip(Some(ip("192.0.2.5")), &xff, &trusted),
+            ip("192.0.2.5")
+        );
+        assert_eq!(
+            client_ip(Some(ip("127.0.0.1")), &HeaderMap::new(), &trusted),
+            ip("127.0.0.1")
+        );
+        let junk = headers(&[("x-forwarded-for", "not-an-ip, ")]);
+        assert_eq!(
+            client_ip(Some(ip("127.0.0.1")), &junk, &trusted),
+            ip("127.0.0.1")
+        );
+        assert_eq!(
+            client_ip(None, &xff, &trusted),
+            IpAddr::V4(Ipv4Addr::UNSPECIFIED)
+        );
+    }
+
+    #[test]
+    fn link_values_follow_rfc_9725() {
+        let servers = vec![
+            IceServer::open(vec!["stun:stun.example:3478".into()]),
+            IceServer {
+                urls: vec![
+                    "turn:turn.example:3478?transport=udp".into(),
+                    "bad url".into(),
+                    "turns:turn.example:443?transport=tcp".into(),
+                ],
+                username: Some("1700000000:r58".into()),
+                credential: Some("a\"b\\c=".into()),
+            },
+        ];
+        let values: Vec<String> = link_values(&servers)
+            .iter()
+            .map(|v| v.to_str().expect("ascii").to_owned())
+            .collect();
+        assert_eq!(
+            values,
+            vec![
+                r#"<stun:stun.example:3478>; rel="ice-server""#,
+                r#"<turn:turn.example:3478?transport=udp>; rel="ice-server"; username="1700000000:r58"; credential="a\"b\\c="; credential-type="password""#,
+                r#"<turns:turn.example:443?transport=tcp>; rel="ice-server"; username="1700000000:r58"; credential="a\"b\\c="; credential-type="password""#,
+            ]
+        );
+    }
+}

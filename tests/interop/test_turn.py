@@ -1,0 +1,341 @@
+"""r58 handing out coturn credentials, and a guest really publishing through a real coturn.
+
+A coturn (``turnserver``, Debian's ``coturn`` package) is started for this module on a free
+loopback port with the TURN REST shared-secret scheme (``use-auth-secret``), relaying on
+127.0.0.1. r58 runs with ``[turn] provider = "coturn"`` and the same secret (from a file). The
+publisher is aiortc with ``iceTransportPolicy = relay`` and the servers from
+``/api/turn-credentials``: it gathers only a relay candidate, so media can reach r58 only
+through coturn. A WHEP viewer decodes the frames. Checked from three sides: the publisher's
+nominated candidate pair is local type ``relay``; r58 saw the publisher's media arrive from a
+port of coturn's relay range; coturn logged the allocation for the username r58 issued.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import base64
+import hashlib
+import hmac
+import json
+import os
+import random
+import re
+import secrets
+import shlex
+import shutil
+import signal
+import socket
+import struct
+import subprocess
+import sys
+import time
+import urllib.error
+import urllib.request
+from dataclasses import dataclass
+from pathlib import Path
+
+import pytest
+
+HERE = Path(__file__).resolve().parent
+sys.path.insert(0, str(HERE))
+
+from aioice import turn as aioice_turn  # noqa: E402
+from aiortc import RTCConfiguration, RTCIceServer  # noqa: E402
+from aiortc.rtcconfiguration import RTCIceTransportPolicy  # noqa: E402
+from r58client import WIDTH, HEIGHT, whep_play, whip_publish  # noqa: E402
+
+REPO = HERE.parent.parent
+TURN_USER = "guest"
+
+
+def free_port(kinds=(socket.SOCK_STREAM, socket.SOCK_DGRAM)) -> int:
+    """A port free for every socket type in ``kinds`` (coturn listens on UDP and TCP)."""
+    for _ in range(50):
+        with socket.socket(socket.AF_INET, kinds[0]) as s:
+            s.bind(("127.0.0.1", 0))
+            port = s.getsockname()[1]
+        try:
+            for kind in kinds[1:]:
+                with socket.socket(socket.AF_INET, kind) as s:
+                    s.bind(("127.0.0.1", port))
+            return port
+        except OSError:
+            continue
+    raise RuntimeError("no free port")
+
+
+def stun_binding_ok(port: int) -> bool:
+    """Sends a STUN Binding request; True when a Binding success answer comes back."""
+    txid = os.urandom(12)
+    request = struct.pack("!HHI12s", 0x0001, 0, 0x2112A442, txid)
+    with socket.socket(socket.AF_INET, socket.SOCK_DGRAM) as s:
+        s.settimeout(0.3)
+        try:
+            s.sendto(request, ("127.0.0.1", port))
+            data, _ = s.recvfrom(2048)
+        except OSError:
+            return False
+    return len(data) >= 20 and data[:2] == b"\x01\x01" and data[8:20] == txid
+
+
+@dataclass
+class Coturn:
+    port: int
+    secret: str
+    relay_ports: range
+    proc: subprocess.Popen
+    log: Path
+
+    def log_text(self) -> str:
+        try:
+            return self.log.read_text(errors="replace")
+        except OSError:
+            return "(no coturn log)"
+
+
+@pytest.fixture(scope="module")
+def coturn(tmp_path_factory) -> Coturn:
+    exe = shutil.which("turnserver")
+    if exe is None:
+        if os.environ.get("CI") == "true":
+            pytest.fail("turnserver not found: .ci/run installs Debian's coturn package")
+        pytest.skip("turnserver not found (apt-get install coturn, or run .ci/run)")
+    work = tmp_path_factory.mktemp("coturn")
+    port = free_port()
+    base = random.randrange(50000, 59000, 50)
+    relay = range(base, base + 40)
+    secret = secrets.token_hex(16)
+    log = work / "turnserver.log"
+    cmd = [
+        exe, "-n",
+        "--listening-ip=127.0.0.1", f"--listening-port={port}",
+        "--relay-ip=127.0.0.1", f"--min-port={relay.start}", f"--max-port={relay.stop - 1}",
+        "--use-auth-secret", f"--static-auth-secret={secret}", "--realm=r58.test",
+        "--no-tls", "--no-dtls", "--no-cli",
+        # Only loopback exists here: let the relay reach r58 on 127.0.0.1 (never in production).
+        "--allow-loopback-peers",
+        f"--userdb={work / 'turndb'}", f"--pidfile={work / 'turnserver.pid'}",
+        "--log-file=stdout", "--simple-log", "--verbose",
+    ]  # fmt: skip
+    with open(log, "wb") as out:
+        proc = subprocess.Popen(cmd, stdout=out, stderr=subprocess.STDOUT)
+    srv = Coturn(port, secret, relay, proc, log)
+    deadline = time.monotonic() + 15
+    while not stun_binding_ok(port):
+        if proc.poll() is not None:
+            pytest.fail(f"turnserver exited with {proc.returncode}:\n{srv.log_text()[-3000:]}")
+        if time.monotonic() > deadline:
+            proc.kill()
+            pytest.fail(f"turnserver did not answer STUN within 15 s:\n{srv.log_text()[-3000:]}")
+        time.sleep(0.1)
+    print(f"coturn: {shlex.join(cmd)}")
+    yield srv
+    proc.send_signal(signal.SIGTERM)
+    try:
+        proc.wait(timeout=5)
+    except subprocess.TimeoutExpired:
+        proc.kill()
+        proc.wait()
+
+
+@dataclass
+class Server:
+    base: str
+    proc: subprocess.Popen
+    log: Path
+
+    def log_text(self) -> str:
+        try:
+            return self.log.read_text(errors="replace")
+        except OSError:
+            return "(no server log)"
+
+
+@pytest.fixture(scope="module")
+def server(coturn: Coturn, tmp_path_factory) -> Server:
+    cmd = shlex.split(os.environ.get("R58_BIN", "target/debug/r58"))
+    exe = Path(cmd[0])
+    if not exe.is_absolute() and (REPO / exe).exists():
+        cmd[0] = str(REPO / exe)
+    if not Path(cmd[0]).exists():
+        pytest.fail(f"server binary {cmd[0]} not found: build it (cargo build) or set R58_BIN")
+    work = tmp_path_factory.mktemp("r58-turn")
+    (work / "turn.secret").write_text(coturn.secret + "\n")
+    (work / "r58.toml").write_text(
+        "[turn]\n"
+        'provider = "coturn"\n'
+        f'urls = ["turn:127.0.0.1:{coturn.port}?transport=udp"]\n'
+        'secret_file = "turn.secret"\n'
+        f'username = "{TURN_USER}"\n'
+        "ttl_secs = 600\n"
+    )
+    http_port = free_port((socket.SOCK_STREAM,))
+    udp_port = free_port((socket.SOCK_DGRAM,))
+    cmd += [
+        "--config", str(work / "r58.toml"),
+        "--listen", f"127.0.0.1:{http_port}",
+        "--webrtc-udp", f"127.0.0.1:{udp_port}",
+        "--public-ip", "127.0.0.1",
+    ]  # fmt: skip
+    log = work / "server.log"
+    env = dict(os.environ)
+    # The engine's debug lines name the address each session's media comes from.
+    env["R58_LOG_LEVEL"] = "info,sfu::webrtc::engine=debug"
+    env["R58_TEST_CAMERAS"] = "0"
+    with open(log, "wb") as out:
+        proc = subprocess.Popen(cmd, stdout=out, stderr=subprocess.STDOUT, cwd=REPO, env=env)
+    srv = Server(f"http://127.0.0.1:{http_port}", proc, log)
+    deadline = time.monotonic() + 30
+    while True:
+        if proc.poll() is not None:
+            pytest.fail(f"server exited with {proc.returncode}:\n{srv.log_text()[-3000:]}")
+        try:
+            with urllib.request.urlopen(f"{srv.base}/healthz", timeout=1) as resp:
+                if resp.status == 200:
+                    break
+        except (urllib.error.URLError, OSError):
+            pass
+        if time.monotonic() > deadline:
+            proc.kill()
+            pytest.fail(f"GET /healthz never answered 200 within 30 s:\n{srv.log_text()[-3000:]}")
+        time.sleep(0.1)
+    yield srv
+    proc.send_signal(signal.SIGTERM)
+    try:
+        proc.wait(timeout=5)
+    except subprocess.TimeoutExpired:
+        proc.kill()
+        proc.wait()
+
+
+def fetch_ice_servers(server: Server) -> list[dict]:
+    with urllib.request.urlopen(f"{server.base}/api/turn-credentials", timeout=5) as resp:
+        assert resp.status == 200
+        assert resp.headers.get("Cache-Control") == "no-store"
+        return json.loads(resp.read())["iceServers"]
+
+
+def turn_entry(servers: list[dict]) -> dict:
+    entries = [s for s in servers if any(u.startswith("turn:") for u in s["urls"])]
+    assert len(entries) == 1, servers
+    return entries[0]
+
+
+def test_credentials_are_coturn_rest_credentials(server: Server, coturn: Coturn) -> None:
+    entry = turn_entry(fetch_ice_servers(server))
+    assert entry["urls"] == [f"turn:127.0.0.1:{coturn.port}?transport=udp"]
+    expiry, user = entry["username"].split(":", 1)
+    assert user == TURN_USER
+    assert abs(int(expiry) - (time.time() + 600)) < 30, entry["username"]
+    # Recomputed here with Python's hmac, independently of the Rust code.
+    expected = base64.b64encode(
+        hmac.new(coturn.secret.encode(), entry["username"].encode(), hashlib.sha1).digest()
+    ).decode()
+    assert entry["credential"] == expected
+
+
+async def allocate(coturn: Coturn, username: str, password: str):
+    """A TURN allocation with aioice's client; returns the relayed address or raises."""
+
+    class Sink(asyncio.DatagramProtocol):
+        pass
+
+    transport, _ = await asyncio.wait_for(
+        aioice_turn.create_turn_endpoint(
+            Sink, ("127.0.0.1", coturn.port), username, password, transport="udp"
+        ),
+        5,
+    )
+    try:
+        return transport.get_extra_info("sockname")
+    finally:
+        transport.close()
+
+
+def test_coturn_accepts_issued_credentials_and_refuses_others(server: Server, coturn: Coturn):
+    entry = turn_entry(fetch_ice_servers(server))
+    relayed = asyncio.run(allocate(coturn, entry["username"], entry["credential"]))
+    assert relayed[0] == "127.0.0.1" and relayed[1] in coturn.relay_ports, relayed
+
+    # Tampered credential, and a correctly signed but expired username: coturn says 401.
+    expired = f"{int(time.time()) - 60}:{TURN_USER}"
+    expired_pw = base64.b64encode(
+        hmac.new(coturn.secret.encode(), expired.encode(), hashlib.sha1).digest()
+    ).decode()
+    tampered = entry["credential"][:-2] + ("A=" if entry["credential"][-2] != "A" else "B=")
+    for username, password in [(entry["username"], tampered), (expired, expired_pw)]:
+        with pytest.raises(Exception) as refused:
+            asyncio.run(allocate(coturn, username, password))
+        assert "401" in str(refused.value) or "Unauthorized" in str(refused.value), repr(
+            refused.value
+        )
+
+
+def test_relay_only_publisher_reaches_viewer_through_coturn(server: Server, coturn: Coturn):
+    servers = fetch_ice_servers(server)
+    config = RTCConfiguration(
+        iceServers=[RTCIceServer(**s) for s in servers],
+        iceTransportPolicy=RTCIceTransportPolicy.RELAY,
+    )
+
+    async def scenario() -> None:
+        pub = viewer = None
+        try:
+            pub = await whip_publish(server.base, "turnguest", config=config)
+            offer = pub.pc.localDescription.sdp
+            types = re.findall(r"a=candidate:.* typ (\w+)", offer)
+            assert types and set(types) == {"relay"}, f"offer candidates: {types}"
+            viewer = await whep_play(server.base, "turnguest")
+            deadline = time.monotonic() + 20
+            while len(viewer.counters) < 30:
+                assert not viewer.ended.is_set(), viewer.ended_how
+                assert time.monotonic() < deadline, (
+                    f"{len(viewer.counters)} frames with a readable counter in 20 s"
+                )
+                await asyncio.sleep(0.1)
+            assert viewer.sizes[(WIDTH, HEIGHT)] >= 30, viewer.sizes
+            # Counters increase: these are the publisher's frames, in order.
+            values = [c for c, _ in viewer.counters]
+            assert values == sorted(values), values[:40]
+
+            # The publisher's selected (nominated) pair: relay on our side, r58's host candidate
+            # on the other.
+            ice = pub.pc.getTransceivers()[0].sender.transport.transport
+            pairs = list(ice._connection._nominated.values())
+            assert pairs, "no nominated candidate pair"
+            pair = pairs[0]
+            assert pair.local_candidate.type == "relay", pair
+            assert pair.local_candidate.port in coturn.relay_ports, pair
+            assert pair.remote_candidate.type == "host", pair
+        finally:
+            for s in (viewer, pub):
+                if s is not None:
+                    try:
+                        await s.close()
+                    except Exception as e:  # cleanup must not hide the real failure
+                        print(f"cleanup: {e!r}")
+
+    try:
+        asyncio.run(asyncio.wait_for(scenario(), 60))
+    except BaseException:
+        print(f"--- r58 log ---\n{server.log_text()[-4000:]}")
+        print(f"--- coturn log ---\n{coturn.log_text()[-4000:]}")
+        raise
+
+    # r58's side: the publish session's media came from a port of coturn's relay range.
+    text = re.sub(r"\x1b\[[0-9;]*m", "", server.log_text())  # tracing colours its fields
+    published = re.findall(r'publish session created stream="turnguest" session=(\d+)', text)
+    assert len(published) == 1, text[-3000:]
+    paths = [
+        int(port)
+        for session, port in re.findall(r"new ICE path session=(\d+) from=127\.0\.0\.1:(\d+)", text)
+        if session == published[0]
+    ]
+    assert paths and all(p in coturn.relay_ports for p in paths), (paths, coturn.relay_ports)
+    # coturn's side: an allocation (and a permission for r58's address) for the issued user.
+    log = coturn.log_text()
+    assert re.search(rf"user <\d+:{TURN_USER}>.*ALLOCATE processed, success", log), log[-3000:]
+    assert re.search(rf"user <\d+:{TURN_USER}>.*CREATE_PERMISSION processed, success", log) or re.search(
+        rf"user <\d+:{TURN_USER}>.*CHANNEL_BIND processed, success", log
+    ), log[-3000:]
+    assert server.proc.poll() is None, "r58 died"

@@ -1,0 +1,433 @@
+//! `GET /api/turn-credentials` and the WHIP/WHEP `Link: rel="ice-server"` headers, against the
+//! real router with in-process `oneshot` requests.
+
+use std::net::SocketAddr;
+use std::time::{Duration, SystemTime, UNIX_EPOCH};
+
+use axum::Router;
+use axum::body::Body;
+use axum::extract::ConnectInfo;
+use axum::http::{HeaderMap, Method, Request, StatusCode};
+use r58::config::{AuthRule, Turn};
+use r58::http::turn::TurnEndpoint;
+use r58::http::{AppState, router};
+use sfu::turn::{Provider, Secret, TurnConfig, TurnService};
+use sfu::webrtc::driver::SharedEngine;
+use sfu::webrtc::engine::{Engine, EngineConfig};
+use tower::ServiceExt;
+
+const CHROME_WHIP: &str = include_str!("../sfu/testdata/sdp/chrome_whip.sdp");
+const CHROME_WHEP: &str = include_str!("../sfu/testdata/sdp/chrome_whep.sdp");
+const SECRET: &str = "coturn-shared-secret-xyz";
+const STUN: &str = "stun:turn.example.org:3478";
+const TURN_UDP: &str = "turn:turn.example.org:3478?transport=udp";
+const TURN_TCP: &str = "turn:turn.example.org:3478?transport=tcp";
+
+#[derive(Debug)]
+struct Resp {
+    status: StatusCode,
+    headers: HeaderMap,
+    body: String,
+}
+
+impl Resp {
+    fn header(&self, name: &str) -> Option<&str> {
+        self.headers.get(name).and_then(|v| v.to_str().ok())
+    }
+
+    fn links(&self) -> Vec<String> {
+        self.headers
+            .get_all("link")
+            .iter()
+            .map(|v| v.to_str().expect("ascii").to_owned())
+            .collect()
+    }
+
+    fn json(&self) -> serde_json::Value {
+        serde_json::from_str(&self.body).unwrap_or_else(|e| panic!("{e}: {self:?}"))
+    }
+}
+
+fn coturn_settings() -> Turn {
+    Turn {
+        service: TurnConfig {
+            provider: Provider::Coturn {
+                urls: vec![TURN_UDP.into(), TURN_TCP.into()],
+                secret: Secret::new(SECRET),
+                user: "r58".into(),
+                ttl: Duration::from_secs(3_600),
+            },
+            stun_urls: vec![STUN.into()],
+            ..TurnConfig::default()
+        },
+        ..Turn::default()
+    }
+}
+
+fn build(settings: Turn, auth: Vec<AuthRule>) -> Router {
+    let engine = SharedEngine::new(
+        Engine::new(EngineConfig {
+            candidates: vec![SocketAddr::from(([192, 0, 2, 1], 8189))],
+            ..EngineConfig::default()
+        })
+        .expect("engine"),
+    );
+    let turn = TurnEndpoint::new(TurnService::start(settings.service.clone()), settings);
+    router(
+        AppState::new(engine, auth).with_turn(turn),
+        &["*".to_owned()],
+    )
+}
+
+async fn send(
+    app: &Router,
+    method: Method,
+    uri: &str,
+    headers: &[(&str, &str)],
+    peer: Option<&str>,
+    body: &str,
+) -> Resp {
+    let mut builder = Request::builder().method(method).uri(uri);
+    for (k, v) in headers {
+        builder = builder.header(*k, *v);
+    }
+    let mut request = builder.body(Body::from(body.to_owned())).expect("request");
+    if let Some(peer) = peer {
+        let addr: SocketAddr = peer.parse().expect("peer address");
+        request.extensions_mut().insert(ConnectInfo(addr));
+    }
+    let response = app.clone().oneshot(request).await.expect("infallible");
+    let status = response.status();
+    let headers = response.headers().clone();
+    let bytes = axum::body::to_bytes(response.into_body(), usize::MAX)
+        .await
+        .expect("body");
+    Resp {
+        status,
+        headers,
+        body: String::from_utf8(bytes.to_vec()).expect("utf-8"),
+    }
+}
+
+async fn get(app: &Router, headers: &[(&str, &str)], peer: &str) -> Resp {
+    send(
+        app,
+        Method::GET,
+        "/api/turn-credentials",
+        headers,
+        Some(peer),
+        "",
+    )
+    .await
+}
+
+fn now_unix() -> u64 {
+    SystemTime::now()
+        .duration_since(UNIX_EPOCH)
+        .expect("clock")
+        .as_secs()
+}
+
+#[tokio::test]
+async fn coturn_credentials_have_the_rtcpeerconnection_shape() {
+    let app = build(coturn_settings(), Vec::new());
+    let before = now_unix();
+    let r = get(&app, &[], "198.51.100.7:5000").await;
+    assert_eq!(r.status, StatusCode::OK, "{r:?}");
+    assert_eq!(r.header("content-type"), Some("application/json"));
+    assert_eq!(r.header("cache-control"), Some("no-store"));
+    let json = r.json();
+    let servers = json["iceServers"].as_array().expect("iceServers array");
+    assert_eq!(servers.len(), 2, "{json}");
+    assert_eq!(servers[0], serde_json::json!({ "urls": [STUN] }));
+    assert_eq!(servers[1]["urls"], serde_json::json!([TURN_UDP, TURN_TCP]));
+    let username = servers[1]["username"].as_str().expect("username");
+    let (expiry, user) = username.split_once(':').expect("<expiry>:<user>");
+    assert_eq!(user, "r58");
+    let expiry: u64 = expiry.parse().expect("unix time");
+    assert!(
+        (before + 3_600..=now_unix() + 3_600).contains(&expiry),
+        "expiry {expiry} is not now + ttl"
+    );
+    assert_eq!(
+        servers[1]["credential"].as_str(),
+        Some(sfu::turn::rest::password(SECRET.as_bytes(), username).as_str())
+    );
+    assert!(!r.body.contains(SECRET));
+}
+
+#[tokio::test]
+async fn provider_none_is_stun_only() {
+    let mut settings = Turn::default();
+    let empty = build(settings.clone(), Vec::new());
+    let r = get(&empty, &[], "198.51.100.7:5000").await;
+    assert_eq!(r.status, StatusCode::OK);
+    assert_eq!(r.json(), serde_json::json!({ "iceServers": [] }));
+    settings.service.stun_urls = vec![STUN.into()];
+    let stun = build(settings, Vec::new());
+    let r = get(&stun, &[], "198.51.100.7:5000").await;
+    assert_eq!(
+        r.json(),
+        serde_json::json!({ "iceServers": [{ "urls": [STUN] }] })
+    );
+}
+
+#[tokio::test]
+async fn foreign_origins_are_refused() {
+    let app_same_host = build(coturn_settings(), Vec::new());
+    let peer = "198.51.100.7:5000";
+    let host = ("host", "recorder.example.org");
+    let r = get(
+        &app_same_host,
+        &[host, ("origin", "https://evil.example")],
+        peer,
+    )
+    .await;
+    assert_eq!(r.status, StatusCode::FORBIDDEN, "{r:?}");
+    assert!(r.body.contains("origin"), "{r:?}");
+    assert!(!r.body.contains(SECRET));
+    // Pages of the same host (through a tunnel that terminates TLS: the scheme may differ).
+    let r = get(
+        &app_same_host,
+        &[host, ("origin", "https://recorder.example.org")],
+        peer,
+    )
+    .await;
+    assert_eq!(r.status, StatusCode::OK, "{r:?}");
+
+    let mut listed = coturn_settings();
+    listed.allowed_origins = vec!["https://pages.example".into()];
+    let app_listed = build(listed, Vec::new());
+    let r = get(
+        &app_listed,
+        &[host, ("origin", "https://pages.example")],
+        peer,
+    )
+    .await;
+    assert_eq!(r.status, StatusCode::OK, "{r:?}");
+    let r = get(
+        &app_listed,
+        &[host, ("origin", "https://other.example")],
+        peer,
+    )
+    .await;
+    assert_eq!(r.status, StatusCode::FORBIDDEN, "{r:?}");
+    // After refusals the endpoint still serves.
+    assert_eq!(get(&app_listed, &[], peer).await.status, StatusCode::OK);
+}
+
+#[tokio::test]
+async fn token_from_turn_table_or_auth_rule() {
+    let mut settings = coturn_settings();
+    settings.token = Some(Secret::new("endpoint-token"));
+    let app_token = build(settings, Vec::new());
+    let peer = "198.51.100.7:5000";
+    for bad in [
+        vec![],
+        vec![("authorization", "Bearer nope")],
+        vec![("authorization", "Basic endpoint-token")],
+    ] {
+        let r = get(&app_token, &bad, peer).await;
+        assert_eq!(r.status, StatusCode::UNAUTHORIZED, "{bad:?}: {r:?}");
+        assert_eq!(r.header("www-authenticate"), Some("Bearer"));
+    }
+    let r = get(
+        &app_token,
+        &[("authorization", "Bearer endpoint-token")],
+        peer,
+    )
+    .await;
+    assert_eq!(r.status, StatusCode::OK, "{r:?}");
+
+    let rule = AuthRule {
+        path: "/api/*".into(),
+        token: "api-token".into(),
+    };
+    let app_rule = build(coturn_settings(), vec![rule]);
+    assert_eq!(
+        get(&app_rule, &[], peer).await.status,
+        StatusCode::UNAUTHORIZED
+    );
+    let r = get(&app_rule, &[("authorization", "bearer api-token")], peer).await;
+    assert_eq!(r.status, StatusCode::OK, "{r:?}");
+}
+
+#[tokio::test]
+async fn rate_limit_per_client_ip_answers_429_with_retry_after() {
+    let mut settings = coturn_settings();
+    settings.rate_limit_per_minute = 2;
+    settings.rate_limit_burst = 2;
+    let app = build(settings, Vec::new());
+    let a = "203.0.113.5:40000";
+    for _ in 0..2 {
+        assert_eq!(get(&app, &[], a).await.status, StatusCode::OK);
+    }
+    let r = get(&app, &[], a).await;
+    assert_eq!(r.status, StatusCode::TOO_MANY_REQUESTS, "{r:?}");
+    let retry: u64 = r
+        .header("retry-after")
+        .expect("Retry-After")
+        .parse()
+        .expect("seconds");
+    assert!((29..=30).contains(&retry), "one request per 30 s: {retry}");
+    // Another port of the same address is the same client; another address is not.
+    assert_eq!(
+        get(&app, &[], "203.0.113.5:40001").await.status,
+        StatusCode::TOO_MANY_REQUESTS
+    );
+    assert_eq!(
+        get(&app, &[], "203.0.113.6:40000").await.status,
+        StatusCode::OK
+    );
+    // Behind the local tunnel (a trusted proxy) clients are told apart by X-Forwarded-For...
+    let via_tunnel = |ip: &'static str| [("x-forwarded-for", ip)];
+    for _ in 0..2 {
+        let r = get(&app, &via_tunnel("192.0.2.10"), "127.0.0.1:50000").await;
+        assert_eq!(r.status, StatusCode::OK);
+    }
+    assert_eq!(
+        get(&app, &via_tunnel("192.0.2.10"), "127.0.0.1:50000")
+            .await
+            .status,
+        StatusCode::TOO_MANY_REQUESTS
+    );
+    assert_eq!(
+        get(&app, &via_tunnel("192.0.2.11"), "127.0.0.1:50000")
+            .await
+            .status,
+        StatusCode::OK
+    );
+    // ...but an untrusted peer cannot dodge the limit by forging it.
+    let r = get(&app, &via_tunnel("192.0.2.99"), a).await;
+    assert_eq!(r.status, StatusCode::TOO_MANY_REQUESTS);
+
+    let metrics = send(&app, Method::GET, "/metrics", &[], None, "")
+        .await
+        .body;
+    assert!(
+        metrics.contains("r58_turn_credentials_rate_limited_total{provider=\"coturn\"} 4"),
+        "{metrics}"
+    );
+}
+
+#[tokio::test]
+async fn failing_provider_is_503_with_reason_and_counted() {
+    let closed = std::net::TcpListener::bind("127.0.0.1:0").expect("bind");
+    let port = closed.local_addr().expect("addr").port();
+    drop(closed);
+    let settings = Turn {
+        service: TurnConfig {
+            provider: Provider::Cloudflare {
+                key_id: "key".into(),
+                api_token: Secret::new("cf-api-token-abc"),
+                api_base: format!("http://127.0.0.1:{port}"),
+                ttl: Duration::from_secs(3_600),
+            },
+            stun_urls: Vec::new(),
+            api_timeout: Duration::from_secs(2),
+        },
+        ..Turn::default()
+    };
+    let app = build(settings, Vec::new());
+    let r = get(&app, &[], "198.51.100.7:5000").await;
+    assert_eq!(r.status, StatusCode::SERVICE_UNAVAILABLE, "{r:?}");
+    assert!(
+        r.body
+            .starts_with("TURN credentials are unavailable: cannot reach the TURN provider"),
+        "{r:?}"
+    );
+    assert!(r.header("retry-after").is_some());
+    // WHIP still works without the Link headers it cannot fill.
+    let created = send(
+        &app,
+        Method::POST,
+        "/whip/nolink",
+        &[("content-type", "application/sdp")],
+        None,
+        CHROME_WHIP,
+    )
+    .await;
+    assert_eq!(created.status, StatusCode::CREATED, "{created:?}");
+    assert!(created.links().is_empty(), "{created:?}");
+
+    let metrics = send(&app, Method::GET, "/metrics", &[], None, "")
+        .await
+        .body;
+    assert!(
+        metrics.contains("r58_turn_credentials_unavailable_total{provider=\"cloudflare\"} 1"),
+        "{metrics}"
+    );
+    assert!(
+        !metrics.contains("r58_turn_provider_errors_total{provider=\"cloudflare\"} 0"),
+        "{metrics}"
+    );
+    assert!(!metrics.contains("cf-api-token-abc"));
+}
+
+#[tokio::test]
+async fn whip_and_whep_201_carry_link_ice_servers_and_preflights_do_not() {
+    let app = build(coturn_settings(), Vec::new());
+    let sdp = [
+        ("content-type", "application/sdp"),
+        ("origin", "https://app.example"),
+    ];
+    let published = send(&app, Method::POST, "/whip/linked", &sdp, None, CHROME_WHIP).await;
+    assert_eq!(published.status, StatusCode::CREATED, "{published:?}");
+    let played = send(&app, Method::POST, "/whep/linked", &sdp, None, CHROME_WHEP).await;
+    assert_eq!(played.status, StatusCode::CREATED, "{played:?}");
+    for r in [&published, &played] {
+        let links = r.links();
+        assert_eq!(links.len(), 3, "{links:?}");
+        assert_eq!(links[0], format!("<{STUN}>; rel=\"ice-server\""));
+        for (link, url) in links[1..].iter().zip([TURN_UDP, TURN_TCP]) {
+            let prefix = format!("<{url}>; rel=\"ice-server\"; username=\"");
+            assert!(link.starts_with(&prefix), "{link}");
+            let rest = &link[prefix.len()..];
+            let (username, rest) = rest.split_once('"').expect("username");
+            let credential = sfu::turn::rest::password(SECRET.as_bytes(), username);
+            assert_eq!(
+                rest,
+                format!("; credential=\"{credential}\"; credential-type=\"password\""),
+            );
+            assert!(username.ends_with(":r58"), "{username}");
+        }
+        // Browsers may read them (CORS exposes Link).
+        let exposed = r
+            .header("access-control-expose-headers")
+            .unwrap_or_default();
+        assert!(exposed.to_ascii_lowercase().contains("link"), "{r:?}");
+    }
+    // Preflights and plain OPTIONS never carry credentials.
+    let preflight = [
+        ("origin", "https://app.example"),
+        ("access-control-request-method", "POST"),
+    ];
+    for uri in ["/whip/linked", "/whep/linked"] {
+        let r = send(&app, Method::OPTIONS, uri, &preflight, None, "").await;
+        assert!(r.status.is_success(), "{r:?}");
+        assert!(r.links().is_empty(), "Link on a preflight: {r:?}");
+        let r = send(&app, Method::OPTIONS, uri, &[], None, "").await;
+        assert!(r.status.is_success(), "{r:?}");
+        assert!(r.links().is_empty(), "Link on OPTIONS: {r:?}");
+    }
+    // Nor do refused offers.
+    let refused = send(
+        &app,
+        Method::POST,
+        "/whip/linked2",
+        &[("content-type", "text/plain")],
+        None,
+        CHROME_WHIP,
+    )
+    .await;
+    assert_eq!(refused.status, StatusCode::UNSUPPORTED_MEDIA_TYPE);
+    assert!(refused.links().is_empty());
+
+    // link_headers = false turns them off.
+    let mut quiet = coturn_settings();
+    quiet.link_headers = false;
+    let app = build(quiet, Vec::new());
+    let r = send(&app, Method::POST, "/whip/quiet", &sdp, None, CHROME_WHIP).await;
+    assert_eq!(r.status, StatusCode::CREATED);
+    assert!(r.links().is_empty(), "{r:?}");
+}

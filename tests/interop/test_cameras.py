@@ -66,9 +66,7 @@ def read_camera_counter(frame) -> int | None:
 
 
 async def whep_play_video(base_url: str, name: str) -> Viewer:
-    """Like r58client.whep_play, but offers video only: a camera stream has no audio, and the
-    server rejects an audio section with port 0 and no ICE attributes, which aiortc refuses
-    ("ICE username fragment or password is missing") although browsers accept it."""
+    """Like r58client.whep_play, but offers video only (a camera stream has no audio)."""
     pc = _new_pc()
     pc.addTransceiver("video", direction="recvonly")
     tracks = []
@@ -262,3 +260,28 @@ def test_switcher_program_cuts_between_cameras(
             await close_all(viewer)
 
     run(camera_server, scenario(), timeout=90)
+
+
+def test_aiortc_offering_audio_and_video_plays_a_video_only_camera(
+    camera_server: Server, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The camera has no audio: the answer rejects the audio m-line (port 0) but still gives it
+    ICE and DTLS parameters, which aiortc insists on for every section."""
+    monkeypatch.setattr(r58client, "read_counter", read_camera_counter)
+
+    async def scenario() -> None:
+        deadline = time.monotonic() + 10
+        while "cam1" not in {s["name"] for s in get_streams(camera_server)}:
+            assert time.monotonic() < deadline, "cam1 never went online"
+            await asyncio.sleep(0.1)
+        viewer = await r58client.whep_play(camera_server.base, "cam1")
+        try:
+            deadline = time.monotonic() + 10
+            while len(viewer.counters) < 10 and time.monotonic() < deadline:
+                await asyncio.sleep(0.05)
+            assert len(viewer.counters) >= 10, "cam1 video decoded with an audio+video offer"
+            assert all(c >> 20 == 1 for c, _ in viewer.counters), "frames are cam1's"
+        finally:
+            await close_all(viewer)
+
+    run(camera_server, scenario())

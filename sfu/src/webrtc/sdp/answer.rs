@@ -142,7 +142,7 @@ pub fn build_answer(offer: &Offer, params: &AnswerParams<'_>) -> Result<String, 
     line("a=msid-semantic: WMS *");
     for (a, o) in params.media.iter().zip(&offer.media) {
         match &a.accept {
-            None => write_rejected(&mut line, o),
+            None => write_rejected(&mut line, params, o),
             Some(acc) => write_accepted(&mut line, params, o, acc, &candidates),
         }
     }
@@ -205,7 +205,9 @@ fn check_accepted(o: &OfferedMedia, acc: &AcceptedMedia) -> Result<(), SdpError>
     Ok(())
 }
 
-fn write_rejected(line: &mut impl FnMut(&str), o: &OfferedMedia) {
+/// A rejected m-line: port 0, its mid, and (though browsers ignore them there) our ICE and DTLS
+/// parameters, because some stacks (aiortc) refuse an answer with any m-line lacking them.
+fn write_rejected(line: &mut impl FnMut(&str), p: &AnswerParams, o: &OfferedMedia) {
     // Values are echoed from the offer only if they are plain tokens.
     let media = if is_token(&o.media_type, 32) {
         o.media_type.as_str()
@@ -217,15 +219,37 @@ fn write_rejected(line: &mut impl FnMut(&str), o: &OfferedMedia) {
     } else {
         "UDP/TLS/RTP/SAVPF"
     };
-    let fmt = o
-        .formats
-        .first()
-        .filter(|f| is_token(f, 64))
-        .map_or("0", String::as_str);
+    // The offer's first codec, echoed with its rtpmap: aiortc wants one it knows even here.
+    let codec = o.codecs.first().filter(|c| is_token(&c.name, 32));
+    let fmt = match codec {
+        Some(c) => c.payload_type.to_string(),
+        None => o
+            .formats
+            .first()
+            .filter(|f| is_token(f, 64))
+            .map_or("0", String::as_str)
+            .to_owned(),
+    };
     line(&format!("m={media} 0 {proto} {fmt}"));
     line("c=IN IP4 0.0.0.0");
+    line(&format!("a=ice-ufrag:{}", p.ice_ufrag));
+    line(&format!("a=ice-pwd:{}", p.ice_pwd));
+    line(&format!("a=fingerprint:sha-256 {}", p.fingerprint_sha256));
+    line("a=setup:passive");
     if !o.mid.is_empty() {
         line(&format!("a=mid:{}", o.mid));
+    }
+    if !matches!(o.kind, super::MediaKind::Audio | super::MediaKind::Video) {
+        return;
+    }
+    line("a=inactive");
+    line("a=rtcp-mux");
+    if let Some(c) = codec {
+        let channels = c.channels.map(|n| format!("/{n}")).unwrap_or_default();
+        line(&format!(
+            "a=rtpmap:{} {}/{}{channels}",
+            c.payload_type, c.name, c.clock_rate
+        ));
     }
 }
 

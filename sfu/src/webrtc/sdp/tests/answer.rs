@@ -258,10 +258,29 @@ fn rejected_sections() {
     let answer = build(&o, &params(media, &c));
     reparse(&answer);
     assert!(answer.contains("a=group:BUNDLE 0\r\n"));
-    assert!(answer.contains("m=video 0 UDP/TLS/RTP/SAVPF 96\r\nc=IN IP4 0.0.0.0\r\na=mid:1\r\n"));
-    assert!(answer.ends_with(
-        "m=application 0 UDP/DTLS/SCTP webrtc-datachannel\r\nc=IN IP4 0.0.0.0\r\na=mid:2\r\n"
-    ));
+    // Rejected sections keep our ICE/DTLS parameters (aiortc requires them on every section)
+    // and, for RTP, the offer's first codec.
+    let ice = format!("a=ice-ufrag:{UFRAG}\r\na=ice-pwd:{PWD}\r\n");
+    let video = answer.split("m=video").nth(1).expect("video section");
+    assert!(
+        video.starts_with(" 0 UDP/TLS/RTP/SAVPF 96\r\nc=IN IP4 0.0.0.0\r\n"),
+        "{video}"
+    );
+    for attr in [
+        "a=mid:1\r\n",
+        "a=inactive\r\n",
+        "a=rtcp-mux\r\n",
+        "a=rtpmap:96 VP8/90000\r\n",
+    ] {
+        assert!(video.contains(attr), "{attr} in {video}");
+    }
+    let application = answer
+        .split("m=application")
+        .nth(1)
+        .expect("application section");
+    assert!(application.starts_with(" 0 UDP/DTLS/SCTP webrtc-datachannel\r\n"));
+    assert!(application.contains("a=mid:2\r\n") && !application.contains("a=rtcp-mux"));
+    assert!(video.contains(&ice) && application.contains(&ice));
     assert_eq!(answer.matches("a=end-of-candidates").count(), 1);
 }
 

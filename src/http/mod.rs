@@ -4,6 +4,8 @@
 
 mod api;
 mod auth;
+mod events;
+pub mod pages;
 mod whip;
 
 use std::collections::HashMap;
@@ -55,6 +57,8 @@ pub fn router(state: AppState, cors_origins: &[String]) -> Router {
         .route("/api/streams", get(api::streams))
         .route("/metrics", get(api::metrics))
         .merge(whip::routes())
+        .merge(pages::routes())
+        .merge(events::routes())
         .layer(DefaultBodyLimit::max(MAX_BODY_BYTES))
         .with_state(state);
     // tower-http's CorsLayer answers every OPTIONS itself as a preflight, so a plain OPTIONS

@@ -303,11 +303,10 @@ async function onConnectionState(client) {
       log(`ICE candidate: type=${pair.local} (${pair.protocol}, server ${pair.remote})`);
       $('ice-type').textContent = `${pair.local}${pair.local === 'relay' ? ' (TURN)' : ''} → server ${pair.remote}`;
     }
+    if (client !== state.client || client.pc.connectionState !== 'connected') return;
     localStorage.setItem(OWNED_KEY, state.name);
-    if (!state.reconnecting) {
-      setStatus('live', `Connected as ${state.name}! You are now live.`);
-      log(`Connected as ${state.name}! You are now live.`);
-    }
+    setStatus('live', `Connected as ${state.name}! You are now live.`);
+    log(`Connected as ${state.name}! You are now live.`);
   } else if (state.joined && !state.reconnecting && (s === 'failed' || s === 'closed')) {
     reconnect(`connection ${s}`);
   } else if (state.joined && !state.reconnecting && s === 'disconnected') {
@@ -349,11 +348,8 @@ async function reconnect(why) {
       }
       setStatus('warn', `Reconnecting with a new session (attempt ${attempt})...`);
       log(`Starting a new WHIP session (attempt ${attempt})`);
-      if (await connect()) {
-        setStatus('live', `Connected as ${state.name}! You are now live.`);
-        log(`Connected as ${state.name}! You are now live.`);
-        return;
-      }
+      // On success the connection's own 'connected' handler says so.
+      if (await connect()) return;
       const pause = Math.min(2 ** attempt, 15);
       setStatus('warn', `Reconnect failed; trying again in ${pause} s...`);
       await new Promise((r) => setTimeout(r, pause * 1000));

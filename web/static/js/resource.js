@@ -136,8 +136,12 @@ export class Resource {
   /** Ends the session on the server (once) and closes the peer connection. */
   async stop() {
     removeEventListener('pagehide', this.onPageHide);
-    this.pc.close();
-    if (!this.location || this.deleted) return;
+    // DELETE before closing: closing sends a DTLS close_notify that ends the session on the
+    // server, and the DELETE would then find nothing to delete.
+    if (!this.location || this.deleted) {
+      this.pc.close();
+      return;
+    }
     this.deleted = true;
     try {
       const response = await fetch(this.location, { method: 'DELETE' });
@@ -147,6 +151,7 @@ export class Resource {
     } catch (e) {
       this.log(`Leaving: ${e.message}`, 'warn');
     }
+    this.pc.close();
   }
 
   /** The page is going away: a DELETE that outlives it (fetch keepalive). */

@@ -7,8 +7,10 @@ import { Resource } from './resource.js';
 export function preferH264(codecs) {
   const rank = (c) => {
     if (c.mimeType !== 'video/H264') return c.mimeType === 'video/rtx' ? 3 : 4;
-    return /profile-level-id=42e01f/i.test(c.sdpFmtpLine ?? '') ? 0
-      : /packetization-mode=1/.test(c.sdpFmtpLine ?? '') ? 1 : 2;
+    // The server takes packetization-mode 1 only (FU-A fragments; mode 0 cannot carry 720p).
+    const fmtp = c.sdpFmtpLine ?? '';
+    if (!/packetization-mode=1/.test(fmtp)) return 2;
+    return /profile-level-id=42e01f/i.test(fmtp) ? 0 : 1;
   };
   return [...codecs].sort((a, b) => rank(a) - rank(b));
 }

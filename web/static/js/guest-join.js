@@ -395,5 +395,8 @@ $('join-btn').addEventListener('click', join);
 $('leave-btn').addEventListener('click', leave);
 $('camera').addEventListener('change', () => switchDevice('video'));
 $('microphone').addEventListener('change', () => switchDevice('audio'));
+navigator.mediaDevices?.addEventListener('devicechange', () => { if (state.media) fillPickers(); });
+// Back from the back/forward cache: the session was deleted when the page was hidden.
+addEventListener('pageshow', (e) => { if (e.persisted && state.joined && state.client) reconnect('page restored'); });
 nameInput.addEventListener('keydown', (e) => { if (e.key === 'Enter' && !state.joined) join(); });
 setButtons();

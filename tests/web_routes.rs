@@ -88,7 +88,10 @@ async fn pages_are_html_with_revalidation_and_a_content_security_policy() {
         assert_eq!(r.header("content-type"), "text/html; charset=utf-8");
         assert_eq!(r.header("cache-control"), "no-cache");
         assert_eq!(r.header("x-content-type-options"), "nosniff");
-        assert!(r.header("content-security-policy").contains("default-src 'self'"));
+        assert!(
+            r.header("content-security-policy")
+                .contains("default-src 'self'")
+        );
         assert!(r.header("etag").starts_with('"'));
         assert!(r.text().contains(script), "{uri} does not load {script}");
     }
@@ -206,7 +209,8 @@ impl Events {
                 .expect("an event within 5 s")
                 .expect("the stream goes on")
                 .expect("body chunk");
-            self.buffer.push_str(std::str::from_utf8(&chunk).expect("UTF-8"));
+            self.buffer
+                .push_str(std::str::from_utf8(&chunk).expect("UTF-8"));
         }
     }
 
@@ -243,7 +247,11 @@ async fn events_start_with_a_snapshot_then_follow_streams_coming_and_going() {
     post_whip(&app, "early").await;
     let response = app
         .clone()
-        .oneshot(Request::get("/api/events").body(Body::empty()).expect("req"))
+        .oneshot(
+            Request::get("/api/events")
+                .body(Body::empty())
+                .expect("req"),
+        )
         .await
         .expect("infallible");
     assert_eq!(response.status(), StatusCode::OK);

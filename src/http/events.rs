@@ -91,8 +91,7 @@ pub enum Change {
 /// The changes that turn `before` into `after` (both sorted by name, as the engine lists them):
 /// removals first, then additions and updates in name order.
 pub fn diff(before: &[StreamSummary], after: &[StreamSummary]) -> Vec<Change> {
-    let old: BTreeMap<&str, &StreamSummary> =
-        before.iter().map(|s| (s.name.as_str(), s)).collect();
+    let old: BTreeMap<&str, &StreamSummary> = before.iter().map(|s| (s.name.as_str(), s)).collect();
     let new: BTreeMap<&str, &StreamSummary> = after.iter().map(|s| (s.name.as_str(), s)).collect();
     let mut changes: Vec<Change> = old
         .keys()

@@ -42,7 +42,10 @@ const PAGE_CSP: &str = "default-src 'self'; img-src 'self' data:; media-src 'sel
 
 pub fn routes() -> Router<AppState> {
     Router::new()
-        .route("/", get(|h: HeaderMap| async move { serve("index.html", &h) }))
+        .route(
+            "/",
+            get(|h: HeaderMap| async move { serve("index.html", &h) }),
+        )
         .route(
             "/guest_join",
             get(|h: HeaderMap| async move { serve("guest_join.html", &h) }),
@@ -177,7 +180,9 @@ mod tests {
                 a.path
             );
             assert!(
-                a.path == "index.html" || a.path == "guest_join.html" || a.path.starts_with("static/"),
+                a.path == "index.html"
+                    || a.path == "guest_join.html"
+                    || a.path.starts_with("static/"),
                 "{} is embedded but no route serves it",
                 a.path
             );

@@ -297,3 +297,27 @@ async fn events_start_with_a_snapshot_then_follow_streams_coming_and_going() {
     let removed = events.until("removed", "guest7").await;
     assert_eq!(removed, r#"{"name":"guest7"}"#);
 }
+
+#[tokio::test]
+async fn event_streams_beyond_the_limit_get_503_until_one_closes() {
+    let (app, _) = server();
+    let open = || async {
+        app.clone()
+            .oneshot(Request::get("/api/events").body(Body::empty()).expect("req"))
+            .await
+            .expect("infallible")
+    };
+    let mut held = Vec::new();
+    let refused = loop {
+        let r = open().await;
+        if r.status() != StatusCode::OK {
+            break r;
+        }
+        held.push(r);
+        assert!(held.len() <= 64, "more than 64 event streams open at once");
+    };
+    assert_eq!(refused.status(), StatusCode::SERVICE_UNAVAILABLE);
+    assert_eq!(refused.headers()["retry-after"], "5");
+    drop(held.pop());
+    assert_eq!(open().await.status(), StatusCode::OK);
+}

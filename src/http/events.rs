@@ -3,16 +3,17 @@
 //! On connect the client gets `snapshot` (every stream), then `added`, `updated` and `removed`
 //! as streams come and go or their viewers and bitrates change. The engine is polled twice a
 //! second per connection and the lists diffed ([`diff`], pure): a handful of operator pages is
-//! the expected audience, and polling keeps the media engine free of observers. Comments every
-//! 15 s keep proxies and tunnels from closing an idle stream.
+//! the expected audience (at most [`MAX_STREAMS`] at once), and polling keeps the media engine
+//! free of observers. Comments every 15 s keep proxies and tunnels from closing an idle stream.
 
 use std::collections::{BTreeMap, VecDeque};
 use std::convert::Infallible;
+use std::sync::atomic::{AtomicUsize, Ordering};
 use std::time::Duration;
 
 use axum::Router;
 use axum::extract::State;
-use axum::http::{HeaderValue, header};
+use axum::http::{HeaderValue, StatusCode, header};
 use axum::response::sse::{Event, KeepAlive, Sse};
 use axum::response::{IntoResponse, Response};
 use axum::routing::get;
@@ -28,6 +29,44 @@ const POLL: Duration = Duration::from_millis(500);
 const KEEPALIVE: Duration = Duration::from_secs(15);
 /// How long a browser waits before reconnecting after the stream broke.
 const RETRY: Duration = Duration::from_secs(2);
+/// Each open stream looks at the engine twice a second; beyond this many, new ones get 503 so
+/// a flood of them cannot crowd the media engine's lock.
+const MAX_STREAMS: usize = 64;
+
+static OPEN: Slots = Slots::new(MAX_STREAMS);
+
+/// A counter of open event streams with a ceiling.
+pub struct Slots {
+    max: usize,
+    used: AtomicUsize,
+}
+
+/// One taken slot, given back on drop (when the client goes away and axum drops the stream).
+pub struct Slot<'a>(&'a Slots);
+
+impl Slots {
+    pub const fn new(max: usize) -> Self {
+        Self {
+            max,
+            used: AtomicUsize::new(0),
+        }
+    }
+
+    pub fn take(&self) -> Option<Slot<'_>> {
+        self.used
+            .fetch_update(Ordering::AcqRel, Ordering::Acquire, |n| {
+                (n < self.max).then_some(n + 1)
+            })
+            .ok()
+            .map(|_| Slot(self))
+    }
+}
+
+impl Drop for Slot<'_> {
+    fn drop(&mut self) {
+        self.0.used.fetch_sub(1, Ordering::AcqRel);
+    }
+}
 
 pub fn routes() -> Router<AppState> {
     Router::new().route("/api/events", get(events))
@@ -136,13 +175,14 @@ fn snapshot(state: &AppState) -> Vec<StreamSummary> {
 
 /// Per connection: the last list sent, the events not yet sent, the poll timer.
 struct Feed {
+    _slot: Slot<'static>,
     state: AppState,
     last: Vec<StreamSummary>,
     pending: VecDeque<Event>,
     tick: tokio::time::Interval,
 }
 
-fn feed(state: AppState) -> impl Stream<Item = Result<Event, Infallible>> {
+fn feed(state: AppState, slot: Slot<'static>) -> impl Stream<Item = Result<Event, Infallible>> {
     let last = snapshot(&state);
     let first = Event::default()
         .event("snapshot")
@@ -151,6 +191,7 @@ fn feed(state: AppState) -> impl Stream<Item = Result<Event, Infallible>> {
     let mut tick = tokio::time::interval(POLL);
     tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
     let feed = Feed {
+        _slot: slot,
         state,
         last,
         pending: VecDeque::from([first]),
@@ -171,7 +212,18 @@ fn feed(state: AppState) -> impl Stream<Item = Result<Event, Infallible>> {
 }
 
 async fn events(State(state): State<AppState>) -> Response {
-    let mut response = Sse::new(feed(state))
+    let Some(slot) = OPEN.take() else {
+        return (
+            StatusCode::SERVICE_UNAVAILABLE,
+            [
+                (header::CONTENT_TYPE, "text/plain; charset=utf-8"),
+                (header::RETRY_AFTER, "5"),
+            ],
+            format!("too many open event streams (limit {MAX_STREAMS})\n"),
+        )
+            .into_response();
+    };
+    let mut response = Sse::new(feed(state, slot))
         .keep_alive(KeepAlive::new().interval(KEEPALIVE).text("keepalive"))
         .into_response();
     let h = response.headers_mut();
@@ -243,6 +295,19 @@ mod tests {
             diff(&before, &[summary("a", 0, 150)]),
             vec![Change::Updated(summary("a", 0, 150))]
         );
+    }
+
+    #[test]
+    fn slots_stop_at_the_ceiling_and_come_back_on_drop() {
+        let slots = Slots::new(2);
+        let a = slots.take().expect("first");
+        let b = slots.take().expect("second");
+        assert!(slots.take().is_none(), "a third is refused");
+        drop(a);
+        let c = slots.take().expect("freed by the drop");
+        assert!(slots.take().is_none());
+        drop((b, c));
+        assert!(slots.take().is_some());
     }
 
     #[test]

@@ -3,6 +3,9 @@
 // WHEP; the guest's connection is restarted, dropped and ended, and the pages follow.
 import { test, before, after } from 'node:test';
 import assert from 'node:assert/strict';
+import { mkdtempSync, writeFileSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
 import { startServer } from './lib/server.mjs';
 import { launchChromium } from './lib/browser.mjs';
 import {
@@ -50,10 +53,12 @@ test('a guest joins from /guest_join in LOCAL mode and goes live', async () => {
   assert.ok(await guest.$eval('#camera', (s) => s.options.length) >= 1);
   assert.ok(await guest.$eval('#microphone', (s) => s.options.length) >= 1);
 
+  const clicked = Date.now();
   await guest.click('#join-btn');
   await guest.waitForFunction(
     () => document.getElementById('status').textContent === 'Connected as guest1! You are now live.',
     null, { timeout: 15000 });
+  console.log(`Join Stream -> live: ${Date.now() - clicked} ms`);
   const log = await logText(guest);
   assert.match(log, /Getting TURN credentials\.\.\./);
   assert.match(log, /ICE candidate: type=host/);
@@ -75,12 +80,14 @@ test('a guest joins from /guest_join in LOCAL mode and goes live', async () => {
 });
 
 test('/ in LOCAL mode plays both test cameras and the guest over WHEP', async () => {
+  const opened = Date.now();
   view = await open('/', 'view');
   assert.equal(await view.textContent('#mode'), 'LOCAL · WebRTC/WHEP');
   assert.match(await logText(view), /Access mode: LOCAL \(using WebRTC\/WHEP\)/);
   for (const name of ['cam0', 'cam1', 'guest1']) {
     await view.waitForSelector(`.tile[data-stream="${name}"][data-state="live"]`, { timeout: 15000 });
   }
+  console.log(`page load -> all three tiles playing: ${Date.now() - opened} ms`);
   // Cameras first, then guests.
   assert.deepEqual(await view.$$eval('.tile', (t) => t.map((e) => e.dataset.stream)), ['cam0', 'cam1', 'guest1']);
   for (const name of ['cam0', 'cam1', 'guest1']) {
@@ -193,4 +200,39 @@ test('a guest who leaves disappears from the multiview within seconds', async ()
   await view.close();
   await guest.close();
   assert.deepEqual(errors, [], 'no page errors or CSP violations');
+});
+
+test('on a server that wants a publishing token, the invite link\'s ?token= is used and its absence explained', async () => {
+  const dir = mkdtempSync(join(tmpdir(), 'r58-e2e-auth-'));
+  const config = join(dir, 'r58.toml');
+  writeFileSync(config, '[[auth]]\npath = "/whip/*"\ntoken = "invite-7f3a"\n');
+  const locked = await startServer(['--config', config]);
+  try {
+    const page = await browser.newPage();
+    watchConsole(page, 'token');
+    await page.goto(`${locked.base}/guest_join`);
+    await page.fill('#name', 'invited');
+    await page.click('#join-btn');
+    await page.waitForFunction(() => /\(401\)/.test(document.getElementById('status').textContent), null, { timeout: 15000 });
+    assert.equal(await page.textContent('#status'),
+      'This server needs a publishing token (401): ask for an invite link that carries one (?token=...).');
+
+    await page.goto(`${locked.base}/guest_join?token=invite-7f3a&name=invited`);
+    assert.equal(await page.inputValue('#name'), 'invited');
+    await page.click('#join-btn');
+    await page.waitForFunction(() => document.getElementById('status').textContent === 'Connected as invited! You are now live.',
+      null, { timeout: 15000 });
+    const location = await page.evaluate(() => window.r58guest.client.resource.location);
+    const deleted = page.waitForResponse((r) => r.request().method() === 'DELETE');
+    await page.click('#leave-btn');
+    // Leave's DELETE carries the token too, and the server accepts it.
+    const response = await deleted;
+    assert.equal(response.url(), location);
+    assert.equal(response.request().headers().authorization, 'Bearer invite-7f3a');
+    assert.equal(response.status(), 200);
+    await page.waitForFunction(() => document.getElementById('status').textContent.startsWith('You left'));
+    await page.close();
+  } finally {
+    await locked.stop();
+  }
 });

@@ -70,9 +70,11 @@ async function joinAs(page, name) {
   await page.fill('#name', name);
   await page.click('#preview-btn');
   await page.waitForFunction(() => document.getElementById('preview').videoWidth > 0, null, { timeout: 10000 });
+  const clicked = Date.now();
   await page.click('#join-btn');
   await page.waitForFunction((t) => document.getElementById('status').textContent === t,
     liveText(name), { timeout: 20000 });
+  console.log(`${name}: Join Stream -> live: ${Date.now() - clicked} ms`);
 }
 
 test('a guest in REMOTE mode with no TURN server says so and connects directly', async () => {

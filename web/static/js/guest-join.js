@@ -235,6 +235,8 @@ async function connect() {
     iceServers: state.iceServers,
     iceTransportPolicy: state.policy,
     maxVideoBitrate: 2_500_000,
+    // An invite link may carry the publishing token: /guest_join?token=...
+    token: new URLSearchParams(location.search).get('token'),
     log,
   });
   state.client = client;
@@ -249,7 +251,7 @@ async function connect() {
     if (e instanceof HttpError) {
       const why = e.status === 409
         ? `The name "${state.name}" is in use. Choose another name.`
-        : e.status === 401 ? 'The server wants a token for publishing (401).'
+        : e.status === 401 ? 'This server needs a publishing token (401): ask for an invite link that carries one (?token=...).'
         : e.status === 503 ? 'The server is full right now (503). Try again in a moment.'
         : `The server refused: ${e.status} ${e.reason}`;
       setStatus('error', why);

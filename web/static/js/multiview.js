@@ -23,6 +23,8 @@ const template = document.getElementById('tile-template');
 const tiles = new Map();
 
 const RETRY_MS = 3000;
+// For servers that protect /whep with a bearer token: /?token=...
+const viewToken = new URLSearchParams(location.search).get('token');
 
 class Tile {
   constructor(summary) {
@@ -93,7 +95,7 @@ class Tile {
   }
 
   async startWhep(generation) {
-    const client = new WhepClient(this.name, { log: (m, l) => log(`${this.name}: ${m}`, l) });
+    const client = new WhepClient(this.name, { token: viewToken, log: (m, l) => log(`${this.name}: ${m}`, l) });
     this.player = { kind: 'whep', client };
     this.video.srcObject = client.stream;
     let lostTimer = null;

@@ -24,11 +24,13 @@ export class Resource {
    * @param {string} endpoint  e.g. '/whip/guest1' (resolved against the page)
    * @param {RTCPeerConnection} pc  with its transceivers set up
    * @param {(msg: string, level?: string) => void} log
+   * @param {string | null} token  bearer token, for paths the server protects
    */
-  constructor(endpoint, pc, log = () => {}) {
+  constructor(endpoint, pc, log = () => {}, token = null) {
     this.endpoint = new URL(endpoint, location.href).href;
     this.pc = pc;
     this.log = log;
+    this.auth = token ? { Authorization: `Bearer ${token}` } : {};
     this.location = null;
     this.etag = null;
     this.pending = [];      // candidates gathered but not yet sent
@@ -49,7 +51,7 @@ export class Resource {
     await this.pc.setLocalDescription(await this.pc.createOffer());
     const response = await fetch(this.endpoint, {
       method: 'POST',
-      headers: { 'Content-Type': 'application/sdp' },
+      headers: { 'Content-Type': 'application/sdp', ...this.auth },
       body: this.pc.localDescription.sdp,
     });
     if (response.status !== 201) {
@@ -88,7 +90,7 @@ export class Resource {
     try {
       const response = await fetch(this.location, {
         method: 'PATCH',
-        headers: { 'Content-Type': 'application/trickle-ice-sdpfrag', 'If-Match': this.etag ?? '*' },
+        headers: { 'Content-Type': 'application/trickle-ice-sdpfrag', 'If-Match': this.etag ?? '*', ...this.auth },
         body: candidateFragment(local, batch, end),
       });
       if (response.status !== 204 && response.status !== 200) {
@@ -114,7 +116,7 @@ export class Resource {
       await this.pc.setLocalDescription(offer);
       const response = await fetch(this.location, {
         method: 'PATCH',
-        headers: { 'Content-Type': 'application/trickle-ice-sdpfrag', 'If-Match': '"*"' },
+        headers: { 'Content-Type': 'application/trickle-ice-sdpfrag', 'If-Match': '"*"', ...this.auth },
         body: restartFragment(this.pc.localDescription.sdp),
       });
       if (response.status !== 200) {
@@ -144,7 +146,7 @@ export class Resource {
     }
     this.deleted = true;
     try {
-      const response = await fetch(this.location, { method: 'DELETE' });
+      const response = await fetch(this.location, { method: 'DELETE', headers: this.auth });
       if (response.status !== 200 && response.status !== 404) {
         this.log(`Leaving: the server answered ${response.status} ${await reasonOf(response)}`, 'warn');
       }
@@ -158,7 +160,7 @@ export class Resource {
   deleteOnUnload() {
     if (!this.location || this.deleted) return;
     this.deleted = true;
-    fetch(this.location, { method: 'DELETE', keepalive: true }).catch(() => {});
+    fetch(this.location, { method: 'DELETE', headers: this.auth, keepalive: true }).catch(() => {});
     this.pc.close();
   }
 }

@@ -5,7 +5,7 @@ import { Resource } from './resource.js';
 export class WhepClient {
   /**
    * @param {string} name  stream name
-   * @param {{ iceServers?: RTCIceServer[], log?: (m: string, l?: string) => void }} options
+   * @param {{ iceServers?: RTCIceServer[], token?: string | null, log?: (m: string, l?: string) => void }} options
    */
   constructor(name, options = {}) {
     this.name = name;
@@ -14,7 +14,7 @@ export class WhepClient {
     this.pc.addTransceiver('video', { direction: 'recvonly' });
     this.pc.addTransceiver('audio', { direction: 'recvonly' });
     this.pc.addEventListener('track', (e) => this.stream.addTrack(e.track));
-    this.resource = new Resource(`/whep/${encodeURIComponent(name)}`, this.pc, options.log);
+    this.resource = new Resource(`/whep/${encodeURIComponent(name)}`, this.pc, options.log, options.token);
   }
 
   start() { return this.resource.start(); }

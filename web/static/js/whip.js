@@ -20,7 +20,7 @@ export class WhipClient {
    * @param {string} name  stream name
    * @param {MediaStream} media
    * @param {{ iceServers?: RTCIceServer[], iceTransportPolicy?: RTCIceTransportPolicy,
-   *           maxVideoBitrate?: number, log?: (m: string, l?: string) => void }} options
+   *           maxVideoBitrate?: number, token?: string | null, log?: (m: string, l?: string) => void }} options
    */
   constructor(name, media, options = {}) {
     this.name = name;
@@ -38,7 +38,7 @@ export class WhipClient {
         if (codecs.some((c) => c.mimeType === 'video/H264')) t.setCodecPreferences(preferH264(codecs));
       }
     }
-    this.resource = new Resource(`/whip/${encodeURIComponent(name)}`, this.pc, options.log);
+    this.resource = new Resource(`/whip/${encodeURIComponent(name)}`, this.pc, options.log, options.token);
   }
 
   start() { return this.resource.start(); }

@@ -303,7 +303,11 @@ async fn event_streams_beyond_the_limit_get_503_until_one_closes() {
     let (app, _) = server();
     let open = || async {
         app.clone()
-            .oneshot(Request::get("/api/events").body(Body::empty()).expect("req"))
+            .oneshot(
+                Request::get("/api/events")
+                    .body(Body::empty())
+                    .expect("req"),
+            )
             .await
             .expect("infallible")
     };

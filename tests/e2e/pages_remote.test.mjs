@@ -122,6 +122,38 @@ test('a guest on a non-local hostname publishes through a real coturn relay', as
   await screenshot(guest, 'guest_join-remote-live');
 });
 
+test('a guest whose TURN relay goes away says so, retries, and is live again when it is back', async () => {
+  const before = await guest.evaluate(() => window.r58guest.client.resource.location);
+  await turn.stop();
+  // The page notices (connection disconnected/failed), tries an ICE restart, then new sessions.
+  await guest.waitForFunction(() => /Starting a new WHIP session \(attempt 1\)/.test(document.getElementById('log').textContent),
+    null, { timeout: 30000 });
+  await guest.waitForFunction(() => /^Reconnecting/.test(document.getElementById('status').textContent), null, { timeout: 5000 });
+  const during = await guest.textContent('#status');
+  console.log(`while the relay is down: ${during}`);
+  assert.match(during, /^Reconnecting with a new session \(attempt 1\): Connecting via TURN relay\.\.\.$/);
+  // Leave it down long enough for an attempt to fail and the page to back off.
+  await guest.waitForFunction(() => /Starting a new WHIP session \(attempt 2\)/.test(document.getElementById('log').textContent),
+    null, { timeout: 30000 });
+  assert.match(await logText(guest), /No connection within \d+ s|The TURN relay gave no candidate/);
+  await screenshot(guest, 'guest_join-remote-relay-down');
+  const down = Date.now();
+  await turn.restart();
+  await guest.waitForFunction((t) => document.getElementById('status').textContent === t,
+    liveText('remote1'), { timeout: 45000 });
+  console.log(`live again ${Date.now() - down} ms after the relay came back`);
+  const log = await logText(guest);
+  assert.match(log, /Connection lost \(connection (lost|failed)\): trying an ICE restart/);
+  assert.match(log, /Starting a new WHIP session \(attempt 1\)/);
+  const lines = log.split(/(?=\d\d:\d\d:\d\d {2})/);
+  const lastRelay = lines.findLastIndex((l) => /ICE candidate: type=relay/.test(l));
+  const lost = lines.findIndex((l) => /Connection lost/.test(l));
+  assert.ok(lastRelay > lost, 'connected through the relay again after the loss');
+  assert.notEqual(await guest.evaluate(() => window.r58guest.client.resource.location), before);
+  const listed = (await streams(server.base)).find((s) => s.name === 'remote1');
+  assert.ok(listed?.online, 'remote1 is live on the server again');
+});
+
 test('/ in REMOTE mode plays the cameras and the guest over HLS only', async () => {
   const view = await browser.newPage();
   await view.setViewportSize({ width: 1280, height: 800 });

@@ -227,9 +227,10 @@ async function join() {
 }
 
 /** One WHIP session; true once it is up. Errors become status messages. */
-async function connect() {
+async function connect(attempt = 0) {
   const text = state.policy === 'relay' ? 'Connecting via TURN relay...' : 'Connecting...';
-  setStatus('info', text);
+  if (attempt) setStatus('warn', `Reconnecting with a new session (attempt ${attempt}): ${text}`);
+  else setStatus('info', text);
   log(text);
   const client = new WhipClient(state.name, state.media, {
     iceServers: state.iceServers,
@@ -241,7 +242,12 @@ async function connect() {
   });
   state.client = client;
   state.lastBytes = null;
+  $('conn-state').textContent = 'connecting';
+  $('ice-type').textContent = '–';
+  $('bitrate').textContent = '–';
   client.pc.addEventListener('connectionstatechange', () => onConnectionState(client));
+  let candidates = 0;
+  client.pc.addEventListener('icecandidate', (e) => { if (e.candidate?.candidate) candidates += 1; });
   try {
     await client.start();
     log(`WHIP session created: ${new URL(client.resource.location).pathname}`);
@@ -262,10 +268,22 @@ async function connect() {
     }
     return false;
   }
-  if (await waitConnected(client.pc, 15000)) return true;
+  // Gathering that ends with no candidate under the relay policy means the TURN server is
+  // unreachable or refused the credentials: no point waiting for ICE.
+  const noRoute = new Promise((resolve) => {
+    client.pc.addEventListener('icegatheringstatechange', () => {
+      if (client.pc.iceGatheringState === 'complete' && candidates === 0) resolve('no-candidates');
+    });
+  });
+  const waitMs = attempt ? 8000 : 15000;
+  const outcome = await Promise.race([waitConnected(client.pc, waitMs), noRoute]);
+  if (outcome === true) return true;
   if (state.client !== client) return false;  // left meanwhile
   state.client = null;
-  log(`No connection (${client.pc.connectionState})`, 'error');
+  log(outcome === 'no-candidates'
+    ? (state.policy === 'relay' ? 'The TURN relay gave no candidate (unreachable, or it refused the credentials)'
+      : 'No network candidate could be gathered')
+    : `No connection within ${waitMs / 1000} s (ICE ${client.pc.iceConnectionState})`, 'error');
   await client.stop();
   if (state.joined && !state.reconnecting) {
     setStatus('error', state.policy === 'relay'
@@ -348,10 +366,9 @@ async function reconnect(why) {
         localStorage.removeItem(OWNED_KEY);
         return;
       }
-      setStatus('warn', `Reconnecting with a new session (attempt ${attempt})...`);
       log(`Starting a new WHIP session (attempt ${attempt})`);
       // On success the connection's own 'connected' handler says so.
-      if (await connect()) return;
+      if (await connect(attempt)) return;
       const pause = Math.min(2 ** attempt, 15);
       setStatus('warn', `Reconnect failed; trying again in ${pause} s...`);
       await new Promise((r) => setTimeout(r, pause * 1000));

@@ -155,7 +155,7 @@ test('a name that is a camera, or live from someone else, is refused with a clea
   assert.equal(await guest.textContent('#conn-state'), 'connected');
 });
 
-test('an ICE restart (PATCH If-Match "*") keeps the guest live', async () => {
+test('an ICE restart (PATCH If-Match "*") keeps the guest live and a viewer playing', async () => {
   const before = await guest.evaluate(() => window.r58guest.client.resource.etag);
   await guest.evaluate(() => window.r58guest.client.restartIce());
   const after = await guest.evaluate(() => window.r58guest.client.resource.etag);
@@ -163,6 +163,17 @@ test('an ICE restart (PATCH If-Match "*") keeps the guest live', async () => {
   await guest.waitForFunction(() => window.r58guest.client.pc.connectionState === 'connected', null, { timeout: 10000 });
   await view.waitForSelector('.tile[data-stream="guest1"][data-state="live"]', { timeout: 5000 });
   await assertPlaying(assert, view, '.tile[data-stream="guest1"] video', 'guest1 after ICE restart');
+
+  // The same for a viewer: the multiview's WHEP session for cam0 restarts ICE and plays on.
+  const tileEtag = () => view.evaluate(() => window.r58multiview.tiles.get('cam0').player.client.resource.etag);
+  const tileLocation = () => view.evaluate(() => window.r58multiview.tiles.get('cam0').player.client.resource.location);
+  const [etag0, location0] = [await tileEtag(), await tileLocation()];
+  await view.evaluate(() => window.r58multiview.tiles.get('cam0').player.client.restartIce());
+  assert.notEqual(await tileEtag(), etag0);
+  assert.equal(await tileLocation(), location0, 'the same WHEP session');
+  await view.waitForFunction(() => window.r58multiview.tiles.get('cam0').player.client.pc.connectionState === 'connected',
+    null, { timeout: 10000 });
+  await assertPlaying(assert, view, '.tile[data-stream="cam0"] video', 'cam0 after ICE restart');
 });
 
 test('a guest whose session the server ends reconnects with a new WHIP session', async () => {

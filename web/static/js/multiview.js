@@ -71,9 +71,9 @@ class Tile {
     const source = summary.source === 'camera' ? 'camera' : 'guest';
     this.el.dataset.source = source;
     this.el.querySelector('.stat-bitrate').textContent = summary.online ? formatBitrate(summary.bitrate_bps) : '';
-    const hls = summary.readers?.hls ?? 0;
-    const viewers = summary.viewers + hls;
-    this.el.querySelector('.stat-viewers').textContent = `${viewers} viewer${viewers === 1 ? '' : 's'}${hls ? ` (${hls} HLS)` : ''}`;
+    // readers.hls counts the stream's HLS packager, not the people fetching from it.
+    const n = summary.viewers;
+    this.el.querySelector('.stat-viewers').textContent = `${n} WebRTC viewer${n === 1 ? '' : 's'}${summary.readers?.hls ? ' · HLS' : ''}`;
     if (!summary.online) {
       this.stop();
       this.setState('offline', 'Stream offline');

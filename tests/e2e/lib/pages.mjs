@@ -41,12 +41,12 @@ export function watchConsole(page, tag) {
 
 /**
  * The state of the `<video>` matched by `selector`: currentTime, size, and the picture sampled
- * through a canvas (mean and spread of luma, a coarse fingerprint to tell frames apart).
+ * through a 160x90 canvas (its luma, with mean and spread).
  */
 export async function videoSample(page, selector) {
   return page.$eval(selector, (video) => {
-    const w = 64;
-    const h = 36;
+    const w = 160;
+    const h = 90;
     const canvas = document.createElement('canvas');
     canvas.width = w;
     canvas.height = h;
@@ -55,12 +55,12 @@ export async function videoSample(page, selector) {
     const px = g.getImageData(0, 0, w, h).data;
     let sum = 0;
     let sq = 0;
-    const fingerprint = [];
+    const luma = [];
     for (let i = 0; i < px.length; i += 4) {
       const y = 0.299 * px[i] + 0.587 * px[i + 1] + 0.114 * px[i + 2];
       sum += y;
       sq += y * y;
-      if ((i / 4) % 97 === 0) fingerprint.push(Math.round(y));
+      luma.push(Math.round(y));
     }
     const n = px.length / 4;
     const mean = sum / n;
@@ -70,7 +70,7 @@ export async function videoSample(page, selector) {
       height: video.videoHeight,
       meanLuma: mean,
       lumaStdDev: Math.sqrt(Math.max(0, sq / n - mean * mean)),
-      fingerprint: fingerprint.join(','),
+      luma,
     };
   });
 }
@@ -83,13 +83,16 @@ export async function assertPlaying(assert, page, selector, label, waitMs = 2000
   const a = await videoSample(page, selector);
   await page.waitForTimeout(waitMs);
   const b = await videoSample(page, selector);
-  console.log(`${label}: ${JSON.stringify({ ...b, fingerprint: undefined })}, advanced ${(b.currentTime - a.currentTime).toFixed(2)} s`);
+  // Pixels that changed by more than coding noise: the test pattern's box and clock move, the
+  // fake camera's pie turns.
+  const changed = a.luma.filter((y, i) => Math.abs(y - b.luma[i]) > 8).length;
+  console.log(`${label}: ${JSON.stringify({ ...b, luma: undefined })}, advanced ${(b.currentTime - a.currentTime).toFixed(2)} s, ${changed} of ${a.luma.length} sampled pixels changed`);
   assert.ok(b.currentTime - a.currentTime > waitMs / 1000 / 2,
     `${label}: currentTime went from ${a.currentTime} to ${b.currentTime} in ${waitMs} ms`);
   assert.ok(b.width > 0 && b.height > 0, `${label}: no video size`);
   assert.ok(b.meanLuma > 20 && b.lumaStdDev > 5,
     `${label}: picture looks black or flat (mean luma ${b.meanLuma.toFixed(1)}, spread ${b.lumaStdDev.toFixed(1)})`);
-  assert.notEqual(a.fingerprint, b.fingerprint, `${label}: the picture did not change in ${waitMs} ms`);
+  assert.ok(changed >= 10, `${label}: the picture did not change in ${waitMs} ms (${changed} pixels)`);
   return [a, b];
 }
 

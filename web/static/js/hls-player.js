@@ -57,6 +57,8 @@ export async function playHls(video, url, { onFatal = () => {}, log = () => {} }
   const hls = new Hls({
     lowLatencyMode: true,
     backBufferLength: 10,
+    // Play up to 1.5x to catch up with the live edge after a stall or a late start.
+    maxLiveSyncPlaybackRate: 1.5,
     // Playlist and part requests are blocking reloads; give them more than a part's time.
     manifestLoadPolicy: { default: { maxTimeToFirstByteMs: 10000, maxLoadTimeMs: 20000, timeoutRetry: { maxNumRetry: 2, retryDelayMs: 0, maxRetryDelayMs: 0 }, errorRetry: { maxNumRetry: 1, retryDelayMs: 1000, maxRetryDelayMs: 8000 } } },
   });

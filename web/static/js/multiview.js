@@ -71,9 +71,9 @@ class Tile {
     const source = summary.source === 'camera' ? 'camera' : 'guest';
     this.el.dataset.source = source;
     this.el.querySelector('.stat-bitrate').textContent = summary.online ? formatBitrate(summary.bitrate_bps) : '';
-    // readers.hls counts the stream's HLS packager, not the people fetching from it.
+    // WHEP viewers only: readers.hls counts the stream's HLS packager, not its audience.
     const n = summary.viewers;
-    this.el.querySelector('.stat-viewers').textContent = `${n} WebRTC viewer${n === 1 ? '' : 's'}${summary.readers?.hls ? ' · HLS' : ''}`;
+    this.el.querySelector('.stat-viewers').textContent = n ? `${n} WebRTC viewer${n === 1 ? '' : 's'}` : '';
     if (!summary.online) {
       this.stop();
       this.setState('offline', 'Stream offline');

@@ -14,7 +14,7 @@ import {
 // r58's own GET /api/turn-credentials arrives with the TURN work (branch `turn`). Until then the
 // test hands the page credentials for the same real coturn by answering that one request itself
 // (Playwright route); everything after it -- relay policy, allocation, WHIP through the relay --
-// is the real thing. At merge: set true and pass the coturn secret in `turnServerArgs`.
+// is the real thing. At merge: set true (`turnToml` below is written for the turn branch's keys).
 const SERVER_TURN = false;
 // r58's /hls/{name}/index.m3u8 arrives with the LL-HLS work on main. Until then the page's
 // /hls requests are answered from a live ffmpeg HLS stream (lib/hls.mjs), so the page, hls.js
@@ -30,16 +30,15 @@ let guest;
 let ffmpegHls;
 const errors = [];
 
-// eslint-disable-next-line no-unused-vars
-function turnServerArgs(t) {
-  // Filled in at merge with the TURN config keys of r58 (shared secret = t.secret, port = t.port).
-  return [];
+/** r58's `[turn]` table (branch `turn`) pointing at the test's coturn. */
+function turnToml(t) {
+  return `[turn]\nprovider = "coturn"\nurls = ["turn:127.0.0.1:${t.port}?transport=udp"]\nsecret = "${t.secret}"\n`;
 }
 
 before(async () => {
   turn = await startTurn();
   if (!HLS_READY) ffmpegHls = await startFfmpegHls();
-  server = await startServer([...smallCameraArgs(), ...(SERVER_TURN ? turnServerArgs(turn) : [])]);
+  server = await startServer(smallCameraArgs(SERVER_TURN ? turnToml(turn) : ''));
   origin = server.base.replace('127.0.0.1', HOST);
   browser = await launchChromium([
     `--host-resolver-rules=MAP ${HOST} 127.0.0.1`,
@@ -106,6 +105,7 @@ test('a guest on a non-local hostname publishes through a real coturn relay', as
   const log = await logText(guest);
   assert.match(log, /Access mode: REMOTE \(using TURN relay\)/);
   assert.match(log, /Getting TURN credentials\.\.\./);
+  assert.match(log, new RegExp(`Got 1 ICE server\\(s\\): turn:127\\.0\\.0\\.1:${turn.port}\\?transport=udp`));
   assert.match(log, /Connecting via TURN relay\.\.\./);
   assert.match(log, /ICE candidate: type=relay/);
   assert.equal(await guest.evaluate(() => window.r58guest.client.pc.getConfiguration().iceTransportPolicy), 'relay');

@@ -10,10 +10,10 @@ export const screenshotDir = process.env.R58_E2E_SCREENSHOTS ?? join(root, 'targ
  * Server arguments for the two test cameras at a size that leaves the shared CPU to the browser
  * (the pages do not care about the size; the camera tests cover 720p).
  */
-export function smallCameraArgs() {
+export function smallCameraArgs(moreToml = '') {
   const dir = mkdtempSync(join(tmpdir(), 'r58-e2e-config-'));
   const file = join(dir, 'r58.toml');
-  writeFileSync(file, '[test_cameras]\ncount = 2\nwidth = 640\nheight = 360\nfps = 15\nbitrate = 800000\n');
+  writeFileSync(file, `[test_cameras]\ncount = 2\nwidth = 640\nheight = 360\nfps = 15\nbitrate = 800000\n${moreToml}`);
   return ['--config', file, '--test-cameras', '2'];
 }
 

@@ -48,6 +48,11 @@ trap finish EXIT
 section "cargo fmt --check"
 cargo fmt --all --check
 
+section "web assets (npm ci --prefix web: hls.js, embedded by build.rs)"
+if [[ ! -d web/node_modules ]] || [[ web/package-lock.json -nt web/node_modules ]]; then
+    npm ci --prefix web --no-audit --no-fund
+fi
+
 section "cargo clippy"
 cargo clippy --workspace --all-targets -- -D warnings
 

@@ -4,7 +4,9 @@
 
 mod api;
 mod auth;
+mod events;
 mod hls;
+pub mod pages;
 mod switcher;
 pub mod turn;
 mod whip;
@@ -90,6 +92,8 @@ pub fn router(state: AppState, cors_origins: &[String]) -> Router {
         .merge(hls::routes())
         .merge(switcher::routes())
         .merge(turn::routes())
+        .merge(pages::routes())
+        .merge(events::routes())
         .fallback(not_found)
         .layer(DefaultBodyLimit::max(MAX_BODY_BYTES))
         .with_state(state);

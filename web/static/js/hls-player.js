@@ -1,0 +1,86 @@
+// LL-HLS playback: hls.js (lowLatencyMode) over Media Source Extensions, or the browser's own
+// HLS where that is the better choice (Safari, and browsers without MSE). hls.js is loaded only
+// when a page first needs it.
+
+const HLS_JS = '/static/vendor/hls.min.mjs';
+let hlsModule = null;
+
+async function loadHlsJs() {
+  hlsModule ??= import(HLS_JS).then((m) => m.default).catch((e) => {
+    hlsModule = null;
+    throw new Error(`hls.js could not be loaded from ${HLS_JS} (${e.message}); `
+      + 'the server may have been built without it (npm ci --prefix web, then rebuild)');
+  });
+  return hlsModule;
+}
+
+/**
+ * Which engine to use: `?hls=native|hlsjs` decides; else Apple's native HLS (it implements
+ * LL-HLS) when the browser is Safari, or any native HLS when MSE is missing (older iPhones);
+ * hls.js everywhere else, since other browsers' native HLS does not do the low-latency parts.
+ */
+export function chooseEngine(video, params = new URLSearchParams(location.search)) {
+  const forced = params.get('hls');
+  if (forced === 'native' || forced === 'hlsjs') return forced;
+  const native = video.canPlayType('application/vnd.apple.mpegurl') !== '';
+  const mse = typeof window.MediaSource !== 'undefined' || typeof window.ManagedMediaSource !== 'undefined';
+  const apple = /Apple/.test(navigator.vendor ?? '');
+  return native && (apple || !mse) ? 'native' : 'hlsjs';
+}
+
+/**
+ * Plays `url` in `video`. Resolves to a handle `{ engine, latency(), destroy() }` once loading
+ * has started; `onFatal(message)` is called if playback cannot go on (the caller may retry).
+ */
+export async function playHls(video, url, { onFatal = () => {}, log = () => {} } = {}) {
+  const engine = chooseEngine(video);
+  if (engine === 'native') {
+    video.src = url;
+    const onError = () => onFatal(`native HLS error ${video.error?.code ?? ''} ${video.error?.message ?? ''}`.trim());
+    video.addEventListener('error', onError);
+    video.play().catch(() => {});
+    return {
+      engine,
+      latency() {
+        const n = video.seekable.length;
+        return n ? Math.max(0, video.seekable.end(n - 1) - video.currentTime) : null;
+      },
+      destroy() {
+        video.removeEventListener('error', onError);
+        video.removeAttribute('src');
+        video.load();
+      },
+    };
+  }
+  const Hls = await loadHlsJs();
+  if (!Hls.isSupported()) throw new Error('this browser has neither Media Source Extensions nor native HLS');
+  const hls = new Hls({
+    lowLatencyMode: true,
+    backBufferLength: 10,
+    // Play up to 1.5x to catch up with the live edge after a stall or a late start.
+    maxLiveSyncPlaybackRate: 1.5,
+    // Playlist and part requests are blocking reloads; give them more than a part's time.
+    manifestLoadPolicy: { default: { maxTimeToFirstByteMs: 10000, maxLoadTimeMs: 20000, timeoutRetry: { maxNumRetry: 2, retryDelayMs: 0, maxRetryDelayMs: 0 }, errorRetry: { maxNumRetry: 1, retryDelayMs: 1000, maxRetryDelayMs: 8000 } } },
+  });
+  let mediaRecoveries = 0;
+  hls.on(Hls.Events.ERROR, (_event, data) => {
+    if (!data.fatal) return;
+    if (data.type === Hls.ErrorTypes.MEDIA_ERROR && mediaRecoveries < 3) {
+      mediaRecoveries += 1;
+      log(`HLS media error (${data.details}), recovering`, 'warn');
+      hls.recoverMediaError();
+      return;
+    }
+    const code = data.response?.code;
+    if (data.details === 'manifestLoadError' && code === 404) onFatal('HLS playlist not found (HTTP 404)');
+    else onFatal(`HLS ${data.details}${code ? ` (HTTP ${code})` : ''}`);
+  });
+  hls.loadSource(url);
+  hls.attachMedia(video);
+  hls.on(Hls.Events.MANIFEST_PARSED, () => video.play().catch(() => {}));
+  return {
+    engine,
+    latency: () => (Number.isFinite(hls.latency) ? hls.latency : null),
+    destroy: () => hls.destroy(),
+  };
+}

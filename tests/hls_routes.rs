@@ -270,6 +270,22 @@ async fn a_camera_stream_is_served_over_ll_hls() {
         );
     }
 
+    // Players on other origins may read it (CORS).
+    let response = app
+        .clone()
+        .oneshot(
+            Request::get(format!("{base}/init0.mp4"))
+                .header("origin", "https://player.example")
+                .body(Body::empty())
+                .unwrap(),
+        )
+        .await
+        .unwrap();
+    assert_eq!(
+        response.headers().get("access-control-allow-origin").unwrap(),
+        "*"
+    );
+
     // /api/streams counts the muxer as a reader.
     let r = get(app, "/api/streams").await;
     assert!(r.text().contains("\"hls\":1"), "{}", r.text());

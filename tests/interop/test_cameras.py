@@ -10,11 +10,6 @@ from __future__ import annotations
 
 import asyncio
 import json
-import os
-import shlex
-import signal
-import socket
-import subprocess
 import sys
 import time
 import urllib.error
@@ -28,7 +23,8 @@ sys.path.insert(0, str(HERE))
 
 import r58client  # noqa: E402
 from r58client import Viewer, _consume, _exchange, _new_pc  # noqa: E402
-from test_whip_whep import REPO, Server, close_all, free_port, run  # noqa: E402
+from r58server import Server, launch, server_command  # noqa: E402
+from test_whip_whep import close_all, run  # noqa: E402
 
 WIDTH, HEIGHT = 1280, 720
 MEASURE_S = 5.0
@@ -85,51 +81,11 @@ async def whep_play_video(base_url: str, name: str) -> Viewer:
 
 @pytest.fixture(scope="module")
 def camera_server(tmp_path_factory) -> Server:
-    cmd = shlex.split(os.environ.get("R58_BIN", "target/debug/r58"))
-    if any("stub_server" in part for part in cmd):
+    if any("stub_server" in part for part in server_command()):
         pytest.skip("the stub server has no test cameras")
-    exe = Path(cmd[0])
-    if not exe.is_absolute() and (REPO / exe).exists():
-        cmd[0] = str(REPO / exe)
-    if not Path(cmd[0]).exists():
-        pytest.fail(f"server binary {cmd[0]} not found: build it (cargo build) or set R58_BIN")
-    http_port = free_port(socket.SOCK_STREAM)
-    udp_port = free_port(socket.SOCK_DGRAM)
-    cmd += [
-        "--listen", f"127.0.0.1:{http_port}",
-        "--webrtc-udp", f"127.0.0.1:{udp_port}",
-        "--public-ip", "127.0.0.1",
-        "--test-cameras", "2",
-    ]  # fmt: skip
     log = tmp_path_factory.mktemp("r58cams") / "server.log"
-    env = dict(os.environ)
-    env.setdefault("R58_LOG_LEVEL", "info")
-    env.pop("R58_TEST_CAMERAS", None)
-    with open(log, "wb") as out:
-        proc = subprocess.Popen(cmd, stdout=out, stderr=subprocess.STDOUT, cwd=REPO, env=env)
-    srv = Server(f"http://127.0.0.1:{http_port}", proc, log)
-    deadline = time.monotonic() + 30
-    while True:
-        if proc.poll() is not None:
-            pytest.fail(f"server exited with {proc.returncode}:\n{srv.log_tail()}")
-        try:
-            with urllib.request.urlopen(f"{srv.base}/healthz", timeout=1) as resp:
-                if resp.status == 200:
-                    break
-        except (urllib.error.URLError, OSError):
-            pass
-        if time.monotonic() > deadline:
-            proc.kill()
-            pytest.fail(f"GET /healthz never answered 200 within 30 s:\n{srv.log_tail()}")
-        time.sleep(0.1)
-    print(f"server: {' '.join(cmd)} (log {log})")
-    yield srv
-    proc.send_signal(signal.SIGTERM)
-    try:
-        proc.wait(timeout=5)
-    except subprocess.TimeoutExpired:
-        proc.kill()
-        proc.wait()
+    with launch(["--test-cameras", "2"], log) as srv:
+        yield srv
 
 
 def get_streams(server: Server) -> list[dict]:

@@ -44,24 +44,9 @@ from aiortc import RTCConfiguration, RTCIceServer  # noqa: E402
 from aiortc.rtcconfiguration import RTCIceTransportPolicy  # noqa: E402
 from r58client import WIDTH, HEIGHT, whep_play, whip_publish  # noqa: E402
 
-REPO = HERE.parent.parent
+from r58server import Server, free_port, launch  # noqa: E402
+
 TURN_USER = "guest"
-
-
-def free_port(kinds=(socket.SOCK_STREAM, socket.SOCK_DGRAM)) -> int:
-    """A port free for every socket type in ``kinds`` (coturn listens on UDP and TCP)."""
-    for _ in range(50):
-        with socket.socket(socket.AF_INET, kinds[0]) as s:
-            s.bind(("127.0.0.1", 0))
-            port = s.getsockname()[1]
-        try:
-            for kind in kinds[1:]:
-                with socket.socket(socket.AF_INET, kind) as s:
-                    s.bind(("127.0.0.1", port))
-            return port
-        except OSError:
-            continue
-    raise RuntimeError("no free port")
 
 
 def stun_binding_ok(port: int) -> bool:
@@ -101,7 +86,7 @@ def coturn(tmp_path_factory) -> Coturn:
             pytest.fail("turnserver not found: .ci/run installs Debian's coturn package")
         pytest.skip("turnserver not found (apt-get install coturn, or run .ci/run)")
     work = tmp_path_factory.mktemp("coturn")
-    port = free_port()
+    port = free_port((socket.SOCK_STREAM, socket.SOCK_DGRAM))  # coturn listens on both
     base = random.randrange(50000, 59000, 50)
     relay = range(base, base + 40)
     secret = secrets.token_hex(16)
@@ -138,27 +123,8 @@ def coturn(tmp_path_factory) -> Coturn:
         proc.wait()
 
 
-@dataclass
-class Server:
-    base: str
-    proc: subprocess.Popen
-    log: Path
-
-    def log_text(self) -> str:
-        try:
-            return self.log.read_text(errors="replace")
-        except OSError:
-            return "(no server log)"
-
-
 @pytest.fixture(scope="module")
 def server(coturn: Coturn, tmp_path_factory) -> Server:
-    cmd = shlex.split(os.environ.get("R58_BIN", "target/debug/r58"))
-    exe = Path(cmd[0])
-    if not exe.is_absolute() and (REPO / exe).exists():
-        cmd[0] = str(REPO / exe)
-    if not Path(cmd[0]).exists():
-        pytest.fail(f"server binary {cmd[0]} not found: build it (cargo build) or set R58_BIN")
     work = tmp_path_factory.mktemp("r58-turn")
     (work / "turn.secret").write_text(coturn.secret + "\n")
     (work / "r58.toml").write_text(
@@ -169,43 +135,10 @@ def server(coturn: Coturn, tmp_path_factory) -> Server:
         f'username = "{TURN_USER}"\n'
         "ttl_secs = 600\n"
     )
-    http_port = free_port((socket.SOCK_STREAM,))
-    udp_port = free_port((socket.SOCK_DGRAM,))
-    cmd += [
-        "--config", str(work / "r58.toml"),
-        "--listen", f"127.0.0.1:{http_port}",
-        "--webrtc-udp", f"127.0.0.1:{udp_port}",
-        "--public-ip", "127.0.0.1",
-    ]  # fmt: skip
-    log = work / "server.log"
-    env = dict(os.environ)
     # The engine's debug lines name the address each session's media comes from.
-    env["R58_LOG_LEVEL"] = "info,sfu::webrtc::engine=debug"
-    env["R58_TEST_CAMERAS"] = "0"
-    with open(log, "wb") as out:
-        proc = subprocess.Popen(cmd, stdout=out, stderr=subprocess.STDOUT, cwd=REPO, env=env)
-    srv = Server(f"http://127.0.0.1:{http_port}", proc, log)
-    deadline = time.monotonic() + 30
-    while True:
-        if proc.poll() is not None:
-            pytest.fail(f"server exited with {proc.returncode}:\n{srv.log_text()[-3000:]}")
-        try:
-            with urllib.request.urlopen(f"{srv.base}/healthz", timeout=1) as resp:
-                if resp.status == 200:
-                    break
-        except (urllib.error.URLError, OSError):
-            pass
-        if time.monotonic() > deadline:
-            proc.kill()
-            pytest.fail(f"GET /healthz never answered 200 within 30 s:\n{srv.log_text()[-3000:]}")
-        time.sleep(0.1)
-    yield srv
-    proc.send_signal(signal.SIGTERM)
-    try:
-        proc.wait(timeout=5)
-    except subprocess.TimeoutExpired:
-        proc.kill()
-        proc.wait()
+    env = {"R58_LOG_LEVEL": "info,sfu::webrtc::engine=debug"}
+    with launch(["--config", str(work / "r58.toml")], work / "server.log", env) as srv:
+        yield srv
 
 
 def fetch_ice_servers(server: Server) -> list[dict]:

@@ -8,17 +8,10 @@ started once for this module on free loopback ports and killed at the end.
 from __future__ import annotations
 
 import asyncio
-import os
-import shlex
 import signal
-import socket
 import statistics
-import subprocess
 import sys
 import time
-import urllib.error
-import urllib.request
-from dataclasses import dataclass
 from pathlib import Path
 
 import pytest
@@ -37,78 +30,17 @@ from r58client import (  # noqa: E402
     whip_publish,
 )
 
-REPO = HERE.parent.parent
+from r58server import Server, launch  # noqa: E402
+
 AUDIO_FPS = 50  # 20 ms Opus frames
 SECOND_PUBLISHER = 8_000_000  # counter base for a second publisher's frames
 assert SECOND_PUBLISHER < COUNTER_MOD
 
 
-def free_port(kind: int) -> int:
-    with socket.socket(socket.AF_INET, kind) as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
-
-
-@dataclass
-class Server:
-    base: str
-    proc: subprocess.Popen
-    log: Path
-
-    def log_tail(self, lines: int = 60) -> str:
-        try:
-            text = self.log.read_text(errors="replace")
-        except OSError:
-            return "(no server log)"
-        return "\n".join(text.splitlines()[-lines:])
-
-
 @pytest.fixture(scope="module")
 def server(tmp_path_factory) -> Server:
-    cmd = shlex.split(os.environ.get("R58_BIN", "target/debug/r58"))
-    exe = Path(cmd[0])
-    if not exe.is_absolute() and (REPO / exe).exists():
-        cmd[0] = str(REPO / exe)
-    if not Path(cmd[0]).exists():
-        pytest.fail(f"server binary {cmd[0]} not found: build it (cargo build) or set R58_BIN")
-    http_port = free_port(socket.SOCK_STREAM)
-    udp_port = free_port(socket.SOCK_DGRAM)
-    cmd += [
-        "--listen", f"127.0.0.1:{http_port}",
-        "--webrtc-udp", f"127.0.0.1:{udp_port}",
-        "--public-ip", "127.0.0.1",
-    ]  # fmt: skip
-    log = tmp_path_factory.mktemp("r58") / "server.log"
-    env = dict(os.environ)
-    env.setdefault("R58_LOG_LEVEL", "info")
-    # No test cameras here: two 720p encoders would compete with these tests for CPU
-    # (test_cameras.py runs them). An environment variable, not a flag, so a stub server works.
-    env["R58_TEST_CAMERAS"] = "0"
-    with open(log, "wb") as out:
-        proc = subprocess.Popen(cmd, stdout=out, stderr=subprocess.STDOUT, cwd=REPO, env=env)
-    srv = Server(f"http://127.0.0.1:{http_port}", proc, log)
-    deadline = time.monotonic() + 30
-    while True:
-        if proc.poll() is not None:
-            pytest.fail(f"server exited with {proc.returncode}:\n{srv.log_tail()}")
-        try:
-            with urllib.request.urlopen(f"{srv.base}/healthz", timeout=1) as resp:
-                if resp.status == 200:
-                    break
-        except (urllib.error.URLError, OSError):
-            pass
-        if time.monotonic() > deadline:
-            proc.kill()
-            pytest.fail(f"GET /healthz never answered 200 within 30 s:\n{srv.log_tail()}")
-        time.sleep(0.1)
-    print(f"server: {' '.join(cmd)} (log {log})")
-    yield srv
-    proc.send_signal(signal.SIGTERM)
-    try:
-        proc.wait(timeout=5)
-    except subprocess.TimeoutExpired:
-        proc.kill()
-        proc.wait()
+    with launch([], tmp_path_factory.mktemp("r58") / "server.log") as srv:
+        yield srv
 
 
 def run(server: Server, coro, timeout: float = 60) -> None:

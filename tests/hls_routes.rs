@@ -282,7 +282,10 @@ async fn a_camera_stream_is_served_over_ll_hls() {
         .await
         .unwrap();
     assert_eq!(
-        response.headers().get("access-control-allow-origin").unwrap(),
+        response
+            .headers()
+            .get("access-control-allow-origin")
+            .unwrap(),
         "*"
     );
 

@@ -13,9 +13,11 @@
 pub mod camera;
 pub mod encoder;
 pub mod frame;
+pub mod mpp;
 pub mod packetizer;
 pub mod pattern;
 pub mod runner;
+pub mod select;
 pub mod source;
 pub mod supervisor;
 
@@ -24,5 +26,6 @@ pub use encoder::{EncoderSettings, H264Encoder, OpenH264Encoder};
 pub use frame::I420Frame;
 pub use pattern::PatternSource;
 pub use runner::{CameraError, CameraHandle, start_test_cameras};
-pub use source::{Captured, FrameSource, SourceError};
+pub use select::{EncoderChoice, select_encoder};
+pub use source::{Captured, FrameSource, Picture, SourceError};
 pub use supervisor::Supervisor;

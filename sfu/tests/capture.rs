@@ -457,3 +457,37 @@ fn a_whip_publisher_takes_the_name_and_the_camera_returns_when_it_leaves() {
     let streams = h.engine.streams();
     assert_eq!(streams[0].source, sfu::hub::SourceKind::Camera);
 }
+
+/// The real V4L2 source with its device absent (as after an unplug): the camera keeps retrying
+/// with backoff and never opens a stream, while a camera beside it streams on.
+#[test]
+fn a_v4l2_camera_without_its_device_retries_and_leaves_others_alone() {
+    use sfu::capture::mpp::MppOptions;
+    use sfu::capture::runner::device_camera;
+    use sfu::capture::v4l2::{CaptureFormat, V4l2Settings};
+    use sfu::capture::{DeviceCamera, EncoderChoice};
+
+    let mut h = Harness::new(EngineConfig::default()).expect("engine");
+    let cam = DeviceCamera {
+        camera: settings("usb0", 30),
+        device: V4l2Settings {
+            device: "/dev/v4l/by-id/r58-test-no-such-camera".into(),
+            width: 320,
+            height: 240,
+            fps: 30,
+            format: CaptureFormat::Yuyv,
+        },
+        encoder: EncoderChoice::OpenH264,
+        mpp: MppOptions::default(),
+    };
+    let mut usb = device_camera(cam, h.now).expect("camera");
+    let mut steady = test_camera(settings("cam1", 30), h.now).expect("camera");
+    run(&mut h, &mut [&mut usb, &mut steady], Duration::from_secs(4));
+    assert!(usb.live_source().is_none());
+    assert!(h.engine.hub().get("usb0").is_none(), "never offered");
+    // Attempts at 0, 0.5, 1.5 and 3.5 s.
+    assert_eq!(usb.stats().failures, 4, "{:?}", usb.stats());
+    assert_eq!(usb.stats().opens, 0);
+    assert!(steady.stats().frames >= 110, "{:?}", steady.stats());
+    assert!(h.engine.hub().get("cam1").is_some());
+}

@@ -358,4 +358,80 @@ mod tests {
             Err(EncodeError::WrongSize { .. })
         ));
     }
+
+    /// Device layouts reach OpenH264 converted: NV12 and YUYV built from an I420 picture encode
+    /// to exactly the bitstream of the I420 picture itself.
+    #[test]
+    fn openh264_takes_nv12_and_yuyv_device_pictures() {
+        use crate::capture::pattern::PatternSource;
+        use crate::capture::source::{FrameSource, RawFormat, RawFrame, RawLayout};
+        let (w, h) = (320usize, 240usize);
+        let mut pattern = PatternSource::new("cam", w as u32, h as u32).expect("pattern");
+        let now = std::time::Instant::now();
+        let captured = pattern.next_frame(now).expect("frame");
+        let i420 = captured.image.i420().expect("I420").clone();
+        let (cw, ch) = (w / 2, h / 2);
+        // NV12 with a padded stride; YUYV repeating each chroma row for both luma rows.
+        let stride = w + 32;
+        let mut nv12 = vec![0u8; stride * h + stride * ch];
+        for r in 0..h {
+            nv12[r * stride..][..w].copy_from_slice(&i420.y[r * w..][..w]);
+        }
+        for r in 0..ch {
+            for c in 0..cw {
+                nv12[stride * h + r * stride + 2 * c] = i420.u[r * cw + c];
+                nv12[stride * h + r * stride + 2 * c + 1] = i420.v[r * cw + c];
+            }
+        }
+        let mut yuyv = vec![0u8; w * 2 * h];
+        for r in 0..h {
+            for c in 0..cw {
+                let px = &mut yuyv[r * w * 2 + 4 * c..][..4];
+                px.copy_from_slice(&[
+                    i420.y[r * w + 2 * c],
+                    i420.u[(r / 2) * cw + c],
+                    i420.y[r * w + 2 * c + 1],
+                    i420.v[(r / 2) * cw + c],
+                ]);
+            }
+        }
+        let layout = |format, stride| RawLayout {
+            format,
+            width: w as u32,
+            height: h as u32,
+            stride,
+            plane_rows: h,
+        };
+        let settings = EncoderSettings {
+            width: w as u32,
+            height: h as u32,
+            ..EncoderSettings::default()
+        };
+        let encode = |picture: Picture<'_>| {
+            let mut enc = OpenH264Encoder::new(settings).expect("encoder");
+            let unit = enc.encode(&picture, 0, false).expect("encode");
+            assert!(unit.keyframe);
+            unit.nals.concat()
+        };
+        let reference = encode(Picture::I420(&i420));
+        let from_nv12 = encode(Picture::Raw(RawFrame {
+            layout: layout(RawFormat::Nv12, stride),
+            data: &nv12,
+        }));
+        let from_yuyv = encode(Picture::Raw(RawFrame {
+            layout: layout(RawFormat::Yuyv, w * 2),
+            data: &yuyv,
+        }));
+        assert!(reference == from_nv12, "NV12 input encodes like I420");
+        assert!(reference == from_yuyv, "YUYV input encodes like I420");
+        let short = Picture::Raw(RawFrame {
+            layout: layout(RawFormat::Yuyv, w * 2),
+            data: &yuyv[..100],
+        });
+        let mut enc = OpenH264Encoder::new(settings).expect("encoder");
+        assert!(matches!(
+            enc.encode(&short, 0, false),
+            Err(EncodeError::Encode(_))
+        ));
+    }
 }

@@ -525,7 +525,7 @@ impl Drop for MppEncoder {
 /// Exports buffer `index` of a V4L2 mmap queue as a DMA-BUF (`VIDIOC_EXPBUF`), read-only, for
 /// MPP to import. Lives here, not with the V4L2 source, because it is the one other `unsafe`
 /// call the zero-copy path needs.
-pub fn export_dmabuf(device: BorrowedFd<'_>, buf_type: u32, index: u32) -> io::Result<OwnedFd> {
+pub fn export_dmabuf(device: &v4l::Device, buf_type: u32, index: u32) -> io::Result<OwnedFd> {
     use v4l::v4l_sys::v4l2_exportbuffer;
     // SAFETY: v4l2_exportbuffer is plain integers; all-zero is its documented initial state.
     let mut req: v4l2_exportbuffer = unsafe { std::mem::zeroed() };
@@ -533,10 +533,11 @@ pub fn export_dmabuf(device: BorrowedFd<'_>, buf_type: u32, index: u32) -> io::R
     req.index = index;
     req.plane = 0;
     req.flags = libc::O_RDONLY as u32 | libc::O_CLOEXEC as u32;
-    // SAFETY: `device` is an open V4L2 fd and `req` the struct VIDIOC_EXPBUF reads and fills.
+    // SAFETY: `device` keeps its fd open for the call; `req` is the struct VIDIOC_EXPBUF reads
+    // and fills (a non-V4L2 fd just fails the ioctl).
     unsafe {
         v4l::v4l2::ioctl(
-            device.as_raw_fd(),
+            device.handle().fd(),
             v4l::v4l2::vidioc::VIDIOC_EXPBUF,
             (&mut req as *mut v4l2_exportbuffer).cast(),
         )
@@ -582,8 +583,7 @@ mod tests {
 
     #[test]
     fn exporting_from_a_non_v4l2_descriptor_is_an_error() {
-        let file = std::fs::File::open("/dev/null").expect("open");
-        let fd: BorrowedFd<'_> = std::os::fd::AsFd::as_fd(&file);
-        assert!(export_dmabuf(fd, 1, 0).is_err());
+        let device = v4l::Device::with_path("/dev/null").expect("open");
+        assert!(export_dmabuf(&device, 1, 0).is_err());
     }
 }

@@ -34,7 +34,7 @@ mod cameras;
 #[cfg(test)]
 mod tests;
 
-pub use cameras::{TEST_CAMERAS_KEYS, TestCameras};
+pub use cameras::{CAMERA_KEYS, CameraConfig, Command, TEST_CAMERAS_KEYS, TestCameras};
 
 /// HTTP address served with no configuration.
 pub const DEFAULT_LISTEN: SocketAddr =
@@ -57,6 +57,7 @@ pub const FILE_KEYS: &[&str] = &[
     "cors_allowed_origins",
     "auth",
     "test_cameras",
+    "camera",
 ];
 
 /// Keys accepted in each `[[auth]]` table.
@@ -86,6 +87,10 @@ pub struct Config {
     pub auth: Vec<AuthRule>,
     /// The synthetic test cameras to run.
     pub test_cameras: TestCameras,
+    /// The V4L2 cameras to run (`[[camera]]` tables).
+    pub cameras: Vec<CameraConfig>,
+    /// A subcommand to run instead of serving.
+    pub command: Option<Command>,
 }
 
 /// One bearer-token rule: requests whose path matches `path` (see [`matches`]) need `token`.
@@ -172,7 +177,8 @@ impl ConfigError {
     after_help = "Each flag can also be set as the R58_* environment variable shown, or in the \
                   --config TOML file as listen, webrtc_udp, public_ips, log_level, max_sessions, \
                   cors_allowed_origins (and [[auth]] tables for bearer tokens, a \
-                  [test_cameras] table with count, width, height, fps, bitrate, enabled). \
+                  [test_cameras] table with count, width, height, fps, bitrate, enabled, and \
+                  [[camera]] tables for V4L2 cameras: see `r58 cameras`). \
                   Precedence: flag > environment > file > default."
 )]
 struct Cli {
@@ -213,6 +219,9 @@ struct Cli {
     /// [env: R58_TEST_CAMERAS]
     #[arg(long, value_name = "N")]
     test_cameras: Option<String>,
+
+    #[command(subcommand)]
+    command: Option<Command>,
 }
 
 /// The TOML file as written. Unknown keys are rejected.
@@ -228,6 +237,8 @@ struct FileConfig {
     #[serde(default)]
     auth: Vec<FileAuth>,
     test_cameras: Option<cameras::FileTestCameras>,
+    #[serde(default)]
+    camera: Vec<cameras::FileCamera>,
 }
 
 #[derive(Debug, Deserialize)]
@@ -277,6 +288,8 @@ impl Default for Config {
             cors_allowed_origins: vec!["*".to_owned()],
             auth: Vec::new(),
             test_cameras: TestCameras::default(),
+            cameras: Vec::new(),
+            command: None,
         }
     }
 }
@@ -318,6 +331,7 @@ impl Config {
 
         let flags = flag_layer(&cli)?;
         let envs = env_layer(&getenv)?;
+        let mut devices = None;
         let (file, auth, cams) = match &config_file {
             Some(path) => {
                 let text = std::fs::read_to_string(path).map_err(|e| ConfigError::File {
@@ -326,6 +340,7 @@ impl Config {
                 })?;
                 let mut parsed = parse_file(path, &text)?;
                 let cams = parsed.test_cameras.take().map(|c| (path.as_path(), c));
+                devices = Some((path.as_path(), std::mem::take(&mut parsed.camera)));
                 let auth = resolve_auth(path, parsed.auth, env)?;
                 (
                     file_layer(
@@ -346,6 +361,10 @@ impl Config {
             getenv("R58_TEST_CAMERAS"),
             cams,
         )?;
+        let cameras = match devices {
+            Some((path, tables)) => cameras::resolve_devices(path, tables, &test_cameras)?,
+            None => Vec::new(),
+        };
 
         let merged = flags.or(envs).or(file);
         let defaults = Config::default();
@@ -361,6 +380,8 @@ impl Config {
                 .unwrap_or(defaults.cors_allowed_origins),
             auth,
             test_cameras,
+            cameras,
+            command: cli.command,
         })
     }
 
@@ -584,8 +605,8 @@ fn parse_file(path: &Path, text: &str) -> Result<FileConfig, ConfigError> {
             }
         }
     }
-    if let Some(key) = cameras::unknown_key(&table) {
-        return Err(unknown(key, TEST_CAMERAS_KEYS));
+    if let Some((key, expected)) = cameras::unknown_key(&table) {
+        return Err(unknown(key, expected));
     }
 
     serde_path_to_error::deserialize(toml::Value::Table(table)).map_err(|e| {

@@ -491,3 +491,36 @@ fn a_v4l2_camera_without_its_device_retries_and_leaves_others_alone() {
     assert!(steady.stats().frames >= 110, "{:?}", steady.stats());
     assert!(h.engine.hub().get("cam1").is_some());
 }
+
+/// A device that needs a few hundred milliseconds after opening before its first frame (as
+/// real cameras do) opens its stream once it delivers, without being counted as failed; one
+/// that never delivers fails after the stall timeout.
+#[test]
+fn a_slow_starting_source_is_waited_for_not_failed() {
+    let mut h = Harness::new(EngineConfig::default()).expect("engine");
+    let (mut cam, mode) = flaky_camera("cam0", h.now);
+    mode.store(2, Ordering::Relaxed);
+    run(&mut h, &mut [&mut cam], Duration::from_millis(300));
+    assert!(cam.live_source().is_none());
+    assert_eq!(cam.stats().failures, 0, "still starting");
+    mode.store(0, Ordering::Relaxed);
+    run(&mut h, &mut [&mut cam], Duration::from_millis(100));
+    assert!(cam.live_source().is_some(), "live with the first frame");
+    assert_eq!((cam.stats().opens, cam.stats().failures), (1, 0));
+
+    let (mut dead, mode) = flaky_camera("cam1", h.now);
+    mode.store(2, Ordering::Relaxed);
+    run(
+        &mut h,
+        &mut [&mut dead],
+        STALL_TIMEOUT - Duration::from_millis(100),
+    );
+    assert_eq!(dead.stats().failures, 0);
+    run(&mut h, &mut [&mut dead], Duration::from_millis(200));
+    assert_eq!(
+        dead.stats().failures,
+        1,
+        "no first frame within the stall timeout"
+    );
+    assert!(h.engine.hub().get("cam1").is_none());
+}

@@ -241,7 +241,7 @@ fn unknown_key_is_named() {
         msg,
         format!(
             "config {path}: unknown key 'listn' (expected one of listen, webrtc_udp, \
-             public_ips, log_level, max_sessions, cors_allowed_origins, auth, test_cameras)"
+             public_ips, log_level, max_sessions, cors_allowed_origins, auth, test_cameras, camera)"
         )
     );
 }

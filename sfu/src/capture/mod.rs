@@ -22,6 +22,7 @@ pub mod select;
 pub mod source;
 pub mod supervisor;
 pub mod v4l2;
+pub mod v4l2_list;
 
 pub use camera::{CameraSettings, StreamSink};
 pub use encoder::{EncoderSettings, H264Encoder, OpenH264Encoder};

@@ -377,8 +377,9 @@ impl MppEncoder {
             index: 0,
         };
         let mut buffer: sys::MppBuffer = std::ptr::null_mut();
-        // SAFETY: `info` describes an open DMA-BUF of `size` bytes (borrowed for this call; MPP
-        // dups the fd for its own reference), the out-pointer is a live local.
+        // SAFETY: `info` describes an open DMA-BUF of `size` bytes; MPP's external-DMA
+        // allocator borrows the fd without dup or close, and the source keeps it open until the
+        // next frame, after `encode` has put this buffer. The out-pointer is a live local.
         let ret = unsafe { self.mpp.buffer_import(&mut info, &mut buffer) };
         check("mpp_buffer_import", ret).map_err(EncodeError::Encode)?;
         Ok(buffer)
@@ -502,28 +503,29 @@ impl H264Encoder for MppEncoder {
 
 impl Drop for MppEncoder {
     fn drop(&mut self) {
-        // SAFETY: each handle is released once, only if it was made, in reverse order of
-        // creation; `ctx` last, after nothing references its buffers.
+        // SAFETY: each handle is released once, only if it was made. The context goes first
+        // (as MPP's own encoder test does), so nothing inside it still refers to the config or
+        // the input buffer when they are released.
         unsafe {
+            if let Some(reset) = self.api.reset {
+                reset(self.ctx);
+            }
+            (self.mpp.fns.mpp_destroy)(self.ctx);
+            if !self.cfg.is_null() {
+                (self.mpp.fns.mpp_enc_cfg_deinit)(self.cfg);
+            }
             if !self.input.is_null() {
                 self.mpp.buffer_put(self.input);
             }
             if !self.group.is_null() {
                 (self.mpp.fns.mpp_buffer_group_put)(self.group);
             }
-            if !self.cfg.is_null() {
-                (self.mpp.fns.mpp_enc_cfg_deinit)(self.cfg);
-            }
-            if let Some(reset) = self.api.reset {
-                reset(self.ctx);
-            }
-            (self.mpp.fns.mpp_destroy)(self.ctx);
         }
     }
 }
 
-/// Exports buffer `index` of a V4L2 mmap queue as a DMA-BUF (`VIDIOC_EXPBUF`), read-only, for
-/// MPP to import. Lives here, not with the V4L2 source, because it is the one other `unsafe`
+/// Exports buffer `index` of a V4L2 mmap queue as a DMA-BUF (`VIDIOC_EXPBUF`) for MPP to
+/// import. Read-write: MPP maps imported buffers read-write if anything asks for a CPU pointer. Lives here, not with the V4L2 source, because it is the one other `unsafe`
 /// call the zero-copy path needs.
 pub fn export_dmabuf(device: &v4l::Device, buf_type: u32, index: u32) -> io::Result<OwnedFd> {
     use v4l::v4l_sys::v4l2_exportbuffer;
@@ -532,7 +534,7 @@ pub fn export_dmabuf(device: &v4l::Device, buf_type: u32, index: u32) -> io::Res
     req.type_ = buf_type;
     req.index = index;
     req.plane = 0;
-    req.flags = libc::O_RDONLY as u32 | libc::O_CLOEXEC as u32;
+    req.flags = libc::O_RDWR as u32 | libc::O_CLOEXEC as u32;
     // SAFETY: `device` keeps its fd open for the call; `req` is the struct VIDIOC_EXPBUF reads
     // and fills (a non-V4L2 fd just fails the ioctl).
     unsafe {

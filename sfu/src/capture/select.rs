@@ -3,7 +3,7 @@
 
 use std::sync::{Arc, OnceLock};
 
-use rockchip_mpp_sys::{LoadError, Mpp};
+use rockchip_mpp_sys::Mpp;
 use tracing::info;
 
 use super::encoder::{EncodeError, EncoderSettings, H264Encoder, OpenH264Encoder};
@@ -90,11 +90,6 @@ pub fn select_encoder(
     Ok(selected)
 }
 
-/// The error [`Mpp::load`] gives, as a string (for loaders passed to [`select_encoder`]).
-pub fn load_error_text(e: &LoadError) -> String {
-    e.to_string()
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -113,7 +108,7 @@ mod tests {
     fn missing() -> Result<Arc<Mpp>, String> {
         Mpp::load_from(&["/nonexistent/librockchip_mpp.so.1"])
             .map(Arc::new)
-            .map_err(|e| load_error_text(&e))
+            .map_err(|e| e.to_string())
     }
 
     #[test]

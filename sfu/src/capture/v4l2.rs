@@ -88,9 +88,11 @@ pub struct V4l2Settings {
 
 /// An open, streaming device.
 struct Open {
-    // Declared before `device`: dropped (stream off, unmapped) while the device is still open.
-    stream: MmapStream<'static>,
+    // Fields drop in this order: the exported DMA-BUFs first (a kernel that refuses to free
+    // buffers still exported would make the stream's release fail), then the stream (off,
+    // unmapped, buffers freed) while the device is still open.
     dmabufs: Vec<OwnedFd>,
+    stream: MmapStream<'static>,
     layout: RawLayout,
     /// Zero-copy mode: the index of the buffer handed out last, re-queued on the next call.
     held: Option<usize>,
@@ -178,8 +180,8 @@ impl V4l2Source {
             "camera device open"
         );
         Ok(Open {
-            stream,
             dmabufs,
+            stream,
             layout,
             held: None,
             started: false,

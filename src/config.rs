@@ -331,7 +331,6 @@ impl Config {
 
         let flags = flag_layer(&cli)?;
         let envs = env_layer(&getenv)?;
-        let mut devices = None;
         let (file, auth, cams) = match &config_file {
             Some(path) => {
                 let text = std::fs::read_to_string(path).map_err(|e| ConfigError::File {
@@ -339,8 +338,8 @@ impl Config {
                     message: format!("cannot read: {e}"),
                 })?;
                 let mut parsed = parse_file(path, &text)?;
-                let cams = parsed.test_cameras.take().map(|c| (path.as_path(), c));
-                devices = Some((path.as_path(), std::mem::take(&mut parsed.camera)));
+                let cams =
+                    cameras::FileTables::take(path, &mut parsed.test_cameras, &mut parsed.camera);
                 let auth = resolve_auth(path, parsed.auth, env)?;
                 (
                     file_layer(
@@ -356,15 +355,11 @@ impl Config {
             }
             None => (Layer::default(), Vec::new(), None),
         };
-        let test_cameras = cameras::resolve(
+        let (test_cameras, cameras) = cameras::resolve(
             cli.test_cameras.as_deref(),
             getenv("R58_TEST_CAMERAS"),
             cams,
         )?;
-        let cameras = match devices {
-            Some((path, tables)) => cameras::resolve_devices(path, tables, &test_cameras)?,
-            None => Vec::new(),
-        };
 
         let merged = flags.or(envs).or(file);
         let defaults = Config::default();

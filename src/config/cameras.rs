@@ -270,6 +270,48 @@ pub(super) fn unknown_key(table: &toml::Table) -> Option<(String, &'static [&'st
 pub(super) fn resolve(
     flag: Option<&str>,
     env: Option<&str>,
+    file: Option<FileTables<'_>>,
+) -> Result<(TestCameras, Vec<CameraConfig>), ConfigError> {
+    let (tables, devices) = match file {
+        Some(f) => (
+            f.test_cameras.map(|t| (f.path, t)),
+            Some((f.path, f.cameras)),
+        ),
+        None => (None, None),
+    };
+    let test_cameras = resolve_test_cameras(flag, env, tables)?;
+    let cameras = match devices {
+        Some((path, tables)) => resolve_devices(path, tables, &test_cameras)?,
+        None => Vec::new(),
+    };
+    Ok((test_cameras, cameras))
+}
+
+/// The camera tables of one config file.
+pub(super) struct FileTables<'a> {
+    path: &'a Path,
+    test_cameras: Option<FileTestCameras>,
+    cameras: Vec<FileCamera>,
+}
+
+impl<'a> FileTables<'a> {
+    /// Takes the camera tables out of a parsed file.
+    pub(super) fn take(
+        path: &'a Path,
+        test_cameras: &mut Option<FileTestCameras>,
+        cameras: &mut Vec<FileCamera>,
+    ) -> Option<Self> {
+        Some(Self {
+            path,
+            test_cameras: test_cameras.take(),
+            cameras: std::mem::take(cameras),
+        })
+    }
+}
+
+fn resolve_test_cameras(
+    flag: Option<&str>,
+    env: Option<&str>,
     file: Option<(&Path, FileTestCameras)>,
 ) -> Result<TestCameras, ConfigError> {
     let mut cams = TestCameras::default();

@@ -47,7 +47,7 @@ fn run(width: u32, height: u32, bitrate: u32, frames: u32) -> Result<(), String>
         let captured = source.next_frame(at).map_err(|e| e.to_string())?;
         let t1 = Instant::now();
         let unit = encoder
-            .encode(captured.image, u64::from(i) * 1000 / u64::from(fps), false)
+            .encode(&captured.image, u64::from(i) * 1000 / u64::from(fps), false)
             .map_err(|e| e.to_string())?;
         let t2 = Instant::now();
         let out = packetizer.packetize(&unit, at);

@@ -37,7 +37,7 @@ mod tests;
 mod turn;
 mod values;
 
-pub use cameras::{TEST_CAMERAS_KEYS, TestCameras};
+pub use cameras::{CAMERA_KEYS, CameraConfig, Command, TEST_CAMERAS_KEYS, TestCameras};
 pub use turn::{TURN_KEYS, Turn};
 use values::{
     check_max_sessions, parse_ips, parse_log_level, parse_max_sessions_str, parse_origins,
@@ -68,6 +68,7 @@ pub const FILE_KEYS: &[&str] = &[
     "hls",
     "switcher",
     "turn",
+    "camera",
 ];
 
 /// Keys accepted in each `[[auth]]` table.
@@ -103,6 +104,10 @@ pub struct Config {
     pub switcher: sfu::switch::SwitcherConfig,
     /// ICE servers for clients and the protection of `/api/turn-credentials`.
     pub turn: Turn,
+    /// The V4L2 cameras to run (`[[camera]]` tables).
+    pub cameras: Vec<CameraConfig>,
+    /// A subcommand to run instead of serving.
+    pub command: Option<Command>,
 }
 
 /// One bearer-token rule: requests whose path matches `path` (see [`matches`]) need `token`.
@@ -189,9 +194,10 @@ impl ConfigError {
     after_help = "Each flag can also be set as the R58_* environment variable shown, or in the \
                   --config TOML file as listen, webrtc_udp, public_ips, log_level, max_sessions, \
                   cors_allowed_origins (and [[auth]] tables for bearer tokens, a \
-                  [test_cameras] table with count, width, height, fps, bitrate, enabled, an [hls] table with \
-                  part_target, segment_target, segments_kept, linger, a [switcher] table with program, \
-                  fallback, a [turn] table for TURN credentials, see docs/turn.md). \
+                  [test_cameras] table with count, width, height, fps, bitrate, enabled, [[camera]] \
+                  tables for V4L2 cameras (see `r58 cameras`), an [hls] table with part_target, \
+                  segment_target, segments_kept, linger, a [switcher] table with program, fallback, \
+                  a [turn] table for TURN credentials, see docs/turn.md). \
                   Precedence: flag > environment > file > default."
 )]
 struct Cli {
@@ -232,6 +238,9 @@ struct Cli {
     /// [env: R58_TEST_CAMERAS]
     #[arg(long, value_name = "N")]
     test_cameras: Option<String>,
+
+    #[command(subcommand)]
+    command: Option<Command>,
 }
 
 /// The TOML file as written. Unknown keys are rejected.
@@ -250,6 +259,8 @@ struct FileConfig {
     hls: Option<hls::FileHls>,
     switcher: Option<switcher::FileSwitcher>,
     turn: Option<turn::FileTurn>,
+    #[serde(default)]
+    camera: Vec<cameras::FileCamera>,
 }
 
 #[derive(Debug, Deserialize)]
@@ -302,6 +313,8 @@ impl Default for Config {
             hls: sfu::hls::LiveConfig::default(),
             switcher: sfu::switch::SwitcherConfig::default(),
             turn: Turn::default(),
+            cameras: Vec::new(),
+            command: None,
         }
     }
 }
@@ -350,7 +363,8 @@ impl Config {
                     message: format!("cannot read: {e}"),
                 })?;
                 let mut parsed = parse_file(path, &text)?;
-                let cams = parsed.test_cameras.take().map(|c| (path.as_path(), c));
+                let cams =
+                    cameras::FileTables::take(path, &mut parsed.test_cameras, &mut parsed.camera);
                 let hls_table = parsed.hls.take().map(|h| (path.as_path(), h));
                 let switcher_table = parsed.switcher.take().map(|t| (path.as_path(), t));
                 let turn = parsed.turn.take().map(|t| (path.as_path(), t));
@@ -373,7 +387,7 @@ impl Config {
             None => (Layer::default(), Vec::new(), None, None, None, None),
         };
         let turn = turn::resolve(turn, env)?;
-        let test_cameras = cameras::resolve(
+        let (test_cameras, cameras) = cameras::resolve(
             cli.test_cameras.as_deref(),
             getenv("R58_TEST_CAMERAS"),
             cams,
@@ -398,6 +412,8 @@ impl Config {
             hls,
             switcher,
             turn,
+            cameras,
+            command: cli.command,
         })
     }
 
@@ -621,8 +637,8 @@ fn parse_file(path: &Path, text: &str) -> Result<FileConfig, ConfigError> {
             }
         }
     }
-    if let Some(key) = cameras::unknown_key(&table) {
-        return Err(unknown(key, TEST_CAMERAS_KEYS));
+    if let Some((key, expected)) = cameras::unknown_key(&table) {
+        return Err(unknown(key, expected));
     }
     if let Some(key) = hls::unknown_key(&table) {
         return Err(unknown(key, hls::HLS_KEYS));

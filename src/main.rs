@@ -1,10 +1,17 @@
 //! `r58`: the R58 recorder's media server.
 
-use r58::config::Config;
+use r58::config::{Command, Config};
 
 #[tokio::main]
 async fn main() {
     let config = Config::load_or_exit();
+    if config.command == Some(Command::Cameras) {
+        print!(
+            "{}",
+            sfu::capture::v4l2_list::format_listing(&sfu::capture::v4l2_list::list_devices())
+        );
+        return;
+    }
     let mut filter = config.log_filter();
     if !config.log_level.contains("rtc_dtls") {
         // rtc-dtls warns about every ClientHello extension it does not know (browsers send

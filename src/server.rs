@@ -2,15 +2,17 @@
 
 use std::net::SocketAddr;
 
+use sfu::capture::mpp::MppOptions;
 use sfu::capture::packetizer::DEFAULT_MTU_PAYLOAD;
-use sfu::capture::{CameraError, CameraHandle, CameraSettings, EncoderSettings};
+use sfu::capture::v4l2::V4l2Settings;
+use sfu::capture::{CameraError, CameraHandle, CameraSettings, DeviceCamera, EncoderSettings};
 use sfu::turn::TurnService;
 use sfu::webrtc::driver::{self, SharedEngine};
 use sfu::webrtc::engine::{Engine, EngineConfig};
 use tokio::net::{TcpListener, UdpSocket};
 use tracing::info;
 
-use crate::config::{Config, TestCameras};
+use crate::config::{CameraConfig, Config, TestCameras};
 use crate::http::turn::TurnEndpoint;
 use crate::http::{AppState, router};
 
@@ -29,7 +31,7 @@ pub enum ServerError {
     },
     #[error("cannot start the media engine: {0}")]
     Engine(#[from] sfu::webrtc::engine::EngineError),
-    #[error("cannot start the test cameras: {0}")]
+    #[error("cannot start the cameras: {0}")]
     Camera(#[from] CameraError),
     #[error("{0}")]
     Io(#[from] std::io::Error),
@@ -78,6 +80,7 @@ pub async fn run(config: Config) -> Result<(), ServerError> {
     let app = router(state, &config.cors_allowed_origins);
     // Kept until the server stops; dropping them ends the camera streams and threads.
     let _cameras = start_test_cameras(&engine, &config.test_cameras)?;
+    let _devices = start_device_cameras(&engine, &config.cameras)?;
     let media = tokio::spawn(driver::run(engine, udp));
     tokio::select! {
         served = axum::serve(http, app.into_make_service_with_connect_info::<SocketAddr>()) => served?,
@@ -119,4 +122,51 @@ fn start_test_cameras(
         );
     }
     Ok(handles)
+}
+
+/// Starts the `[[camera]]` V4L2 cameras, each on its own thread beside the test cameras.
+fn start_device_cameras(
+    engine: &SharedEngine,
+    cams: &[CameraConfig],
+) -> Result<Vec<CameraHandle>, CameraError> {
+    let cameras: Vec<DeviceCamera> = cams.iter().map(device_camera).collect();
+    let handles = sfu::capture::start_device_cameras(engine, &cameras)?;
+    for c in cams {
+        info!(
+            camera = %c.name,
+            device = %c.device.display(),
+            width = c.width,
+            height = c.height,
+            fps = c.fps,
+            format = ?c.format,
+            encoder = ?c.encoder,
+            "camera configured"
+        );
+    }
+    Ok(handles)
+}
+
+fn device_camera(c: &CameraConfig) -> DeviceCamera {
+    DeviceCamera {
+        camera: CameraSettings {
+            name: c.name.clone(),
+            encoder: EncoderSettings {
+                width: c.width,
+                height: c.height,
+                fps: c.fps,
+                bitrate: c.bitrate,
+                keyframe_interval: c.gop,
+            },
+            mtu_payload: DEFAULT_MTU_PAYLOAD,
+        },
+        device: V4l2Settings {
+            device: c.device.clone(),
+            width: c.width,
+            height: c.height,
+            fps: c.fps,
+            format: c.format,
+        },
+        encoder: c.encoder,
+        mpp: MppOptions::default(),
+    }
 }

@@ -27,6 +27,8 @@ use rtc_stun::fingerprint::FINGERPRINT;
 use rtc_stun::integrity::MessageIntegrity;
 use rtc_stun::message::{BINDING_ERROR, BINDING_SUCCESS, Message, Setter};
 
+use crate::capture::frame::I420Frame;
+use crate::capture::source::{RawFormat, RawFrame, RawLayout};
 use crate::rtp::keyframe::{VideoCodec, is_keyframe_payload};
 use crate::rtp::packet::RtpHeader;
 use crate::webrtc::client::{ClientRole, H264_PT, OPUS_PT};
@@ -431,6 +433,39 @@ pub fn turn_response(data: &[u8]) {
 /// A fuzz entry point.
 pub type FuzzEntry = fn(&[u8]);
 
+/// Fuzz entry: a camera buffer as a V4L2 driver hands it over (NV12 or YUYV, with whatever
+/// stride and plane height the driver reports) converted to I420, as for an OpenH264 camera.
+/// Bytes 0..8 pick the layout: format bit, width and height (even, 2..=128), stride (0..512),
+/// luma plane rows (0..160); the rest is the buffer.
+pub fn pixel_convert(data: &[u8]) {
+    let Some((head, pixels)) = data.split_first_chunk::<8>() else {
+        return;
+    };
+    let format = if head[0] & 1 == 0 {
+        RawFormat::Nv12
+    } else {
+        RawFormat::Yuyv
+    };
+    let width = (u32::from(head[1]) % 64 + 1) * 2;
+    let height = (u32::from(head[2]) % 64 + 1) * 2;
+    let layout = RawLayout {
+        format,
+        width,
+        height,
+        stride: usize::from(u16::from_le_bytes([head[3], head[4]])) % 512,
+        plane_rows: usize::from(head[5]) % 160,
+    };
+    let Ok(mut out) = I420Frame::new(width, height) else {
+        return;
+    };
+    let frame = RawFrame {
+        layout,
+        data: pixels,
+    };
+    std::hint::black_box(layout.len());
+    let _ = std::hint::black_box(frame.to_i420(&mut out));
+}
+
 /// Every fuzz entry by name, as the `fuzz/` targets and seed directories are named.
 pub const ENTRIES: &[(&str, FuzzEntry)] = &[
     ("sdp_offer", sdp_offer),
@@ -443,6 +478,7 @@ pub const ENTRIES: &[(&str, FuzzEntry)] = &[
     ("hls_ingest", hls_ingest),
     ("hls_request", hls_request),
     ("turn_response", turn_response),
+    ("pixel_convert", pixel_convert),
 ];
 
 #[cfg(test)]

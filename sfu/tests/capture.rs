@@ -512,3 +512,70 @@ fn camera_frames_carry_their_capture_time_to_viewers_that_ask() {
             .contains("abs-capture-time")
     );
 }
+
+/// The real V4L2 source with its device absent (as after an unplug): the camera keeps retrying
+/// with backoff and never opens a stream, while a camera beside it streams on.
+#[test]
+fn a_v4l2_camera_without_its_device_retries_and_leaves_others_alone() {
+    use sfu::capture::mpp::MppOptions;
+    use sfu::capture::runner::device_camera;
+    use sfu::capture::v4l2::{CaptureFormat, V4l2Settings};
+    use sfu::capture::{DeviceCamera, EncoderChoice};
+
+    let mut h = Harness::new(EngineConfig::default()).expect("engine");
+    let cam = DeviceCamera {
+        camera: settings("usb0", 30),
+        device: V4l2Settings {
+            device: "/dev/v4l/by-id/r58-test-no-such-camera".into(),
+            width: 320,
+            height: 240,
+            fps: 30,
+            format: CaptureFormat::Yuyv,
+        },
+        encoder: EncoderChoice::OpenH264,
+        mpp: MppOptions::default(),
+    };
+    let mut usb = device_camera(cam, h.now).expect("camera");
+    let mut steady = test_camera(settings("cam1", 30), h.now).expect("camera");
+    run(&mut h, &mut [&mut usb, &mut steady], Duration::from_secs(4));
+    assert!(usb.live_source().is_none());
+    assert!(h.engine.hub().get("usb0").is_none(), "never offered");
+    // Attempts at 0, 0.5, 1.5 and 3.5 s.
+    assert_eq!(usb.stats().failures, 4, "{:?}", usb.stats());
+    assert_eq!(usb.stats().opens, 0);
+    assert!(steady.stats().frames >= 110, "{:?}", steady.stats());
+    assert!(h.engine.hub().get("cam1").is_some());
+}
+
+/// A device that needs a few hundred milliseconds after opening before its first frame (as
+/// real cameras do) opens its stream once it delivers, without being counted as failed; one
+/// that never delivers fails after the stall timeout.
+#[test]
+fn a_slow_starting_source_is_waited_for_not_failed() {
+    let mut h = Harness::new(EngineConfig::default()).expect("engine");
+    let (mut cam, mode) = flaky_camera("cam0", h.now);
+    mode.store(2, Ordering::Relaxed);
+    run(&mut h, &mut [&mut cam], Duration::from_millis(300));
+    assert!(cam.live_source().is_none());
+    assert_eq!(cam.stats().failures, 0, "still starting");
+    mode.store(0, Ordering::Relaxed);
+    run(&mut h, &mut [&mut cam], Duration::from_millis(100));
+    assert!(cam.live_source().is_some(), "live with the first frame");
+    assert_eq!((cam.stats().opens, cam.stats().failures), (1, 0));
+
+    let (mut dead, mode) = flaky_camera("cam1", h.now);
+    mode.store(2, Ordering::Relaxed);
+    run(
+        &mut h,
+        &mut [&mut dead],
+        STALL_TIMEOUT - Duration::from_millis(100),
+    );
+    assert_eq!(dead.stats().failures, 0);
+    run(&mut h, &mut [&mut dead], Duration::from_millis(200));
+    assert_eq!(
+        dead.stats().failures,
+        1,
+        "no first frame within the stall timeout"
+    );
+    assert!(h.engine.hub().get("cam1").is_none());
+}

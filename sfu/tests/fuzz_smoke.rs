@@ -219,6 +219,11 @@ fn smoke_hls_request() {
 }
 
 #[test]
+fn smoke_pixel_convert() {
+    smoke("pixel_convert");
+}
+
+#[test]
 fn smoke_engine_datagrams() {
     smoke("engine_datagrams");
 }
@@ -305,6 +310,7 @@ fn generated_seeds(target: &str) -> Vec<(String, Vec<u8>)> {
             ("segment.txt", b"5\n\n\nseg5.m4s".to_vec()),
             ("init.txt", b"\n\nv2\ninit0.mp4".to_vec()),
         ],
+        "pixel_convert" => pixel_seeds(),
         _ => Vec::new(),
     };
     seeds
@@ -516,6 +522,16 @@ fn stun_seeds() -> Vec<(&'static str, Vec<u8>)> {
             .concat(),
         ),
     ]
+}
+
+/// A 4x2 NV12 picture (stride 6) and a 4x2 YUYV one (stride 8), laid out as
+/// `sfu::fuzzing::pixel_convert` reads them.
+fn pixel_seeds() -> Vec<(&'static str, Vec<u8>)> {
+    let mut nv12 = vec![0, 1, 0, 6, 0, 2, 0, 0];
+    nv12.extend((0..18).map(|i| i * 10));
+    let mut yuyv = vec![1, 1, 0, 8, 0, 2, 0, 0];
+    yuyv.extend((0..16).map(|i| 255 - i * 7));
+    vec![("nv12_4x2.bin", nv12), ("yuyv_4x2.bin", yuyv)]
 }
 
 fn keyframe_seeds() -> Vec<(&'static str, Vec<u8>)> {

@@ -156,7 +156,7 @@ impl Pipeline {
     ) -> Result<EncodedFrame, EncodeError> {
         let epoch = *self.epoch.get_or_insert(captured.at);
         let ms = captured.at.saturating_duration_since(epoch).as_millis() as u64;
-        let unit = self.encoder.encode(captured.image, ms, force_keyframe)?;
+        let unit = self.encoder.encode(&captured.image, ms, force_keyframe)?;
         Ok(EncodedFrame {
             packets: self.packetizer.packetize(&unit, captured.at),
             keyframe: unit.keyframe,

@@ -11,6 +11,7 @@ use openh264::encoder::{
 use openh264::formats::YUVSource;
 
 use super::frame::I420Frame;
+use super::source::Picture;
 
 /// NAL unit types this crate looks at (H.264 table 7-1).
 pub mod nal_type {
@@ -92,6 +93,11 @@ pub enum EncodeError {
     Init(String),
     #[error("H.264 encoding failed: {0}")]
     Encode(String),
+    #[error("{encoder} cannot take this picture: {reason}")]
+    Unsupported {
+        encoder: &'static str,
+        reason: &'static str,
+    },
     #[error("frame is {got_w}x{got_h}, the encoder was set up for {want_w}x{want_h}")]
     WrongSize {
         got_w: u32,
@@ -109,16 +115,42 @@ pub struct AccessUnit {
     pub keyframe: bool,
 }
 
-/// An H.264 encoder fed I420 pictures.
+/// An H.264 encoder.
 pub trait H264Encoder {
-    /// Encodes one picture; `force_keyframe` makes it an IDR. An empty access unit means the
-    /// encoder dropped the frame (rate control) and nothing is to be sent.
+    /// Encodes one picture; `force_keyframe` asks for an IDR (an encoder may defer it a few
+    /// frames to rate-limit IDRs; the caller keeps asking until a keyframe comes out). An empty
+    /// access unit means the encoder dropped the frame and nothing is to be sent.
     fn encode(
         &mut self,
-        frame: &I420Frame,
+        picture: &Picture<'_>,
         timestamp_ms: u64,
         force_keyframe: bool,
     ) -> Result<AccessUnit, EncodeError>;
+
+    /// Which encoder this is, for logs (`openh264`, `mpp`).
+    fn name(&self) -> &'static str;
+
+    /// Whether [`Picture::DmaBuf`] input works (hardware encoders reading device memory).
+    fn accepts_dmabuf(&self) -> bool {
+        false
+    }
+}
+
+/// Checks a picture's size against the encoder's.
+pub(crate) fn check_size(
+    picture: &Picture<'_>,
+    settings: &EncoderSettings,
+) -> Result<(), EncodeError> {
+    let (w, h) = picture.size();
+    if (w, h) != (settings.width, settings.height) {
+        return Err(EncodeError::WrongSize {
+            got_w: w,
+            got_h: h,
+            want_w: settings.width,
+            want_h: settings.height,
+        });
+    }
+    Ok(())
 }
 
 /// OpenH264, built from its bundled source: constrained baseline, bitrate rate control, one
@@ -127,6 +159,8 @@ pub struct OpenH264Encoder {
     encoder: Encoder,
     settings: EncoderSettings,
     buf: Vec<u8>,
+    /// Where device pictures (YUYV, NV12) are converted to I420; made on first use.
+    converted: Option<I420Frame>,
 }
 
 impl OpenH264Encoder {
@@ -165,6 +199,7 @@ impl OpenH264Encoder {
             encoder,
             settings,
             buf: Vec::new(),
+            converted: None,
         })
     }
 }
@@ -196,20 +231,38 @@ impl YUVSource for Planes<'_> {
 }
 
 impl H264Encoder for OpenH264Encoder {
+    fn name(&self) -> &'static str {
+        "openh264"
+    }
+
     fn encode(
         &mut self,
-        frame: &I420Frame,
+        picture: &Picture<'_>,
         timestamp_ms: u64,
         force_keyframe: bool,
     ) -> Result<AccessUnit, EncodeError> {
-        if (frame.width(), frame.height()) != (self.settings.width, self.settings.height) {
-            return Err(EncodeError::WrongSize {
-                got_w: frame.width(),
-                got_h: frame.height(),
-                want_w: self.settings.width,
-                want_h: self.settings.height,
-            });
-        }
+        check_size(picture, &self.settings)?;
+        let frame = match picture {
+            Picture::I420(frame) => *frame,
+            Picture::Raw(raw) => {
+                let out = match &mut self.converted {
+                    Some(out) => out,
+                    slot => slot.insert(
+                        I420Frame::new(self.settings.width, self.settings.height)
+                            .map_err(|e| EncodeError::Encode(e.to_string()))?,
+                    ),
+                };
+                raw.to_i420(out)
+                    .map_err(|e| EncodeError::Encode(e.to_string()))?;
+                out
+            }
+            Picture::DmaBuf(_) => {
+                return Err(EncodeError::Unsupported {
+                    encoder: "openh264",
+                    reason: "it reads pictures from memory, not DMA-BUF descriptors",
+                });
+            }
+        };
         if force_keyframe {
             self.encoder.force_intra_frame();
         }
@@ -287,7 +340,7 @@ mod tests {
         };
         let mut enc = OpenH264Encoder::new(settings).expect("encoder");
         let mut frame = I420Frame::new(320, 240).expect("frame");
-        let first = enc.encode(&frame, 0, false).expect("encode");
+        let first = enc.encode(&(&frame).into(), 0, false).expect("encode");
         assert!(first.keyframe, "the first frame is an IDR");
         let types: Vec<u8> = first.nals.iter().map(|n| nal_unit_type(n)).collect();
         assert_eq!(&types[..2], &[nal_type::SPS, nal_type::PPS], "{types:?}");
@@ -295,14 +348,90 @@ mod tests {
         assert_eq!(sps[1], 66, "profile_idc baseline");
         assert_ne!(sps[2] & 0x40, 0, "constraint_set1: constrained baseline");
         frame.y[0] = 200;
-        let second = enc.encode(&frame, 33, false).expect("encode");
+        let second = enc.encode(&(&frame).into(), 33, false).expect("encode");
         assert!(!second.keyframe && !second.nals.is_empty());
-        let forced = enc.encode(&frame, 66, true).expect("encode");
+        let forced = enc.encode(&(&frame).into(), 66, true).expect("encode");
         assert!(forced.keyframe);
         let wrong = I420Frame::new(64, 64).expect("frame");
         assert!(matches!(
-            enc.encode(&wrong, 99, false),
+            enc.encode(&(&wrong).into(), 99, false),
             Err(EncodeError::WrongSize { .. })
+        ));
+    }
+
+    /// Device layouts reach OpenH264 converted: NV12 and YUYV built from an I420 picture encode
+    /// to exactly the bitstream of the I420 picture itself.
+    #[test]
+    fn openh264_takes_nv12_and_yuyv_device_pictures() {
+        use crate::capture::pattern::PatternSource;
+        use crate::capture::source::{FrameSource, RawFormat, RawFrame, RawLayout};
+        let (w, h) = (320usize, 240usize);
+        let mut pattern = PatternSource::new("cam", w as u32, h as u32).expect("pattern");
+        let now = std::time::Instant::now();
+        let captured = pattern.next_frame(now).expect("frame");
+        let i420 = captured.image.i420().expect("I420").clone();
+        let (cw, ch) = (w / 2, h / 2);
+        // NV12 with a padded stride; YUYV repeating each chroma row for both luma rows.
+        let stride = w + 32;
+        let mut nv12 = vec![0u8; stride * h + stride * ch];
+        for r in 0..h {
+            nv12[r * stride..][..w].copy_from_slice(&i420.y[r * w..][..w]);
+        }
+        for r in 0..ch {
+            for c in 0..cw {
+                nv12[stride * h + r * stride + 2 * c] = i420.u[r * cw + c];
+                nv12[stride * h + r * stride + 2 * c + 1] = i420.v[r * cw + c];
+            }
+        }
+        let mut yuyv = vec![0u8; w * 2 * h];
+        for r in 0..h {
+            for c in 0..cw {
+                let px = &mut yuyv[r * w * 2 + 4 * c..][..4];
+                px.copy_from_slice(&[
+                    i420.y[r * w + 2 * c],
+                    i420.u[(r / 2) * cw + c],
+                    i420.y[r * w + 2 * c + 1],
+                    i420.v[(r / 2) * cw + c],
+                ]);
+            }
+        }
+        let layout = |format, stride| RawLayout {
+            format,
+            width: w as u32,
+            height: h as u32,
+            stride,
+            plane_rows: h,
+        };
+        let settings = EncoderSettings {
+            width: w as u32,
+            height: h as u32,
+            ..EncoderSettings::default()
+        };
+        let encode = |picture: Picture<'_>| {
+            let mut enc = OpenH264Encoder::new(settings).expect("encoder");
+            let unit = enc.encode(&picture, 0, false).expect("encode");
+            assert!(unit.keyframe);
+            unit.nals.concat()
+        };
+        let reference = encode(Picture::I420(&i420));
+        let from_nv12 = encode(Picture::Raw(RawFrame {
+            layout: layout(RawFormat::Nv12, stride),
+            data: &nv12,
+        }));
+        let from_yuyv = encode(Picture::Raw(RawFrame {
+            layout: layout(RawFormat::Yuyv, w * 2),
+            data: &yuyv,
+        }));
+        assert!(reference == from_nv12, "NV12 input encodes like I420");
+        assert!(reference == from_yuyv, "YUYV input encodes like I420");
+        let short = Picture::Raw(RawFrame {
+            layout: layout(RawFormat::Yuyv, w * 2),
+            data: &yuyv[..100],
+        });
+        let mut enc = OpenH264Encoder::new(settings).expect("encoder");
+        assert!(matches!(
+            enc.encode(&short, 0, false),
+            Err(EncodeError::Encode(_))
         ));
     }
 }

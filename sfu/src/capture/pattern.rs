@@ -12,7 +12,7 @@
 use std::time::{Instant, SystemTime, UNIX_EPOCH};
 
 use super::frame::{FrameError, I420Frame};
-use super::source::{Captured, FrameSource, SourceError};
+use super::source::{Captured, FrameSource, Picture, SourceError};
 
 /// Value bits of the counter code (the counter wraps at 2^24: six days at 30 fps).
 pub const CODE_VALUE_BITS: usize = 24;
@@ -251,7 +251,7 @@ impl FrameSource for PatternSource {
         self.draw(wall_ms);
         self.counter = (self.counter + 1) & ((1 << CODE_VALUE_BITS) - 1);
         Ok(Captured {
-            image: &self.frame,
+            image: Picture::I420(&self.frame),
             at: now,
         })
     }
@@ -342,12 +342,9 @@ mod tests {
             p.set_counter(0x00ab_cdef - 1);
             for expected in [0x00ab_cdef - 1, 0x00ab_cdef] {
                 let frame = p.next_frame(Instant::now()).expect("frame");
-                let (w, h) = (frame.image.width() as usize, frame.image.height() as usize);
-                assert_eq!(
-                    read_counter(&frame.image.y, w, h),
-                    Some(expected),
-                    "{w}x{h}"
-                );
+                let i420 = frame.image.i420().expect("I420");
+                let (w, h) = (i420.width() as usize, i420.height() as usize);
+                assert_eq!(read_counter(&i420.y, w, h), Some(expected), "{w}x{h}");
             }
         }
     }
@@ -357,7 +354,7 @@ mod tests {
         let mut p = PatternSource::new("cam0", 640, 360).expect("pattern");
         p.set_counter(12345);
         let frame = p.next_frame(Instant::now()).expect("frame");
-        let mut y = frame.image.y.clone();
+        let mut y = frame.image.i420().expect("I420").y.clone();
         let block = code_block_size(640);
         // Flip bit 3's block to its opposite colour.
         let x = CODE_MARGIN + 3 * block;
@@ -375,8 +372,22 @@ mod tests {
     #[test]
     fn the_picture_moves_and_tiny_sizes_do_not_panic() {
         let mut p = PatternSource::new("cam0", 320, 240).expect("pattern");
-        let a = p.next_frame(Instant::now()).expect("frame").image.y.clone();
-        let b = p.next_frame(Instant::now()).expect("frame").image.y.clone();
+        let a = p
+            .next_frame(Instant::now())
+            .expect("frame")
+            .image
+            .i420()
+            .expect("I420")
+            .y
+            .clone();
+        let b = p
+            .next_frame(Instant::now())
+            .expect("frame")
+            .image
+            .i420()
+            .expect("I420")
+            .y
+            .clone();
         // Beyond the counter strip, the box has moved.
         let below = 240 / 3 * 320;
         assert_ne!(a[below..], b[below..]);

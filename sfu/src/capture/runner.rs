@@ -11,8 +11,12 @@ use tracing::error;
 use super::camera::CameraSettings;
 use super::encoder::{EncodeError, OpenH264Encoder};
 use super::frame::FrameError;
+use super::mpp::MppOptions;
 use super::pattern::PatternSource;
+use super::select::{EncoderChoice, select_encoder, system_mpp};
+use super::source::SourceError;
 use super::supervisor::Supervisor;
+use super::v4l2::{V4l2Settings, V4l2Source};
 use crate::webrtc::driver::SharedEngine;
 
 /// Why a camera could not be set up.
@@ -22,6 +26,8 @@ pub enum CameraError {
     Frame { name: String, source: FrameError },
     #[error("camera {name}: {source}")]
     Encode { name: String, source: EncodeError },
+    #[error("camera {name}: {source}")]
+    Source { name: String, source: SourceError },
     #[error("camera {name}: cannot start its thread: {source}")]
     Thread {
         name: String,
@@ -150,6 +156,62 @@ pub fn test_camera(settings: CameraSettings, now: Instant) -> Result<Supervisor,
         settings,
         Box::new(source),
         Box::new(encoder),
+        now,
+    ))
+}
+
+/// A camera on a V4L2 device.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct DeviceCamera {
+    pub camera: CameraSettings,
+    pub device: V4l2Settings,
+    pub encoder: EncoderChoice,
+    pub mpp: MppOptions,
+}
+
+/// Starts one thread per V4L2 camera. A camera whose device is missing still starts: its
+/// supervisor retries until the device appears. What can never work fails here instead: a
+/// format no encoder takes, or `encoder = "mpp"` without the MPP library.
+pub fn start_device_cameras(
+    engine: &SharedEngine,
+    cameras: &[DeviceCamera],
+) -> Result<Vec<CameraHandle>, CameraError> {
+    let mut handles = Vec::with_capacity(cameras.len());
+    for cam in cameras {
+        let name = cam.camera.name.clone();
+        V4l2Source::new(cam.device.clone(), false).map_err(|source| CameraError::Source {
+            name: name.clone(),
+            source,
+        })?;
+        if cam.encoder == EncoderChoice::Mpp {
+            system_mpp().map_err(|e| CameraError::Encode {
+                name: name.clone(),
+                source: EncodeError::Init(e),
+            })?;
+        }
+        let cam = cam.clone();
+        handles.push(spawn_camera(engine.clone(), &name, move |now| {
+            device_camera(cam, now)
+        })?);
+    }
+    Ok(handles)
+}
+
+/// A supervised V4L2 camera with the encoder its settings pick; DMA-BUF frames when that
+/// encoder takes them.
+pub fn device_camera(cam: DeviceCamera, now: Instant) -> Result<Supervisor, CameraError> {
+    let name = cam.camera.name.clone();
+    let selected = select_encoder(&name, cam.encoder, cam.camera.encoder, cam.mpp, system_mpp)
+        .map_err(|source| CameraError::Encode {
+            name: name.clone(),
+            source,
+        })?;
+    let source = V4l2Source::new(cam.device, selected.encoder.accepts_dmabuf())
+        .map_err(|source| CameraError::Source { name, source })?;
+    Ok(Supervisor::new(
+        cam.camera,
+        Box::new(source),
+        selected.encoder,
         now,
     ))
 }

@@ -44,6 +44,9 @@ pub struct CameraStats {
 enum State {
     /// Not publishing; try the source at `retry_at`.
     Waiting { retry_at: Instant },
+    /// The source was (re)opened at `since` and has not delivered yet (a device takes a few
+    /// frame times to start streaming); ask again at `next_try`.
+    Starting { since: Instant, next_try: Instant },
     Live {
         id: LocalSourceId,
         since: Instant,
@@ -109,6 +112,10 @@ impl Supervisor {
         match self.state {
             State::Waiting { retry_at } if now >= retry_at => self.try_open(now, sink),
             State::Waiting { retry_at } => retry_at,
+            State::Starting { since, next_try } if now >= next_try => {
+                self.first_frame(now, since, sink)
+            }
+            State::Starting { next_try, .. } => next_try,
             State::Live { next_frame_at, .. } if now >= next_frame_at => self.frame(now, sink),
             State::Live { next_frame_at, .. } => next_frame_at,
             State::Yielded { check_at } if now >= check_at => self.try_open(now, sink),
@@ -138,10 +145,22 @@ impl Supervisor {
         if let Err(e) = self.source.restart() {
             return self.fail(now, sink, &e.to_string());
         }
-        // Open the stream only once the source delivers, so viewers never see a stream that
-        // carries nothing.
+        self.first_frame(now, now, sink)
+    }
+
+    /// Waits for the first picture of a (re)opened source, then opens the stream with it, so
+    /// viewers never see a stream that carries nothing.
+    fn first_frame(&mut self, now: Instant, since: Instant, sink: &mut impl StreamSink) -> Instant {
         let first = match self.source.next_frame(now) {
             Ok(frame) => self.pipeline.process(frame, true),
+            Err(SourceError::NoFrame) if now.duration_since(since) < STALL_TIMEOUT => {
+                let next_try = now + self.frame_interval;
+                self.state = State::Starting { since, next_try };
+                return next_try;
+            }
+            Err(SourceError::NoFrame) => {
+                return self.fail(now, sink, "no first frame within 2 s of opening");
+            }
             Err(e) => return self.fail(now, sink, &e.to_string()),
         };
         let encoded = match first {
@@ -251,6 +270,7 @@ impl Supervisor {
     fn next_wake(&self, now: Instant) -> Instant {
         match self.state {
             State::Waiting { retry_at } => retry_at,
+            State::Starting { next_try, .. } => next_try,
             State::Live { next_frame_at, .. } => next_frame_at,
             State::Yielded { check_at } => check_at,
         }

@@ -74,6 +74,8 @@ test('the switcher lists the cameras with live previews and takes one to program
   await screenshot(op1, 'switcher-initial');
 
   await op1.click(`${input('cam0')} .take`);
+  // The cut is often taken (17 ms for a camera) before Take's answer arrives: the page must
+  // keep the newer state from the events, not the answer's pending one.
   await op1.waitForSelector(`${input('cam0')}[data-program="true"]`, { timeout: 10000 });
   assert.equal((await switcherState()).program, 'cam0');
   await op1.waitForSelector('#program-monitor[data-state="live"]', { timeout: 15000 });
@@ -115,6 +117,15 @@ test('a guest who joins appears in the inputs, is previewed with a key and cut w
   await screenshot(op1, 'switcher-guest-in-preview');
 
   // Space: cut. The program goes to guest1 on its next keyframe; cam0 comes to preview.
+  // Each page notes when its guest1 tally turns red (one clock: same machine).
+  for (const page of [op1, op2]) {
+    await page.evaluate(() => {
+      const target = document.querySelector('.input[data-stream="guest1"]');
+      new MutationObserver(() => {
+        if (target.dataset.program === 'true') window.programTallyAt ??= Date.now();
+      }).observe(target, { attributes: true, attributeFilter: ['data-program'] });
+    });
+  }
   const cutAt = Date.now();
   await op1.keyboard.press('Space');
   const { ms } = await waitUntil('program = guest1', async () => (await switcherState()).program === 'guest1', 10000);
@@ -127,7 +138,7 @@ test('a guest who joins appears in the inputs, is previewed with a key and cut w
   assert.equal(cut.from, 'cam0');
   assert.equal(cut.to, 'guest1');
   assert.equal(cut.forced, false);
-  console.log(`cut cam0 -> guest1: latency ${cut.latency_ms.toFixed(1)} ms (server), page saw it ${Date.now() - cutAt} ms after Space`);
+  console.log(`cut cam0 -> guest1: latency ${cut.latency_ms.toFixed(1)} ms (server: request -> guest1's keyframe on program)`);
   // The history shows it with its latency.
   await op1.waitForFunction(() => /cam0 → guest1/.test(document.querySelector('#history li')?.textContent ?? ''));
   assert.match(await op1.textContent('#history li'), /cam0 → guest1\d+(\.\d)? ms/);
@@ -139,6 +150,8 @@ test('a guest who joins appears in the inputs, is previewed with a key and cut w
   await op2.waitForFunction(() => document.querySelector('.input[data-stream="cam0"]').dataset.preview === 'true',
     null, { timeout: 3000 });
   assert.deepEqual(await tallies(op2), { cam0: 'PVW', cam1: '-', guest1: 'PGM' });
+  const [red1, red2] = [await op1.evaluate(() => window.programTallyAt), await op2.evaluate(() => window.programTallyAt)];
+  console.log(`Space -> guest1's tally red: ${red1 - cutAt} ms on the operator's page, ${red2 - cutAt} ms on the second page`);
   assert.deepEqual(await tallies(op1), await tallies(op2));
 
   // The program monitor shows the guest's picture, not a camera's.
@@ -165,6 +178,18 @@ test('a guest who joins appears in the inputs, is previewed with a key and cut w
   await op2.waitForFunction(() => document.querySelector('.input[data-stream="cam0"]').dataset.program === 'true',
     null, { timeout: 3000 });
   await op1.waitForSelector(`${input('guest1')}[data-preview="true"]`, { timeout: 5000 });
+  // Program audio pinned to the guest's microphone while cam0 (no microphone) is on program.
+  assert.deepEqual(await op1.$$eval('#audio option', (o) => o.map((e) => [e.value, e.disabled])),
+    [['', false], ['cam0', true], ['cam1', true], ['guest1', false]], 'cameras without audio cannot be chosen');
+  await op1.selectOption('#audio', 'guest1');
+  await waitUntil('audio pinned', async () => (await switcherState()).audio_pin === 'guest1', 5000);
+  await op2.waitForFunction(() => document.getElementById('audio').value === 'guest1', null, { timeout: 3000 });
+  await op2.waitForFunction(() => /on program/.test(document.querySelector('.input[data-stream="guest1"] .stat-audio').textContent),
+    null, { timeout: 3000 });
+  await screenshot(op2, 'switcher-audio-pinned');
+  await op2.selectOption('#audio', '');
+  await waitUntil('audio follows video', async () => (await switcherState()).audio_pin === null, 5000);
+  await op1.waitForFunction(() => document.getElementById('audio').value === '', null, { timeout: 3000 });
   // And the second operator cuts back with the button.
   await op2.click('#cut-btn');
   await op1.waitForSelector(`${input('guest1')}[data-program="true"]`, { timeout: 10000 });
@@ -295,6 +320,26 @@ test('when the guest on program leaves, the program falls back to cam0 and both 
   await screenshot(op1, 'switcher-fallback');
   for (const page of [op1, op2, guest]) await page.close();
   assert.deepEqual(errors, [], 'no page errors or CSP violations');
+});
+
+test('?previews=1 plays only the first input and says why the others are dark', async () => {
+  const post = (what, source) => fetch(`${server.base}/api/switcher/${what}`, {
+    method: 'POST', headers: { 'Content-Type': 'application/json' }, body: JSON.stringify({ source }),
+  });
+  assert.equal((await post('preview', null)).status, 200);
+  const page = await open('/switcher?previews=1', 'limited');
+  await page.waitForSelector(`${input('cam0')}[data-state="live"]`, { timeout: 15000 });
+  await page.waitForSelector(`${input('cam1')}[data-state="paused"]`, { timeout: 5000 });
+  assert.equal(await page.textContent(`${input('cam1')} .input-message`), 'Preview off: at most 1 live preview at once');
+  await page.waitForTimeout(1500);
+  assert.equal(await page.getAttribute(input('cam1'), 'data-state'), 'paused', 'and it stays so');
+  await screenshot(page, 'switcher-preview-limit');
+  // The preview source comes first: the preview monitor shows its stream.
+  assert.equal((await post('preview', 'cam1')).status, 200);
+  await page.waitForSelector(`${input('cam1')}[data-state="live"]`, { timeout: 15000 });
+  await page.waitForSelector(`${input('cam0')}[data-state="paused"]`, { timeout: 5000 });
+  await page.waitForSelector('#preview-monitor[data-state="live"]', { timeout: 10000 });
+  await page.close();
 });
 
 test('a switcher protected by [[auth]] explains the missing token and works with ?token=', async () => {

@@ -23,12 +23,20 @@ log(describeMode(mode, using));
 const token = new URLSearchParams(location.search).get('token');
 const auth = token ? { Authorization: `Bearer ${token}` } : {};
 
-/** Live input previews at most: each is a decoder in this browser (and a session or an HLS poller). */
-const MAX_PREVIEWS = mode.mode === 'LOCAL' ? 12 : 6;
+/**
+ * Live input previews at most: each is a decoder in this browser (and a session or an HLS
+ * poller). `?previews=N` sets another limit (0-32) for a weak laptop or a big wall.
+ */
+const MAX_PREVIEWS = previewLimit(new URLSearchParams(location.search).get('previews'), mode.mode === 'LOCAL' ? 12 : 6);
 /** An input scrolled out of view keeps its preview this long (scrolling back is instant). */
 const OFFSCREEN_STOP_MS = 5000;
 /** A page in a background tab stops its players after this long. */
 const HIDDEN_STOP_MS = 30000;
+
+function previewLimit(asked, fallback) {
+  const n = Number(asked);
+  return asked !== null && asked !== '' && Number.isInteger(n) && n >= 0 && n <= 32 ? n : fallback;
+}
 
 const el = (id) => document.getElementById(id);
 const inputsBox = el('inputs');
@@ -177,12 +185,17 @@ const visibility = new IntersectionObserver((entries) => {
   schedulePreviews();
 }, { threshold: 0.01 });
 
-/** Starts and stops input previews: visible ones first in display order, at most MAX_PREVIEWS. */
+/**
+ * Starts and stops input previews, at most MAX_PREVIEWS: in LOCAL mode the preview source's
+ * first (the preview monitor shows its stream), then the visible ones in display order.
+ */
 function schedulePreviews() {
   const now = performance.now();
   for (const input of inputs.values()) if (input.visible) input.lastVisible = now;
+  const first = mode.mode === 'LOCAL' ? inputs.get(state?.preview) : undefined;
+  const queue = first ? [first, ...ordered.filter((i) => i !== first)] : ordered;
   let running = 0;
-  for (const input of ordered) {
+  for (const input of queue) {
     // Not looked at yet (the observer answers right after the input is added).
     if (!input.observed && !(mode.mode === 'LOCAL' && state?.preview === input.name)) continue;
     if (!input.wantsPreview(now)) {
@@ -198,7 +211,7 @@ function schedulePreviews() {
       running += 1;
       input.player.start();
     } else if (input.player.running || input.player.state !== 'paused') {
-      input.player.stop('paused', `Preview off: at most ${MAX_PREVIEWS} live previews at once`);
+      input.player.stop('paused', `Preview off: at most ${MAX_PREVIEWS} live preview${MAX_PREVIEWS === 1 ? '' : 's'} at once`);
     }
   }
 }
@@ -453,8 +466,12 @@ function renderHistory() {
 
 // --- actions -------------------------------------------------------------------------------
 
+/** Switcher states received from the events (or the poll), counted. */
+let statesReceived = 0;
+
 /** POSTs `{source}` to /api/switcher/{action}; the new state, or null after saying why not. */
 async function send(action, source) {
+  const seen = statesReceived;
   let response;
   try {
     response = await fetch(`/api/switcher/${action}`, {
@@ -473,7 +490,10 @@ async function send(action, source) {
   }
   const s = await response.json();
   if (el('alert').dataset.kind === 'error') clearAlert();
-  applyState(s);
+  // The answer is the state right after the request. The events tell every change after it in
+  // order, and one may already have overtaken the answer (a cut taken within milliseconds):
+  // then the answer is older than what the page shows and must not replace it.
+  if (statesReceived === seen) applyState(s);
   return s;
 }
 
@@ -505,6 +525,8 @@ async function cut() {
 cutButton.addEventListener('click', () => cut());
 audioSelect.addEventListener('change', async () => {
   const source = audioSelect.value || null;
+  // Give the keys back to the switcher (a focused picker would take 1-9 and Enter).
+  audioSelect.blur();
   log(source ? `program audio pinned to ${source}` : 'program audio follows video');
   if (!(await send('audio', source))) audioSelect.value = state?.audio_pin ?? '';
 });
@@ -546,7 +568,10 @@ function pollState(reason) {
   const poll = async () => {
     try {
       const r = await fetch('/api/switcher', { headers: auth });
-      if (r.ok) applyState(await r.json());
+      if (r.ok) {
+        statesReceived += 1;
+        applyState(await r.json());
+      }
       else if (r.status === 401) showAlert('This switcher needs an operator token (401): open the page with ?token=… .', 'error', 0);
       else showAlert(`The switcher state is not available: ${r.status}`, 'error', 5000);
     } catch (e) {
@@ -568,7 +593,10 @@ watchStreams((list) => {
   feed.textContent = status === 'live' ? 'live' : 'reconnecting…';
   if (status === 'reconnecting') log('Lost the live updates; reconnecting', 'warn');
 }, {
-  switcher: applyState,
+  switcher: (s) => {
+    statesReceived += 1;
+    applyState(s);
+  },
   switcher_locked: (data) => pollState(data.reason),
 });
 

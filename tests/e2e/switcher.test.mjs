@@ -252,11 +252,14 @@ test('REMOTE mode previews the inputs and the program over LL-HLS, never WebRTC'
       await page.waitForSelector(`${input(name)}[data-state="live"]`, { timeout: 30000 });
     }
     await page.waitForSelector('#program-monitor[data-state="live"]', { timeout: 30000 });
-    await assertPlaying(assert, page, `${input('cam1')} video`, 'cam1 input over HLS');
-    await assertPlaying(assert, page, '#program-monitor video', 'program over HLS');
+    // Five hls.js players in one page on a shared 2-core machine: a longer look than on WHEP.
+    await assertPlaying(assert, page, `${input('cam1')} video`, 'cam1 input over HLS', 3000);
+    await assertPlaying(assert, page, '#program-monitor video', 'program over HLS', 3000);
     assert.deepEqual(await tallies(page), await tallies(op1), 'the same tallies as the LOCAL operators');
     await page.waitForTimeout(1200);
-    assert.match(await page.textContent('#program-monitor .monitor-latency'), /^\d+\.\d s behind live$/);
+    const behind = await page.textContent('#program-monitor .monitor-latency');
+    console.log(`REMOTE program monitor: ${behind}`);
+    assert.match(behind, /^\d+\.\d s behind live$/);
     await screenshot(page, 'switcher-remote');
     assert.deepEqual(whep, [], 'no WHEP session in REMOTE mode');
     assert.deepEqual(pageErrors, []);
@@ -290,11 +293,14 @@ test('an input scrolled out of view stops its preview (its WHEP session ends) an
   // op2 is a phone; cam1 is in preview (its input keeps playing for the preview monitor).
   const viewers = async (name) => (await (await fetch(`${server.base}/api/streams`)).json()).find((s) => s.name === name).viewers;
   const before = await viewers('cam0');
+  const previewViewers = await viewers('cam1');
   await op2.setViewportSize({ width: 390, height: 300 });
   await op2.evaluate(() => window.scrollTo(0, 0));
   await op2.waitForSelector(`${input('cam0')}[data-state="paused"]`, { timeout: 10000 });
   assert.match(await op2.textContent(`${input('cam0')} .input-message`), /Paused \(scrolled out of view\)/);
   assert.equal(await op2.getAttribute(`${input('cam1')}`, 'data-state'), 'live', 'the preview source plays on');
+  assert.equal(await viewers('cam1'), previewViewers, 'its session stays');
+  await op2.waitForSelector('#preview-monitor[data-state="live"]');
   await waitUntil('cam0 loses a viewer', async () => (await viewers('cam0')) === before - 1, 5000);
   await op2.$eval(input('cam0'), (e) => e.scrollIntoView());
   await op2.waitForSelector(`${input('cam0')}[data-state="live"]`, { timeout: 10000 });

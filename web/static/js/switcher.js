@@ -154,7 +154,11 @@ class Input {
     const v = this.video;
     this.el.querySelector('.stat-res').textContent = v.videoWidth && this.player.state === 'live' ? `${v.videoWidth}×${v.videoHeight}` : '';
     const s = this.player.state;
-    if (s === 'live' || s === 'stalled') {
+    // Chromium pauses muted autoplay videos scrolled out of view: no frames there says nothing.
+    if (!this.visible) {
+      this.stalledSince = null;
+      if (s === 'stalled') this.player.setState('live', '');
+    } else if (s === 'live' || s === 'stalled') {
       if (v.currentTime !== this.lastTime) {
         this.lastTime = v.currentTime;
         this.stalledSince = null;

@@ -55,6 +55,9 @@ test('refusals read as sentences with the status and the server\'s reason', () =
   assert.equal(describeError('program', 'vp8', 422, 'vp8 cannot go to program: its Video is VP8'),
     'Cannot cut to "vp8": vp8 cannot go to program: its Video is VP8 (422).');
   assert.match(describeError('preview', 'cam0', 401, ''), /^Cannot preview "cam0": this switcher needs an operator token \(401\)/);
+  // A server that lets only local clients switch says so; the page passes it on.
+  assert.equal(describeError('program', 'cam1', 403, 'this endpoint is only open to local clients (set an [admin] token for others)'),
+    'Cannot cut to "cam1": refused (403). this endpoint is only open to local clients (set an [admin] token for others)');
   assert.equal(describeError('audio', null, 0, 'Failed to fetch'),
     'Cannot let audio follow video: the server did not answer (Failed to fetch).');
   assert.equal(describeError('audio', 'cam1', 500, 'boom'), 'Cannot pin audio to "cam1": 500 boom');

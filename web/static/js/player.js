@@ -12,6 +12,8 @@ const RETRY_MS = 3000;
 const FIRST_FRAME_MS = 12000;
 /** A WHEP connection `disconnected` this long is replaced. */
 const LOST_MS = 3000;
+/** An LL-HLS player this far behind live (normally ~1 s) jumps to live: monitors show now. */
+const JUMP_BEHIND_S = 4;
 
 export class StreamPlayer {
   /**
@@ -142,6 +144,7 @@ export class StreamPlayer {
   async startHls(generation) {
     const url = `/hls/${encodeURIComponent(this.name)}/index.m3u8`;
     const handle = await playHls(this.video, url, {
+      jumpBehind: JUMP_BEHIND_S,
       log: (m, l) => this.log(`${this.name}: ${m}`, l),
       onFatal: (message) => {
         if (generation === this.generation) this.retry(message);

@@ -54,7 +54,7 @@ export function describeError(action, source, status, reason) {
     case 404: return `${what}: it is not live any more (404). ${why}`.trim();
     case 422: return `${what}: ${why || 'the server refused it'} (422).`;
     case 401: return `${what}: this switcher needs an operator token (401). Open the page with ?token=… .`;
-    case 403: return `${what}: this token may not switch (403).`;
+    case 403: return `${what}: refused (403). ${why || 'This page may not switch from where it is opened.'}`.trim();
     case 0: return `${what}: the server did not answer (${why || 'network error'}).`;
     default: return `${what}: ${status} ${why}`.trim();
   }

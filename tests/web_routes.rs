@@ -82,6 +82,7 @@ async fn pages_are_html_with_revalidation_and_a_content_security_policy() {
     for (uri, script) in [
         ("/", "/static/js/multiview.js"),
         ("/guest_join", "/static/js/guest-join.js"),
+        ("/switcher", "/static/js/switcher.js"),
     ] {
         let r = get(&app, uri).await;
         assert_eq!(r.status, StatusCode::OK, "{uri}");
@@ -104,6 +105,8 @@ async fn assets_have_their_content_types() {
         ("/static/js/whip.js", "text/javascript; charset=utf-8"),
         ("/static/js/whep.js", "text/javascript; charset=utf-8"),
         ("/static/css/r58.css", "text/css; charset=utf-8"),
+        ("/static/css/switcher.css", "text/css; charset=utf-8"),
+        ("/static/js/switcher.js", "text/javascript; charset=utf-8"),
         ("/static/favicon.svg", "image/svg+xml"),
     ] {
         let r = get(&app, uri).await;

@@ -5,6 +5,14 @@
 //! second per connection and the lists diffed ([`diff`], pure): a handful of operator pages is
 //! the expected audience (at most [`MAX_STREAMS`] at once), and polling keeps the media engine
 //! free of observers. Comments every 15 s keep proxies and tunnels from closing an idle stream.
+//!
+//! The switcher's state (program, preview, pending cut, sources, cut history) goes out as
+//! `switcher`: once on connect, then at once whenever the switcher announces a change (its
+//! broadcast is only a wake-up: the state sent is read fresh, so a slow connection never shows
+//! an older tally after a newer one), and from the poll when only its source list changed. When
+//! an `[[auth]]` rule protects `/api/switcher`, a request without its token gets one
+//! `switcher_locked` instead (an `EventSource` cannot send headers; the page then polls
+//! `GET /api/switcher` with the token).
 
 use std::collections::{BTreeMap, VecDeque};
 use std::convert::Infallible;
@@ -13,16 +21,19 @@ use std::time::Duration;
 
 use axum::Router;
 use axum::extract::State;
-use axum::http::{HeaderValue, StatusCode, header};
+use axum::http::{HeaderMap, HeaderValue, StatusCode, header};
 use axum::response::sse::{Event, KeepAlive, Sse};
 use axum::response::{IntoResponse, Response};
 use axum::routing::get;
 use futures_util::stream::{self, Stream};
 use serde::Serialize;
 use sfu::hub::{SourceKind, TrackKind};
+use sfu::switch::SwitcherState;
 use sfu::webrtc::engine::StreamInfo;
+use tokio::sync::broadcast;
 
 use super::AppState;
+use super::auth::authorized;
 
 /// How often each connection looks at the engine's stream list.
 const POLL: Duration = Duration::from_millis(500);
@@ -180,38 +191,112 @@ struct Feed {
     last: Vec<StreamSummary>,
     pending: VecDeque<Event>,
     tick: tokio::time::Interval,
+    /// `None` when the client may not see the switcher (or the switcher is gone).
+    switcher: Option<SwitcherFeed>,
 }
 
-fn feed(state: AppState, slot: Slot<'static>) -> impl Stream<Item = Result<Event, Infallible>> {
+struct SwitcherFeed {
+    changes: broadcast::Receiver<SwitcherState>,
+    last: SwitcherState,
+}
+
+fn switcher_event(s: &SwitcherState) -> Event {
+    Event::default()
+        .event("switcher")
+        .data(serde_json::to_string(s).unwrap_or_else(|_| "{}".into()))
+}
+
+impl SwitcherFeed {
+    /// Queues the switcher's current state if it differs from the last one sent.
+    fn refresh(&mut self, state: &AppState, pending: &mut VecDeque<Event>) {
+        let now = state.switcher.state();
+        if now != self.last {
+            pending.push_back(switcher_event(&now));
+            self.last = now;
+        }
+    }
+}
+
+/// Waits for the switcher's next announcement: `Some(true)` when it changed (or this receiver
+/// lagged behind: the state is read fresh anyway), `Some(false)` when it is gone. Never returns
+/// without a switcher feed.
+async fn switcher_changed(feed: &mut Option<SwitcherFeed>) -> bool {
+    let Some(f) = feed else {
+        return std::future::pending().await;
+    };
+    match f.changes.recv().await {
+        Ok(_) | Err(broadcast::error::RecvError::Lagged(_)) => {
+            // Several changes queued: one fresh read covers them all.
+            while let Ok(_) | Err(broadcast::error::TryRecvError::Lagged(_)) = f.changes.try_recv()
+            {
+            }
+            true
+        }
+        Err(broadcast::error::RecvError::Closed) => false,
+    }
+}
+
+fn feed(
+    state: AppState,
+    slot: Slot<'static>,
+    show_switcher: bool,
+) -> impl Stream<Item = Result<Event, Infallible>> {
     let last = snapshot(&state);
     let first = Event::default()
         .event("snapshot")
         .retry(RETRY)
         .data(serde_json::to_string(&last).unwrap_or_else(|_| "[]".into()));
+    let mut pending = VecDeque::from([first]);
+    let switcher = if show_switcher {
+        // Subscribe before reading, so no change falls between the snapshot and the feed.
+        let changes = state.switcher.subscribe();
+        let now = state.switcher.state();
+        pending.push_back(switcher_event(&now));
+        Some(SwitcherFeed { changes, last: now })
+    } else {
+        pending.push_back(Event::default().event("switcher_locked").data(
+            r#"{"reason":"GET /api/switcher needs a bearer token; ask it with Authorization"}"#,
+        ));
+        None
+    };
     let mut tick = tokio::time::interval(POLL);
     tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
     let feed = Feed {
         _slot: slot,
         state,
         last,
-        pending: VecDeque::from([first]),
+        pending,
         tick,
+        switcher,
     };
     stream::unfold(feed, |mut feed| async move {
         loop {
             if let Some(event) = feed.pending.pop_front() {
                 return Some((Ok(event), feed));
             }
-            feed.tick.tick().await;
-            let now = snapshot(&feed.state);
-            feed.pending
-                .extend(diff(&feed.last, &now).iter().map(change_event));
-            feed.last = now;
+            tokio::select! {
+                _ = feed.tick.tick() => {
+                    let now = snapshot(&feed.state);
+                    feed.pending
+                        .extend(diff(&feed.last, &now).iter().map(change_event));
+                    feed.last = now;
+                    // Sources come and go without the switcher announcing it.
+                    if let Some(s) = feed.switcher.as_mut() {
+                        s.refresh(&feed.state, &mut feed.pending);
+                    }
+                }
+                alive = switcher_changed(&mut feed.switcher) => {
+                    match feed.switcher.as_mut() {
+                        Some(s) if alive => s.refresh(&feed.state, &mut feed.pending),
+                        _ => feed.switcher = None,
+                    }
+                }
+            }
         }
     })
 }
 
-async fn events(State(state): State<AppState>) -> Response {
+async fn events(State(state): State<AppState>, headers: HeaderMap) -> Response {
     let Some(slot) = OPEN.take() else {
         return (
             StatusCode::SERVICE_UNAVAILABLE,
@@ -223,7 +308,9 @@ async fn events(State(state): State<AppState>) -> Response {
         )
             .into_response();
     };
-    let mut response = Sse::new(feed(state, slot))
+    // The tally is as private as `GET /api/switcher` is.
+    let show_switcher = authorized(&state.auth, "/api/switcher", &headers);
+    let mut response = Sse::new(feed(state, slot, show_switcher))
         .keep_alive(KeepAlive::new().interval(KEEPALIVE).text("keepalive"))
         .into_response();
     let h = response.headers_mut();

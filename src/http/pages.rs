@@ -1,6 +1,6 @@
 //! The operator pages and their assets, embedded into the binary by build.rs from web/.
 //!
-//! `/` (multiview) and `/guest_join` are HTML pages; `/static/...` serves their modules and
+//! `/` (multiview), `/guest_join` and `/switcher` are HTML pages; `/static/...` serves their modules and
 //! styles, and hls.js at `/static/vendor/hls.min.mjs` when it was built in. Every response
 //! carries a content ETag and `Cache-Control: no-cache`: browsers revalidate (a 304 costs
 //! nothing) so an upgraded box never runs yesterday's scripts against today's API.
@@ -49,6 +49,10 @@ pub fn routes() -> Router<AppState> {
         .route(
             "/guest_join",
             get(|h: HeaderMap| async move { serve("guest_join.html", &h) }),
+        )
+        .route(
+            "/switcher",
+            get(|h: HeaderMap| async move { serve("switcher.html", &h) }),
         )
         .route("/static/{*path}", get(static_file))
 }
@@ -172,6 +176,7 @@ mod tests {
     fn every_embedded_file_has_a_known_content_type() {
         assert!(ASSETS.iter().any(|a| a.path == "index.html"));
         assert!(ASSETS.iter().any(|a| a.path == "guest_join.html"));
+        assert!(ASSETS.iter().any(|a| a.path == "switcher.html"));
         for a in ASSETS {
             assert_ne!(
                 content_type(a.path),
@@ -182,6 +187,7 @@ mod tests {
             assert!(
                 a.path == "index.html"
                     || a.path == "guest_join.html"
+                    || a.path == "switcher.html"
                     || a.path.starts_with("static/"),
                 "{} is embedded but no route serves it",
                 a.path

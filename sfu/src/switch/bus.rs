@@ -291,6 +291,19 @@ impl ProgramBus {
             .push_back(Output::RequestKeyframeNow(source.to_owned()));
     }
 
+    /// Cuts to `source` because the program's source `lost` went away: as [`Self::cut`], with
+    /// the history saying which source was lost (the program is empty by then).
+    pub fn fall_back(&mut self, now: Instant, source: &str, lost: &str) {
+        self.cut(now, source, "fallback");
+        if let Some(last) = self.history.back_mut()
+            && last.to == source
+            && last.from.is_none()
+            && last.latency_ms.is_none()
+        {
+            last.from = Some(lost.to_owned());
+        }
+    }
+
     /// The program source went away: forget it (the caller then cuts to a fallback).
     pub fn source_gone(&mut self, source: &str) {
         if self.pending.as_ref().is_some_and(|p| p.to == source) {

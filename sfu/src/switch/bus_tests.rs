@@ -275,6 +275,23 @@ fn a_gone_source_leaves_the_program_and_viewer_requests_reach_the_source() {
 }
 
 #[test]
+fn a_fallback_cut_names_the_source_that_was_lost() {
+    let t0 = Instant::now();
+    let mut bus = bus(t0);
+    bus.cut(t0, "guest1", "operator");
+    frame(&mut bus, t0, "guest1", 0, true);
+    sent(&mut bus);
+    bus.source_gone("guest1");
+    bus.fall_back(t0, "cam0", "guest1");
+    let last = bus.history().last().expect("the fallback cut").clone();
+    assert_eq!(
+        (last.from.as_deref(), last.to.as_str(), last.reason),
+        (Some("guest1"), "cam0", "fallback")
+    );
+    assert_eq!(bus.pending(), Some("cam0"));
+}
+
+#[test]
 fn quiet_program_audio_is_filled_with_silence_and_real_audio_continues_it() {
     let t0 = Instant::now();
     let mut bus = bus(t0);

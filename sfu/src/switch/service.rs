@@ -275,7 +275,7 @@ impl Switcher {
                     );
                     let mut state = self.lock();
                     state.stats.fallbacks += 1;
-                    state.bus.cut(now, &fallback, "fallback");
+                    state.bus.fall_back(now, &fallback, &lost);
                 }
                 None => warn!(lost, "program source gone and no fallback is live"),
             }

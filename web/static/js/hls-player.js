@@ -31,8 +31,11 @@ export function chooseEngine(video, params = new URLSearchParams(location.search
 /**
  * Plays `url` in `video`. Resolves to a handle `{ engine, latency(), destroy() }` once loading
  * has started; `onFatal(message)` is called if playback cannot go on (the caller may retry).
+ * `jumpBehind` (seconds): with hls.js, a player that has fallen that far behind the live edge
+ * (a busy machine decoding slower than real time) jumps to it instead of catching up slowly —
+ * for monitors that must show now, not a while ago.
  */
-export async function playHls(video, url, { onFatal = () => {}, log = () => {} } = {}) {
+export async function playHls(video, url, { onFatal = () => {}, log = () => {}, jumpBehind = null } = {}) {
   const engine = chooseEngine(video);
   if (engine === 'native') {
     video.src = url;
@@ -78,9 +81,29 @@ export async function playHls(video, url, { onFatal = () => {}, log = () => {} }
   hls.loadSource(url);
   hls.attachMedia(video);
   hls.on(Hls.Events.MANIFEST_PARSED, () => video.play().catch(() => {}));
+  let jumps = 0;
+  let lastJump = -Infinity;
+  const watch = jumpBehind == null ? null : setInterval(() => {
+    const live = hls.liveSyncPosition;
+    if (!Number.isFinite(hls.latency) || hls.latency < jumpBehind || !Number.isFinite(live) || live <= video.currentTime) return;
+    // A machine that cannot decode in real time falls behind again at once; jumping over and
+    // over would only stutter, so at most once in 20 s.
+    if (performance.now() - lastJump < 20000) return;
+    lastJump = performance.now();
+    jumps += 1;
+    log(`${hls.latency.toFixed(1)} s behind live: jumping to live`, 'warn');
+    video.currentTime = live;
+  }, 1000);
   return {
     engine,
     latency: () => (Number.isFinite(hls.latency) ? hls.latency : null),
-    destroy: () => hls.destroy(),
+    /** The EXT-X-PROGRAM-DATE-TIME (server clock) of the frame on screen, or null. */
+    playingDate: () => hls.playingDate ?? null,
+    /** How often it jumped to live (see `jumpBehind`). */
+    jumps: () => jumps,
+    destroy: () => {
+      clearInterval(watch);
+      hls.destroy();
+    },
   };
 }

@@ -5,11 +5,15 @@
 /**
  * Calls `onChange(streams, change)` with the whole list (a Map by name) after every change;
  * `change` is `{ type: 'snapshot' | 'added' | 'updated' | 'removed', name? }`.
- * `onStatus('live' | 'reconnecting')` follows the connection. Returns a function that stops.
+ * `onStatus('live' | 'reconnecting')` follows the connection. `others` maps more event names
+ * (e.g. `switcher`) to handlers of their parsed data. Returns a function that stops.
  */
-export function watchStreams(onChange, onStatus = () => {}) {
+export function watchStreams(onChange, onStatus = () => {}, others = {}) {
   const streams = new Map();
   const source = new EventSource('/api/events');
+  for (const [type, handler] of Object.entries(others)) {
+    source.addEventListener(type, (e) => handler(JSON.parse(e.data)));
+  }
   source.addEventListener('snapshot', (e) => {
     streams.clear();
     for (const s of JSON.parse(e.data)) streams.set(s.name, s);

@@ -77,6 +77,8 @@ pub struct SessionStats {
     pub retransmits: u64,
     pub keyframe_requests_in: u64,
     pub srtp_errors: u64,
+    /// Datagrams dropped for exceeding the publisher bitrate cap.
+    pub bitrate_cap_dropped: u64,
 }
 
 pub struct Session {
@@ -102,6 +104,8 @@ pub struct Session {
     pub last_media_at: Option<Instant>,
     /// The accepted m-lines, in BUNDLE order (for ICE restart answers).
     pub bundle: Vec<BundledMedia>,
+    /// A publisher's hard inbound rate cap, when one is configured.
+    pub bitrate_cap: Option<crate::webrtc::bitrate_cap::BitrateCap>,
 }
 
 /// One accepted m-line of the session.

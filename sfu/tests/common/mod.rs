@@ -27,6 +27,7 @@ use rtc::peer_connection::transport::{
 };
 use rtc::peer_connection::{RTCPeerConnection, RTCPeerConnectionBuilder};
 use rtc::rtcp::payload_feedbacks::picture_loss_indication::PictureLossIndication;
+use rtc::rtcp::payload_feedbacks::receiver_estimated_maximum_bitrate::ReceiverEstimatedMaximumBitrate;
 use rtc::rtcp::sender_report::SenderReport;
 use rtc::rtp_transceiver::rtp_sender::{
     RTCPFeedback, RTCRtpCodec, RTCRtpCodecParameters, RTCRtpCodingParameters,
@@ -89,6 +90,8 @@ pub struct RxRtcp {
     pub sr: Option<(u32, u64, u32, u32, u32)>,
     pub media_ssrcs: Vec<u32>,
     pub name: String,
+    /// A REMB's bitrate (bits per second).
+    pub remb: Option<f32>,
 }
 
 pub struct Peer {
@@ -761,6 +764,10 @@ fn drain(p: &mut Peer, now: Instant) {
                         }),
                         media_ssrcs: packet.destination_ssrc(),
                         name: format!("{:?}", header.packet_type),
+                        remb: packet
+                            .as_any()
+                            .downcast_ref::<ReceiverEstimatedMaximumBitrate>()
+                            .map(|r| r.bitrate),
                     });
                 }
             }

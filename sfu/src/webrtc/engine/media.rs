@@ -232,6 +232,13 @@ impl Engine {
         if session.role != Role::Publish {
             return;
         }
+        if let Some(cap) = session.bitrate_cap.as_mut()
+            && !cap.admit(now, data.len())
+        {
+            session.stats.bitrate_cap_dropped += 1;
+            self.stats.bitrate_cap_dropped += 1;
+            return;
+        }
         let plain = match srtp_in.decrypt_rtp(data) {
             Ok(plain) => plain.freeze(),
             Err(_) => {

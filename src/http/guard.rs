@@ -168,21 +168,24 @@ pub async fn gate(State(state): State<AppState>, request: Request, next: Next) -
     let creates_session = request.method() == Method::POST
         && (path.starts_with("/whip/") || path.starts_with("/whep/"))
         && path.matches('/').count() == 2;
-    let limit = guard.limits.sessions_per_ip;
-    let (true, Some(peer), true) = (creates_session, peer, limit > 0) else {
-        return next.run(request).await;
-    };
-    let client = super::turn::client_ip(
-        Some(peer),
-        request.headers(),
-        &state.turn.settings.trusted_proxies,
-    );
-    if guard.limits.unlimited_ips.contains(&client) {
+    if !creates_session {
         return next.run(request).await;
     }
     // Held across the creation so concurrent requests of one client cannot overshoot.
     let mut owners = guard.owners.lock().await;
     forget_ended(&state, &mut owners);
+    let limit = guard.limits.sessions_per_ip;
+    let client = peer.map(|peer| {
+        super::turn::client_ip(
+            Some(peer),
+            request.headers(),
+            &state.turn.settings.trusted_proxies,
+        )
+    });
+    let Some(client) = client.filter(|c| limit > 0 && !guard.limits.unlimited_ips.contains(c))
+    else {
+        return next.run(request).await;
+    };
     let held = owners.values().filter(|ip| **ip == client).count();
     if held >= limit {
         drop(owners);
@@ -258,6 +261,12 @@ pub fn write_metrics(state: &AppState, out: &mut String) {
         let _ = writeln!(out, "# HELP r58_{name} {help}\n# TYPE r58_{name} counter");
         let _ = writeln!(out, "r58_{name} {value}");
     }
+    let tokens = state.session_tokens().len();
+    let _ = writeln!(
+        out,
+        "# HELP r58_http_session_resources Session resource URLs the HTTP layer remembers.\n\
+         # TYPE r58_http_session_resources gauge\nr58_http_session_resources {tokens}"
+    );
 }
 
 #[cfg(test)]

@@ -7,7 +7,11 @@
 //! - soak: 200 viewers of a publisher that reconnects (a new WHIP session taking the stream
 //!   over) every `R58_SOAK_RECONNECT_SECS`; packet loss across all viewers stays under 0.1 %.
 //!   CI runs 60 s (`R58_SOAK_SECS`); the 30-minute run is
-//!   `R58_SOAK_SECS=1800 R58_SOAK_RECONNECT_SECS=60 cargo nextest run -p r58 --test churn soak --no-capture`.
+//!   `R58_SOAK_SECS=1800 R58_SOAK_RECONNECT_SECS=60 cargo nextest run -p r58 --test churn
+//!   --run-ignored only soak --no-capture`.
+//!
+//! Both take a minute or more and measure timing-sensitive things (loss, RSS), so they are
+//! `#[ignore]`d in the workspace run and scripts/test.sh runs them alone, one at a time.
 //!
 //! Both print their numbers; docs/reliability.md records them.
 
@@ -57,14 +61,33 @@ impl Feed {
     }
 }
 
+/// RSS and open descriptors, the smallest of a few samples: a descriptor of the HTTP
+/// connection that just asked for /metrics may not be closed yet.
+fn quiet_usage(server: &Server) -> (u64, usize) {
+    let mut best = server.rss_kb_and_fds();
+    for _ in 0..4 {
+        std::thread::sleep(Duration::from_millis(100));
+        let (rss, fds) = server.rss_kb_and_fds();
+        best = (best.0.min(rss), best.1.min(fds));
+    }
+    best
+}
+
 #[test]
+#[ignore = "about a minute: scripts/test.sh runs it on its own (--run-ignored only)"]
 fn churn_of_1000_sessions_leaves_memory_and_descriptors_where_they_were() {
     let total = env_u64("R58_CHURN_SESSIONS", 1000);
-    let warmup = (total / 10).max(20);
+    let warmup = env_u64("R58_CHURN_WARMUP", (total / 2).max(20));
     let mut server = Server::start("", &[]);
     let mut feed = Feed::start(&server, "live");
+    let kind = std::env::var("R58_CHURN_KIND").unwrap_or_default();
     let cycle = |i: u64, feed: &mut Feed| {
-        if i % 2 == 0 {
+        let play = match kind.as_str() {
+            "whep" => true,
+            "whip" => false,
+            _ => i % 2 == 0,
+        };
+        if play {
             let mut viewer = Peer::connect(&server, ClientRole::Play, "live");
             let until = Instant::now() + Duration::from_millis(40);
             while Instant::now() < until {
@@ -96,7 +119,8 @@ fn churn_of_1000_sessions_leaves_memory_and_descriptors_where_they_were() {
         }
     };
     settle(&mut feed);
-    let (rss_before, fds_before) = server.rss_kb_and_fds();
+    let (rss_before, fds_before) = quiet_usage(&server);
+    let tables_before = server.engine_tables();
     let started = Instant::now();
     let mut checkpoints = Vec::new();
     for i in 0..total {
@@ -109,14 +133,15 @@ fn churn_of_1000_sessions_leaves_memory_and_descriptors_where_they_were() {
     settle(&mut feed);
     let (rss_right_after, _) = server.rss_kb_and_fds();
     let tombstones = server.metric("r58_engine_table_entries{table=\"tombstones\"}");
-    // Ended sessions' ICE credentials are kept 60 s (so late checks get a clear refusal):
-    // wait them out, then measure.
-    let until = Instant::now() + Duration::from_secs(env_u64("R58_CHURN_SETTLE_SECS", 62));
+    // Ended sessions' ICE credentials are kept 60 s (so late checks get a clear refusal);
+    // R58_CHURN_SETTLE_SECS=62 waits them out before measuring (RSS stays: the allocator keeps
+    // the memory for reuse).
+    let until = Instant::now() + Duration::from_secs(env_u64("R58_CHURN_SETTLE_SECS", 0));
     while Instant::now() < until {
         feed.tick();
         std::thread::sleep(Duration::from_millis(5));
     }
-    let (rss_after, fds_after) = server.rss_kb_and_fds();
+    let (rss_after, fds_after) = quiet_usage(&server);
     eprintln!(
         "churn: right after: RSS {rss_right_after} kB with {tombstones} tombstones; after they expired: {} tombstones",
         server.metric("r58_engine_table_entries{table=\"tombstones\"}")
@@ -131,6 +156,16 @@ fn churn_of_1000_sessions_leaves_memory_and_descriptors_where_they_were() {
         (rss_after as f64 / rss_before as f64 - 1.0) * 100.0
     );
     assert_eq!(sessions, 1.0, "only the feed's session is left");
+    // Every engine table is back where it was (tombstones of ended sessions expire after 60 s).
+    let without_tombstones = |t: Vec<(String, f64)>| -> Vec<(String, f64)> {
+        t.into_iter()
+            .filter(|(name, _)| !name.contains("tombstones"))
+            .collect()
+    };
+    assert_eq!(
+        without_tombstones(server.engine_tables()),
+        without_tombstones(tables_before)
+    );
     assert_eq!(resources, 1.0, "only the feed's resource URL is left");
     assert!(
         rss_after as f64 <= rss_before as f64 * 1.05,
@@ -144,6 +179,7 @@ fn churn_of_1000_sessions_leaves_memory_and_descriptors_where_they_were() {
 }
 
 #[test]
+#[ignore = "a minute or more: scripts/test.sh runs it on its own (--run-ignored only)"]
 fn soak_200_viewers_with_a_reconnecting_publisher_loses_under_a_thousandth() {
     let secs = env_u64("R58_SOAK_SECS", 60);
     let viewers_wanted = env_u64("R58_SOAK_VIEWERS", 200) as usize;
@@ -227,5 +263,54 @@ fn soak_200_viewers_with_a_reconnecting_publisher_loses_under_a_thousandth() {
     assert_eq!(closed, 0, "viewers were ended by a publisher reconnect");
     assert!(expected > 0 && received > 0);
     assert!(loss < 0.001, "loss {:.4} %", loss * 100.0);
+    server.assert_serves();
+}
+
+#[test]
+fn ice_restart_after_an_address_change_resumes_media_on_the_new_address() {
+    let mut server = Server::start("", &[]);
+    let mut feed = Feed::start(&server, "live");
+    let mut viewer = Peer::connect_from(&server, ClientRole::Play, "live", "127.0.0.2");
+    let run = |feed: &mut Feed, viewer: &mut Peer, how_long: Duration| {
+        let until = Instant::now() + how_long;
+        while Instant::now() < until {
+            feed.tick();
+            if !viewer.poll() {
+                std::thread::sleep(Duration::from_millis(1));
+            }
+        }
+    };
+    run(&mut feed, &mut viewer, Duration::from_secs(1));
+    let before_move = viewer.received();
+    assert!(before_move > 20, "no media before the move: {before_move}");
+    let ssrcs_before: Vec<u32> = viewer.streams.keys().copied().collect();
+
+    // The viewer's address changes: 127.0.0.2 is gone, it is now 127.0.0.3.
+    let moved_at = Instant::now();
+    viewer.move_and_restart(&server, "127.0.0.3");
+    let mut first_after = None;
+    while moved_at.elapsed() < Duration::from_secs(3) {
+        feed.tick();
+        viewer.poll();
+        if first_after.is_none() && viewer.received() > before_move {
+            first_after = Some(moved_at.elapsed());
+        }
+        std::thread::sleep(Duration::from_millis(1));
+    }
+    let first_after = first_after.expect("no media on the new address within 3 s");
+    let lost = viewer.expected() - viewer.received();
+    eprintln!(
+        "ICE restart after an address change: media on the new address {first_after:?} after the \
+         move; {} packets before, {} after, {lost} missing in the sequence",
+        before_move,
+        viewer.received() - before_move
+    );
+    assert!(first_after < Duration::from_secs(1), "{first_after:?}");
+    assert!(!viewer.closed, "the session ended");
+    // Same session, same outgoing stream: the SSRC and sequence carry on.
+    let ssrcs_after: Vec<u32> = viewer.streams.keys().copied().collect();
+    assert_eq!(ssrcs_before, ssrcs_after);
+    assert_eq!(server.metric("r58_sessions"), 2.0);
+    assert!(lost <= 5, "{lost} packets missing across the move");
     server.assert_serves();
 }

@@ -38,6 +38,11 @@ impl SeqStats {
 impl Peer {
     /// Creates the session over HTTP and completes ICE + DTLS (within 10 s).
     pub fn connect(server: &Server, role: ClientRole, name: &str) -> Peer {
+        Self::connect_from(server, role, name, "127.0.0.1")
+    }
+
+    /// [`Peer::connect`] from the local address `ip`.
+    pub fn connect_from(server: &Server, role: ClientRole, name: &str, ip: &str) -> Peer {
         let client = Client::new(role).expect("client");
         let offer = client.offer();
         let ssrc = offer
@@ -52,8 +57,7 @@ impl Peer {
         };
         let created = server.post_sdp(&format!("/{endpoint}/{name}"), &offer);
         assert_eq!(created.status, 201, "{created:?}");
-        let socket = UdpSocket::bind("127.0.0.1:0").expect("bind");
-        socket.set_nonblocking(true).expect("nonblocking");
+        let socket = bind(ip);
         let mut peer = Peer {
             client,
             socket,
@@ -115,6 +119,27 @@ impl Peer {
         moved
     }
 
+    /// Moves to a new local address (the old socket is closed, as when an interface goes
+    /// away) and restarts ICE from there with a PATCH; returns the new ETag.
+    pub fn move_and_restart(&mut self, server: &Server, ip: &str) -> String {
+        self.socket = bind(ip);
+        let fragment = self.client.restart_ice();
+        let r = server.request(
+            "PATCH",
+            &self.location,
+            &[
+                ("Content-Type", "application/trickle-ice-sdpfrag"),
+                ("If-Match", "\"*\""),
+            ],
+            fragment.as_bytes(),
+        );
+        assert_eq!(r.status, 200, "ICE restart: {r:?}");
+        self.client
+            .accept_restart(Instant::now(), &r.text())
+            .expect("restart answer");
+        r.header("etag").expect("new ETag").to_owned()
+    }
+
     /// Sends one frame of `source` (publishers).
     pub fn send_frame(&mut self, source: &mut H264Source) {
         for packet in source.next_frame() {
@@ -136,6 +161,12 @@ impl Peer {
     pub fn expected(&self) -> u64 {
         self.streams.values().map(SeqStats::expected).sum()
     }
+}
+
+fn bind(ip: &str) -> UdpSocket {
+    let socket = UdpSocket::bind((ip, 0)).expect("bind");
+    socket.set_nonblocking(true).expect("nonblocking");
+    socket
 }
 
 /// A light synthetic H.264 stream (~300 kbit/s at 30 fps) on `ssrc`.

@@ -72,6 +72,11 @@ pub async fn metrics(State(state): State<AppState>) -> Response {
         stats.bitrate_cap_dropped,
     );
     counter(
+        "publisher_nacked_packets_total",
+        "Packets publishers were asked (NACK) to send again after loss on their path.",
+        stats.upstream_nacked,
+    );
+    counter(
         "sessions_opened_total",
         "Sessions created.",
         stats.sessions_opened,

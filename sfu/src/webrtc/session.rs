@@ -39,6 +39,24 @@ pub struct InboundTrack {
     /// The SSRC actually seen, learned from the first packet.
     pub seen_ssrc: Option<u32>,
     pub is_video: bool,
+    /// Whether the publisher negotiated `nack` for this track's codec (we then NACK its loss).
+    pub nack: bool,
+    pub gaps: crate::rtp::gaps::SequenceGaps,
+    pub repair: crate::rtp::gaps::PendingRepair,
+}
+
+impl InboundTrack {
+    /// Notes a packet's sequence number: what its arrival shows missing is NACKed by the
+    /// engine's timer (only when the publisher negotiated NACK).
+    pub fn note_sequence(&mut self, now: Instant, sequence: u16) {
+        if !self.nack {
+            return;
+        }
+        self.repair.received(sequence);
+        if let Some((first, count)) = self.gaps.on_packet(sequence) {
+            self.repair.missing(now, first, count);
+        }
+    }
 }
 
 /// One of a viewer's outgoing tracks.

@@ -159,6 +159,9 @@ impl Engine {
                 ssrcs: m.ssrcs.clone(),
                 seen_ssrc: None,
                 is_video: kind == TrackKind::Video,
+                nack: codec.rtcp_fb.iter().any(|fb| fb == "nack"),
+                gaps: Default::default(),
+                repair: Default::default(),
             });
             tracks.push(Track::new(kind, CodecSpec::from(codec)));
             media.push(AnswerMedia {

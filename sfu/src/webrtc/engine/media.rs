@@ -253,7 +253,10 @@ impl Engine {
         };
         let Some(track_index) = session
             .inbound_for(header.ssrc, header.payload_type)
-            .map(|t| t.track_index)
+            .map(|t| {
+                t.note_sequence(now, header.sequence);
+                t.track_index
+            })
         else {
             return;
         };

@@ -11,6 +11,7 @@ mod media;
 mod queue;
 mod readers;
 mod timers;
+mod upstream;
 
 use std::collections::HashMap;
 use std::net::SocketAddr;
@@ -120,6 +121,8 @@ pub struct EngineStats {
     pub send_dropped: u64,
     /// Publisher datagrams dropped for exceeding the bitrate cap.
     pub bitrate_cap_dropped: u64,
+    /// Packets publishers were asked (NACK) to send again.
+    pub upstream_nacked: u64,
 }
 
 /// Why a session ended (for logs and events).

@@ -85,10 +85,7 @@ fn viewers_per_stream_are_limited() -> TestResult {
     net.open(Role::Viewer, "popular")?;
     net.open(Role::Viewer, "popular")?;
     let third = net.open(Role::Viewer, "popular");
-    let err = third
-        .err()
-        .expect("a third viewer was accepted")
-        .to_string();
+    let err = third.expect_err("a third viewer was accepted").to_string();
     let expected = EngineError::TooManyViewers {
         stream: "popular".into(),
         limit: 2,

@@ -85,7 +85,7 @@ fn churn_of_1000_sessions_leaves_memory_and_descriptors_where_they_were() {
         let play = match kind.as_str() {
             "whep" => true,
             "whip" => false,
-            _ => i % 2 == 0,
+            _ => i.is_multiple_of(2),
         };
         if play {
             let mut viewer = Peer::connect(&server, ClientRole::Play, "live");
@@ -204,14 +204,14 @@ fn soak_200_viewers_with_a_reconnecting_publisher_loses_under_a_thousandth() {
     }
     let started = Instant::now();
     let mut next_reconnect = started + reconnect;
-    let mut reconnects = 0;
+    let mut reconnects = 0u32;
     let mut frames = 0u64;
     while started.elapsed() < Duration::from_secs(secs) {
         if Instant::now() >= next_reconnect {
             // Both ways a publisher comes back: a new session taking the stream over (the old
             // one is ended by the server), or DELETE and a new session within the grace period
             // (a guest reloading the page).
-            if reconnects % 2 == 0 {
+            if reconnects.is_multiple_of(2) {
                 let old = std::mem::replace(&mut feed, Feed::start(&server, "soak"));
                 drop(old);
             } else {

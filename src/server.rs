@@ -40,6 +40,9 @@ pub enum ServerError {
     Io(#[from] std::io::Error),
 }
 
+/// Kernel buffer asked for on the media socket, each way.
+const UDP_BUFFER_BYTES: usize = 4 << 20;
+
 /// Runs the server until the HTTP server or the media socket fails.
 pub async fn run(config: Config) -> Result<(), ServerError> {
     // Read the certificate first: a bad file should stop the server before it binds anything.
@@ -54,6 +57,12 @@ pub async fn run(config: Config) -> Result<(), ServerError> {
             addr: config.webrtc_udp,
             source,
         })?;
+    // Every peer's media shares this one socket: a big kernel buffer rides out a moment when
+    // the process is not scheduled (a busy box) instead of dropping what arrives meanwhile.
+    // The kernel caps it at net.core.rmem_max / wmem_max.
+    let sock = socket2::SockRef::from(&udp);
+    let _ = sock.set_recv_buffer_size(UDP_BUFFER_BYTES);
+    let _ = sock.set_send_buffer_size(UDP_BUFFER_BYTES);
     let udp_port = udp.local_addr()?.port();
     let candidates: Vec<SocketAddr> = config
         .candidate_ips()

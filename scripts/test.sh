@@ -67,6 +67,15 @@ fi
 section "build the r58 binary"
 cargo build --bin r58
 
+section "churn and soak (real sessions against the binary, one test at a time)"
+# Timing-sensitive (loss, RSS), so #[ignore]d in the workspace run and run alone here; the
+# 30-minute soak is R58_SOAK_SECS=1800 R58_SOAK_RECONNECT_SECS=60 (docs/reliability.md).
+if cargo nextest --version >/dev/null 2>&1; then
+    cargo nextest run -p r58 --test churn --run-ignored only --test-threads 1 --no-capture
+else
+    cargo test -p r58 --test churn -- --ignored --test-threads 1 --nocapture
+fi
+
 section "interop tests (aiortc)"
 req=tests/interop/requirements.txt
 if [[ ! -x .venv/bin/python ]] || ! cmp -s "$req" .venv/.r58-requirements; then

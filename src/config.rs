@@ -29,15 +29,21 @@ use clap::Parser;
 use serde::Deserialize;
 use tracing_subscriber::EnvFilter;
 
+mod admin;
 mod cameras;
 mod hls;
+mod limits;
 mod switcher;
 #[cfg(test)]
 mod tests;
+mod tls;
 mod turn;
 mod values;
 
+pub use admin::{Admin, AdminOpen};
 pub use cameras::{CAMERA_KEYS, CameraConfig, Command, TEST_CAMERAS_KEYS, TestCameras};
+pub use limits::Limits;
+pub use tls::TlsFiles;
 pub use turn::{TURN_KEYS, Turn};
 use values::{
     check_max_sessions, parse_ips, parse_log_level, parse_max_sessions_str, parse_origins,
@@ -69,6 +75,9 @@ pub const FILE_KEYS: &[&str] = &[
     "switcher",
     "turn",
     "camera",
+    "limits",
+    "admin",
+    "tls",
 ];
 
 /// Keys accepted in each `[[auth]]` table.
@@ -108,6 +117,12 @@ pub struct Config {
     pub cameras: Vec<CameraConfig>,
     /// A subcommand to run instead of serving.
     pub command: Option<Command>,
+    /// Per-client, per-stream and per-publisher limits, HTTP timeouts (`[limits]`).
+    pub limits: Limits,
+    /// Who may use the control endpoints and `/metrics` (`[admin]`).
+    pub admin: Admin,
+    /// HTTPS certificate and key (`--tls-cert`, `--tls-key`, `[tls]`); `None`: plain HTTP.
+    pub tls: Option<TlsFiles>,
 }
 
 /// One bearer-token rule: requests whose path matches `path` (see [`matches`]) need `token`.
@@ -197,7 +212,8 @@ impl ConfigError {
                   [test_cameras] table with count, width, height, fps, bitrate, enabled, [[camera]] \
                   tables for V4L2 cameras (see `r58 cameras`), an [hls] table with part_target, \
                   segment_target, segments_kept, linger, a [switcher] table with program, fallback, \
-                  a [turn] table for TURN credentials, see docs/turn.md). \
+                  a [turn] table for TURN credentials, see docs/turn.md, [limits], [admin] and \
+                  [tls] tables, see docs/security.md). \
                   Precedence: flag > environment > file > default."
 )]
 struct Cli {
@@ -241,6 +257,13 @@ struct Cli {
 
     #[command(subcommand)]
     command: Option<Command>,
+    /// Serve HTTPS with this PEM certificate chain (needs --tls-key) [env: R58_TLS_CERT]
+    #[arg(long, value_name = "FILE")]
+    tls_cert: Option<PathBuf>,
+
+    /// The PEM private key of --tls-cert [env: R58_TLS_KEY]
+    #[arg(long, value_name = "FILE")]
+    tls_key: Option<PathBuf>,
 }
 
 /// The TOML file as written. Unknown keys are rejected.
@@ -261,6 +284,9 @@ struct FileConfig {
     turn: Option<turn::FileTurn>,
     #[serde(default)]
     camera: Vec<cameras::FileCamera>,
+    limits: Option<limits::FileLimits>,
+    admin: Option<admin::FileAdmin>,
+    tls: Option<tls::FileTls>,
 }
 
 #[derive(Debug, Deserialize)]
@@ -315,6 +341,9 @@ impl Default for Config {
             turn: Turn::default(),
             cameras: Vec::new(),
             command: None,
+            limits: Limits::default(),
+            admin: Admin::default(),
+            tls: None,
         }
     }
 }
@@ -356,6 +385,7 @@ impl Config {
 
         let flags = flag_layer(&cli)?;
         let envs = env_layer(&getenv)?;
+        let mut extra = limits::ExtraTables::default();
         let (file, auth, cams, hls_table, switcher_table, turn) = match &config_file {
             Some(path) => {
                 let text = std::fs::read_to_string(path).map_err(|e| ConfigError::File {
@@ -368,6 +398,7 @@ impl Config {
                 let hls_table = parsed.hls.take().map(|h| (path.as_path(), h));
                 let switcher_table = parsed.switcher.take().map(|t| (path.as_path(), t));
                 let turn = parsed.turn.take().map(|t| (path.as_path(), t));
+                extra = limits::ExtraTables::take(&mut parsed);
                 let auth = resolve_auth(path, parsed.auth, env)?;
                 (
                     file_layer(
@@ -395,6 +426,16 @@ impl Config {
 
         let hls = hls::resolve(hls_table)?;
         let switcher = switcher::resolve(switcher_table)?;
+        let limits = limits::resolve(config_file.as_deref().zip(extra.limits))?;
+        let admin = admin::resolve(
+            config_file.as_deref().zip(extra.admin),
+            getenv(admin::ENV_ADMIN_TOKEN),
+        )?;
+        let tls = tls::resolve(
+            (cli.tls_cert.as_deref(), cli.tls_key.as_deref()),
+            (getenv("R58_TLS_CERT"), getenv("R58_TLS_KEY")),
+            config_file.as_deref().zip(extra.tls),
+        )?;
         let merged = flags.or(envs).or(file);
         let defaults = Config::default();
         Ok(Config {
@@ -414,6 +455,9 @@ impl Config {
             turn,
             cameras,
             command: cli.command,
+            limits,
+            admin,
+            tls,
         })
     }
 
@@ -648,6 +692,15 @@ fn parse_file(path: &Path, text: &str) -> Result<FileConfig, ConfigError> {
     }
     if let Some(key) = turn::unknown_key(&table) {
         return Err(unknown(key, TURN_KEYS));
+    }
+    if let Some(key) = limits::unknown_key(&table) {
+        return Err(unknown(key, limits::LIMITS_KEYS));
+    }
+    if let Some(key) = admin::unknown_key(&table) {
+        return Err(unknown(key, admin::ADMIN_KEYS));
+    }
+    if let Some(key) = tls::unknown_key(&table) {
+        return Err(unknown(key, tls::TLS_KEYS));
     }
 
     serde_path_to_error::deserialize(toml::Value::Table(table)).map_err(|e| {

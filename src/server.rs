@@ -1,6 +1,7 @@
 //! Wiring: bind the sockets, build the engine, run the UDP driver and the HTTP server.
 
 use std::net::SocketAddr;
+use std::sync::Arc;
 
 use sfu::capture::mpp::MppOptions;
 use sfu::capture::packetizer::DEFAULT_MTU_PAYLOAD;
@@ -13,8 +14,10 @@ use tokio::net::{TcpListener, UdpSocket};
 use tracing::info;
 
 use crate::config::{CameraConfig, Config, TestCameras};
+use crate::http::guard::Guard;
 use crate::http::turn::TurnEndpoint;
 use crate::http::{AppState, router};
+use crate::listener::{HttpOptions, HttpStats, serve};
 
 /// Why the server could not start or stopped.
 #[derive(Debug, thiserror::Error)]
@@ -34,17 +37,34 @@ pub enum ServerError {
     #[error("cannot start the cameras: {0}")]
     Camera(#[from] CameraError),
     #[error("{0}")]
+    Tls(#[from] crate::listener::TlsError),
+    #[error("{0}")]
     Io(#[from] std::io::Error),
 }
 
+/// Kernel buffer asked for on the media socket, each way.
+const UDP_BUFFER_BYTES: usize = 4 << 20;
+
 /// Runs the server until the HTTP server or the media socket fails.
 pub async fn run(config: Config) -> Result<(), ServerError> {
+    // Read the certificate first: a bad file should stop the server before it binds anything.
+    let tls = config
+        .tls
+        .as_ref()
+        .map(|files| crate::listener::tls_acceptor(&files.cert, &files.key))
+        .transpose()?;
     let udp = UdpSocket::bind(config.webrtc_udp)
         .await
         .map_err(|source| ServerError::BindUdp {
             addr: config.webrtc_udp,
             source,
         })?;
+    // Every peer's media shares this one socket: a big kernel buffer rides out a moment when
+    // the process is not scheduled (a busy box) instead of dropping what arrives meanwhile.
+    // The kernel caps it at net.core.rmem_max / wmem_max.
+    let sock = socket2::SockRef::from(&udp);
+    let _ = sock.set_recv_buffer_size(UDP_BUFFER_BYTES);
+    let _ = sock.set_send_buffer_size(UDP_BUFFER_BYTES);
     let udp_port = udp.local_addr()?.port();
     let candidates: Vec<SocketAddr> = config
         .candidate_ips()
@@ -54,6 +74,9 @@ pub async fn run(config: Config) -> Result<(), ServerError> {
     let engine = SharedEngine::new(Engine::new(EngineConfig {
         candidates: candidates.clone(),
         max_sessions: config.max_sessions,
+        max_viewers_per_stream: config.limits.viewers_per_stream,
+        publisher_bitrate_bps: config.limits.publisher_bitrate,
+        publisher_bitrate_cap_bps: config.limits.publisher_bitrate_cap,
         ..EngineConfig::default()
     })?);
     let http = TcpListener::bind(config.listen)
@@ -62,7 +85,8 @@ pub async fn run(config: Config) -> Result<(), ServerError> {
             addr: config.listen,
             source,
         })?;
-    info!(http = %http.local_addr()?, udp = %udp.local_addr()?, ?candidates, "r58 serving");
+    let scheme = if tls.is_some() { "https" } else { "http" };
+    info!(http = %http.local_addr()?, scheme, udp = %udp.local_addr()?, ?candidates, "r58 serving");
     let turn = TurnEndpoint::new(
         TurnService::start(config.turn.service.clone()),
         config.turn.clone(),
@@ -71,10 +95,16 @@ pub async fn run(config: Config) -> Result<(), ServerError> {
         provider = turn.service.config().provider.name(),
         "TURN credentials"
     );
+    let http_stats = Arc::new(HttpStats::default());
     let state = AppState::new(engine.clone(), config.auth.clone())
         .with_hls(config.hls)
         .with_switcher(config.switcher.clone())
-        .with_turn(turn);
+        .with_turn(turn)
+        .with_guard(Guard::new(
+            config.limits.clone(),
+            config.admin.clone(),
+            http_stats.clone(),
+        ));
     tokio::spawn(state.hls.clone().run());
     tokio::spawn(state.switcher.clone().run());
     let app = router(state, &config.cors_allowed_origins);
@@ -83,7 +113,7 @@ pub async fn run(config: Config) -> Result<(), ServerError> {
     let _devices = start_device_cameras(&engine, &config.cameras)?;
     let media = tokio::spawn(driver::run(engine, udp));
     tokio::select! {
-        served = axum::serve(http, app.into_make_service_with_connect_info::<SocketAddr>()) => served?,
+        served = serve(http, app, HttpOptions::new(&config.limits, tls, http_stats)) => served?,
         media = media => media.map_err(std::io::Error::other)??,
     }
     Ok(())

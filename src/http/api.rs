@@ -25,13 +25,14 @@ type StatField = fn(&sfu::hub::TrackStats) -> u64;
 
 /// Prometheus text exposition.
 pub async fn metrics(State(state): State<AppState>) -> Response {
-    let (streams, stats, sessions, by_state) = {
+    let (streams, stats, sessions, by_state, tables) = {
         let engine = state.engine.lock();
         (
             engine.streams(),
             engine.stats().clone(),
             engine.session_count(),
             engine.session_counts(),
+            engine.table_sizes(),
         )
     };
     let mut out = String::new();
@@ -64,6 +65,16 @@ pub async fn metrics(State(state): State<AppState>) -> Response {
         "send_dropped_total",
         "Datagrams dropped because the socket was full.",
         stats.send_dropped,
+    );
+    counter(
+        "publisher_bitrate_cap_dropped_total",
+        "Publisher datagrams dropped for exceeding [limits] publisher_bitrate_cap.",
+        stats.bitrate_cap_dropped,
+    );
+    counter(
+        "publisher_nacked_packets_total",
+        "Packets publishers were asked (NACK) to send again after loss on their path.",
+        stats.upstream_nacked,
     );
     counter(
         "sessions_opened_total",
@@ -128,6 +139,13 @@ pub async fn metrics(State(state): State<AppState>) -> Response {
     }
     let _ = writeln!(
         out,
+        "# HELP r58_engine_table_entries Entries of the media engine's lookup tables.\n# TYPE r58_engine_table_entries gauge"
+    );
+    for (table, n) in tables {
+        let _ = writeln!(out, "r58_engine_table_entries{{table=\"{table}\"}} {n}");
+    }
+    let _ = writeln!(
+        out,
         "# HELP r58_stream_viewers Viewers per stream.\n# TYPE r58_stream_viewers gauge"
     );
     for s in &streams {
@@ -183,6 +201,7 @@ pub async fn metrics(State(state): State<AppState>) -> Response {
         }
     }
     super::turn::write_metrics(&state, &mut out);
+    super::guard::write_metrics(&state, &mut out);
     (
         StatusCode::OK,
         [(header::CONTENT_TYPE, "text/plain; version=0.0.4")],

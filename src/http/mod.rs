@@ -5,6 +5,7 @@
 mod api;
 mod auth;
 mod events;
+pub mod guard;
 mod hls;
 pub mod pages;
 mod switcher;
@@ -43,6 +44,8 @@ pub struct AppState {
     sessions: Arc<Mutex<HashMap<String, SessionId>>>,
     /// ICE servers for clients and the credentials endpoint's protection.
     pub turn: Arc<turn::TurnEndpoint>,
+    /// Limits, the admin policy and their counters.
+    pub guard: Arc<guard::Guard>,
 }
 
 impl AppState {
@@ -54,6 +57,7 @@ impl AppState {
             auth: Arc::new(auth),
             sessions: Arc::new(Mutex::new(HashMap::new())),
             turn: Arc::new(turn::TurnEndpoint::disabled()),
+            guard: Arc::new(guard::Guard::default()),
         }
     }
 
@@ -72,6 +76,13 @@ impl AppState {
     /// Hands out ICE servers from `turn` (the default is none).
     pub fn with_turn(mut self, turn: turn::TurnEndpoint) -> Self {
         self.turn = Arc::new(turn);
+        self
+    }
+
+    /// Enforces `guard`'s limits and admin policy (the default: built-in limits, admin open to
+    /// local clients).
+    pub fn with_guard(mut self, guard: guard::Guard) -> Self {
+        self.guard = Arc::new(guard);
         self
     }
 
@@ -95,6 +106,7 @@ pub fn router(state: AppState, cors_origins: &[String]) -> Router {
         .merge(pages::routes())
         .merge(events::routes())
         .fallback(not_found)
+        .layer(middleware::from_fn_with_state(state.clone(), guard::gate))
         .layer(DefaultBodyLimit::max(MAX_BODY_BYTES))
         .with_state(state);
     // tower-http's CorsLayer answers every OPTIONS itself as a preflight, so a plain OPTIONS

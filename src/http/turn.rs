@@ -165,7 +165,7 @@ fn origin_allowed(allowed: &[String], headers: &HeaderMap) -> bool {
 
 /// The client's address: the TCP peer, or, when the peer is a trusted proxy, the right-most
 /// `X-Forwarded-For` entry that is not itself a trusted proxy.
-fn client_ip(peer: Option<IpAddr>, headers: &HeaderMap, trusted: &[IpAddr]) -> IpAddr {
+pub(super) fn client_ip(peer: Option<IpAddr>, headers: &HeaderMap, trusted: &[IpAddr]) -> IpAddr {
     let Some(peer) = peer else {
         return IpAddr::V4(Ipv4Addr::UNSPECIFIED);
     };

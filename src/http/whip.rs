@@ -86,7 +86,7 @@ fn engine_error(e: EngineError) -> Response {
         EngineError::BadOffer(_) => StatusCode::BAD_REQUEST,
         EngineError::StreamNotFound(_) | EngineError::SessionNotFound => StatusCode::NOT_FOUND,
         EngineError::IceCredentialMismatch => StatusCode::BAD_REQUEST,
-        EngineError::TooManySessions(_) => {
+        EngineError::TooManySessions(_) | EngineError::TooManyViewers { .. } => {
             let mut response = error(StatusCode::SERVICE_UNAVAILABLE, e.to_string());
             response
                 .headers_mut()

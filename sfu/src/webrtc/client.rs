@@ -113,6 +113,9 @@ pub struct Client {
     srtp_in: Option<Context>,
     next_check_at: Option<Instant>,
     answered: bool,
+    /// Checks under the current credentials have not been answered yet (also after an ICE
+    /// restart): keep checking at the fast rate.
+    awaiting_check_answer: bool,
     closed: bool,
     transmits: VecDeque<(SocketAddr, BytesMut)>,
     events: VecDeque<ClientEvent>,
@@ -142,6 +145,7 @@ impl Client {
             srtp_in: None,
             next_check_at: None,
             answered: false,
+            awaiting_check_answer: true,
             closed: false,
             transmits: VecDeque::new(),
             events: VecDeque::new(),
@@ -232,6 +236,38 @@ impl Client {
         Ok(())
     }
 
+    /// Starts an ICE restart (the WHIP/WHEP PATCH with `If-Match: "*"`): new local ICE
+    /// credentials, returned as the fragment to send. DTLS and SRTP carry on; only the path is
+    /// checked again, from wherever the client now sends.
+    pub fn restart_ice(&mut self) -> String {
+        self.local = IceCredentials::random();
+        format!(
+            "a=ice-ufrag:{}\r\na=ice-pwd:{}\r\nm=video 9 UDP/TLS/RTP/SAVPF {H264_PT}\r\na=mid:0\r\n",
+            self.local.ufrag, self.local.pwd
+        )
+    }
+
+    /// The server's answer to [`Client::restart_ice`]: its new credentials. Checks start again
+    /// at once.
+    pub fn accept_restart(&mut self, now: Instant, fragment: &str) -> Result<(), ClientError> {
+        let attr = |name: &str| {
+            fragment
+                .lines()
+                .find_map(|l| l.trim_end().strip_prefix(name).map(str::to_owned))
+        };
+        let ufrag = attr("a=ice-ufrag:").ok_or(ClientError::AnswerMissing("a=ice-ufrag"))?;
+        let pwd = attr("a=ice-pwd:").ok_or(ClientError::AnswerMissing("a=ice-pwd"))?;
+        let server = self
+            .server
+            .as_mut()
+            .ok_or(ClientError::AnswerMissing("an answer before the restart"))?;
+        server.ice = IceCredentials { ufrag, pwd };
+        self.awaiting_check_answer = true;
+        self.next_check_at = Some(now);
+        self.handle_timeout(now);
+        Ok(())
+    }
+
     pub fn is_connected(&self) -> bool {
         self.srtp_out.is_some() && !self.closed
     }
@@ -251,10 +287,10 @@ impl Client {
         }
         if self.next_check_at.is_some_and(|at| at <= now) {
             self.send_check();
-            let interval = if self.answered {
-                CONSENT_INTERVAL
-            } else {
+            let interval = if self.awaiting_check_answer {
                 CHECK_INTERVAL
+            } else {
+                CONSENT_INTERVAL
             };
             self.next_check_at = Some(now + interval);
         }
@@ -319,6 +355,9 @@ impl Client {
                 let mut m = Message::new();
                 let is_success =
                     m.unmarshal_binary(data).is_ok() && m.typ == rtc_stun::message::BINDING_SUCCESS;
+                if is_success {
+                    self.awaiting_check_answer = false;
+                }
                 if is_success && !self.answered {
                     self.answered = true;
                     self.start_dtls(now)?;

@@ -1,5 +1,6 @@
 //! The server-side WebRTC peer: SDP negotiation, ICE-lite, DTLS, SRTP and the UDP driver.
 
+pub mod bitrate_cap;
 pub mod client;
 pub mod driver;
 pub mod dtls;

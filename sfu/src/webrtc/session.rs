@@ -39,6 +39,24 @@ pub struct InboundTrack {
     /// The SSRC actually seen, learned from the first packet.
     pub seen_ssrc: Option<u32>,
     pub is_video: bool,
+    /// Whether the publisher negotiated `nack` for this track's codec (we then NACK its loss).
+    pub nack: bool,
+    pub gaps: crate::rtp::gaps::SequenceGaps,
+    pub repair: crate::rtp::gaps::PendingRepair,
+}
+
+impl InboundTrack {
+    /// Notes a packet's sequence number: what its arrival shows missing is NACKed by the
+    /// engine's timer (only when the publisher negotiated NACK).
+    pub fn note_sequence(&mut self, now: Instant, sequence: u16) {
+        if !self.nack {
+            return;
+        }
+        self.repair.received(sequence);
+        if let Some((first, count)) = self.gaps.on_packet(sequence) {
+            self.repair.missing(now, first, count);
+        }
+    }
 }
 
 /// One of a viewer's outgoing tracks.
@@ -77,6 +95,8 @@ pub struct SessionStats {
     pub retransmits: u64,
     pub keyframe_requests_in: u64,
     pub srtp_errors: u64,
+    /// Datagrams dropped for exceeding the publisher bitrate cap.
+    pub bitrate_cap_dropped: u64,
 }
 
 pub struct Session {
@@ -102,6 +122,8 @@ pub struct Session {
     pub last_media_at: Option<Instant>,
     /// The accepted m-lines, in BUNDLE order (for ICE restart answers).
     pub bundle: Vec<BundledMedia>,
+    /// A publisher's hard inbound rate cap, when one is configured.
+    pub bitrate_cap: Option<crate::webrtc::bitrate_cap::BitrateCap>,
 }
 
 /// One accepted m-line of the session.

@@ -27,6 +27,7 @@ use rtc::peer_connection::transport::{
 };
 use rtc::peer_connection::{RTCPeerConnection, RTCPeerConnectionBuilder};
 use rtc::rtcp::payload_feedbacks::picture_loss_indication::PictureLossIndication;
+use rtc::rtcp::payload_feedbacks::receiver_estimated_maximum_bitrate::ReceiverEstimatedMaximumBitrate;
 use rtc::rtcp::sender_report::SenderReport;
 use rtc::rtp_transceiver::rtp_sender::{
     RTCPFeedback, RTCRtpCodec, RTCRtpCodecParameters, RTCRtpCodingParameters,
@@ -89,6 +90,8 @@ pub struct RxRtcp {
     pub sr: Option<(u32, u64, u32, u32, u32)>,
     pub media_ssrcs: Vec<u32>,
     pub name: String,
+    /// A REMB's bitrate (bits per second).
+    pub remb: Option<f32>,
 }
 
 pub struct Peer {
@@ -231,6 +234,10 @@ pub struct Net {
     pub peers: Vec<Peer>,
     pub drop_filter: Option<DropFilter>,
     pub dropped: u64,
+    /// Which client -> server datagrams the network loses (client index, datagram).
+    pub upstream_drop_filter: Option<DropFilter>,
+    /// Publishers opened from now on answer NACKs (rtc's NACK responder).
+    pub publishers_answer_nack: bool,
     /// Print every non-media datagram (STUN, DTLS) with its direction and time.
     pub trace: bool,
     last_engine_tick: Instant,
@@ -392,6 +399,8 @@ impl Net {
             start: now,
             peers: Vec::new(),
             drop_filter: None,
+            upstream_drop_filter: None,
+            publishers_answer_nack: false,
             dropped: 0,
             trace: std::env::var_os("R58_NET_TRACE").is_some(),
             last_engine_tick: now,
@@ -422,6 +431,9 @@ impl Net {
         let registry = Registry::new().with(Slot::from(14_000), DeliverRtcp::default());
         let registry = match role {
             // A publisher sends sender reports (the engine maps them for its viewers).
+            Role::Publisher if self.publishers_answer_nack => {
+                configure_rtcp_reports(configure_nack(registry, &mut me))
+            }
             Role::Publisher => configure_rtcp_reports(registry),
             // A viewer runs the NACK generator (loss recovery) and receiver reports.
             Role::Viewer => configure_rtcp_reports(configure_nack(registry, &mut me)),
@@ -576,12 +588,18 @@ impl Net {
         let now = self.now;
         for _ in 0..10_000 {
             let mut moved = false;
-            for p in &mut self.peers {
+            for (i, p) in self.peers.iter_mut().enumerate() {
                 while let Some(out) = p.pc.poll_write() {
                     moved = true;
                     p.datagrams_out += 1;
                     if self.trace {
                         trace(now - self.start, &p.label, "->", p.online, &out.message);
+                    }
+                    if let Some(filter) = self.upstream_drop_filter.as_mut()
+                        && filter(i, &out.message)
+                    {
+                        self.dropped += 1;
+                        continue;
                     }
                     if p.online && out.transport.peer_addr == SERVER {
                         self.engine.handle_datagram(now, p.addr, &out.message);
@@ -761,6 +779,10 @@ fn drain(p: &mut Peer, now: Instant) {
                         }),
                         media_ssrcs: packet.destination_ssrc(),
                         name: format!("{:?}", header.packet_type),
+                        remb: packet
+                            .as_any()
+                            .downcast_ref::<ReceiverEstimatedMaximumBitrate>()
+                            .map(|r| r.bitrate),
                     });
                 }
             }

@@ -8,6 +8,7 @@ use tracing::info;
 use super::{CloseReason, Engine, EngineError};
 use crate::hub::{SourceKind, Track, TrackKind, TrackStats};
 use crate::rtp::rewrite::Rewriter;
+use crate::webrtc::bitrate_cap::BitrateCap;
 use crate::webrtc::dtls::Dtls;
 use crate::webrtc::ice_lite::IceLite;
 use crate::webrtc::sdp::{
@@ -91,6 +92,8 @@ impl Engine {
             stats: SessionStats::default(),
             last_media_at: None,
             bundle: Vec::new(),
+            bitrate_cap: (role == Role::Publish && self.config.publisher_bitrate_cap_bps > 0)
+                .then(|| BitrateCap::new(self.config.publisher_bitrate_cap_bps)),
         })
     }
 
@@ -156,6 +159,9 @@ impl Engine {
                 ssrcs: m.ssrcs.clone(),
                 seen_ssrc: None,
                 is_video: kind == TrackKind::Video,
+                nack: codec.rtcp_fb.iter().any(|fb| fb == "nack"),
+                gaps: Default::default(),
+                repair: Default::default(),
             });
             tracks.push(Track::new(kind, CodecSpec::from(codec)));
             media.push(AnswerMedia {
@@ -196,6 +202,20 @@ impl Engine {
     /// WHEP: `offer` plays stream `name`.
     pub fn play(&mut self, now: Instant, name: &str, offer: &str) -> Result<Answer, EngineError> {
         self.check_capacity()?;
+        let limit = self.config.max_viewers_per_stream;
+        if limit > 0
+            && self
+                .sessions
+                .values()
+                .filter(|s| s.role == Role::Play && s.stream == name)
+                .count()
+                >= limit
+        {
+            return Err(EngineError::TooManyViewers {
+                stream: name.to_owned(),
+                limit,
+            });
+        }
         let offer = sdp::parse_offer(offer)?;
         let stream = self
             .hub

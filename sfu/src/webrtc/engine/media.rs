@@ -232,6 +232,13 @@ impl Engine {
         if session.role != Role::Publish {
             return;
         }
+        if let Some(cap) = session.bitrate_cap.as_mut()
+            && !cap.admit(now, data.len())
+        {
+            session.stats.bitrate_cap_dropped += 1;
+            self.stats.bitrate_cap_dropped += 1;
+            return;
+        }
         let plain = match srtp_in.decrypt_rtp(data) {
             Ok(plain) => plain.freeze(),
             Err(_) => {
@@ -246,7 +253,10 @@ impl Engine {
         };
         let Some(track_index) = session
             .inbound_for(header.ssrc, header.payload_type)
-            .map(|t| t.track_index)
+            .map(|t| {
+                t.note_sequence(now, header.sequence);
+                t.track_index
+            })
         else {
             return;
         };

@@ -11,6 +11,7 @@ mod media;
 mod queue;
 mod readers;
 mod timers;
+mod upstream;
 
 use std::collections::HashMap;
 use std::net::SocketAddr;
@@ -49,6 +50,10 @@ pub struct EngineConfig {
     pub takeover_grace: Duration,
     /// The bitrate we invite publishers to send (REMB), in bits per second.
     pub publisher_bitrate_bps: u64,
+    /// Publisher media above this rate (bits per second) is dropped and counted; 0: no cap.
+    pub publisher_bitrate_cap_bps: u64,
+    /// Viewer sessions one stream may have (HTTP 503 beyond); 0: only `max_sessions` applies.
+    pub max_viewers_per_stream: usize,
 }
 
 impl Default for EngineConfig {
@@ -59,6 +64,8 @@ impl Default for EngineConfig {
             publisher_timeout: Duration::from_secs(3),
             takeover_grace: Duration::from_secs(2),
             publisher_bitrate_bps: 4_000_000,
+            publisher_bitrate_cap_bps: 0,
+            max_viewers_per_stream: 0,
         }
     }
 }
@@ -76,6 +83,8 @@ pub enum EngineError {
     IncompatibleCodec { stream: String, reason: String },
     #[error("session limit of {0} reached")]
     TooManySessions(usize),
+    #[error("stream '{stream}' has its limit of {limit} viewers")]
+    TooManyViewers { stream: String, limit: usize },
     #[error("no such session")]
     SessionNotFound,
     #[error("ICE credentials in the fragment do not match the session")]
@@ -110,6 +119,10 @@ pub struct EngineStats {
     pub sessions_closed: u64,
     pub keyframe_requests_sent: u64,
     pub send_dropped: u64,
+    /// Publisher datagrams dropped for exceeding the bitrate cap.
+    pub bitrate_cap_dropped: u64,
+    /// Packets publishers were asked (NACK) to send again.
+    pub upstream_nacked: u64,
 }
 
 /// Why a session ended (for logs and events).
@@ -227,6 +240,18 @@ impl Engine {
 
     pub fn session_count(&self) -> usize {
         self.sessions.len()
+    }
+
+    /// Entries of the engine's lookup tables, by table: what a flood must not grow.
+    pub fn table_sizes(&self) -> [(&'static str, usize); 6] {
+        [
+            ("sessions", self.sessions.len()),
+            ("by_ufrag", self.by_ufrag.len()),
+            ("by_addr", self.by_addr.len()),
+            ("tombstones", self.tombstones.len()),
+            ("streams", self.hub.len()),
+            ("local_sources", self.local_sources.len()),
+        ]
     }
 
     pub fn hub(&self) -> &Hub {

@@ -63,6 +63,7 @@ impl Engine {
             self.end_stream(now, &name);
         }
 
+        self.retry_upstream_nacks(now);
         let due: Vec<String> = self
             .hub
             .iter_mut()

@@ -673,7 +673,6 @@ fn client_send_rtp_survives_extension_past_its_block() {
 /// segment (msn 1, 10.28 s, so cut at the length limit) has no independent part at all and no
 /// forced cut before it in the list, which the harness's invariant refuses.
 #[test]
-#[ignore = "open: LL-HLS first segment without an independent part (docs/reliability.md)"]
 fn hls_ingest_first_segment_starts_independent() {
     sfu::fuzzing::hls_ingest(include_bytes!(
         "../testdata/fuzz-regressions/hls_ingest-segment-not-independent.bin"

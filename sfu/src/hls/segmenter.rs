@@ -89,6 +89,9 @@ pub struct Segment {
     pub discontinuity: bool,
     /// Which init segment (`init{id}.mp4`) it needs.
     pub init_id: u32,
+    /// Opened because the segment before reached `max_segment` without a keyframe (the source
+    /// answered no keyframe request): it starts mid-GOP, so its first part is not independent.
+    pub forced_start: bool,
 }
 
 /// What a request for a part or segment gets.
@@ -407,16 +410,16 @@ impl Segmenter {
     /// Closes the part and/or segment that end before a sample at `at` (main track ticks).
     fn cut(&mut self, at: u64, keyframe: bool, wall: SystemTime) -> Result<(), HlsError> {
         if self.open.is_none() {
-            self.start_segment(at, wall);
+            self.start_segment(at, wall, false);
             return Ok(());
         }
         let segment_length = at.saturating_sub(self.segment_start);
-        if (keyframe && segment_length >= self.ticks(self.config.segment_target))
-            || segment_length >= self.ticks(self.config.max_segment)
-        {
+        let target_reached = keyframe && segment_length >= self.ticks(self.config.segment_target);
+        let forced = !target_reached && segment_length >= self.ticks(self.config.max_segment);
+        if target_reached || forced {
             self.close_part(at)?;
             self.close_segment();
-            self.start_segment(at, wall);
+            self.start_segment(at, wall, forced);
             return Ok(());
         }
         let part_length = at.saturating_sub(self.part_start);
@@ -434,7 +437,7 @@ impl Segmenter {
         Ok(())
     }
 
-    fn start_segment(&mut self, at: u64, wall: SystemTime) {
+    fn start_segment(&mut self, at: u64, wall: SystemTime, forced_start: bool) {
         let timescale = self.timescale();
         let (anchor_wall, anchor_at) = *self.anchor.get_or_insert((wall, at));
         let since = Duration::from_secs_f64(at.saturating_sub(anchor_at) as f64 / timescale as f64);
@@ -448,6 +451,7 @@ impl Segmenter {
             program_date_time: anchor_wall.checked_add(since),
             discontinuity: std::mem::take(&mut self.discontinuity_next),
             init_id: self.init_id,
+            forced_start,
         });
         self.next_msn += 1;
     }

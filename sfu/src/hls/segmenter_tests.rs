@@ -96,6 +96,23 @@ fn segments_stretch_to_the_next_keyframe_and_old_ones_are_dropped() {
 }
 
 #[test]
+fn a_source_without_keyframes_is_cut_at_max_segment_and_the_cut_is_recorded() {
+    let mut s = Segmenter::new(HlsConfig::default(), true, None).unwrap();
+    // One keyframe, then 21 s of P-frames: cuts at 10 s and 20 s, both forced.
+    feed(&mut s, 0..(30 * 21), 30 * 100, 0);
+    let segments: Vec<_> = s.segments().collect();
+    assert_eq!(segments.len(), 2);
+    assert!(!segments[0].forced_start && segments[0].parts[0].independent);
+    assert!((segments[0].duration - 10.0).abs() < 1e-9);
+    assert!(segments[1].forced_start && !segments[1].parts[0].independent);
+    let open = s.open_segment().unwrap();
+    assert!(open.forced_start);
+    // The next keyframe opens a regular segment again.
+    feed(&mut s, (30 * 100)..(30 * 100 + 2), 30 * 100, 0);
+    assert!(!s.open_segment().unwrap().forced_start);
+}
+
+#[test]
 fn discontinuity_and_new_sps() {
     let mut s = Segmenter::new(HlsConfig::default(), true, None).unwrap();
     feed(&mut s, 0..40, 30, 5_000);

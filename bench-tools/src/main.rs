@@ -1,0 +1,185 @@
+//! `fanout`: how many WHEP subscribers of one 2.5 Mbit/s 30 fps stream a server carries on one
+//! core, and what it adds in latency and memory.
+//!
+//! For each N of the sweep: a fresh server pinned to `--server-core`, one synthetic publisher,
+//! N subscribers that complete ICE and DTLS (r58's own client) and count what arrives. After a
+//! warm-up, one window is measured: server CPU (all its threads, from /proc), CPU-us per
+//! forwarded packet, loss and reorder (from the clear RTP sequence numbers), publisher send ->
+//! kernel receive latency (a decrypted sample), RSS per subscriber, and the kernel's UDP drop
+//! counters, so a generator that falls behind is told apart from a server that drops.
+//!
+//! Run it pinned to the other core: `taskset -c 0 fanout --server-bin target/release/r58`.
+
+#![forbid(unsafe_code)]
+
+mod http;
+mod procfs;
+mod publisher;
+mod report;
+mod server;
+mod stamp;
+mod subscribers;
+
+use std::path::PathBuf;
+use std::time::{Duration, Instant};
+
+use clap::Parser;
+
+use publisher::{Ingest, Publisher};
+use report::Step;
+use subscribers::{Peer, Pool};
+
+#[derive(Parser, Debug)]
+#[command(about = "WHEP fan-out load generator for r58")]
+struct Args {
+    /// The r58 binary to start for each step (a release build for real numbers).
+    #[arg(long)]
+    server_bin: PathBuf,
+    /// Subscriber counts to sweep.
+    #[arg(
+        long,
+        value_delimiter = ',',
+        default_value = "100,250,500,1000,2000,3000"
+    )]
+    sizes: Vec<usize>,
+    /// Seconds of warm-up after the subscribers connected.
+    #[arg(long, default_value_t = 2.0)]
+    warmup: f64,
+    /// Seconds measured per step.
+    #[arg(long, default_value_t = 10.0)]
+    duration: f64,
+    /// The core to pin the server to (`taskset -c`); none to leave it unpinned.
+    #[arg(long)]
+    server_core: Option<usize>,
+    /// Where to write the results as JSON.
+    #[arg(long)]
+    json: Option<PathBuf>,
+    /// Stop the sweep after a step whose loss exceeds this percentage.
+    #[arg(long, default_value_t = 5.0)]
+    stop_loss: f64,
+}
+
+fn main() {
+    let args = Args::parse();
+    let mut steps = Vec::new();
+    println!(
+        "fanout: 1 publisher (H.264 ~2.5 Mbit/s, 30 fps), server {} pinned to core {:?}, {} s per step",
+        args.server_bin.display(),
+        args.server_core,
+        args.duration
+    );
+    println!("{}", report::header());
+    for &n in &args.sizes {
+        match run_r58(&args, n) {
+            Ok(step) => {
+                println!("{}", report::row(&step));
+                let stop = step.loss_pct > args.stop_loss;
+                steps.push(step);
+                if stop {
+                    println!("loss above {} %: sweep stopped", args.stop_loss);
+                    break;
+                }
+            }
+            Err(e) => {
+                eprintln!("fanout: r58 with {n} subscribers: {e}");
+                break;
+            }
+        }
+    }
+    if let Some(path) = &args.json
+        && let Err(e) = report::write_json(path, &steps)
+    {
+        eprintln!("fanout: cannot write {}: {e}", path.display());
+        std::process::exit(1);
+    }
+    if steps.is_empty() {
+        std::process::exit(1);
+    }
+}
+
+fn run_r58(args: &Args, n: usize) -> Result<Step, Box<dyn std::error::Error>> {
+    let server = server::start_r58(&args.server_bin, args.server_core, n + 16)?;
+    let stream = "bench".to_string();
+    let publisher = Publisher::start(&Ingest::Whip {
+        http: server.http,
+        stream: stream.clone(),
+    })?;
+    std::thread::sleep(Duration::from_millis(500));
+    let rss_before = procfs::rss_bytes(server.pid);
+    let mut pool = Pool::new(n)?;
+    let connect_started = Instant::now();
+    pool.open(
+        n,
+        &Peer::Whep {
+            http: server.http,
+            stream,
+        },
+        Duration::from_secs(60 + n as u64 / 20),
+    )?;
+    let connect_s = connect_started.elapsed().as_secs_f64();
+    pool.run_for(Duration::from_secs_f64(args.warmup))?;
+    let measured = measure(args, &mut pool, &publisher, server.pid)?;
+    let rss_after = procfs::rss_bytes(server.pid);
+    Ok(Step::new(
+        "r58",
+        n,
+        pool.connected(),
+        connect_s,
+        rss_before,
+        rss_after,
+        measured,
+    ))
+}
+
+/// What one measured window saw.
+pub struct Window {
+    pub seconds: f64,
+    pub server_cpu_ns: u64,
+    pub published: u64,
+    pub counts: subscribers::WindowCounts,
+    pub latency_us: Vec<f64>,
+    pub udp: procfs::UdpCounters,
+    pub core_busy_pct: Option<f64>,
+    pub load_average: f64,
+    pub failed: usize,
+}
+
+fn measure(
+    args: &Args,
+    pool: &mut Pool,
+    publisher: &Publisher,
+    pid: u32,
+) -> Result<Window, subscribers::PoolError> {
+    let before = pool.snapshot();
+    pool.latency_us.clear();
+    let cpu0 = procfs::cpu_ns(pid);
+    let udp0 = procfs::udp_counters();
+    let core0 = args.server_core.map(procfs::cpu_jiffies);
+    let sent0 = publisher.sent();
+    let start = Instant::now();
+    pool.run_for(Duration::from_secs_f64(args.duration))?;
+    let seconds = start.elapsed().as_secs_f64();
+    let cpu1 = procfs::cpu_ns(pid);
+    let sent1 = publisher.sent();
+    let udp1 = procfs::udp_counters();
+    let core_busy_pct = match (core0, args.server_core.map(procfs::cpu_jiffies)) {
+        (Some((b0, t0)), Some((b1, t1))) if t1 > t0 => {
+            Some(100.0 * (b1 - b0) as f64 / (t1 - t0) as f64)
+        }
+        _ => None,
+    };
+    // Packets in flight at the end of the window are counted when they arrive.
+    pool.run_for(Duration::from_millis(200))?;
+    let after = pool.snapshot();
+    Ok(Window {
+        seconds,
+        server_cpu_ns: cpu1.saturating_sub(cpu0),
+        published: sent1 - sent0,
+        counts: subscribers::window(&before, &after),
+        latency_us: std::mem::take(&mut pool.latency_us),
+        udp: udp1 - udp0,
+        core_busy_pct,
+        load_average: procfs::load_average(),
+        failed: pool.failed(),
+    })
+}

@@ -23,7 +23,6 @@ pub enum HttpError {
 }
 
 pub struct Response {
-    pub status: u16,
     pub headers: Vec<(String, String)>,
     pub body: String,
 }
@@ -78,6 +77,7 @@ pub fn request(
         .ok_or_else(|| malformed("no status line"))?;
     let mut headers = Vec::new();
     let mut length = None;
+    let mut chunked = false;
     loop {
         line.clear();
         reader.read_line(&mut line).map_err(io)?;
@@ -90,10 +90,25 @@ pub fn request(
         if name.eq_ignore_ascii_case("content-length") {
             length = value.parse::<usize>().ok();
         }
+        if name.eq_ignore_ascii_case("transfer-encoding") && value.eq_ignore_ascii_case("chunked") {
+            chunked = true;
+        }
         headers.push((name.to_owned(), value));
     }
     let mut raw = Vec::new();
     match length {
+        _ if chunked => loop {
+            line.clear();
+            reader.read_line(&mut line).map_err(io)?;
+            let size = usize::from_str_radix(line.trim().split(';').next().unwrap_or(""), 16)
+                .map_err(|_| malformed("bad chunk size"))?;
+            let mut chunk = vec![0u8; size + 2]; // the data, then CRLF
+            reader.read_exact(&mut chunk).map_err(io)?;
+            if size == 0 {
+                break;
+            }
+            raw.extend_from_slice(&chunk[..size]);
+        },
         Some(n) => {
             raw.resize(n, 0);
             reader.read_exact(&mut raw).map_err(io)?;
@@ -106,9 +121,5 @@ pub fn request(
     if !(200..300).contains(&status) {
         return Err(HttpError::Status { url, status, body });
     }
-    Ok(Response {
-        status,
-        headers,
-        body,
-    })
+    Ok(Response { headers, body })
 }

@@ -13,6 +13,7 @@
 #![forbid(unsafe_code)]
 
 mod http;
+mod janus;
 mod procfs;
 mod publisher;
 mod report;
@@ -54,6 +55,18 @@ struct Args {
     /// Where to write the results as JSON.
     #[arg(long)]
     json: Option<PathBuf>,
+    /// Also run every step against Janus (this binary), as the peer SFU.
+    #[arg(long)]
+    janus_bin: Option<PathBuf>,
+    /// The address Janus gathers its ICE candidate on and its subscribers use. Janus never
+    /// gathers on a loopback interface, so this must be an address of another interface of
+    /// this host: `scripts/bench.sh` runs everything in a network namespace of its own with a
+    /// veth address for it.
+    #[arg(long, default_value = "127.0.0.1")]
+    janus_ip: std::net::IpAddr,
+    /// Folder for the peer's configuration and log.
+    #[arg(long, default_value = "/tmp/r58-fanout")]
+    work_dir: PathBuf,
     /// Stop the sweep after a step whose loss exceeds this percentage.
     #[arg(long, default_value_t = 5.0)]
     stop_loss: f64,
@@ -68,22 +81,41 @@ fn main() {
         args.server_core,
         args.duration
     );
+    if let Some(janus) = &args.janus_bin {
+        println!("peer: {} ({})", janus::version(janus), janus.display());
+    }
     println!("{}", report::header());
+    let mut stopped = [false, args.janus_bin.is_none()];
     for &n in &args.sizes {
-        match run_r58(&args, n) {
-            Ok(step) => {
-                println!("{}", report::row(&step));
-                let stop = step.loss_pct > args.stop_loss;
-                steps.push(step);
-                if stop {
-                    println!("loss above {} %: sweep stopped", args.stop_loss);
-                    break;
+        for (i, name) in ["r58", "janus"].into_iter().enumerate() {
+            if stopped[i] {
+                continue;
+            }
+            let result = if i == 0 {
+                run_r58(&args, n)
+            } else {
+                run_janus(&args, n)
+            };
+            match result {
+                Ok(step) => {
+                    println!("{}", report::row(&step));
+                    if step.loss_pct > args.stop_loss {
+                        println!(
+                            "{name}: loss above {} %: its sweep stops here",
+                            args.stop_loss
+                        );
+                        stopped[i] = true;
+                    }
+                    steps.push(step);
+                }
+                Err(e) => {
+                    eprintln!("fanout: {name} with {n} subscribers: {e}");
+                    stopped[i] = true;
                 }
             }
-            Err(e) => {
-                eprintln!("fanout: r58 with {n} subscribers: {e}");
-                break;
-            }
+        }
+        if stopped.iter().all(|s| *s) {
+            break;
         }
     }
     if let Some(path) = &args.json
@@ -131,6 +163,38 @@ fn run_r58(args: &Args, n: usize) -> Result<Step, Box<dyn std::error::Error>> {
     ))
 }
 
+fn run_janus(args: &Args, n: usize) -> Result<Step, Box<dyn std::error::Error>> {
+    let bin = args.janus_bin.as_deref().ok_or("no --janus-bin")?;
+    let dir = janus::config_dir(&args.work_dir, n);
+    let server = janus::start(bin, args.server_core, &dir, args.janus_ip)?;
+    let publisher = Publisher::start(&Ingest::PlainRtp { to: server.udp })?;
+    std::thread::sleep(Duration::from_millis(500));
+    let rss_before = procfs::rss_bytes(server.pid);
+    let mut pool = Pool::new(n)?;
+    let connect_started = Instant::now();
+    pool.open(
+        n,
+        &Peer::Janus {
+            http: server.http,
+            bind: args.janus_ip,
+        },
+        Duration::from_secs(60 + n as u64 / 10),
+    )?;
+    let connect_s = connect_started.elapsed().as_secs_f64();
+    pool.run_for(Duration::from_secs_f64(args.warmup))?;
+    let measured = measure(args, &mut pool, &publisher, server.pid)?;
+    let rss_after = procfs::rss_bytes(server.pid);
+    Ok(Step::new(
+        "janus",
+        n,
+        pool.connected(),
+        connect_s,
+        rss_before,
+        rss_after,
+        measured,
+    ))
+}
+
 /// What one measured window saw.
 pub struct Window {
     pub seconds: f64,
@@ -142,6 +206,7 @@ pub struct Window {
     pub core_busy_pct: Option<f64>,
     pub load_average: f64,
     pub failed: usize,
+    pub retried: usize,
 }
 
 fn measure(
@@ -181,5 +246,6 @@ fn measure(
         core_busy_pct,
         load_average: procfs::load_average(),
         failed: pool.failed(),
+        retried: pool.retried,
     })
 }

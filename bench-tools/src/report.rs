@@ -35,6 +35,8 @@ pub struct Step {
     pub udp: UdpCounters,
     pub load_average: f64,
     pub failed_subscribers: usize,
+    /// Subscribers whose handshake stalled and were replaced by a new session.
+    pub retried_subscribers: usize,
 }
 
 fn percentile(sorted: &[f64], p: f64) -> f64 {
@@ -91,6 +93,7 @@ impl Step {
             udp: w.udp,
             load_average: w.load_average,
             failed_subscribers: w.failed,
+            retried_subscribers: w.retried,
         }
     }
 }

@@ -5,7 +5,7 @@
 //! (`SO_TIMESTAMPNS`), so the generator's own scheduling delay does not count as latency.
 
 use std::io::IoSliceMut;
-use std::net::SocketAddr;
+use std::net::{IpAddr, Ipv4Addr, SocketAddr};
 use std::os::fd::AsRawFd;
 use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 
@@ -42,6 +42,8 @@ pub struct Counts {
 pub enum Peer {
     /// r58: our offer to `POST /whep/{stream}`.
     Whep { http: SocketAddr, stream: String },
+    /// Janus: the streaming plugin offers over its HTTP API, we answer.
+    Janus { http: SocketAddr, bind: IpAddr },
 }
 
 struct Sub {
@@ -51,6 +53,8 @@ struct Sub {
     failed: bool,
     ssrc: Option<u32>,
     counts: Counts,
+    /// The session resource to DELETE if the subscriber is abandoned.
+    resource: Option<(SocketAddr, String)>,
 }
 
 pub struct Pool {
@@ -63,6 +67,8 @@ pub struct Pool {
     /// Publisher send -> kernel receive, in microseconds, for sampled packets.
     pub latency_us: Vec<f64>,
     pub decrypt_errors: u64,
+    /// Subscribers replaced because their handshake stalled.
+    pub retried: usize,
     /// Decrypt one in `sample_every` packets per subscriber (phases staggered over subscribers).
     sample_every: u64,
 }
@@ -75,6 +81,8 @@ pub enum PoolError {
     Sockopt(#[from] nix::Error),
     #[error("session setup: {0}")]
     Http(#[from] http::HttpError),
+    #[error("Janus session setup: {0}")]
+    Janus(#[from] crate::janus::JanusError),
     #[error("client: {0}")]
     Client(#[from] sfu::webrtc::client::ClientError),
     #[error("{connected} of {wanted} subscribers connected within {secs} s")]
@@ -96,54 +104,75 @@ impl Pool {
             next_timers: Instant::now(),
             latency_us: Vec::new(),
             decrypt_errors: 0,
+            retried: 0,
             sample_every: (expected as u64 / 64).max(8),
         })
-    }
-
-    pub fn len(&self) -> usize {
-        self.subs.len()
     }
 
     pub fn connected(&self) -> usize {
         self.subs.iter().filter(|s| s.connected).count()
     }
 
-    /// Opens `count` more subscribers and runs until they are all connected.
+    /// Opens `count` more subscribers and runs until they are all connected. A subscriber
+    /// whose handshake stalls (a lost flight the client does not repeat) is replaced by a new
+    /// session; replacements are counted in `retried`.
     pub fn open(&mut self, count: usize, peer: &Peer, timeout: Duration) -> Result<(), PoolError> {
         let target = self.subs.len() + count;
         // Offer in chunks so the handshakes of one chunk overlap but the server's HTTP and
         // DTLS work is not one huge burst that outlasts the clients' retransmission timers.
         const CHUNK: usize = 50;
+        const STALL: Duration = Duration::from_secs(10);
         let deadline = Instant::now() + timeout;
         while self.subs.len() < target {
             let n = CHUNK.min(target - self.subs.len());
             for _ in 0..n {
-                self.open_one(peer)?;
+                let sub = self.new_sub(peer, self.subs.len())?;
+                self.subs.push(sub);
             }
-            while self.connected() < self.subs.len() && Instant::now() < deadline {
+            let mut chunk_deadline = Instant::now() + STALL;
+            while self.connected() < self.subs.len() {
                 self.run_once(Duration::from_millis(5))?;
-            }
-            if self.connected() < self.subs.len() {
-                return Err(PoolError::ConnectTimeout {
-                    connected: self.connected(),
-                    wanted: target,
-                    secs: timeout.as_secs(),
-                });
+                let now = Instant::now();
+                if now >= deadline {
+                    return Err(PoolError::ConnectTimeout {
+                        connected: self.connected(),
+                        wanted: target,
+                        secs: timeout.as_secs(),
+                    });
+                }
+                if now >= chunk_deadline {
+                    for index in 0..self.subs.len() {
+                        if !self.subs[index].connected {
+                            eprintln!(
+                                "fanout: subscriber #{index} stalled ({}), replacing it",
+                                self.subs[index].client.progress()
+                            );
+                            let fresh = self.new_sub(peer, index)?;
+                            let mut old = std::mem::replace(&mut self.subs[index], fresh);
+                            self.poll.registry().deregister(&mut old.socket)?;
+                            if let Some((http, path)) = old.resource {
+                                let _ = http::request(http, "DELETE", &path, None, "");
+                            }
+                            self.retried += 1;
+                        }
+                    }
+                    chunk_deadline = now + STALL;
+                }
             }
         }
         Ok(())
     }
 
-    fn open_one(&mut self, peer: &Peer) -> Result<(), PoolError> {
-        let mut socket = UdpSocket::bind(SocketAddr::from(([127, 0, 0, 1], 0)))?;
+    fn new_sub(&mut self, peer: &Peer, index: usize) -> Result<Sub, PoolError> {
+        let ip = match peer {
+            Peer::Janus { bind, .. } => *bind,
+            Peer::Whep { .. } => IpAddr::V4(Ipv4Addr::LOCALHOST),
+        };
+        let mut socket = UdpSocket::bind(SocketAddr::new(ip, 0))?;
         setsockopt(&socket, sockopt::RcvBuf, &RCVBUF)?;
         setsockopt(&socket, sockopt::ReceiveTimestampns, &true)?;
-        let index = self.subs.len();
-        self.poll
-            .registry()
-            .register(&mut socket, Token(index), Interest::READABLE)?;
         let mut client = Client::new(ClientRole::Play)?;
-        match peer {
+        let resource = match peer {
             Peer::Whep { http, stream } => {
                 let answer = http::request(
                     *http,
@@ -153,8 +182,22 @@ impl Pool {
                     &client.offer(),
                 )?;
                 client.accept_answer(Instant::now(), &answer.body)?;
+                answer.header("location").map(|l| (*http, l.to_owned()))
             }
-        }
+            Peer::Janus { http, .. } => {
+                let watch = crate::janus::watch(*http)?;
+                let answer =
+                    client.answer_offer(Instant::now(), &watch.offer, socket.local_addr()?)?;
+                if std::env::var_os("FANOUT_DEBUG").is_some() {
+                    eprintln!("--- Janus offer\n{}--- our answer\n{answer}", watch.offer);
+                }
+                crate::janus::start_watching(*http, &watch, &answer)?;
+                None
+            }
+        };
+        self.poll
+            .registry()
+            .register(&mut socket, Token(index), Interest::READABLE)?;
         let mut sub = Sub {
             socket,
             client,
@@ -162,10 +205,10 @@ impl Pool {
             failed: false,
             ssrc: None,
             counts: Counts::default(),
+            resource,
         };
         flush(&mut sub);
-        self.subs.push(sub);
-        Ok(())
+        Ok(sub)
     }
 
     /// Runs the receive loop for `duration`.

@@ -16,6 +16,7 @@ mod http;
 mod janus;
 mod procfs;
 mod publisher;
+mod render;
 mod report;
 mod server;
 mod stamp;
@@ -67,6 +68,15 @@ struct Args {
     /// Folder for the peer's configuration and log.
     #[arg(long, default_value = "/tmp/r58-fanout")]
     work_dir: PathBuf,
+    /// Where to write the results as a Markdown section (table and summary).
+    #[arg(long)]
+    markdown: Option<PathBuf>,
+    /// Where to write the plot of CPU and loss against subscribers (SVG).
+    #[arg(long)]
+    svg: Option<PathBuf>,
+    /// A line describing the machine and run, put at the top of the Markdown.
+    #[arg(long, default_value = "")]
+    machine: String,
     /// Stop the sweep after a step whose loss exceeds this percentage.
     #[arg(long, default_value_t = 5.0)]
     stop_loss: f64,
@@ -86,6 +96,7 @@ fn main() {
     }
     println!("{}", report::header());
     let mut stopped = [false, args.janus_bin.is_none()];
+    let mut failed_any = false;
     for &n in &args.sizes {
         for (i, name) in ["r58", "janus"].into_iter().enumerate() {
             if stopped[i] {
@@ -110,6 +121,8 @@ fn main() {
                 }
                 Err(e) => {
                     eprintln!("fanout: {name} with {n} subscribers: {e}");
+                    // A later step that fails is a finding; the first one means a broken setup.
+                    failed_any |= !steps.iter().any(|s: &Step| s.server == name);
                     stopped[i] = true;
                 }
             }
@@ -124,7 +137,21 @@ fn main() {
         eprintln!("fanout: cannot write {}: {e}", path.display());
         std::process::exit(1);
     }
-    if steps.is_empty() {
+    let outputs = [
+        (&args.markdown, render::markdown(&steps, &args.machine)),
+        (&args.svg, render::svg(&steps)),
+    ];
+    for (path, text) in outputs {
+        if let Some(path) = path
+            && let Err(e) = std::fs::write(path, text)
+        {
+            eprintln!("fanout: cannot write {}: {e}", path.display());
+            std::process::exit(1);
+        }
+    }
+    // A step in which nothing arrived means the setup is broken, not that the server is slow.
+    if steps.is_empty() || steps.iter().any(|s| s.counts.received == 0) || failed_any {
+        eprintln!("fanout: a step failed or delivered nothing");
         std::process::exit(1);
     }
 }

@@ -50,18 +50,18 @@ pub fn free_port() -> Result<u16, ServerError> {
     }
 }
 
-/// `program`, under `taskset -c core` when a core is given, and at nice -10: on a machine
-/// shared with other work (parallel builds) the server must not lose its core to them, or
-/// the benchmark measures the scheduler. Without the privilege to raise priority, `nice`
-/// warns and runs it at normal priority.
+/// `program`, under `taskset -c core` when a core is given. It inherits the generator's
+/// priority: `scripts/bench.sh` runs the generator at nice -10 so that, on a machine shared
+/// with other work, neither loses its core to parallel builds.
 pub fn pinned(core: Option<usize>, program: &Path) -> Command {
-    let mut c = Command::new("nice");
-    c.arg("-n").arg("-10");
-    if let Some(core) = core {
-        c.arg("taskset").arg("-c").arg(core.to_string());
+    match core {
+        Some(core) => {
+            let mut c = Command::new("taskset");
+            c.arg("-c").arg(core.to_string()).arg(program);
+            c
+        }
+        None => Command::new(program),
     }
-    c.arg(program);
-    c
 }
 
 /// Starts r58 with no test cameras, room for `sessions`, and waits for `/healthz`.

@@ -25,6 +25,8 @@ use crate::stamp;
 const BATCH: usize = 32;
 /// How often every client's timers (consent checks, DTLS retransmissions) run.
 const TIMER_INTERVAL: Duration = Duration::from_millis(50);
+/// How often every socket is read whether or not it was reported readable.
+const SWEEP_INTERVAL: Duration = Duration::from_millis(500);
 /// Receive buffer per subscriber socket: a keyframe burst must fit while the thread is busy.
 const RCVBUF: usize = 1 << 20;
 
@@ -64,6 +66,7 @@ pub struct Pool {
     headers: MultiHeaders<SockaddrStorage>,
     bufs: Vec<[u8; 1600]>,
     next_timers: Instant,
+    next_sweep: Instant,
     /// Publisher send -> kernel receive, in microseconds, for sampled packets.
     pub latency_us: Vec<f64>,
     pub decrypt_errors: u64,
@@ -102,6 +105,7 @@ impl Pool {
             headers: MultiHeaders::preallocate(BATCH, Some(cmsg_space!(TimeSpec))),
             bufs: vec![[0u8; 1600]; BATCH],
             next_timers: Instant::now(),
+            next_sweep: Instant::now(),
             latency_us: Vec::new(),
             decrypt_errors: 0,
             retried: 0,
@@ -232,6 +236,14 @@ impl Pool {
             self.drain(index);
         }
         let now = Instant::now();
+        if now >= self.next_sweep {
+            // Edge-triggered readiness is lost if a read stops early (an error): read every
+            // socket now and then, so such a subscriber is not silent for the rest of the run.
+            self.next_sweep = now + SWEEP_INTERVAL;
+            for index in 0..self.subs.len() {
+                self.drain(index);
+            }
+        }
         if now >= self.next_timers {
             self.next_timers = now + TIMER_INTERVAL;
             for sub in &mut self.subs {
@@ -276,6 +288,9 @@ impl Pool {
                         }
                         n
                     }
+                    Err(nix::errno::Errno::EINTR) => continue,
+                    // EAGAIN: drained. Anything else concerns this datagram only; the next
+                    // sweep reads what follows it.
                     Err(_) => 0,
                 }
             };

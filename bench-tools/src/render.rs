@@ -68,7 +68,10 @@ pub fn markdown(steps: &[Step], machine: &str) -> String {
                 );
             }
             None => {
-                let _ = writeln!(md, "- {server}: no step carried with < {CLEAN_LOSS_PCT} % loss.");
+                let _ = writeln!(
+                    md,
+                    "- {server}: no step carried with < {CLEAN_LOSS_PCT} % loss."
+                );
             }
         }
     }
@@ -169,14 +172,20 @@ pub fn svg(steps: &[Step]) -> String {
                     )
                 })
                 .collect();
-            let path: Vec<String> = points.iter().map(|(x, y)| format!("{x:.1},{y:.1}")).collect();
+            let path: Vec<String> = points
+                .iter()
+                .map(|(x, y)| format!("{x:.1},{y:.1}"))
+                .collect();
             let _ = writeln!(
                 out,
                 "<polyline fill=\"none\" stroke=\"{color}\" stroke-width=\"2\" points=\"{}\"/>",
                 path.join(" ")
             );
             for (x, y) in points {
-                let _ = writeln!(out, "<circle cx=\"{x:.1}\" cy=\"{y:.1}\" r=\"3\" fill=\"{color}\"/>");
+                let _ = writeln!(
+                    out,
+                    "<circle cx=\"{x:.1}\" cy=\"{y:.1}\" r=\"3\" fill=\"{color}\"/>"
+                );
             }
             let _ = writeln!(
                 out,

@@ -177,7 +177,11 @@ fn run_r58(args: &Args, n: usize) -> Result<Step, Box<dyn std::error::Error>> {
     )?;
     let connect_s = connect_started.elapsed().as_secs_f64();
     pool.run_for(Duration::from_secs_f64(args.warmup))?;
-    let measured = measure(args, &mut pool, &publisher, server.pid)?;
+    let dropped_before = r58_send_dropped(server.http);
+    let ingest_before = procfs::udp_socket_drops(server.udp.port());
+    let mut measured = measure(args, &mut pool, &publisher, server.pid)?;
+    measured.server_send_dropped = r58_send_dropped(server.http) - dropped_before;
+    measured.server_ingest_dropped = procfs::udp_socket_drops(server.udp.port()) - ingest_before;
     let rss_after = procfs::rss_bytes(server.pid);
     Ok(Step::new(
         "r58",
@@ -188,6 +192,19 @@ fn run_r58(args: &Args, n: usize) -> Result<Step, Box<dyn std::error::Error>> {
         rss_after,
         measured,
     ))
+}
+
+/// Datagrams r58 dropped because its socket refused them (from `/metrics`).
+fn r58_send_dropped(http: std::net::SocketAddr) -> u64 {
+    http::request(http, "GET", "/metrics", None, "")
+        .ok()
+        .and_then(|r| {
+            r.body
+                .lines()
+                .find(|l| !l.starts_with('#') && l.contains("send_dropped_total"))
+                .and_then(|l| l.split_whitespace().last()?.parse().ok())
+        })
+        .unwrap_or(0)
 }
 
 fn run_janus(args: &Args, n: usize) -> Result<Step, Box<dyn std::error::Error>> {
@@ -209,7 +226,9 @@ fn run_janus(args: &Args, n: usize) -> Result<Step, Box<dyn std::error::Error>> 
     )?;
     let connect_s = connect_started.elapsed().as_secs_f64();
     pool.run_for(Duration::from_secs_f64(args.warmup))?;
-    let measured = measure(args, &mut pool, &publisher, server.pid)?;
+    let ingest_before = procfs::udp_socket_drops(server.udp.port());
+    let mut measured = measure(args, &mut pool, &publisher, server.pid)?;
+    measured.server_ingest_dropped = procfs::udp_socket_drops(server.udp.port()) - ingest_before;
     let rss_after = procfs::rss_bytes(server.pid);
     Ok(Step::new(
         "janus",
@@ -231,9 +250,14 @@ pub struct Window {
     pub latency_us: Vec<f64>,
     pub udp: procfs::UdpCounters,
     pub core_busy_pct: Option<f64>,
+    pub core_softirq_pct: Option<f64>,
     pub load_average: f64,
     pub failed: usize,
     pub retried: usize,
+    /// Datagrams the server itself counted as dropped on send (r58 only).
+    pub server_send_dropped: u64,
+    /// Publisher packets the server's receive socket dropped (its buffer was full).
+    pub server_ingest_dropped: u64,
 }
 
 fn measure(
@@ -254,11 +278,13 @@ fn measure(
     let cpu1 = procfs::cpu_ns(pid);
     let sent1 = publisher.sent();
     let udp1 = procfs::udp_counters();
-    let core_busy_pct = match (core0, args.server_core.map(procfs::cpu_jiffies)) {
-        (Some((b0, t0)), Some((b1, t1))) if t1 > t0 => {
-            Some(100.0 * (b1 - b0) as f64 / (t1 - t0) as f64)
-        }
-        _ => None,
+    let (core_busy_pct, core_softirq_pct) = match (core0, args.server_core.map(procfs::cpu_jiffies))
+    {
+        (Some((b0, t0, s0)), Some((b1, t1, s1))) if t1 > t0 => (
+            Some(100.0 * (b1 - b0) as f64 / (t1 - t0) as f64),
+            Some(100.0 * (s1 - s0) as f64 / (t1 - t0) as f64),
+        ),
+        _ => (None, None),
     };
     // Packets in flight at the end of the window are counted when they arrive.
     pool.run_for(Duration::from_millis(200))?;
@@ -271,8 +297,11 @@ fn measure(
         latency_us: std::mem::take(&mut pool.latency_us),
         udp: udp1 - udp0,
         core_busy_pct,
+        core_softirq_pct,
         load_average: procfs::load_average(),
         failed: pool.failed(),
         retried: pool.retried,
+        server_send_dropped: 0,
+        server_ingest_dropped: 0,
     })
 }

@@ -33,24 +33,28 @@ pub fn markdown(steps: &[Step], machine: &str) -> String {
     let mut md = String::new();
     let _ = writeln!(md, "{machine}\n");
     md.push_str(
-        "| server | subscribers | server CPU (% of a core) | CPU-us per forwarded packet | loss % | \
-         reordered | latency p50 / p99 (ms) | RSS per subscriber (KB) | kernel rcvbuf drops | load avg |\n\
-         |---|---:|---:|---:|---:|---:|---:|---:|---:|---:|\n",
+        "| server | subscribers | server CPU (% of a core) | softirq on its core (%) | CPU-us per forwarded packet | loss % | \
+         reordered | latency p50 / p99 (ms) | RSS per subscriber (KB) | drops: generator / server in / server out | load avg |\n\
+         |---|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|\n",
     );
     for s in steps {
         let _ = writeln!(
             md,
-            "| {} | {} | {:.1} | {:.2} | {:.3} | {} | {:.2} / {:.2} | {:.0} | {} | {:.1} |",
+            "| {} | {} | {:.1} | {} | {:.2} | {:.3} | {} | {:.2} / {:.2} | {:.0} | {} / {} / {} | {:.1} |",
             s.server,
             s.subscribers,
             s.server_cpu_pct,
+            s.core_softirq_pct
+                .map_or_else(|| "-".to_string(), |c| format!("{c:.1}")),
             s.cpu_us_per_packet,
             s.loss_pct,
             s.counts.reordered,
             s.latency_p50_us / 1000.0,
             s.latency_p99_us / 1000.0,
             s.rss_per_subscriber_kb,
-            s.udp.rcvbuf_errors,
+            s.udp.rcvbuf_errors.saturating_sub(s.server_ingest_dropped),
+            s.server_ingest_dropped,
+            s.server_send_dropped,
             s.load_average
         );
     }

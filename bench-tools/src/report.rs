@@ -19,6 +19,9 @@ pub struct Step {
     pub server_cpu_pct: f64,
     /// Everything that ran on the server's core (other processes too), when pinned.
     pub core_busy_pct: Option<f64>,
+    /// Softirq time on the server's core, % of the core: mostly the kernel delivering what the
+    /// server sends (loopback), which the process CPU does not include.
+    pub core_softirq_pct: Option<f64>,
     pub published_packets: u64,
     /// Packets the server should have forwarded: published x subscribers.
     pub forwarded_packets: u64,
@@ -37,6 +40,11 @@ pub struct Step {
     pub failed_subscribers: usize,
     /// Subscribers whose handshake stalled and were replaced by a new session.
     pub retried_subscribers: usize,
+    /// Datagrams the server counted as dropped on send (its socket refused them); r58 only.
+    pub server_send_dropped: u64,
+    /// Publisher packets dropped by the server's receive socket (each one is lost to every
+    /// subscriber); the rest of `udp.rcvbuf_errors` is the generator's.
+    pub server_ingest_dropped: u64,
 }
 
 fn percentile(sorted: &[f64], p: f64) -> f64 {
@@ -72,6 +80,7 @@ impl Step {
             seconds: w.seconds,
             server_cpu_pct: 100.0 * w.server_cpu_ns as f64 / 1e9 / w.seconds,
             core_busy_pct: w.core_busy_pct,
+            core_softirq_pct: w.core_softirq_pct,
             published_packets: w.published,
             forwarded_packets: forwarded,
             cpu_us_per_packet: if forwarded > 0 {
@@ -94,35 +103,39 @@ impl Step {
             load_average: w.load_average,
             failed_subscribers: w.failed,
             retried_subscribers: w.retried,
+            server_send_dropped: w.server_send_dropped,
+            server_ingest_dropped: w.server_ingest_dropped,
         }
     }
 }
 
 pub fn header() -> String {
     format!(
-        "{:>6} {:>6} {:>8} {:>9} {:>10} {:>8} {:>8} {:>9} {:>9} {:>10} {:>9} {:>6}",
+        "{:>6} {:>6} {:>8} {:>9} {:>10} {:>8} {:>8} {:>9} {:>9} {:>10} {:>9} {:>9} {:>9} {:>6}",
         "server",
         "subs",
         "cpu %",
-        "core %",
+        "sirq %",
         "us/pkt",
         "loss %",
         "reord",
         "p50 ms",
         "p99 ms",
         "KB/sub",
-        "rcvbuf",
+        "gen drop",
+        "in drop",
+        "out drop",
         "load"
     )
 }
 
 pub fn row(s: &Step) -> String {
     format!(
-        "{:>6} {:>6} {:>8.1} {:>9} {:>10.3} {:>8.3} {:>8} {:>9.2} {:>9.2} {:>10.1} {:>9} {:>6.2}",
+        "{:>6} {:>6} {:>8.1} {:>9} {:>10.3} {:>8.3} {:>8} {:>9.2} {:>9.2} {:>10.1} {:>9} {:>9} {:>9} {:>6.2}",
         s.server,
         s.subscribers,
         s.server_cpu_pct,
-        s.core_busy_pct
+        s.core_softirq_pct
             .map_or_else(|| "-".to_string(), |c| format!("{c:.1}")),
         s.cpu_us_per_packet,
         s.loss_pct,
@@ -130,7 +143,9 @@ pub fn row(s: &Step) -> String {
         s.latency_p50_us / 1000.0,
         s.latency_p99_us / 1000.0,
         s.rss_per_subscriber_kb,
-        s.udp.rcvbuf_errors,
+        s.udp.rcvbuf_errors.saturating_sub(s.server_ingest_dropped),
+        s.server_ingest_dropped,
+        s.server_send_dropped,
         s.load_average
     )
 }

@@ -43,8 +43,21 @@ impl SharedEngine {
     }
 }
 
+/// Socket buffer we ask for, each way. A publisher's keyframe burst (30+ packets at once) must
+/// not overflow the receive buffer while the engine is busy fanning out the packet before it,
+/// and a flush to thousands of viewers must not overflow the send buffer. The kernel caps the
+/// request at `net.core.rmem_max` / `wmem_max`.
+const SOCKET_BUFFER: usize = 4 << 20;
+
 /// Receives on `socket`, feeds the engine, and sends what it produces, until the socket fails.
 pub async fn run(engine: SharedEngine, socket: UdpSocket) -> io::Result<()> {
+    let sock = socket2::SockRef::from(&socket);
+    if let Err(e) = sock
+        .set_recv_buffer_size(SOCKET_BUFFER)
+        .and_then(|()| sock.set_send_buffer_size(SOCKET_BUFFER))
+    {
+        tracing::warn!(error = %e, "cannot size the media socket's buffers");
+    }
     let mut buf = vec![0u8; 2048];
     let mut sender = GsoSender::default();
     let mut tick = tokio::time::interval(timers_tick());

@@ -62,6 +62,9 @@ fi
 section "build the r58 binary"
 cargo build --bin r58
 
+section "fan-out load generator smoke (r58, 5 subscribers, seconds)"
+scripts/bench.sh --smoke
+
 section "interop tests (aiortc)"
 req=tests/interop/requirements.txt
 if [[ ! -x .venv/bin/python ]] || ! cmp -s "$req" .venv/.r58-requirements; then

@@ -110,6 +110,9 @@ pub fn markdown(steps: &[Step], machine: &str) -> String {
     md
 }
 
+/// A plot panel: its title, the top of its y axis, and the value it plots.
+type Panel = (&'static str, f64, fn(&Step) -> f64);
+
 /// Two panels side by side: server CPU and loss, against subscribers.
 pub fn svg(steps: &[Step]) -> String {
     const W: f64 = 360.0;
@@ -128,7 +131,7 @@ pub fn svg(steps: &[Step]) -> String {
         2.0 * (W + M) + M,
         H + 2.0 * M
     );
-    let panels: [(&str, f64, fn(&Step) -> f64); 2] = [
+    let panels: [Panel; 2] = [
         ("server CPU, % of one core", max_cpu, |s| s.server_cpu_pct),
         ("loss, %", max_loss, |s| s.loss_pct),
     ];

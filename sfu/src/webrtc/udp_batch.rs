@@ -436,8 +436,8 @@ mod tests {
             .collect();
         let mut datagrams = Vec::new();
         for i in 0..sizes.len() {
-            for (v, rx) in rx.iter().enumerate() {
-                datagrams.push((rx.local_addr().unwrap(), &packets[v][i][..]));
+            for (viewer, rx) in packets.iter().zip(&rx) {
+                datagrams.push((rx.local_addr().unwrap(), &viewer[i][..]));
             }
         }
         let mut sender = GsoSender::new(gso);

@@ -6,7 +6,8 @@
 #   scripts/bench.sh --smoke    a few seconds, debug build, no peer, docs untouched (CI)
 #
 # Environment: BENCH_SIZES (default 100,250,500,1000,2000,3000), BENCH_DURATION (seconds per
-# step, default 10), JANUS_BIN (default /usr/bin/janus when present), CARGO_TARGET_DIR.
+# step, default 10), JANUS_BIN (default /usr/bin/janus when present), CARGO_TARGET_DIR,
+# BENCH_NO_BUILD=1 to use the release binaries already built.
 #
 # The server runs pinned to core 1 and the generator to core 0, both at nice -10 so parallel
 # work on a shared machine does not take their cores. Janus never gathers ICE candidates on a
@@ -39,7 +40,9 @@ sizes="${BENCH_SIZES:-100,250,500,1000,2000,3000}"
 duration="${BENCH_DURATION:-10}"
 janus_bin="${JANUS_BIN:-/usr/bin/janus}"
 
-cargo build --release --bin r58 -p r58 -p bench-tools
+if [[ "${BENCH_NO_BUILD:-}" != 1 ]]; then
+    cargo build --release --bin r58 -p r58 -p bench-tools
+fi
 out="$TARGET_DIR/bench"
 mkdir -p "$out"
 

@@ -293,7 +293,7 @@ fn measure(
         seconds,
         server_cpu_ns: cpu1.saturating_sub(cpu0),
         published: sent1 - sent0,
-        counts: subscribers::window(&before, &after),
+        counts: subscribers::window(&before, &after, sent1 - sent0),
         latency_us: std::mem::take(&mut pool.latency_us),
         udp: udp1 - udp0,
         core_busy_pct,

@@ -132,6 +132,8 @@ impl Pool {
             for _ in 0..n {
                 let sub = self.new_sub(peer, self.subs.len())?;
                 self.subs.push(sub);
+                // Keep the connected ones' consent checks and handshakes going meanwhile.
+                self.run_once(Duration::ZERO)?;
             }
             let mut chunk_deadline = Instant::now() + STALL;
             while self.connected() < self.subs.len() {
@@ -424,11 +426,14 @@ pub struct WindowCounts {
     pub silent: usize,
 }
 
-pub fn window(before: &[Counts], after: &[Counts]) -> WindowCounts {
+/// A subscriber that received nothing in the window lost all `published` packets (its session
+/// ended, or the server stopped sending to it): counting it as zero would hide that.
+pub fn window(before: &[Counts], after: &[Counts], published: u64) -> WindowCounts {
     let mut w = WindowCounts::default();
     for (b, a) in before.iter().zip(after) {
         let received = a.received - b.received;
         let expected = match (b.highest, a.highest) {
+            _ if received == 0 => published,
             (Some(hb), Some(ha)) => ha - hb,
             (None, Some(ha)) => ha + 1 - a.first.unwrap_or(ha),
             _ => 0,
@@ -476,7 +481,9 @@ mod tests {
             first: Some(91),
             reordered: 1,
         }];
-        let w = window(&before, &after);
+        let w = window(&before, &after, 10);
         assert_eq!((w.expected, w.received, w.lost, w.reordered), (10, 5, 5, 1));
+        let w = window(&before, &before, 10);
+        assert_eq!((w.expected, w.lost, w.silent), (10, 10, 1), "silent = all lost");
     }
 }

@@ -35,8 +35,11 @@ use subscribers::{Peer, Pool};
 #[command(about = "WHEP fan-out load generator for r58")]
 struct Args {
     /// The r58 binary to start for each step (a release build for real numbers).
+    #[arg(long, required_unless_present = "from_json")]
+    server_bin: Option<PathBuf>,
+    /// Run nothing: render --markdown and --svg from a JSON file of an earlier run.
     #[arg(long)]
-    server_bin: PathBuf,
+    from_json: Option<PathBuf>,
     /// Subscriber counts to sweep.
     #[arg(
         long,
@@ -84,10 +87,27 @@ struct Args {
 
 fn main() {
     let args = Args::parse();
+    if let Some(path) = &args.from_json {
+        let steps: Vec<Step> = match std::fs::read_to_string(path)
+            .map_err(|e| e.to_string())
+            .and_then(|t| serde_json::from_str(&t).map_err(|e| e.to_string()))
+        {
+            Ok(steps) => steps,
+            Err(e) => {
+                eprintln!("fanout: cannot read {}: {e}", path.display());
+                std::process::exit(1);
+            }
+        };
+        write_outputs(&args, &steps);
+        return;
+    }
+    let Some(server_bin) = args.server_bin.clone() else {
+        return;
+    };
     let mut steps = Vec::new();
     println!(
         "fanout: 1 publisher (H.264 ~2.5 Mbit/s, 30 fps), server {} pinned to core {:?}, {} s per step",
-        args.server_bin.display(),
+        server_bin.display(),
         args.server_core,
         args.duration
     );
@@ -137,9 +157,18 @@ fn main() {
         eprintln!("fanout: cannot write {}: {e}", path.display());
         std::process::exit(1);
     }
+    write_outputs(&args, &steps);
+    // A step in which nothing arrived means the setup is broken, not that the server is slow.
+    if steps.is_empty() || steps.iter().any(|s| s.counts.received == 0) || failed_any {
+        eprintln!("fanout: a step failed or delivered nothing");
+        std::process::exit(1);
+    }
+}
+
+fn write_outputs(args: &Args, steps: &[Step]) {
     let outputs = [
-        (&args.markdown, render::markdown(&steps, &args.machine)),
-        (&args.svg, render::svg(&steps)),
+        (&args.markdown, render::markdown(steps, &args.machine)),
+        (&args.svg, render::svg(steps)),
     ];
     for (path, text) in outputs {
         if let Some(path) = path
@@ -149,15 +178,11 @@ fn main() {
             std::process::exit(1);
         }
     }
-    // A step in which nothing arrived means the setup is broken, not that the server is slow.
-    if steps.is_empty() || steps.iter().any(|s| s.counts.received == 0) || failed_any {
-        eprintln!("fanout: a step failed or delivered nothing");
-        std::process::exit(1);
-    }
 }
 
 fn run_r58(args: &Args, n: usize) -> Result<Step, Box<dyn std::error::Error>> {
-    let server = server::start_r58(&args.server_bin, args.server_core, n + 16)?;
+    let bin = args.server_bin.as_deref().ok_or("no --server-bin")?;
+    let server = server::start_r58(bin, args.server_core, n + 16)?;
     let stream = "bench".to_string();
     let publisher = Publisher::start(&Ingest::Whip {
         http: server.http,

@@ -38,7 +38,7 @@ pub fn rss_bytes(pid: u32) -> u64 {
 }
 
 /// The machine-wide UDP counters that tell where datagrams were dropped.
-#[derive(Debug, Clone, Copy, Default, serde::Serialize)]
+#[derive(Debug, Clone, Copy, Default, serde::Serialize, serde::Deserialize)]
 pub struct UdpCounters {
     /// Datagrams dropped because a receiving socket's buffer was full (the generator's side
     /// when it falls behind).

@@ -19,14 +19,20 @@ fn servers(steps: &[Step]) -> Vec<&str> {
     names
 }
 
-/// The most subscribers a server carried cleanly (loss < 0.1 %, CPU < 100 %), and the per-core
-/// capacity that step's CPU use extrapolates to.
+/// What a step cost its core: the server process plus the softirq time on that core (the
+/// kernel delivering what the server sent, not charged to the process).
+fn core_cost_pct(s: &Step) -> f64 {
+    s.server_cpu_pct + s.core_softirq_pct.unwrap_or(0.0)
+}
+
+/// The most subscribers a server carried cleanly (loss < 0.1 %, core cost < 100 %), and the
+/// per-core capacity that step's cost extrapolates to.
 fn capacity<'a>(steps: &'a [Step], server: &str) -> Option<(&'a Step, f64)> {
     steps
         .iter()
-        .filter(|s| s.server == server && s.loss_pct < CLEAN_LOSS_PCT && s.server_cpu_pct < 100.0)
+        .filter(|s| s.server == server && s.loss_pct < CLEAN_LOSS_PCT && core_cost_pct(s) < 100.0)
         .max_by_key(|s| s.subscribers)
-        .map(|s| (s, s.subscribers as f64 * 100.0 / s.server_cpu_pct.max(0.01)))
+        .map(|s| (s, s.subscribers as f64 * 100.0 / core_cost_pct(s).max(0.01)))
 }
 
 pub fn markdown(steps: &[Step], machine: &str) -> String {
@@ -67,8 +73,12 @@ pub fn markdown(steps: &[Step], machine: &str) -> String {
                 let _ = writeln!(
                     md,
                     "- {server}: largest step carried with < {CLEAN_LOSS_PCT} % loss: {} subscribers \
-                     at {:.0} % of a core, which extrapolates to ~{:.0} subscribers per core.",
-                    step.subscribers, step.server_cpu_pct, extrapolated
+                     at {:.0} % of a core (process {:.0} % + softirq), which extrapolates to ~{:.0} \
+                     subscribers per core.",
+                    step.subscribers,
+                    core_cost_pct(step),
+                    step.server_cpu_pct,
+                    extrapolated
                 );
             }
             None => {

@@ -8,7 +8,7 @@ use crate::Window;
 use crate::procfs::UdpCounters;
 use crate::subscribers::WindowCounts;
 
-#[derive(Debug, Clone, Serialize)]
+#[derive(Debug, Clone, Serialize, serde::Deserialize)]
 pub struct Step {
     pub server: String,
     pub subscribers: usize,

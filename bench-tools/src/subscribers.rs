@@ -416,7 +416,7 @@ fn extend(highest: u64, seq: u16) -> u64 {
 }
 
 /// Loss and reorder between two snapshots of the same subscribers.
-#[derive(Debug, Clone, Copy, Default, serde::Serialize)]
+#[derive(Debug, Clone, Copy, Default, serde::Serialize, serde::Deserialize)]
 pub struct WindowCounts {
     pub expected: u64,
     pub received: u64,
@@ -484,6 +484,10 @@ mod tests {
         let w = window(&before, &after, 10);
         assert_eq!((w.expected, w.received, w.lost, w.reordered), (10, 5, 5, 1));
         let w = window(&before, &before, 10);
-        assert_eq!((w.expected, w.lost, w.silent), (10, 10, 1), "silent = all lost");
+        assert_eq!(
+            (w.expected, w.lost, w.silent),
+            (10, 10, 1),
+            "silent = all lost"
+        );
     }
 }

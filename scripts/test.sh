@@ -76,6 +76,9 @@ else
     cargo test -p r58 --test churn -- --ignored --test-threads 1 --nocapture
 fi
 
+section "fan-out load generator smoke (r58, 5 subscribers, seconds)"
+scripts/bench.sh --smoke
+
 section "interop tests (aiortc)"
 req=tests/interop/requirements.txt
 if [[ ! -x .venv/bin/python ]] || ! cmp -s "$req" .venv/.r58-requirements; then

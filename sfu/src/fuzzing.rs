@@ -53,6 +53,24 @@ pub fn sdp_offer(data: &[u8]) {
     crate::webrtc::sdp::fuzz_entry(data);
 }
 
+/// Fuzz entry: a session description as r58's own client reads it: a server's answer
+/// ([`Client::accept_answer`]) and an offer it answers (Janus' streaming plugin,
+/// [`Client::answer_offer`]); an accepted offer's answer must name our candidate.
+pub fn client_sdp(data: &[u8]) {
+    use crate::webrtc::client::Client;
+    let text = String::from_utf8_lossy(data);
+    let now = std::time::Instant::now();
+    if let Ok(mut client) = Client::new(ClientRole::Play) {
+        let _ = client.accept_answer(now, &text);
+    }
+    if let Ok(mut client) = Client::new(ClientRole::Play) {
+        let local = SocketAddr::new(IpAddr::V4(Ipv4Addr::LOCALHOST), 40_001);
+        if let Ok(answer) = client.answer_offer(now, &text, local) {
+            assert!(answer.contains("127.0.0.1 40001 typ host"), "{answer}");
+        }
+    }
+}
+
 /// Fuzz entry: a trickle-ice-sdpfrag body (WHIP/WHEP `PATCH`) and every candidate in it.
 pub fn sdp_fragment(data: &[u8]) {
     let text = String::from_utf8_lossy(data);
@@ -479,6 +497,7 @@ pub const ENTRIES: &[(&str, FuzzEntry)] = &[
     ("hls_request", hls_request),
     ("turn_response", turn_response),
     ("pixel_convert", pixel_convert),
+    ("client_sdp", client_sdp),
 ];
 
 #[cfg(test)]

@@ -184,6 +184,11 @@ fn smoke_sdp_offer() {
 }
 
 #[test]
+fn smoke_client_sdp() {
+    smoke("client_sdp");
+}
+
+#[test]
 fn smoke_sdp_fragment() {
     smoke("sdp_fragment");
 }

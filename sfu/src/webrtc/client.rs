@@ -15,7 +15,8 @@ use rtc_dtls::crypto_provider::RTCCryptoProvider;
 use rtc_shared::marshal::{MarshalSize, Unmarshal};
 use rtc_srtp::context::Context;
 use rtc_stun::attributes::{
-    ATTR_ICE_CONTROLLING, ATTR_PRIORITY, ATTR_USE_CANDIDATE, ATTR_USERNAME, RawAttribute,
+    ATTR_ICE_CONTROLLED, ATTR_ICE_CONTROLLING, ATTR_PRIORITY, ATTR_USE_CANDIDATE, ATTR_USERNAME,
+    RawAttribute,
 };
 use rtc_stun::fingerprint::FINGERPRINT;
 use rtc_stun::integrity::MessageIntegrity;
@@ -112,6 +113,8 @@ pub struct Client {
     srtp_out: Option<Context>,
     srtp_in: Option<Context>,
     next_check_at: Option<Instant>,
+    /// ICE role: controlling (and nominating) unless we answered a full-ICE offerer.
+    controlling: bool,
     answered: bool,
     /// Checks under the current credentials have not been answered yet (also after an ICE
     /// restart): keep checking at the fast rate.
@@ -125,6 +128,40 @@ struct ServerSide {
     ice: IceCredentials,
     fingerprint: String,
     addr: SocketAddr,
+}
+
+/// The ICE credentials, fingerprint and first UDP candidate of the far side's description.
+fn remote_side(sdp: &str) -> Result<ServerSide, ClientError> {
+    let attr = |name: &str| {
+        sdp.lines()
+            .find_map(|l| l.trim_end().strip_prefix(name).map(str::to_owned))
+    };
+    let ufrag = attr("a=ice-ufrag:").ok_or(ClientError::AnswerMissing("a=ice-ufrag"))?;
+    let pwd = attr("a=ice-pwd:").ok_or(ClientError::AnswerMissing("a=ice-pwd"))?;
+    let fingerprint = attr("a=fingerprint:sha-256 ")
+        .ok_or(ClientError::AnswerMissing("a sha-256 fingerprint"))?;
+    let candidate = sdp
+        .lines()
+        .filter_map(|l| l.trim_end().strip_prefix("a=candidate:"))
+        .find(|c| {
+            c.split_whitespace()
+                .nth(2)
+                .is_some_and(|t| t.eq_ignore_ascii_case("udp"))
+        })
+        .map(str::to_owned)
+        .ok_or(ClientError::AnswerMissing("a=candidate"))?;
+    let fields: Vec<&str> = candidate.split_whitespace().collect();
+    let addr = match (fields.get(4), fields.get(5)) {
+        (Some(ip), Some(port)) => format!("{ip}:{port}")
+            .parse()
+            .map_err(|_| ClientError::BadCandidate(candidate.clone()))?,
+        _ => return Err(ClientError::BadCandidate(candidate)),
+    };
+    Ok(ServerSide {
+        ice: IceCredentials { ufrag, pwd },
+        fingerprint,
+        addr,
+    })
 }
 
 impl Client {
@@ -144,6 +181,7 @@ impl Client {
             srtp_out: None,
             srtp_in: None,
             next_check_at: None,
+            controlling: true,
             answered: false,
             awaiting_check_answer: true,
             closed: false,
@@ -209,28 +247,7 @@ impl Client {
 
     /// Takes the server's answer and starts connectivity checks.
     pub fn accept_answer(&mut self, now: Instant, answer: &str) -> Result<(), ClientError> {
-        let attr = |name: &str| {
-            answer
-                .lines()
-                .find_map(|l| l.trim_end().strip_prefix(name).map(str::to_owned))
-        };
-        let ufrag = attr("a=ice-ufrag:").ok_or(ClientError::AnswerMissing("a=ice-ufrag"))?;
-        let pwd = attr("a=ice-pwd:").ok_or(ClientError::AnswerMissing("a=ice-pwd"))?;
-        let fingerprint = attr("a=fingerprint:sha-256 ")
-            .ok_or(ClientError::AnswerMissing("a sha-256 fingerprint"))?;
-        let candidate = attr("a=candidate:").ok_or(ClientError::AnswerMissing("a=candidate"))?;
-        let fields: Vec<&str> = candidate.split_whitespace().collect();
-        let addr = match (fields.get(4), fields.get(5)) {
-            (Some(ip), Some(port)) => format!("{ip}:{port}")
-                .parse()
-                .map_err(|_| ClientError::BadCandidate(candidate.clone()))?,
-            _ => return Err(ClientError::BadCandidate(candidate)),
-        };
-        self.server = Some(ServerSide {
-            ice: IceCredentials { ufrag, pwd },
-            fingerprint,
-            addr,
-        });
+        self.server = Some(remote_side(answer)?);
         self.next_check_at = Some(now);
         self.handle_timeout(now);
         Ok(())
@@ -268,8 +285,102 @@ impl Client {
         Ok(())
     }
 
+    /// Answers a server that offers instead (Janus' streaming plugin, an ICE-lite offerer):
+    /// receives the first H.264 video m-line (its payload type and fmtp mirrored), rejects the
+    /// others, takes the DTLS client role (`setup:active`) and names `local` as our candidate.
+    /// Connectivity checks start at once, as after [`Client::accept_answer`].
+    pub fn answer_offer(
+        &mut self,
+        now: Instant,
+        offer: &str,
+        local: SocketAddr,
+    ) -> Result<String, ClientError> {
+        let server = remote_side(offer)?;
+        let mut sdp = format!(
+            "v=0\r\no=- {} 2 IN IP4 127.0.0.1\r\ns=-\r\nt=0 0\r\n",
+            rand::rng().random::<u32>()
+        );
+        let mut sections = Vec::new();
+        let mut accepted = Vec::new();
+        let mut have_video = false;
+        for section in offer.split("\nm=").skip(1) {
+            let lines: Vec<&str> = section.lines().map(str::trim_end).collect();
+            let first = lines.first().copied().unwrap_or_default();
+            let kind = first.split_whitespace().next().unwrap_or_default();
+            let proto = first
+                .split_whitespace()
+                .nth(2)
+                .unwrap_or("UDP/TLS/RTP/SAVPF");
+            let mid = lines
+                .iter()
+                .find_map(|l| l.strip_prefix("a=mid:"))
+                .unwrap_or_default();
+            let h264 = lines.iter().find_map(|l| {
+                let (pt, codec) = l.strip_prefix("a=rtpmap:")?.split_once(' ')?;
+                codec
+                    .to_ascii_uppercase()
+                    .starts_with("H264/")
+                    .then_some(pt)
+            });
+            match h264 {
+                Some(pt) if kind == "video" && !have_video => {
+                    have_video = true;
+                    accepted.push(mid.to_owned());
+                    let fmtp = lines
+                        .iter()
+                        .find_map(|l| l.strip_prefix(&format!("a=fmtp:{pt} ")))
+                        .unwrap_or("packetization-mode=1");
+                    sections.push(format!(
+                        "m=video 9 {proto} {pt}\r\nc=IN IP4 0.0.0.0\r\n\
+                         a=ice-ufrag:{}\r\na=ice-pwd:{}\r\na=fingerprint:sha-256 {}\r\n\
+                         a=setup:active\r\na=mid:{mid}\r\na=recvonly\r\na=rtcp-mux\r\n\
+                         a=rtpmap:{pt} H264/90000\r\na=fmtp:{pt} {fmtp}\r\n\
+                         a=candidate:1 1 udp 2130706431 {} {} typ host\r\na=end-of-candidates\r\n",
+                        self.local.ufrag,
+                        self.local.pwd,
+                        self.identity.fingerprint,
+                        local.ip(),
+                        local.port()
+                    ));
+                }
+                _ => {
+                    let fmt = first.split_whitespace().nth(3).unwrap_or("0");
+                    sections.push(format!(
+                        "m={kind} 0 {proto} {fmt}\r\nc=IN IP4 0.0.0.0\r\na=mid:{mid}\r\na=inactive\r\n"
+                    ));
+                }
+            }
+        }
+        if !have_video {
+            return Err(ClientError::AnswerMissing(
+                "an H.264 video m-line in the offer",
+            ));
+        }
+        sdp.push_str(&format!("a=group:BUNDLE {}\r\n", accepted.join(" ")));
+        for section in sections {
+            sdp.push_str(&section);
+        }
+        // A full ICE agent that offers controls (RFC 8445 6.1.1); facing a lite one we do.
+        self.controlling = offer.lines().any(|l| l.trim_end() == "a=ice-lite");
+        self.server = Some(server);
+        self.next_check_at = Some(now);
+        self.handle_timeout(now);
+        Ok(sdp)
+    }
+
     pub fn is_connected(&self) -> bool {
         self.srtp_out.is_some() && !self.closed
+    }
+
+    /// How far the connection got, for a load generator's diagnostics.
+    pub fn progress(&self) -> &'static str {
+        match (self.closed, self.is_connected(), &self.dtls, self.answered) {
+            (true, ..) => "closed",
+            (_, true, ..) => "connected",
+            (_, _, Some(_), _) => "DTLS handshake",
+            (_, _, None, true) => "ICE answered",
+            _ => "ICE checking",
+        }
     }
 
     pub fn poll_transmit(&mut self) -> Option<(SocketAddr, BytesMut)> {
@@ -305,7 +416,7 @@ impl Client {
             return;
         };
         let mut message = Message::new();
-        let setters: Vec<Box<dyn Setter>> = vec![
+        let mut setters: Vec<Box<dyn Setter>> = vec![
             Box::new(BINDING_REQUEST),
             Box::new(TransactionId::new()),
             Box::new(TextAttribute::new(
@@ -313,15 +424,23 @@ impl Client {
                 format!("{}:{}", server.ice.ufrag, self.local.ufrag),
             )),
             Box::new(RawAttribute {
-                typ: ATTR_ICE_CONTROLLING,
+                typ: if self.controlling {
+                    ATTR_ICE_CONTROLLING
+                } else {
+                    ATTR_ICE_CONTROLLED
+                },
                 length: 8,
                 value: rand::rng().random::<u64>().to_be_bytes().to_vec(),
             }),
-            Box::new(RawAttribute {
+        ];
+        if self.controlling {
+            setters.push(Box::new(RawAttribute {
                 typ: ATTR_USE_CANDIDATE,
                 length: 0,
                 value: Vec::new(),
-            }),
+            }));
+        }
+        setters.extend::<[Box<dyn Setter>; 3]>([
             Box::new(RawAttribute {
                 typ: ATTR_PRIORITY,
                 length: 4,
@@ -332,7 +451,7 @@ impl Client {
                 self.provider.crypto(),
             )),
             Box::new(FINGERPRINT),
-        ];
+        ]);
         if message.build(&setters).is_ok() {
             self.transmits
                 .push_back((server.addr, BytesMut::from(&message.raw[..])));
@@ -352,6 +471,18 @@ impl Client {
     pub fn handle_datagram(&mut self, now: Instant, data: &[u8]) -> Result<(), ClientError> {
         match data.first() {
             Some(0..=3) => {
+                // A full ICE peer checks us too: answer checks for our credentials.
+                if let Ok(request) = super::ice_lite::BindingRequest::parse(data) {
+                    if let Some(server) = &self.server
+                        && request.local_ufrag == self.local.ufrag
+                        && let Ok(response) =
+                            request.answer(server.addr, &self.local.pwd, self.provider.crypto())
+                    {
+                        self.transmits
+                            .push_back((server.addr, BytesMut::from(&response[..])));
+                    }
+                    return Ok(());
+                }
                 let mut m = Message::new();
                 let is_success =
                     m.unmarshal_binary(data).is_ok() && m.typ == rtc_stun::message::BINDING_SUCCESS;

@@ -8,7 +8,7 @@ use tokio::net::UdpSocket;
 use tokio::sync::Notify;
 
 use super::engine::{Engine, timers_tick};
-use super::udp_batch::SendBatch;
+use super::udp_batch::GsoSender;
 
 /// Datagrams read per wakeup before the engine lock is released.
 const RECV_BATCH: usize = 64;
@@ -43,9 +43,23 @@ impl SharedEngine {
     }
 }
 
+/// Socket buffer we ask for, each way. A publisher's keyframe burst (30+ packets at once) must
+/// not overflow the receive buffer while the engine is busy fanning out the packet before it,
+/// and a flush to thousands of viewers must not overflow the send buffer. The kernel caps the
+/// request at `net.core.rmem_max` / `wmem_max`.
+const SOCKET_BUFFER: usize = 4 << 20;
+
 /// Receives on `socket`, feeds the engine, and sends what it produces, until the socket fails.
 pub async fn run(engine: SharedEngine, socket: UdpSocket) -> io::Result<()> {
+    let sock = socket2::SockRef::from(&socket);
+    if let Err(e) = sock
+        .set_recv_buffer_size(SOCKET_BUFFER)
+        .and_then(|()| sock.set_send_buffer_size(SOCKET_BUFFER))
+    {
+        tracing::warn!(error = %e, "cannot size the media socket's buffers");
+    }
     let mut buf = vec![0u8; 2048];
+    let mut sender = GsoSender::default();
     let mut tick = tokio::time::interval(timers_tick());
     tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
     loop {
@@ -66,16 +80,16 @@ pub async fn run(engine: SharedEngine, socket: UdpSocket) -> io::Result<()> {
                         Err(e) => return Err(e),
                     }
                 }
-                flush(&mut guard, &socket);
+                flush(&mut guard, &socket, &mut sender);
             }
             _ = engine.flush.notified() => {
                 let mut guard = engine.lock();
-                flush(&mut guard, &socket);
+                flush(&mut guard, &socket, &mut sender);
             }
             _ = tick.tick() => {
                 let mut guard = engine.lock();
                 guard.handle_timeout(Instant::now());
-                flush(&mut guard, &socket);
+                flush(&mut guard, &socket, &mut sender);
             }
         }
     }
@@ -93,19 +107,16 @@ fn is_transient(e: &io::Error) -> bool {
     )
 }
 
-fn flush(engine: &mut Engine, socket: &UdpSocket) {
-    let mut dropped = 0;
-    {
-        let mut batch = SendBatch::new();
-        for (to, datagram) in engine.pending_transmits() {
-            batch.push(to, datagram);
-            if batch.is_full() {
-                dropped += batch.send_all(socket);
-                batch.clear();
-            }
-        }
-        dropped += batch.send_all(socket);
-    }
+/// Sends what the engine queued: grouped by viewer, a frame's equal-sized packets to one viewer
+/// as one GSO message.
+fn flush(engine: &mut Engine, socket: &UdpSocket, sender: &mut GsoSender) {
+    let datagrams: Vec<(std::net::SocketAddr, &[u8])> = engine.pending_transmits().collect();
+    let dropped = if datagrams.is_empty() {
+        0
+    } else {
+        sender.send(socket, &datagrams)
+    };
+    drop(datagrams);
     engine.clear_transmits();
     if dropped > 0 {
         engine.count_send_drops(dropped as u64);

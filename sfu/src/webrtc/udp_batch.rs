@@ -2,7 +2,12 @@
 //!
 //! This module holds the only `unsafe` of the data plane. Fan-out sends one packet to every
 //! viewer, so consecutive datagrams go to different addresses: `sendmmsg` is what batches them.
+//! [`GsoSender`] goes further: it regroups a flush's datagrams by destination, and the packets
+//! of one frame to one viewer (equal-sized FU-A fragments) leave as one UDP GSO message
+//! (`UDP_SEGMENT`), which the kernel splits into datagrams far more cheaply than it handles
+//! separate messages.
 
+use std::collections::HashMap;
 use std::io;
 use std::net::SocketAddr;
 use std::os::fd::AsRawFd;
@@ -117,6 +122,261 @@ impl Default for SendBatch<'_> {
     }
 }
 
+/// Most segments the kernel accepts in one GSO message (`UDP_MAX_SEGMENTS`).
+const MAX_SEGMENTS: usize = 64;
+/// Most payload bytes of one GSO message (a UDP datagram's limit, less headers).
+const MAX_GSO_BYTES: usize = 65_000;
+/// Iovecs per `sendmmsg` call of the GSO path.
+const MAX_IOVECS: usize = 512;
+const NONE: u32 = u32::MAX;
+
+/// One message of a flush: `count` datagrams to `to`, listed from `first` in `order`, of which
+/// all but the last are `segment` bytes long.
+#[derive(Debug, Clone, Copy)]
+struct Message {
+    to: SocketAddr,
+    first: u32,
+    count: u32,
+    segment: u16,
+}
+
+/// Sends a flush's datagrams grouped by destination, runs of equal size as one GSO message,
+/// in `sendmmsg` batches. Holds its scratch between flushes: no allocation per datagram.
+#[derive(Debug)]
+pub struct GsoSender {
+    gso: bool,
+    last: HashMap<SocketAddr, u32, rustc_hash::FxBuildHasher>,
+    next: Vec<u32>,
+    heads: Vec<u32>,
+    lens: Vec<usize>,
+    order: Vec<u32>,
+    messages: Vec<Message>,
+}
+
+impl Default for GsoSender {
+    fn default() -> Self {
+        Self::new(true)
+    }
+}
+
+impl GsoSender {
+    /// `gso` false sends one datagram per message (still batched and grouped).
+    pub fn new(gso: bool) -> Self {
+        Self {
+            gso,
+            last: HashMap::default(),
+            next: Vec::new(),
+            heads: Vec::new(),
+            lens: Vec::new(),
+            order: Vec::new(),
+            messages: Vec::new(),
+        }
+    }
+
+    /// Whether GSO is (still) in use: it is turned off for good the first time the kernel
+    /// refuses a GSO message.
+    pub fn gso_enabled(&self) -> bool {
+        self.gso
+    }
+
+    /// Sends `datagrams`; returns how many were dropped (socket buffer full, or refused).
+    /// Datagrams to one destination keep their order.
+    pub fn send(&mut self, socket: &impl AsRawFd, datagrams: &[(SocketAddr, &[u8])]) -> usize {
+        self.plan(datagrams);
+        let mut dropped = 0;
+        let mut start = 0;
+        while start < self.messages.len() {
+            match self.send_from(socket, datagrams, start) {
+                Ok(0) => break,
+                Ok(sent) => start += sent,
+                Err(e) if e.kind() == io::ErrorKind::Interrupted => {}
+                Err(e) if e.kind() == io::ErrorKind::WouldBlock => break,
+                Err(_) if self.messages[start].count > 1 && self.gso => {
+                    // The kernel or device refuses GSO (EIO, EINVAL): send singly from now on.
+                    tracing::warn!("UDP GSO refused by the kernel; sending datagrams singly");
+                    self.gso = false;
+                    let rest: Vec<(SocketAddr, &[u8])> = self.messages[start..]
+                        .iter()
+                        .flat_map(|m| {
+                            self.order[m.first as usize..(m.first + m.count) as usize]
+                                .iter()
+                                .map(|&i| datagrams[i as usize])
+                        })
+                        .collect();
+                    return dropped + self.send(socket, &rest);
+                }
+                // One message the kernel refuses (an unreachable address) must not block the
+                // rest: skip it.
+                Err(_) => {
+                    dropped += self.messages[start].count as usize;
+                    start += 1;
+                }
+            }
+        }
+        dropped
+            + self.messages[start.min(self.messages.len())..]
+                .iter()
+                .map(|m| m.count as usize)
+                .sum::<usize>()
+    }
+
+    /// Groups the datagrams by destination (first-seen order) and cuts each group into
+    /// messages: a run of equal lengths, closed by a shorter one, up to the GSO limits.
+    fn plan(&mut self, datagrams: &[(SocketAddr, &[u8])]) {
+        self.last.clear();
+        self.heads.clear();
+        self.order.clear();
+        self.messages.clear();
+        self.next.clear();
+        self.next.resize(datagrams.len(), NONE);
+        self.lens.clear();
+        self.lens.extend(datagrams.iter().map(|(_, d)| d.len()));
+        for (i, (to, _)) in datagrams.iter().enumerate() {
+            let i = i as u32;
+            match self.last.get_mut(to) {
+                Some(tail) => {
+                    self.next[*tail as usize] = i;
+                    *tail = i;
+                }
+                None => {
+                    self.last.insert(*to, i);
+                    self.heads.push(i);
+                }
+            }
+        }
+        for h in 0..self.heads.len() {
+            let mut i = self.heads[h];
+            let to = datagrams[i as usize].0;
+            let mut open: Option<Message> = None;
+            let mut bytes = 0;
+            while i != NONE {
+                let len = self.lens[i as usize];
+                let fits = |m: &Message| {
+                    self.gso
+                        && (m.count as usize) < MAX_SEGMENTS
+                        && bytes + len <= MAX_GSO_BYTES
+                        && len <= usize::from(m.segment)
+                        && len <= usize::from(u16::MAX)
+                };
+                match open.as_mut() {
+                    Some(m) if fits(m) => {
+                        m.count += 1;
+                        bytes += len;
+                        if len < usize::from(m.segment) {
+                            // A shorter datagram can only end a GSO message.
+                            self.messages.push(*m);
+                            open = None;
+                        }
+                    }
+                    _ => {
+                        if let Some(m) = open.take() {
+                            self.messages.push(m);
+                        }
+                        open = Some(Message {
+                            to,
+                            first: self.order.len() as u32,
+                            count: 1,
+                            segment: u16::try_from(len).unwrap_or(u16::MAX),
+                        });
+                        bytes = len;
+                    }
+                }
+                self.order.push(i);
+                i = self.next[i as usize];
+            }
+            if let Some(m) = open {
+                self.messages.push(m);
+            }
+        }
+    }
+
+    /// One `sendmmsg` of the messages from `start` on, as many as fit; returns how many went.
+    fn send_from(
+        &self,
+        socket: &impl AsRawFd,
+        datagrams: &[(SocketAddr, &[u8])],
+        start: usize,
+    ) -> io::Result<usize> {
+        // A cmsghdr and a u16, padded: CMSG_SPACE(2) is 24 on 64-bit Linux; u64 for alignment.
+        const CMSG_WORDS: usize = 4;
+        let mut iovecs = [libc::iovec {
+            iov_base: std::ptr::null_mut(),
+            iov_len: 0,
+        }; MAX_IOVECS];
+        let mut addrs: [Option<SockAddr>; BATCH] = [const { None }; BATCH];
+        let mut controls = [[0u64; CMSG_WORDS]; BATCH];
+        // SAFETY: mmsghdr is a plain C struct for which all-zero bytes is a valid value.
+        let mut headers: [libc::mmsghdr; BATCH] = unsafe { std::mem::zeroed() };
+        let mut n = 0;
+        let mut used = 0;
+        for m in self.messages[start..].iter().take(BATCH) {
+            let count = m.count as usize;
+            if used + count > MAX_IOVECS {
+                break;
+            }
+            for (k, &index) in self.order[m.first as usize..m.first as usize + count]
+                .iter()
+                .enumerate()
+            {
+                let payload = datagrams[index as usize].1;
+                iovecs[used + k] = libc::iovec {
+                    iov_base: payload.as_ptr() as *mut libc::c_void,
+                    iov_len: payload.len(),
+                };
+            }
+            let addr = addrs[n].insert(SockAddr::from(m.to));
+            let header = &mut headers[n].msg_hdr;
+            header.msg_name = addr.as_ptr() as *mut libc::c_void;
+            header.msg_namelen = addr.len();
+            header.msg_iov = &mut iovecs[used];
+            header.msg_iovlen = count;
+            if count > 1 {
+                let control = &mut controls[n];
+                header.msg_control = control.as_mut_ptr() as *mut libc::c_void;
+                // SAFETY: CMSG_SPACE/CMSG_LEN only compute sizes.
+                header.msg_controllen = unsafe { libc::CMSG_SPACE(2) } as usize;
+                // SAFETY: msg_control points at `control`, CMSG_SPACE(2) <= its 32 bytes and
+                // 8-byte aligned, so the first header and its 2 data bytes lie inside it.
+                unsafe {
+                    let cmsg = libc::CMSG_FIRSTHDR(header);
+                    (*cmsg).cmsg_level = libc::SOL_UDP;
+                    (*cmsg).cmsg_type = UDP_SEGMENT;
+                    (*cmsg).cmsg_len = libc::CMSG_LEN(2) as usize;
+                    std::ptr::copy_nonoverlapping(
+                        m.segment.to_ne_bytes().as_ptr(),
+                        libc::CMSG_DATA(cmsg),
+                        2,
+                    );
+                }
+            }
+            used += count;
+            n += 1;
+        }
+        if n == 0 {
+            return Ok(0);
+        }
+        // SAFETY: `headers[..n]` point at `iovecs`, `addrs` and `controls`, which live on this
+        // frame until the call returns, and each iovec covers a live `&[u8]` the kernel only
+        // reads. The fd is open for the duration of the borrow of `socket`.
+        let sent = unsafe {
+            libc::sendmmsg(
+                socket.as_raw_fd(),
+                headers.as_mut_ptr(),
+                n as libc::c_uint,
+                libc::MSG_DONTWAIT,
+            )
+        };
+        if sent < 0 {
+            Err(io::Error::last_os_error())
+        } else {
+            Ok(sent as usize)
+        }
+    }
+}
+
+/// `UDP_SEGMENT` from linux/udp.h (libc exports it only for some targets).
+const UDP_SEGMENT: libc::c_int = 103;
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -142,5 +402,77 @@ mod tests {
             (&buf[..n], from),
             (&b"second"[..], tx.local_addr().unwrap())
         );
+    }
+
+    fn receive_all(rx: &UdpSocket) -> Vec<Vec<u8>> {
+        rx.set_read_timeout(Some(std::time::Duration::from_millis(200)))
+            .unwrap();
+        let mut out = Vec::new();
+        let mut buf = [0u8; 2048];
+        while let Ok((n, _)) = rx.recv_from(&mut buf) {
+            out.push(buf[..n].to_vec());
+        }
+        out
+    }
+
+    /// Two viewers' frames interleaved as fan-out queues them (each packet to every viewer in
+    /// turn): every viewer receives exactly its datagrams, in order, whether they leave as GSO
+    /// runs (equal sizes, a shorter last one, a longer one that starts a new run) or singly.
+    fn grouped_send_delivers_each_viewers_datagrams_in_order(gso: bool) {
+        let tx = UdpSocket::bind("127.0.0.1:0").unwrap();
+        let rx = [
+            UdpSocket::bind("127.0.0.1:0").unwrap(),
+            UdpSocket::bind("127.0.0.1:0").unwrap(),
+        ];
+        let sizes = [40usize, 1200, 1200, 1200, 700, 1200, 1200, 90];
+        let packets: Vec<Vec<Vec<u8>>> = (0..2u8)
+            .map(|v| {
+                sizes
+                    .iter()
+                    .enumerate()
+                    .map(|(i, &n)| vec![v * 16 + i as u8; n])
+                    .collect()
+            })
+            .collect();
+        let mut datagrams = Vec::new();
+        for i in 0..sizes.len() {
+            for (viewer, rx) in packets.iter().zip(&rx) {
+                datagrams.push((rx.local_addr().unwrap(), &viewer[i][..]));
+            }
+        }
+        let mut sender = GsoSender::new(gso);
+        assert_eq!(sender.send(&tx, &datagrams), 0, "nothing dropped");
+        for (v, rx) in rx.iter().enumerate() {
+            assert_eq!(receive_all(rx), packets[v], "viewer {v}");
+        }
+        if gso {
+            // 40 | 1200 1200 1200 700 | 1200 1200 90, per viewer.
+            assert_eq!(sender.messages.len(), 6);
+            assert!(sender.gso_enabled(), "the kernel took GSO");
+        }
+    }
+
+    #[test]
+    fn gso_send_delivers_each_viewers_datagrams_in_order() {
+        grouped_send_delivers_each_viewers_datagrams_in_order(true);
+    }
+
+    #[test]
+    fn single_send_delivers_each_viewers_datagrams_in_order() {
+        grouped_send_delivers_each_viewers_datagrams_in_order(false);
+    }
+
+    #[test]
+    fn gso_messages_respect_the_segment_limit() {
+        let tx = UdpSocket::bind("127.0.0.1:0").unwrap();
+        let rx = UdpSocket::bind("127.0.0.1:0").unwrap();
+        rx.set_nonblocking(false).unwrap();
+        let payload = vec![7u8; 500];
+        let to = rx.local_addr().unwrap();
+        let datagrams: Vec<(SocketAddr, &[u8])> = (0..100).map(|_| (to, &payload[..])).collect();
+        let mut sender = GsoSender::new(true);
+        assert_eq!(sender.send(&tx, &datagrams), 0);
+        assert_eq!(sender.messages.len(), 2, "64 + 36 segments");
+        assert_eq!(receive_all(&rx).len(), 100);
     }
 }

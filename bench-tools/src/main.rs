@@ -1,0 +1,332 @@
+//! `fanout`: how many WHEP subscribers of one 2.5 Mbit/s 30 fps stream a server carries on one
+//! core, and what it adds in latency and memory.
+//!
+//! For each N of the sweep: a fresh server pinned to `--server-core`, one synthetic publisher,
+//! N subscribers that complete ICE and DTLS (r58's own client) and count what arrives. After a
+//! warm-up, one window is measured: server CPU (all its threads, from /proc), CPU-us per
+//! forwarded packet, loss and reorder (from the clear RTP sequence numbers), publisher send ->
+//! kernel receive latency (a decrypted sample), RSS per subscriber, and the kernel's UDP drop
+//! counters, so a generator that falls behind is told apart from a server that drops.
+//!
+//! Run it pinned to the other core: `taskset -c 0 fanout --server-bin target/release/r58`.
+
+#![forbid(unsafe_code)]
+
+mod http;
+mod janus;
+mod procfs;
+mod publisher;
+mod render;
+mod report;
+mod server;
+mod stamp;
+mod subscribers;
+
+use std::path::PathBuf;
+use std::time::{Duration, Instant};
+
+use clap::Parser;
+
+use publisher::{Ingest, Publisher};
+use report::Step;
+use subscribers::{Peer, Pool};
+
+#[derive(Parser, Debug)]
+#[command(about = "WHEP fan-out load generator for r58")]
+struct Args {
+    /// The r58 binary to start for each step (a release build for real numbers).
+    #[arg(long, required_unless_present = "from_json")]
+    server_bin: Option<PathBuf>,
+    /// Run nothing: render --markdown and --svg from a JSON file of an earlier run.
+    #[arg(long)]
+    from_json: Option<PathBuf>,
+    /// Subscriber counts to sweep.
+    #[arg(
+        long,
+        value_delimiter = ',',
+        default_value = "100,250,500,1000,2000,3000"
+    )]
+    sizes: Vec<usize>,
+    /// Seconds of warm-up after the subscribers connected.
+    #[arg(long, default_value_t = 2.0)]
+    warmup: f64,
+    /// Seconds measured per step.
+    #[arg(long, default_value_t = 10.0)]
+    duration: f64,
+    /// The core to pin the server to (`taskset -c`); none to leave it unpinned.
+    #[arg(long)]
+    server_core: Option<usize>,
+    /// Where to write the results as JSON.
+    #[arg(long)]
+    json: Option<PathBuf>,
+    /// Also run every step against Janus (this binary), as the peer SFU.
+    #[arg(long)]
+    janus_bin: Option<PathBuf>,
+    /// The address Janus gathers its ICE candidate on and its subscribers use. Janus never
+    /// gathers on a loopback interface, so this must be an address of another interface of
+    /// this host: `scripts/bench.sh` runs everything in a network namespace of its own with a
+    /// veth address for it.
+    #[arg(long, default_value = "127.0.0.1")]
+    janus_ip: std::net::IpAddr,
+    /// Folder for the peer's configuration and log.
+    #[arg(long, default_value = "/tmp/r58-fanout")]
+    work_dir: PathBuf,
+    /// Where to write the results as a Markdown section (table and summary).
+    #[arg(long)]
+    markdown: Option<PathBuf>,
+    /// Where to write the plot of CPU and loss against subscribers (SVG).
+    #[arg(long)]
+    svg: Option<PathBuf>,
+    /// A line describing the machine and run, put at the top of the Markdown.
+    #[arg(long, default_value = "")]
+    machine: String,
+    /// Stop the sweep after a step whose loss exceeds this percentage.
+    #[arg(long, default_value_t = 5.0)]
+    stop_loss: f64,
+}
+
+fn main() {
+    let args = Args::parse();
+    if let Some(path) = &args.from_json {
+        let steps: Vec<Step> = match std::fs::read_to_string(path)
+            .map_err(|e| e.to_string())
+            .and_then(|t| serde_json::from_str(&t).map_err(|e| e.to_string()))
+        {
+            Ok(steps) => steps,
+            Err(e) => {
+                eprintln!("fanout: cannot read {}: {e}", path.display());
+                std::process::exit(1);
+            }
+        };
+        write_outputs(&args, &steps);
+        return;
+    }
+    let Some(server_bin) = args.server_bin.clone() else {
+        return;
+    };
+    let mut steps = Vec::new();
+    println!(
+        "fanout: 1 publisher (H.264 ~2.5 Mbit/s, 30 fps), server {} pinned to core {:?}, {} s per step",
+        server_bin.display(),
+        args.server_core,
+        args.duration
+    );
+    if let Some(janus) = &args.janus_bin {
+        println!("peer: {} ({})", janus::version(janus), janus.display());
+    }
+    println!("{}", report::header());
+    let mut stopped = [false, args.janus_bin.is_none()];
+    let mut failed_any = false;
+    for &n in &args.sizes {
+        for (i, name) in ["r58", "janus"].into_iter().enumerate() {
+            if stopped[i] {
+                continue;
+            }
+            let result = if i == 0 {
+                run_r58(&args, n)
+            } else {
+                run_janus(&args, n)
+            };
+            match result {
+                Ok(step) => {
+                    println!("{}", report::row(&step));
+                    if step.loss_pct > args.stop_loss {
+                        println!(
+                            "{name}: loss above {} %: its sweep stops here",
+                            args.stop_loss
+                        );
+                        stopped[i] = true;
+                    }
+                    steps.push(step);
+                }
+                Err(e) => {
+                    eprintln!("fanout: {name} with {n} subscribers: {e}");
+                    // A later step that fails is a finding; the first one means a broken setup.
+                    failed_any |= !steps.iter().any(|s: &Step| s.server == name);
+                    stopped[i] = true;
+                }
+            }
+        }
+        if stopped.iter().all(|s| *s) {
+            break;
+        }
+    }
+    if let Some(path) = &args.json
+        && let Err(e) = report::write_json(path, &steps)
+    {
+        eprintln!("fanout: cannot write {}: {e}", path.display());
+        std::process::exit(1);
+    }
+    write_outputs(&args, &steps);
+    // A step in which nothing arrived means the setup is broken, not that the server is slow.
+    if steps.is_empty() || steps.iter().any(|s| s.counts.received == 0) || failed_any {
+        eprintln!("fanout: a step failed or delivered nothing");
+        std::process::exit(1);
+    }
+}
+
+fn write_outputs(args: &Args, steps: &[Step]) {
+    let outputs = [
+        (&args.markdown, render::markdown(steps, &args.machine)),
+        (&args.svg, render::svg(steps)),
+    ];
+    for (path, text) in outputs {
+        if let Some(path) = path
+            && let Err(e) = std::fs::write(path, text)
+        {
+            eprintln!("fanout: cannot write {}: {e}", path.display());
+            std::process::exit(1);
+        }
+    }
+}
+
+fn run_r58(args: &Args, n: usize) -> Result<Step, Box<dyn std::error::Error>> {
+    let bin = args.server_bin.as_deref().ok_or("no --server-bin")?;
+    let server = server::start_r58(bin, args.server_core, n + 16)?;
+    let stream = "bench".to_string();
+    let publisher = Publisher::start(&Ingest::Whip {
+        http: server.http,
+        stream: stream.clone(),
+    })?;
+    std::thread::sleep(Duration::from_millis(500));
+    let rss_before = procfs::rss_bytes(server.pid);
+    let mut pool = Pool::new(n)?;
+    let connect_started = Instant::now();
+    pool.open(
+        n,
+        &Peer::Whep {
+            http: server.http,
+            stream,
+        },
+        Duration::from_secs(60 + n as u64 / 20),
+    )?;
+    let connect_s = connect_started.elapsed().as_secs_f64();
+    pool.run_for(Duration::from_secs_f64(args.warmup))?;
+    let dropped_before = r58_send_dropped(server.http);
+    let ingest_before = procfs::udp_socket_drops(server.udp.port());
+    let mut measured = measure(args, &mut pool, &publisher, server.pid)?;
+    measured.server_send_dropped = r58_send_dropped(server.http) - dropped_before;
+    measured.server_ingest_dropped = procfs::udp_socket_drops(server.udp.port()) - ingest_before;
+    let rss_after = procfs::rss_bytes(server.pid);
+    Ok(Step::new(
+        "r58",
+        n,
+        pool.connected(),
+        connect_s,
+        rss_before,
+        rss_after,
+        measured,
+    ))
+}
+
+/// Datagrams r58 dropped because its socket refused them (from `/metrics`).
+fn r58_send_dropped(http: std::net::SocketAddr) -> u64 {
+    http::request(http, "GET", "/metrics", None, "")
+        .ok()
+        .and_then(|r| {
+            r.body
+                .lines()
+                .find(|l| !l.starts_with('#') && l.contains("send_dropped_total"))
+                .and_then(|l| l.split_whitespace().last()?.parse().ok())
+        })
+        .unwrap_or(0)
+}
+
+fn run_janus(args: &Args, n: usize) -> Result<Step, Box<dyn std::error::Error>> {
+    let bin = args.janus_bin.as_deref().ok_or("no --janus-bin")?;
+    let dir = janus::config_dir(&args.work_dir, n);
+    let server = janus::start(bin, args.server_core, &dir, args.janus_ip)?;
+    let publisher = Publisher::start(&Ingest::PlainRtp { to: server.udp })?;
+    std::thread::sleep(Duration::from_millis(500));
+    let rss_before = procfs::rss_bytes(server.pid);
+    let mut pool = Pool::new(n)?;
+    let connect_started = Instant::now();
+    pool.open(
+        n,
+        &Peer::Janus {
+            http: server.http,
+            bind: args.janus_ip,
+        },
+        Duration::from_secs(60 + n as u64 / 10),
+    )?;
+    let connect_s = connect_started.elapsed().as_secs_f64();
+    pool.run_for(Duration::from_secs_f64(args.warmup))?;
+    let ingest_before = procfs::udp_socket_drops(server.udp.port());
+    let mut measured = measure(args, &mut pool, &publisher, server.pid)?;
+    measured.server_ingest_dropped = procfs::udp_socket_drops(server.udp.port()) - ingest_before;
+    let rss_after = procfs::rss_bytes(server.pid);
+    Ok(Step::new(
+        "janus",
+        n,
+        pool.connected(),
+        connect_s,
+        rss_before,
+        rss_after,
+        measured,
+    ))
+}
+
+/// What one measured window saw.
+pub struct Window {
+    pub seconds: f64,
+    pub server_cpu_ns: u64,
+    pub published: u64,
+    pub counts: subscribers::WindowCounts,
+    pub latency_us: Vec<f64>,
+    pub udp: procfs::UdpCounters,
+    pub core_busy_pct: Option<f64>,
+    pub core_softirq_pct: Option<f64>,
+    pub load_average: f64,
+    pub failed: usize,
+    pub retried: usize,
+    /// Datagrams the server itself counted as dropped on send (r58 only).
+    pub server_send_dropped: u64,
+    /// Publisher packets the server's receive socket dropped (its buffer was full).
+    pub server_ingest_dropped: u64,
+}
+
+fn measure(
+    args: &Args,
+    pool: &mut Pool,
+    publisher: &Publisher,
+    pid: u32,
+) -> Result<Window, subscribers::PoolError> {
+    let before = pool.snapshot();
+    pool.latency_us.clear();
+    let cpu0 = procfs::cpu_ns(pid);
+    let udp0 = procfs::udp_counters();
+    let core0 = args.server_core.map(procfs::cpu_jiffies);
+    let sent0 = publisher.sent();
+    let start = Instant::now();
+    pool.run_for(Duration::from_secs_f64(args.duration))?;
+    let seconds = start.elapsed().as_secs_f64();
+    let cpu1 = procfs::cpu_ns(pid);
+    let sent1 = publisher.sent();
+    let udp1 = procfs::udp_counters();
+    let (core_busy_pct, core_softirq_pct) = match (core0, args.server_core.map(procfs::cpu_jiffies))
+    {
+        (Some((b0, t0, s0)), Some((b1, t1, s1))) if t1 > t0 => (
+            Some(100.0 * (b1 - b0) as f64 / (t1 - t0) as f64),
+            Some(100.0 * (s1 - s0) as f64 / (t1 - t0) as f64),
+        ),
+        _ => (None, None),
+    };
+    // Packets in flight at the end of the window are counted when they arrive.
+    pool.run_for(Duration::from_millis(200))?;
+    let after = pool.snapshot();
+    Ok(Window {
+        seconds,
+        server_cpu_ns: cpu1.saturating_sub(cpu0),
+        published: sent1 - sent0,
+        counts: subscribers::window(&before, &after, sent1 - sent0),
+        latency_us: std::mem::take(&mut pool.latency_us),
+        udp: udp1 - udp0,
+        core_busy_pct,
+        core_softirq_pct,
+        load_average: procfs::load_average(),
+        failed: pool.failed(),
+        retried: pool.retried,
+        server_send_dropped: 0,
+        server_ingest_dropped: 0,
+    })
+}

@@ -1,0 +1,156 @@
+//! One step's numbers, the table row, and the JSON file.
+
+use std::path::Path;
+
+use serde::Serialize;
+
+use crate::Window;
+use crate::procfs::UdpCounters;
+use crate::subscribers::WindowCounts;
+
+#[derive(Debug, Clone, Serialize, serde::Deserialize)]
+pub struct Step {
+    pub server: String,
+    pub subscribers: usize,
+    pub connected: usize,
+    pub connect_seconds: f64,
+    pub seconds: f64,
+    /// Server CPU as a percentage of one core.
+    pub server_cpu_pct: f64,
+    /// Everything that ran on the server's core (other processes too), when pinned.
+    pub core_busy_pct: Option<f64>,
+    /// Softirq time on the server's core, % of the core: mostly the kernel delivering what the
+    /// server sends (loopback), which the process CPU does not include.
+    pub core_softirq_pct: Option<f64>,
+    pub published_packets: u64,
+    /// Packets the server should have forwarded: published x subscribers.
+    pub forwarded_packets: u64,
+    pub cpu_us_per_packet: f64,
+    pub counts: WindowCounts,
+    pub loss_pct: f64,
+    pub latency_samples: usize,
+    pub latency_p50_us: f64,
+    pub latency_p99_us: f64,
+    pub latency_max_us: f64,
+    pub rss_before_bytes: u64,
+    pub rss_after_bytes: u64,
+    pub rss_per_subscriber_kb: f64,
+    pub udp: UdpCounters,
+    pub load_average: f64,
+    pub failed_subscribers: usize,
+    /// Subscribers whose handshake stalled and were replaced by a new session.
+    pub retried_subscribers: usize,
+    /// Datagrams the server counted as dropped on send (its socket refused them); r58 only.
+    pub server_send_dropped: u64,
+    /// Publisher packets dropped by the server's receive socket (each one is lost to every
+    /// subscriber); the rest of `udp.rcvbuf_errors` is the generator's.
+    pub server_ingest_dropped: u64,
+}
+
+fn percentile(sorted: &[f64], p: f64) -> f64 {
+    if sorted.is_empty() {
+        return f64::NAN;
+    }
+    let i = ((sorted.len() - 1) as f64 * p).round() as usize;
+    sorted[i.min(sorted.len() - 1)]
+}
+
+impl Step {
+    pub fn new(
+        server: &str,
+        subscribers: usize,
+        connected: usize,
+        connect_seconds: f64,
+        rss_before: u64,
+        rss_after: u64,
+        mut w: Window,
+    ) -> Self {
+        w.latency_us.sort_by(f64::total_cmp);
+        let forwarded = w.published * subscribers as u64;
+        let loss_pct = if w.counts.expected > 0 {
+            100.0 * w.counts.lost as f64 / w.counts.expected as f64
+        } else {
+            100.0
+        };
+        Self {
+            server: server.into(),
+            subscribers,
+            connected,
+            connect_seconds,
+            seconds: w.seconds,
+            server_cpu_pct: 100.0 * w.server_cpu_ns as f64 / 1e9 / w.seconds,
+            core_busy_pct: w.core_busy_pct,
+            core_softirq_pct: w.core_softirq_pct,
+            published_packets: w.published,
+            forwarded_packets: forwarded,
+            cpu_us_per_packet: if forwarded > 0 {
+                w.server_cpu_ns as f64 / 1e3 / forwarded as f64
+            } else {
+                f64::NAN
+            },
+            counts: w.counts,
+            loss_pct,
+            latency_samples: w.latency_us.len(),
+            latency_p50_us: percentile(&w.latency_us, 0.5),
+            latency_p99_us: percentile(&w.latency_us, 0.99),
+            latency_max_us: w.latency_us.last().copied().unwrap_or(f64::NAN),
+            rss_before_bytes: rss_before,
+            rss_after_bytes: rss_after,
+            rss_per_subscriber_kb: rss_after.saturating_sub(rss_before) as f64
+                / 1024.0
+                / subscribers.max(1) as f64,
+            udp: w.udp,
+            load_average: w.load_average,
+            failed_subscribers: w.failed,
+            retried_subscribers: w.retried,
+            server_send_dropped: w.server_send_dropped,
+            server_ingest_dropped: w.server_ingest_dropped,
+        }
+    }
+}
+
+pub fn header() -> String {
+    format!(
+        "{:>6} {:>6} {:>8} {:>9} {:>10} {:>8} {:>8} {:>9} {:>9} {:>10} {:>9} {:>9} {:>9} {:>6}",
+        "server",
+        "subs",
+        "cpu %",
+        "sirq %",
+        "us/pkt",
+        "loss %",
+        "reord",
+        "p50 ms",
+        "p99 ms",
+        "KB/sub",
+        "gen drop",
+        "in drop",
+        "out drop",
+        "load"
+    )
+}
+
+pub fn row(s: &Step) -> String {
+    format!(
+        "{:>6} {:>6} {:>8.1} {:>9} {:>10.3} {:>8.3} {:>8} {:>9.2} {:>9.2} {:>10.1} {:>9} {:>9} {:>9} {:>6.2}",
+        s.server,
+        s.subscribers,
+        s.server_cpu_pct,
+        s.core_softirq_pct
+            .map_or_else(|| "-".to_string(), |c| format!("{c:.1}")),
+        s.cpu_us_per_packet,
+        s.loss_pct,
+        s.counts.reordered,
+        s.latency_p50_us / 1000.0,
+        s.latency_p99_us / 1000.0,
+        s.rss_per_subscriber_kb,
+        s.udp.rcvbuf_errors.saturating_sub(s.server_ingest_dropped),
+        s.server_ingest_dropped,
+        s.server_send_dropped,
+        s.load_average
+    )
+}
+
+pub fn write_json(path: &Path, steps: &[Step]) -> std::io::Result<()> {
+    let text = serde_json::to_string_pretty(steps).map_err(std::io::Error::other)?;
+    std::fs::write(path, text)
+}

@@ -24,7 +24,7 @@ case "$TARGET_DIR" in
 esac
 
 if [[ "${1:-}" == "--smoke" ]]; then
-    cargo build --bin r58 -p r58 -p bench-tools
+    cargo build --workspace --bins
     out=$(mktemp -d)
     trap 'rm -rf "$out"' EXIT
     "$TARGET_DIR/debug/fanout" --server-bin "$TARGET_DIR/debug/r58" --sizes 5 \

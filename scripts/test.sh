@@ -65,7 +65,8 @@ else
 fi
 
 section "build the r58 binary"
-cargo build --bin r58
+# --workspace: the same features as the test build above, so nothing is compiled again
+cargo build --workspace --bins
 
 section "churn and soak (real sessions against the binary, one test at a time)"
 # Timing-sensitive (loss, RSS), so #[ignore]d in the workspace run and run alone here; the

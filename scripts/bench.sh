@@ -24,7 +24,7 @@ case "$TARGET_DIR" in
 esac
 
 if [[ "${1:-}" == "--smoke" ]]; then
-    cargo build --workspace --bins
+    cargo build --workspace --bins --tests
     out=$(mktemp -d)
     trap 'rm -rf "$out"' EXIT
     "$TARGET_DIR/debug/fanout" --server-bin "$TARGET_DIR/debug/r58" --sizes 5 \

@@ -65,8 +65,9 @@ else
 fi
 
 section "build the r58 binary"
-# --workspace: the same features as the test build above, so nothing is compiled again
-cargo build --workspace --bins
+# --workspace --tests: the same features (dev-dependencies included) as the test build above,
+# so this only links what is missing instead of compiling the dependencies again
+cargo build --workspace --bins --tests
 
 section "churn and soak (real sessions against the binary, one test at a time)"
 # Timing-sensitive (loss, RSS), so #[ignore]d in the workspace run and run alone here; the

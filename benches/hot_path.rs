@@ -139,8 +139,8 @@ fn srtp(iters: usize) {
         (Profile::Aes128CmHmacSha1_80, "AES-CM-128 + HMAC-SHA1-80"),
     ] {
         for payload in [1180usize, 160] {
-            let mut sender = SrtpSender::new(profile, &[7u8; 16], &vec![9u8; profile.salt_len()])
-                .expect("keys");
+            let mut sender =
+                SrtpSender::new(profile, &[7u8; 16], &vec![9u8; profile.salt_len()]).expect("keys");
             let len = 12 + payload;
             let mut buf = vec![0x5au8; len + MAX_TRAILER];
             let mut fixed = [0u8; 12];
@@ -222,7 +222,12 @@ fn depacketize(packets: &[(u16, u32, bool, Bytes)], passes: usize) {
             }
         }
     });
-    report("h264 depacketize (FU-A / STAP-A), per packet", "packet", &timing, "");
+    report(
+        "h264 depacketize (FU-A / STAP-A), per packet",
+        "packet",
+        &timing,
+        "",
+    );
 }
 
 fn fmp4_parts(units: &[AccessUnit], passes: usize) {
@@ -268,7 +273,8 @@ fn fmp4_parts(units: &[AccessUnit], passes: usize) {
     let wall = SystemTime::now();
     let timing = measure(passes * units.len(), || {
         for _ in 0..passes {
-            let mut segmenter = Segmenter::new(HlsConfig::default(), true, None).expect("segmenter");
+            let mut segmenter =
+                Segmenter::new(HlsConfig::default(), true, None).expect("segmenter");
             for (i, unit) in units.iter().enumerate() {
                 let dts = i as u64 * 3000;
                 let at = wall + Duration::from_micros(dts * 100 / 9);

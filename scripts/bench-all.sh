@@ -83,9 +83,22 @@ out, doc, machine = sys.argv[1], sys.argv[2], sys.argv[3]
 def read(name):
     return open(f"{out}/{name}").read()
 
+def tidy(line):
+    # TAP comment prefix; hls.js error messages are long: keep their count.
+    line = re.sub(r"^# ", "", line)
+    m = re.search(r", errors: (\[.*\])$", line)
+    if m:
+        listed = m.group(1)
+        try:
+            count = len(json.loads(listed))
+        except ValueError:  # the TAP output escapes the quotes once more
+            count = listed.count('","') + 1
+        line = line[: m.start()] + f", hls.js errors: {count}"
+    return line
+
 def block(name, keep=lambda l: True):
-    lines = [l for l in read(f"{name}.txt").splitlines()
-             if keep(l) and not re.match(r"\s*(Compiling|Finished|Running|warning|Blocking)", l)]
+    lines = [tidy(l) for l in read(f"{name}.txt").splitlines()
+             if keep(l) and not re.match(r"\s*(Compiling|Finished|Running|warning|Blocking|\[OpenH264\])", l)]
     return "```\n" + "\n".join(lines).strip() + "\n```\n"
 
 g2g = json.loads(read("g2g.json"))

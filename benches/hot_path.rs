@@ -33,6 +33,9 @@ use sfu::webrtc::srtp::{MAX_TRAILER, Profile, SrtpSender};
 
 const REPETITIONS: usize = 9;
 
+/// An RTP packet as the depacketizer takes it: sequence, timestamp, marker, payload.
+type Packet = (u16, u32, bool, Bytes);
+
 /// This thread's CPU time in nanoseconds: on a shared machine the wall clock also counts the
 /// time other processes held the core. (`/proc/thread-self/schedstat` is only updated at
 /// scheduler ticks on this kernel, too coarse for a short repetition.)
@@ -167,7 +170,7 @@ fn srtp(iters: usize) {
 
 /// `frames` frames of the 720p30 test camera at 2.5 Mbit/s, one keyframe per second: the RTP
 /// packets (sequence, timestamp, marker, payload) and the access units.
-fn encode_camera(frames: u32) -> (Vec<(u16, u32, bool, Bytes)>, Vec<AccessUnit>) {
+fn encode_camera(frames: u32) -> (Vec<Packet>, Vec<AccessUnit>) {
     let (width, height, fps) = (1280, 720, 30);
     let settings = EncoderSettings {
         width,
@@ -213,7 +216,7 @@ fn encode_camera(frames: u32) -> (Vec<(u16, u32, bool, Bytes)>, Vec<AccessUnit>)
     (packets, units)
 }
 
-fn depacketize(packets: &[(u16, u32, bool, Bytes)], passes: usize) {
+fn depacketize(packets: &[Packet], passes: usize) {
     let timing = measure(passes * packets.len(), || {
         for _ in 0..passes {
             let mut depacketizer = H264Depacketizer::new();

@@ -87,10 +87,13 @@ async function measure(name, count, connect) {
     // and nothing is shown before it was drawn (a misread clock would break one of these).
     assert.equal(samples.length, count);
     assert.ok(failed <= count * 0.1, `${failed} frames unreadable for ${count} read`);
+    // (Two frames can carry the same millisecond: a late timer tick runs right before the next.)
     for (let i = 1; i < samples.length; i++) {
-      assert.ok(samples[i].drawn > samples[i - 1].drawn,
+      assert.ok(samples[i].drawn >= samples[i - 1].drawn,
         `frame ${i} drawn at ${samples[i].drawn}, after one drawn at ${samples[i - 1].drawn}`);
     }
+    const distinct = new Set(samples.map((s) => s.drawn)).size;
+    assert.ok(distinct >= count * 0.9, `only ${distinct} distinct clocks in ${count} frames`);
     for (const s of samples) {
       assert.ok(s.shown >= s.drawn, `frame drawn at ${s.drawn} shown earlier, at ${s.shown}`);
     }

@@ -27,7 +27,8 @@ load() { cut -d' ' -f1-3 /proc/loadavg; }
 if [[ "${1:-}" == "--smoke" ]]; then
     scripts/bench.sh --smoke
     # Debug build, a tenth of the iterations: proves the benchmark runs, measures nothing.
-    cargo test --bench hot_path -- quick
+    # --workspace: the features of the workspace test build, so nothing is compiled again
+    cargo test --workspace --bench hot_path -- quick
     echo "bench-all smoke: ok"
     exit 0
 fi

@@ -78,8 +78,8 @@ else
     cargo test -p r58 --test churn -- --ignored --test-threads 1 --nocapture
 fi
 
-section "fan-out load generator smoke (r58, 5 subscribers, seconds)"
-scripts/bench.sh --smoke
+section "benchmark smoke: fan-out load generator (r58, 5 subscribers) and hot_path (quick, debug), seconds"
+scripts/bench-all.sh --smoke
 
 section "interop tests (aiortc)"
 req=tests/interop/requirements.txt

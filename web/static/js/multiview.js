@@ -7,6 +7,7 @@ import { formatBitrate, watchStreams } from './streams.js';
 import { WhepClient } from './whep.js';
 import { playHls } from './hls-player.js';
 import { HttpError } from './resource.js';
+import { latencyLabel } from './player.js';
 
 const log = createLog(document.getElementById('log'));
 const mode = accessMode(location.href);
@@ -199,27 +200,8 @@ class Tile {
     }
   }
 
-  async latency() {
-    if (this.player?.kind === 'hls') {
-      const s = this.player.handle.latency();
-      return s == null ? null : `${s.toFixed(1)} s behind live`;
-    }
-    if (this.player?.kind !== 'whep') return null;
-    // Network (half the round trip) plus the jitter buffer: what this viewer adds after the
-    // server; capture and encoding time are not visible from here.
-    const stats = await this.player.client.pc.getStats();
-    let jitterMs = null;
-    let rttMs = null;
-    stats.forEach((s) => {
-      if (s.type === 'inbound-rtp' && s.kind === 'video' && s.jitterBufferEmittedCount) {
-        jitterMs = (s.jitterBufferDelay / s.jitterBufferEmittedCount) * 1000;
-      }
-      if (s.type === 'candidate-pair' && s.nominated && s.currentRoundTripTime != null) {
-        rttMs = s.currentRoundTripTime * 1000;
-      }
-    });
-    if (jitterMs == null) return null;
-    return `≈${Math.round(jitterMs + (rttMs ?? 0) / 2)} ms`;
+  latency() {
+    return latencyLabel(this.player);
   }
 }
 

@@ -158,23 +158,33 @@ export class StreamPlayer {
   }
 
   /** Seconds behind live (HLS) or the receive-side delay in ms (WHEP), as a label; or null. */
-  async latencyLabel() {
-    if (this.player?.kind === 'hls') {
-      const s = this.player.handle.latency();
-      return s == null ? null : `${s.toFixed(1)} s behind live`;
-    }
-    if (this.player?.kind !== 'whep') return null;
-    const stats = await this.player.client.pc.getStats();
-    let jitterMs = null;
-    let rttMs = null;
-    stats.forEach((s) => {
-      if (s.type === 'inbound-rtp' && s.kind === 'video' && s.jitterBufferEmittedCount) {
-        jitterMs = (s.jitterBufferDelay / s.jitterBufferEmittedCount) * 1000;
-      }
-      if (s.type === 'candidate-pair' && s.nominated && s.currentRoundTripTime != null) {
-        rttMs = s.currentRoundTripTime * 1000;
-      }
-    });
-    return jitterMs == null ? null : `≈${Math.round(jitterMs + (rttMs ?? 0) / 2)} ms`;
+  latencyLabel() {
+    return latencyLabel(this.player);
   }
+}
+
+/**
+ * What a player adds after the server, as a label, or null: seconds behind live for LL-HLS; for
+ * WHEP the network (half the round trip) plus the jitter buffer (capture and encoding time are
+ * not visible from here).
+ * @param {{ kind: 'whep', client } | { kind: 'hls', handle } | null} player
+ */
+export async function latencyLabel(player) {
+  if (player?.kind === 'hls') {
+    const s = player.handle.latency();
+    return s == null ? null : `${s.toFixed(1)} s behind live`;
+  }
+  if (player?.kind !== 'whep') return null;
+  const stats = await player.client.pc.getStats();
+  let jitterMs = null;
+  let rttMs = null;
+  stats.forEach((s) => {
+    if (s.type === 'inbound-rtp' && s.kind === 'video' && s.jitterBufferEmittedCount) {
+      jitterMs = (s.jitterBufferDelay / s.jitterBufferEmittedCount) * 1000;
+    }
+    if (s.type === 'candidate-pair' && s.nominated && s.currentRoundTripTime != null) {
+      rttMs = s.currentRoundTripTime * 1000;
+    }
+  });
+  return jitterMs == null ? null : `≈${Math.round(jitterMs + (rttMs ?? 0) / 2)} ms`;
 }

@@ -1,7 +1,7 @@
 """Starting and stopping the r58 binary for the interop tests: one launcher for every module.
 
-``launch(extra_args, log, env)`` runs ``$R58_BIN`` (default ``target/debug/r58``) on free
-loopback ports, waits for ``GET /healthz``, yields a :class:`Server`, and stops it with SIGTERM
+``launch(extra_args, log, env, host)`` runs ``$R58_BIN`` (default ``target/debug/r58``) on free
+ports of ``host`` (loopback unless a test gives another address, e.g. a veth end), waits for ``GET /healthz``, yields a :class:`Server`, and stops it with SIGTERM
 (SIGKILL after 5 s). Test cameras are off unless ``extra_args`` turn them on.
 """
 
@@ -25,17 +25,17 @@ import pytest
 REPO = Path(__file__).resolve().parent.parent.parent
 
 
-def free_port(kind: int | tuple[int, ...]) -> int:
+def free_port(kind: int | tuple[int, ...], host: str = "127.0.0.1") -> int:
     """A port free for every socket kind given (so TCP and UDP can share a number)."""
     kinds = kind if isinstance(kind, tuple) else (kind,)
     while True:
         with socket.socket(socket.AF_INET, kinds[0]) as first:
-            first.bind(("127.0.0.1", 0))
+            first.bind((host, 0))
             port = first.getsockname()[1]
             try:
                 for other in kinds[1:]:
                     with socket.socket(socket.AF_INET, other) as s:
-                        s.bind(("127.0.0.1", port))
+                        s.bind((host, port))
             except OSError:
                 continue
             return port
@@ -46,6 +46,7 @@ class Server:
     base: str
     proc: subprocess.Popen
     log: Path
+    udp_port: int = 0
 
     def log_text(self) -> str:
         try:
@@ -69,15 +70,17 @@ def server_command() -> list[str]:
 
 
 @contextmanager
-def launch(extra_args: list[str], log: Path, env: dict[str, str] | None = None) -> Iterator[Server]:
-    """Runs the server with ``extra_args`` (plus its ports) until the block ends."""
+def launch(
+    extra_args: list[str], log: Path, env: dict[str, str] | None = None, host: str = "127.0.0.1"
+) -> Iterator[Server]:
+    """Runs the server with ``extra_args`` (plus its ports on ``host``) until the block ends."""
     cmd = server_command()
-    http_port = free_port(socket.SOCK_STREAM)
-    udp_port = free_port(socket.SOCK_DGRAM)
+    http_port = free_port(socket.SOCK_STREAM, host)
+    udp_port = free_port(socket.SOCK_DGRAM, host)
     cmd += [
-        "--listen", f"127.0.0.1:{http_port}",
-        "--webrtc-udp", f"127.0.0.1:{udp_port}",
-        "--public-ip", "127.0.0.1",
+        "--listen", f"{host}:{http_port}",
+        "--webrtc-udp", f"{host}:{udp_port}",
+        "--public-ip", host,
         *extra_args,
     ]  # fmt: skip
     full_env = dict(os.environ)
@@ -88,7 +91,7 @@ def launch(extra_args: list[str], log: Path, env: dict[str, str] | None = None) 
     full_env.update(env or {})
     with open(log, "wb") as out:
         proc = subprocess.Popen(cmd, stdout=out, stderr=subprocess.STDOUT, cwd=REPO, env=full_env)
-    srv = Server(f"http://127.0.0.1:{http_port}", proc, log)
+    srv = Server(f"http://{host}:{http_port}", proc, log, udp_port)
     deadline = time.monotonic() + 30
     while True:
         if proc.poll() is not None:

@@ -14,7 +14,9 @@ secs=${1:?usage: fuzz/run-all.sh SECONDS}
 cd "$(dirname "$0")"
 export RUSTC_BOOTSTRAP=${RUSTC_BOOTSTRAP:-1}
 
+build_start=$(date +%s)
 cargo fuzz build
+echo "cargo fuzz build: $(($(date +%s) - build_start)) s"
 mkdir -p logs
 failed=()
 for target in $(cargo fuzz list); do

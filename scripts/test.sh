@@ -81,6 +81,21 @@ fi
 section "benchmark smoke: fan-out load generator (r58, 5 subscribers) and hot_path (quick, debug), seconds"
 scripts/bench-all.sh --smoke
 
+section "fuzz targets (cargo-fuzz, ${R58_FUZZ_SECS:-10} s each)"
+# Every target of fuzz/ built once (release, AddressSanitizer), then run from its seeds for
+# R58_FUZZ_SECS seconds; a crash, a failed invariant or a hang fails the run (the input is in
+# fuzz/artifacts/, the log in fuzz/logs/). The 10-minute runs are in docs/reliability.md.
+# 10 s rather than issue 10's ~20 s: the sanitizer build of the fuzz crate already takes several
+# minutes on a 2-core machine (docs/reliability.md, "Fuzzing in CI"); R58_FUZZ_SECS=20 for more.
+if cargo fuzz --version >/dev/null 2>&1; then
+    fuzz/run-all.sh "${R58_FUZZ_SECS:-10}"
+elif [[ "${CI:-}" == true ]]; then
+    echo "cargo-fuzz is missing (.ci/run installs it)" >&2
+    exit 1
+else
+    echo "SKIPPED: cargo-fuzz not installed (cargo install cargo-fuzz --version 0.13.2 --locked)"
+fi
+
 section "interop tests (aiortc)"
 req=tests/interop/requirements.txt
 if [[ ! -x .venv/bin/python ]] || ! cmp -s "$req" .venv/.r58-requirements; then

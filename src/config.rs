@@ -31,6 +31,7 @@ use tracing_subscriber::EnvFilter;
 mod admin;
 mod auth;
 mod cameras;
+pub mod fuzzing;
 mod hls;
 mod limits;
 mod switcher;
@@ -352,22 +353,37 @@ impl Config {
     ) -> Result<Config, ConfigError> {
         let cli = Cli::try_parse_from(args)?;
         let getenv = |name: &str| env.get(name).map(String::as_str).filter(|v| !v.is_empty());
-
         let config_file = cli
             .config
             .clone()
             .or_else(|| getenv("R58_CONFIG").map(PathBuf::from));
+        let text = match &config_file {
+            Some(path) => Some(
+                std::fs::read_to_string(path).map_err(|e| ConfigError::File {
+                    path: path.clone(),
+                    message: format!("cannot read: {e}"),
+                })?,
+            ),
+            None => None,
+        };
+        Config::resolve(cli, env, config_file.zip(text))
+    }
 
+    /// Everything after reading the config file (`file`: its path and text), so that the fuzz
+    /// entry ([`fuzzing::config_file`]) can feed text without a file.
+    fn resolve(
+        cli: Cli,
+        env: &HashMap<String, String>,
+        file: Option<(PathBuf, String)>,
+    ) -> Result<Config, ConfigError> {
+        let getenv = |name: &str| env.get(name).map(String::as_str).filter(|v| !v.is_empty());
+        let (config_file, text) = file.unzip();
         let flags = flag_layer(&cli)?;
         let envs = env_layer(&getenv)?;
         let mut extra = limits::ExtraTables::default();
         let (file, auth, cams, hls_table, switcher_table, turn) = match &config_file {
             Some(path) => {
-                let text = std::fs::read_to_string(path).map_err(|e| ConfigError::File {
-                    path: path.clone(),
-                    message: format!("cannot read: {e}"),
-                })?;
-                let mut parsed = parse_file(path, &text)?;
+                let mut parsed = parse_file(path, text.as_deref().unwrap_or_default())?;
                 let cams =
                     cameras::FileTables::take(path, &mut parsed.test_cameras, &mut parsed.camera);
                 let hls_table = parsed.hls.take().map(|h| (path.as_path(), h));

@@ -8,8 +8,9 @@
 //! invariant panics, which is what a fuzzer reports.
 
 mod hls;
+pub mod smoke;
 
-pub use hls::{hls_ingest, hls_ingest_seed, hls_request};
+pub use hls::{hls_ingest, hls_ingest_seed, hls_request, hls_segmenter, hls_segmenter_seeds};
 
 use std::cell::RefCell;
 use std::net::{IpAddr, Ipv4Addr, SocketAddr};
@@ -498,6 +499,7 @@ pub const ENTRIES: &[(&str, FuzzEntry)] = &[
     ("turn_response", turn_response),
     ("pixel_convert", pixel_convert),
     ("client_sdp", client_sdp),
+    ("hls_segmenter", hls_segmenter),
 ];
 
 #[cfg(test)]

@@ -80,6 +80,15 @@ impl TransmitQueue {
             .map(|e| (e.to, &self.data[e.start..e.start + e.len]))
     }
 
+    /// Datagrams not yet handed out.
+    pub fn len(&self) -> usize {
+        self.entries.len().saturating_sub(self.head)
+    }
+
+    pub fn is_empty(&self) -> bool {
+        self.len() == 0
+    }
+
     /// Forgets datagrams already handed out, once all of them are.
     fn compact(&mut self) {
         if self.head > 0 && self.head >= self.entries.len() {

@@ -143,6 +143,12 @@ pub async fn run(engine: SharedEngine, socket: UdpSocket) -> io::Result<()> {
     }
 }
 
+/// Datagram space the driver's queue keeps between sends. The engine's queue and the driver's
+/// alternate; if both kept their peak (a keyframe for every viewer), memory per viewer would
+/// double, so the one just sent gives back what is beyond this. The engine's queue then grows
+/// again during the next burst: a few reallocations per keyframe, none per packet.
+const SPARE_KEEP: usize = 1 << 20;
+
 /// The datagrams taken from the engine, sent after its lock is released.
 #[derive(Default)]
 struct Outbound {
@@ -172,7 +178,7 @@ impl Outbound {
         let datagrams: Vec<(std::net::SocketAddr, &[u8])> = self.queue.pending().collect();
         self.dropped += self.sender.send(socket, &datagrams) as u64;
         drop(datagrams);
-        self.queue.clear();
+        self.queue.clear_and_shrink(SPARE_KEEP);
     }
 }
 

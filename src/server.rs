@@ -111,7 +111,9 @@ pub async fn run(config: Config) -> Result<(), ServerError> {
     // Kept until the server stops; dropping them ends the camera streams and threads.
     let _cameras = start_test_cameras(&engine, &config.test_cameras)?;
     let _devices = start_device_cameras(&engine, &config.cameras)?;
-    let media = tokio::spawn(driver::run(engine, udp));
+    // The media driver gets a thread of its own so a busy data plane cannot hold up the HTTP
+    // runtime (see sfu::webrtc::driver).
+    let media = driver::spawn(engine, udp.into_std()?)?;
     tokio::select! {
         served = serve(http, app, HttpOptions::new(&config.limits, tls, http_stats)) => served?,
         media = media => media.map_err(std::io::Error::other)??,

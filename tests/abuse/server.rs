@@ -27,6 +27,11 @@ pub const ONE_SMALL_CAMERA: &str =
 impl Server {
     /// Starts `r58` with `config` as its TOML file (plus `args`), on free loopback ports.
     pub fn start(config: &str, args: &[&str]) -> Server {
+        Self::start_with_env(config, args, &[])
+    }
+
+    /// [`Server::start`] with extra environment variables.
+    pub fn start_with_env(config: &str, args: &[&str], env: &[(&str, &str)]) -> Server {
         let dir = tempfile::tempdir().expect("temp dir");
         let file = dir.path().join("r58.toml");
         std::fs::write(&file, config).expect("write config");
@@ -39,6 +44,7 @@ impl Server {
             .env_remove("R58_TEST_CAMERAS")
             .env("NO_COLOR", "1")
             .env("R58_LOG_LEVEL", "info")
+            .envs(env.iter().copied())
             .stdin(Stdio::null())
             .stdout(Stdio::piped())
             .stderr(Stdio::piped());

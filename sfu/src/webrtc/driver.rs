@@ -1,19 +1,39 @@
 //! The thin tokio layer around the engine: one UDP socket for every peer, and the clock.
+//!
+//! The media driver runs on a thread of its own ([`spawn`]), not as a task of the HTTP runtime:
+//! when the data plane is behind (a busy core, thousands of viewers), its socket is always
+//! readable, and as a task it would hold a runtime worker for up to tokio's whole cooperative
+//! budget of reads, each fanning a batch out to every viewer — seconds at a few hundred
+//! viewers, during which WHEP POSTs on that worker were not even read (issue 9's "connection
+//! ramp" stall). As a thread it is time-sliced by the kernel like any other, and the engine
+//! lock is held only for the engine's own work: the datagrams it produced are sent after the
+//! lock is released.
 
 use std::io;
-use std::sync::{Arc, Mutex, MutexGuard};
+use std::sync::Arc;
 use std::time::Instant;
 
+use parking_lot::{Mutex, MutexGuard};
 use tokio::net::UdpSocket;
-use tokio::sync::Notify;
+use tokio::sync::{Notify, oneshot};
 
-use super::engine::{Engine, timers_tick};
+use super::engine::{Engine, TransmitQueue, timers_tick};
 use super::udp_batch::GsoSender;
 
-/// Datagrams read per wakeup before the engine lock is released.
+/// Datagrams read per engine lock, at most.
 const RECV_BATCH: usize = 64;
+/// Outbound datagrams queued after which no more inbound ones are taken under the same lock:
+/// each publisher packet becomes one datagram per viewer, so at thousands of viewers a full
+/// `RECV_BATCH` would hold the lock (and delay the first viewer's packet) for tens of ms.
+/// 8192 is a whole delta frame (8 packets) at 1000 viewers, so GSO still finds runs.
+const QUEUE_HIGH: usize = 8192;
 
 /// The engine behind a lock, shared by the UDP driver, the HTTP handlers and local sources.
+///
+/// The lock is `parking_lot`'s, for its eventual fairness: the driver takes it again right
+/// after releasing it, and with std's lock a waiting HTTP handler on the same core could lose
+/// that race for as long as the driver has work; here a waiter of more than ~0.5 ms is handed
+/// the lock at the next release.
 #[derive(Clone)]
 pub struct SharedEngine {
     engine: Arc<Mutex<Engine>>,
@@ -28,12 +48,10 @@ impl SharedEngine {
         }
     }
 
-    /// Locks the engine. A panic while it was held is a bug, but the data is still consistent
-    /// enough to serve the next request, so poisoning is ignored rather than spread.
+    /// Locks the engine. (A panic while it was held does not poison it: the data is still
+    /// consistent enough to serve the next request.)
     pub fn lock(&self) -> MutexGuard<'_, Engine> {
-        self.engine
-            .lock()
-            .unwrap_or_else(|poisoned| poisoned.into_inner())
+        self.engine.lock()
     }
 
     /// Asks the driver to send what the engine queued now rather than at its next tick: local
@@ -49,6 +67,27 @@ impl SharedEngine {
 /// request at `net.core.rmem_max` / `wmem_max`.
 const SOCKET_BUFFER: usize = 4 << 20;
 
+/// Runs [`run`] on a thread of its own (named `r58-media`) with a single-threaded runtime; the
+/// receiver gets its result when it stops. `socket` must be non-blocking.
+pub fn spawn(
+    engine: SharedEngine,
+    socket: std::net::UdpSocket,
+) -> io::Result<oneshot::Receiver<io::Result<()>>> {
+    let (done, result) = oneshot::channel();
+    std::thread::Builder::new()
+        .name("r58-media".into())
+        .spawn(move || {
+            let outcome = tokio::runtime::Builder::new_current_thread()
+                .enable_all()
+                .build()
+                .and_then(|runtime| {
+                    runtime.block_on(async move { run(engine, UdpSocket::from_std(socket)?).await })
+                });
+            let _ = done.send(outcome);
+        })?;
+    Ok(result)
+}
+
 /// Receives on `socket`, feeds the engine, and sends what it produces, until the socket fails.
 pub async fn run(engine: SharedEngine, socket: UdpSocket) -> io::Result<()> {
     let sock = socket2::SockRef::from(&socket);
@@ -59,39 +98,87 @@ pub async fn run(engine: SharedEngine, socket: UdpSocket) -> io::Result<()> {
         tracing::warn!(error = %e, "cannot size the media socket's buffers");
     }
     let mut buf = vec![0u8; 2048];
-    let mut sender = GsoSender::default();
+    let mut out = Outbound::default();
     let mut tick = tokio::time::interval(timers_tick());
     tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
     loop {
         tokio::select! {
             received = socket.recv_from(&mut buf) => {
-                let mut guard = engine.lock();
-                match received {
-                    Ok((len, from)) => guard.handle_datagram(Instant::now(), from, &buf[..len]),
-                    Err(e) if is_transient(&e) => {}
-                    Err(e) => return Err(e),
-                }
-                // Drain what else is queued without another wakeup.
-                for _ in 1..RECV_BATCH {
-                    match socket.try_recv_from(&mut buf) {
+                {
+                    let mut guard = engine.lock();
+                    match received {
                         Ok((len, from)) => guard.handle_datagram(Instant::now(), from, &buf[..len]),
-                        Err(e) if e.kind() == io::ErrorKind::WouldBlock => break,
                         Err(e) if is_transient(&e) => {}
                         Err(e) => return Err(e),
                     }
+                    // Drain what else is queued without another wakeup.
+                    for _ in 1..RECV_BATCH {
+                        if guard.pending_transmit_count() >= QUEUE_HIGH {
+                            break;
+                        }
+                        match socket.try_recv_from(&mut buf) {
+                            Ok((len, from)) => guard.handle_datagram(Instant::now(), from, &buf[..len]),
+                            Err(e) if e.kind() == io::ErrorKind::WouldBlock => break,
+                            Err(e) if is_transient(&e) => {}
+                            Err(e) => return Err(e),
+                        }
+                    }
+                    out.take(&mut guard);
                 }
-                flush(&mut guard, &socket, &mut sender);
+                out.send(&socket);
             }
             _ = engine.flush.notified() => {
-                let mut guard = engine.lock();
-                flush(&mut guard, &socket, &mut sender);
+                out.take(&mut engine.lock());
+                out.send(&socket);
             }
             _ = tick.tick() => {
-                let mut guard = engine.lock();
-                guard.handle_timeout(Instant::now());
-                flush(&mut guard, &socket, &mut sender);
+                {
+                    let mut guard = engine.lock();
+                    guard.handle_timeout(Instant::now());
+                    out.take(&mut guard);
+                }
+                out.send(&socket);
             }
         }
+    }
+}
+
+/// Datagram space the driver's queue keeps between sends. The engine's queue and the driver's
+/// alternate; if both kept their peak (a keyframe for every viewer), memory per viewer would
+/// double, so the one just sent gives back what is beyond this. The engine's queue then grows
+/// again during the next burst: a few reallocations per keyframe, none per packet.
+const SPARE_KEEP: usize = 1 << 20;
+
+/// The datagrams taken from the engine, sent after its lock is released.
+#[derive(Default)]
+struct Outbound {
+    queue: TransmitQueue,
+    sender: GsoSender,
+    /// Datagrams the socket refused since the engine was last told.
+    dropped: u64,
+}
+
+impl Outbound {
+    /// Takes what the engine queued (handing it the emptied buffer of the last send), and
+    /// reports the last send's drops.
+    fn take(&mut self, engine: &mut Engine) {
+        if self.dropped > 0 {
+            engine.count_send_drops(std::mem::take(&mut self.dropped));
+        }
+        self.queue.clear();
+        engine.swap_transmits(&mut self.queue);
+    }
+
+    /// Sends the taken datagrams: grouped by viewer, a frame's equal-sized packets to one
+    /// viewer as one GSO message.
+    fn send(&mut self, socket: &UdpSocket) {
+        if self.queue.is_empty() {
+            return;
+        }
+        let datagrams: Vec<(std::net::SocketAddr, &[u8])> = self.queue.pending().collect();
+        self.dropped += self.sender.send(socket, &datagrams) as u64;
+        drop(datagrams);
+        self.queue.clear_and_shrink(SPARE_KEEP);
     }
 }
 
@@ -107,18 +194,66 @@ fn is_transient(e: &io::Error) -> bool {
     )
 }
 
-/// Sends what the engine queued: grouped by viewer, a frame's equal-sized packets to one viewer
-/// as one GSO message.
-fn flush(engine: &mut Engine, socket: &UdpSocket, sender: &mut GsoSender) {
-    let datagrams: Vec<(std::net::SocketAddr, &[u8])> = engine.pending_transmits().collect();
-    let dropped = if datagrams.is_empty() {
-        0
-    } else {
-        sender.send(socket, &datagrams)
-    };
-    drop(datagrams);
-    engine.clear_transmits();
-    if dropped > 0 {
-        engine.count_send_drops(dropped as u64);
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::webrtc::engine::EngineConfig;
+
+    /// Datagrams pass from the engine's queue through the swap and the send outside the lock:
+    /// every one arrives, in order per destination, round after round (the two queues
+    /// alternate between rounds).
+    #[tokio::test]
+    async fn queued_datagrams_all_arrive_in_order_across_swaps() {
+        let mut engine = Engine::new(EngineConfig::default()).expect("engine");
+        let socket = UdpSocket::bind("127.0.0.1:0").await.expect("bind");
+        let viewers: Vec<std::net::UdpSocket> = (0..2)
+            .map(|_| {
+                let s = std::net::UdpSocket::bind("127.0.0.1:0").expect("bind viewer");
+                s.set_read_timeout(Some(std::time::Duration::from_secs(5)))
+                    .expect("timeout");
+                // What the kernel allows; a round below fits the default 208 KB anyway.
+                let _ = socket2::SockRef::from(&s).set_recv_buffer_size(1 << 20);
+                s
+            })
+            .collect();
+        let mut out = Outbound::default();
+        // Small enough per round to fit a viewer socket's default receive buffer.
+        const PER_VIEWER: usize = 48;
+        for round in 0..3u8 {
+            let mut queue = TransmitQueue::default();
+            for i in 0..PER_VIEWER {
+                for (v, viewer) in viewers.iter().enumerate() {
+                    let mut datagram = vec![round, v as u8];
+                    datagram.extend_from_slice(&(i as u32).to_be_bytes());
+                    // Equal sizes except every 8th, as a frame's packets: GSO runs and breaks.
+                    datagram.resize(if i % 8 == 7 { 900 } else { 1200 }, 0xaa);
+                    queue.push(viewer.local_addr().expect("addr"), &datagram);
+                }
+            }
+            engine.swap_transmits(&mut queue);
+            out.take(&mut engine);
+            assert_eq!(
+                engine.pending_transmit_count(),
+                0,
+                "the engine's queue is handed over"
+            );
+            out.send(&socket);
+            assert_eq!(
+                out.dropped, 0,
+                "round {round}: the socket refused datagrams"
+            );
+            for (v, viewer) in viewers.iter().enumerate() {
+                let mut buf = [0u8; 2048];
+                for i in 0..PER_VIEWER {
+                    let n = viewer.recv(&mut buf).expect("every datagram arrives");
+                    let expected_len = if i % 8 == 7 { 900 } else { 1200 };
+                    assert_eq!(n, expected_len, "round {round}, viewer {v}, packet {i}");
+                    assert_eq!(&buf[..2], &[round, v as u8]);
+                    let seq = u32::from_be_bytes([buf[2], buf[3], buf[4], buf[5]]);
+                    assert_eq!(seq as usize, i, "round {round}, viewer {v}: out of order");
+                }
+            }
+        }
+        assert!(out.queue.is_empty());
     }
 }

@@ -29,6 +29,7 @@ use crate::webrtc::session::{Session, SessionId};
 
 pub use control::{Answer, StreamInfo, TrackInfo};
 pub use local::LocalSourceId;
+pub use queue::TransmitQueue;
 pub use readers::ReaderTrack;
 
 /// How often the driver calls [`Engine::handle_timeout`].
@@ -227,6 +228,18 @@ impl Engine {
 
     pub fn clear_transmits(&mut self) {
         self.transmits.clear();
+    }
+
+    /// Datagrams queued and not yet handed out.
+    pub fn pending_transmit_count(&self) -> usize {
+        self.transmits.len()
+    }
+
+    /// Exchanges the engine's queue of datagrams with `spare` (give it an empty one): the
+    /// driver sends the queued datagrams without holding the engine, then clears the queue and
+    /// swaps it back in next time, so neither buffer is ever reallocated.
+    pub fn swap_transmits(&mut self, spare: &mut TransmitQueue) {
+        std::mem::swap(&mut self.transmits, spare);
     }
 
     /// The driver could not send datagrams (socket buffer full): they are dropped and counted.

@@ -80,6 +80,25 @@ impl TransmitQueue {
             .map(|e| (e.to, &self.data[e.start..e.start + e.len]))
     }
 
+    /// Datagrams not yet handed out.
+    pub fn len(&self) -> usize {
+        self.entries.len().saturating_sub(self.head)
+    }
+
+    pub fn is_empty(&self) -> bool {
+        self.len() == 0
+    }
+
+    /// Empties the queue and gives back memory beyond `bytes` of datagram space (a queue that
+    /// once held a keyframe for every viewer need not keep that much while idle).
+    pub fn clear_and_shrink(&mut self, bytes: usize) {
+        self.clear();
+        if self.data.capacity() > bytes {
+            self.data.shrink_to(bytes);
+            self.entries.shrink_to(bytes / 1024);
+        }
+    }
+
     /// Forgets datagrams already handed out, once all of them are.
     fn compact(&mut self) {
         if self.head > 0 && self.head >= self.entries.len() {
@@ -119,5 +138,11 @@ mod tests {
         assert_eq!(seen, vec![(b, b"three".to_vec())]);
         q.clear();
         assert_eq!(q.pop(), None);
+        q.push(a, &[0u8; 4096]);
+        q.clear_and_shrink(1024);
+        assert!(q.is_empty());
+        assert!(q.data.capacity() <= 1024, "{}", q.data.capacity());
+        q.push(a, b"after");
+        assert_eq!(q.pop(), Some((a, &b"after"[..])));
     }
 }

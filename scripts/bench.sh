@@ -9,11 +9,18 @@
 # step, default 10), JANUS_BIN (default /usr/bin/janus when present), CARGO_TARGET_DIR,
 # BENCH_NO_BUILD=1 to use the release binaries already built.
 #
+# BENCH_PACE (publisher pacing factor, default 0: bursts), BENCH_TOPOLOGY=split (server and
+# generator in two namespaces, see below), BENCH_USO=1 (with split: leave UDP segmentation
+# offload on the veth, GSO runs are cut on the receiving side as by a NIC with USO).
+#
 # The server runs pinned to core 1 and the generator to core 0, both at nice -10 so parallel
 # work on a shared machine does not take their cores. Janus never gathers ICE candidates on a
-# loopback interface, so the whole run happens in a network namespace of its own (created here,
-# removed at exit) with a veth pair whose address, 10.58.0.1, Janus uses; traffic never leaves
-# the host either way.
+# loopback interface, so the run happens in a network namespace of its own (created here,
+# removed at exit) with a veth address, 10.58.0.1, for the servers; traffic between local
+# addresses takes the loopback path, where the kernel delivers into the generator's sockets on
+# the sender's core. BENCH_TOPOLOGY=split moves the generator into a second namespace behind
+# the veth pair, with RPS steering each side's receive work to its own core. Traffic never
+# leaves the host.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
@@ -53,24 +60,70 @@ machine="$(date -u +%Y-%m-%d), commit $commit$dirty, $(nproc) x $cpu, Linux $(un
 
 peer_args=()
 ns_exec=()
-if [[ -x "$janus_bin" ]] && [[ $(id -u) == 0 ]] && ip netns add "r58bench-$$" 2>/dev/null; then
-    ns="r58bench-$$"
-    trap 'ip netns del "$ns" 2>/dev/null || true' EXIT
-    ip -n "$ns" link set lo up
-    ip -n "$ns" link add r58b0 type veth peer name r58b1
-    ip -n "$ns" addr add 10.58.0.1/24 dev r58b0
-    ip -n "$ns" link set r58b0 up
-    ip -n "$ns" link set r58b1 up
-    ns_exec=(ip netns exec "$ns")
-    peer_args=(--janus-bin "$janus_bin" --janus-ip 10.58.0.1)
+place_args=()
+topology="r58 only, everything on loopback"
+if [[ $(id -u) == 0 ]] && ip netns add "r58srv-$$" 2>/dev/null; then
+    srv="r58srv-$$"
+    trap 'ip netns del "$srv" 2>/dev/null || true; ip netns del "r58gen-$$" 2>/dev/null || true' EXIT
+    ip -n "$srv" link set lo up
+    if [[ "${BENCH_TOPOLOGY:-}" == split ]]; then
+        # The servers in one namespace (10.58.0.1), the generator in another (10.58.0.2),
+        # joined by a veth pair, with RPS steering each side's receive work to its own core:
+        # the kernel's delivery into the generator's sockets runs on the generator's core, as
+        # on another host.
+        gen="r58gen-$$"
+        ip netns add "$gen"
+        ip -n "$gen" link set lo up
+        ip link add r58s netns "$srv" type veth peer name r58g netns "$gen"
+        ip -n "$srv" addr add 10.58.0.1/24 dev r58s
+        ip -n "$gen" addr add 10.58.0.2/24 dev r58g
+        ip -n "$srv" link set r58s up
+        ip -n "$gen" link set r58g up
+        ip netns exec "$gen" sh -c 'echo 1 > /sys/class/net/r58g/queues/rx-0/rps_cpus'  # core 0
+        ip netns exec "$srv" sh -c 'echo 2 > /sys/class/net/r58s/queues/rx-0/rps_cpus'  # core 1
+        if [[ "${BENCH_USO:-}" == 1 ]]; then
+            segmentation="GSO runs cross the veth whole (a NIC with UDP segmentation offload)"
+        else
+            # Cut GSO runs into datagrams on the server's core, as for a NIC without UDP
+            # segmentation offload: the conservative case.
+            ip netns exec "$srv" ethtool -K r58s tx-udp-segmentation off >/dev/null
+            segmentation="GSO runs cut into datagrams on the server's core (a NIC without segmentation offload)"
+        fi
+        topology="server and generator in two network namespaces joined by a veth pair, RPS steering each side's receive work to its own core; $segmentation"
+        ns_exec=(ip netns exec "$gen")
+        place_args=(--server-netns "$srv" --server-ip 10.58.0.1 --client-ip 10.58.0.2)
+    else
+        # One namespace with a veth address for the servers and the generator alike: traffic
+        # between local addresses takes the loopback path (the kernel delivers into the
+        # generator's sockets in the sender's context, on the server's core).
+        ip -n "$srv" link add r58b0 type veth peer name r58b1
+        ip -n "$srv" addr add 10.58.0.1/24 dev r58b0
+        ip -n "$srv" link set r58b0 up
+        ip -n "$srv" link set r58b1 up
+        topology="one network namespace, local delivery (loopback path) to 10.58.0.1"
+        ns_exec=(ip netns exec "$srv")
+        place_args=(--server-ip 10.58.0.1)
+    fi
+    if [[ -x "$janus_bin" ]]; then
+        peer_args=(--janus-bin "$janus_bin")
+    else
+        echo "bench: no peer SFU ($janus_bin not installed): r58 only" >&2
+    fi
 else
-    echo "bench: no peer SFU (needs $janus_bin, root, and ip netns): r58 only" >&2
+    echo "bench: no peer SFU (needs root and ip netns): r58 only" >&2
 fi
+pace="${BENCH_PACE:-0}"
+if [[ "$pace" == 0 ]]; then
+    publisher="publisher sends each frame's packets back to back"
+else
+    publisher="publisher paced at $pace x its bitrate"
+fi
+machine="$machine Topology: $topology; $publisher."
 
 ulimit -n 20000 2>/dev/null || true
 "${ns_exec[@]}" nice -n -10 taskset -c 0 "$TARGET_DIR/release/fanout" \
     --server-bin "$TARGET_DIR/release/r58" --server-core 1 --sizes "$sizes" \
-    --duration "$duration" "${peer_args[@]}" --machine "$machine" \
+    --duration "$duration" --pace "$pace" "${place_args[@]}" "${peer_args[@]}" --machine "$machine" \
     --json "$out/fanout.json" --markdown "$out/fanout.md" --svg docs/fanout.svg
 
 # Replace what lies between the markers in docs/benchmarks.md with the new section.

@@ -14,7 +14,7 @@ use std::time::{Duration, Instant};
 use serde_json::{Value, json};
 
 use crate::http::{self, HttpError};
-use crate::server::{ServerError, ServerProcess, free_port, pinned};
+use crate::server::{Placement, ServerError, ServerProcess, free_port, pinned};
 
 pub const MOUNTPOINT: u64 = 1;
 const LIB: &str = "/usr/lib/x86_64-linux-gnu/janus";
@@ -37,12 +37,8 @@ pub fn version(bin: &Path) -> String {
 
 /// Writes the configuration folder and starts Janus; `udp` of the result is the mountpoint's
 /// RTP port.
-pub fn start(
-    bin: &Path,
-    core: Option<usize>,
-    dir: &Path,
-    ice_ip: std::net::IpAddr,
-) -> Result<ServerProcess, ServerError> {
+pub fn start(bin: &Path, placement: &Placement, dir: &Path) -> Result<ServerProcess, ServerError> {
+    let ice_ip = placement.ip;
     let io = |source| ServerError::Spawn {
         what: format!("janus config in {}", dir.display()),
         source,
@@ -84,14 +80,14 @@ pub fn start(
             "janus.transport.http.jcfg",
             format!(
                 "general: {{\n base_path = \"/janus\"\n http = true\n port = {http_port}\n \
-                 ip = \"127.0.0.1\"\n https = false\n}}\nadmin: {{\n admin_http = false\n admin_https = false\n}}\n"
+                 ip = \"{ice_ip}\"\n https = false\n}}\nadmin: {{\n admin_http = false\n admin_https = false\n}}\n"
             ),
         ),
         (
             "janus.plugin.streaming.jcfg",
             format!(
                 "general: {{}}\nbench: {{\n type = \"rtp\"\n id = {MOUNTPOINT}\n description = \"bench\"\n \
-                 audio = false\n video = true\n videoport = {rtp_port}\n videoiface = \"127.0.0.1\"\n \
+                 audio = false\n video = true\n videoport = {rtp_port}\n videoiface = \"{ice_ip}\"\n \
                  videopt = 102\n videocodec = \"h264\"\n \
                  videofmtp = \"profile-level-id=42e01f;packetization-mode=1\"\n}}\n"
             ),
@@ -101,7 +97,7 @@ pub fn start(
         std::fs::write(dir.join(name), text).map_err(io)?;
     }
     let log = std::fs::File::create(dir.join("janus.log")).map_err(io)?;
-    let mut cmd = pinned(core, bin);
+    let mut cmd = pinned(placement, bin);
     cmd.arg("-F")
         .arg(dir)
         .arg("-C")
@@ -115,8 +111,8 @@ pub fn start(
     })?;
     let mut server = ServerProcess::new(
         child,
-        SocketAddr::from(([127, 0, 0, 1], http_port)),
-        SocketAddr::from(([127, 0, 0, 1], rtp_port)),
+        SocketAddr::new(ice_ip, http_port),
+        SocketAddr::new(ice_ip, rtp_port),
     );
     crate::server::wait_for_http(&mut server, "janus", "/janus/info")?;
     Ok(server)

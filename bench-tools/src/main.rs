@@ -22,6 +22,7 @@ mod server;
 mod stamp;
 mod subscribers;
 
+use std::net::IpAddr;
 use std::path::PathBuf;
 use std::time::{Duration, Instant};
 
@@ -29,6 +30,7 @@ use clap::Parser;
 
 use publisher::{Ingest, Publisher};
 use report::Step;
+use server::Placement;
 use subscribers::{Peer, Pool};
 
 #[derive(Parser, Debug)]
@@ -62,12 +64,22 @@ struct Args {
     /// Also run every step against Janus (this binary), as the peer SFU.
     #[arg(long)]
     janus_bin: Option<PathBuf>,
-    /// The address Janus gathers its ICE candidate on and its subscribers use. Janus never
-    /// gathers on a loopback interface, so this must be an address of another interface of
-    /// this host: `scripts/bench.sh` runs everything in a network namespace of its own with a
-    /// veth address for it.
-    #[arg(long, default_value = "127.0.0.1")]
-    janus_ip: std::net::IpAddr,
+    /// The address the servers serve HTTP and media on (their ICE candidate). Janus never
+    /// gathers on a loopback interface, so for Janus this must be an address of another
+    /// interface: `scripts/bench.sh` gives the servers a network namespace of their own with a
+    /// veth address.
+    #[arg(long, alias = "janus-ip", default_value = "127.0.0.1")]
+    server_ip: IpAddr,
+    /// Start the servers in this network namespace (`ip netns exec`; needs root).
+    #[arg(long)]
+    server_netns: Option<String>,
+    /// The address the publisher and the subscribers bind to (default: --server-ip).
+    #[arg(long)]
+    client_ip: Option<IpAddr>,
+    /// Publisher pacing, as a multiple of the stream's 2.5 Mbit/s (Chromium paces at 2.5);
+    /// 0 sends each frame's packets back to back.
+    #[arg(long, default_value_t = 0.0)]
+    pace: f64,
     /// Folder for the peer's configuration and log.
     #[arg(long, default_value = "/tmp/r58-fanout")]
     work_dir: PathBuf,
@@ -106,9 +118,16 @@ fn main() {
     };
     let mut steps = Vec::new();
     println!(
-        "fanout: 1 publisher (H.264 ~2.5 Mbit/s, 30 fps), server {} pinned to core {:?}, {} s per step",
+        "fanout: 1 publisher (H.264 ~2.5 Mbit/s, 30 fps, {}), server {} pinned to core {:?} on {}{}, clients on {}, {} s per step",
+        pacing(args.pace),
         server_bin.display(),
         args.server_core,
+        args.server_ip,
+        args.server_netns
+            .as_deref()
+            .map(|ns| format!(" (namespace {ns})"))
+            .unwrap_or_default(),
+        client_ip(&args),
         args.duration
     );
     if let Some(janus) = &args.janus_bin {
@@ -128,7 +147,8 @@ fn main() {
                 run_janus(&args, n)
             };
             match result {
-                Ok(step) => {
+                Ok(mut step) => {
+                    step.publisher_pace = args.pace;
                     println!("{}", report::row(&step));
                     if step.loss_pct > args.stop_loss {
                         println!(
@@ -180,17 +200,42 @@ fn write_outputs(args: &Args, steps: &[Step]) {
     }
 }
 
+/// "bursts" or the pacing factor, for the console and the Markdown.
+pub fn pacing(pace: f64) -> String {
+    if pace > 0.0 {
+        format!("paced at {pace} x its bitrate")
+    } else {
+        "frames in bursts".into()
+    }
+}
+
+fn client_ip(args: &Args) -> IpAddr {
+    args.client_ip.unwrap_or(args.server_ip)
+}
+
+fn placement(args: &Args) -> Placement {
+    Placement {
+        core: args.server_core,
+        netns: args.server_netns.clone(),
+        ip: args.server_ip,
+    }
+}
+
 fn run_r58(args: &Args, n: usize) -> Result<Step, Box<dyn std::error::Error>> {
     let bin = args.server_bin.as_deref().ok_or("no --server-bin")?;
-    let server = server::start_r58(bin, args.server_core, n + 16)?;
+    let server = server::start_r58(bin, &placement(args), n + 16, &args.work_dir)?;
     let stream = "bench".to_string();
-    let publisher = Publisher::start(&Ingest::Whip {
-        http: server.http,
-        stream: stream.clone(),
-    })?;
+    let publisher = Publisher::start(
+        &Ingest::Whip {
+            http: server.http,
+            stream: stream.clone(),
+        },
+        client_ip(args),
+        args.pace,
+    )?;
     std::thread::sleep(Duration::from_millis(500));
     let rss_before = procfs::rss_bytes(server.pid);
-    let mut pool = Pool::new(n)?;
+    let mut pool = Pool::new(n, client_ip(args))?;
     let connect_started = Instant::now();
     pool.open(
         n,
@@ -203,10 +248,11 @@ fn run_r58(args: &Args, n: usize) -> Result<Step, Box<dyn std::error::Error>> {
     let connect_s = connect_started.elapsed().as_secs_f64();
     pool.run_for(Duration::from_secs_f64(args.warmup))?;
     let dropped_before = r58_send_dropped(server.http);
-    let ingest_before = procfs::udp_socket_drops(server.udp.port());
+    let ingest_before = procfs::udp_socket_drops(server.pid, server.udp.port());
     let mut measured = measure(args, &mut pool, &publisher, server.pid)?;
     measured.server_send_dropped = r58_send_dropped(server.http) - dropped_before;
-    measured.server_ingest_dropped = procfs::udp_socket_drops(server.udp.port()) - ingest_before;
+    measured.server_ingest_dropped =
+        procfs::udp_socket_drops(server.pid, server.udp.port()) - ingest_before;
     let rss_after = procfs::rss_bytes(server.pid);
     Ok(Step::new(
         "r58",
@@ -235,25 +281,27 @@ fn r58_send_dropped(http: std::net::SocketAddr) -> u64 {
 fn run_janus(args: &Args, n: usize) -> Result<Step, Box<dyn std::error::Error>> {
     let bin = args.janus_bin.as_deref().ok_or("no --janus-bin")?;
     let dir = janus::config_dir(&args.work_dir, n);
-    let server = janus::start(bin, args.server_core, &dir, args.janus_ip)?;
-    let publisher = Publisher::start(&Ingest::PlainRtp { to: server.udp })?;
+    let server = janus::start(bin, &placement(args), &dir)?;
+    let publisher = Publisher::start(
+        &Ingest::PlainRtp { to: server.udp },
+        client_ip(args),
+        args.pace,
+    )?;
     std::thread::sleep(Duration::from_millis(500));
     let rss_before = procfs::rss_bytes(server.pid);
-    let mut pool = Pool::new(n)?;
+    let mut pool = Pool::new(n, client_ip(args))?;
     let connect_started = Instant::now();
     pool.open(
         n,
-        &Peer::Janus {
-            http: server.http,
-            bind: args.janus_ip,
-        },
+        &Peer::Janus { http: server.http },
         Duration::from_secs(60 + n as u64 / 10),
     )?;
     let connect_s = connect_started.elapsed().as_secs_f64();
     pool.run_for(Duration::from_secs_f64(args.warmup))?;
-    let ingest_before = procfs::udp_socket_drops(server.udp.port());
+    let ingest_before = procfs::udp_socket_drops(server.pid, server.udp.port());
     let mut measured = measure(args, &mut pool, &publisher, server.pid)?;
-    measured.server_ingest_dropped = procfs::udp_socket_drops(server.udp.port()) - ingest_before;
+    measured.server_ingest_dropped =
+        procfs::udp_socket_drops(server.pid, server.udp.port()) - ingest_before;
     let rss_after = procfs::rss_bytes(server.pid);
     Ok(Step::new(
         "janus",

@@ -79,10 +79,11 @@ impl std::ops::Sub for UdpCounters {
     }
 }
 
-/// Datagrams dropped so far by the UDP socket bound to `port` (any address), from the `drops`
-/// column of `/proc/net/udp`: the server's own receive drops, told apart from the generator's.
-pub fn udp_socket_drops(port: u16) -> u64 {
-    let text = fs::read_to_string("/proc/net/udp").unwrap_or_default();
+/// Datagrams dropped so far by the UDP socket bound to `port` (any address) in the network
+/// namespace of process `pid`, from the `drops` column of `/proc/<pid>/net/udp`: the server's
+/// own receive drops, told apart from the generator's.
+pub fn udp_socket_drops(pid: u32, port: u16) -> u64 {
+    let text = fs::read_to_string(format!("/proc/{pid}/net/udp")).unwrap_or_default();
     let wanted = format!(":{port:04X}");
     text.lines()
         .skip(1)

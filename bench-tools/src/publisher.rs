@@ -1,8 +1,10 @@
-//! The synthetic publisher: H.264 at ~2.5 Mbit/s, 30 fps, sent frame by frame (a frame's
-//! packets back to back, as a keyframe burst arrives from an encoder without a pacer), each
-//! FU-A packet stamped with its send time.
+//! The synthetic publisher: H.264 at ~2.5 Mbit/s, 30 fps, sent frame by frame, each FU-A
+//! packet stamped with its send time. By default a frame's packets go back to back, as a
+//! keyframe burst leaves an encoder without a pacer; with a pacing factor they are spread out
+//! at that multiple of the stream's bitrate, as a WebRTC sender's pacer does (Chromium's
+//! default factor is 2.5), which is what a browser's WHIP session delivers.
 
-use std::net::{SocketAddr, UdpSocket};
+use std::net::{IpAddr, SocketAddr, UdpSocket};
 use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::thread::JoinHandle;
@@ -16,6 +18,8 @@ use crate::stamp;
 use crate::subscribers::{PoolError, wall_ns};
 
 const FRAME_INTERVAL: Duration = Duration::from_nanos(1_000_000_000 / 30);
+/// The synthetic stream's nominal bitrate, the base of the pacing factor.
+const STREAM_BITS_PER_SECOND: f64 = 2_500_000.0;
 
 /// Where the publisher's packets go.
 pub enum Ingest {
@@ -75,9 +79,10 @@ impl Sender {
 }
 
 impl Publisher {
-    /// Connects (for WHIP: offer, ICE, DTLS) and starts sending.
-    pub fn start(ingest: &Ingest) -> Result<Self, PoolError> {
-        let socket = UdpSocket::bind("127.0.0.1:0")?;
+    /// Connects (for WHIP: offer, ICE, DTLS) from `bind` and starts sending; `pace` is the
+    /// pacing factor (0: bursts).
+    pub fn start(ingest: &Ingest, bind: IpAddr, pace: f64) -> Result<Self, PoolError> {
+        let socket = UdpSocket::bind(SocketAddr::new(bind, 0))?;
         let sender = match ingest {
             Ingest::Whip { http, stream } => {
                 let mut client = Client::new(ClientRole::Publish)?;
@@ -111,7 +116,7 @@ impl Publisher {
             let (stop, sent) = (stop.clone(), sent.clone());
             std::thread::Builder::new()
                 .name("publisher".into())
-                .spawn(move || run(sender, ssrc, &stop, &sent))?
+                .spawn(move || run(sender, ssrc, pace, &stop, &sent))?
         };
         Ok(Self {
             stop,
@@ -164,11 +169,13 @@ fn connect(client: &mut Client, socket: &UdpSocket) -> Result<(), PoolError> {
     })
 }
 
-fn run(mut sender: Sender, ssrc: u32, stop: &AtomicBool, sent: &AtomicU64) {
+fn run(mut sender: Sender, ssrc: u32, pace: f64, stop: &AtomicBool, sent: &AtomicU64) {
     let mut source = H264Source::new(ssrc, H264_PT);
     let mut next = Instant::now();
+    let mut pacer = Pacer::new(pace);
     while !stop.load(Ordering::Relaxed) {
         for mut packet in source.next_frame() {
+            pacer.wait_for(packet.len());
             stamp::write(&mut packet, wall_ns());
             sender.send(&packet);
             sent.fetch_add(1, Ordering::Relaxed);
@@ -181,5 +188,60 @@ fn run(mut sender: Sender, ssrc: u32, stop: &AtomicBool, sent: &AtomicU64) {
         } else {
             next = now; // fell behind: do not send a burst of late frames
         }
+    }
+}
+
+/// Spreads packets out at a fixed byte rate; a packet that finds the pacer idle leaves at once,
+/// later ones wait for their turn (a keyframe longer than a frame interval delays the next
+/// frame, as in a sender's pacer queue).
+struct Pacer {
+    bytes_per_second: Option<f64>,
+    next: Instant,
+}
+
+impl Pacer {
+    fn new(factor: f64) -> Self {
+        Self {
+            bytes_per_second: (factor > 0.0).then(|| factor * STREAM_BITS_PER_SECOND / 8.0),
+            next: Instant::now(),
+        }
+    }
+
+    /// Sleeps until a packet of `len` bytes may leave, and books its time on the wire.
+    fn wait_for(&mut self, len: usize) {
+        let Some(rate) = self.bytes_per_second else {
+            return;
+        };
+        let now = Instant::now();
+        if self.next > now {
+            std::thread::sleep(self.next - now);
+        }
+        self.next = self.next.max(now) + Duration::from_secs_f64(len as f64 / rate);
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn pacer_spreads_packets_at_its_rate() {
+        // 2.5 x 2.5 Mbit/s = 781 250 bytes/s: 8 packets of 1200 bytes take ~12.3 ms.
+        let mut pacer = Pacer::new(2.5);
+        let start = Instant::now();
+        for _ in 0..9 {
+            pacer.wait_for(1200);
+        }
+        let took = start.elapsed();
+        assert!(took >= Duration::from_micros(12_000), "{took:?}");
+        let mut burst = Pacer::new(0.0);
+        let start = Instant::now();
+        for _ in 0..1000 {
+            burst.wait_for(1200);
+        }
+        assert!(
+            start.elapsed() < Duration::from_millis(5),
+            "no pacing at factor 0"
+        );
     }
 }

@@ -45,6 +45,9 @@ pub struct Step {
     /// Publisher packets dropped by the server's receive socket (each one is lost to every
     /// subscriber); the rest of `udp.rcvbuf_errors` is the generator's.
     pub server_ingest_dropped: u64,
+    /// The publisher's pacing factor (0: each frame's packets in one burst).
+    #[serde(default)]
+    pub publisher_pace: f64,
 }
 
 fn percentile(sorted: &[f64], p: f64) -> f64 {
@@ -105,6 +108,7 @@ impl Step {
             retried_subscribers: w.retried,
             server_send_dropped: w.server_send_dropped,
             server_ingest_dropped: w.server_ingest_dropped,
+            publisher_pace: 0.0,
         }
     }
 }

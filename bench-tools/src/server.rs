@@ -1,7 +1,7 @@
-//! Starting the servers under test: pinned to a core with `taskset`, on free loopback ports,
-//! killed when dropped.
+//! Starting the servers under test: pinned to a core with `taskset`, optionally in a network
+//! namespace of their own, on free ports, killed when dropped.
 
-use std::net::{SocketAddr, TcpStream, UdpSocket};
+use std::net::{IpAddr, SocketAddr, TcpStream, UdpSocket};
 use std::path::Path;
 use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
@@ -50,30 +50,57 @@ pub fn free_port() -> Result<u16, ServerError> {
     }
 }
 
-/// `program`, under `taskset -c core` when a core is given. It inherits the generator's
-/// priority: `scripts/bench.sh` runs the generator at nice -10 so that, on a machine shared
-/// with other work, neither loses its core to parallel builds.
-pub fn pinned(core: Option<usize>, program: &Path) -> Command {
-    match core {
-        Some(core) => {
-            let mut c = Command::new("taskset");
-            c.arg("-c").arg(core.to_string()).arg(program);
-            c
-        }
-        None => Command::new(program),
-    }
+/// Where a server under test runs: its core, its network namespace, the address it serves on.
+#[derive(Debug, Clone)]
+pub struct Placement {
+    pub core: Option<usize>,
+    /// A network namespace to start the server in (`ip netns exec`), so that delivering what
+    /// it sends to the generator's sockets runs in the generator's namespace (and, with RPS on
+    /// the generator's side of the veth, on the generator's core) as it would on another host.
+    pub netns: Option<String>,
+    pub ip: IpAddr,
 }
 
-/// Starts r58 with no test cameras, room for `sessions`, and waits for `/healthz`.
+/// `program` as `placement` says: in its namespace (`ip netns exec`, which execs, so the pid is
+/// the server's), under `taskset -c core`. It inherits the generator's priority:
+/// `scripts/bench.sh` runs the generator at nice -10 so that, on a machine shared with other
+/// work, neither loses its core to parallel builds.
+pub fn pinned(placement: &Placement, program: &Path) -> Command {
+    let mut words: Vec<std::ffi::OsString> = Vec::new();
+    if let Some(ns) = &placement.netns {
+        words.extend(["ip", "netns", "exec", ns.as_str()].map(Into::into));
+    }
+    if let Some(core) = placement.core {
+        words.extend(["taskset".into(), "-c".into(), core.to_string().into()]);
+    }
+    words.push(program.into());
+    let mut c = Command::new(&words[0]);
+    c.args(&words[1..]);
+    c
+}
+
+/// Starts r58 with no test cameras, room for `sessions`, and waits for `/healthz`. Its
+/// configuration file (written to `dir`) lifts the per-address session limit: every
+/// subscriber of the generator comes from one address.
 pub fn start_r58(
     bin: &Path,
-    core: Option<usize>,
+    placement: &Placement,
     sessions: usize,
+    dir: &Path,
 ) -> Result<ServerProcess, ServerError> {
-    let http = SocketAddr::from(([127, 0, 0, 1], free_port()?));
-    let udp = SocketAddr::from(([127, 0, 0, 1], free_port()?));
-    let mut cmd = pinned(core, bin);
-    cmd.arg("--listen")
+    let config = dir.join("r58.toml");
+    std::fs::create_dir_all(dir)
+        .and_then(|()| std::fs::write(&config, "[limits]\nsessions_per_ip = 0\n"))
+        .map_err(|source| ServerError::Spawn {
+            what: format!("r58 config {}", config.display()),
+            source,
+        })?;
+    let http = SocketAddr::new(placement.ip, free_port()?);
+    let udp = SocketAddr::new(placement.ip, free_port()?);
+    let mut cmd = pinned(placement, bin);
+    cmd.arg("--config")
+        .arg(&config)
+        .arg("--listen")
         .arg(http.to_string())
         .arg("--webrtc-udp")
         .arg(udp.to_string())
@@ -136,5 +163,35 @@ impl ServerProcess {
             http,
             udp,
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn placement_builds_the_command_line() {
+        let line = |p: &Placement| {
+            let c = pinned(p, Path::new("/bin/r58"));
+            std::iter::once(c.get_program())
+                .chain(c.get_args())
+                .map(|a| a.to_string_lossy().into_owned())
+                .collect::<Vec<_>>()
+                .join(" ")
+        };
+        let ip = IpAddr::from([10, 58, 0, 1]);
+        let both = Placement {
+            core: Some(1),
+            netns: Some("srv".into()),
+            ip,
+        };
+        assert_eq!(line(&both), "ip netns exec srv taskset -c 1 /bin/r58");
+        let none = Placement {
+            core: None,
+            netns: None,
+            ip,
+        };
+        assert_eq!(line(&none), "/bin/r58");
     }
 }

@@ -3,9 +3,14 @@
 //! RTP header gives the sequence number (loss, reorder); a spread-out sample of packets is
 //! decrypted to read the publisher's send time, compared with the kernel's receive timestamp
 //! (`SO_TIMESTAMPNS`), so the generator's own scheduling delay does not count as latency.
+//!
+//! Sockets accept UDP GRO (`UDP_GRO`): where the kernel hands over a run of same-sized
+//! datagrams as one buffer (a server's GSO send that crossed a veth unsegmented), one read
+//! takes the whole run and it is split here by the segment size the kernel reports. That keeps
+//! one generator core able to read thousands of subscribers' packets.
 
 use std::io::IoSliceMut;
-use std::net::{IpAddr, Ipv4Addr, SocketAddr};
+use std::net::{IpAddr, SocketAddr};
 use std::os::fd::AsRawFd;
 use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 
@@ -21,8 +26,10 @@ use sfu::webrtc::client::{Client, ClientRole};
 use crate::http;
 use crate::stamp;
 
-/// Datagrams per `recvmmsg` call.
+/// Messages per `recvmmsg` call.
 const BATCH: usize = 32;
+/// Receive buffer per message: a GRO run of datagrams arrives as one message of up to 64 KB.
+const MESSAGE_BUF: usize = 65_536;
 /// How often every client's timers (consent checks, DTLS retransmissions) run.
 const TIMER_INTERVAL: Duration = Duration::from_millis(50);
 /// How often every socket is read whether or not it was reported readable.
@@ -45,7 +52,7 @@ pub enum Peer {
     /// r58: our offer to `POST /whep/{stream}`.
     Whep { http: SocketAddr, stream: String },
     /// Janus: the streaming plugin offers over its HTTP API, we answer.
-    Janus { http: SocketAddr, bind: IpAddr },
+    Janus { http: SocketAddr },
 }
 
 struct Sub {
@@ -64,7 +71,9 @@ pub struct Pool {
     events: Events,
     subs: Vec<Sub>,
     headers: MultiHeaders<SockaddrStorage>,
-    bufs: Vec<[u8; 1600]>,
+    bufs: Vec<Vec<u8>>,
+    /// The address subscriber sockets bind to.
+    bind: IpAddr,
     next_timers: Instant,
     next_sweep: Instant,
     /// Publisher send -> kernel receive, in microseconds, for sampled packets.
@@ -97,13 +106,14 @@ pub enum PoolError {
 }
 
 impl Pool {
-    pub fn new(expected: usize) -> Result<Self, PoolError> {
+    pub fn new(expected: usize, bind: IpAddr) -> Result<Self, PoolError> {
         Ok(Self {
             poll: Poll::new()?,
             events: Events::with_capacity(1024),
             subs: Vec::with_capacity(expected),
-            headers: MultiHeaders::preallocate(BATCH, Some(cmsg_space!(TimeSpec))),
-            bufs: vec![[0u8; 1600]; BATCH],
+            headers: new_headers(),
+            bufs: vec![vec![0u8; MESSAGE_BUF]; BATCH],
+            bind,
             next_timers: Instant::now(),
             next_sweep: Instant::now(),
             latency_us: Vec::new(),
@@ -170,13 +180,10 @@ impl Pool {
     }
 
     fn new_sub(&mut self, peer: &Peer, index: usize) -> Result<Sub, PoolError> {
-        let ip = match peer {
-            Peer::Janus { bind, .. } => *bind,
-            Peer::Whep { .. } => IpAddr::V4(Ipv4Addr::LOCALHOST),
-        };
-        let mut socket = UdpSocket::bind(SocketAddr::new(ip, 0))?;
+        let mut socket = UdpSocket::bind(SocketAddr::new(self.bind, 0))?;
         setsockopt(&socket, sockopt::RcvBuf, &RCVBUF)?;
         setsockopt(&socket, sockopt::ReceiveTimestampns, &true)?;
+        setsockopt(&socket, sockopt::UdpGroSegment, &true)?;
         let mut client = Client::new(ClientRole::Play)?;
         let resource = match peer {
             Peer::Whep { http, stream } => {
@@ -257,39 +264,14 @@ impl Pool {
     }
 
     fn drain(&mut self, index: usize) {
-        let mut meta = [(0usize, None::<TimeSpec>); BATCH];
+        let mut meta = [Received::default(); BATCH];
         loop {
             let received = {
                 let Some(sub) = self.subs.get(index) else {
                     return;
                 };
-                let fd = sub.socket.as_raw_fd();
-                let mut iovs: Vec<[IoSliceMut<'_>; 1]> = self
-                    .bufs
-                    .iter_mut()
-                    .map(|b| [IoSliceMut::new(&mut b[..])])
-                    .collect();
-                match recvmmsg(
-                    fd,
-                    &mut self.headers,
-                    iovs.iter_mut(),
-                    MsgFlags::MSG_DONTWAIT,
-                    None,
-                ) {
-                    Ok(results) => {
-                        let mut n = 0;
-                        for msg in results {
-                            let ts = msg.cmsgs().ok().and_then(|mut c| {
-                                c.find_map(|c| match c {
-                                    ControlMessageOwned::ScmTimestampns(ts) => Some(ts),
-                                    _ => None,
-                                })
-                            });
-                            meta[n] = (msg.bytes, ts);
-                            n += 1;
-                        }
-                        n
-                    }
+                match read_messages(&sub.socket, &mut self.headers, &mut self.bufs, &mut meta) {
+                    Ok(n) => n,
                     Err(nix::errno::Errno::EINTR) => continue,
                     // EAGAIN: drained. Anything else concerns this datagram only; the next
                     // sweep reads what follows it.
@@ -297,20 +279,22 @@ impl Pool {
                 }
             };
             let sample_every = self.sample_every;
-            for (i, &(len, ts)) in meta.iter().enumerate().take(received) {
-                let data = &self.bufs[i][..len.min(1600)];
-                let mut sink = Samples {
-                    latency_us: &mut self.latency_us,
-                    decrypt_errors: &mut self.decrypt_errors,
-                };
-                handle(
-                    &mut self.subs[index],
-                    index,
-                    sample_every,
-                    data,
-                    ts,
-                    &mut sink,
-                );
+            for (i, m) in meta.iter().enumerate().take(received) {
+                let (ts, message) = (m.timestamp, &self.bufs[i][..m.len.min(MESSAGE_BUF)]);
+                for data in datagrams(message, m.segment) {
+                    let mut sink = Samples {
+                        latency_us: &mut self.latency_us,
+                        decrypt_errors: &mut self.decrypt_errors,
+                    };
+                    handle(
+                        &mut self.subs[index],
+                        index,
+                        sample_every,
+                        data,
+                        ts,
+                        &mut sink,
+                    );
+                }
             }
             if received < BATCH {
                 break;
@@ -329,6 +313,73 @@ impl Pool {
     pub fn failed(&self) -> usize {
         self.subs.iter().filter(|s| s.failed).count()
     }
+}
+
+/// One message read by [`read_messages`].
+#[derive(Debug, Clone, Copy, Default)]
+struct Received {
+    len: usize,
+    timestamp: Option<TimeSpec>,
+    /// The GRO segment size when the message is a run of datagrams.
+    segment: Option<usize>,
+}
+
+/// One `recvmmsg` on `socket` into `bufs`, what each message was in `meta`; how many.
+fn read_messages(
+    socket: &impl AsRawFd,
+    headers: &mut MultiHeaders<SockaddrStorage>,
+    bufs: &mut [Vec<u8>],
+    meta: &mut [Received],
+) -> nix::Result<usize> {
+    let mut iovs: Vec<[IoSliceMut<'_>; 1]> = bufs
+        .iter_mut()
+        .take(meta.len())
+        .map(|b| [IoSliceMut::new(&mut b[..])])
+        .collect();
+    let results = recvmmsg(
+        socket.as_raw_fd(),
+        headers,
+        iovs.iter_mut(),
+        MsgFlags::MSG_DONTWAIT,
+        None,
+    )?;
+    let mut n = 0;
+    for (msg, slot) in results.zip(meta.iter_mut()) {
+        *slot = Received {
+            len: msg.bytes,
+            ..Received::default()
+        };
+        for c in msg.cmsgs().into_iter().flatten() {
+            match c {
+                ControlMessageOwned::ScmTimestampns(t) => slot.timestamp = Some(t),
+                ControlMessageOwned::UdpGroSegments(size) if size > 0 => {
+                    slot.segment = Some(size as usize)
+                }
+                _ => {}
+            }
+        }
+        n += 1;
+    }
+    // The kernel shortens each header's control length to what it wrote, and nix (0.31) does
+    // not restore it before the next call: a message with only a timestamp would leave too
+    // little room for the next one's GRO segment size, which then arrives truncated (the run
+    // read as one datagram). Fresh headers for the next call.
+    if n > 0 {
+        *headers = new_headers();
+    }
+    Ok(n)
+}
+
+/// Headers for [`read_messages`]: room for a receive timestamp and a GRO segment size.
+fn new_headers() -> MultiHeaders<SockaddrStorage> {
+    MultiHeaders::preallocate(BATCH, Some(cmsg_space!(TimeSpec, i32)))
+}
+
+/// The datagrams of one received message: a GRO run is cut at the segment size the kernel
+/// reported (the last one may be shorter); a plain message is one datagram.
+fn datagrams(message: &[u8], segment: Option<usize>) -> std::slice::Chunks<'_, u8> {
+    let size = segment.unwrap_or(message.len()).max(1);
+    message.chunks(size)
 }
 
 /// Where latency samples go (fields of the pool, borrowed apart from its subscribers).
@@ -459,6 +510,64 @@ pub fn wall_ns() -> u64 {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    /// A GSO send of a frame (equal-sized packets and a shorter last one) to a GRO socket on
+    /// loopback: whether the kernel hands it over as one run or datagram by datagram, the
+    /// reader gets every datagram back, whole and in order.
+    #[test]
+    fn reads_a_gso_run_back_as_its_datagrams() {
+        let rx = std::net::UdpSocket::bind("127.0.0.1:0").unwrap();
+        setsockopt(&rx, sockopt::UdpGroSegment, &true).unwrap();
+        setsockopt(&rx, sockopt::ReceiveTimestampns, &true).unwrap();
+        let tx = std::net::UdpSocket::bind("127.0.0.1:0").unwrap();
+        let to = rx.local_addr().unwrap();
+        let frame: Vec<Vec<u8>> = (0..8u8)
+            .map(|i| vec![i; if i == 7 { 300 } else { 1200 }])
+            .collect();
+        let queued: Vec<(SocketAddr, &[u8])> = frame.iter().map(|d| (to, &d[..])).collect();
+        let mut sender = sfu::webrtc::udp_batch::GsoSender::new(true);
+        let mut headers = new_headers();
+        let mut bufs = vec![vec![0u8; MESSAGE_BUF]; BATCH];
+        let mut meta = [Received::default(); BATCH];
+        // First a lone datagram (a timestamp only: the kernel shortens the control length it
+        // is given), then the run, read with the same headers.
+        tx.send_to(b"lone", to).unwrap();
+        std::thread::sleep(Duration::from_millis(20));
+        assert_eq!(
+            read_messages(&rx, &mut headers, &mut bufs, &mut meta),
+            Ok(1)
+        );
+        assert_eq!(meta[0].segment, None);
+        assert_eq!(&bufs[0][..meta[0].len], b"lone");
+        assert_eq!(sender.send(&tx, &queued), 0);
+        let mut got: Vec<Vec<u8>> = Vec::new();
+        let deadline = Instant::now() + Duration::from_secs(2);
+        while got.len() < frame.len() && Instant::now() < deadline {
+            let n = read_messages(&rx, &mut headers, &mut bufs, &mut meta).unwrap_or(0);
+            for (m, buf) in meta.iter().zip(&bufs).take(n) {
+                assert!(
+                    m.timestamp.is_some(),
+                    "kernel receive time on every message"
+                );
+                got.extend(datagrams(&buf[..m.len], m.segment).map(<[u8]>::to_vec));
+            }
+        }
+        assert_eq!(got, frame);
+    }
+
+    #[test]
+    fn gro_runs_split_at_the_segment_size() {
+        let run: Vec<u8> = (0..10u8).collect();
+        let parts: Vec<&[u8]> = datagrams(&run, Some(4)).collect();
+        assert_eq!(parts, [&[0, 1, 2, 3][..], &[4, 5, 6, 7], &[8, 9]]);
+        let whole: Vec<&[u8]> = datagrams(&run, None).collect();
+        assert_eq!(whole, [&run[..]]);
+        assert_eq!(
+            datagrams(&[], None).count(),
+            0,
+            "an empty message is no datagram"
+        );
+    }
 
     #[test]
     fn extends_across_wrap_both_ways() {

@@ -147,7 +147,7 @@ pub async fn run(engine: SharedEngine, socket: UdpSocket) -> io::Result<()> {
 /// alternate; if both kept their peak (a keyframe for every viewer), memory per viewer would
 /// double, so the one just sent gives back what is beyond this. The engine's queue then grows
 /// again during the next burst: a few reallocations per keyframe, none per packet.
-const SPARE_KEEP: usize = 1 << 20;
+const SPARE_KEEP: usize = 16 << 20;
 
 /// The datagrams taken from the engine, sent after its lock is released.
 #[derive(Default)]

@@ -215,8 +215,14 @@ impl Dtls {
         self.endpoint.poll_timeout(&ASSOCIATION_KEY)
     }
 
-    /// Drives handshake retransmissions; an error means the handshake gave up.
+    /// Drives handshake retransmissions; an error means the handshake gave up. Once the
+    /// handshake is complete there is nothing left to retransmit on a timer (a lost last
+    /// flight is answered when the peer repeats its own), and asking the endpoint costs
+    /// microseconds per session per tick: a few percent of a core at hundreds of viewers.
     pub fn handle_timeout(&mut self, now: Instant) -> Result<(), DtlsError> {
+        if self.completed {
+            return Ok(());
+        }
         if self.poll_timeout().is_some_and(|at| at <= now) {
             self.endpoint
                 .handle_timeout(ASSOCIATION_KEY, now)

@@ -97,22 +97,32 @@ impl<'a> SendBatch<'a> {
             header.msg_iov = &mut iovecs[i];
             header.msg_iovlen = 1;
         }
-        // SAFETY: `headers[..n]` point at `iovecs[..n]` and entries of `self.addrs`, which outlive the
-        // call; each iovec covers a live `&[u8]` the kernel only reads. The fd is open for the
-        // duration of the borrow of `socket`.
-        let sent = unsafe {
-            libc::sendmmsg(
-                socket.as_raw_fd(),
-                headers.as_mut_ptr(),
-                n as libc::c_uint,
-                libc::MSG_DONTWAIT,
-            )
-        };
-        if sent < 0 {
-            Err(io::Error::last_os_error())
-        } else {
-            Ok(sent as usize)
-        }
+        // SAFETY: `headers[..n]` point at `iovecs[..n]` and entries of `self.addrs`, which
+        // outlive the call; each iovec covers a live `&[u8]` the kernel only reads.
+        unsafe { sendmmsg(socket, &mut headers[..n]) }
+    }
+}
+
+/// One non-blocking `sendmmsg` of `headers`; how many messages the kernel took.
+///
+/// # Safety
+/// Every header's name, iovecs and control data must point at memory that stays valid (and
+/// is not written) until the call returns.
+unsafe fn sendmmsg(socket: &impl AsRawFd, headers: &mut [libc::mmsghdr]) -> io::Result<usize> {
+    // SAFETY: the caller vouches for what the headers point at; the fd is open for the
+    // duration of the borrow of `socket`, and the length passed is the slice's.
+    let sent = unsafe {
+        libc::sendmmsg(
+            socket.as_raw_fd(),
+            headers.as_mut_ptr(),
+            headers.len() as libc::c_uint,
+            libc::MSG_DONTWAIT,
+        )
+    };
+    if sent < 0 {
+        Err(io::Error::last_os_error())
+    } else {
+        Ok(sent as usize)
     }
 }
 
@@ -357,20 +367,8 @@ impl GsoSender {
         }
         // SAFETY: `headers[..n]` point at `iovecs`, `addrs` and `controls`, which live on this
         // frame until the call returns, and each iovec covers a live `&[u8]` the kernel only
-        // reads. The fd is open for the duration of the borrow of `socket`.
-        let sent = unsafe {
-            libc::sendmmsg(
-                socket.as_raw_fd(),
-                headers.as_mut_ptr(),
-                n as libc::c_uint,
-                libc::MSG_DONTWAIT,
-            )
-        };
-        if sent < 0 {
-            Err(io::Error::last_os_error())
-        } else {
-            Ok(sent as usize)
-        }
+        // reads.
+        unsafe { sendmmsg(socket, &mut headers[..n]) }
     }
 }
 

@@ -6,6 +6,7 @@
 //! two our DTLS offers. Inbound packets (one per publisher packet, not per viewer) still go
 //! through `rtc-srtp`.
 
+use smallvec::SmallVec;
 use aws_lc_rs::aead::{AES_128_GCM, Aad, LessSafeKey, Nonce, UnboundKey};
 use aws_lc_rs::cipher::{AES_128, EncryptingKey, EncryptionContext, UnboundCipherKey};
 use aws_lc_rs::hmac;
@@ -82,7 +83,9 @@ struct Rollover {
 /// Protects outgoing RTP packets of one session.
 pub struct SrtpSender {
     cipher: Cipher,
-    rollovers: Vec<Rollover>,
+    /// Per SSRC; a session sends a handful (video, audio, RTX), kept inline: fan-out touches
+    /// every viewer's sender per packet, and a separate allocation was a cache miss each time.
+    rollovers: SmallVec<[Rollover; 4]>,
 }
 
 /// RFC 3711 section 4.3.3 key derivation (AES-CM PRF, key derivation rate 0).
@@ -145,7 +148,7 @@ impl SrtpSender {
         };
         Ok(Self {
             cipher,
-            rollovers: Vec::with_capacity(4),
+            rollovers: SmallVec::new(),
         })
     }
 

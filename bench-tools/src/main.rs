@@ -247,10 +247,13 @@ fn run_r58(args: &Args, n: usize) -> Result<Step, Box<dyn std::error::Error>> {
     )?;
     let connect_s = connect_started.elapsed().as_secs_f64();
     pool.run_for(Duration::from_secs_f64(args.warmup))?;
-    let dropped_before = r58_send_dropped(server.http);
+    let sends_before = r58_send_counters(server.http);
     let ingest_before = procfs::udp_socket_drops(server.pid, server.udp.port());
     let mut measured = measure(args, &mut pool, &publisher, server.pid)?;
-    measured.server_send_dropped = r58_send_dropped(server.http) - dropped_before;
+    let sends = r58_send_counters(server.http).since(&sends_before);
+    measured.server_send_dropped = sends.dropped;
+    measured.datagrams_per_message = sends.per(sends.datagrams, sends.messages);
+    measured.datagrams_per_syscall = sends.per(sends.datagrams, sends.syscalls);
     measured.server_ingest_dropped =
         procfs::udp_socket_drops(server.pid, server.udp.port()) - ingest_before;
     let rss_after = procfs::rss_bytes(server.pid);
@@ -265,17 +268,49 @@ fn run_r58(args: &Args, n: usize) -> Result<Step, Box<dyn std::error::Error>> {
     ))
 }
 
-/// Datagrams r58 dropped because its socket refused them (from `/metrics`).
-fn r58_send_dropped(http: std::net::SocketAddr) -> u64 {
-    http::request(http, "GET", "/metrics", None, "")
-        .ok()
-        .and_then(|r| {
-            r.body
-                .lines()
-                .find(|l| !l.starts_with('#') && l.contains("send_dropped_total"))
-                .and_then(|l| l.split_whitespace().last()?.parse().ok())
-        })
-        .unwrap_or(0)
+/// r58's media-socket counters (from `/metrics`): what it sent and how it was batched.
+#[derive(Debug, Default, Clone, Copy)]
+struct SendCounters {
+    dropped: u64,
+    datagrams: u64,
+    messages: u64,
+    syscalls: u64,
+}
+
+impl SendCounters {
+    fn since(&self, before: &SendCounters) -> SendCounters {
+        SendCounters {
+            dropped: self.dropped.saturating_sub(before.dropped),
+            datagrams: self.datagrams.saturating_sub(before.datagrams),
+            messages: self.messages.saturating_sub(before.messages),
+            syscalls: self.syscalls.saturating_sub(before.syscalls),
+        }
+    }
+
+    fn per(&self, count: u64, unit: u64) -> Option<f64> {
+        (unit > 0).then(|| count as f64 / unit as f64)
+    }
+}
+
+fn r58_send_counters(http: std::net::SocketAddr) -> SendCounters {
+    let body = http::request(http, "GET", "/metrics", None, "")
+        .map(|r| r.body)
+        .unwrap_or_default();
+    let metric = |name: &str| {
+        body.lines()
+            .filter(|l| !l.starts_with('#'))
+            .find_map(|l| {
+                let (key, value) = l.split_once(' ')?;
+                (key == name).then(|| value.trim().parse().ok()).flatten()
+            })
+            .unwrap_or(0)
+    };
+    SendCounters {
+        dropped: metric("r58_send_dropped_total"),
+        datagrams: metric("r58_datagrams_out_total"),
+        messages: metric("r58_send_messages_total"),
+        syscalls: metric("r58_send_syscalls_total"),
+    }
 }
 
 fn run_janus(args: &Args, n: usize) -> Result<Step, Box<dyn std::error::Error>> {
@@ -329,6 +364,10 @@ pub struct Window {
     pub retried: usize,
     /// Datagrams the server itself counted as dropped on send (r58 only).
     pub server_send_dropped: u64,
+    /// How the server batched its sends (r58 only): datagrams per message (a GSO run is one
+    /// message) and per `sendmmsg` call.
+    pub datagrams_per_message: Option<f64>,
+    pub datagrams_per_syscall: Option<f64>,
     /// Publisher packets the server's receive socket dropped (its buffer was full).
     pub server_ingest_dropped: u64,
 }
@@ -375,6 +414,8 @@ fn measure(
         failed: pool.failed(),
         retried: pool.retried,
         server_send_dropped: 0,
+        datagrams_per_message: None,
+        datagrams_per_syscall: None,
         server_ingest_dropped: 0,
     })
 }

@@ -4,7 +4,7 @@
 use std::collections::BTreeMap;
 use std::fmt::Write;
 
-use crate::report::Step;
+use crate::report::{COLUMNS, Step, cells};
 
 /// Loss below which a step counts as carried.
 const CLEAN_LOSS_PCT: f64 = 0.1;
@@ -38,31 +38,11 @@ fn capacity<'a>(steps: &'a [Step], server: &str) -> Option<(&'a Step, f64)> {
 pub fn markdown(steps: &[Step], machine: &str) -> String {
     let mut md = String::new();
     let _ = writeln!(md, "{machine}\n");
-    md.push_str(
-        "| server | subscribers | server CPU (% of a core) | softirq on its core (%) | CPU-us per forwarded packet | loss % | \
-         reordered | latency p50 / p99 (ms) | RSS per subscriber (KB) | drops: generator / server in / server out | load avg |\n\
-         |---|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|\n",
-    );
+    let headings: Vec<&str> = COLUMNS.iter().map(|(_, heading, _)| *heading).collect();
+    let _ = writeln!(md, "| {} |", headings.join(" | "));
+    let _ = writeln!(md, "|---|{}", "---:|".repeat(COLUMNS.len() - 1));
     for s in steps {
-        let _ = writeln!(
-            md,
-            "| {} | {} | {:.1} | {} | {:.2} | {:.3} | {} | {:.2} / {:.2} | {:.0} | {} / {} / {} | {:.1} |",
-            s.server,
-            s.subscribers,
-            s.server_cpu_pct,
-            s.core_softirq_pct
-                .map_or_else(|| "-".to_string(), |c| format!("{c:.1}")),
-            s.cpu_us_per_packet,
-            s.loss_pct,
-            s.counts.reordered,
-            s.latency_p50_us / 1000.0,
-            s.latency_p99_us / 1000.0,
-            s.rss_per_subscriber_kb,
-            s.udp.rcvbuf_errors.saturating_sub(s.server_ingest_dropped),
-            s.server_ingest_dropped,
-            s.server_send_dropped,
-            s.load_average
-        );
+        let _ = writeln!(md, "| {} |", cells(s).join(" | "));
     }
     md.push('\n');
     let mut per_core = BTreeMap::new();

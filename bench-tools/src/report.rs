@@ -48,6 +48,12 @@ pub struct Step {
     /// The publisher's pacing factor (0: each frame's packets in one burst).
     #[serde(default)]
     pub publisher_pace: f64,
+    /// How the server batched its sends, from its own counters (r58 only): datagrams per
+    /// message (a UDP GSO run of one viewer's packets is one message) and per `sendmmsg`.
+    #[serde(default)]
+    pub datagrams_per_message: Option<f64>,
+    #[serde(default)]
+    pub datagrams_per_syscall: Option<f64>,
 }
 
 fn percentile(sorted: &[f64], p: f64) -> f64 {
@@ -109,49 +115,81 @@ impl Step {
             server_send_dropped: w.server_send_dropped,
             server_ingest_dropped: w.server_ingest_dropped,
             publisher_pace: 0.0,
+            datagrams_per_message: w.datagrams_per_message,
+            datagrams_per_syscall: w.datagrams_per_syscall,
         }
     }
 }
 
+/// The table's columns: console heading, Markdown heading, console width.
+pub const COLUMNS: [(&str, &str, usize); 13] = [
+    ("server", "server", 6),
+    ("subs", "subscribers", 6),
+    ("cpu %", "server CPU (% of a core)", 8),
+    ("sirq %", "softirq on its core (%)", 8),
+    ("us/pkt", "CPU-us per forwarded packet", 8),
+    ("loss %", "loss %", 8),
+    ("reord", "reordered", 6),
+    ("p50/p99 ms", "latency p50 / p99 (ms)", 15),
+    ("KB/sub", "RSS per subscriber (KB)", 7),
+    (
+        "drops g/i/o",
+        "drops: generator / server in / server out",
+        13,
+    ),
+    ("dg/msg", "datagrams per message / per sendmmsg", 12),
+    ("load", "load avg", 5),
+    ("conn s", "connect (s)", 7),
+];
+
+/// One step's values, formatted, in the order of [`COLUMNS`].
+pub fn cells(s: &Step) -> [String; 13] {
+    let optional =
+        |v: Option<f64>, digits: usize| v.map_or_else(|| "-".into(), |v| format!("{v:.digits$}"));
+    [
+        s.server.clone(),
+        s.subscribers.to_string(),
+        format!("{:.1}", s.server_cpu_pct),
+        optional(s.core_softirq_pct, 1),
+        format!("{:.2}", s.cpu_us_per_packet),
+        format!("{:.3}", s.loss_pct),
+        s.counts.reordered.to_string(),
+        format!(
+            "{:.2} / {:.2}",
+            s.latency_p50_us / 1000.0,
+            s.latency_p99_us / 1000.0
+        ),
+        format!("{:.0}", s.rss_per_subscriber_kb),
+        format!(
+            "{} / {} / {}",
+            s.udp.rcvbuf_errors.saturating_sub(s.server_ingest_dropped),
+            s.server_ingest_dropped,
+            s.server_send_dropped
+        ),
+        match (s.datagrams_per_message, s.datagrams_per_syscall) {
+            (None, None) => "-".into(),
+            (m, c) => format!("{} / {}", optional(m, 1), optional(c, 0)),
+        },
+        format!("{:.1}", s.load_average),
+        format!("{:.0}", s.connect_seconds),
+    ]
+}
+
 pub fn header() -> String {
-    format!(
-        "{:>6} {:>6} {:>8} {:>9} {:>10} {:>8} {:>8} {:>9} {:>9} {:>10} {:>9} {:>9} {:>9} {:>6}",
-        "server",
-        "subs",
-        "cpu %",
-        "sirq %",
-        "us/pkt",
-        "loss %",
-        "reord",
-        "p50 ms",
-        "p99 ms",
-        "KB/sub",
-        "gen drop",
-        "in drop",
-        "out drop",
-        "load"
-    )
+    COLUMNS
+        .iter()
+        .map(|(name, _, width)| format!("{name:>width$}"))
+        .collect::<Vec<_>>()
+        .join(" ")
 }
 
 pub fn row(s: &Step) -> String {
-    format!(
-        "{:>6} {:>6} {:>8.1} {:>9} {:>10.3} {:>8.3} {:>8} {:>9.2} {:>9.2} {:>10.1} {:>9} {:>9} {:>9} {:>6.2}",
-        s.server,
-        s.subscribers,
-        s.server_cpu_pct,
-        s.core_softirq_pct
-            .map_or_else(|| "-".to_string(), |c| format!("{c:.1}")),
-        s.cpu_us_per_packet,
-        s.loss_pct,
-        s.counts.reordered,
-        s.latency_p50_us / 1000.0,
-        s.latency_p99_us / 1000.0,
-        s.rss_per_subscriber_kb,
-        s.udp.rcvbuf_errors.saturating_sub(s.server_ingest_dropped),
-        s.server_ingest_dropped,
-        s.server_send_dropped,
-        s.load_average
-    )
+    cells(s)
+        .iter()
+        .zip(COLUMNS)
+        .map(|(cell, (_, _, width))| format!("{cell:>width$}"))
+        .collect::<Vec<_>>()
+        .join(" ")
 }
 
 pub fn write_json(path: &Path, steps: &[Step]) -> std::io::Result<()> {

@@ -67,6 +67,21 @@ pub async fn metrics(State(state): State<AppState>) -> Response {
         stats.send_dropped,
     );
     counter(
+        "datagrams_out_total",
+        "UDP datagrams the media socket sent.",
+        stats.datagrams_out,
+    );
+    counter(
+        "send_messages_total",
+        "Messages those datagrams went in (a UDP GSO run of one viewer's packets is one).",
+        stats.send_messages,
+    );
+    counter(
+        "send_syscalls_total",
+        "sendmmsg calls of the media socket.",
+        stats.send_syscalls,
+    );
+    counter(
         "publisher_bitrate_cap_dropped_total",
         "Publisher datagrams dropped for exceeding [limits] publisher_bitrate_cap.",
         stats.bitrate_cap_dropped,

@@ -274,6 +274,21 @@ fn soak_200_viewers_with_a_reconnecting_publisher_loses_under_a_thousandth() {
     assert_eq!(closed, 0, "viewers were ended by a publisher reconnect");
     assert!(expected > 0 && received > 0);
     assert!(loss < 0.001, "loss {:.4} %", loss * 100.0);
+    // The media socket's send counters: every packet a viewer got was counted as sent, and
+    // batching can only merge (datagrams >= GSO messages >= sendmmsg calls).
+    let datagrams = server.metric("r58_datagrams_out_total");
+    let messages = server.metric("r58_send_messages_total");
+    let syscalls = server.metric("r58_send_syscalls_total");
+    eprintln!(
+        "soak: {datagrams} datagrams sent in {messages} messages, {syscalls} sendmmsg calls \
+         ({:.1} datagrams per message)",
+        datagrams / messages.max(1.0)
+    );
+    assert!(
+        datagrams >= received as f64,
+        "{datagrams} sent < {received} received"
+    );
+    assert!(syscalls > 0.0 && syscalls <= messages && messages <= datagrams);
     server.assert_serves();
 }
 

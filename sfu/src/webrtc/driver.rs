@@ -165,6 +165,7 @@ impl Outbound {
         if self.dropped > 0 {
             engine.count_send_drops(std::mem::take(&mut self.dropped));
         }
+        engine.count_sends(self.sender.take_counts());
         self.queue.clear();
         engine.swap_transmits(&mut self.queue);
     }

@@ -6,11 +6,11 @@
 //! two our DTLS offers. Inbound packets (one per publisher packet, not per viewer) still go
 //! through `rtc-srtp`.
 
-use smallvec::SmallVec;
 use aws_lc_rs::aead::{AES_128_GCM, Aad, LessSafeKey, Nonce, UnboundKey};
 use aws_lc_rs::cipher::{AES_128, EncryptingKey, EncryptionContext, UnboundCipherKey};
 use aws_lc_rs::hmac;
 use aws_lc_rs::iv::FixedLength;
+use smallvec::SmallVec;
 use thiserror::Error;
 
 /// Bytes SRTP adds after the payload.

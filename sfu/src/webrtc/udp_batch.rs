@@ -150,11 +150,23 @@ struct Message {
     segment: u16,
 }
 
+/// What a sender handed to the kernel: how well sends were batched.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct SendCounts {
+    /// Datagrams the kernel took.
+    pub datagrams: u64,
+    /// Messages they went in (a GSO run is one message).
+    pub messages: u64,
+    /// `sendmmsg` calls that sent something.
+    pub syscalls: u64,
+}
+
 /// Sends a flush's datagrams grouped by destination, runs of equal size as one GSO message,
 /// in `sendmmsg` batches. Holds its scratch between flushes: no allocation per datagram.
 #[derive(Debug)]
 pub struct GsoSender {
     gso: bool,
+    counts: SendCounts,
     last: HashMap<SocketAddr, u32, rustc_hash::FxBuildHasher>,
     next: Vec<u32>,
     heads: Vec<u32>,
@@ -174,6 +186,7 @@ impl GsoSender {
     pub fn new(gso: bool) -> Self {
         Self {
             gso,
+            counts: SendCounts::default(),
             last: HashMap::default(),
             next: Vec::new(),
             heads: Vec::new(),
@@ -189,6 +202,11 @@ impl GsoSender {
         self.gso
     }
 
+    /// What was sent since the last call.
+    pub fn take_counts(&mut self) -> SendCounts {
+        std::mem::take(&mut self.counts)
+    }
+
     /// Sends `datagrams`; returns how many were dropped (socket buffer full, or refused).
     /// Datagrams to one destination keep their order.
     pub fn send(&mut self, socket: &impl AsRawFd, datagrams: &[(SocketAddr, &[u8])]) -> usize {
@@ -198,7 +216,15 @@ impl GsoSender {
         while start < self.messages.len() {
             match self.send_from(socket, datagrams, start) {
                 Ok(0) => break,
-                Ok(sent) => start += sent,
+                Ok(sent) => {
+                    self.counts.syscalls += 1;
+                    self.counts.messages += sent as u64;
+                    self.counts.datagrams += self.messages[start..start + sent]
+                        .iter()
+                        .map(|m| u64::from(m.count))
+                        .sum::<u64>();
+                    start += sent;
+                }
                 Err(e) if e.kind() == io::ErrorKind::Interrupted => {}
                 Err(e) if e.kind() == io::ErrorKind::WouldBlock => break,
                 Err(_) if self.messages[start].count > 1 && self.gso => {
@@ -443,11 +469,18 @@ mod tests {
         for (v, rx) in rx.iter().enumerate() {
             assert_eq!(receive_all(rx), packets[v], "viewer {v}");
         }
+        let counts = sender.take_counts();
+        assert_eq!(counts.datagrams, 16, "every datagram counted once");
+        assert_eq!(counts.syscalls, 1, "one sendmmsg for two viewers' frames");
         if gso {
             // 40 | 1200 1200 1200 700 | 1200 1200 90, per viewer.
             assert_eq!(sender.messages.len(), 6);
+            assert_eq!(counts.messages, 6);
             assert!(sender.gso_enabled(), "the kernel took GSO");
+        } else {
+            assert_eq!(counts.messages, 16);
         }
+        assert_eq!(sender.take_counts(), SendCounts::default(), "taken");
     }
 
     #[test]

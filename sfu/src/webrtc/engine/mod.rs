@@ -120,6 +120,11 @@ pub struct EngineStats {
     pub sessions_closed: u64,
     pub keyframe_requests_sent: u64,
     pub send_dropped: u64,
+    /// Datagrams, messages (a GSO run is one) and `sendmmsg` calls the media socket sent:
+    /// datagrams per message says how well fan-out batched.
+    pub datagrams_out: u64,
+    pub send_messages: u64,
+    pub send_syscalls: u64,
     /// Publisher datagrams dropped for exceeding the bitrate cap.
     pub bitrate_cap_dropped: u64,
     /// Packets publishers were asked (NACK) to send again.
@@ -245,6 +250,13 @@ impl Engine {
     /// The driver could not send datagrams (socket buffer full): they are dropped and counted.
     pub fn count_send_drops(&mut self, count: u64) {
         self.stats.send_dropped += count;
+    }
+
+    /// What the driver handed to the kernel since it last reported.
+    pub fn count_sends(&mut self, sent: super::udp_batch::SendCounts) {
+        self.stats.datagrams_out += sent.datagrams;
+        self.stats.send_messages += sent.messages;
+        self.stats.send_syscalls += sent.syscalls;
     }
 
     pub fn stats(&self) -> &EngineStats {

@@ -143,19 +143,56 @@ pub async fn run(engine: SharedEngine, socket: UdpSocket) -> io::Result<()> {
     }
 }
 
-/// Datagram space the driver's queue keeps between sends. The engine's queue and the driver's
-/// alternate; if both kept their peak (a keyframe for every viewer), memory per viewer would
-/// double, so the one just sent gives back what is beyond this. The engine's queue then grows
-/// again during the next burst: a few reallocations per keyframe, none per packet.
-const SPARE_KEEP: usize = 16 << 20;
+/// How much datagram space the driver's queue keeps between sends.
+///
+/// The engine's queue and the driver's alternate, so whatever one keeps, both come to keep.
+/// Giving memory back after every send cost ~13 % of the core at 500 viewers (each delta-frame
+/// flush, ~5 MB there, was faulted in page by page again); keeping every peak (a keyframe for
+/// every viewer, twice) cost memory that showed as ~110 KB per subscriber at 100. So a queue
+/// keeps room for twice its typical flush (a moving average of the flushes that carry media,
+/// i.e. delta frames): only the rarer keyframe flush is given back and grown again.
+#[derive(Debug, Clone, Copy)]
+struct SpareRoom {
+    /// Moving average of media flushes, bytes.
+    typical: usize,
+}
+
+impl SpareRoom {
+    /// Always kept: small flushes never reallocate.
+    const MIN: usize = 1 << 20;
+    /// Never kept beyond, whatever the flushes: bounds what an idle server holds.
+    const MAX: usize = 32 << 20;
+    /// Flushes smaller than this (RTCP, handshakes, one packet to a few viewers) do not count
+    /// towards the typical size.
+    const MEDIA_FLUSH: usize = 64 << 10;
+
+    /// Notes a flush of `bytes`; returns the capacity to keep after it.
+    fn after_flush(&mut self, bytes: usize) -> usize {
+        if bytes >= Self::MEDIA_FLUSH {
+            self.typical = self.typical - self.typical / 8 + bytes / 8;
+        }
+        (2 * self.typical).clamp(Self::MIN, Self::MAX)
+    }
+}
 
 /// The datagrams taken from the engine, sent after its lock is released.
-#[derive(Default)]
 struct Outbound {
     queue: TransmitQueue,
     sender: GsoSender,
+    spare: SpareRoom,
     /// Datagrams the socket refused since the engine was last told.
     dropped: u64,
+}
+
+impl Default for Outbound {
+    fn default() -> Self {
+        Self {
+            queue: TransmitQueue::default(),
+            sender: GsoSender::default(),
+            spare: SpareRoom { typical: 0 },
+            dropped: 0,
+        }
+    }
 }
 
 impl Outbound {
@@ -179,7 +216,8 @@ impl Outbound {
         let datagrams: Vec<(std::net::SocketAddr, &[u8])> = self.queue.pending().collect();
         self.dropped += self.sender.send(socket, &datagrams) as u64;
         drop(datagrams);
-        self.queue.clear_and_shrink(SPARE_KEEP);
+        let keep = self.spare.after_flush(self.queue.bytes());
+        self.queue.clear_and_shrink(keep);
     }
 }
 
@@ -199,6 +237,35 @@ fn is_transient(e: &io::Error) -> bool {
 mod tests {
     use super::*;
     use crate::webrtc::engine::EngineConfig;
+
+    #[test]
+    fn spare_room_follows_the_typical_media_flush_not_the_peak() {
+        let mut room = SpareRoom { typical: 0 };
+        assert_eq!(
+            room.after_flush(500),
+            SpareRoom::MIN,
+            "small flushes keep the minimum"
+        );
+        // 500 viewers: 29 delta-frame flushes of ~5 MB, then a keyframe of ~19 MB.
+        let delta = 5 << 20;
+        let mut keep = 0;
+        for _ in 0..60 {
+            keep = room.after_flush(delta);
+        }
+        assert!(
+            (9 << 20..=10 << 20).contains(&keep),
+            "room for twice a delta flush: {keep}"
+        );
+        let after_keyframe = room.after_flush(19 << 20);
+        assert!(
+            after_keyframe < 19 << 20,
+            "a keyframe's peak is given back: {after_keyframe}"
+        );
+        for _ in 0..100 {
+            keep = room.after_flush(200 << 20);
+        }
+        assert_eq!(keep, SpareRoom::MAX, "bounded whatever the flushes");
+    }
 
     /// Datagrams pass from the engine's queue through the swap and the send outside the lock:
     /// every one arrives, in order per destination, round after round (the two queues

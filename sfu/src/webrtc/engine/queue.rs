@@ -85,6 +85,11 @@ impl TransmitQueue {
         self.entries.len().saturating_sub(self.head)
     }
 
+    /// Bytes of the datagrams held (sent ones included until the queue is cleared).
+    pub fn bytes(&self) -> usize {
+        self.data.len()
+    }
+
     pub fn is_empty(&self) -> bool {
         self.len() == 0
     }

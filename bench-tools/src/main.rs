@@ -200,8 +200,8 @@ fn write_outputs(args: &Args, steps: &[Step]) {
     }
 }
 
-/// "bursts" or the pacing factor, for the console and the Markdown.
-pub fn pacing(pace: f64) -> String {
+/// "frames in bursts" or the pacing factor, for the console heading.
+fn pacing(pace: f64) -> String {
     if pace > 0.0 {
         format!("paced at {pace} x its bitrate")
     } else {
@@ -252,8 +252,8 @@ fn run_r58(args: &Args, n: usize) -> Result<Step, Box<dyn std::error::Error>> {
     let mut measured = measure(args, &mut pool, &publisher, server.pid)?;
     let sends = r58_send_counters(server.http).since(&sends_before);
     measured.server_send_dropped = sends.dropped;
-    measured.datagrams_per_message = sends.per(sends.datagrams, sends.messages);
-    measured.datagrams_per_syscall = sends.per(sends.datagrams, sends.syscalls);
+    measured.datagrams_per_message = ratio(sends.datagrams, sends.messages);
+    measured.datagrams_per_syscall = ratio(sends.datagrams, sends.syscalls);
     measured.server_ingest_dropped =
         procfs::udp_socket_drops(server.pid, server.udp.port()) - ingest_before;
     let rss_after = procfs::rss_bytes(server.pid);
@@ -286,10 +286,11 @@ impl SendCounters {
             syscalls: self.syscalls.saturating_sub(before.syscalls),
         }
     }
+}
 
-    fn per(&self, count: u64, unit: u64) -> Option<f64> {
-        (unit > 0).then(|| count as f64 / unit as f64)
-    }
+/// `count` per `unit`, when there was any unit.
+fn ratio(count: u64, unit: u64) -> Option<f64> {
+    (unit > 0).then(|| count as f64 / unit as f64)
 }
 
 fn r58_send_counters(http: std::net::SocketAddr) -> SendCounters {

@@ -151,7 +151,7 @@ pub async fn run(engine: SharedEngine, socket: UdpSocket) -> io::Result<()> {
 /// every viewer, twice) cost memory that showed as ~110 KB per subscriber at 100. So a queue
 /// keeps room for twice its typical flush (a moving average of the flushes that carry media,
 /// i.e. delta frames): only the rarer keyframe flush is given back and grown again.
-#[derive(Debug, Clone, Copy)]
+#[derive(Debug, Clone, Copy, Default)]
 struct SpareRoom {
     /// Moving average of media flushes, bytes.
     typical: usize,
@@ -176,23 +176,13 @@ impl SpareRoom {
 }
 
 /// The datagrams taken from the engine, sent after its lock is released.
+#[derive(Default)]
 struct Outbound {
     queue: TransmitQueue,
     sender: GsoSender,
     spare: SpareRoom,
     /// Datagrams the socket refused since the engine was last told.
     dropped: u64,
-}
-
-impl Default for Outbound {
-    fn default() -> Self {
-        Self {
-            queue: TransmitQueue::default(),
-            sender: GsoSender::default(),
-            spare: SpareRoom { typical: 0 },
-            dropped: 0,
-        }
-    }
 }
 
 impl Outbound {
@@ -240,7 +230,7 @@ mod tests {
 
     #[test]
     fn spare_room_follows_the_typical_media_flush_not_the_peak() {
-        let mut room = SpareRoom { typical: 0 };
+        let mut room = SpareRoom::default();
         assert_eq!(
             room.after_flush(500),
             SpareRoom::MIN,

@@ -79,8 +79,19 @@ if [[ $(id -u) == 0 ]] && ip netns add "r58srv-$$" 2>/dev/null; then
         ip -n "$gen" addr add 10.58.0.2/24 dev r58g
         ip -n "$srv" link set r58s up
         ip -n "$gen" link set r58g up
-        ip netns exec "$gen" sh -c 'echo 1 > /sys/class/net/r58g/queues/rx-0/rps_cpus'  # core 0
-        ip netns exec "$srv" sh -c 'echo 2 > /sys/class/net/r58s/queues/rx-0/rps_cpus'  # core 1
+        if [[ "${BENCH_RX:-}" == napi ]]; then
+            # GRO on the generator's veth gives it a NAPI context; threaded, that context is
+            # a kernel thread pinned to the generator's core.
+            ip netns exec "$gen" ethtool -K r58g gro on rx-udp-gro-forwarding on >/dev/null
+            ip netns exec "$gen" sh -c 'echo 1 > /sys/class/net/r58g/threaded'
+            for pid in $(pgrep '^napi/r58g'); do taskset -p -c 0 "$pid" >/dev/null; done
+            # The veth's ring holds 256 packets and drops beyond; a queue in front of it
+            # stands in for a NIC's transmit queue, which holds a keyframe's burst.
+            ip netns exec "$srv" tc qdisc replace dev r58s root pfifo limit 50000
+        else
+            ip netns exec "$gen" sh -c 'echo 1 > /sys/class/net/r58g/queues/rx-0/rps_cpus'  # core 0
+            ip netns exec "$srv" sh -c 'echo 2 > /sys/class/net/r58s/queues/rx-0/rps_cpus'  # core 1
+        fi
         if [[ "${BENCH_USO:-}" == 1 ]]; then
             segmentation="GSO runs cross the veth whole (a NIC with UDP segmentation offload)"
         else

@@ -366,7 +366,7 @@ impl EngineFixture {
 
     /// No session knows [`STRANGER`] and it cannot pass an ICE check (it does not know any
     /// session's password), so nothing may be sent to it.
-    fn check_no_reply_to_stranger(&self) {
+    fn check_no_reply_to_stranger(&mut self) {
         assert!(
             self.h
                 .engine

@@ -146,6 +146,23 @@ pub struct IngestOutcome {
     pub keyframe_start: bool,
 }
 
+/// A packet the stream accepted from its source and has not yet sent to its viewers.
+///
+/// The engine lets the packets that arrive together (a frame's, in one read of the socket)
+/// gather here and then serves the batch viewer by viewer: each viewer's session and SRTP key
+/// come into the cache once per batch instead of once per packet. At a thousand viewers those
+/// states no longer fit the cache, and fetching them again for every packet was most of the
+/// engine's own cost.
+#[derive(Debug, Clone)]
+pub struct UnsentPacket {
+    pub track_index: usize,
+    pub packet: StoredPacket,
+    pub keyframe_start: bool,
+    /// The capture time (NTP 32.32) when the source knows it.
+    pub capture_ntp: Option<u64>,
+    pub arrival: Instant,
+}
+
 /// A named stream and its audience.
 #[derive(Debug)]
 pub struct Stream {
@@ -158,6 +175,8 @@ pub struct Stream {
     pub viewers: Vec<u64>,
     /// Readers outside the engine (LL-HLS, recorder, switcher), each with its own queue.
     pub readers: Vec<ReaderSlot>,
+    /// Accepted packets waiting for the engine's next fan-out, in arrival order.
+    pub unsent: Vec<UnsentPacket>,
     pub created_at: Instant,
     /// Set when the publisher left; the stream ends unless a new one arrives in time.
     pub orphaned_at: Option<Instant>,
@@ -183,6 +202,7 @@ impl Stream {
             tracks,
             viewers: Vec::new(),
             readers: Vec::new(),
+            unsent: Vec::new(),
             created_at: now,
             orphaned_at: None,
             last_packet_at: None,

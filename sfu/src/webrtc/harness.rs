@@ -87,33 +87,35 @@ impl Harness {
 
     /// Moves datagrams both ways until none are in flight.
     pub fn pump(&mut self) {
-        loop {
-            let mut moved = false;
-            for c in &mut self.clients {
-                while let Some((_, data)) = c.client.poll_transmit() {
-                    moved = true;
-                    if c.online {
-                        self.engine.handle_datagram(self.now, c.addr, &data);
-                    }
-                }
-            }
-            while let Some(t) = self.engine.poll_transmit() {
+        while self.pump_once() {}
+    }
+
+    /// One round: every client's queued datagrams to the engine (in client order), then the
+    /// engine's to the clients. Whether anything moved.
+    pub fn pump_once(&mut self) -> bool {
+        let mut moved = false;
+        for c in &mut self.clients {
+            while let Some((_, data)) = c.client.poll_transmit() {
                 moved = true;
-                if self.discard_media && t.data.first().is_some_and(|b| (128..=191).contains(b)) {
-                    continue;
+                if c.online {
+                    self.engine.handle_datagram(self.now, c.addr, &data);
                 }
-                if let Some(c) = self.clients.iter_mut().find(|c| c.addr == t.to) {
-                    let now = self.now;
-                    let _ = c.client.handle_datagram(now, &t.data);
-                    while let Some(event) = c.client.poll_event() {
-                        record(&mut c.received, event);
-                    }
-                }
-            }
-            if !moved {
-                break;
             }
         }
+        while let Some(t) = self.engine.poll_transmit() {
+            moved = true;
+            if self.discard_media && t.data.first().is_some_and(|b| (128..=191).contains(b)) {
+                continue;
+            }
+            if let Some(c) = self.clients.iter_mut().find(|c| c.addr == t.to) {
+                let now = self.now;
+                let _ = c.client.handle_datagram(now, &t.data);
+                while let Some(event) = c.client.poll_event() {
+                    record(&mut c.received, event);
+                }
+            }
+        }
+        moved
     }
 
     /// Advances the clock by `dt`, firing every timer, and pumps.

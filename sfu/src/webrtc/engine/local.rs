@@ -78,8 +78,8 @@ impl Engine {
             .get(&local.stream)
             .filter(|s| s.source == SourceKind::Camera)
             .map(|_| self.ntp_at(now));
-        if let Some(stream) = self.hub.get_mut(&local.stream) {
-            super::media::forward(
+        if let Some(stream) = self.hub.get_mut(&local.stream)
+            && super::media::forward(
                 now,
                 stream,
                 source,
@@ -87,9 +87,10 @@ impl Engine {
                 &header,
                 &packet,
                 capture_ntp,
-                &mut self.sessions,
-                &mut self.transmits,
-            );
+            )
+        {
+            let viewers = stream.viewers.len();
+            self.note_unsent(viewers);
         }
         Ok(())
     }

@@ -12,9 +12,10 @@ use rtc_rtcp::transport_feedbacks::transport_layer_nack::TransportLayerNack;
 use rtc_shared::marshal::Marshal;
 use tracing::{debug, info, warn};
 
+use super::fanout::{Timing, send_to_viewer, track_out};
 use super::queue::TransmitQueue;
-use super::{CloseReason, Engine, SessionMap};
-use crate::hub::{ReaderPacket, Stream};
+use super::{CloseReason, Engine};
+use crate::hub::{ReaderPacket, Stream, UnsentPacket};
 use crate::rtp::history::StoredPacket;
 use crate::rtp::packet::{RtpHeader, is_rtcp};
 use crate::webrtc::ice_lite::BindingRequest;
@@ -25,8 +26,14 @@ impl Engine {
     pub fn handle_datagram(&mut self, now: Instant, from: SocketAddr, data: &[u8]) {
         self.stats.datagrams_in += 1;
         match data.first() {
-            Some(0..=3) => self.handle_stun(now, from, data),
-            Some(20..=63) => self.handle_dtls(now, from, data),
+            Some(0..=3) => {
+                self.send_unsent();
+                self.handle_stun(now, from, data)
+            }
+            Some(20..=63) => {
+                self.send_unsent();
+                self.handle_dtls(now, from, data)
+            }
             Some(128..=191) => self.handle_srtp(now, from, data),
             _ => self.stats.datagrams_unknown_source += 1,
         }
@@ -265,17 +272,10 @@ impl Engine {
         let Some(stream) = self.hub.get_mut(&session.stream) else {
             return;
         };
-        forward(
-            now,
-            stream,
-            id,
-            track_index,
-            &header,
-            &plain,
-            None,
-            &mut self.sessions,
-            &mut self.transmits,
-        );
+        if forward(now, stream, id, track_index, &header, &plain, None) {
+            let viewers = stream.viewers.len();
+            self.note_unsent(viewers);
+        }
     }
 
     fn handle_rtcp(&mut self, now: Instant, id: SessionId, plain: Bytes) {
@@ -432,10 +432,10 @@ impl Engine {
     }
 }
 
-/// Records one packet of the stream's publisher `source` and sends it to every viewer.
-/// `capture_ntp` is the packet's capture time (NTP 32.32) when the source knows it (a camera):
-/// viewers that negotiated abs-capture-time get it in a header extension.
-#[allow(clippy::too_many_arguments)] // the engine's fields, split so the borrows do not overlap
+/// Records one packet of the stream's publisher `source` and queues it for its viewers
+/// ([`Engine::send_unsent`]). `capture_ntp` is the packet's capture time (NTP 32.32) when the
+/// source knows it (a camera): viewers that negotiated abs-capture-time get it in a header
+/// extension. Returns whether the packet was accepted.
 pub(super) fn forward(
     now: Instant,
     stream: &mut Stream,
@@ -444,11 +444,9 @@ pub(super) fn forward(
     header: &RtpHeader,
     plain: &Bytes,
     capture_ntp: Option<u64>,
-    sessions: &mut SessionMap,
-    transmits: &mut TransmitQueue,
-) {
+) -> bool {
     if stream.publisher() != Some(source) {
-        return;
+        return false;
     }
     let payload = plain.slice(header.payload_offset..header.payload_end);
     let outcome = stream.ingest(
@@ -478,96 +476,14 @@ pub(super) fn forward(
         marker: header.marker,
         payload,
     };
-    fan_out(
-        now,
-        stream,
+    stream.unsent.push(UnsentPacket {
         track_index,
-        &packet,
-        outcome.keyframe_start,
+        packet,
+        keyframe_start: outcome.keyframe_start,
         capture_ntp,
-        sessions,
-        transmits,
-    );
-}
-
-/// Counters a forwarded packet adds to.
-pub(super) struct TrackOut<'a> {
-    pub packets: &'a mut u64,
-    pub bytes: &'a mut u64,
-}
-
-fn track_out<'a>(packets: &'a mut u64, bytes: &'a mut u64) -> TrackOut<'a> {
-    TrackOut { packets, bytes }
-}
-
-/// Sends every viewer of `stream` its rewritten copy of `packet`.
-#[allow(clippy::too_many_arguments)] // the engine's fields, split so the borrows do not overlap
-fn fan_out(
-    now: Instant,
-    stream: &mut Stream,
-    track_index: usize,
-    packet: &StoredPacket,
-    keyframe_start: bool,
-    capture_ntp: Option<u64>,
-    sessions: &mut SessionMap,
-    transmits: &mut TransmitQueue,
-) {
-    let epoch = stream.epoch();
-    let Some(track) = stream.tracks.get_mut(track_index) else {
-        return;
-    };
-    let is_video = track.video_codec.is_some();
-    for viewer in &stream.viewers {
-        let Some(session) = sessions.get_mut(viewer) else {
-            continue;
-        };
-        let Some(out_index) = session
-            .outbound
-            .iter()
-            .position(|o| o.track_index == track_index)
-        else {
-            continue;
-        };
-        let out = &mut session.outbound[out_index];
-        if out.rewriter.epoch() != Some(epoch) {
-            // A new source: video waits for its keyframe, audio joins at once.
-            if is_video && !keyframe_start {
-                continue;
-            }
-            out.rewriter
-                .splice(now, epoch, packet.sequence, packet.timestamp);
-        }
-        send_to_viewer(
-            now,
-            session,
-            out_index,
-            packet,
-            Timing::Live { capture_ntp },
-            transmits,
-            &mut track_out(&mut track.stats.packets_out, &mut track.stats.bytes_out),
-        );
-    }
-}
-
-/// How a forwarded packet's timestamp is chosen.
-#[derive(Debug, Clone, Copy)]
-pub(super) enum Timing {
-    /// The packet's own timestamp, rewritten; with the capture time when the source knows it.
-    Live { capture_ntp: Option<u64> },
-    /// A NACKed packet sent again: on the RTX stream when the viewer has one (RFC 4588).
-    Retransmission,
-    /// A cached frame replayed to a joiner: `ticks_before` the rewritten `newest` timestamp.
-    Squeezed { newest: u32, ticks_before: u32 },
-}
-
-/// An RFC 8285 one-byte header extension block holding abs-capture-time (element `id`, the
-/// 64-bit NTP capture timestamp, no clock offset), padded to a word boundary.
-fn abs_capture_extension(id: u8, ntp: u64) -> [u8; 16] {
-    let mut block = [0u8; 16];
-    block[..4].copy_from_slice(&[0xbe, 0xde, 0x00, 0x03]);
-    block[4] = (id << 4) | 7; // length - 1
-    block[5..13].copy_from_slice(&ntp.to_be_bytes());
-    block
+        arrival: now,
+    });
+    true
 }
 
 /// Distinct frames (timestamps) in a keyframe cache.
@@ -581,108 +497,6 @@ fn cache_frame_count(cache: &[StoredPacket]) -> u32 {
         }
     }
     count
-}
-
-/// Rewrites `packet` into the viewer's numbering, protects it and queues it.
-pub(super) fn send_to_viewer(
-    now: Instant,
-    session: &mut Session,
-    out_index: usize,
-    packet: &StoredPacket,
-    timing: Timing,
-    transmits: &mut TransmitQueue,
-    counters: &mut TrackOut<'_>,
-) {
-    let Some(to) = session.ice.selected else {
-        return;
-    };
-    let Some(out) = session.outbound.get_mut(out_index) else {
-        return;
-    };
-    let (sequence, timestamp) = match timing {
-        Timing::Live { .. } | Timing::Retransmission => {
-            out.rewriter.map(now, packet.sequence, packet.timestamp)
-        }
-        Timing::Squeezed {
-            newest,
-            ticks_before,
-        } => {
-            let (sequence, newest_out) = out.rewriter.map(now, packet.sequence, newest);
-            (sequence, newest_out.wrapping_sub(ticks_before))
-        }
-    };
-    let Some(srtp) = session.rtp_out.as_mut() else {
-        return;
-    };
-    let mut fixed = [0u8; 12];
-    let rtx = out
-        .rtx
-        .as_mut()
-        .filter(|_| matches!(timing, Timing::Retransmission));
-    let protected = if let Some(rtx) = rtx {
-        // RTX payload: the original sequence number, then the original payload.
-        crate::rtp::packet::write_fixed_header(
-            &mut fixed,
-            packet.marker,
-            rtx.payload_type,
-            rtx.next_sequence,
-            timestamp,
-            rtx.ssrc,
-        );
-        rtx.next_sequence = rtx.next_sequence.wrapping_add(1);
-        transmits.push_built(
-            to,
-            &[&fixed, &sequence.to_be_bytes(), &packet.payload],
-            srtp.trailer_len(),
-            |buf, len| srtp.protect(buf, len, fixed.len()).ok(),
-        )
-    } else {
-        crate::rtp::packet::write_fixed_header(
-            &mut fixed,
-            packet.marker,
-            out.payload_type,
-            sequence,
-            timestamp,
-            out.ssrc,
-        );
-        let capture = match (timing, out.abs_capture_ext) {
-            (
-                Timing::Live {
-                    capture_ntp: Some(ntp),
-                },
-                Some(id),
-            ) => Some((id, ntp)),
-            _ => None,
-        };
-        if let Some((id, ntp)) = capture {
-            fixed[0] |= 0x10; // X: a header extension follows
-            let extension = abs_capture_extension(id, ntp);
-            transmits.push_built(
-                to,
-                &[&fixed, &extension, &packet.payload],
-                srtp.trailer_len(),
-                |buf, len| srtp.protect(buf, len, fixed.len() + extension.len()).ok(),
-            )
-        } else {
-            transmits.push_built(
-                to,
-                &[&fixed, &packet.payload],
-                srtp.trailer_len(),
-                |buf, len| srtp.protect(buf, len, fixed.len()).ok(),
-            )
-        }
-    };
-    match protected {
-        Some(len) => {
-            out.packets_sent = out.packets_sent.wrapping_add(1);
-            out.octets_sent = out.octets_sent.wrapping_add(packet.payload.len() as u32);
-            session.stats.packets_out += 1;
-            session.stats.bytes_out += len as u64;
-            *counters.packets += 1;
-            *counters.bytes += len as u64;
-        }
-        None => session.stats.srtp_errors += 1,
-    }
 }
 
 /// Protects and queues an RTCP compound packet to the session's peer.

@@ -6,6 +6,7 @@
 //! socket, so tests run peers against it on a virtual clock.
 
 mod control;
+mod fanout;
 mod local;
 mod media;
 mod queue;
@@ -174,6 +175,10 @@ pub struct Engine {
     wall_anchor: (Instant, SystemTime),
     last_remb_at: Option<Instant>,
     stats: EngineStats,
+    /// Packets the streams accepted and [`Engine::send_unsent`] has not yet sent, and the
+    /// datagrams they will make (one per viewer at the time).
+    unsent_packets: usize,
+    unsent_datagrams: usize,
 }
 
 impl Engine {
@@ -196,6 +201,8 @@ impl Engine {
             wall_anchor: (Instant::now(), SystemTime::now()),
             last_remb_at: None,
             stats: EngineStats::default(),
+            unsent_packets: 0,
+            unsent_datagrams: 0,
         })
     }
 
@@ -218,8 +225,12 @@ impl Engine {
         &self.config
     }
 
-    /// The next datagram to send (a copy; the driver uses [`Engine::pending_transmits`]).
+    /// The next datagram to send (a copy; the driver uses [`Engine::swap_transmits`]).
+    ///
+    /// Media is fanned out when the queue is read: the packets that arrived since the last
+    /// read go out viewer by viewer (see [`crate::hub::UnsentPacket`]).
     pub fn poll_transmit(&mut self) -> Option<Transmit> {
+        self.send_unsent();
         self.transmits.pop().map(|(to, data)| Transmit {
             to,
             data: BytesMut::from(data),
@@ -227,24 +238,33 @@ impl Engine {
     }
 
     /// The queued datagrams, in order, without copying; [`Engine::clear_transmits`] after.
-    pub fn pending_transmits(&self) -> impl Iterator<Item = (SocketAddr, &[u8])> {
+    pub fn pending_transmits(&mut self) -> impl Iterator<Item = (SocketAddr, &[u8])> {
+        self.send_unsent();
         self.transmits.pending()
     }
 
     pub fn clear_transmits(&mut self) {
+        self.send_unsent();
         self.transmits.clear();
     }
 
-    /// Datagrams queued and not yet handed out.
+    /// Datagrams queued and not yet handed out, counting the media still to be fanned out.
     pub fn pending_transmit_count(&self) -> usize {
-        self.transmits.len()
+        self.transmits.len() + self.unsent_datagrams
     }
 
     /// Exchanges the engine's queue of datagrams with `spare` (give it an empty one): the
     /// driver sends the queued datagrams without holding the engine, then clears the queue and
     /// swaps it back in next time, so neither buffer is ever reallocated.
     pub fn swap_transmits(&mut self, spare: &mut TransmitQueue) {
+        self.send_unsent();
         std::mem::swap(&mut self.transmits, spare);
+    }
+
+    /// A stream accepted a packet for `viewers` viewers; [`Engine::send_unsent`] sends it.
+    fn note_unsent(&mut self, viewers: usize) {
+        self.unsent_packets += 1;
+        self.unsent_datagrams += viewers;
     }
 
     /// The driver could not send datagrams (socket buffer full): they are dropped and counted.

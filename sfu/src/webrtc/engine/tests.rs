@@ -249,3 +249,83 @@ fn a_slow_reader_drops_and_never_stalls_viewers() {
         "the full reader dropped and counted"
     );
 }
+
+/// Packets wait in the stream until the transmit queue is read, then go out viewer by viewer.
+/// A viewer whose handshake completes while packets wait is sent the keyframe cache, which
+/// already holds them: it must get each packet once, not again from the waiting batch.
+#[test]
+fn a_viewer_connecting_while_packets_wait_gets_each_packet_once() {
+    let (mut h, publisher, mut source) = setup();
+    let mut sent = send_frame(&mut h, publisher, &mut source) as u64; // the keyframe
+    let viewer = h.open(ClientRole::Play, "cam").expect("play");
+    // Each round the publisher's frame reaches the engine just before the viewer's
+    // handshake datagrams (client order), so the last flight finds packets waiting.
+    let mut rounds = 0;
+    while !h.clients[viewer].received.connected {
+        rounds += 1;
+        assert!(rounds < 200, "the viewer connects");
+        for p in source.next_frame() {
+            h.clients[publisher].client.send_rtp(&p).expect("send");
+            sent += 1;
+        }
+        if !h.pump_once() {
+            h.advance(Duration::from_millis(5));
+        }
+    }
+    for _ in 0..5 {
+        sent += send_frame(&mut h, publisher, &mut source) as u64;
+    }
+    let received = &h.clients[viewer].received;
+    assert_eq!(received.sequence_gaps, 0, "contiguous, no repeats");
+    assert_eq!(
+        received.rtp_packets, sent,
+        "every packet since the keyframe, once"
+    );
+    let stream = h.engine.hub().get("cam").expect("stream");
+    let video_out: u64 = stream.tracks.iter().map(|t| t.stats.packets_out).sum();
+    assert_eq!(video_out, sent, "the engine sent each packet once");
+}
+
+/// Packets that arrive together are counted as pending before they are fanned out, and
+/// leave grouped by viewer, each viewer's in order.
+#[test]
+fn a_batch_goes_out_viewer_by_viewer_in_order() {
+    let (mut h, publisher, mut source) = setup();
+    let viewers: Vec<usize> = (0..3)
+        .map(|_| h.open(ClientRole::Play, "cam").expect("play"))
+        .collect();
+    assert!(h.connect_all());
+    send_frame(&mut h, publisher, &mut source); // a keyframe: everyone is in sync
+    let frame = source.next_frame();
+    for p in &frame {
+        h.clients[publisher].client.send_rtp(p).expect("send");
+    }
+    let from = h.clients[publisher].addr;
+    let now = h.now;
+    while let Some((_, d)) = h.clients[publisher].client.poll_transmit() {
+        h.engine.handle_datagram(now, from, &d);
+    }
+    assert_eq!(
+        h.engine.pending_transmit_count(),
+        frame.len() * viewers.len(),
+        "waiting packets count as pending datagrams"
+    );
+    let order: Vec<std::net::SocketAddr> = h.engine.pending_transmits().map(|(to, _)| to).collect();
+    assert_eq!(order.len(), frame.len() * viewers.len());
+    for (i, run) in order.chunks(frame.len()).enumerate() {
+        assert!(
+            run.iter().all(|to| *to == run[0]),
+            "run {i} is one viewer's: {run:?}"
+        );
+    }
+    let before: Vec<u64> = viewers
+        .iter()
+        .map(|&v| h.clients[v].received.rtp_packets)
+        .collect();
+    h.pump();
+    for (v, b) in viewers.iter().zip(before) {
+        let rx = &h.clients[*v].received;
+        assert_eq!(rx.rtp_packets - b, frame.len() as u64);
+        assert_eq!(rx.sequence_gaps, 0);
+    }
+}

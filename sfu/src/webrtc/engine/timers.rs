@@ -26,6 +26,8 @@ pub const TICK: Duration = Duration::from_millis(20);
 impl Engine {
     /// Advances every timer to `now`.
     pub fn handle_timeout(&mut self, now: Instant) {
+        // Sender reports count what was sent, and a stream may end here.
+        self.send_unsent();
         let mut to_close: Vec<(SessionId, CloseReason)> = Vec::new();
         for (id, session) in self.sessions.iter_mut() {
             if session.dtls.handle_timeout(now).is_err() {

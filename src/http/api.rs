@@ -82,6 +82,11 @@ pub async fn metrics(State(state): State<AppState>) -> Response {
         stats.send_syscalls,
     );
     counter(
+        "send_waits_total",
+        "Times the media socket's buffer was full and the sender waited for room (up to 10 ms a flush) rather than drop.",
+        stats.send_waits,
+    );
+    counter(
         "publisher_bitrate_cap_dropped_total",
         "Publisher datagrams dropped for exceeding [limits] publisher_bitrate_cap.",
         stats.bitrate_cap_dropped,

@@ -11,6 +11,7 @@ use std::collections::HashMap;
 use std::io;
 use std::net::SocketAddr;
 use std::os::fd::AsRawFd;
+use std::time::{Duration, Instant};
 
 use socket2::SockAddr;
 
@@ -159,6 +160,8 @@ pub struct SendCounts {
     pub messages: u64,
     /// `sendmmsg` calls that sent something.
     pub syscalls: u64,
+    /// Times the socket buffer was full and the sender waited for room.
+    pub waits: u64,
 }
 
 /// Sends a flush's datagrams grouped by destination, runs of equal size as one GSO message,
@@ -166,6 +169,7 @@ pub struct SendCounts {
 #[derive(Debug)]
 pub struct GsoSender {
     gso: bool,
+    patience: Duration,
     counts: SendCounts,
     last: HashMap<SocketAddr, u32, rustc_hash::FxBuildHasher>,
     next: Vec<u32>,
@@ -186,6 +190,7 @@ impl GsoSender {
     pub fn new(gso: bool) -> Self {
         Self {
             gso,
+            patience: Duration::ZERO,
             counts: SendCounts::default(),
             last: HashMap::default(),
             next: Vec::new(),
@@ -194,6 +199,15 @@ impl GsoSender {
             order: Vec::new(),
             messages: Vec::new(),
         }
+    }
+
+    /// Lets [`GsoSender::send`] wait, up to `patience` per call, for room in a full socket
+    /// buffer before it drops the rest: a keyframe to hundreds of viewers can outrun the
+    /// buffer for a few milliseconds, and is worth that delay more than its loss (every viewer
+    /// would ask for a keyframe again).
+    pub fn with_patience(mut self, patience: Duration) -> Self {
+        self.patience = patience;
+        self
     }
 
     /// Whether GSO is (still) in use: it is turned off for good the first time the kernel
@@ -213,6 +227,7 @@ impl GsoSender {
         self.plan(datagrams);
         let mut dropped = 0;
         let mut start = 0;
+        let mut deadline = None;
         while start < self.messages.len() {
             match self.send_from(socket, datagrams, start) {
                 Ok(0) => break,
@@ -226,7 +241,14 @@ impl GsoSender {
                     start += sent;
                 }
                 Err(e) if e.kind() == io::ErrorKind::Interrupted => {}
-                Err(e) if e.kind() == io::ErrorKind::WouldBlock => break,
+                Err(e) if e.kind() == io::ErrorKind::WouldBlock => {
+                    let deadline = *deadline.get_or_insert_with(|| Instant::now() + self.patience);
+                    let left = deadline.saturating_duration_since(Instant::now());
+                    if left.is_zero() || !wait_writable(socket, left) {
+                        break;
+                    }
+                    self.counts.waits += 1;
+                }
                 Err(_) if self.messages[start].count > 1 && self.gso => {
                     // The kernel or device refuses GSO (EIO, EINVAL): send singly from now on.
                     tracing::warn!("UDP GSO refused by the kernel; sending datagrams singly");
@@ -398,6 +420,25 @@ impl GsoSender {
     }
 }
 
+/// Waits up to `timeout` for `socket` to have room to send; whether it has.
+fn wait_writable(socket: &impl AsRawFd, timeout: Duration) -> bool {
+    let mut poll = libc::pollfd {
+        fd: socket.as_raw_fd(),
+        events: libc::POLLOUT,
+        revents: 0,
+    };
+    // Rounded up: a sub-millisecond rest must still wait, not spin.
+    let millis = timeout.as_micros().div_ceil(1000).min(i32::MAX as u128) as libc::c_int;
+    // SAFETY: one pollfd, valid for the call; the fd is open for the borrow of `socket`.
+    let ready = unsafe { libc::poll(&mut poll, 1, millis) };
+    match ready {
+        // Interrupted: let the caller try the send again.
+        r if r < 0 => io::Error::last_os_error().kind() == io::ErrorKind::Interrupted,
+        0 => false,
+        _ => poll.revents & libc::POLLOUT != 0,
+    }
+}
+
 /// `UDP_SEGMENT` from linux/udp.h (libc exports it only for some targets).
 const UDP_SEGMENT: libc::c_int = 103;
 
@@ -405,6 +446,42 @@ const UDP_SEGMENT: libc::c_int = 103;
 mod tests {
     use super::*;
     use std::net::UdpSocket;
+
+    /// A full socket makes the sender wait until the reader makes room, and no longer than
+    /// it was told. (A UDP socket on loopback never fills: the kernel hands each datagram to
+    /// the receiver at once. A datagram socket pair does, when its reader falls behind.)
+    #[test]
+    fn waits_for_room_in_a_full_socket_then_gives_up() {
+        use std::os::unix::net::UnixDatagram;
+        let (tx, rx) = UnixDatagram::pair().unwrap();
+        tx.set_nonblocking(true).unwrap();
+        assert!(wait_writable(&tx, Duration::from_millis(1)), "empty: room");
+        while tx.send(&[0u8; 1024]).is_ok() {}
+        let started = Instant::now();
+        assert!(
+            !wait_writable(&tx, Duration::from_millis(30)),
+            "full: no room"
+        );
+        assert!(started.elapsed() >= Duration::from_millis(25), "it waited");
+        let reader = std::thread::spawn(move || {
+            std::thread::sleep(Duration::from_millis(50));
+            // A datagram socket is writable again once most of its buffer is free.
+            rx.set_nonblocking(true).unwrap();
+            let mut buf = [0u8; 2048];
+            while rx.recv(&mut buf).is_ok() {}
+            rx
+        });
+        let started = Instant::now();
+        assert!(
+            wait_writable(&tx, Duration::from_secs(10)),
+            "room once the reader reads"
+        );
+        assert!(
+            started.elapsed() < Duration::from_secs(5),
+            "woken, not timed out"
+        );
+        drop(reader.join().unwrap());
+    }
 
     #[test]
     fn sends_to_several_destinations_in_one_call() {

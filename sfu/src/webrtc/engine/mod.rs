@@ -126,6 +126,8 @@ pub struct EngineStats {
     pub datagrams_out: u64,
     pub send_messages: u64,
     pub send_syscalls: u64,
+    /// Times the media socket's buffer was full and the driver waited for room.
+    pub send_waits: u64,
     /// Publisher datagrams dropped for exceeding the bitrate cap.
     pub bitrate_cap_dropped: u64,
     /// Packets publishers were asked (NACK) to send again.
@@ -277,6 +279,7 @@ impl Engine {
         self.stats.datagrams_out += sent.datagrams;
         self.stats.send_messages += sent.messages;
         self.stats.send_syscalls += sent.syscalls;
+        self.stats.send_waits += sent.waits;
     }
 
     pub fn stats(&self) -> &EngineStats {

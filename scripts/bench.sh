@@ -5,22 +5,30 @@
 #   scripts/bench.sh            the sweep (minutes; root for the network namespace)
 #   scripts/bench.sh --smoke    a few seconds, debug build, no peer, docs untouched (CI)
 #
-# Environment: BENCH_SIZES (default 100,250,500,1000,2000,3000), BENCH_DURATION (seconds per
+# Environment: BENCH_SIZES (default 100,250,500,1000,1500,2000,2500), BENCH_DURATION (seconds per
 # step, default 10), JANUS_BIN (default /usr/bin/janus when present), CARGO_TARGET_DIR,
 # BENCH_NO_BUILD=1 to use the release binaries already built.
 #
-# BENCH_PACE (publisher pacing factor, default 0: bursts), BENCH_TOPOLOGY=split (server and
-# generator in two namespaces, see below), BENCH_USO=1 (with split: leave UDP segmentation
-# offload on the veth, GSO runs are cut on the receiving side as by a NIC with USO).
+# BENCH_PACE (publisher pacing factor, default 0: bursts), BENCH_TOPOLOGY (nic, the default;
+# split; local: see below), BENCH_USO=1 (with split: leave UDP segmentation offload on the
+# veth).
 #
 # The server runs pinned to core 1 and the generator to core 0, both at nice -10 so parallel
 # work on a shared machine does not take their cores. Janus never gathers ICE candidates on a
-# loopback interface, so the run happens in a network namespace of its own (created here,
-# removed at exit) with a veth address, 10.58.0.1, for the servers; traffic between local
-# addresses takes the loopback path, where the kernel delivers into the generator's sockets on
-# the sender's core. BENCH_TOPOLOGY=split moves the generator into a second namespace behind
-# the veth pair, with RPS steering each side's receive work to its own core. Traffic never
-# leaves the host.
+# loopback interface, so the servers run in a network namespace of their own (created here,
+# removed at exit) on a veth address, 10.58.0.1. Traffic never leaves the host.
+#
+#   nic    The generator in a second namespace (10.58.0.2) behind the veth pair, whose
+#          receiving end is served by a threaded NAPI context pinned to the generator's core:
+#          the server's core sends (up to the queue of its "NIC", the veth with a 50000-packet
+#          pfifo), the generator's core receives, as between two hosts with a NIC that
+#          segments UDP GSO runs itself (USO). The server's core also pays one wake-up of the
+#          receiving thread per send (an inter-processor interrupt, a hypervisor exit here) that
+#          a NIC's doorbell would not cost.
+#   split  Two namespaces, the receive work moved by RPS (one cross-core interrupt per
+#          packet); GSO runs cut into datagrams on the server's core unless BENCH_USO=1.
+#   local  One namespace: the loopback path, where the kernel delivers into the generator's
+#          sockets on the server's core (its receive work counts as the server's).
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
@@ -43,7 +51,7 @@ if [[ "${1:-}" == "--smoke" ]]; then
     exit 0
 fi
 
-sizes="${BENCH_SIZES:-100,250,500,1000,2000,3000}"
+sizes="${BENCH_SIZES:-100,250,500,1000,1500,2000,2500}"
 duration="${BENCH_DURATION:-10}"
 janus_bin="${JANUS_BIN:-/usr/bin/janus}"
 
@@ -66,11 +74,10 @@ if [[ $(id -u) == 0 ]] && ip netns add "r58srv-$$" 2>/dev/null; then
     srv="r58srv-$$"
     trap 'ip netns del "$srv" 2>/dev/null || true; ip netns del "r58gen-$$" 2>/dev/null || true' EXIT
     ip -n "$srv" link set lo up
-    if [[ "${BENCH_TOPOLOGY:-}" == split ]]; then
+    case "${BENCH_TOPOLOGY:-nic}" in
+    nic | split)
         # The servers in one namespace (10.58.0.1), the generator in another (10.58.0.2),
-        # joined by a veth pair, with RPS steering each side's receive work to its own core:
-        # the kernel's delivery into the generator's sockets runs on the generator's core, as
-        # on another host.
+        # joined by a veth pair.
         gen="r58gen-$$"
         ip netns add "$gen"
         ip -n "$gen" link set lo up
@@ -79,19 +86,25 @@ if [[ $(id -u) == 0 ]] && ip netns add "r58srv-$$" 2>/dev/null; then
         ip -n "$gen" addr add 10.58.0.2/24 dev r58g
         ip -n "$srv" link set r58s up
         ip -n "$gen" link set r58g up
-        if [[ "${BENCH_RX:-}" == napi ]]; then
-            # GRO on the generator's veth gives it a NAPI context; threaded, that context is
-            # a kernel thread pinned to the generator's core.
-            ip netns exec "$gen" ethtool -K r58g gro on rx-udp-gro-forwarding on >/dev/null
-            ip netns exec "$gen" sh -c 'echo 1 > /sys/class/net/r58g/threaded'
-            for pid in $(pgrep '^napi/r58g'); do taskset -p -c 0 "$pid" >/dev/null; done
-            # The veth's ring holds 256 packets and drops beyond; a queue in front of it
-            # stands in for a NIC's transmit queue, which holds a keyframe's burst.
-            ip netns exec "$srv" tc qdisc replace dev r58s root pfifo limit 50000
-        else
-            ip netns exec "$gen" sh -c 'echo 1 > /sys/class/net/r58g/queues/rx-0/rps_cpus'  # core 0
-            ip netns exec "$srv" sh -c 'echo 2 > /sys/class/net/r58s/queues/rx-0/rps_cpus'  # core 1
-        fi
+        ns_exec=(ip netns exec "$gen")
+        place_args=(--server-netns "$srv" --server-ip 10.58.0.1 --client-ip 10.58.0.2)
+        ;;&
+    nic)
+        # GRO (with UDP GRO forwarding, so whole GSO runs qualify) gives the generator's veth
+        # a NAPI context; threaded, that context is a kernel thread pinned to the generator's
+        # core, and the delivery into its sockets happens there.
+        ip netns exec "$gen" ethtool -K r58g gro on rx-udp-gro-forwarding on >/dev/null
+        ip netns exec "$gen" sh -c 'echo 1 > /sys/class/net/r58g/threaded'
+        for pid in $(pgrep '^napi/r58g'); do taskset -p -c 0 "$pid" >/dev/null; done
+        # The veth's ring holds 256 packets and drops beyond; a queue in front of it stands
+        # in for a NIC's transmit queue, which holds a keyframe's burst.
+        ip netns exec "$srv" tc qdisc replace dev r58s root pfifo limit 50000
+        topology="server and generator in two network namespaces joined by a veth pair; the generator's receive work on its own core (threaded NAPI); GSO runs cross the veth whole (a NIC with UDP segmentation offload)"
+        ;;
+    split)
+        # RPS steers each side's receive work to its own core.
+        ip netns exec "$gen" sh -c 'echo 1 > /sys/class/net/r58g/queues/rx-0/rps_cpus'  # core 0
+        ip netns exec "$srv" sh -c 'echo 2 > /sys/class/net/r58s/queues/rx-0/rps_cpus'  # core 1
         if [[ "${BENCH_USO:-}" == 1 ]]; then
             segmentation="GSO runs cross the veth whole (a NIC with UDP segmentation offload)"
         else
@@ -101,9 +114,8 @@ if [[ $(id -u) == 0 ]] && ip netns add "r58srv-$$" 2>/dev/null; then
             segmentation="GSO runs cut into datagrams on the server's core (a NIC without segmentation offload)"
         fi
         topology="server and generator in two network namespaces joined by a veth pair, RPS steering each side's receive work to its own core; $segmentation"
-        ns_exec=(ip netns exec "$gen")
-        place_args=(--server-netns "$srv" --server-ip 10.58.0.1 --client-ip 10.58.0.2)
-    else
+        ;;
+    local)
         # One namespace with a veth address for the servers and the generator alike: traffic
         # between local addresses takes the loopback path (the kernel delivers into the
         # generator's sockets in the sender's context, on the server's core).
@@ -114,7 +126,12 @@ if [[ $(id -u) == 0 ]] && ip netns add "r58srv-$$" 2>/dev/null; then
         topology="one network namespace, local delivery (loopback path) to 10.58.0.1"
         ns_exec=(ip netns exec "$srv")
         place_args=(--server-ip 10.58.0.1)
-    fi
+        ;;
+    *)
+        echo "bench: BENCH_TOPOLOGY must be nic, split or local" >&2
+        exit 2
+        ;;
+    esac
     if [[ -x "$janus_bin" ]]; then
         peer_args=(--janus-bin "$janus_bin")
     else

@@ -179,7 +179,7 @@ impl SpareRoom {
 /// How long one flush may wait in all for room in a full send buffer before it drops the
 /// rest. A keyframe to 1000 viewers is ~37 MB, several times the buffer: the kernel drains it
 /// in milliseconds, and the wait (with the engine unlocked) costs less than the keyframe.
-const SEND_PATIENCE: std::time::Duration = std::time::Duration::from_millis(10);
+const SEND_PATIENCE: std::time::Duration = std::time::Duration::from_millis(50);
 
 /// The datagrams taken from the engine, sent after its lock is released.
 struct Outbound {

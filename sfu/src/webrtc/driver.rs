@@ -22,12 +22,14 @@ use super::udp_batch::GsoSender;
 
 /// Datagrams read per engine lock, at most.
 const RECV_BATCH: usize = 64;
-/// Outbound datagrams queued after which no more inbound ones are taken under the same lock:
-/// each publisher packet becomes one datagram per viewer, so at thousands of viewers a full
-/// `RECV_BATCH` (a keyframe) would hold the lock for tens of ms. 32768 is a whole delta frame
-/// (8 packets) at 4000 viewers: a frame cut in two flushes halves its GSO runs (at 8192,
-/// 1500 viewers cost 87 % of a core instead of ~65 %).
-const QUEUE_HIGH: usize = 32768;
+/// Outbound datagrams queued after which no more inbound ones are taken under the same lock,
+/// once the frame being read is complete: each publisher packet becomes one datagram per
+/// viewer, so at thousands of viewers a full `RECV_BATCH` (a keyframe) would hold the lock for
+/// tens of ms. Ending a batch mid-frame halves that frame's GSO runs (with a plain 8192 limit,
+/// 1500 viewers cost 87 % of a core instead of ~65 %), so a frame is read to its end up to
+/// `QUEUE_MAX` (a keyframe of 31 packets at 2000 viewers).
+const QUEUE_HIGH: usize = 16384;
+const QUEUE_MAX: usize = 65536;
 
 /// The engine behind a lock, shared by the UDP driver, the HTTP handlers and local sources.
 ///
@@ -114,7 +116,8 @@ pub async fn run(engine: SharedEngine, socket: UdpSocket) -> io::Result<()> {
                     }
                     // Drain what else is queued without another wakeup.
                     for _ in 1..RECV_BATCH {
-                        if guard.pending_transmit_count() >= QUEUE_HIGH {
+                        let pending = guard.pending_transmit_count();
+                        if pending >= QUEUE_MAX || (pending >= QUEUE_HIGH && !guard.mid_frame()) {
                             break;
                         }
                         match socket.try_recv_from(&mut buf) {

@@ -90,7 +90,11 @@ impl Engine {
             )
         {
             let viewers = stream.viewers.len();
-            self.note_unsent(viewers);
+            let video_marker = stream
+                .tracks
+                .get(track_index)
+                .and_then(|t| t.video_codec.as_ref().map(|_| header.marker));
+            self.note_unsent(viewers, video_marker);
         }
         Ok(())
     }

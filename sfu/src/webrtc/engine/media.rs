@@ -274,7 +274,11 @@ impl Engine {
         };
         if forward(now, stream, id, track_index, &header, &plain, None) {
             let viewers = stream.viewers.len();
-            self.note_unsent(viewers);
+            let video_marker = stream
+                .tracks
+                .get(track_index)
+                .and_then(|t| t.video_codec.as_ref().map(|_| header.marker));
+            self.note_unsent(viewers, video_marker);
         }
     }
 

@@ -181,6 +181,8 @@ pub struct Engine {
     /// datagrams they will make (one per viewer at the time).
     unsent_packets: usize,
     unsent_datagrams: usize,
+    /// The last video packet accepted did not end its frame (no marker bit).
+    mid_frame: bool,
 }
 
 impl Engine {
@@ -205,6 +207,7 @@ impl Engine {
             stats: EngineStats::default(),
             unsent_packets: 0,
             unsent_datagrams: 0,
+            mid_frame: false,
         })
     }
 
@@ -263,10 +266,21 @@ impl Engine {
         std::mem::swap(&mut self.transmits, spare);
     }
 
-    /// A stream accepted a packet for `viewers` viewers; [`Engine::send_unsent`] sends it.
-    fn note_unsent(&mut self, viewers: usize) {
+    /// Whether media waits to be fanned out and the last video packet accepted did not end
+    /// its frame: the driver then keeps reading, so the frame's packets to each viewer leave
+    /// in one flush (one GSO message) rather than two.
+    pub fn mid_frame(&self) -> bool {
+        self.unsent_packets > 0 && self.mid_frame
+    }
+
+    /// A stream accepted a packet for its `viewers`; [`Engine::send_unsent`] sends it.
+    /// `video_marker`: for a video packet, whether it ends its frame.
+    fn note_unsent(&mut self, viewers: usize, video_marker: Option<bool>) {
         self.unsent_packets += 1;
         self.unsent_datagrams += viewers;
+        if let Some(marker) = video_marker {
+            self.mid_frame = !marker;
+        }
     }
 
     /// The driver could not send datagrams (socket buffer full): they are dropped and counted.

@@ -310,6 +310,7 @@ fn a_batch_goes_out_viewer_by_viewer_in_order() {
         frame.len() * viewers.len(),
         "waiting packets count as pending datagrams"
     );
+    assert!(!h.engine.mid_frame(), "the frame's last packet was read");
     let order: Vec<std::net::SocketAddr> = h.engine.pending_transmits().map(|(to, _)| to).collect();
     assert_eq!(order.len(), frame.len() * viewers.len());
     for (i, run) in order.chunks(frame.len()).enumerate() {
@@ -328,4 +329,35 @@ fn a_batch_goes_out_viewer_by_viewer_in_order() {
         assert_eq!(rx.rtp_packets - b, frame.len() as u64);
         assert_eq!(rx.sequence_gaps, 0);
     }
+}
+
+/// The driver reads a frame to its end before it flushes: the engine says whether the last
+/// video packet it accepted left a frame open.
+#[test]
+fn the_engine_tells_when_a_frame_is_still_being_read() {
+    let (mut h, publisher, mut source) = setup();
+    h.open(ClientRole::Play, "cam").expect("play");
+    assert!(h.connect_all());
+    send_frame(&mut h, publisher, &mut source);
+    let frame = source.next_frame();
+    assert!(frame.len() > 2, "a frame of several packets");
+    for p in &frame {
+        h.clients[publisher].client.send_rtp(p).expect("send");
+    }
+    let mut datagrams = Vec::new();
+    while let Some((_, d)) = h.clients[publisher].client.poll_transmit() {
+        datagrams.push(d);
+    }
+    let from = h.clients[publisher].addr;
+    let now = h.now;
+    assert!(!h.engine.mid_frame(), "nothing waiting");
+    let (last, first) = datagrams.split_last().expect("datagrams");
+    for d in first {
+        h.engine.handle_datagram(now, from, d);
+        assert!(h.engine.mid_frame(), "the frame is open");
+    }
+    h.engine.clear_transmits();
+    assert!(!h.engine.mid_frame(), "nothing waits once sent");
+    h.engine.handle_datagram(now, from, last);
+    assert!(!h.engine.mid_frame(), "the marker closed it");
 }

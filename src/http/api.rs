@@ -83,7 +83,7 @@ pub async fn metrics(State(state): State<AppState>) -> Response {
     );
     counter(
         "send_waits_total",
-        "Times the media socket's buffer was full and the sender waited for room (up to 10 ms a flush) rather than drop.",
+        "Times the media socket's buffer was full and the sender waited for room (up to 50 ms a flush) rather than drop.",
         stats.send_waits,
     );
     counter(

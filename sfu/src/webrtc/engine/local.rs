@@ -79,7 +79,7 @@ impl Engine {
             .filter(|s| s.source == SourceKind::Camera)
             .map(|_| self.ntp_at(now));
         if let Some(stream) = self.hub.get_mut(&local.stream)
-            && super::media::forward(
+            && let Some(accepted) = super::media::forward(
                 now,
                 stream,
                 source,
@@ -89,12 +89,7 @@ impl Engine {
                 capture_ntp,
             )
         {
-            let viewers = stream.viewers.len();
-            let video_marker = stream
-                .tracks
-                .get(track_index)
-                .and_then(|t| t.video_codec.as_ref().map(|_| header.marker));
-            self.note_unsent(viewers, video_marker);
+            self.note_unsent(accepted);
         }
         Ok(())
     }

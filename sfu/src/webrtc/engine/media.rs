@@ -272,13 +272,8 @@ impl Engine {
         let Some(stream) = self.hub.get_mut(&session.stream) else {
             return;
         };
-        if forward(now, stream, id, track_index, &header, &plain, None) {
-            let viewers = stream.viewers.len();
-            let video_marker = stream
-                .tracks
-                .get(track_index)
-                .and_then(|t| t.video_codec.as_ref().map(|_| header.marker));
-            self.note_unsent(viewers, video_marker);
+        if let Some(accepted) = forward(now, stream, id, track_index, &header, &plain, None) {
+            self.note_unsent(accepted);
         }
     }
 
@@ -439,7 +434,7 @@ impl Engine {
 /// Records one packet of the stream's publisher `source` and queues it for its viewers
 /// ([`Engine::send_unsent`]). `capture_ntp` is the packet's capture time (NTP 32.32) when the
 /// source knows it (a camera): viewers that negotiated abs-capture-time get it in a header
-/// extension. Returns whether the packet was accepted.
+/// extension. `None` when the packet is not the stream's publisher's.
 pub(super) fn forward(
     now: Instant,
     stream: &mut Stream,
@@ -448,9 +443,9 @@ pub(super) fn forward(
     header: &RtpHeader,
     plain: &Bytes,
     capture_ntp: Option<u64>,
-) -> bool {
+) -> Option<Accepted> {
     if stream.publisher() != Some(source) {
-        return false;
+        return None;
     }
     let payload = plain.slice(header.payload_offset..header.payload_end);
     let outcome = stream.ingest(
@@ -487,7 +482,21 @@ pub(super) fn forward(
         capture_ntp,
         arrival: now,
     });
-    true
+    Some(Accepted {
+        viewers: stream.viewers.len(),
+        video_marker: stream
+            .tracks
+            .get(track_index)
+            .and_then(|t| t.video_codec.as_ref().map(|_| header.marker)),
+    })
+}
+
+/// A packet [`forward`] queued for its stream's viewers.
+pub(super) struct Accepted {
+    /// The datagrams it will make.
+    pub viewers: usize,
+    /// For a video packet, whether it ends its frame.
+    pub video_marker: Option<bool>,
 }
 
 /// Distinct frames (timestamps) in a keyframe cache.

@@ -273,12 +273,11 @@ impl Engine {
         self.unsent_packets > 0 && self.mid_frame
     }
 
-    /// A stream accepted a packet for its `viewers`; [`Engine::send_unsent`] sends it.
-    /// `video_marker`: for a video packet, whether it ends its frame.
-    fn note_unsent(&mut self, viewers: usize, video_marker: Option<bool>) {
+    /// A stream accepted a packet; [`Engine::send_unsent`] sends it.
+    fn note_unsent(&mut self, accepted: media::Accepted) {
         self.unsent_packets += 1;
-        self.unsent_datagrams += viewers;
-        if let Some(marker) = video_marker {
+        self.unsent_datagrams += accepted.viewers;
+        if let Some(marker) = accepted.video_marker {
             self.mid_frame = !marker;
         }
     }

@@ -147,8 +147,7 @@ fn main() {
                 run_janus(&args, n)
             };
             match result {
-                Ok(mut step) => {
-                    step.publisher_pace = args.pace;
+                Ok(step) => {
                     println!("{}", report::row(&step));
                     if step.loss_pct > args.stop_loss {
                         println!(
@@ -371,6 +370,8 @@ pub struct Window {
     pub datagrams_per_syscall: Option<f64>,
     /// Publisher packets the server's receive socket dropped (its buffer was full).
     pub server_ingest_dropped: u64,
+    /// The publisher's pacing factor (0: bursts).
+    pub publisher_pace: f64,
 }
 
 fn measure(
@@ -418,5 +419,6 @@ fn measure(
         datagrams_per_message: None,
         datagrams_per_syscall: None,
         server_ingest_dropped: 0,
+        publisher_pace: args.pace,
     })
 }

@@ -114,7 +114,7 @@ impl Step {
             retried_subscribers: w.retried,
             server_send_dropped: w.server_send_dropped,
             server_ingest_dropped: w.server_ingest_dropped,
-            publisher_pace: 0.0,
+            publisher_pace: w.publisher_pace,
             datagrams_per_message: w.datagrams_per_message,
             datagrams_per_syscall: w.datagrams_per_syscall,
         }

@@ -23,6 +23,13 @@ pub async fn streams(State(state): State<AppState>) -> Json<Vec<StreamInfo>> {
 /// Reads one counter out of a track's stats.
 type StatField = fn(&sfu::hub::TrackStats) -> u64;
 
+/// Appends one Prometheus counter, `r58_{name}{labels} {value}`, with its HELP and TYPE lines;
+/// `labels` is empty or a `{key="value",...}` set.
+pub(super) fn write_counter(out: &mut String, name: &str, help: &str, labels: &str, value: u64) {
+    let _ = writeln!(out, "# HELP r58_{name} {help}\n# TYPE r58_{name} counter");
+    let _ = writeln!(out, "r58_{name}{labels} {value}");
+}
+
 /// Prometheus text exposition.
 pub async fn metrics(State(state): State<AppState>) -> Response {
     let (streams, stats, sessions, by_state, tables) = {
@@ -36,10 +43,8 @@ pub async fn metrics(State(state): State<AppState>) -> Response {
         )
     };
     let mut out = String::new();
-    let mut counter = |name: &str, help: &str, value: u64| {
-        let _ = writeln!(out, "# HELP r58_{name} {help}\n# TYPE r58_{name} counter");
-        let _ = writeln!(out, "r58_{name} {value}");
-    };
+    let mut counter =
+        |name: &str, help: &str, value: u64| write_counter(&mut out, name, help, "", value);
     counter(
         "datagrams_in_total",
         "UDP datagrams received.",

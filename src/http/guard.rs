@@ -275,8 +275,7 @@ pub fn write_metrics(state: &AppState, out: &mut String) {
         ),
     ];
     for (name, help, value) in rows {
-        let _ = writeln!(out, "# HELP r58_{name} {help}\n# TYPE r58_{name} counter");
-        let _ = writeln!(out, "r58_{name} {value}");
+        super::api::write_counter(out, name, help, "", value);
     }
     let tokens = state.session_tokens().len();
     let _ = writeln!(

@@ -276,9 +276,9 @@ pub fn write_metrics(state: &AppState, out: &mut String) {
             stats.provider_errors.load(Ordering::Relaxed),
         ),
     ];
+    let labels = format!("{{provider=\"{provider}\"}}");
     for (name, help, value) in rows {
-        let _ = writeln!(out, "# HELP r58_{name} {help}\n# TYPE r58_{name} counter");
-        let _ = writeln!(out, "r58_{name}{{provider=\"{provider}\"}} {value}");
+        super::api::write_counter(out, name, help, &labels, value);
     }
 }
 

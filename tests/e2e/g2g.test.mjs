@@ -17,6 +17,7 @@ import { launchChromium } from './lib/browser.mjs';
 import { startTurn, TURNSERVER } from './lib/turn.mjs';
 
 const script = resolve(import.meta.dirname, 'lib/g2g.js');
+const peersScript = resolve(import.meta.dirname, 'lib/peers.js');
 const FPS = 30;
 const frames = Number(process.env.G2G_FRAMES ?? 150);
 const results = { fps: FPS, loadavgStart: loadavg() };
@@ -53,6 +54,7 @@ async function openPage(browser, label) {
   const page = await browser.newPage();
   page.on('console', (m) => console.log(`[${label}] ${m.text()}`));
   await page.goto(`${server.base}/healthz`);
+  await page.addScriptTag({ path: peersScript });
   await page.addScriptTag({ path: script });
   return page;
 }

@@ -7,6 +7,8 @@
 // The code: 48 bits of integer milliseconds and a 16-bit check, as 64 blocks of 40x40 pixels
 // (16 columns, 4 rows). Blocks that large survive H.264 at the low bitrates a fresh connection
 // starts with; the check rejects a frame caught mid-change or smeared by the encoder.
+//
+// Needs lib/peers.js in the page first: its `postOffer` does the WHIP/WHEP exchange.
 
 (() => {
   const COLS = 16;
@@ -80,29 +82,6 @@
       else c |= bit << (i - 48);
     }
     return check(ms) === c ? ms : null;
-  }
-
-  async function waitGathered(pc) {
-    if (pc.iceGatheringState === 'complete') return;
-    await new Promise((resolve) => {
-      const done = () => pc.iceGatheringState === 'complete' && resolve();
-      pc.addEventListener('icegatheringstatechange', done);
-      setTimeout(resolve, 2000);
-    });
-  }
-
-  async function postOffer(url, pc) {
-    await pc.setLocalDescription();
-    await waitGathered(pc);
-    const response = await fetch(url, {
-      method: 'POST',
-      headers: { 'Content-Type': 'application/sdp' },
-      body: pc.localDescription.sdp,
-    });
-    const text = await response.text();
-    if (response.status !== 201) throw new Error(`${url}: ${response.status} ${text}`);
-    await pc.setRemoteDescription({ type: 'answer', sdp: text });
-    return new URL(response.headers.get('Location'), url).href;
   }
 
   async function candidateType(pc) {

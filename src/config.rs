@@ -13,6 +13,7 @@
 //! public_ips = ["192.168.1.58"]
 //! log_level = "info"
 //! max_sessions = 1000
+//! media_threads = 0      # threads that fan media out; 0 = one per core, at most 4
 //! cors_allowed_origins = ["*"]
 //!
 //! [[auth]]
@@ -49,8 +50,8 @@ pub use limits::Limits;
 pub use tls::TlsFiles;
 pub use turn::{TURN_KEYS, Turn};
 use values::{
-    check_max_sessions, parse_ips, parse_log_level, parse_max_sessions_str, parse_origins,
-    parse_socket_addr,
+    check_max_sessions, check_media_threads, parse_ips, parse_log_level, parse_max_sessions_str,
+    parse_media_threads_str, parse_origins, parse_socket_addr,
 };
 
 /// HTTP address served with no configuration.
@@ -63,6 +64,9 @@ pub const DEFAULT_WEBRTC_UDP: SocketAddr =
 pub const DEFAULT_LOG_LEVEL: &str = "info";
 /// Concurrent WHIP + WHEP sessions accepted before the server answers 503.
 pub const DEFAULT_MAX_SESSIONS: usize = 1000;
+/// The most media threads `media_threads = 0` picks: the rest of the cores stay for capture,
+/// encoding, LL-HLS and HTTP.
+pub const AUTO_MEDIA_THREADS_MAX: usize = 4;
 
 /// Keys accepted at the top level of the TOML file.
 pub const FILE_KEYS: &[&str] = &[
@@ -71,6 +75,7 @@ pub const FILE_KEYS: &[&str] = &[
     "public_ips",
     "log_level",
     "max_sessions",
+    "media_threads",
     "cors_allowed_origins",
     "auth",
     "test_cameras",
@@ -104,6 +109,9 @@ pub struct Config {
     pub log_level: String,
     /// Concurrent sessions (WHIP + WHEP) before new ones get 503 with Retry-After. At least 1.
     pub max_sessions: usize,
+    /// Threads that protect and send a large fan-out at once; 0: one per core the process may
+    /// run on, at most [`AUTO_MEDIA_THREADS_MAX`]. See [`Config::media_threads`].
+    pub media_threads: usize,
     /// CORS allowed origins; `"*"` allows any origin.
     pub cors_allowed_origins: Vec<String>,
     /// Bearer-token rules, in file order; the first rule whose pattern matches a path applies.
@@ -193,7 +201,7 @@ impl ConfigError {
     about = "r58 media server: WHIP/WHEP WebRTC SFU in one binary.",
     after_help = "Each flag can also be set as the R58_* environment variable shown, or in the \
                   --config TOML file as listen, webrtc_udp, public_ips, log_level, max_sessions, \
-                  cors_allowed_origins (and [[auth]] tables for bearer tokens, a \
+                  media_threads, cors_allowed_origins (and [[auth]] tables for bearer tokens, a \
                   [test_cameras] table with count, width, height, fps, bitrate, enabled, [[camera]] \
                   tables for V4L2 cameras (see `r58 cameras`), an [hls] table with part_target, \
                   segment_target, segments_kept, linger, a [switcher] table with program, fallback, \
@@ -230,6 +238,11 @@ struct Cli {
     #[arg(long, value_name = "N")]
     max_sessions: Option<String>,
 
+    /// Threads that fan media out to viewers; 0 = one per core, at most 4 [default: 0]
+    /// [env: R58_MEDIA_THREADS]
+    #[arg(long, value_name = "N")]
+    media_threads: Option<String>,
+
     /// Origin allowed by CORS, repeatable; "*" allows any [default: *]
     /// [env: R58_CORS_ALLOWED_ORIGINS, comma-separated]
     #[arg(long, value_name = "ORIGIN", value_delimiter = ',')]
@@ -260,6 +273,7 @@ struct FileConfig {
     public_ips: Option<Vec<String>>,
     log_level: Option<String>,
     max_sessions: Option<u64>,
+    media_threads: Option<u64>,
     cors_allowed_origins: Option<Vec<String>>,
     #[serde(default)]
     auth: Vec<FileAuth>,
@@ -282,6 +296,7 @@ struct Layer {
     public_ips: Option<Vec<IpAddr>>,
     log_level: Option<String>,
     max_sessions: Option<usize>,
+    media_threads: Option<usize>,
     cors_allowed_origins: Option<Vec<String>>,
 }
 
@@ -294,6 +309,7 @@ impl Layer {
             public_ips: self.public_ips.or(lower.public_ips),
             log_level: self.log_level.or(lower.log_level),
             max_sessions: self.max_sessions.or(lower.max_sessions),
+            media_threads: self.media_threads.or(lower.media_threads),
             cors_allowed_origins: self.cors_allowed_origins.or(lower.cors_allowed_origins),
         }
     }
@@ -309,6 +325,7 @@ impl Default for Config {
             public_ips: Vec::new(),
             log_level: DEFAULT_LOG_LEVEL.to_owned(),
             max_sessions: DEFAULT_MAX_SESSIONS,
+            media_threads: 0,
             cors_allowed_origins: vec!["*".to_owned()],
             auth: Vec::new(),
             test_cameras: TestCameras::default(),
@@ -325,6 +342,18 @@ impl Default for Config {
 }
 
 impl Config {
+    /// The media threads to run: `media_threads`, or when that is 0 one per core this process
+    /// may run on (its CPU affinity, so `taskset -c 1` means one), at most
+    /// [`AUTO_MEDIA_THREADS_MAX`].
+    pub fn media_threads(&self) -> usize {
+        match self.media_threads {
+            0 => std::thread::available_parallelism()
+                .map_or(1, |n| n.get())
+                .min(AUTO_MEDIA_THREADS_MAX),
+            n => n,
+        }
+    }
+
     /// Load from this process's arguments and environment (and the file they name).
     pub fn load() -> Result<Config, ConfigError> {
         let args = std::env::args_os().map(|a| a.to_string_lossy().into_owned());
@@ -436,6 +465,7 @@ impl Config {
             public_ips: merged.public_ips.unwrap_or(defaults.public_ips),
             log_level: merged.log_level.unwrap_or(defaults.log_level),
             max_sessions: merged.max_sessions.unwrap_or(defaults.max_sessions),
+            media_threads: merged.media_threads.unwrap_or(defaults.media_threads),
             cors_allowed_origins: merged
                 .cors_allowed_origins
                 .unwrap_or(defaults.cors_allowed_origins),
@@ -559,6 +589,11 @@ fn flag_layer(cli: &Cli) -> Result<Layer, ConfigError> {
             .as_deref()
             .map(|v| parse_max_sessions_str("--max-sessions", v))
             .transpose()?,
+        media_threads: cli
+            .media_threads
+            .as_deref()
+            .map(|v| parse_media_threads_str("--media-threads", v))
+            .transpose()?,
         cors_allowed_origins: non_empty(&cli.cors_allowed_origin)
             .map(|v| parse_origins("--cors-allowed-origin", v))
             .transpose()?,
@@ -591,6 +626,9 @@ fn env_layer<'a>(getenv: &impl Fn(&str) -> Option<&'a str>) -> Result<Layer, Con
         max_sessions: getenv("R58_MAX_SESSIONS")
             .map(|v| parse_max_sessions_str("R58_MAX_SESSIONS", v))
             .transpose()?,
+        media_threads: getenv("R58_MEDIA_THREADS")
+            .map(|v| parse_media_threads_str("R58_MEDIA_THREADS", v))
+            .transpose()?,
         cors_allowed_origins: list("R58_CORS_ALLOWED_ORIGINS")
             .map(|v| parse_origins("R58_CORS_ALLOWED_ORIGINS", &v))
             .transpose()?,
@@ -621,6 +659,10 @@ fn file_layer(path: &Path, file: FileConfig) -> Result<Layer, ConfigError> {
         max_sessions: file
             .max_sessions
             .map(|v| check_max_sessions(&origin("max_sessions"), v))
+            .transpose()?,
+        media_threads: file
+            .media_threads
+            .map(|v| check_media_threads(&origin("media_threads"), v))
             .transpose()?,
         cors_allowed_origins: file
             .cors_allowed_origins

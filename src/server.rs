@@ -86,7 +86,7 @@ pub async fn run(config: Config) -> Result<(), ServerError> {
             source,
         })?;
     let scheme = if tls.is_some() { "https" } else { "http" };
-    info!(http = %http.local_addr()?, scheme, udp = %udp.local_addr()?, ?candidates, "r58 serving");
+    info!(http = %http.local_addr()?, scheme, udp = %udp.local_addr()?, ?candidates, media_threads = config.media_threads(), "r58 serving");
     let turn = TurnEndpoint::new(
         TurnService::start(config.turn.service.clone()),
         config.turn.clone(),
@@ -113,7 +113,7 @@ pub async fn run(config: Config) -> Result<(), ServerError> {
     let _devices = start_device_cameras(&engine, &config.cameras)?;
     // The media driver gets a thread of its own so a busy data plane cannot hold up the HTTP
     // runtime (see sfu::webrtc::driver).
-    let media = driver::spawn(engine, udp.into_std()?)?;
+    let media = driver::spawn(engine, udp.into_std()?, config.media_threads())?;
     tokio::select! {
         served = serve(http, app, HttpOptions::new(&config.limits, tls, http_stats)) => served?,
         media = media => media.map_err(std::io::Error::other)??,

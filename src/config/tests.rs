@@ -66,6 +66,12 @@ fn defaults_with_no_arguments() {
     assert!(c.public_ips.is_empty());
     assert_eq!(c.log_level, "info");
     assert_eq!(c.max_sessions, 1000);
+    assert_eq!(c.media_threads, 0, "one per core unless asked");
+    let cores = std::thread::available_parallelism().map_or(1, |n| n.get());
+    assert_eq!(
+        c.media_threads(),
+        cores.min(crate::config::AUTO_MEDIA_THREADS_MAX)
+    );
     assert_eq!(c.cors_allowed_origins, vec!["*"]);
     assert!(c.auth.is_empty());
     assert!(c.config_file.is_none());
@@ -86,6 +92,8 @@ fn each_flag() {
             "info,sfu=debug",
             "--max-sessions",
             "7",
+            "--media-threads",
+            "1",
             "--cors-allowed-origin",
             "https://a.example",
             "--cors-allowed-origin",
@@ -101,6 +109,7 @@ fn each_flag() {
     );
     assert_eq!(c.log_level, "info,sfu=debug");
     assert_eq!(c.max_sessions, 7);
+    assert_eq!(c.media_threads(), 1);
     assert_eq!(
         c.cors_allowed_origins,
         vec!["https://a.example", "http://b.example:8080"]
@@ -124,6 +133,7 @@ fn env_overrides_defaults() {
             ("R58_PUBLIC_IP", " 1.2.3.4 , 5.6.7.8,"),
             ("R58_LOG_LEVEL", "debug"),
             ("R58_MAX_SESSIONS", "3"),
+            ("R58_MEDIA_THREADS", "2"),
             (
                 "R58_CORS_ALLOWED_ORIGINS",
                 "https://x.example,https://y.example",
@@ -136,6 +146,8 @@ fn env_overrides_defaults() {
     assert_eq!(c.public_ips, vec![ip("1.2.3.4"), ip("5.6.7.8")]);
     assert_eq!(c.log_level, "debug");
     assert_eq!(c.max_sessions, 3);
+    assert_eq!(c.media_threads, 2);
+    assert_eq!(c.media_threads(), 2, "a number asked for is taken as it is");
     assert_eq!(
         c.cors_allowed_origins,
         vec!["https://x.example", "https://y.example"]
@@ -155,6 +167,7 @@ webrtc_udp = "127.0.0.1:7001"
 public_ips = ["192.168.1.58"]
 log_level = "warn"
 max_sessions = 50
+media_threads = 3
 cors_allowed_origins = ["https://studio.example"]
 
 [[auth]]
@@ -172,6 +185,7 @@ fn file_overrides_defaults() {
     assert_eq!(c.public_ips, vec![ip("192.168.1.58")]);
     assert_eq!(c.log_level, "warn");
     assert_eq!(c.max_sessions, 50);
+    assert_eq!(c.media_threads, 3);
     assert_eq!(c.cors_allowed_origins, vec!["https://studio.example"]);
     assert_eq!(
         c.auth,
@@ -281,6 +295,8 @@ fn bad_values_in_file_name_the_key() {
         ("log_level = \"loud\"", "log_level"),
         ("max_sessions = 0", "max_sessions"),
         ("max_sessions = -1", "max_sessions"),
+        ("media_threads = 65", "media_threads"),
+        ("media_threads = -1", "media_threads"),
         (
             "cors_allowed_origins = [\"example.com\"]",
             "cors_allowed_origins",

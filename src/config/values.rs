@@ -93,6 +93,31 @@ pub(super) fn check_max_sessions(origin: &str, n: u64) -> Result<usize, ConfigEr
     }
 }
 
+/// Most media threads one may ask for: more than the cores of any box r58 runs on.
+const MEDIA_THREADS_LIMIT: u64 = 64;
+
+pub(super) fn parse_media_threads_str(origin: &str, value: &str) -> Result<usize, ConfigError> {
+    let n = value.trim().parse::<u64>().map_err(|_| {
+        invalid(
+            origin,
+            format!("invalid number '{value}' (expected 0 for one per core, or 1 to {MEDIA_THREADS_LIMIT})"),
+        )
+    })?;
+    check_media_threads(origin, n)
+}
+
+pub(super) fn check_media_threads(origin: &str, n: u64) -> Result<usize, ConfigError> {
+    if n > MEDIA_THREADS_LIMIT {
+        return Err(invalid(
+            origin,
+            format!(
+                "'{n}' is out of range (expected 0 for one per core, or 1 to {MEDIA_THREADS_LIMIT})"
+            ),
+        ));
+    }
+    Ok(n as usize)
+}
+
 pub(super) fn parse_origins(origin: &str, values: &[String]) -> Result<Vec<String>, ConfigError> {
     let mut out = Vec::with_capacity(values.len());
     for value in values {

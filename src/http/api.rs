@@ -92,6 +92,16 @@ pub async fn metrics(State(state): State<AppState>) -> Response {
         stats.send_waits,
     );
     counter(
+        "fanout_splits_total",
+        "Fan-outs large enough to be split across the media threads (media_threads above 1).",
+        stats.fanout_splits,
+    );
+    counter(
+        "fanout_shares_total",
+        "Shares those fan-outs were split into, one per media thread that took part.",
+        stats.fanout_shares,
+    );
+    counter(
         "publisher_bitrate_cap_dropped_total",
         "Publisher datagrams dropped for exceeding [limits] publisher_bitrate_cap.",
         stats.bitrate_cap_dropped,

@@ -187,7 +187,15 @@ fn soak_200_viewers_with_a_reconnecting_publisher_loses_under_a_thousandth() {
     let viewers_wanted = env_u64("R58_SOAK_VIEWERS", 200) as usize;
     let reconnect =
         Duration::from_secs(env_u64("R58_SOAK_RECONNECT_SECS", (secs / 3).clamp(1, 60)));
-    let mut server = Server::start(&format!("max_sessions = {}\n", viewers_wanted + 10), &[]);
+    // Three media threads (whatever the cores): the larger fan-outs (keyframes) are split
+    // across them, and must lose nothing either.
+    let mut server = Server::start(
+        &format!(
+            "max_sessions = {}\nmedia_threads = 3\n",
+            viewers_wanted + 10
+        ),
+        &[],
+    );
     let mut feed = Feed::start(&server, "soak");
     let mut viewers: Vec<Peer> = Vec::with_capacity(viewers_wanted);
     let join_started = Instant::now();
@@ -289,6 +297,13 @@ fn soak_200_viewers_with_a_reconnecting_publisher_loses_under_a_thousandth() {
         "{datagrams} sent < {received} received"
     );
     assert!(syscalls > 0.0 && syscalls <= messages && messages <= datagrams);
+    let splits = server.metric("r58_fanout_splits_total");
+    let shares = server.metric("r58_fanout_shares_total");
+    eprintln!("soak: {splits} fan-outs split across the media threads, into {shares} shares");
+    assert!(
+        splits > 0.0 && shares >= 2.0 * splits && shares <= 3.0 * splits,
+        "keyframes to {viewers_wanted} viewers are split across the three media threads"
+    );
     server.assert_serves();
 }
 

@@ -17,7 +17,7 @@ use parking_lot::{Mutex, MutexGuard};
 use tokio::net::UdpSocket;
 use tokio::sync::{Notify, oneshot};
 
-use super::engine::{Engine, TransmitQueue, timers_tick};
+use super::engine::{Engine, FanoutShare, TransmitQueue, timers_tick};
 use super::udp_batch::GsoSender;
 
 /// Datagrams read per engine lock, at most.
@@ -75,6 +75,7 @@ const SOCKET_BUFFER: usize = 4 << 20;
 pub fn spawn(
     engine: SharedEngine,
     socket: std::net::UdpSocket,
+    threads: usize,
 ) -> io::Result<oneshot::Receiver<io::Result<()>>> {
     let (done, result) = oneshot::channel();
     std::thread::Builder::new()
@@ -84,7 +85,9 @@ pub fn spawn(
                 .enable_all()
                 .build()
                 .and_then(|runtime| {
-                    runtime.block_on(async move { run(engine, UdpSocket::from_std(socket)?).await })
+                    runtime.block_on(async move {
+                        run(engine, UdpSocket::from_std(socket)?, threads).await
+                    })
                 });
             let _ = done.send(outcome);
         })?;
@@ -92,7 +95,11 @@ pub fn spawn(
 }
 
 /// Receives on `socket`, feeds the engine, and sends what it produces, until the socket fails.
-pub async fn run(engine: SharedEngine, socket: UdpSocket) -> io::Result<()> {
+///
+/// With `threads` above 1, a large fan-out (a frame to hundreds of viewers) is split into
+/// shares of the viewers that `threads` threads protect and send at once (see
+/// [`Engine::send_unsent_split`]); the rest of the engine's work stays on this thread.
+pub async fn run(engine: SharedEngine, socket: UdpSocket, threads: usize) -> io::Result<()> {
     let sock = socket2::SockRef::from(&socket);
     if let Err(e) = sock
         .set_recv_buffer_size(SOCKET_BUFFER)
@@ -101,7 +108,7 @@ pub async fn run(engine: SharedEngine, socket: UdpSocket) -> io::Result<()> {
         tracing::warn!(error = %e, "cannot size the media socket's buffers");
     }
     let mut buf = vec![0u8; 2048];
-    let mut out = Outbound::default();
+    let mut out = Outbound::new(threads)?;
     let mut tick = tokio::time::interval(timers_tick());
     tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
     loop {
@@ -184,19 +191,22 @@ impl SpareRoom {
 /// in milliseconds, and the wait (with the engine unlocked) costs less than the keyframe.
 const SEND_PATIENCE: std::time::Duration = std::time::Duration::from_millis(50);
 
-/// The datagrams taken from the engine, sent after its lock is released.
-struct Outbound {
-    queue: TransmitQueue,
+/// Fan-out datagrams below which a share is not worth another thread: waking a thread costs
+/// some µs, a datagram ~1.5 µs, and a few hundred of them are a frame to a few dozen viewers.
+const MIN_SHARE_DATAGRAMS: usize = 256;
+
+/// One thread's writes to the socket: its batching sender, what it keeps of its queue, and
+/// what the socket refused.
+struct Lane {
     sender: GsoSender,
     spare: SpareRoom,
     /// Datagrams the socket refused since the engine was last told.
     dropped: u64,
 }
 
-impl Default for Outbound {
+impl Default for Lane {
     fn default() -> Self {
         Self {
-            queue: TransmitQueue::default(),
             sender: GsoSender::new(true).with_patience(SEND_PATIENCE),
             spare: SpareRoom::default(),
             dropped: 0,
@@ -204,30 +214,114 @@ impl Default for Outbound {
     }
 }
 
-impl Outbound {
-    /// Takes what the engine queued (handing it the emptied buffer of the last send), and
-    /// reports the last send's drops.
-    fn take(&mut self, engine: &mut Engine) {
+impl Lane {
+    /// Sends `queue`: grouped by viewer, a frame's equal-sized packets to one viewer as one
+    /// GSO message. Empties the queue.
+    fn send(&mut self, socket: &UdpSocket, queue: &mut TransmitQueue) {
+        if queue.is_empty() {
+            return;
+        }
+        let datagrams: Vec<(std::net::SocketAddr, &[u8])> = queue.pending().collect();
+        self.dropped += self.sender.send(socket, &datagrams) as u64;
+        drop(datagrams);
+        let keep = self.spare.after_flush(queue.bytes());
+        queue.clear_and_shrink(keep);
+    }
+
+    /// Tells the engine what this lane sent and dropped since it last did.
+    fn report(&mut self, engine: &mut Engine) {
         if self.dropped > 0 {
             engine.count_send_drops(std::mem::take(&mut self.dropped));
         }
         engine.count_sends(self.sender.take_counts());
+    }
+}
+
+/// The datagrams taken from the engine, sent after its lock is released.
+struct Outbound {
+    queue: TransmitQueue,
+    lane: Lane,
+    /// The media threads beside the driver's own, when there are several.
+    pool: Option<rayon::ThreadPool>,
+    /// One queue and lane per thread, the driver's included, for a split fan-out.
+    share_queues: Vec<TransmitQueue>,
+    share_lanes: Vec<Lane>,
+    /// Share queues the last split filled.
+    shares_filled: usize,
+}
+
+impl Outbound {
+    fn new(threads: usize) -> io::Result<Self> {
+        let threads = threads.max(1);
+        let pool = if threads > 1 {
+            let pool = rayon::ThreadPoolBuilder::new()
+                .num_threads(threads - 1)
+                .thread_name(|i| format!("r58-media-{}", i + 1))
+                .build()
+                .map_err(io::Error::other)?;
+            Some(pool)
+        } else {
+            None
+        };
+        let shares = if pool.is_some() { threads } else { 0 };
+        Ok(Self {
+            queue: TransmitQueue::default(),
+            lane: Lane::default(),
+            pool,
+            share_queues: (0..shares).map(|_| TransmitQueue::default()).collect(),
+            share_lanes: (0..shares).map(|_| Lane::default()).collect(),
+            shares_filled: 0,
+        })
+    }
+
+    /// Takes what the engine queued (handing it the emptied buffer of the last send), the
+    /// media split across the threads when it is worth it, and reports the last send's
+    /// counts.
+    fn take(&mut self, engine: &mut Engine) {
+        self.lane.report(engine);
+        for lane in &mut self.share_lanes {
+            lane.report(engine);
+        }
+        if let Some(pool) = &self.pool {
+            self.shares_filled =
+                engine.send_unsent_split(&mut self.share_queues, MIN_SHARE_DATAGRAMS, |shares| {
+                    in_parallel(pool, shares, FanoutShare::run)
+                });
+        }
         self.queue.clear();
         engine.swap_transmits(&mut self.queue);
     }
 
-    /// Sends the taken datagrams: grouped by viewer, a frame's equal-sized packets to one
-    /// viewer as one GSO message.
+    /// Sends the taken datagrams: the engine's queue first (it holds what is older than a
+    /// split's media, such as a joiner's keyframe cache), then the shares at once.
     fn send(&mut self, socket: &UdpSocket) {
-        if self.queue.is_empty() {
-            return;
+        self.lane.send(socket, &mut self.queue);
+        let filled = std::mem::take(&mut self.shares_filled);
+        if let (Some(pool), true) = (&self.pool, filled > 0) {
+            let mut shares: Vec<(&mut TransmitQueue, &mut Lane)> = self
+                .share_queues
+                .iter_mut()
+                .zip(&mut self.share_lanes)
+                .take(filled)
+                .collect();
+            in_parallel(pool, &mut shares, |(queue, lane)| lane.send(socket, queue));
         }
-        let datagrams: Vec<(std::net::SocketAddr, &[u8])> = self.queue.pending().collect();
-        self.dropped += self.sender.send(socket, &datagrams) as u64;
-        drop(datagrams);
-        let keep = self.spare.after_flush(self.queue.bytes());
-        self.queue.clear_and_shrink(keep);
     }
+}
+
+/// Runs `work` on every item, the first on this thread and the others on `pool`'s, and
+/// returns when all are done.
+fn in_parallel<T: Send>(pool: &rayon::ThreadPool, items: &mut [T], work: impl Fn(&mut T) + Sync) {
+    let Some((first, rest)) = items.split_first_mut() else {
+        return;
+    };
+    let work = &work;
+    pool.in_place_scope(|scope| {
+        for item in rest {
+            scope.spawn(move |_| work(item));
+        }
+        work(first);
+    });
 }
 
 /// ICMP errors surface as recv errors on a shared socket; they concern one peer, not us.
@@ -293,7 +387,7 @@ mod tests {
                 s
             })
             .collect();
-        let mut out = Outbound::default();
+        let mut out = Outbound::new(1).expect("outbound");
         // Small enough per round to fit a viewer socket's default receive buffer.
         const PER_VIEWER: usize = 48;
         for round in 0..3u8 {
@@ -316,7 +410,7 @@ mod tests {
             );
             out.send(&socket);
             assert_eq!(
-                out.dropped, 0,
+                out.lane.dropped, 0,
                 "round {round}: the socket refused datagrams"
             );
             for (v, viewer) in viewers.iter().enumerate() {

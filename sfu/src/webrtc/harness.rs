@@ -8,7 +8,7 @@ use std::net::{IpAddr, Ipv4Addr, SocketAddr};
 use std::time::{Duration, Instant};
 
 use super::client::{Client, ClientEvent, ClientRole};
-use super::engine::{Answer, Engine, EngineConfig, EngineError};
+use super::engine::{Answer, Engine, EngineConfig, EngineError, TransmitQueue};
 
 /// The server's address inside the harness.
 pub const SERVER_ADDR: SocketAddr = SocketAddr::new(IpAddr::V4(Ipv4Addr::new(10, 0, 0, 1)), 8189);
@@ -43,6 +43,11 @@ pub struct Harness {
     pub clients: Vec<HarnessClient>,
     /// Count server datagrams without delivering them (benchmarks measure the engine alone).
     pub discard_media: bool,
+    /// Splits each fan-out into this many shares of the viewers, each run on a thread of its
+    /// own, as the driver does with several media threads; 0 or 1: fanned out in the engine.
+    pub fanout_shares: usize,
+    /// Fan-outs that were split into shares.
+    pub split_fanouts: u64,
 }
 
 impl Harness {
@@ -53,6 +58,8 @@ impl Harness {
             now: Instant::now(),
             clients: Vec::new(),
             discard_media: false,
+            fanout_shares: 0,
+            split_fanouts: 0,
         })
     }
 
@@ -102,20 +109,44 @@ impl Harness {
                 }
             }
         }
+        let mut shares: Vec<TransmitQueue> = Vec::new();
+        if self.fanout_shares > 1 {
+            shares.resize_with(self.fanout_shares, TransmitQueue::default);
+            let used = self.engine.send_unsent_split(&mut shares, 1, |shares| {
+                std::thread::scope(|scope| {
+                    for share in shares.iter_mut() {
+                        scope.spawn(|| share.run());
+                    }
+                })
+            });
+            shares.truncate(used);
+            self.split_fanouts += u64::from(used > 0);
+        }
+        // The engine's queue holds what is older than the shares' media: it goes first.
         while let Some(t) = self.engine.poll_transmit() {
             moved = true;
-            if self.discard_media && t.data.first().is_some_and(|b| (128..=191).contains(b)) {
-                continue;
-            }
-            if let Some(c) = self.clients.iter_mut().find(|c| c.addr == t.to) {
-                let now = self.now;
-                let _ = c.client.handle_datagram(now, &t.data);
-                while let Some(event) = c.client.poll_event() {
-                    record(&mut c.received, event);
-                }
+            self.deliver(t.to, &t.data);
+        }
+        for share in &shares {
+            for (to, data) in share.pending() {
+                moved = true;
+                self.deliver(to, data);
             }
         }
         moved
+    }
+
+    /// Hands a datagram from the engine to the client it is addressed to.
+    fn deliver(&mut self, to: SocketAddr, data: &[u8]) {
+        if self.discard_media && data.first().is_some_and(|b| (128..=191).contains(b)) {
+            return;
+        }
+        if let Some(c) = self.clients.iter_mut().find(|c| c.addr == to) {
+            let _ = c.client.handle_datagram(self.now, data);
+            while let Some(event) = c.client.poll_event() {
+                record(&mut c.received, event);
+            }
+        }
     }
 
     /// Advances the clock by `dt`, firing every timer, and pumps.

@@ -1,13 +1,18 @@
 //! The fan-out: every packet a stream accepted, rewritten into each viewer's numbering,
 //! protected with the viewer's SRTP key and queued for the socket.
+//!
+//! Done on the engine's thread ([`Engine::send_unsent`]) or, when a batch is large, split into
+//! shares of the viewers that the driver runs on several cores ([`Engine::send_unsent_split`]).
 
 use std::time::Instant;
 
+use rustc_hash::FxHashMap;
+
 use super::queue::TransmitQueue;
 use super::{Engine, SessionMap};
-use crate::hub::{Stream, UnsentPacket};
+use crate::hub::{Track, UnsentPacket};
 use crate::rtp::history::StoredPacket;
-use crate::webrtc::session::Session;
+use crate::webrtc::session::{Session, SessionId};
 
 impl Engine {
     /// Sends the viewers every packet the streams accepted since the last call.
@@ -26,11 +31,180 @@ impl Engine {
                 continue;
             }
             let mut batch = std::mem::take(&mut stream.unsent);
-            fan_out(stream, &batch, &mut self.sessions, &mut self.transmits);
+            let mut sent = vec![Sent::default(); stream.tracks.len()];
+            for viewer in &stream.viewers {
+                if let Some(session) = self.sessions.get_mut(viewer) {
+                    fan_out_to_viewer(
+                        session,
+                        &stream.tracks,
+                        &batch,
+                        &mut sent,
+                        &mut self.transmits,
+                    );
+                }
+            }
+            add_sent(&mut stream.tracks, &sent);
             // The emptied batch goes back, so its capacity is reused.
             batch.clear();
             stream.unsent = batch;
         }
+    }
+
+    /// Like [`Engine::send_unsent`], with the viewers split into shares, one per queue of
+    /// `queues`, each share's datagrams queued in its own queue: `run` is handed the shares
+    /// and runs each once ([`FanoutShare::run`]), on as many threads as it likes — a share
+    /// holds its viewers' sessions exclusively, so shares run in parallel without locks.
+    ///
+    /// Splits only when at least `min_per_share` datagrams fall to each of two or more shares;
+    /// returns how many shares were filled (queues past that are untouched). When it returns
+    /// 0 nothing was sent: the next read of the transmit queue fans out on this thread.
+    ///
+    /// A viewer's datagrams are all in one share, in order; datagrams already in the engine's
+    /// transmit queue (handshakes, a joiner's keyframe cache) are older and should be sent
+    /// first.
+    pub fn send_unsent_split(
+        &mut self,
+        queues: &mut [TransmitQueue],
+        min_per_share: usize,
+        run: impl FnOnce(&mut [FanoutShare<'_>]),
+    ) -> usize {
+        let count = queues
+            .len()
+            .min(self.unsent_datagrams / min_per_share.max(1));
+        if count < 2 || self.unsent_packets == 0 {
+            return 0;
+        }
+        self.unsent_packets = 0;
+        self.unsent_datagrams = 0;
+        self.stats.fanout_splits += 1;
+        self.stats.fanout_shares += count as u64;
+        let mut batches: Vec<Vec<UnsentPacket>> = self
+            .hub
+            .iter_mut()
+            .map(|stream| std::mem::take(&mut stream.unsent))
+            .collect();
+        let work: Vec<StreamWork<'_>> = self
+            .hub
+            .iter()
+            .zip(&batches)
+            .map(|(stream, batch)| StreamWork {
+                tracks: &stream.tracks,
+                batch,
+            })
+            .collect();
+        let assigned = assign_viewers(
+            &mut self.sessions,
+            self.hub.iter().map(|stream| stream.viewers.as_slice()),
+            &work,
+            count,
+        );
+        let mut shares: Vec<FanoutShare<'_>> = assigned
+            .into_iter()
+            .zip(queues.iter_mut())
+            .map(|(viewers, queue)| FanoutShare {
+                viewers,
+                work: &work,
+                sent: work
+                    .iter()
+                    .map(|w| vec![Sent::default(); w.tracks.len()])
+                    .collect(),
+                queue,
+            })
+            .collect();
+        run(&mut shares);
+        let sent: Vec<Vec<Vec<Sent>>> = shares.into_iter().map(|share| share.sent).collect();
+        drop(work);
+        for ((stream, batch), index) in self.hub.iter_mut().zip(&mut batches).zip(0..) {
+            for share in &sent {
+                add_sent(&mut stream.tracks, &share[index]);
+            }
+            // The emptied batch goes back, so its capacity is reused.
+            batch.clear();
+            stream.unsent = std::mem::take(batch);
+        }
+        count
+    }
+}
+
+/// One stream's part of a split fan-out: its tracks and the batch its viewers are sent.
+struct StreamWork<'a> {
+    tracks: &'a [Track],
+    batch: &'a [UnsentPacket],
+}
+
+/// Splits the viewers of streams with a batch into `count` shares of about equal datagrams,
+/// each viewer with the index of its stream; viewers of a stream stay in the stream's order.
+fn assign_viewers<'s, 'v>(
+    sessions: &'s mut SessionMap,
+    viewers: impl Iterator<Item = &'v [SessionId]>,
+    work: &[StreamWork<'_>],
+    count: usize,
+) -> Vec<Vec<(&'s mut Session, usize)>> {
+    let mut by_id: FxHashMap<SessionId, &'s mut Session> =
+        sessions.iter_mut().map(|(id, s)| (*id, s)).collect();
+    let mut listed: Vec<(SessionId, usize, usize)> = Vec::new();
+    for ((ids, w), index) in viewers.zip(work).zip(0..) {
+        if w.batch.is_empty() {
+            continue;
+        }
+        listed.extend(ids.iter().map(|id| (*id, index, w.batch.len())));
+    }
+    let total: usize = listed.iter().map(|&(_, _, n)| n).sum();
+    let mut shares: Vec<Vec<(&'s mut Session, usize)>> = (0..count).map(|_| Vec::new()).collect();
+    let mut done = 0;
+    for (id, index, datagrams) in listed {
+        // Contiguous runs: share k takes the viewers whose datagrams start in its k-th of the
+        // total.
+        let share = (done * count / total.max(1)).min(count - 1);
+        done += datagrams;
+        if let Some(session) = by_id.remove(&id) {
+            shares[share].push((session, index));
+        }
+    }
+    shares
+}
+
+/// Part of a split fan-out: some viewers, the queue their datagrams go to, and what was sent.
+pub struct FanoutShare<'a> {
+    viewers: Vec<(&'a mut Session, usize)>,
+    work: &'a [StreamWork<'a>],
+    /// Per stream of `work`, per track.
+    sent: Vec<Vec<Sent>>,
+    queue: &'a mut TransmitQueue,
+}
+
+impl FanoutShare<'_> {
+    /// Sends this share's viewers their batches, into the share's queue.
+    pub fn run(&mut self) {
+        for (session, index) in &mut self.viewers {
+            let work = &self.work[*index];
+            fan_out_to_viewer(
+                session,
+                work.tracks,
+                work.batch,
+                &mut self.sent[*index],
+                self.queue,
+            );
+        }
+    }
+
+    /// Viewers in this share.
+    pub fn viewer_count(&self) -> usize {
+        self.viewers.len()
+    }
+}
+
+/// What a fan-out sent on one track.
+#[derive(Debug, Default, Clone, Copy)]
+struct Sent {
+    packets: u64,
+    bytes: u64,
+}
+
+fn add_sent(tracks: &mut [Track], sent: &[Sent]) {
+    for (track, sent) in tracks.iter_mut().zip(sent) {
+        track.stats.packets_out += sent.packets;
+        track.stats.bytes_out += sent.bytes;
     }
 }
 
@@ -44,55 +218,54 @@ pub(super) fn track_out<'a>(packets: &'a mut u64, bytes: &'a mut u64) -> TrackOu
     TrackOut { packets, bytes }
 }
 
-/// Sends every viewer of `stream` its rewritten copy of each packet of `batch`, viewer by
-/// viewer: the viewer's session and SRTP state are fetched once for the whole batch.
-fn fan_out(
-    stream: &mut Stream,
+/// Sends one viewer its rewritten copy of each packet of `batch`: the viewer's session and
+/// SRTP state are fetched once for the whole batch. `sent` counts per track of `tracks`.
+fn fan_out_to_viewer(
+    session: &mut Session,
+    tracks: &[Track],
     batch: &[UnsentPacket],
-    sessions: &mut SessionMap,
+    sent: &mut [Sent],
     transmits: &mut TransmitQueue,
 ) {
-    for viewer in &stream.viewers {
-        let Some(session) = sessions.get_mut(viewer) else {
+    for unsent in batch {
+        let (Some(track), Some(counts)) = (
+            tracks.get(unsent.track_index),
+            sent.get_mut(unsent.track_index),
+        ) else {
             continue;
         };
-        for unsent in batch {
-            let Some(track) = stream.tracks.get_mut(unsent.track_index) else {
+        let Some(out_index) = session
+            .outbound
+            .iter()
+            .position(|o| o.track_index == unsent.track_index)
+        else {
+            continue;
+        };
+        let out = &mut session.outbound[out_index];
+        let packet = &unsent.packet;
+        if out.rewriter.epoch() != Some(packet.epoch) {
+            // A new source: video waits for its keyframe, audio joins at once.
+            if track.video_codec.is_some() && !unsent.keyframe_start {
                 continue;
-            };
-            let Some(out_index) = session
-                .outbound
-                .iter()
-                .position(|o| o.track_index == unsent.track_index)
-            else {
-                continue;
-            };
-            let out = &mut session.outbound[out_index];
-            let packet = &unsent.packet;
-            if out.rewriter.epoch() != Some(packet.epoch) {
-                // A new source: video waits for its keyframe, audio joins at once.
-                if track.video_codec.is_some() && !unsent.keyframe_start {
-                    continue;
-                }
-                out.rewriter.splice(
-                    unsent.arrival,
-                    packet.epoch,
-                    packet.sequence,
-                    packet.timestamp,
-                );
             }
-            send_to_viewer(
+            out.rewriter.splice(
                 unsent.arrival,
-                session,
-                out_index,
-                packet,
-                Timing::Live {
-                    capture_ntp: unsent.capture_ntp,
-                },
-                transmits,
-                &mut track_out(&mut track.stats.packets_out, &mut track.stats.bytes_out),
+                packet.epoch,
+                packet.sequence,
+                packet.timestamp,
             );
         }
+        send_to_viewer(
+            unsent.arrival,
+            session,
+            out_index,
+            packet,
+            Timing::Live {
+                capture_ntp: unsent.capture_ntp,
+            },
+            transmits,
+            &mut track_out(&mut counts.packets, &mut counts.bytes),
+        );
     }
 }
 

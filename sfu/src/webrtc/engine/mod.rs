@@ -29,6 +29,7 @@ use crate::webrtc::sdp::SdpError;
 use crate::webrtc::session::{Session, SessionId};
 
 pub use control::{Answer, StreamInfo, TrackInfo};
+pub use fanout::FanoutShare;
 pub use local::LocalSourceId;
 pub use queue::TransmitQueue;
 pub use readers::ReaderTrack;
@@ -128,6 +129,9 @@ pub struct EngineStats {
     pub send_syscalls: u64,
     /// Times the media socket's buffer was full and the driver waited for room.
     pub send_waits: u64,
+    /// Fan-outs split into shares for several media threads, and the shares they made.
+    pub fanout_splits: u64,
+    pub fanout_shares: u64,
     /// Publisher datagrams dropped for exceeding the bitrate cap.
     pub bitrate_cap_dropped: u64,
     /// Packets publishers were asked (NACK) to send again.

@@ -3,7 +3,7 @@
 use std::time::Duration;
 
 use crate::webrtc::client::{ClientRole, H264_PT};
-use crate::webrtc::engine::EngineConfig;
+use crate::webrtc::engine::{EngineConfig, TransmitQueue};
 use crate::webrtc::harness::{H264Source, Harness};
 
 const FRAME: Duration = Duration::from_millis(33);
@@ -360,4 +360,108 @@ fn the_engine_tells_when_a_frame_is_still_being_read() {
     assert!(!h.engine.mid_frame(), "nothing waits once sent");
     h.engine.handle_datagram(now, from, last);
     assert!(!h.engine.mid_frame(), "the marker closed it");
+}
+
+/// With the fan-out split into shares run on threads (several media threads), every viewer
+/// still gets every packet once and in order, a late joiner its cache then live media, and the
+/// track's counters add up what the shares sent.
+#[test]
+fn a_fan_out_split_across_threads_loses_and_reorders_nothing() {
+    let (mut h, publisher, mut source) = setup();
+    h.fanout_shares = 3;
+    let early: Vec<usize> = (0..5)
+        .map(|_| h.open(ClientRole::Play, "cam").expect("play"))
+        .collect();
+    assert!(h.connect_all());
+    let mut per_frame = Vec::new();
+    let mut late = None;
+    for frame in 0..90 {
+        if frame == 45 {
+            late = Some(h.open(ClientRole::Play, "cam").expect("late play"));
+            assert!(h.connect_all(), "late viewer connects");
+        }
+        per_frame.push(send_frame(&mut h, publisher, &mut source) as u64);
+    }
+    assert!(
+        h.split_fanouts >= 80,
+        "the frames went out split: {}",
+        h.split_fanouts
+    );
+    for &v in &early {
+        let rx = &h.clients[v].received;
+        assert_eq!(rx.rtp_packets, per_frame.iter().sum::<u64>(), "viewer {v}");
+        assert_eq!(rx.sequence_gaps, 0, "viewer {v}");
+    }
+    let late_rx = &h.clients[late.expect("late viewer")].received;
+    assert_eq!(late_rx.rtp_packets, per_frame[30..].iter().sum::<u64>());
+    assert_eq!(late_rx.sequence_gaps, 0, "cache replay then live");
+    let received: u64 = h.clients[1..].iter().map(|c| c.received.rtp_packets).sum();
+    let counted: u64 = h
+        .engine
+        .hub()
+        .get("cam")
+        .expect("stream")
+        .tracks
+        .iter()
+        .map(|t| t.stats.packets_out)
+        .sum();
+    assert_eq!(counted, received, "the shares' counts reach the track");
+}
+
+/// A split gives each viewer to exactly one share and splits only a batch big enough for it;
+/// below that nothing is sent and the batch still waits for the transmit queue's reader.
+#[test]
+fn a_split_gives_each_viewer_to_one_share_and_only_splits_big_batches() {
+    let (mut h, publisher, mut source) = setup();
+    let viewers = 6;
+    for _ in 0..viewers {
+        h.open(ClientRole::Play, "cam").expect("play");
+    }
+    assert!(h.connect_all());
+    send_frame(&mut h, publisher, &mut source); // a keyframe: everyone is in sync
+    let frame = source.next_frame();
+    for p in &frame {
+        h.clients[publisher].client.send_rtp(p).expect("send");
+    }
+    let from = h.clients[publisher].addr;
+    let now = h.now;
+    while let Some((_, d)) = h.clients[publisher].client.poll_transmit() {
+        h.engine.handle_datagram(now, from, &d);
+    }
+    let waiting = frame.len() * viewers;
+    let pending = h.engine.pending_transmit_count();
+    assert!(pending >= waiting, "the frame waits: {pending}");
+    let mut queues: Vec<TransmitQueue> = (0..4).map(|_| TransmitQueue::default()).collect();
+    let mut ran = false;
+    let used = h
+        .engine
+        .send_unsent_split(&mut queues, waiting, |_| ran = true);
+    assert_eq!(used, 0, "too little for two shares of {waiting}");
+    assert!(!ran);
+    assert_eq!(h.engine.pending_transmit_count(), pending, "still waiting");
+
+    let used = h
+        .engine
+        .send_unsent_split(&mut queues, frame.len(), |shares| {
+            for share in shares.iter_mut() {
+                share.run();
+            }
+        });
+    assert_eq!(used, 4);
+    assert_eq!(
+        h.engine.pending_transmit_count(),
+        pending - waiting,
+        "the frame went into the shares"
+    );
+    let mut owner: std::collections::HashMap<std::net::SocketAddr, usize> = Default::default();
+    let mut total = 0;
+    for (i, queue) in queues.iter().enumerate() {
+        assert!(!queue.is_empty(), "share {i} has viewers");
+        for (to, _) in queue.pending() {
+            total += 1;
+            assert_eq!(*owner.entry(to).or_insert(i), i, "{to} in two shares");
+        }
+    }
+    assert_eq!(total, waiting);
+    assert_eq!(owner.len(), viewers);
 }

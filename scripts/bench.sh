@@ -11,7 +11,8 @@
 #
 # BENCH_PACE (publisher pacing factor, default 0: bursts), BENCH_TOPOLOGY (nic, the default;
 # split; local: see below), BENCH_USO=1 (with split: leave UDP segmentation offload on the
-# veth).
+# veth), BENCH_SERVER_CPUS (a taskset list for the servers, default 1; with 0,1 r58 runs two
+# media threads, sharing core 0 with the generator).
 #
 # The server runs pinned to core 1 and the generator to core 0, both at nice -10 so parallel
 # work on a shared machine does not take their cores. Janus never gathers ICE candidates on a
@@ -52,6 +53,7 @@ if [[ "${1:-}" == "--smoke" ]]; then
 fi
 
 sizes="${BENCH_SIZES:-100,250,500,1000,1500,2000,2500}"
+server_cpus="${BENCH_SERVER_CPUS:-1}"
 duration="${BENCH_DURATION:-10}"
 janus_bin="${JANUS_BIN:-/usr/bin/janus}"
 
@@ -64,7 +66,7 @@ mkdir -p "$out"
 commit=$(git rev-parse --short HEAD)
 dirty=$(git diff --quiet && echo "" || echo " (with uncommitted changes)")
 cpu=$(grep -m1 'model name' /proc/cpuinfo | cut -d: -f2 | sed 's/^ *//')
-machine="$(date -u +%Y-%m-%d), commit $commit$dirty, $(nproc) x $cpu, Linux $(uname -r), load average at start $(cut -d' ' -f1-3 /proc/loadavg). Release build; server on core 1, generator on core 0, both nice -10; $duration s measured per step after 2 s warm-up."
+machine="$(date -u +%Y-%m-%d), commit $commit$dirty, $(nproc) x $cpu, Linux $(uname -r), load average at start $(cut -d' ' -f1-3 /proc/loadavg). Release build; server on core(s) $server_cpus, generator on core 0, both nice -10; $duration s measured per step after 2 s warm-up."
 
 peer_args=()
 ns_exec=()
@@ -150,7 +152,7 @@ machine="$machine Topology: $topology; $publisher."
 
 ulimit -n 20000 2>/dev/null || true
 "${ns_exec[@]}" nice -n -10 taskset -c 0 "$TARGET_DIR/release/fanout" \
-    --server-bin "$TARGET_DIR/release/r58" --server-core 1 --sizes "$sizes" \
+    --server-bin "$TARGET_DIR/release/r58" --server-core 1 --server-cpus "$server_cpus" --sizes "$sizes" \
     --duration "$duration" --pace "$pace" "${place_args[@]}" "${peer_args[@]}" --machine "$machine" \
     --json "$out/fanout.json" --markdown "$out/fanout.md" --svg docs/fanout.svg
 

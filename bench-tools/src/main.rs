@@ -55,9 +55,14 @@ struct Args {
     /// Seconds measured per step.
     #[arg(long, default_value_t = 10.0)]
     duration: f64,
-    /// The core to pin the server to (`taskset -c`); none to leave it unpinned.
+    /// The core to pin the server to (`taskset -c`); none to leave it unpinned. Its busy time
+    /// is reported as the server's core's.
     #[arg(long)]
     server_core: Option<usize>,
+    /// Pin the server to these cores instead (`taskset -c` list, such as `0,1`): r58 then runs
+    /// a media thread per core. `--server-core` still names the core whose busy time is shown.
+    #[arg(long)]
+    server_cpus: Option<String>,
     /// Where to write the results as JSON.
     #[arg(long)]
     json: Option<PathBuf>,
@@ -118,10 +123,10 @@ fn main() {
     };
     let mut steps = Vec::new();
     println!(
-        "fanout: 1 publisher (H.264 ~2.5 Mbit/s, 30 fps, {}), server {} pinned to core {:?} on {}{}, clients on {}, {} s per step",
+        "fanout: 1 publisher (H.264 ~2.5 Mbit/s, 30 fps, {}), server {} pinned to cores {:?} on {}{}, clients on {}, {} s per step",
         pacing(args.pace),
         server_bin.display(),
-        args.server_core,
+        placement(&args).cpus,
         args.server_ip,
         args.server_netns
             .as_deref()
@@ -214,7 +219,10 @@ fn client_ip(args: &Args) -> IpAddr {
 
 fn placement(args: &Args) -> Placement {
     Placement {
-        core: args.server_core,
+        cpus: args
+            .server_cpus
+            .clone()
+            .or(args.server_core.map(|core| core.to_string())),
         netns: args.server_netns.clone(),
         ip: args.server_ip,
     }
@@ -253,6 +261,9 @@ fn run_r58(args: &Args, n: usize) -> Result<Step, Box<dyn std::error::Error>> {
     measured.server_send_dropped = sends.dropped;
     measured.datagrams_per_message = ratio(sends.datagrams, sends.messages);
     measured.datagrams_per_syscall = ratio(sends.datagrams, sends.syscalls);
+    measured.server_delay_ms = sends
+        .delay_quantile_ms(0.5)
+        .zip(sends.delay_quantile_ms(0.99));
     measured.server_ingest_dropped =
         procfs::udp_socket_drops(server.pid, server.udp.port()) - ingest_before;
     let rss_after = procfs::rss_bytes(server.pid);
@@ -267,13 +278,15 @@ fn run_r58(args: &Args, n: usize) -> Result<Step, Box<dyn std::error::Error>> {
     ))
 }
 
-/// r58's media-socket counters (from `/metrics`): what it sent and how it was batched.
-#[derive(Debug, Default, Clone, Copy)]
+/// r58's media-socket counters (from `/metrics`): what it sent and how it was batched, and
+/// its histogram of in-server delays (upper bound in seconds, delays at or below it).
+#[derive(Debug, Default, Clone)]
 struct SendCounters {
     dropped: u64,
     datagrams: u64,
     messages: u64,
     syscalls: u64,
+    delay_buckets: Vec<(f64, u64)>,
 }
 
 impl SendCounters {
@@ -283,7 +296,30 @@ impl SendCounters {
             datagrams: self.datagrams.saturating_sub(before.datagrams),
             messages: self.messages.saturating_sub(before.messages),
             syscalls: self.syscalls.saturating_sub(before.syscalls),
+            delay_buckets: self
+                .delay_buckets
+                .iter()
+                .map(|&(bound, n)| {
+                    let earlier = before
+                        .delay_buckets
+                        .iter()
+                        .find(|(b, _)| *b == bound)
+                        .map_or(0, |&(_, n)| n);
+                    (bound, n.saturating_sub(earlier))
+                })
+                .collect(),
         }
+    }
+
+    /// The upper bound (ms) of the bucket holding the `q` quantile of the in-server delays;
+    /// none when nothing was recorded (or it lies beyond the last bound).
+    fn delay_quantile_ms(&self, q: f64) -> Option<f64> {
+        let total = self.delay_buckets.iter().map(|&(_, n)| n).max()?;
+        let wanted = ((q * total as f64).ceil() as u64).max(1);
+        self.delay_buckets
+            .iter()
+            .find(|&&(_, n)| n >= wanted && total > 0)
+            .and_then(|&(bound, _)| bound.is_finite().then_some(bound * 1e3))
     }
 }
 
@@ -305,11 +341,25 @@ fn r58_send_counters(http: std::net::SocketAddr) -> SendCounters {
             })
             .unwrap_or(0)
     };
+    let delay_buckets = body
+        .lines()
+        .filter_map(|l| {
+            let rest = l.strip_prefix("r58_forward_delay_seconds_bucket{le=\"")?;
+            let (bound, count) = rest.split_once("\"} ")?;
+            let bound = if bound == "+Inf" {
+                f64::INFINITY
+            } else {
+                bound.parse().ok()?
+            };
+            Some((bound, count.trim().parse().ok()?))
+        })
+        .collect();
     SendCounters {
         dropped: metric("r58_send_dropped_total"),
         datagrams: metric("r58_datagrams_out_total"),
         messages: metric("r58_send_messages_total"),
         syscalls: metric("r58_send_syscalls_total"),
+        delay_buckets,
     }
 }
 
@@ -367,6 +417,9 @@ pub struct Window {
     /// How the server batched its sends (r58 only): datagrams per message (a GSO run is one
     /// message) and per `sendmmsg` call.
     pub datagrams_per_message: Option<f64>,
+    /// r58's own p50 / p99 of the delay from a packet's arrival to each copy's send (ms, the
+    /// upper bound of the histogram bucket each falls in).
+    pub server_delay_ms: Option<(f64, f64)>,
     pub datagrams_per_syscall: Option<f64>,
     /// Publisher packets the server's receive socket dropped (its buffer was full).
     pub server_ingest_dropped: u64,
@@ -417,6 +470,7 @@ fn measure(
         retried: pool.retried,
         server_send_dropped: 0,
         datagrams_per_message: None,
+        server_delay_ms: None,
         datagrams_per_syscall: None,
         server_ingest_dropped: 0,
         publisher_pace: args.pace,

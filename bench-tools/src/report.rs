@@ -54,6 +54,13 @@ pub struct Step {
     pub datagrams_per_message: Option<f64>,
     #[serde(default)]
     pub datagrams_per_syscall: Option<f64>,
+    /// r58's own measure of the delay it adds: from a publisher packet's arrival (read by its
+    /// media thread) to each viewer's copy handed to the kernel, p50 and p99 in ms as the
+    /// upper bounds of the histogram buckets they fall in (r58 only).
+    #[serde(default)]
+    pub server_delay_p50_ms: Option<f64>,
+    #[serde(default)]
+    pub server_delay_p99_ms: Option<f64>,
 }
 
 fn percentile(sorted: &[f64], p: f64) -> f64 {
@@ -117,12 +124,14 @@ impl Step {
             publisher_pace: w.publisher_pace,
             datagrams_per_message: w.datagrams_per_message,
             datagrams_per_syscall: w.datagrams_per_syscall,
+            server_delay_p50_ms: w.server_delay_ms.map(|(p50, _)| p50),
+            server_delay_p99_ms: w.server_delay_ms.map(|(_, p99)| p99),
         }
     }
 }
 
 /// The table's columns: console heading, Markdown heading, console width.
-pub const COLUMNS: [(&str, &str, usize); 13] = [
+pub const COLUMNS: [(&str, &str, usize); 14] = [
     ("server", "server", 6),
     ("subs", "subscribers", 6),
     ("cpu %", "server CPU (% of a core)", 8),
@@ -131,6 +140,11 @@ pub const COLUMNS: [(&str, &str, usize); 13] = [
     ("loss %", "loss %", 8),
     ("reord", "reordered", 6),
     ("p50/p99 ms", "latency p50 / p99 (ms)", 15),
+    (
+        "in-srv ms",
+        "in-server delay p50 / p99 (ms, bucket bound)",
+        11,
+    ),
     ("KB/sub", "RSS per subscriber (KB)", 7),
     (
         "drops g/i/o",
@@ -143,7 +157,7 @@ pub const COLUMNS: [(&str, &str, usize); 13] = [
 ];
 
 /// One step's values, formatted, in the order of [`COLUMNS`].
-pub fn cells(s: &Step) -> [String; 13] {
+pub fn cells(s: &Step) -> [String; 14] {
     let optional =
         |v: Option<f64>, digits: usize| v.map_or_else(|| "-".into(), |v| format!("{v:.digits$}"));
     [
@@ -159,6 +173,10 @@ pub fn cells(s: &Step) -> [String; 13] {
             s.latency_p50_us / 1000.0,
             s.latency_p99_us / 1000.0
         ),
+        match (s.server_delay_p50_ms, s.server_delay_p99_ms) {
+            (None, None) => "-".into(),
+            (p50, p99) => format!("{} / {}", optional(p50, 2), optional(p99, 1)),
+        },
         format!("{:.0}", s.rss_per_subscriber_kb),
         format!(
             "{} / {} / {}",

@@ -50,10 +50,11 @@ pub fn free_port() -> Result<u16, ServerError> {
     }
 }
 
-/// Where a server under test runs: its core, its network namespace, the address it serves on.
+/// Where a server under test runs: its cores, its network namespace, the address it serves on.
 #[derive(Debug, Clone)]
 pub struct Placement {
-    pub core: Option<usize>,
+    /// A `taskset -c` list (`1`, `0,1`); none to leave the server unpinned.
+    pub cpus: Option<String>,
     /// A network namespace to start the server in (`ip netns exec`), so that delivering what
     /// it sends to the generator's sockets runs in the generator's namespace (and, with RPS on
     /// the generator's side of the veth, on the generator's core) as it would on another host.
@@ -62,7 +63,7 @@ pub struct Placement {
 }
 
 /// `program` as `placement` says: in its namespace (`ip netns exec`, which execs, so the pid is
-/// the server's), under `taskset -c core`. It inherits the generator's priority:
+/// the server's), under `taskset -c cpus`. It inherits the generator's priority:
 /// `scripts/bench.sh` runs the generator at nice -10 so that, on a machine shared with other
 /// work, neither loses its core to parallel builds.
 pub fn pinned(placement: &Placement, program: &Path) -> Command {
@@ -70,8 +71,8 @@ pub fn pinned(placement: &Placement, program: &Path) -> Command {
     if let Some(ns) = &placement.netns {
         words.extend(["ip", "netns", "exec", ns.as_str()].map(Into::into));
     }
-    if let Some(core) = placement.core {
-        words.extend(["taskset".into(), "-c".into(), core.to_string().into()]);
+    if let Some(cpus) = &placement.cpus {
+        words.extend(["taskset".into(), "-c".into(), cpus.into()]);
     }
     words.push(program.into());
     let mut c = Command::new(&words[0]);
@@ -182,13 +183,13 @@ mod tests {
         };
         let ip = IpAddr::from([10, 58, 0, 1]);
         let both = Placement {
-            core: Some(1),
+            cpus: Some("1".into()),
             netns: Some("srv".into()),
             ip,
         };
         assert_eq!(line(&both), "ip netns exec srv taskset -c 1 /bin/r58");
         let none = Placement {
-            core: None,
+            cpus: None,
             netns: None,
             ip,
         };

@@ -6,6 +6,7 @@ use axum::Json;
 use axum::extract::State;
 use axum::http::{StatusCode, header};
 use axum::response::{IntoResponse, Response};
+use sfu::webrtc::delay::DelayHistogram;
 use sfu::webrtc::engine::StreamInfo;
 
 use super::AppState;
@@ -28,6 +29,27 @@ type StatField = fn(&sfu::hub::TrackStats) -> u64;
 pub(super) fn write_counter(out: &mut String, name: &str, help: &str, labels: &str, value: u64) {
     let _ = writeln!(out, "# HELP r58_{name} {help}\n# TYPE r58_{name} counter");
     let _ = writeln!(out, "r58_{name}{labels} {value}");
+}
+
+/// Appends one Prometheus histogram `r58_{name}` (seconds) with its HELP and TYPE lines.
+fn write_delay_histogram(out: &mut String, name: &str, help: &str, delays: &DelayHistogram) {
+    let _ = writeln!(out, "# HELP r58_{name} {help}\n# TYPE r58_{name} histogram");
+    for (bound, count) in delays.cumulative() {
+        match bound {
+            Some(bound) => {
+                let _ = writeln!(
+                    out,
+                    "r58_{name}_bucket{{le=\"{}\"}} {count}",
+                    bound.as_secs_f64()
+                );
+            }
+            None => {
+                let _ = writeln!(out, "r58_{name}_bucket{{le=\"+Inf\"}} {count}");
+            }
+        }
+    }
+    let _ = writeln!(out, "r58_{name}_sum {}", delays.sum().as_secs_f64());
+    let _ = writeln!(out, "r58_{name}_count {}", delays.count());
 }
 
 /// Prometheus text exposition.
@@ -155,6 +177,12 @@ pub async fn metrics(State(state): State<AppState>) -> Response {
              # TYPE r58_switcher_last_cut_latency_ms gauge\nr58_switcher_last_cut_latency_ms {ms:.3}"
         );
     }
+    write_delay_histogram(
+        &mut out,
+        "forward_delay_seconds",
+        "From a publisher packet's arrival (read by the media thread) until each viewer's copy was handed to the kernel.",
+        &stats.forward_delay,
+    );
     let _ = writeln!(
         out,
         "# HELP r58_sessions Sessions open now.\n# TYPE r58_sessions gauge"

@@ -297,6 +297,18 @@ fn soak_200_viewers_with_a_reconnecting_publisher_loses_under_a_thousandth() {
         "{datagrams} sent < {received} received"
     );
     assert!(syscalls > 0.0 && syscalls <= messages && messages <= datagrams);
+    // Every forwarded copy's wait in the server is measured (joiners' cached keyframes and
+    // retransmissions are not live media and are not).
+    let delays = server.metric("r58_forward_delay_seconds_count");
+    let within_10ms = server.metric("r58_forward_delay_seconds_bucket{le=\"0.01\"}");
+    eprintln!(
+        "soak: {delays} forwarded datagrams timed, {:.2} % within 10 ms of their arrival",
+        100.0 * within_10ms / delays.max(1.0)
+    );
+    assert!(
+        delays >= received as f64 * 0.9 && delays <= datagrams,
+        "{delays} timed of {datagrams} sent, {received} received"
+    );
     let splits = server.metric("r58_fanout_splits_total");
     let shares = server.metric("r58_fanout_shares_total");
     eprintln!("soak: {splits} fan-outs split across the media threads, into {shares} shares");

@@ -17,6 +17,7 @@ use parking_lot::{Mutex, MutexGuard};
 use tokio::net::UdpSocket;
 use tokio::sync::{Notify, oneshot};
 
+use super::delay::DelayHistogram;
 use super::engine::{Engine, FanoutShare, TransmitQueue, timers_tick};
 use super::udp_batch::GsoSender;
 
@@ -202,6 +203,10 @@ struct Lane {
     spare: SpareRoom,
     /// Datagrams the socket refused since the engine was last told.
     dropped: u64,
+    /// How long forwarded media waited from its arrival until sent, since the engine was last
+    /// told.
+    delays: DelayHistogram,
+    origins: Vec<Option<Instant>>,
 }
 
 impl Default for Lane {
@@ -210,6 +215,8 @@ impl Default for Lane {
             sender: GsoSender::new(true).with_patience(SEND_PATIENCE),
             spare: SpareRoom::default(),
             dropped: 0,
+            delays: DelayHistogram::default(),
+            origins: Vec::new(),
         }
     }
 }
@@ -222,7 +229,12 @@ impl Lane {
             return;
         }
         let datagrams: Vec<(std::net::SocketAddr, &[u8])> = queue.pending().collect();
-        self.dropped += self.sender.send(socket, &datagrams) as u64;
+        self.origins.clear();
+        self.origins.extend(queue.pending_origins());
+        self.dropped +=
+            self.sender
+                .send_timed(socket, &datagrams, Some((&self.origins, &mut self.delays)))
+                as u64;
         drop(datagrams);
         let keep = self.spare.after_flush(queue.bytes());
         queue.clear_and_shrink(keep);
@@ -234,6 +246,7 @@ impl Lane {
             engine.count_send_drops(std::mem::take(&mut self.dropped));
         }
         engine.count_sends(self.sender.take_counts());
+        engine.count_forward_delays(&self.delays.take());
     }
 }
 

@@ -2,6 +2,7 @@
 
 pub mod bitrate_cap;
 pub mod client;
+pub mod delay;
 pub mod driver;
 pub mod dtls;
 pub mod engine;

@@ -15,6 +15,8 @@ use std::time::{Duration, Instant};
 
 use socket2::SockAddr;
 
+use super::delay::DelayHistogram;
+
 /// Datagrams per system call.
 pub const BATCH: usize = 64;
 
@@ -224,6 +226,18 @@ impl GsoSender {
     /// Sends `datagrams`; returns how many were dropped (socket buffer full, or refused).
     /// Datagrams to one destination keep their order.
     pub fn send(&mut self, socket: &impl AsRawFd, datagrams: &[(SocketAddr, &[u8])]) -> usize {
+        self.send_timed(socket, datagrams, None)
+    }
+
+    /// [`GsoSender::send`], recording in `delays` how long each datagram with an origin
+    /// (`origins`, one per datagram: when the media it forwards arrived) waited until the
+    /// `sendmmsg` that took it returned.
+    pub fn send_timed(
+        &mut self,
+        socket: &impl AsRawFd,
+        datagrams: &[(SocketAddr, &[u8])],
+        mut timing: Option<(&[Option<Instant>], &mut DelayHistogram)>,
+    ) -> usize {
         self.plan(datagrams);
         let mut dropped = 0;
         let mut start = 0;
@@ -232,6 +246,16 @@ impl GsoSender {
             match self.send_from(socket, datagrams, start) {
                 Ok(0) => break,
                 Ok(sent) => {
+                    if let Some((origins, delays)) = timing.as_mut() {
+                        let now = Instant::now();
+                        for m in &self.messages[start..start + sent] {
+                            for &i in &self.order[m.first as usize..(m.first + m.count) as usize] {
+                                if let Some(Some(origin)) = origins.get(i as usize) {
+                                    delays.record(now.saturating_duration_since(*origin));
+                                }
+                            }
+                        }
+                    }
                     self.counts.syscalls += 1;
                     self.counts.messages += sent as u64;
                     self.counts.datagrams += self.messages[start..start + sent]
@@ -582,5 +606,32 @@ mod tests {
         assert_eq!(sender.send(&tx, &datagrams), 0);
         assert_eq!(sender.messages.len(), 2, "64 + 36 segments");
         assert_eq!(receive_all(&rx).len(), 100);
+    }
+
+    /// A timed send records, for each datagram that forwards media, how long since the media
+    /// arrived; datagrams without an origin are not counted.
+    #[test]
+    fn a_timed_send_records_each_forwarded_datagrams_wait() {
+        let tx = UdpSocket::bind("127.0.0.1:0").unwrap();
+        let rx = UdpSocket::bind("127.0.0.1:0").unwrap();
+        let payload = vec![7u8; 300];
+        let to = rx.local_addr().unwrap();
+        let datagrams: Vec<(SocketAddr, &[u8])> = (0..10).map(|_| (to, &payload[..])).collect();
+        let arrived = Instant::now() - Duration::from_millis(4);
+        let origins: Vec<Option<Instant>> =
+            (0..10).map(|i| (i % 2 == 0).then_some(arrived)).collect();
+        let mut delays = DelayHistogram::default();
+        let mut sender = GsoSender::new(true);
+        let dropped = sender.send_timed(&tx, &datagrams, Some((&origins, &mut delays)));
+        assert_eq!(dropped, 0);
+        assert_eq!(delays.count(), 5, "the five with an origin");
+        let slowest = delays.quantile_bound(1.0).expect("within the buckets");
+        let fastest = delays.quantile_bound(0.0).expect("within the buckets");
+        assert!(
+            fastest >= Duration::from_millis(4) && slowest <= Duration::from_secs(1),
+            "{fastest:?}..{slowest:?}"
+        );
+        assert!(delays.sum() >= Duration::from_millis(20));
+        assert_eq!(receive_all(&rx).len(), 10);
     }
 }

@@ -321,6 +321,8 @@ pub(super) fn send_to_viewer(
     let Some(srtp) = session.rtp_out.as_mut() else {
         return;
     };
+    // Live media is measured from its arrival to its send (the driver's delay histogram).
+    let origin = matches!(timing, Timing::Live { .. }).then_some(now);
     let mut fixed = [0u8; 12];
     let rtx = out
         .rtx
@@ -339,6 +341,7 @@ pub(super) fn send_to_viewer(
         rtx.next_sequence = rtx.next_sequence.wrapping_add(1);
         transmits.push_built(
             to,
+            origin,
             &[&fixed, &sequence.to_be_bytes(), &packet.payload],
             srtp.trailer_len(),
             |buf, len| srtp.protect(buf, len, fixed.len()).ok(),
@@ -366,6 +369,7 @@ pub(super) fn send_to_viewer(
             let extension = abs_capture_extension(id, ntp);
             transmits.push_built(
                 to,
+                origin,
                 &[&fixed, &extension, &packet.payload],
                 srtp.trailer_len(),
                 |buf, len| srtp.protect(buf, len, fixed.len() + extension.len()).ok(),
@@ -373,6 +377,7 @@ pub(super) fn send_to_viewer(
         } else {
             transmits.push_built(
                 to,
+                origin,
                 &[&fixed, &packet.payload],
                 srtp.trailer_len(),
                 |buf, len| srtp.protect(buf, len, fixed.len()).ok(),

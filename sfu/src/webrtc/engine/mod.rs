@@ -129,6 +129,9 @@ pub struct EngineStats {
     pub send_syscalls: u64,
     /// Times the media socket's buffer was full and the driver waited for room.
     pub send_waits: u64,
+    /// How long forwarded media took from its arrival (the driver read the publisher's
+    /// packet) until each viewer's copy was handed to the kernel.
+    pub forward_delay: crate::webrtc::delay::DelayHistogram,
     /// Fan-outs split into shares for several media threads, and the shares they made.
     pub fanout_splits: u64,
     pub fanout_shares: u64,
@@ -297,6 +300,11 @@ impl Engine {
         self.stats.send_messages += sent.messages;
         self.stats.send_syscalls += sent.syscalls;
         self.stats.send_waits += sent.waits;
+    }
+
+    /// Delays the driver measured from media's arrival to its send.
+    pub fn count_forward_delays(&mut self, delays: &crate::webrtc::delay::DelayHistogram) {
+        self.stats.forward_delay.merge(delays);
     }
 
     pub fn stats(&self) -> &EngineStats {

@@ -2,12 +2,15 @@
 //! place here, so the hot path allocates nothing once the buffer has grown to its working size.
 
 use std::net::SocketAddr;
+use std::time::Instant;
 
 #[derive(Debug, Clone, Copy)]
 struct Entry {
     to: SocketAddr,
     start: usize,
     len: usize,
+    /// When the media packet this datagram forwards arrived (none for anything else).
+    origin: Option<Instant>,
 }
 
 #[derive(Debug, Default)]
@@ -27,15 +30,17 @@ impl TransmitQueue {
             to,
             start,
             len: datagram.len(),
+            origin: None,
         });
     }
 
     /// Queues a datagram built in place: `parts` are copied in, `reserve` zero bytes follow,
     /// then `finish` gets the datagram's bytes and the written length and returns the final
-    /// length (or `None` to drop it).
+    /// length (or `None` to drop it). `origin`: when the media packet it forwards arrived.
     pub fn push_built(
         &mut self,
         to: SocketAddr,
+        origin: Option<Instant>,
         parts: &[&[u8]],
         reserve: usize,
         finish: impl FnOnce(&mut [u8], usize) -> Option<usize>,
@@ -50,7 +55,12 @@ impl TransmitQueue {
         match finish(&mut self.data[start..], written) {
             Some(len) if len <= written + reserve => {
                 self.data.truncate(start + len);
-                self.entries.push(Entry { to, start, len });
+                self.entries.push(Entry {
+                    to,
+                    start,
+                    len,
+                    origin,
+                });
                 Some(len)
             }
             _ => {
@@ -78,6 +88,16 @@ impl TransmitQueue {
             .unwrap_or_default()
             .iter()
             .map(|e| (e.to, &self.data[e.start..e.start + e.len]))
+    }
+
+    /// When the media each pending datagram forwards arrived, in the order of
+    /// [`TransmitQueue::pending`].
+    pub fn pending_origins(&self) -> impl Iterator<Item = Option<Instant>> + '_ {
+        self.entries
+            .get(self.head..)
+            .unwrap_or_default()
+            .iter()
+            .map(|e| e.origin)
     }
 
     /// Datagrams not yet handed out.
@@ -128,12 +148,23 @@ mod tests {
         let b: SocketAddr = "127.0.0.1:2".parse().unwrap();
         let mut q = TransmitQueue::default();
         q.push(a, b"one");
-        let built = q.push_built(b, &[b"tw", b"o"], 4, |buf, n| {
+        let arrived = Instant::now();
+        let built = q.push_built(b, Some(arrived), &[b"tw", b"o"], 4, |buf, n| {
             buf[n] = b'!';
             Some(n + 1)
         });
         assert_eq!(built, Some(4));
-        assert_eq!(q.push_built(a, &[b"x"], 0, |_, _| None), None, "dropped");
+        assert_eq!(
+            q.push_built(a, None, &[b"x"], 0, |_, _| None),
+            None,
+            "dropped"
+        );
+        let origins: Vec<Option<Instant>> = q.pending_origins().collect();
+        assert_eq!(
+            origins,
+            [None, Some(arrived)],
+            "only forwarded media has one"
+        );
         assert_eq!(q.pop(), Some((a, &b"one"[..])));
         assert_eq!(q.pop(), Some((b, &b"two!"[..])));
         assert_eq!(q.pop(), None);

@@ -14,12 +14,13 @@ use std::sync::Arc;
 use std::time::Instant;
 
 use parking_lot::{Mutex, MutexGuard};
+use tokio::io::Interest;
 use tokio::net::UdpSocket;
 use tokio::sync::{Notify, oneshot};
 
 use super::delay::DelayHistogram;
 use super::engine::{Engine, FanoutShare, TransmitQueue, timers_tick};
-use super::udp_batch::GsoSender;
+use super::udp_batch::{GsoSender, Received, TimestampedReceiver};
 
 /// Datagrams read per engine lock, at most.
 const RECV_BATCH: usize = 64;
@@ -109,27 +110,44 @@ pub async fn run(engine: SharedEngine, socket: UdpSocket, threads: usize) -> io:
         tracing::warn!(error = %e, "cannot size the media socket's buffers");
     }
     let mut buf = vec![0u8; 2048];
+    // With the kernel's receive times, the forward delay includes a datagram's wait in the
+    // socket buffer (a busy core); without, it starts when the datagram is read.
+    let mut receiver = match TimestampedReceiver::new(&socket) {
+        Ok(receiver) => Some(receiver),
+        Err(e) => {
+            tracing::warn!(error = %e, "no receive timestamps on the media socket");
+            None
+        }
+    };
     let mut out = Outbound::new(threads)?;
     let mut tick = tokio::time::interval(timers_tick());
     tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
     loop {
         tokio::select! {
-            received = socket.recv_from(&mut buf) => {
+            readable = socket.readable() => {
+                readable?;
                 {
                     let mut guard = engine.lock();
-                    match received {
-                        Ok((len, from)) => guard.handle_datagram(Instant::now(), from, &buf[..len]),
-                        Err(e) if is_transient(&e) => {}
-                        Err(e) => return Err(e),
-                    }
-                    // Drain what else is queued without another wakeup.
-                    for _ in 1..RECV_BATCH {
+                    // Read what is queued, up to a batch, without another wakeup.
+                    for read in 0..RECV_BATCH {
                         let pending = guard.pending_transmit_count();
-                        if pending >= QUEUE_MAX || (pending >= QUEUE_HIGH && !guard.mid_frame()) {
+                        if read > 0
+                            && (pending >= QUEUE_MAX || (pending >= QUEUE_HIGH && !guard.mid_frame()))
+                        {
                             break;
                         }
-                        match socket.try_recv_from(&mut buf) {
-                            Ok((len, from)) => guard.handle_datagram(Instant::now(), from, &buf[..len]),
+                        let received = socket.try_io(Interest::READABLE, || {
+                            receive(receiver.as_mut(), &socket, &mut buf)
+                        });
+                        match received {
+                            Ok(r) => {
+                                let now = Instant::now();
+                                let data = &buf[..r.len];
+                                match r.waited.and_then(|w| now.checked_sub(w)) {
+                                    Some(at) => guard.handle_received(now, at, r.from, data),
+                                    None => guard.handle_datagram(now, r.from, data),
+                                }
+                            }
                             Err(e) if e.kind() == io::ErrorKind::WouldBlock => break,
                             Err(e) if is_transient(&e) => {}
                             Err(e) => return Err(e),
@@ -335,6 +353,22 @@ fn in_parallel<T: Send>(pool: &rayon::ThreadPool, items: &mut [T], work: impl Fn
         }
         work(first);
     });
+}
+
+/// One datagram from `socket`, with its receive timestamp when `receiver` is there.
+fn receive(
+    receiver: Option<&mut TimestampedReceiver>,
+    socket: &UdpSocket,
+    buf: &mut [u8],
+) -> io::Result<Received> {
+    match receiver {
+        Some(receiver) => receiver.recv(socket, buf),
+        None => socket.try_recv_from(buf).map(|(len, from)| Received {
+            len,
+            from,
+            waited: None,
+        }),
+    }
 }
 
 /// ICMP errors surface as recv errors on a shared socket; they concern one peer, not us.

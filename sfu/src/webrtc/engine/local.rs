@@ -86,7 +86,10 @@ impl Engine {
                 track_index,
                 &header,
                 &packet,
-                capture_ntp,
+                super::media::Origin {
+                    arrival: now,
+                    capture_ntp,
+                },
             )
         {
             self.note_unsent(accepted);

@@ -22,6 +22,21 @@ use crate::webrtc::ice_lite::BindingRequest;
 use crate::webrtc::session::{Role, Session, SessionId, SessionState};
 
 impl Engine {
+    /// [`Engine::handle_datagram`] for a datagram the kernel received at `received_at` (its
+    /// receive timestamp): media it carries is timed from then, so the forward delay the
+    /// driver measures includes the time the datagram waited to be read.
+    pub fn handle_received(
+        &mut self,
+        now: Instant,
+        received_at: Instant,
+        from: SocketAddr,
+        data: &[u8],
+    ) {
+        self.received_at = Some(received_at.min(now));
+        self.handle_datagram(now, from, data);
+        self.received_at = None;
+    }
+
     /// One datagram arrived on the media socket from `from`.
     pub fn handle_datagram(&mut self, now: Instant, from: SocketAddr, data: &[u8]) {
         self.stats.datagrams_in += 1;
@@ -272,7 +287,11 @@ impl Engine {
         let Some(stream) = self.hub.get_mut(&session.stream) else {
             return;
         };
-        if let Some(accepted) = forward(now, stream, id, track_index, &header, &plain, None) {
+        let origin = Origin {
+            arrival: self.received_at.unwrap_or(now),
+            capture_ntp: None,
+        };
+        if let Some(accepted) = forward(now, stream, id, track_index, &header, &plain, origin) {
             self.note_unsent(accepted);
         }
     }
@@ -431,10 +450,18 @@ impl Engine {
     }
 }
 
+/// Where a forwarded packet comes from, in time.
+pub(super) struct Origin {
+    /// When it arrived: the kernel's receive time for a publisher's datagram when the driver
+    /// knows it, so the delay the fan-out measures includes the wait in the socket buffer.
+    pub arrival: Instant,
+    /// Its capture time (NTP 32.32) when the source knows it (a camera): viewers that
+    /// negotiated abs-capture-time get it in a header extension.
+    pub capture_ntp: Option<u64>,
+}
+
 /// Records one packet of the stream's publisher `source` and queues it for its viewers
-/// ([`Engine::send_unsent`]). `capture_ntp` is the packet's capture time (NTP 32.32) when the
-/// source knows it (a camera): viewers that negotiated abs-capture-time get it in a header
-/// extension. `None` when the packet is not the stream's publisher's.
+/// ([`Engine::send_unsent`]). `None` when the packet is not the stream's publisher's.
 pub(super) fn forward(
     now: Instant,
     stream: &mut Stream,
@@ -442,7 +469,7 @@ pub(super) fn forward(
     track_index: usize,
     header: &RtpHeader,
     plain: &Bytes,
-    capture_ntp: Option<u64>,
+    origin: Origin,
 ) -> Option<Accepted> {
     if stream.publisher() != Some(source) {
         return None;
@@ -479,8 +506,8 @@ pub(super) fn forward(
         track_index,
         packet,
         keyframe_start: outcome.keyframe_start,
-        capture_ntp,
-        arrival: now,
+        capture_ntp: origin.capture_ntp,
+        arrival: origin.arrival,
     });
     Some(Accepted {
         viewers: stream.viewers.len(),

@@ -190,6 +190,8 @@ pub struct Engine {
     unsent_datagrams: usize,
     /// The last video packet accepted did not end its frame (no marker bit).
     mid_frame: bool,
+    /// The kernel's receive time of the datagram being handled, when the driver knows it.
+    received_at: Option<Instant>,
 }
 
 impl Engine {
@@ -215,6 +217,7 @@ impl Engine {
             unsent_packets: 0,
             unsent_datagrams: 0,
             mid_frame: false,
+            received_at: None,
         })
     }
 

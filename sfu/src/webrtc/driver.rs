@@ -20,7 +20,8 @@ use tokio::sync::{Notify, oneshot};
 
 use super::delay::DelayHistogram;
 use super::engine::{Engine, FanoutShare, TransmitQueue, timers_tick};
-use super::udp_batch::{GsoSender, Received, TimestampedReceiver};
+use super::udp_batch::GsoSender;
+use super::udp_recv::{Received, TimestampedReceiver};
 
 /// Datagrams read per engine lock, at most.
 const RECV_BATCH: usize = 64;

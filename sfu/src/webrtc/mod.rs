@@ -12,3 +12,4 @@ pub mod sdp;
 pub mod session;
 pub mod srtp;
 pub mod udp_batch;
+pub mod udp_recv;

@@ -21,6 +21,25 @@ fn send_frame(h: &mut Harness, publisher: usize, source: &mut H264Source) -> usi
     count
 }
 
+/// The publisher's next frame, handed to the engine as it arrives and not pumped: it waits in
+/// the engine to be fanned out. Returns the frame's packets.
+fn hand_frame_to_engine(
+    h: &mut Harness,
+    publisher: usize,
+    source: &mut H264Source,
+) -> Vec<Vec<u8>> {
+    let frame = source.next_frame();
+    for p in &frame {
+        h.clients[publisher].client.send_rtp(p).expect("send");
+    }
+    let from = h.clients[publisher].addr;
+    let now = h.now;
+    while let Some((_, d)) = h.clients[publisher].client.poll_transmit() {
+        h.engine.handle_datagram(now, from, &d);
+    }
+    frame
+}
+
 fn setup() -> (Harness, usize, H264Source) {
     let mut h = Harness::new(EngineConfig::default()).expect("engine");
     let publisher = h.open(ClientRole::Publish, "cam").expect("publish");
@@ -296,15 +315,7 @@ fn a_batch_goes_out_viewer_by_viewer_in_order() {
         .collect();
     assert!(h.connect_all());
     send_frame(&mut h, publisher, &mut source); // a keyframe: everyone is in sync
-    let frame = source.next_frame();
-    for p in &frame {
-        h.clients[publisher].client.send_rtp(p).expect("send");
-    }
-    let from = h.clients[publisher].addr;
-    let now = h.now;
-    while let Some((_, d)) = h.clients[publisher].client.poll_transmit() {
-        h.engine.handle_datagram(now, from, &d);
-    }
+    let frame = hand_frame_to_engine(&mut h, publisher, &mut source);
     assert_eq!(
         h.engine.pending_transmit_count(),
         frame.len() * viewers.len(),
@@ -419,15 +430,7 @@ fn a_split_gives_each_viewer_to_one_share_and_only_splits_big_batches() {
     }
     assert!(h.connect_all());
     send_frame(&mut h, publisher, &mut source); // a keyframe: everyone is in sync
-    let frame = source.next_frame();
-    for p in &frame {
-        h.clients[publisher].client.send_rtp(p).expect("send");
-    }
-    let from = h.clients[publisher].addr;
-    let now = h.now;
-    while let Some((_, d)) = h.clients[publisher].client.poll_transmit() {
-        h.engine.handle_datagram(now, from, &d);
-    }
+    let frame = hand_frame_to_engine(&mut h, publisher, &mut source);
     let waiting = frame.len() * viewers;
     let pending = h.engine.pending_transmit_count();
     assert!(pending >= waiting, "the frame waits: {pending}");

@@ -265,7 +265,8 @@ impl Lane {
             engine.count_send_drops(std::mem::take(&mut self.dropped));
         }
         engine.count_sends(self.sender.take_counts());
-        engine.count_forward_delays(&self.delays.take());
+        engine.count_forward_delays(&self.delays);
+        self.delays.clear();
     }
 }
 

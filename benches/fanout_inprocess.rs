@@ -11,7 +11,7 @@ use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::{Duration, Instant};
 
 use sfu::webrtc::client::{ClientRole, H264_PT};
-use sfu::webrtc::engine::EngineConfig;
+use sfu::webrtc::engine::{EngineConfig, TransmitQueue};
 use sfu::webrtc::harness::{H264Source, Harness};
 
 struct CountingAlloc;
@@ -40,7 +40,9 @@ static GLOBAL: CountingAlloc = CountingAlloc;
 
 const FRAMES: usize = 90;
 
-fn run(viewers: usize) -> (f64, f64, f64, u64) {
+/// One fan-out of `viewers` over `shares` threads (1: on the engine's thread, as with one
+/// media thread; more: split with `Engine::send_unsent_split`, a scoped thread per share).
+fn run(viewers: usize, shares: usize) -> (f64, f64, f64, u64) {
     let mut h = Harness::new(EngineConfig {
         max_sessions: viewers + 10,
         ..EngineConfig::default()
@@ -75,11 +77,32 @@ fn run(viewers: usize) -> (f64, f64, f64, u64) {
     let now = h.now;
     let mut out_packets = 0u64;
     let mut out_bytes = 0u64;
+    let mut queues: Vec<TransmitQueue> = (0..shares).map(|_| TransmitQueue::default()).collect();
     let allocs_before = ALLOCATIONS.load(Ordering::Relaxed);
     let start = Instant::now();
     for frame in &frames {
         for d in frame {
             h.engine.handle_datagram(now, from, d);
+        }
+        let split = if shares > 1 {
+            h.engine.send_unsent_split(&mut queues, 256, |shares| {
+                std::thread::scope(|scope| {
+                    let (first, rest) = shares.split_first_mut().expect("two shares or more");
+                    for share in rest {
+                        scope.spawn(|| share.run());
+                    }
+                    first.run();
+                })
+            })
+        } else {
+            0
+        };
+        for queue in &mut queues[..split] {
+            for (_, datagram) in queue.pending() {
+                out_packets += 1;
+                out_bytes += datagram.len() as u64;
+            }
+            queue.clear();
         }
         for (_, datagram) in h.engine.pending_transmits() {
             out_packets += 1;
@@ -95,7 +118,8 @@ fn run(viewers: usize) -> (f64, f64, f64, u64) {
         "every viewer got every packet"
     );
     let ns = elapsed.as_nanos() as f64 / forwarded;
-    let per_core_subs = subscribers_per_core(ns, datagram_count, FRAMES);
+    // Wall-clock ns over `shares` busy threads: per core it is `shares` times that.
+    let per_core_subs = subscribers_per_core(ns * shares as f64, datagram_count, FRAMES);
     (ns, allocs as f64 / forwarded, per_core_subs, out_bytes)
 }
 
@@ -112,8 +136,13 @@ fn main() {
         .find(|a| !a.starts_with('-'))
         .map(|a| a.split(',').filter_map(|n| n.parse().ok()).collect())
         .unwrap_or_else(|| vec![10, 100, 500, 1000]);
+    // `--shares=N`: split each frame's fan-out over N threads, as N media threads do.
+    let shares: usize = std::env::args()
+        .find_map(|a| a.strip_prefix("--shares=").and_then(|n| n.parse().ok()))
+        .unwrap_or(1)
+        .max(1);
     println!(
-        "fan-out in process: 1 publisher, H.264 ~2.5 Mbit/s 30 fps, {FRAMES} frames, engine only (no sockets)"
+        "fan-out in process: 1 publisher, H.264 ~2.5 Mbit/s 30 fps, {FRAMES} frames, engine only (no sockets), {shares} thread(s); ns are wall-clock"
     );
     println!(
         "{:>9} {:>16} {:>18} {:>22}",
@@ -121,7 +150,7 @@ fn main() {
     );
     for n in sizes {
         let started = Instant::now();
-        let (ns, allocs, subs, _) = run(n);
+        let (ns, allocs, subs, _) = run(n, shares);
         println!("{n:>9} {ns:>16.0} {allocs:>18.2} {subs:>22.0}");
         if started.elapsed() > Duration::from_secs(120) {
             break;

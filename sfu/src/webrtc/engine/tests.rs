@@ -40,6 +40,24 @@ fn hand_frame_to_engine(
     frame
 }
 
+/// Sends 90 frames; a viewer joins at frame 45. The packets of each frame, and the joiner.
+fn ninety_frames_with_a_late_joiner(
+    h: &mut Harness,
+    publisher: usize,
+    source: &mut H264Source,
+) -> (Vec<u64>, usize) {
+    let mut per_frame = Vec::new();
+    let mut late = None;
+    for frame in 0..90 {
+        if frame == 45 {
+            late = Some(h.open(ClientRole::Play, "cam").expect("late play"));
+            assert!(h.connect_all(), "late viewer connects");
+        }
+        per_frame.push(send_frame(h, publisher, source) as u64);
+    }
+    (per_frame, late.expect("frame 45 came"))
+}
+
 fn setup() -> (Harness, usize, H264Source) {
     let mut h = Harness::new(EngineConfig::default()).expect("engine");
     let publisher = h.open(ClientRole::Publish, "cam").expect("publish");
@@ -53,20 +71,12 @@ fn viewers_joining_at_different_times_get_every_packet_from_a_keyframe_on() {
     let (mut h, publisher, mut source) = setup();
     let early = h.open(ClientRole::Play, "cam").expect("play");
     assert!(h.connect_all());
-    let mut per_frame = Vec::new();
-    let mut late = None;
-    for frame in 0..90 {
-        if frame == 45 {
-            late = Some(h.open(ClientRole::Play, "cam").expect("late play"));
-            assert!(h.connect_all(), "late viewer connects");
-        }
-        per_frame.push(send_frame(&mut h, publisher, &mut source) as u64);
-    }
+    let (per_frame, late) = ninety_frames_with_a_late_joiner(&mut h, publisher, &mut source);
     let early_rx = &h.clients[early].received;
     assert_eq!(early_rx.rtp_packets, per_frame.iter().sum::<u64>());
     assert_eq!(early_rx.sequence_gaps, 0);
     // The late viewer gets the cache (keyframe 30 up to frame 44) at once, then live from 45.
-    let late_rx = &h.clients[late.expect("late viewer")].received;
+    let late_rx = &h.clients[late].received;
     assert_eq!(late_rx.rtp_packets, per_frame[30..].iter().sum::<u64>());
     assert_eq!(
         late_rx.sequence_gaps, 0,
@@ -384,15 +394,7 @@ fn a_fan_out_split_across_threads_loses_and_reorders_nothing() {
         .map(|_| h.open(ClientRole::Play, "cam").expect("play"))
         .collect();
     assert!(h.connect_all());
-    let mut per_frame = Vec::new();
-    let mut late = None;
-    for frame in 0..90 {
-        if frame == 45 {
-            late = Some(h.open(ClientRole::Play, "cam").expect("late play"));
-            assert!(h.connect_all(), "late viewer connects");
-        }
-        per_frame.push(send_frame(&mut h, publisher, &mut source) as u64);
-    }
+    let (per_frame, late) = ninety_frames_with_a_late_joiner(&mut h, publisher, &mut source);
     assert!(
         h.split_fanouts >= 80,
         "the frames went out split: {}",
@@ -403,7 +405,7 @@ fn a_fan_out_split_across_threads_loses_and_reorders_nothing() {
         assert_eq!(rx.rtp_packets, per_frame.iter().sum::<u64>(), "viewer {v}");
         assert_eq!(rx.sequence_gaps, 0, "viewer {v}");
     }
-    let late_rx = &h.clients[late.expect("late viewer")].received;
+    let late_rx = &h.clients[late].received;
     assert_eq!(late_rx.rtp_packets, per_frame[30..].iter().sum::<u64>());
     assert_eq!(late_rx.sequence_gaps, 0, "cache replay then live");
     let received: u64 = h.clients[1..].iter().map(|c| c.received.rtp_packets).sum();

@@ -88,16 +88,12 @@ impl Engine {
             .iter()
             .zip(&batches)
             .map(|(stream, batch)| StreamWork {
+                viewers: &stream.viewers,
                 tracks: &stream.tracks,
                 batch,
             })
             .collect();
-        let assigned = assign_viewers(
-            &mut self.sessions,
-            self.hub.iter().map(|stream| stream.viewers.as_slice()),
-            &work,
-            count,
-        );
+        let assigned = assign_viewers(&mut self.sessions, &work, count);
         let mut shares: Vec<FanoutShare<'_>> = assigned
             .into_iter()
             .zip(queues.iter_mut())
@@ -126,28 +122,28 @@ impl Engine {
     }
 }
 
-/// One stream's part of a split fan-out: its tracks and the batch its viewers are sent.
+/// One stream's part of a split fan-out: its viewers, its tracks and the batch they are sent.
 struct StreamWork<'a> {
+    viewers: &'a [SessionId],
     tracks: &'a [Track],
     batch: &'a [UnsentPacket],
 }
 
 /// Splits the viewers of streams with a batch into `count` shares of about equal datagrams,
 /// each viewer with the index of its stream; viewers of a stream stay in the stream's order.
-fn assign_viewers<'s, 'v>(
+fn assign_viewers<'s>(
     sessions: &'s mut SessionMap,
-    viewers: impl Iterator<Item = &'v [SessionId]>,
     work: &[StreamWork<'_>],
     count: usize,
 ) -> Vec<Vec<(&'s mut Session, usize)>> {
     let mut by_id: FxHashMap<SessionId, &'s mut Session> =
         sessions.iter_mut().map(|(id, s)| (*id, s)).collect();
     let mut listed: Vec<(SessionId, usize, usize)> = Vec::new();
-    for ((ids, w), index) in viewers.zip(work).zip(0..) {
+    for (w, index) in work.iter().zip(0..) {
         if w.batch.is_empty() {
             continue;
         }
-        listed.extend(ids.iter().map(|id| (*id, index, w.batch.len())));
+        listed.extend(w.viewers.iter().map(|id| (*id, index, w.batch.len())));
     }
     let total: usize = listed.iter().map(|&(_, _, n)| n).sum();
     let mut shares: Vec<Vec<(&'s mut Session, usize)>> = (0..count).map(|_| Vec::new()).collect();
@@ -186,11 +182,6 @@ impl FanoutShare<'_> {
                 self.queue,
             );
         }
-    }
-
-    /// Viewers in this share.
-    pub fn viewer_count(&self) -> usize {
-        self.viewers.len()
     }
 }
 

@@ -27,6 +27,7 @@ use std::path::PathBuf;
 use std::time::{Duration, Instant};
 
 use clap::Parser;
+use sfu::webrtc::delay::DelayHistogram;
 
 use publisher::{Ingest, Publisher};
 use report::Step;
@@ -279,14 +280,14 @@ fn run_r58(args: &Args, n: usize) -> Result<Step, Box<dyn std::error::Error>> {
 }
 
 /// r58's media-socket counters (from `/metrics`): what it sent and how it was batched, and
-/// its histogram of in-server delays (upper bound in seconds, delays at or below it).
+/// its histogram of in-server delays.
 #[derive(Debug, Default, Clone)]
 struct SendCounters {
     dropped: u64,
     datagrams: u64,
     messages: u64,
     syscalls: u64,
-    delay_buckets: Vec<(f64, u64)>,
+    delays: DelayHistogram,
 }
 
 impl SendCounters {
@@ -296,30 +297,15 @@ impl SendCounters {
             datagrams: self.datagrams.saturating_sub(before.datagrams),
             messages: self.messages.saturating_sub(before.messages),
             syscalls: self.syscalls.saturating_sub(before.syscalls),
-            delay_buckets: self
-                .delay_buckets
-                .iter()
-                .map(|&(bound, n)| {
-                    let earlier = before
-                        .delay_buckets
-                        .iter()
-                        .find(|(b, _)| *b == bound)
-                        .map_or(0, |&(_, n)| n);
-                    (bound, n.saturating_sub(earlier))
-                })
-                .collect(),
+            delays: self.delays.since(&before.delays),
         }
     }
 
-    /// The upper bound (ms) of the bucket holding the `q` quantile of the in-server delays;
-    /// none when nothing was recorded (or it lies beyond the last bound).
+    /// The upper bound (ms) of the bucket holding the `q` quantile of the in-server delays.
     fn delay_quantile_ms(&self, q: f64) -> Option<f64> {
-        let total = self.delay_buckets.iter().map(|&(_, n)| n).max()?;
-        let wanted = ((q * total as f64).ceil() as u64).max(1);
-        self.delay_buckets
-            .iter()
-            .find(|&&(_, n)| n >= wanted && total > 0)
-            .and_then(|&(bound, _)| bound.is_finite().then_some(bound * 1e3))
+        self.delays
+            .quantile_bound(q)
+            .map(|bound| bound.as_secs_f64() * 1e3)
     }
 }
 
@@ -341,25 +327,26 @@ fn r58_send_counters(http: std::net::SocketAddr) -> SendCounters {
             })
             .unwrap_or(0)
     };
-    let delay_buckets = body
+    let cumulative: Vec<u64> = body
         .lines()
         .filter_map(|l| {
             let rest = l.strip_prefix("r58_forward_delay_seconds_bucket{le=\"")?;
-            let (bound, count) = rest.split_once("\"} ")?;
-            let bound = if bound == "+Inf" {
-                f64::INFINITY
-            } else {
-                bound.parse().ok()?
-            };
-            Some((bound, count.trim().parse().ok()?))
+            rest.split_once("\"} ")?.1.trim().parse().ok()
         })
         .collect();
+    let sum = body
+        .lines()
+        .find_map(|l| l.strip_prefix("r58_forward_delay_seconds_sum "))
+        .and_then(|v| v.trim().parse::<f64>().ok())
+        .map_or(Duration::ZERO, Duration::from_secs_f64);
+    // Nothing when r58 exposes no such histogram (or another layout of it).
+    let delays = DelayHistogram::from_cumulative(&cumulative, sum).unwrap_or_default();
     SendCounters {
         dropped: metric("r58_send_dropped_total"),
         datagrams: metric("r58_datagrams_out_total"),
         messages: metric("r58_send_messages_total"),
         syscalls: metric("r58_send_syscalls_total"),
-        delay_buckets,
+        delays,
     }
 }
 

@@ -61,6 +61,39 @@ impl DelayHistogram {
         self.sum_ns = self.sum_ns.saturating_add(other.sum_ns);
     }
 
+    /// A histogram read back from its exposition: the cumulative count at or below each
+    /// bound of [`DelayHistogram::bounds`] then in all (`le="+Inf"`), and the sum. `None` when
+    /// the number of buckets is not this histogram's, or a cumulative count is below the one
+    /// before it.
+    pub fn from_cumulative(cumulative: &[u64], sum: Duration) -> Option<Self> {
+        if cumulative.len() != BOUNDS_NS.len() + 1 {
+            return None;
+        }
+        let mut counts = Vec::with_capacity(cumulative.len());
+        let mut below = 0;
+        for &total in cumulative {
+            counts.push(total.checked_sub(below)?);
+            below = total;
+        }
+        Some(Self {
+            counts,
+            sum_ns: u64::try_from(sum.as_nanos()).unwrap_or(u64::MAX),
+        })
+    }
+
+    /// What was recorded since `earlier`, a reading of the same histogram.
+    pub fn since(&self, earlier: &DelayHistogram) -> DelayHistogram {
+        Self {
+            counts: self
+                .counts
+                .iter()
+                .zip(&earlier.counts)
+                .map(|(now, then)| now.saturating_sub(*then))
+                .collect(),
+            sum_ns: self.sum_ns.saturating_sub(earlier.sum_ns),
+        }
+    }
+
     /// Empties it, keeping its buckets' memory.
     pub fn clear(&mut self) {
         self.counts.fill(0);
@@ -154,5 +187,30 @@ mod tests {
         assert_eq!(*cumulative.last().expect("buckets"), 3);
         a.clear();
         assert_eq!(a, DelayHistogram::default());
+    }
+
+    /// What /metrics shows of a histogram reads back into the same histogram, and two
+    /// readings give what was recorded between them.
+    #[test]
+    fn cumulative_counts_read_back_and_readings_subtract() {
+        let mut h = DelayHistogram::default();
+        h.record(Duration::from_micros(12));
+        let earlier = h.clone();
+        h.record(Duration::from_millis(2));
+        h.record(Duration::from_secs(20));
+        let cumulative: Vec<u64> = h.cumulative().map(|(_, n)| n).collect();
+        let read = DelayHistogram::from_cumulative(&cumulative, h.sum()).expect("all buckets");
+        assert_eq!(read, h);
+        let between = read.since(&earlier);
+        assert_eq!(between.count(), 2);
+        assert_eq!(between.quantile_bound(0.5), Some(Duration::from_millis(2)));
+        assert_eq!(
+            DelayHistogram::from_cumulative(&cumulative[1..], h.sum()),
+            None,
+            "a bucket short"
+        );
+        let mut falling = cumulative.clone();
+        falling[3] = 0;
+        assert_eq!(DelayHistogram::from_cumulative(&falling, h.sum()), None);
     }
 }

@@ -100,7 +100,7 @@ pub(super) fn parse_media_threads_str(origin: &str, value: &str) -> Result<usize
     let n = value.trim().parse::<u64>().map_err(|_| {
         invalid(
             origin,
-            format!("invalid number '{value}' (expected 0 for one per core, or 1 to {MEDIA_THREADS_LIMIT})"),
+            format!("invalid number '{value}' {}", media_threads_expected()),
         )
     })?;
     check_media_threads(origin, n)
@@ -110,12 +110,14 @@ pub(super) fn check_media_threads(origin: &str, n: u64) -> Result<usize, ConfigE
     if n > MEDIA_THREADS_LIMIT {
         return Err(invalid(
             origin,
-            format!(
-                "'{n}' is out of range (expected 0 for one per core, or 1 to {MEDIA_THREADS_LIMIT})"
-            ),
+            format!("'{n}' is out of range {}", media_threads_expected()),
         ));
     }
     Ok(n as usize)
+}
+
+fn media_threads_expected() -> String {
+    format!("(expected 0 for one per core, or 1 to {MEDIA_THREADS_LIMIT})")
 }
 
 pub(super) fn parse_origins(origin: &str, values: &[String]) -> Result<Vec<String>, ConfigError> {

@@ -180,7 +180,7 @@ pub async fn metrics(State(state): State<AppState>) -> Response {
     write_delay_histogram(
         &mut out,
         "forward_delay_seconds",
-        "From a publisher packet's arrival (read by the media thread) until each viewer's copy was handed to the kernel.",
+        "From a publisher packet's arrival (the kernel's receive time) until each viewer's copy was handed to the kernel.",
         &stats.forward_delay,
     );
     let _ = writeln!(

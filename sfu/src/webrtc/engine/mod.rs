@@ -129,8 +129,9 @@ pub struct EngineStats {
     pub send_syscalls: u64,
     /// Times the media socket's buffer was full and the driver waited for room.
     pub send_waits: u64,
-    /// How long forwarded media took from its arrival (the driver read the publisher's
-    /// packet) until each viewer's copy was handed to the kernel.
+    /// How long forwarded media took from its arrival (the kernel's receive time of the
+    /// publisher's packet, when the driver has it) until each viewer's copy was handed to the
+    /// kernel.
     pub forward_delay: crate::webrtc::delay::DelayHistogram,
     /// Fan-outs split into shares for several media threads, and the shares they made.
     pub fanout_splits: u64,

@@ -77,6 +77,7 @@ pub async fn run(config: Config) -> Result<(), ServerError> {
         max_viewers_per_stream: config.limits.viewers_per_stream,
         publisher_bitrate_bps: config.limits.publisher_bitrate,
         publisher_bitrate_cap_bps: config.limits.publisher_bitrate_cap,
+        max_forward_delay: config.limits.max_forward_delay,
         ..EngineConfig::default()
     })?);
     let http = TcpListener::bind(config.listen)

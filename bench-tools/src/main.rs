@@ -260,6 +260,7 @@ fn run_r58(args: &Args, n: usize) -> Result<Step, Box<dyn std::error::Error>> {
     let mut measured = measure(args, &mut pool, &publisher, server.pid)?;
     let sends = r58_send_counters(server.http).since(&sends_before);
     measured.server_send_dropped = sends.dropped;
+    measured.server_shed = sends.shed;
     measured.datagrams_per_message = ratio(sends.datagrams, sends.messages);
     measured.datagrams_per_syscall = ratio(sends.datagrams, sends.syscalls);
     measured.server_delay_ms = sends
@@ -284,6 +285,8 @@ fn run_r58(args: &Args, n: usize) -> Result<Step, Box<dyn std::error::Error>> {
 #[derive(Debug, Default, Clone)]
 struct SendCounters {
     dropped: u64,
+    /// Publisher packets not sent to viewers because they came too late (r58 fell behind).
+    shed: u64,
     datagrams: u64,
     messages: u64,
     syscalls: u64,
@@ -294,6 +297,7 @@ impl SendCounters {
     fn since(&self, before: &SendCounters) -> SendCounters {
         SendCounters {
             dropped: self.dropped.saturating_sub(before.dropped),
+            shed: self.shed.saturating_sub(before.shed),
             datagrams: self.datagrams.saturating_sub(before.datagrams),
             messages: self.messages.saturating_sub(before.messages),
             syscalls: self.syscalls.saturating_sub(before.syscalls),
@@ -343,6 +347,7 @@ fn r58_send_counters(http: std::net::SocketAddr) -> SendCounters {
     let delays = DelayHistogram::from_cumulative(&cumulative, sum).unwrap_or_default();
     SendCounters {
         dropped: metric("r58_send_dropped_total"),
+        shed: metric("r58_shed_packets_total"),
         datagrams: metric("r58_datagrams_out_total"),
         messages: metric("r58_send_messages_total"),
         syscalls: metric("r58_send_syscalls_total"),
@@ -401,6 +406,9 @@ pub struct Window {
     pub retried: usize,
     /// Datagrams the server itself counted as dropped on send (r58 only).
     pub server_send_dropped: u64,
+    /// Publisher packets the server shed, late, instead of sending (r58 only): each is a copy
+    /// per subscriber that the subscribers' numbering does not show as a gap.
+    pub server_shed: u64,
     /// How the server batched its sends (r58 only): datagrams per message (a GSO run is one
     /// message) and per `sendmmsg` call.
     pub datagrams_per_message: Option<f64>,
@@ -456,6 +464,7 @@ fn measure(
         failed: pool.failed(),
         retried: pool.retried,
         server_send_dropped: 0,
+        server_shed: 0,
         datagrams_per_message: None,
         server_delay_ms: None,
         datagrams_per_syscall: None,

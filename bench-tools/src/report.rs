@@ -42,6 +42,11 @@ pub struct Step {
     pub retried_subscribers: usize,
     /// Datagrams the server counted as dropped on send (its socket refused them); r58 only.
     pub server_send_dropped: u64,
+    /// Publisher packets r58 shed because they waited longer than its `max_forward_delay`
+    /// (it had fallen behind). Viewers' numbering closes over them, so they are added to the
+    /// loss here, once per connected subscriber.
+    #[serde(default)]
+    pub server_shed: u64,
     /// Publisher packets dropped by the server's receive socket (each one is lost to every
     /// subscriber); the rest of `udp.rcvbuf_errors` is the generator's.
     pub server_ingest_dropped: u64,
@@ -83,8 +88,9 @@ impl Step {
     ) -> Self {
         w.latency_us.sort_by(f64::total_cmp);
         let forwarded = w.published * subscribers as u64;
+        let shed_copies = w.server_shed * connected as u64;
         let loss_pct = if w.counts.expected > 0 {
-            100.0 * w.counts.lost as f64 / w.counts.expected as f64
+            100.0 * (w.counts.lost + shed_copies) as f64 / (w.counts.expected + shed_copies) as f64
         } else {
             100.0
         };
@@ -120,6 +126,7 @@ impl Step {
             failed_subscribers: w.failed,
             retried_subscribers: w.retried,
             server_send_dropped: w.server_send_dropped,
+            server_shed: w.server_shed,
             server_ingest_dropped: w.server_ingest_dropped,
             publisher_pace: w.publisher_pace,
             datagrams_per_message: w.datagrams_per_message,
@@ -147,9 +154,9 @@ pub const COLUMNS: [(&str, &str, usize); 14] = [
     ),
     ("KB/sub", "RSS per subscriber (KB)", 7),
     (
-        "drops g/i/o",
-        "drops: generator / server in / server out",
-        13,
+        "drops g/i/o/shed",
+        "drops: generator / server in / server out / shed late (packets)",
+        18,
     ),
     ("dg/msg", "datagrams per message / per sendmmsg", 12),
     ("load", "load avg", 5),
@@ -179,10 +186,11 @@ pub fn cells(s: &Step) -> [String; 14] {
         },
         format!("{:.0}", s.rss_per_subscriber_kb),
         format!(
-            "{} / {} / {}",
+            "{} / {} / {} / {}",
             s.udp.rcvbuf_errors.saturating_sub(s.server_ingest_dropped),
             s.server_ingest_dropped,
-            s.server_send_dropped
+            s.server_send_dropped,
+            s.server_shed
         ),
         match (s.datagrams_per_message, s.datagrams_per_syscall) {
             (None, None) => "-".into(),

@@ -8,6 +8,7 @@
 //! viewers_per_stream = 0            # WHEP sessions per stream; 0 = only max_sessions applies
 //! publisher_bitrate = 4000000       # bits/s publishers are invited to send (REMB)
 //! publisher_bitrate_cap = 20000000  # bits/s above which a publisher's packets are dropped; 0 = off
+//! max_forward_delay = 0.25          # seconds media may wait in the server before it is shed; 0 = never
 //! header_timeout = 10               # seconds a client has to send its request headers
 //! body_timeout = 10                 # seconds a client has to send a request body
 //! max_header_bytes = 32768          # request line + headers; beyond it 431
@@ -31,6 +32,7 @@ pub const LIMITS_KEYS: &[&str] = &[
     "viewers_per_stream",
     "publisher_bitrate",
     "publisher_bitrate_cap",
+    "max_forward_delay",
     "header_timeout",
     "body_timeout",
     "max_header_bytes",
@@ -50,6 +52,9 @@ pub struct Limits {
     /// Inbound media above this rate (bits per second, averaged over a second) is dropped and
     /// counted. 0: no cap.
     pub publisher_bitrate_cap: u64,
+    /// Publisher media that waited longer than this in the server (it has fallen behind) is
+    /// not sent to viewers until a keyframe is on time again. Zero: never shed.
+    pub max_forward_delay: Duration,
     /// Time allowed to send a request's line and headers (slow-loris protection).
     pub header_timeout: Duration,
     /// Time allowed to send a request's body.
@@ -69,6 +74,7 @@ impl Default for Limits {
             viewers_per_stream: 0,
             publisher_bitrate: 4_000_000,
             publisher_bitrate_cap: 20_000_000,
+            max_forward_delay: sfu::webrtc::engine::DEFAULT_MAX_FORWARD_DELAY,
             header_timeout: Duration::from_secs(10),
             body_timeout: Duration::from_secs(10),
             max_header_bytes: 32 * 1024,
@@ -85,6 +91,7 @@ pub(super) struct FileLimits {
     viewers_per_stream: Option<u64>,
     publisher_bitrate: Option<u64>,
     publisher_bitrate_cap: Option<u64>,
+    max_forward_delay: Option<f64>,
     header_timeout: Option<f64>,
     body_timeout: Option<f64>,
     max_header_bytes: Option<u64>,
@@ -159,6 +166,16 @@ pub(super) fn resolve(file: Option<(&Path, FileLimits)>) -> Result<Limits, Confi
             "must be 0 (off) or at least publisher_bitrate".to_owned(),
         ));
     }
+    // 0 turns shedding off; below 20 ms a server that keeps up would shed its keyframes.
+    if let Some(v) = t.max_forward_delay {
+        if !(v == 0.0 || (v.is_finite() && (0.02..=60.0).contains(&v))) {
+            return Err(invalid(
+                &origin("max_forward_delay"),
+                format!("'{v}' is out of range (expected 0 (never shed) or 0.02..=60 seconds)"),
+            ));
+        }
+        limits.max_forward_delay = Duration::from_secs_f64(v);
+    }
     if let Some(d) = seconds("header_timeout", t.header_timeout)? {
         limits.header_timeout = d;
     }
@@ -204,7 +221,7 @@ mod tests {
         let l = parse(
             "sessions_per_ip = 3\nunlimited_ips = []\nviewers_per_stream = 2\n\
              publisher_bitrate = 1000000\npublisher_bitrate_cap = 0\nheader_timeout = 1.5\n\
-             body_timeout = 2\nmax_header_bytes = 9000",
+             body_timeout = 2\nmax_header_bytes = 9000\nmax_forward_delay = 0.5",
         )
         .unwrap();
         assert_eq!(l.sessions_per_ip, 3);
@@ -215,12 +232,21 @@ mod tests {
         assert_eq!(l.header_timeout, Duration::from_millis(1500));
         assert_eq!(l.body_timeout, Duration::from_secs(2));
         assert_eq!(l.max_header_bytes, 9000);
+        assert_eq!(l.max_forward_delay, Duration::from_millis(500));
+        assert_eq!(
+            parse("max_forward_delay = 0").unwrap().max_forward_delay,
+            Duration::ZERO,
+            "0 turns shedding off"
+        );
         for (text, key) in [
             ("header_timeout = 0.0", "limits.header_timeout"),
             ("body_timeout = nan", "limits.body_timeout"),
             ("max_header_bytes = 100", "limits.max_header_bytes"),
             ("unlimited_ips = [\"x\"]", "limits.unlimited_ips"),
             ("publisher_bitrate = 10", "limits.publisher_bitrate"),
+            ("max_forward_delay = 0.001", "limits.max_forward_delay"),
+            ("max_forward_delay = -1", "limits.max_forward_delay"),
+            ("max_forward_delay = inf", "limits.max_forward_delay"),
             (
                 "publisher_bitrate = 5000000\npublisher_bitrate_cap = 4000000",
                 "limits.publisher_bitrate_cap",

@@ -124,6 +124,16 @@ pub async fn metrics(State(state): State<AppState>) -> Response {
         stats.fanout_shares,
     );
     counter(
+        "shed_packets_total",
+        "Publisher packets not sent to viewers because they waited longer than [limits] max_forward_delay in the server (it had fallen behind); the recorder and LL-HLS still got them.",
+        stats.shed_packets,
+    );
+    counter(
+        "catch_ups_total",
+        "Times a track fell that far behind and shed packets until a keyframe was on time again.",
+        stats.catch_ups,
+    );
+    counter(
         "publisher_bitrate_cap_dropped_total",
         "Publisher datagrams dropped for exceeding [limits] publisher_bitrate_cap.",
         stats.bitrate_cap_dropped,
@@ -218,7 +228,7 @@ pub async fn metrics(State(state): State<AppState>) -> Response {
             s.name, s.viewers
         );
     }
-    let per_track: [(&str, &str, StatField); 6] = [
+    let per_track: [(&str, &str, StatField); 7] = [
         (
             "track_packets_in_total",
             "RTP packets received per track.",
@@ -246,6 +256,11 @@ pub async fn metrics(State(state): State<AppState>) -> Response {
             "track_retransmits_total",
             "Packets retransmitted per track.",
             |t| t.retransmits,
+        ),
+        (
+            "track_shed_total",
+            "Packets per track not sent to viewers because the server had fallen behind.",
+            |t| t.shed,
         ),
     ];
     for (name, help, get) in per_track {

@@ -7,7 +7,9 @@ pub mod reader;
 mod stream;
 
 pub use reader::{ReaderPacket, ReaderSlot};
-pub use stream::{IngestOutcome, SourceKind, Stream, Track, TrackKind, TrackStats, UnsentPacket};
+pub use stream::{
+    Admission, IngestOutcome, SourceKind, Stream, Track, TrackKind, TrackStats, UnsentPacket,
+};
 
 use std::collections::HashMap;
 

@@ -44,6 +44,9 @@ pub struct TrackStats {
     pub keyframes: u64,
     pub nacks: u64,
     pub retransmits: u64,
+    /// Packets not sent to the viewers because they waited too long in the server (overload);
+    /// the recorder and LL-HLS still got them.
+    pub shed: u64,
     /// Payload bitrate over the last full second.
     pub bitrate_bps: u64,
     #[serde(skip)]
@@ -82,6 +85,8 @@ pub struct Track {
     /// When each packet of `gop` arrived, so readers joining late still learn the capture time.
     gop_arrivals: Vec<Instant>,
     gop_timestamp: Option<u32>,
+    /// Live packets are being shed until the track is on time again ([`Stream::admit_live`]).
+    catching_up: bool,
 }
 
 impl Track {
@@ -100,6 +105,7 @@ impl Track {
             gop: Vec::new(),
             gop_arrivals: Vec::new(),
             gop_timestamp: None,
+            catching_up: false,
         }
     }
 
@@ -136,6 +142,7 @@ impl Track {
         self.gop.clear();
         self.gop_arrivals.clear();
         self.gop_timestamp = None;
+        self.catching_up = false;
     }
 }
 
@@ -144,6 +151,17 @@ impl Track {
 pub struct IngestOutcome {
     /// The packet begins a new keyframe: viewers waiting to sync may start here.
     pub keyframe_start: bool,
+}
+
+/// Whether a live packet goes on to the viewers ([`Stream::admit_live`]).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Admission {
+    /// Send it. With `resplice` its track has just caught up: viewers continue their numbering
+    /// from this packet, so what was shed leaves no gap for them to ask for.
+    Send { resplice: bool },
+    /// Not sent: it waited too long, or its track is still catching up. `began` for the packet
+    /// that started the catch-up.
+    Shed { began: bool },
 }
 
 /// A packet the stream accepted from its source and has not yet sent to its viewers.
@@ -161,6 +179,8 @@ pub struct UnsentPacket {
     /// The capture time (NTP 32.32) when the source knows it.
     pub capture_ntp: Option<u64>,
     pub arrival: Instant,
+    /// The first packet after a catch-up: each viewer splices here.
+    pub resplice: bool,
 }
 
 /// A named stream and its audience.
@@ -297,13 +317,52 @@ impl Stream {
                 } else {
                     track.gop.clear();
                     track.gop_arrivals.clear();
-                    track.gop_arrivals.clear();
                     track.gop_timestamp = None;
                 }
             }
         }
         track.history.insert(stored);
         IngestOutcome { keyframe_start }
+    }
+
+    /// Decides whether a live packet of track `index` (already ingested) that waited `waited`
+    /// in the server is fanned out. Zero `limit`: always.
+    ///
+    /// A server that falls behind its publishers (more viewers than its cores can serve) would
+    /// otherwise fall further behind with every frame, seconds within a minute, until its
+    /// receive buffer overflows and drops at random. Instead, the first packet later than
+    /// `limit` starts a catch-up: nothing of the track is sent (the backlog drains at the cost
+    /// of reading it) until a packet is on time again (within half the limit, so one keyframe
+    /// burst does not start the next catch-up) and, for video, starts a keyframe, which
+    /// viewers can decode without what was shed.
+    pub fn admit_live(
+        &mut self,
+        index: usize,
+        keyframe_start: bool,
+        waited: Duration,
+        limit: Duration,
+    ) -> Admission {
+        let Some(track) = self.tracks.get_mut(index) else {
+            return Admission::Send { resplice: false };
+        };
+        if limit.is_zero() {
+            return Admission::Send { resplice: false };
+        }
+        if track.catching_up {
+            let can_start = track.video_codec.is_none() || keyframe_start;
+            if can_start && waited <= limit / 2 {
+                track.catching_up = false;
+                return Admission::Send { resplice: true };
+            }
+            track.stats.shed += 1;
+            return Admission::Shed { began: false };
+        }
+        if waited > limit {
+            track.catching_up = true;
+            track.stats.shed += 1;
+            return Admission::Shed { began: true };
+        }
+        Admission::Send { resplice: false }
     }
 
     /// Offers a packet to every reader; readers that went away are removed.
@@ -380,6 +439,44 @@ mod tests {
             vec![Track::new(TrackKind::Video, h264())],
             now,
         )
+    }
+
+    #[test]
+    fn late_packets_are_shed_until_a_keyframe_or_audio_packet_is_on_time_again() {
+        let now = Instant::now();
+        let mut s = stream(now);
+        s.tracks.push(Track::new(
+            TrackKind::Audio,
+            CodecSpec {
+                name: "opus".into(),
+                clock_rate: 48_000,
+                channels: Some(2),
+                fmtp: String::new(),
+            },
+        ));
+        let limit = Duration::from_millis(200);
+        let ms = Duration::from_millis;
+        let send = |resplice| Admission::Send { resplice };
+        let shed = |began| Admission::Shed { began };
+        // Video: late starts a catch-up; on-time deltas, and a keyframe within the limit but
+        // not within half of it, are still shed; an on-time keyframe resumes with a splice.
+        assert_eq!(s.admit_live(0, false, ms(150), limit), send(false));
+        assert_eq!(s.admit_live(0, false, ms(250), limit), shed(true));
+        assert_eq!(s.admit_live(0, false, ms(1), limit), shed(false));
+        assert_eq!(s.admit_live(0, true, ms(150), limit), shed(false));
+        assert_eq!(s.admit_live(0, true, ms(100), limit), send(true));
+        assert_eq!(s.admit_live(0, false, ms(1), limit), send(false));
+        assert_eq!(s.tracks[0].stats.shed, 3);
+        // Audio resumes at the first packet on time; the tracks catch up independently.
+        assert_eq!(s.admit_live(1, false, ms(300), limit), shed(true));
+        assert_eq!(s.admit_live(1, false, ms(120), limit), shed(false));
+        assert_eq!(s.admit_live(1, false, ms(90), limit), send(true));
+        assert_eq!(s.tracks[1].stats.shed, 2);
+        // No limit: nothing is shed, however late.
+        assert_eq!(
+            s.admit_live(0, false, Duration::from_secs(9), Duration::ZERO),
+            send(false)
+        );
     }
 
     #[test]

@@ -16,6 +16,9 @@ pub struct Rewriter {
     last_out_seq: u16,
     last_out_ts: u32,
     last_out_at: Option<Instant>,
+    /// The viewer-space sequence number the current mapping starts at: numbers before it were
+    /// mapped from another source or another run of this one.
+    first_out_seq: u16,
 }
 
 impl Rewriter {
@@ -30,6 +33,7 @@ impl Rewriter {
             last_out_seq: initial_seq.wrapping_sub(1),
             last_out_ts: initial_ts,
             last_out_at: None,
+            first_out_seq: initial_seq,
         }
     }
 
@@ -38,8 +42,9 @@ impl Rewriter {
         self.epoch
     }
 
-    /// Starts following a new source at a packet with `seq`/`ts`: it becomes the next sequence
-    /// number, and its timestamp continues from the last one sent plus the time since.
+    /// Starts following a new source (or the same source again after a gap) at a packet with
+    /// `seq`/`ts`: it becomes the next sequence number, and its timestamp continues from the
+    /// last one sent plus the time since, so the viewer sees no loss and no jump back in time.
     pub fn splice(&mut self, now: Instant, epoch: u32, seq: u16, ts: u32) {
         let elapsed_ticks = self.last_out_at.map_or(0, |at| {
             let micros = now.saturating_duration_since(at).as_micros();
@@ -48,6 +53,7 @@ impl Rewriter {
         let out_seq = self.last_out_seq.wrapping_add(1);
         let out_ts = self.last_out_ts.wrapping_add(elapsed_ticks.max(1));
         self.epoch = Some(epoch);
+        self.first_out_seq = out_seq;
         self.seq_delta = out_seq.wrapping_sub(seq);
         self.ts_delta = out_ts.wrapping_sub(ts);
     }
@@ -72,9 +78,15 @@ impl Rewriter {
         ts.wrapping_add(self.ts_delta)
     }
 
-    /// The source sequence number behind a viewer-space one (for NACKs).
-    pub fn source_seq(&self, out_seq: u16) -> u16 {
-        out_seq.wrapping_sub(self.seq_delta)
+    /// The source packet (epoch, sequence number) behind a viewer-space sequence number (for
+    /// NACKs). `None` for numbers sent before the last splice: the mapping that made them is
+    /// gone, and the current one would name an unrelated packet.
+    pub fn source_of(&self, out_seq: u16) -> Option<(u32, u16)> {
+        let epoch = self.epoch?;
+        if is_newer(self.first_out_seq, out_seq) {
+            return None;
+        }
+        Some((epoch, out_seq.wrapping_sub(self.seq_delta)))
     }
 }
 
@@ -95,7 +107,7 @@ mod tests {
         r.splice(now, 1, 40_000, 123_456);
         assert_eq!(r.map(now, 40_000, 123_456), (1000, 5001));
         assert_eq!(r.map(now, 40_001, 126_456), (1001, 8001));
-        assert_eq!(r.source_seq(1001), 40_001);
+        assert_eq!(r.source_of(1001), Some((1, 40_001)));
     }
 
     #[test]
@@ -113,6 +125,28 @@ mod tests {
         let (s3, ts3) = r.map(t1, 777, 9_999_999);
         assert_eq!(s3, 1);
         assert_eq!(ts3.wrapping_sub(ts2), 45_000);
+        assert_eq!(r.source_of(1), Some((2, 777)));
+        assert_eq!(
+            r.source_of(0),
+            None,
+            "a number sent before the splice maps to no packet of the new source"
+        );
+    }
+
+    #[test]
+    fn a_splice_within_one_source_skips_the_gap() {
+        let t0 = Instant::now();
+        let mut r = Rewriter::new(90_000, 500, 0);
+        r.splice(t0, 1, 1000, 90_000);
+        r.map(t0, 1000, 90_000);
+        r.map(t0, 1001, 93_000);
+        // Packets 1002..=1099 were not sent (the server caught up); 1100 starts a keyframe.
+        let t1 = t0 + Duration::from_millis(400);
+        r.splice(t1, 1, 1100, 126_000);
+        assert_eq!(r.map(t1, 1100, 126_000), (502, 3001 + 36_000));
+        assert_eq!(r.source_of(502), Some((1, 1100)));
+        assert_eq!(r.source_of(501), None, "sent under the old mapping");
+        assert_eq!(r.source_of(600), Some((1, 1198)));
     }
 
     #[test]

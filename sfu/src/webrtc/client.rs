@@ -64,6 +64,7 @@ pub enum ClientEvent {
     Rtp {
         ssrc: u32,
         sequence: u16,
+        timestamp: u32,
         payload_type: u8,
         len: usize,
         /// The abs-capture-time extension's NTP capture timestamp, when present.
@@ -515,6 +516,7 @@ impl Client {
                     self.events.push_back(ClientEvent::Rtp {
                         ssrc: h.ssrc,
                         sequence: h.sequence,
+                        timestamp: h.timestamp,
                         payload_type: h.payload_type,
                         len: data.len(),
                         capture_ntp: abs_capture_time(data, &h),

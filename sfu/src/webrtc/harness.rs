@@ -22,6 +22,8 @@ pub struct Received {
     /// Per SSRC: the last sequence number seen and how many were out of order or missing.
     pub last_seq: HashMap<u32, u16>,
     pub sequence_gaps: u64,
+    /// Per SSRC: the RTP timestamp of the last packet.
+    pub last_timestamp: HashMap<u32, u32>,
     pub connected: bool,
     pub closed: bool,
     /// abs-capture-time values received (NTP 32.32), in arrival order.
@@ -196,10 +198,12 @@ fn record(received: &mut Received, event: ClientEvent) {
         ClientEvent::Rtp {
             ssrc,
             sequence,
+            timestamp,
             len,
             capture_ntp,
             ..
         } => {
+            received.last_timestamp.insert(ssrc, timestamp);
             if let Some(ntp) = capture_ntp {
                 received.capture_times.push(ntp);
             }

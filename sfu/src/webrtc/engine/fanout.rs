@@ -234,8 +234,9 @@ fn fan_out_to_viewer(
         };
         let out = &mut session.outbound[out_index];
         let packet = &unsent.packet;
-        if out.rewriter.epoch() != Some(packet.epoch) {
-            // A new source: video waits for its keyframe, audio joins at once.
+        if unsent.resplice || out.rewriter.epoch() != Some(packet.epoch) {
+            // A new source, or the track caught up after shedding: video waits for its
+            // keyframe, audio joins at once.
             if track.video_codec.is_some() && !unsent.keyframe_start {
                 continue;
             }

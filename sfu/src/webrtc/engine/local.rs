@@ -1,7 +1,7 @@
 //! Sources inside the process (cameras, the test pattern, later the program bus): they publish
 //! plain RTP into a stream the same way a WHIP session does, so every reader treats them alike.
 
-use std::time::Instant;
+use std::time::{Duration, Instant};
 
 use bytes::Bytes;
 use tracing::info;
@@ -78,21 +78,16 @@ impl Engine {
             .get(&local.stream)
             .filter(|s| s.source == SourceKind::Camera)
             .map(|_| self.ntp_at(now));
-        if let Some(stream) = self.hub.get_mut(&local.stream)
-            && let Some(accepted) = super::media::forward(
-                now,
-                stream,
-                source,
-                track_index,
-                &header,
-                &packet,
-                super::media::Origin {
-                    arrival: now,
-                    capture_ntp,
-                },
-            )
-        {
-            self.note_unsent(accepted);
+        // Handed over as it is made: it has not waited (and is never shed).
+        let origin = super::media::Origin {
+            arrival: now,
+            capture_ntp,
+            shed_after: Duration::ZERO,
+        };
+        if let Some(stream) = self.hub.get_mut(&local.stream) {
+            let forwarded =
+                super::media::forward(now, stream, source, track_index, &header, &packet, origin);
+            self.note_forwarded(now, source, forwarded);
         }
         Ok(())
     }

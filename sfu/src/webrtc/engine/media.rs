@@ -2,7 +2,7 @@
 //! every publisher packet to the viewers of its stream.
 
 use std::net::SocketAddr;
-use std::time::Instant;
+use std::time::{Duration, Instant};
 
 use bytes::Bytes;
 use rtc_rtcp::payload_feedbacks::full_intra_request::FullIntraRequest;
@@ -15,7 +15,7 @@ use tracing::{debug, info, warn};
 use super::fanout::{Timing, send_to_viewer, track_out};
 use super::queue::TransmitQueue;
 use super::{CloseReason, Engine};
-use crate::hub::{ReaderPacket, Stream, UnsentPacket};
+use crate::hub::{Admission, ReaderPacket, Stream, UnsentPacket};
 use crate::rtp::history::StoredPacket;
 use crate::rtp::packet::{RtpHeader, is_rtcp};
 use crate::webrtc::ice_lite::BindingRequest;
@@ -290,9 +290,49 @@ impl Engine {
         let origin = Origin {
             arrival: self.received_at.unwrap_or(now),
             capture_ntp: None,
+            shed_after: self.config.max_forward_delay,
         };
-        if let Some(accepted) = forward(now, stream, id, track_index, &header, &plain, origin) {
-            self.note_unsent(accepted);
+        let forwarded = forward(now, stream, id, track_index, &header, &plain, origin);
+        self.note_forwarded(now, id, forwarded);
+    }
+
+    /// Counts what [`forward`] did with a packet of `source` (a publisher's session or a local
+    /// source); a catch-up that begins asks the source for a keyframe to resume at.
+    pub(super) fn note_forwarded(
+        &mut self,
+        now: Instant,
+        source: SessionId,
+        forwarded: Option<Forwarded>,
+    ) {
+        match forwarded {
+            None => {}
+            Some(Forwarded::Queued(accepted)) => self.note_unsent(accepted),
+            Some(Forwarded::Shed { began, waited }) => {
+                self.stats.shed_packets += 1;
+                if !began {
+                    return;
+                }
+                self.stats.catch_ups += 1;
+                let name = match self.sessions.get(&source) {
+                    Some(session) => session.stream.clone(),
+                    None => match self.local_sources.get(&source) {
+                        Some(local) => local.stream.clone(),
+                        None => return,
+                    },
+                };
+                warn!(
+                    stream = name,
+                    waited_ms = waited.as_millis() as u64,
+                    "media is late: shedding until a keyframe is on time"
+                );
+                if self
+                    .hub
+                    .get_mut(&name)
+                    .is_some_and(|stream| stream.request_keyframe(now))
+                {
+                    self.send_keyframe_request(&name);
+                }
+            }
         }
     }
 
@@ -391,7 +431,6 @@ impl Engine {
             return;
         };
         let track_index = session.outbound[out_index].track_index;
-        let epoch = stream.epoch();
         for pair in &nack.nacks {
             let lost = std::iter::once(pair.packet_id).chain(
                 (0..16u16)
@@ -400,11 +439,14 @@ impl Engine {
             );
             for out_seq in lost {
                 session.stats.nacks_in += 1;
-                let source_seq = session.outbound[out_index].rewriter.source_seq(out_seq);
+                let source = session.outbound[out_index].rewriter.source_of(out_seq);
                 let Some(track) = stream.tracks.get_mut(track_index) else {
                     return;
                 };
                 track.stats.nacks += 1;
+                let Some((epoch, source_seq)) = source else {
+                    continue;
+                };
                 let Some(packet) = track.history().get(epoch, source_seq).cloned() else {
                     continue;
                 };
@@ -458,10 +500,13 @@ pub(super) struct Origin {
     /// Its capture time (NTP 32.32) when the source knows it (a camera): viewers that
     /// negotiated abs-capture-time get it in a header extension.
     pub capture_ntp: Option<u64>,
+    /// Shed it when it arrived longer ago than this ([`Stream::admit_live`]); zero: never.
+    pub shed_after: Duration,
 }
 
 /// Records one packet of the stream's publisher `source` and queues it for its viewers
-/// ([`Engine::send_unsent`]). `None` when the packet is not the stream's publisher's.
+/// ([`Engine::send_unsent`]) unless it came too late. `None` when the packet is not the
+/// stream's publisher's.
 pub(super) fn forward(
     now: Instant,
     stream: &mut Stream,
@@ -470,7 +515,7 @@ pub(super) fn forward(
     header: &RtpHeader,
     plain: &Bytes,
     origin: Origin,
-) -> Option<Accepted> {
+) -> Option<Forwarded> {
     if stream.publisher() != Some(source) {
         return None;
     }
@@ -495,6 +540,16 @@ pub(super) fn forward(
             payload: payload.clone(),
         });
     }
+    let waited = now.saturating_duration_since(origin.arrival);
+    let resplice = match stream.admit_live(
+        track_index,
+        outcome.keyframe_start,
+        waited,
+        origin.shed_after,
+    ) {
+        Admission::Send { resplice } => resplice,
+        Admission::Shed { began } => return Some(Forwarded::Shed { began, waited }),
+    };
     let packet = StoredPacket {
         epoch: stream.epoch(),
         sequence: header.sequence,
@@ -508,14 +563,24 @@ pub(super) fn forward(
         keyframe_start: outcome.keyframe_start,
         capture_ntp: origin.capture_ntp,
         arrival: origin.arrival,
+        resplice,
     });
-    Some(Accepted {
+    Some(Forwarded::Queued(Accepted {
         viewers: stream.viewers.len(),
         video_marker: stream
             .tracks
             .get(track_index)
             .and_then(|t| t.video_codec.as_ref().map(|_| header.marker)),
-    })
+    }))
+}
+
+/// What [`forward`] did with a publisher's packet.
+pub(super) enum Forwarded {
+    /// Queued for the viewers.
+    Queued(Accepted),
+    /// Recorded (history, keyframe cache, readers) but not sent to the viewers: it had waited
+    /// `waited` in the server. `began`: its track just started catching up.
+    Shed { began: bool, waited: Duration },
 }
 
 /// A packet [`forward`] queued for its stream's viewers.

@@ -57,7 +57,15 @@ pub struct EngineConfig {
     pub publisher_bitrate_cap_bps: u64,
     /// Viewer sessions one stream may have (HTTP 503 beyond); 0: only `max_sessions` applies.
     pub max_viewers_per_stream: usize,
+    /// Publisher media that waited longer than this in the server (from the kernel's receive
+    /// to its fan-out: the server has fallen behind) is not sent to viewers; its track resumes
+    /// at the next keyframe that is on time ([`crate::hub::Stream::admit_live`]). Zero: never.
+    pub max_forward_delay: Duration,
 }
+
+/// [`EngineConfig::max_forward_delay`] unless configured: well past the few milliseconds a
+/// server that keeps up adds, short enough that viewers stay live.
+pub const DEFAULT_MAX_FORWARD_DELAY: Duration = Duration::from_millis(250);
 
 impl Default for EngineConfig {
     fn default() -> Self {
@@ -69,6 +77,7 @@ impl Default for EngineConfig {
             publisher_bitrate_bps: 4_000_000,
             publisher_bitrate_cap_bps: 0,
             max_viewers_per_stream: 0,
+            max_forward_delay: DEFAULT_MAX_FORWARD_DELAY,
         }
     }
 }
@@ -136,6 +145,10 @@ pub struct EngineStats {
     /// Fan-outs split into shares for several media threads, and the shares they made.
     pub fanout_splits: u64,
     pub fanout_shares: u64,
+    /// Publisher packets not sent to viewers because they waited longer than
+    /// [`EngineConfig::max_forward_delay`], and the catch-ups that shed them.
+    pub shed_packets: u64,
+    pub catch_ups: u64,
     /// Publisher datagrams dropped for exceeding the bitrate cap.
     pub bitrate_cap_dropped: u64,
     /// Packets publishers were asked (NACK) to send again.

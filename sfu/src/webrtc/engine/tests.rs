@@ -470,3 +470,127 @@ fn a_split_gives_each_viewer_to_one_share_and_only_splits_big_batches() {
     assert_eq!(total, waiting);
     assert_eq!(owner.len(), viewers);
 }
+
+/// The publisher's next frame, read by the engine as if the kernel had received it `waited`
+/// ago (the server fell behind), then pumped. Returns the frame's packet count.
+fn send_frame_that_waited(
+    h: &mut Harness,
+    publisher: usize,
+    source: &mut H264Source,
+    waited: Duration,
+) -> u64 {
+    let frame = source.next_frame();
+    for p in &frame {
+        h.clients[publisher].client.send_rtp(p).expect("send");
+    }
+    let from = h.clients[publisher].addr;
+    let now = h.now;
+    while let Some((_, d)) = h.clients[publisher].client.poll_transmit() {
+        h.engine.handle_received(now, now - waited, from, &d);
+    }
+    h.advance(FRAME);
+    frame.len() as u64
+}
+
+#[test]
+fn a_server_that_fell_behind_sheds_until_a_keyframe_is_on_time() {
+    let (mut h, publisher, mut source) = setup();
+    let viewer = h.open(ClientRole::Play, "cam").expect("play");
+    assert!(h.connect_all());
+    let now = h.now;
+    let (_, mut reader) = h
+        .engine
+        .attach_reader(now, "cam", "hls", 8192)
+        .expect("reader");
+    let limit = EngineConfig::default().max_forward_delay;
+    let on_time = Duration::ZERO;
+    let mut expected = 0;
+    let mut published = 0;
+    let mut shed = 0;
+    let mut requests_before = 0;
+    // Frames 0-4 (keyframe, deltas) on time, 5-9 late: shedding starts, a keyframe is asked for.
+    for frame in 0..60 {
+        let waited = match frame {
+            5..=9 => limit * 2,
+            // A keyframe within the limit but not within half of it: not yet caught up.
+            30 => limit * 3 / 4,
+            _ => on_time,
+        };
+        if frame == 5 {
+            // (The viewer's arrival before the first keyframe asked for one already.)
+            requests_before = h.engine.stats().keyframe_requests_sent;
+        }
+        let packets = send_frame_that_waited(&mut h, publisher, &mut source, waited);
+        published += packets;
+        if frame < 5 {
+            expected += packets;
+        } else {
+            shed += packets;
+        }
+    }
+    let viewer_ssrc = *h.clients[viewer]
+        .received
+        .last_seq
+        .keys()
+        .next()
+        .expect("video");
+    let before_ts = h.clients[viewer].received.last_timestamp[&viewer_ssrc];
+    let before_seq = h.clients[viewer].received.last_seq[&viewer_ssrc];
+    assert_eq!(h.clients[viewer].received.rtp_packets, expected);
+    // Frame 60, a keyframe on time: the viewer resumes there, numbered on without a gap, its
+    // timestamp moved on by the time it saw nothing (56 frames after frame 4).
+    let mut resumed = 0;
+    for _ in 60..65 {
+        resumed += send_frame_that_waited(&mut h, publisher, &mut source, on_time);
+    }
+    published += resumed;
+    expected += resumed;
+    let rx = &h.clients[viewer].received;
+    assert_eq!(rx.rtp_packets, expected, "everything from the keyframe on");
+    assert_eq!(rx.sequence_gaps, 0, "the shed packets leave no gap to NACK");
+    assert_eq!(
+        rx.last_seq[&viewer_ssrc],
+        before_seq.wrapping_add(resumed as u16)
+    );
+    let ticks_unseen = 56 * FRAME.as_millis() as u32 * 90;
+    assert_eq!(
+        rx.last_timestamp[&viewer_ssrc].wrapping_sub(before_ts),
+        ticks_unseen + 4 * 3000,
+        "time went on while nothing was sent"
+    );
+    let stats = h.engine.stats();
+    assert_eq!(stats.shed_packets, shed);
+    assert_eq!(stats.catch_ups, 1, "one catch-up, however long it took");
+    assert_eq!(
+        stats.keyframe_requests_sent,
+        requests_before + 1,
+        "the publisher was asked for a keyframe"
+    );
+    let stream = h.engine.hub().get("cam").expect("stream");
+    assert_eq!(stream.tracks[0].stats.shed, shed);
+    let mut read = 0;
+    while reader.try_recv().is_ok() {
+        read += 1;
+    }
+    assert_eq!(read, published, "the recorder and LL-HLS get every packet");
+}
+
+#[test]
+fn with_no_limit_late_media_is_still_sent() {
+    let mut h = Harness::new(EngineConfig {
+        max_forward_delay: Duration::ZERO,
+        ..EngineConfig::default()
+    })
+    .expect("engine");
+    let publisher = h.open(ClientRole::Publish, "cam").expect("publish");
+    let viewer = h.open(ClientRole::Play, "cam").expect("play");
+    assert!(h.connect_all());
+    let ssrc = h.clients[publisher].client.ssrcs.0;
+    let mut source = H264Source::new(ssrc, H264_PT);
+    let mut sent = 0;
+    for _ in 0..10 {
+        sent += send_frame_that_waited(&mut h, publisher, &mut source, Duration::from_secs(5));
+    }
+    assert_eq!(h.clients[viewer].received.rtp_packets, sent);
+    assert_eq!(h.engine.stats().shed_packets, 0);
+}

@@ -63,6 +63,17 @@ impl Feed {
     }
 }
 
+/// Runs the feed and one viewer for `how_long`.
+fn feed_one_viewer(feed: &mut Feed, viewer: &mut Peer, how_long: Duration) {
+    let until = Instant::now() + how_long;
+    while Instant::now() < until {
+        feed.tick();
+        if !viewer.poll() {
+            std::thread::sleep(Duration::from_millis(1));
+        }
+    }
+}
+
 /// RSS and open descriptors, the smallest of a few samples: a descriptor of the HTTP
 /// connection that just asked for /metrics may not be closed yet.
 fn quiet_usage(server: &Server) -> (u64, usize) {
@@ -328,16 +339,7 @@ fn ice_restart_after_an_address_change_resumes_media_on_the_new_address() {
     let mut server = Server::start("", &[]);
     let mut feed = Feed::start(&server, "live");
     let mut viewer = Peer::connect_from(&server, ClientRole::Play, "live", "127.0.0.2");
-    let run = |feed: &mut Feed, viewer: &mut Peer, how_long: Duration| {
-        let until = Instant::now() + how_long;
-        while Instant::now() < until {
-            feed.tick();
-            if !viewer.poll() {
-                std::thread::sleep(Duration::from_millis(1));
-            }
-        }
-    };
-    run(&mut feed, &mut viewer, Duration::from_secs(1));
+    feed_one_viewer(&mut feed, &mut viewer, Duration::from_secs(1));
     let before_move = viewer.received();
     assert!(before_move > 20, "no media before the move: {before_move}");
     let ssrcs_before: Vec<u32> = viewer.streams.keys().copied().collect();
@@ -382,16 +384,7 @@ fn a_server_that_stalled_sheds_the_backlog_and_resumes_at_a_keyframe() {
     let mut server = Server::start("", &[]);
     let mut feed = Feed::start(&server, "live");
     let mut viewer = Peer::connect(&server, ClientRole::Play, "live");
-    let run = |feed: &mut Feed, viewer: &mut Peer, how_long: Duration| {
-        let until = Instant::now() + how_long;
-        while Instant::now() < until {
-            feed.tick();
-            if !viewer.poll() {
-                std::thread::sleep(Duration::from_millis(1));
-            }
-        }
-    };
-    run(&mut feed, &mut viewer, Duration::from_secs(1));
+    feed_one_viewer(&mut feed, &mut viewer, Duration::from_secs(1));
     let before = viewer.received();
     assert!(before > 20, "no media before the stall: {before}");
 
@@ -410,7 +403,7 @@ fn a_server_that_stalled_sheds_the_backlog_and_resumes_at_a_keyframe() {
     }
     signal("-CONT");
     // The light source sends a keyframe every 30 frames: within ~1 s of resuming.
-    run(&mut feed, &mut viewer, Duration::from_secs(3));
+    feed_one_viewer(&mut feed, &mut viewer, Duration::from_secs(3));
 
     let shed = server.metric("r58_shed_packets_total");
     let catch_ups = server.metric("r58_catch_ups_total");

@@ -431,6 +431,15 @@ mod tests {
         }
     }
 
+    fn opus() -> CodecSpec {
+        CodecSpec {
+            name: "opus".into(),
+            clock_rate: 48_000,
+            channels: Some(2),
+            fmtp: String::new(),
+        }
+    }
+
     fn stream(now: Instant) -> Stream {
         Stream::new(
             "s".into(),
@@ -445,15 +454,7 @@ mod tests {
     fn late_packets_are_shed_until_a_keyframe_or_audio_packet_is_on_time_again() {
         let now = Instant::now();
         let mut s = stream(now);
-        s.tracks.push(Track::new(
-            TrackKind::Audio,
-            CodecSpec {
-                name: "opus".into(),
-                clock_rate: 48_000,
-                channels: Some(2),
-                fmtp: String::new(),
-            },
-        ));
+        s.tracks.push(Track::new(TrackKind::Audio, opus()));
         let limit = Duration::from_millis(200);
         let ms = Duration::from_millis;
         let send = |resplice| Admission::Send { resplice };
@@ -529,15 +530,7 @@ mod tests {
         s.take_over(2, new_tracks);
         assert_eq!((s.epoch(), s.publisher()), (2, Some(2)));
         assert!(s.tracks[0].keyframe_cache().is_empty());
-        let audio = vec![Track::new(
-            TrackKind::Audio,
-            CodecSpec {
-                name: "opus".into(),
-                clock_rate: 48_000,
-                channels: Some(2),
-                fmtp: String::new(),
-            },
-        )];
+        let audio = vec![Track::new(TrackKind::Audio, opus())];
         assert!(!s.accepts_takeover(&audio));
     }
 }

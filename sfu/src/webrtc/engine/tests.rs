@@ -28,6 +28,17 @@ fn hand_frame_to_engine(
     publisher: usize,
     source: &mut H264Source,
 ) -> Vec<Vec<u8>> {
+    hand_frame_that_waited(h, publisher, source, Duration::ZERO)
+}
+
+/// [`hand_frame_to_engine`], read as if the kernel had received the frame `waited` ago (the
+/// server fell behind).
+fn hand_frame_that_waited(
+    h: &mut Harness,
+    publisher: usize,
+    source: &mut H264Source,
+    waited: Duration,
+) -> Vec<Vec<u8>> {
     let frame = source.next_frame();
     for p in &frame {
         h.clients[publisher].client.send_rtp(p).expect("send");
@@ -35,7 +46,7 @@ fn hand_frame_to_engine(
     let from = h.clients[publisher].addr;
     let now = h.now;
     while let Some((_, d)) = h.clients[publisher].client.poll_transmit() {
-        h.engine.handle_datagram(now, from, &d);
+        h.engine.handle_received(now, now - waited, from, &d);
     }
     frame
 }
@@ -471,25 +482,16 @@ fn a_split_gives_each_viewer_to_one_share_and_only_splits_big_batches() {
     assert_eq!(owner.len(), viewers);
 }
 
-/// The publisher's next frame, read by the engine as if the kernel had received it `waited`
-/// ago (the server fell behind), then pumped. Returns the frame's packet count.
+/// [`hand_frame_that_waited`], then a frame's time passes. Returns the frame's packet count.
 fn send_frame_that_waited(
     h: &mut Harness,
     publisher: usize,
     source: &mut H264Source,
     waited: Duration,
 ) -> u64 {
-    let frame = source.next_frame();
-    for p in &frame {
-        h.clients[publisher].client.send_rtp(p).expect("send");
-    }
-    let from = h.clients[publisher].addr;
-    let now = h.now;
-    while let Some((_, d)) = h.clients[publisher].client.poll_transmit() {
-        h.engine.handle_received(now, now - waited, from, &d);
-    }
+    let count = hand_frame_that_waited(h, publisher, source, waited).len();
     h.advance(FRAME);
-    frame.len() as u64
+    count as u64
 }
 
 #[test]

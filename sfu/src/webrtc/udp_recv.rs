@@ -21,7 +21,9 @@ pub struct TimestampedReceiver {
 pub struct Received {
     pub len: usize,
     pub from: SocketAddr,
-    /// How long ago the kernel received it (none without a timestamp).
+    /// How long ago the kernel received it (none without a timestamp). The kernel stamps with
+    /// the wall clock: if the clock is stepped forward between the receive and the read (NTP
+    /// setting it at boot), the datagrams waiting at that moment show the step as their wait.
     pub waited: Option<Duration>,
 }
 

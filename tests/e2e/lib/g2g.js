@@ -135,6 +135,40 @@
     return pc;
   }
 
+  // Decodes the clock of displayed frames of `video` into `samples` (`failed` counts frames
+  // whose check did not match).
+  function frameReader(video) {
+    const canvas = document.createElement('canvas');
+    const ctx = canvas.getContext('2d', { willReadFrequently: true });
+    const reader = {
+      samples: [],
+      failed: 0,
+      read(meta, now) {
+        if (canvas.width !== meta.width || canvas.height !== meta.height) {
+          canvas.width = meta.width;
+          canvas.height = meta.height;
+        }
+        ctx.drawImage(video, 0, 0, meta.width, meta.height);
+        const ms = decode(ctx.getImageData(0, 0, meta.width, meta.height).data, meta.width, meta.height);
+        if (ms === null) {
+          reader.failed++;
+          return;
+        }
+        reader.samples.push({
+          drawn: ms,
+          // The callback runs when the frame is handed to the compositor.
+          shown: now,
+          expectedDisplay: performance.timeOrigin + meta.expectedDisplayTime,
+          // When the frame's last packet arrived (WebRTC sources only).
+          received: meta.receiveTime === undefined ? null : performance.timeOrigin + meta.receiveTime,
+          width: meta.width,
+          height: meta.height,
+        });
+      },
+    };
+    return reader;
+  }
+
   window.g2g = {
     // Publishes the clock canvas at `fps` to r58 with WHIP.
     async publish(base, name, fps, config) {
@@ -177,43 +211,35 @@
     // `settleMs` (while the bandwidth estimate and the jitter buffer settle).
     async collect(count, settleMs) {
       const { pc, video } = window.viewer;
-      const canvas = document.createElement('canvas');
-      const ctx = canvas.getContext('2d', { willReadFrequently: true });
-      const samples = [];
-      let failed = 0;
+      const reader = frameReader(video);
       let first = null;
       await new Promise((resolve) => {
         const onFrame = (_, meta) => {
           const now = wallMs();
           first ??= now;
-          if (canvas.width !== meta.width || canvas.height !== meta.height) {
-            canvas.width = meta.width;
-            canvas.height = meta.height;
-          }
-          ctx.drawImage(video, 0, 0, meta.width, meta.height);
-          const ms = decode(ctx.getImageData(0, 0, meta.width, meta.height).data, meta.width, meta.height);
-          if (now - first < settleMs) {
-            // Not counted.
-          } else if (ms === null) {
-            failed++;
-          } else {
-            samples.push({
-              drawn: ms,
-              // The callback runs when the frame is handed to the compositor.
-              shown: now,
-              expectedDisplay: performance.timeOrigin + meta.expectedDisplayTime,
-              // When the frame's last packet arrived (WebRTC sources only).
-              received: meta.receiveTime === undefined ? null : performance.timeOrigin + meta.receiveTime,
-              width: meta.width,
-              height: meta.height,
-            });
-          }
-          if (samples.length >= count) resolve();
+          if (now - first >= settleMs) reader.read(meta, now);
+          if (reader.samples.length >= count) resolve();
           else video.requestVideoFrameCallback(onFrame);
         };
         video.requestVideoFrameCallback(onFrame);
       });
-      return { samples, failed, localCandidate: await candidateType(pc) };
+      return { samples: reader.samples, failed: reader.failed, localCandidate: await candidateType(pc) };
+    },
+
+    // Reads the clock from every frame displayed in the next `ms` milliseconds, however few.
+    async watch(ms) {
+      const { video } = window.viewer;
+      const reader = frameReader(video);
+      let watching = true;
+      const onFrame = (_, meta) => {
+        if (!watching) return;
+        reader.read(meta, wallMs());
+        video.requestVideoFrameCallback(onFrame);
+      };
+      video.requestVideoFrameCallback(onFrame);
+      await new Promise((resolve) => setTimeout(resolve, ms));
+      watching = false;
+      return { samples: reader.samples, failed: reader.failed };
     },
 
     candidateType,

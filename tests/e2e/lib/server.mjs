@@ -59,6 +59,7 @@ export async function startServer(extraArgs = []) {
   }
   return {
     base,
+    pid: child.pid,
     log: () => log,
     async stop() {
       child.kill('SIGTERM');

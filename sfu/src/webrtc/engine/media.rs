@@ -297,7 +297,9 @@ impl Engine {
     }
 
     /// Counts what [`forward`] did with a packet of `source` (a publisher's session or a local
-    /// source); a catch-up that begins asks the source for a keyframe to resume at.
+    /// source). While a track catches up the source is asked for a keyframe to resume at, again
+    /// at the stream's keyframe-request interval: a browser sends one only when asked, and the
+    /// one asked for may itself come too late to resume at.
     pub(super) fn note_forwarded(
         &mut self,
         now: Instant,
@@ -309,10 +311,6 @@ impl Engine {
             Some(Forwarded::Queued(accepted)) => self.note_unsent(accepted),
             Some(Forwarded::Shed { began, waited }) => {
                 self.stats.shed_packets += 1;
-                if !began {
-                    return;
-                }
-                self.stats.catch_ups += 1;
                 let name = match self.sessions.get(&source) {
                     Some(session) => session.stream.clone(),
                     None => match self.local_sources.get(&source) {
@@ -320,11 +318,14 @@ impl Engine {
                         None => return,
                     },
                 };
-                warn!(
-                    stream = name,
-                    waited_ms = waited.as_millis() as u64,
-                    "media is late: shedding until a keyframe is on time"
-                );
+                if began {
+                    self.stats.catch_ups += 1;
+                    warn!(
+                        stream = name,
+                        waited_ms = waited.as_millis() as u64,
+                        "media is late: shedding until a keyframe is on time"
+                    );
+                }
                 if self
                     .hub
                     .get_mut(&name)

@@ -1,5 +1,7 @@
-// LL-HLS in Chromium with hls.js (lowLatencyMode): the default test camera and a WHIP-published
-// guest both play from /hls/{name}/index.m3u8; the live latency is measured and reported.
+// LL-HLS in Chromium with hls.js (lowLatencyMode), through the pages' own player
+// (web/static/js/hls-player.js, with the hls.js r58 serves): the default test camera and a
+// WHIP-published guest both play from /hls/{name}/index.m3u8; the live latency is measured and
+// reported.
 //
 // Latency is Date.now() - hls.playingDate: the wall clock now minus the EXT-X-PROGRAM-DATE-TIME
 // position being shown, where the server stamps each frame with the wall clock at which it
@@ -10,7 +12,6 @@ import { resolve } from 'node:path';
 import { startServer } from './lib/server.mjs';
 import { launchChromium } from './lib/browser.mjs';
 
-const hlsScript = resolve(import.meta.dirname, 'node_modules/hls.js/dist/hls.min.js');
 const peersScript = resolve(import.meta.dirname, 'lib/peers.js');
 let server;
 let browser;
@@ -30,12 +31,11 @@ async function openPage() {
   page.on('console', (m) => console.log(`[page] ${m.text()}`));
   // Another origin than the server's pages would be, so CORS is exercised too.
   await page.goto(`${server.base}/healthz`);
-  await page.addScriptTag({ path: hlsScript });
   await page.addScriptTag({ path: peersScript });
   return page;
 }
 
-/** Starts hls.js on `url` in the page; returns at once. */
+/** Starts the pages' LL-HLS player (hls.js) on `url` in the page. */
 async function startPlayer(page, url) {
   await page.evaluate((src) => {
     const video = document.createElement('video');
@@ -43,28 +43,29 @@ async function startPlayer(page, url) {
     video.autoplay = true;
     video.playsInline = true;
     document.body.append(video);
-    const hls = new window.Hls({ lowLatencyMode: true, backBufferLength: 10, maxLiveSyncPlaybackRate: 1.5 });
-    window.player = { video, hls, errors: [] };
-    hls.on(window.Hls.Events.ERROR, (_, data) => {
-      window.player.errors.push(`${data.type}/${data.details}${data.fatal ? " (fatal)" : ""} ${data.context?.url ?? data.url ?? ""} ${data.response?.code ?? ""} ${data.error?.message ?? ""}`);
+    window.player = { video, handle: null, errors: [] };
+    const { errors } = window.player;
+    return import('/static/js/hls-player.js').then(async ({ playHls }) => {
+      window.player.handle = await playHls(video, src, {
+        onFatal: (message) => errors.push(`fatal: ${message}`),
+        log: (message) => errors.push(message),
+      });
     });
-    hls.loadSource(src);
-    hls.attachMedia(video);
-    video.play().catch(() => {});
   }, url);
 }
 
 /** Samples the playing position and latency for `ms`. */
 async function sample(page, ms) {
   return page.evaluate(async (duration) => {
-    const { video, hls } = window.player;
+    const { video, handle } = window.player;
     const out = { latencies: [], currentTimes: [], width: 0, height: 0, blackFrames: 0 };
     const canvas = document.createElement('canvas');
     const end = performance.now() + duration;
     while (performance.now() < end) {
       await new Promise((r) => setTimeout(r, 250));
       out.currentTimes.push(video.currentTime);
-      if (hls.playingDate) out.latencies.push(Date.now() - hls.playingDate.getTime());
+      const playing = handle.playingDate();
+      if (playing) out.latencies.push(Date.now() - playing.getTime());
       out.width = video.videoWidth;
       out.height = video.videoHeight;
       if (video.videoWidth > 0) {
@@ -79,7 +80,7 @@ async function sample(page, ms) {
       }
     }
     out.errors = window.player.errors;
-    out.hlsLatency = hls.latency;
+    out.hlsLatency = handle.latency();
     return out;
   }, ms);
 }
@@ -109,8 +110,8 @@ function assertPlays(s, width, height) {
 
 test('the test camera plays over LL-HLS in hls.js', async () => {
   const page = await openPage();
-  const supported = await page.evaluate(() => window.Hls.isSupported()
-    && MediaSource.isTypeSupported('video/mp4; codecs="avc1.42c01f"'));
+  const supported = await page.evaluate(
+    () => MediaSource.isTypeSupported('video/mp4; codecs="avc1.42c01f"'));
   assert.ok(supported, 'this Chromium plays H.264 through MSE');
   await startPlayer(page, `${server.base}/hls/cam0/index.m3u8`);
   await page.waitForFunction(() => window.player.video.currentTime > 0.5, null, { timeout: 15000 });

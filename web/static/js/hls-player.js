@@ -3,6 +3,8 @@
 // when a page first needs it.
 
 const HLS_JS = '/static/vendor/hls.min.mjs';
+/** Seconds behind hls.js's own target latency before the player jumps to it (when buffered). */
+const LIVE_SYNC_SLACK = 0.25;
 let hlsModule = null;
 
 async function loadHlsJs() {
@@ -62,6 +64,10 @@ export async function playHls(video, url, { onFatal = () => {}, log = () => {}, 
     backBufferLength: 10,
     // Play up to 1.5x to catch up with the live edge after a stall or a late start.
     maxLiveSyncPlaybackRate: 1.5,
+    // Each stall moves hls.js's target latency back by this much, for good. Its default, 1 s (a
+    // whole segment here), made the seek-ahead stall many players see right after they start
+    // cost a second of latency for the rest of the session; a part's worth still backs off.
+    liveSyncOnStallIncrease: 0.2,
     // Playlist and part requests are blocking reloads; give them more than a part's time.
     manifestLoadPolicy: { default: { maxTimeToFirstByteMs: 10000, maxLoadTimeMs: 20000, timeoutRetry: { maxNumRetry: 2, retryDelayMs: 0, maxRetryDelayMs: 0 }, errorRetry: { maxNumRetry: 1, retryDelayMs: 1000, maxRetryDelayMs: 8000 } } },
   });
@@ -81,6 +87,27 @@ export async function playHls(video, url, { onFatal = () => {}, log = () => {}, 
   hls.loadSource(url);
   hls.attachMedia(video);
   hls.on(Hls.Events.MANIFEST_PARSED, () => video.play().catch(() => {}));
+  // hls.js starts at the keyframe before its target position, up to a segment (1 s) later than
+  // the playlist's PART-HOLD-BACK asks, and a stall adds its length the same way; with less than
+  // a second buffered (always, this close to live) it never speeds up to close the gap. When the
+  // target position is already buffered, jump there (at most every 5 s): the frames skipped are
+  // ones the viewer would otherwise see that much too late.
+  let lastSync = -Infinity;
+  const syncToLive = () => {
+    const live = hls.liveSyncPosition;
+    const behind = hls.latency - hls.targetLatency;
+    if (!(behind > LIVE_SYNC_SLACK) || !Number.isFinite(live)) return;
+    if (performance.now() - lastSync < 5000) return;
+    const buffered = video.buffered;
+    for (let i = 0; i < buffered.length; i++) {
+      if (live >= buffered.start(i) && live < buffered.end(i) - 0.1) {
+        lastSync = performance.now();
+        video.currentTime = live;
+        return;
+      }
+    }
+  };
+  video.addEventListener('timeupdate', syncToLive);
   let jumps = 0;
   let lastJump = -Infinity;
   const watch = jumpBehind == null ? null : setInterval(() => {
@@ -103,6 +130,7 @@ export async function playHls(video, url, { onFatal = () => {}, log = () => {}, 
     jumps: () => jumps,
     destroy: () => {
       clearInterval(watch);
+      video.removeEventListener('timeupdate', syncToLive);
       hls.destroy();
     },
   };

@@ -11,13 +11,10 @@
 import { test, before, after } from 'node:test';
 import assert from 'node:assert/strict';
 import { existsSync, readFileSync, writeFileSync } from 'node:fs';
-import { resolve } from 'node:path';
 import { startServer } from './lib/server.mjs';
-import { launchChromium } from './lib/browser.mjs';
+import { launchChromium, openClockPage } from './lib/browser.mjs';
 import { startTurn, TURNSERVER } from './lib/turn.mjs';
 
-const script = resolve(import.meta.dirname, 'lib/g2g.js');
-const peersScript = resolve(import.meta.dirname, 'lib/peers.js');
 const FPS = 30;
 const frames = Number(process.env.G2G_FRAMES ?? 150);
 const results = { fps: FPS, loadavgStart: loadavg() };
@@ -50,14 +47,6 @@ after(async () => {
   }
 });
 
-async function openPage(browser, label) {
-  const page = await browser.newPage();
-  page.on('console', (m) => console.log(`[${label}] ${m.text()}`));
-  await page.goto(`${server.base}/healthz`);
-  await page.addScriptTag({ path: peersScript });
-  await page.addScriptTag({ path: script });
-  return page;
-}
 
 function percentile(sorted, p) {
   return sorted[Math.min(sorted.length - 1, Math.floor((p / 100) * sorted.length))];
@@ -72,8 +61,8 @@ function summary(values) {
 // Both ends of a measurement; `connect(publisher, viewer)` sets the call up.
 async function measure(name, count, connect) {
   const loadBefore = loadavg();
-  const publisher = await openPage(publisherBrowser, `pub ${name}`);
-  const viewer = await openPage(viewerBrowser, `view ${name}`);
+  const publisher = await openClockPage(publisherBrowser, server.base, `pub ${name}`);
+  const viewer = await openClockPage(viewerBrowser, server.base, `view ${name}`);
   try {
     await connect(publisher, viewer);
     await publisher.waitForFunction(() => window.publisher.pc.connectionState === 'connected',

@@ -9,12 +9,9 @@
 // drawn.
 import { test, before, after } from 'node:test';
 import assert from 'node:assert/strict';
-import { resolve } from 'node:path';
 import { startServer } from './lib/server.mjs';
-import { launchChromium } from './lib/browser.mjs';
+import { launchChromium, openClockPage } from './lib/browser.mjs';
 
-const script = resolve(import.meta.dirname, 'lib/g2g.js');
-const peersScript = resolve(import.meta.dirname, 'lib/peers.js');
 const STALL_MS = 1500;
 const AFTER_MS = 4000;
 
@@ -31,14 +28,6 @@ after(async () => {
   await server?.stop();
 });
 
-async function openPage(label) {
-  const page = await browser.newPage();
-  page.on('console', (m) => console.log(`[${label}] ${m.text()}`));
-  await page.goto(`${server.base}/healthz`);
-  await page.addScriptTag({ path: peersScript });
-  await page.addScriptTag({ path: script });
-  return page;
-}
 
 async function metric(name) {
   const text = await (await fetch(`${server.base}/metrics`)).text();
@@ -48,8 +37,8 @@ async function metric(name) {
 
 test('after the server stalls, a Chromium viewer is shown the guest live again, not the backlog',
   { timeout: 90000 }, async () => {
-    const publisher = await openPage('pub');
-    const viewer = await openPage('view');
+    const publisher = await openClockPage(browser, server.base, 'pub');
+    const viewer = await openClockPage(browser, server.base, 'view');
     await publisher.evaluate((base) => window.g2g.publish(base, 'stall', 30), server.base);
     await viewer.evaluate((base) => window.g2g.play(base, 'stall'), server.base);
     // Playing, and past the first second's settling.

@@ -2,7 +2,7 @@
 import { chromium } from 'playwright-core';
 import { mkdtempSync } from 'node:fs';
 import { tmpdir } from 'node:os';
-import { join } from 'node:path';
+import { join, resolve } from 'node:path';
 
 export async function launchChromium(extraArgs = []) {
   const userDataDir = mkdtempSync(join(tmpdir(), 'r58-chromium-'));
@@ -16,4 +16,18 @@ export async function launchChromium(extraArgs = []) {
       ...extraArgs,
     ],
   });
+}
+
+/**
+ * A page of `browser` on the server's origin (`base`) with lib/peers.js and lib/g2g.js loaded:
+ * it can publish the wall-clock canvas or play a stream and read the clock back (`window.g2g`).
+ * Its console is printed with `label`.
+ */
+export async function openClockPage(browser, base, label) {
+  const page = await browser.newPage();
+  page.on('console', (m) => console.log(`[${label}] ${m.text()}`));
+  await page.goto(`${base}/healthz`);
+  await page.addScriptTag({ path: resolve(import.meta.dirname, 'peers.js') });
+  await page.addScriptTag({ path: resolve(import.meta.dirname, 'g2g.js') });
+  return page;
 }

@@ -87,7 +87,7 @@ impl Engine {
         if let Some(stream) = self.hub.get_mut(&local.stream) {
             let forwarded =
                 super::media::forward(now, stream, source, track_index, &header, &packet, origin);
-            self.note_forwarded(now, source, forwarded);
+            self.note_forwarded(source, forwarded);
         }
         Ok(())
     }

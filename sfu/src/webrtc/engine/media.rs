@@ -293,24 +293,27 @@ impl Engine {
             shed_after: self.config.max_forward_delay,
         };
         let forwarded = forward(now, stream, id, track_index, &header, &plain, origin);
-        self.note_forwarded(now, id, forwarded);
+        self.note_forwarded(id, forwarded);
     }
 
     /// Counts what [`forward`] did with a packet of `source` (a publisher's session or a local
     /// source). While a track catches up the source is asked for a keyframe to resume at, again
     /// at the stream's keyframe-request interval: a browser sends one only when asked, and the
     /// one asked for may itself come too late to resume at.
-    pub(super) fn note_forwarded(
-        &mut self,
-        now: Instant,
-        source: SessionId,
-        forwarded: Option<Forwarded>,
-    ) {
+    pub(super) fn note_forwarded(&mut self, source: SessionId, forwarded: Option<Forwarded>) {
         match forwarded {
             None => {}
             Some(Forwarded::Queued(accepted)) => self.note_unsent(accepted),
-            Some(Forwarded::Shed { began, waited }) => {
+            Some(Forwarded::Shed {
+                began,
+                waited,
+                ask_keyframe,
+            }) => {
                 self.stats.shed_packets += 1;
+                self.stats.catch_ups += u64::from(began);
+                if !(began || ask_keyframe) {
+                    return;
+                }
                 let name = match self.sessions.get(&source) {
                     Some(session) => session.stream.clone(),
                     None => match self.local_sources.get(&source) {
@@ -319,18 +322,13 @@ impl Engine {
                     },
                 };
                 if began {
-                    self.stats.catch_ups += 1;
                     warn!(
                         stream = name,
                         waited_ms = waited.as_millis() as u64,
                         "media is late: shedding until a keyframe is on time"
                     );
                 }
-                if self
-                    .hub
-                    .get_mut(&name)
-                    .is_some_and(|stream| stream.request_keyframe(now))
-                {
+                if ask_keyframe {
                     self.send_keyframe_request(&name);
                 }
             }
@@ -549,7 +547,15 @@ pub(super) fn forward(
         origin.shed_after,
     ) {
         Admission::Send { resplice } => resplice,
-        Admission::Shed { began } => return Some(Forwarded::Shed { began, waited }),
+        Admission::Shed { began } => {
+            // Asked on every shed packet; the stream's rate limit decides when one goes out.
+            let ask_keyframe = stream.request_keyframe(now);
+            return Some(Forwarded::Shed {
+                began,
+                waited,
+                ask_keyframe,
+            });
+        }
     };
     let packet = StoredPacket {
         epoch: stream.epoch(),
@@ -580,8 +586,13 @@ pub(super) enum Forwarded {
     /// Queued for the viewers.
     Queued(Accepted),
     /// Recorded (history, keyframe cache, readers) but not sent to the viewers: it had waited
-    /// `waited` in the server. `began`: its track just started catching up.
-    Shed { began: bool, waited: Duration },
+    /// `waited` in the server. `began`: its track just started catching up. `ask_keyframe`: a
+    /// keyframe request to the source is due now (the stream's rate limit allows one).
+    Shed {
+        began: bool,
+        waited: Duration,
+        ask_keyframe: bool,
+    },
 }
 
 /// A packet [`forward`] queued for its stream's viewers.

@@ -378,7 +378,7 @@ fn ice_restart_after_an_address_change_resumes_media_on_the_new_address() {
 /// publisher's packets waiting in its socket buffer. It must not forward them seconds late: it
 /// sheds what waited longer than `max_forward_delay` (default 250 ms) and resumes at the next
 /// keyframe that is on time, numbered on so the viewer sees no gap. Without shedding the
-/// backlog goes out up to 1.5 s late, which the server's own delay histogram would show.
+/// backlog goes out up to 2 s late, which the server's own delay histogram would show.
 #[test]
 fn a_server_that_stalled_sheds_the_backlog_and_resumes_at_a_keyframe() {
     let mut server = Server::start("", &[]);
@@ -397,7 +397,7 @@ fn a_server_that_stalled_sheds_the_backlog_and_resumes_at_a_keyframe() {
     };
     signal("-STOP");
     let stalled = Instant::now();
-    while stalled.elapsed() < Duration::from_millis(1500) {
+    while stalled.elapsed() < Duration::from_millis(2000) {
         feed.tick();
         std::thread::sleep(Duration::from_millis(1));
     }
@@ -413,15 +413,19 @@ fn a_server_that_stalled_sheds_the_backlog_and_resumes_at_a_keyframe() {
     let after = viewer.received() - before;
     let missing = viewer.expected() - viewer.received();
     eprintln!(
-        "stalled 1.5 s: {shed} packets shed in {catch_ups} catch-up(s); viewer got {after} \
+        "stalled 2 s: {shed} packets shed in {catch_ups} catch-up(s); viewer got {after} \
          packets after, {missing} missing in its sequence; forwarded {all}, {within_a_second} \
          of them within 1 s of arrival"
     );
     assert!(shed > 0.0, "the backlog was shed");
     assert!(catch_ups >= 1.0);
-    assert_eq!(
-        within_a_second, all,
-        "nothing was forwarded a second or more after it arrived"
+    // The stop can land between a fan-out and its send: that flush (one frame, at most a
+    // keyframe's four packets to the one viewer; two to be safe) leaves after the stall. Without
+    // shedding, the stall's first second (~40 packets) would.
+    assert!(
+        all - within_a_second <= 8.0,
+        "{} copies were forwarded a second or more after they arrived",
+        all - within_a_second
     );
     assert!(after > 20, "media resumed: {after} packets");
     assert_eq!(missing, 0, "the viewer's numbering has no gap");

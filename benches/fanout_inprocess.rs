@@ -5,19 +5,22 @@
 //! without sockets. Prints ns and heap allocations per packet x subscriber.
 //!
 //! cargo bench --bench fanout_inprocess [-- 100,500,1000]
+// A counting global allocator: `GlobalAlloc` is an unsafe trait (workspace lints).
+#![allow(unsafe_code)]
 
 use std::alloc::{GlobalAlloc, Layout, System};
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::{Duration, Instant};
 
-use sfu::webrtc::client::{ClientRole, H264_PT};
-use sfu::webrtc::engine::{EngineConfig, TransmitQueue};
-use sfu::webrtc::harness::{H264Source, Harness};
+use sfu::engine::{EngineConfig, TransmitQueue};
+use sfu::testing::client::{ClientRole, H264_PT};
+use sfu::testing::harness::{H264Source, Harness};
 
 struct CountingAlloc;
 
 static ALLOCATIONS: AtomicU64 = AtomicU64::new(0);
 
+// SAFETY: every method forwards unchanged to the system allocator, which upholds the contract.
 unsafe impl GlobalAlloc for CountingAlloc {
     unsafe fn alloc(&self, layout: Layout) -> *mut u8 {
         ALLOCATIONS.fetch_add(1, Ordering::Relaxed);

@@ -13,9 +13,9 @@
 use std::time::{Duration, Instant, SystemTime};
 
 use sfu::capture::{CameraSettings, EncoderSettings, start_test_cameras};
+use sfu::engine::SharedEngine;
+use sfu::engine::{Engine, EngineConfig};
 use sfu::hls::{HlsService, LiveConfig, Segmenter};
-use sfu::webrtc::driver::SharedEngine;
-use sfu::webrtc::engine::{Engine, EngineConfig};
 
 fn main() {
     let parts: usize = std::env::args()

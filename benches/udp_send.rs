@@ -13,7 +13,7 @@
 use std::net::{SocketAddr, UdpSocket};
 use std::time::Instant;
 
-use sfu::webrtc::udp_batch::{GsoSender, SendBatch};
+use sfu::net::udp_batch::{GsoSender, SendBatch};
 
 const ROUNDS: usize = 60;
 

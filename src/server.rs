@@ -7,9 +7,10 @@ use sfu::capture::mpp::MppOptions;
 use sfu::capture::packetizer::DEFAULT_MTU_PAYLOAD;
 use sfu::capture::v4l2::V4l2Settings;
 use sfu::capture::{CameraError, CameraHandle, CameraSettings, DeviceCamera, EncoderSettings};
+use sfu::engine::SharedEngine;
+use sfu::engine::{Engine, EngineConfig};
+use sfu::net::driver;
 use sfu::turn::TurnService;
-use sfu::webrtc::driver::{self, SharedEngine};
-use sfu::webrtc::engine::{Engine, EngineConfig};
 use tokio::net::{TcpListener, UdpSocket};
 use tracing::info;
 
@@ -33,7 +34,7 @@ pub enum ServerError {
         source: std::io::Error,
     },
     #[error("cannot start the media engine: {0}")]
-    Engine(#[from] sfu::webrtc::engine::EngineError),
+    Engine(#[from] sfu::engine::EngineError),
     #[error("cannot start the cameras: {0}")]
     Camera(#[from] CameraError),
     #[error("{0}")]
@@ -113,7 +114,7 @@ pub async fn run(config: Config) -> Result<(), ServerError> {
     let _cameras = start_test_cameras(&engine, &config.test_cameras)?;
     let _devices = start_device_cameras(&engine, &config.cameras)?;
     // The media driver gets a thread of its own so a busy data plane cannot hold up the HTTP
-    // runtime (see sfu::webrtc::driver).
+    // runtime (see sfu::net::driver).
     let media = driver::spawn(engine, udp.into_std()?, config.media_threads())?;
     tokio::select! {
         served = serve(http, app, HttpOptions::new(&config.limits, tls, http_stats)) => served?,

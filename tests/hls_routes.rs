@@ -15,9 +15,9 @@ use hls_m3u8::MasterPlaylist;
 use hls_m3u8::tags::VariantStream;
 use r58::http::{AppState, router};
 use sfu::capture::{CameraHandle, CameraSettings, EncoderSettings, start_test_cameras};
+use sfu::engine::SharedEngine;
+use sfu::engine::{Engine, EngineConfig};
 use sfu::hls::LiveConfig;
-use sfu::webrtc::driver::SharedEngine;
-use sfu::webrtc::engine::{Engine, EngineConfig};
 use tower::ServiceExt;
 
 struct Resp {

@@ -13,8 +13,8 @@ use r58::config::AuthRule;
 use r58::http::{AppState, router};
 use serde_json::Value;
 use sfu::capture::{CameraHandle, CameraSettings, EncoderSettings, start_test_cameras};
-use sfu::webrtc::driver::SharedEngine;
-use sfu::webrtc::engine::{Engine, EngineConfig};
+use sfu::engine::SharedEngine;
+use sfu::engine::{Engine, EngineConfig};
 use tower::ServiceExt;
 
 const CHROME_WHIP: &str = include_str!("../sfu/testdata/sdp/chrome_whip.sdp");

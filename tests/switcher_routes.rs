@@ -11,9 +11,9 @@ use axum::http::{Method, Request, StatusCode};
 use r58::http::{AppState, router};
 use serde_json::Value;
 use sfu::capture::{CameraHandle, CameraSettings, EncoderSettings, start_test_cameras};
+use sfu::engine::SharedEngine;
+use sfu::engine::{Engine, EngineConfig};
 use sfu::hub::ReaderPacket;
-use sfu::webrtc::driver::SharedEngine;
-use sfu::webrtc::engine::{Engine, EngineConfig};
 use tokio::sync::mpsc::Receiver;
 use tower::ServiceExt;
 

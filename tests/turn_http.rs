@@ -11,9 +11,9 @@ use axum::http::{HeaderMap, Method, Request, StatusCode};
 use r58::config::{AuthRule, Turn};
 use r58::http::turn::TurnEndpoint;
 use r58::http::{AppState, router};
+use sfu::engine::SharedEngine;
+use sfu::engine::{Engine, EngineConfig};
 use sfu::turn::{Provider, Secret, TurnConfig, TurnService};
-use sfu::webrtc::driver::SharedEngine;
-use sfu::webrtc::engine::{Engine, EngineConfig};
 use tower::ServiceExt;
 
 const CHROME_WHIP: &str = include_str!("../sfu/testdata/sdp/chrome_whip.sdp");

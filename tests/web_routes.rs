@@ -10,8 +10,8 @@ use axum::http::{HeaderMap, Method, Request, StatusCode};
 use futures_util::StreamExt;
 use r58::http::pages::{HLS_JS_EMBEDDED, HLS_JS_PATH};
 use r58::http::{AppState, router};
-use sfu::webrtc::driver::SharedEngine;
-use sfu::webrtc::engine::{Engine, EngineConfig};
+use sfu::engine::SharedEngine;
+use sfu::engine::{Engine, EngineConfig};
 use tower::ServiceExt;
 
 const CHROME_WHIP: &str = include_str!("../sfu/testdata/sdp/chrome_whip.sdp");

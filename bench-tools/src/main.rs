@@ -27,7 +27,7 @@ use std::path::PathBuf;
 use std::time::{Duration, Instant};
 
 use clap::Parser;
-use sfu::webrtc::delay::DelayHistogram;
+use sfu::engine::delay::DelayHistogram;
 
 use publisher::{Ingest, Publisher};
 use report::Step;

@@ -10,8 +10,8 @@ use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::thread::JoinHandle;
 use std::time::{Duration, Instant};
 
-use sfu::webrtc::client::{Client, ClientEvent, ClientRole, H264_PT};
-use sfu::webrtc::harness::H264Source;
+use sfu::testing::client::{Client, ClientEvent, ClientRole, H264_PT};
+use sfu::testing::harness::H264Source;
 
 use crate::http;
 use crate::stamp;

@@ -38,7 +38,7 @@ pub fn read(packet: &[u8]) -> Option<u64> {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use sfu::webrtc::harness::H264Source;
+    use sfu::testing::harness::H264Source;
 
     #[test]
     fn round_trips_in_fu_a_and_skips_stap_a() {

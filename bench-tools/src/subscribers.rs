@@ -21,7 +21,7 @@ use nix::sys::socket::{
     ControlMessageOwned, MsgFlags, MultiHeaders, SockaddrStorage, recvmmsg, setsockopt, sockopt,
 };
 use nix::sys::time::TimeSpec;
-use sfu::webrtc::client::{Client, ClientRole};
+use sfu::testing::client::{Client, ClientRole};
 
 use crate::http;
 use crate::stamp;
@@ -96,7 +96,7 @@ pub enum PoolError {
     #[error("Janus session setup: {0}")]
     Janus(#[from] crate::janus::JanusError),
     #[error("client: {0}")]
-    Client(#[from] sfu::webrtc::client::ClientError),
+    Client(#[from] sfu::testing::client::ClientError),
     #[error("{connected} of {wanted} subscribers connected within {secs} s")]
     ConnectTimeout {
         connected: usize,
@@ -409,7 +409,7 @@ fn handle(
                 sub.failed = true;
             }
             while let Some(event) = sub.client.poll_event() {
-                if event == sfu::webrtc::client::ClientEvent::Connected {
+                if event == sfu::testing::client::ClientEvent::Connected {
                     sub.connected = true;
                 }
             }
@@ -525,7 +525,7 @@ mod tests {
             .map(|i| vec![i; if i == 7 { 300 } else { 1200 }])
             .collect();
         let queued: Vec<(SocketAddr, &[u8])> = frame.iter().map(|d| (to, &d[..])).collect();
-        let mut sender = sfu::webrtc::udp_batch::GsoSender::new(true);
+        let mut sender = sfu::net::udp_batch::GsoSender::new(true);
         let mut headers = new_headers();
         let mut bufs = vec![vec![0u8; MESSAGE_BUF]; BATCH];
         let mut meta = [Received::default(); BATCH];

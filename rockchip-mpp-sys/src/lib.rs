@@ -9,6 +9,8 @@
 //! Everything here is `unsafe` to call and mirrors the C API one to one; the safe encoder lives
 //! in the `sfu` crate (`capture::mpp`). Layout tests below pin every struct's size and field
 //! offsets to the C definitions for LP64 Linux (x86_64, aarch64).
+// FFI bindings: the crate is nothing but unsafe declarations and calls (workspace lints).
+#![allow(unsafe_code)]
 
 mod library;
 mod types;

@@ -30,11 +30,12 @@ use rtc_stun::message::{BINDING_ERROR, BINDING_SUCCESS, Message, Setter};
 
 use crate::capture::frame::I420Frame;
 use crate::capture::source::{RawFormat, RawFrame, RawLayout};
-use crate::rtp::keyframe::{VideoCodec, is_keyframe_payload};
+use crate::engine::EngineConfig;
+use crate::media::VideoCodec;
+use crate::rtp::keyframe::is_keyframe_payload;
 use crate::rtp::packet::RtpHeader;
-use crate::webrtc::client::{ClientRole, H264_PT, OPUS_PT};
-use crate::webrtc::engine::EngineConfig;
-use crate::webrtc::harness::{H264Source, Harness};
+use crate::testing::client::{ClientRole, H264_PT, OPUS_PT};
+use crate::testing::harness::{H264Source, Harness};
 use crate::webrtc::ice_lite::BindingRequest;
 use crate::webrtc::sdp::{parse_candidate_addr, parse_sdpfrag};
 
@@ -58,7 +59,7 @@ pub fn sdp_offer(data: &[u8]) {
 /// ([`Client::accept_answer`]) and an offer it answers (Janus' streaming plugin,
 /// [`Client::answer_offer`]); an accepted offer's answer must name our candidate.
 pub fn client_sdp(data: &[u8]) {
-    use crate::webrtc::client::Client;
+    use crate::testing::client::Client;
     let text = String::from_utf8_lossy(data);
     let now = std::time::Instant::now();
     if let Ok(mut client) = Client::new(ClientRole::Play) {

@@ -8,16 +8,17 @@ use std::time::{Duration, Instant};
 use bytes::Bytes;
 use openh264::formats::YUVSource;
 use sfu::capture::camera::StreamSink;
-use sfu::capture::encoder::{OpenH264Encoder, nal_type};
+use sfu::capture::encoder::OpenH264Encoder;
 use sfu::capture::pattern::read_counter;
 use sfu::capture::runner::test_camera;
 use sfu::capture::supervisor::{BACKOFF_START, STALL_TIMEOUT};
 use sfu::capture::{
     CameraSettings, Captured, EncoderSettings, FrameSource, PatternSource, SourceError, Supervisor,
 };
-use sfu::webrtc::client::ClientRole;
-use sfu::webrtc::engine::{Engine, EngineConfig, EngineError, LocalSourceId};
-use sfu::webrtc::harness::Harness;
+use sfu::engine::{Engine, EngineConfig, EngineError, LocalSourceId};
+use sfu::media::h264::nal_type;
+use sfu::testing::client::ClientRole;
+use sfu::testing::harness::Harness;
 
 fn settings(name: &str, keyframe_interval: u32) -> CameraSettings {
     CameraSettings {
@@ -400,7 +401,7 @@ fn stopping_a_camera_ends_its_stream() {
 
 #[test]
 fn camera_threads_publish_and_stop_cleanly() {
-    use sfu::webrtc::driver::SharedEngine;
+    use sfu::engine::SharedEngine;
     let engine = SharedEngine::new(Engine::new(EngineConfig::default()).expect("engine"));
     let cams = [settings("cam0", 30), settings("cam1", 30)];
     let handles = sfu::capture::start_test_cameras(&engine, &cams).expect("cameras");
@@ -455,7 +456,7 @@ fn a_whip_publisher_takes_the_name_and_the_camera_returns_when_it_leaves() {
     );
     assert_eq!(cam.stats().opens, 2);
     let streams = h.engine.streams();
-    assert_eq!(streams[0].source, sfu::hub::SourceKind::Camera);
+    assert_eq!(streams[0].source, sfu::media::SourceKind::Camera);
 }
 
 /// Camera packets carry abs-capture-time for viewers that negotiate it: one NTP capture time per

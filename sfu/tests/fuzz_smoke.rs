@@ -562,9 +562,9 @@ fn engine_seeds() -> Vec<(&'static str, Vec<u8>)> {
 /// (`split_at_mut`, "mid > len") inside `Client::send_rtp`, where an error belongs.
 #[test]
 fn client_send_rtp_survives_extension_past_its_block() {
-    use sfu::webrtc::client::ClientRole;
-    use sfu::webrtc::engine::EngineConfig;
-    use sfu::webrtc::harness::Harness;
+    use sfu::engine::EngineConfig;
+    use sfu::testing::client::ClientRole;
+    use sfu::testing::harness::Harness;
 
     let packet = [
         0x90, 0x66, 0x00, 0x01, 0, 0, 0, 0, 0, 0, 0, 1, // V=2 X=1 PT 102, seq 1, SSRC 1

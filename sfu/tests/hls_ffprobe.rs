@@ -14,7 +14,8 @@ use sfu::hls::annexb::{access_units, split_nals};
 use sfu::hls::{
     HlsConfig, Lookup, OpusParams, Resource, Segmenter, media_playlist, multivariant_playlist,
 };
-use sfu::rtp::h264::{AccessUnit, H264Depacketizer};
+use sfu::media::h264::AccessUnit;
+use sfu::rtp::h264::H264Depacketizer;
 
 const FRAMES: usize = 90;
 

@@ -8,7 +8,7 @@ use sfu::hls::annexb::{access_units, split_nals};
 use sfu::hls::opus::OpusToc;
 use sfu::hls::sps::parse_sps;
 use sfu::hls::{HlsConfig, OpusParams, Progress, Resource, Segmenter, media_playlist};
-use sfu::rtp::h264::AccessUnit;
+use sfu::media::h264::AccessUnit;
 
 /// xorshift64*: deterministic, no dependency.
 struct Rng(u64);

@@ -6,7 +6,7 @@ mod common;
 use std::time::Duration;
 
 use common::*;
-use sfu::webrtc::engine::{EngineConfig, EngineError};
+use sfu::engine::{EngineConfig, EngineError};
 
 const MS: Duration = Duration::from_millis(1);
 

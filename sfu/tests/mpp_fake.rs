@@ -13,11 +13,12 @@ use std::process::Command;
 use std::sync::Arc;
 
 use rockchip_mpp_sys::Mpp;
-use sfu::capture::encoder::{EncodeError, EncoderSettings, H264Encoder, nal_type, nal_unit_type};
+use sfu::capture::encoder::{EncodeError, EncoderSettings, H264Encoder};
 use sfu::capture::frame::I420Frame;
 use sfu::capture::mpp::{MppEncoder, MppOptions};
 use sfu::capture::source::{DmaBufFrame, Picture, RawFormat, RawFrame, RawLayout};
 use sfu::capture::{EncoderChoice, select_encoder};
+use sfu::media::h264::{nal_type, nal_unit_type};
 
 struct Fake {
     _dir: tempfile::TempDir,
@@ -93,7 +94,7 @@ fn marked_i420(width: u32, height: u32) -> I420Frame {
     f
 }
 
-fn types(unit: &sfu::capture::encoder::AccessUnit) -> Vec<u8> {
+fn types(unit: &sfu::media::h264::AccessUnit) -> Vec<u8> {
     unit.nals.iter().map(|n| nal_unit_type(n)).collect()
 }
 

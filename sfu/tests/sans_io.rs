@@ -9,7 +9,7 @@ use std::collections::HashSet;
 use std::time::Duration;
 
 use common::*;
-use sfu::webrtc::engine::EngineConfig;
+use sfu::engine::EngineConfig;
 
 const MS: Duration = Duration::from_millis(1);
 

@@ -74,7 +74,7 @@ impl Default for Limits {
             viewers_per_stream: 0,
             publisher_bitrate: 4_000_000,
             publisher_bitrate_cap: 20_000_000,
-            max_forward_delay: sfu::webrtc::engine::DEFAULT_MAX_FORWARD_DELAY,
+            max_forward_delay: sfu::engine::DEFAULT_MAX_FORWARD_DELAY,
             header_timeout: Duration::from_secs(10),
             body_timeout: Duration::from_secs(10),
             max_header_bytes: 32 * 1024,

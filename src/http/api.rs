@@ -6,8 +6,8 @@ use axum::Json;
 use axum::extract::State;
 use axum::http::{StatusCode, header};
 use axum::response::{IntoResponse, Response};
-use sfu::webrtc::delay::DelayHistogram;
-use sfu::webrtc::engine::StreamInfo;
+use sfu::engine::StreamInfo;
+use sfu::engine::delay::DelayHistogram;
 
 use super::AppState;
 

@@ -27,9 +27,9 @@ use axum::response::{IntoResponse, Response};
 use axum::routing::get;
 use futures_util::stream::{self, Stream};
 use serde::Serialize;
-use sfu::hub::{SourceKind, TrackKind};
+use sfu::engine::StreamInfo;
+use sfu::media::{SourceKind, TrackKind};
 use sfu::switch::SwitcherState;
-use sfu::webrtc::engine::StreamInfo;
 use tokio::sync::broadcast;
 
 use super::AppState;

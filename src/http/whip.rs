@@ -13,7 +13,7 @@ use axum::http::{HeaderMap, HeaderValue, StatusCode, Uri, header};
 use axum::response::{IntoResponse, Response};
 use axum::routing::{get, post};
 use rand::RngExt;
-use sfu::webrtc::engine::EngineError;
+use sfu::engine::EngineError;
 use sfu::webrtc::sdp::SdpError;
 use sfu::webrtc::session::Role;
 

@@ -24,8 +24,8 @@ use std::time::{Duration, Instant};
 
 use peer::{Peer, light_source};
 use server::Server;
-use sfu::webrtc::client::ClientRole;
-use sfu::webrtc::harness::H264Source;
+use sfu::testing::client::ClientRole;
+use sfu::testing::harness::H264Source;
 
 const VIDEO_IN: &str = "r58_track_packets_in_total{stream=\"soak\",kind=\"video\"}";
 
@@ -452,7 +452,7 @@ fn whep_offers_are_answered_promptly_while_the_media_path_is_saturated() {
         &[("TOKIO_WORKER_THREADS", "1")],
     );
     let mut publisher = Peer::connect(&server, ClientRole::Publish, "busy");
-    let mut source = H264Source::new(publisher.ssrc, sfu::webrtc::client::H264_PT);
+    let mut source = H264Source::new(publisher.ssrc, sfu::testing::client::H264_PT);
     // Connected, then never read again: their sockets overflow, which costs the server nothing.
     let viewers: Vec<Peer> = (0..VIEWERS)
         .map(|_| Peer::connect(&server, ClientRole::Play, "busy"))
@@ -466,7 +466,7 @@ fn whep_offers_are_answered_promptly_while_the_media_path_is_saturated() {
         std::thread::sleep(Duration::from_secs(2));
         let mut waits = Vec::new();
         for _ in 0..PROBES {
-            let offer = sfu::webrtc::client::Client::new(ClientRole::Play)
+            let offer = sfu::testing::client::Client::new(ClientRole::Play)
                 .expect("client")
                 .offer();
             let asked = Instant::now();

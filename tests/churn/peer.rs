@@ -1,12 +1,12 @@
-//! r58's own sans-IO WebRTC client (`sfu::webrtc::client`) driven over a real UDP socket
+//! r58's own sans-IO WebRTC client (`sfu::testing::client`) driven over a real UDP socket
 //! against the spawned server: real ICE checks, DTLS handshake and SRTP on loopback.
 
 use std::collections::HashMap;
 use std::net::UdpSocket;
 use std::time::{Duration, Instant};
 
-use sfu::webrtc::client::{Client, ClientEvent, ClientRole};
-use sfu::webrtc::harness::H264Source;
+use sfu::testing::client::{Client, ClientEvent, ClientRole};
+use sfu::testing::harness::H264Source;
 
 use crate::server::Server;
 
@@ -171,7 +171,7 @@ fn bind(ip: &str) -> UdpSocket {
 
 /// A light synthetic H.264 stream (~300 kbit/s at 30 fps) on `ssrc`.
 pub fn light_source(ssrc: u32) -> H264Source {
-    let mut source = H264Source::new(ssrc, sfu::webrtc::client::H264_PT);
+    let mut source = H264Source::new(ssrc, sfu::testing::client::H264_PT);
     source.keyframe_bytes = 4000;
     source.delta_bytes = 1000;
     source

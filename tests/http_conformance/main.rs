@@ -20,8 +20,8 @@ use axum::body::Body;
 use axum::http::{HeaderMap, Method, Request, StatusCode};
 use r58::config::AuthRule;
 use r58::http::{AppState, MAX_BODY_BYTES, router};
-use sfu::webrtc::driver::SharedEngine;
-use sfu::webrtc::engine::{Engine, EngineConfig};
+use sfu::engine::SharedEngine;
+use sfu::engine::{Engine, EngineConfig};
 use tower::ServiceExt;
 
 const CHROME_WHIP: &str = include_str!("../../sfu/testdata/sdp/chrome_whip.sdp");

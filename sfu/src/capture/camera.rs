@@ -8,10 +8,10 @@ use bytes::Bytes;
 use super::encoder::{EncodeError, EncoderSettings, H264Encoder};
 use super::packetizer::H264Packetizer;
 use super::source::Captured;
-use crate::hub::{SourceKind, TrackKind};
-use crate::webrtc::driver::SharedEngine;
-use crate::webrtc::engine::{Engine, EngineError, LocalSourceId};
-use crate::webrtc::sdp::CodecSpec;
+use crate::engine::SharedEngine;
+use crate::engine::{Engine, EngineError, LocalSourceId};
+use crate::media::CodecSpec;
+use crate::media::{SourceKind, TrackKind};
 
 /// RTP payload type of camera packets; viewers get their own negotiated type from the engine.
 pub const PAYLOAD_TYPE: u8 = 96;

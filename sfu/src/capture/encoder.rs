@@ -1,7 +1,7 @@
 //! H.264 encoders behind one trait (OpenH264 in software now; Rockchip MPP later), and the
 //! Annex B parsing that turns an encoder's byte stream into NAL units.
 
-use crate::rtp::h264::split_annex_b;
+use crate::media::h264::{AccessUnit, nal_type, nal_unit_type, split_annex_b};
 use bytes::Bytes;
 use openh264::OpenH264API;
 use openh264::encoder::{
@@ -12,24 +12,6 @@ use openh264::formats::YUVSource;
 
 use super::frame::I420Frame;
 use super::source::Picture;
-
-/// NAL unit types this crate looks at (H.264 table 7-1).
-pub mod nal_type {
-    pub const SLICE: u8 = 1;
-    pub const IDR: u8 = 5;
-    pub const SEI: u8 = 6;
-    pub const SPS: u8 = 7;
-    pub const PPS: u8 = 8;
-    pub const AUD: u8 = 9;
-    pub const FILLER: u8 = 12;
-    pub const STAP_A: u8 = 24;
-    pub const FU_A: u8 = 28;
-}
-
-/// The type of a NAL unit (0 for an empty one).
-pub fn nal_unit_type(nal: &[u8]) -> u8 {
-    nal.first().map_or(0, |b| b & 0x1f)
-}
 
 /// What an encoder should produce.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -107,14 +89,6 @@ pub enum EncodeError {
     },
 }
 
-/// One encoded picture: its NAL units without start codes, in decoding order.
-#[derive(Debug, Clone, Default)]
-pub struct AccessUnit {
-    pub nals: Vec<Bytes>,
-    /// Contains an IDR slice.
-    pub keyframe: bool,
-}
-
 /// An H.264 encoder.
 pub trait H264Encoder {
     /// Encodes one picture; `force_keyframe` asks for an IDR (an encoder may defer it a few
@@ -134,6 +108,11 @@ pub trait H264Encoder {
     fn accepts_dmabuf(&self) -> bool {
         false
     }
+}
+
+/// A capture time in milliseconds as 90 kHz media time, for [`AccessUnit::timestamp`].
+pub(crate) fn rtp_time(timestamp_ms: u64) -> u32 {
+    timestamp_ms.wrapping_mul(90) as u32
 }
 
 /// Checks a picture's size against the encoder's.
@@ -285,7 +264,11 @@ impl H264Encoder for OpenH264Encoder {
             .map(|r| data.slice(r))
             .collect();
         let keyframe = nals.iter().any(|n| nal_unit_type(n) == nal_type::IDR);
-        Ok(AccessUnit { nals, keyframe })
+        Ok(AccessUnit {
+            timestamp: rtp_time(timestamp_ms),
+            nals,
+            keyframe,
+        })
     }
 }
 

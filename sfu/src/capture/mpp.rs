@@ -10,6 +10,8 @@
 //!   3 MB per frame, about 90 MB/s at 30 fps: a memcpy, not an encode.
 //!
 //! All `unsafe` of the camera pipeline lives here (and in `rockchip-mpp-sys`).
+// The safe encoder over MPP's C API: every call into it is FFI (workspace lints).
+#![allow(unsafe_code)]
 
 use std::ffi::{CStr, c_void};
 use std::io;
@@ -19,12 +21,11 @@ use std::sync::Arc;
 use bytes::Bytes;
 use rockchip_mpp_sys as sys;
 
-use super::encoder::{
-    AccessUnit, EncodeError, EncoderSettings, H264Encoder, check_size, nal_type, nal_unit_type,
-};
+use super::encoder::{EncodeError, EncoderSettings, H264Encoder, check_size, rtp_time};
 use super::frame::I420Frame;
 use super::source::{Picture, RawFormat, RawLayout};
-use crate::rtp::h264::split_annex_b;
+use crate::media::h264::split_annex_b;
+use crate::media::h264::{AccessUnit, nal_type, nal_unit_type};
 
 /// Requested IDRs closer together than this are deferred (the caller keeps asking), so a storm
 /// of keyframe requests from many viewers cannot turn the stream into all-intra frames.
@@ -497,7 +498,11 @@ impl H264Encoder for MppEncoder {
             .map(|r| data.slice(r))
             .collect();
         let keyframe = nals.iter().any(|n| nal_unit_type(n) == nal_type::IDR);
-        Ok(AccessUnit { nals, keyframe })
+        Ok(AccessUnit {
+            timestamp: rtp_time(timestamp_ms),
+            nals,
+            keyframe,
+        })
     }
 }
 

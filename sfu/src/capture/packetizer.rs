@@ -7,7 +7,7 @@ use std::time::Instant;
 use bytes::{BufMut, Bytes, BytesMut};
 use rand::RngExt;
 
-use super::encoder::{AccessUnit, nal_type, nal_unit_type};
+use crate::media::h264::{AccessUnit, nal_type, nal_unit_type};
 use crate::rtp::packet::write_fixed_header;
 
 /// RTP payload bytes per packet with no configuration: with the 12-byte RTP header, SRTP's tag
@@ -213,6 +213,7 @@ mod tests {
         let idr = nal(0x65, 50_000);
         let sei = nal(0x06, 20);
         let unit = AccessUnit {
+            timestamp: 0,
             nals: vec![
                 nal(0x09, 2),
                 sps.clone(),
@@ -244,6 +245,7 @@ mod tests {
 
         let delta = nal(0x41, 300);
         let unit = AccessUnit {
+            timestamp: 0,
             nals: vec![delta.clone()],
             keyframe: false,
         };
@@ -269,6 +271,7 @@ mod tests {
         let (sps, pps) = (nal(0x67, 12), nal(0x68, 4));
         p.packetize(
             &AccessUnit {
+                timestamp: 0,
                 nals: vec![sps.clone(), pps.clone(), nal(0x65, 10)],
                 keyframe: true,
             },
@@ -277,6 +280,7 @@ mod tests {
         let idr = nal(0x65, 1000);
         let packets = p.packetize(
             &AccessUnit {
+                timestamp: 0,
                 nals: vec![idr.clone()],
                 keyframe: true,
             },
@@ -296,6 +300,7 @@ mod tests {
         let (sps, pps) = (nal(0x67, 25), nal(0x68, 10));
         let packets = p.packetize(
             &AccessUnit {
+                timestamp: 0,
                 nals: vec![sps.clone(), pps.clone(), nal(0x65, 5)],
                 keyframe: true,
             },

@@ -17,7 +17,7 @@ use super::select::{EncoderChoice, select_encoder, system_mpp};
 use super::source::SourceError;
 use super::supervisor::Supervisor;
 use super::v4l2::{V4l2Settings, V4l2Source};
-use crate::webrtc::driver::SharedEngine;
+use crate::engine::SharedEngine;
 
 /// Why a camera could not be set up.
 #[derive(Debug, thiserror::Error)]

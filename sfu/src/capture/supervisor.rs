@@ -11,7 +11,7 @@ use tracing::{info, warn};
 use super::camera::{CameraSettings, Pipeline, StreamSink};
 use super::encoder::H264Encoder;
 use super::source::{FrameSource, SourceError};
-use crate::webrtc::engine::LocalSourceId;
+use crate::engine::LocalSourceId;
 
 /// No frame for this long and the stream is ended as stalled.
 pub const STALL_TIMEOUT: Duration = Duration::from_secs(2);

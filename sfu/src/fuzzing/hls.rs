@@ -6,15 +6,16 @@ use std::time::{Duration, Instant, UNIX_EPOCH};
 
 use bytes::Bytes;
 
+use crate::engine::ReaderTrack;
 use crate::hls::annexb::{access_units, split_nals};
 use crate::hls::{
     HlsConfig, Lookup, OpusParams, PlaylistRequest, Progress, Resource, Segmenter, StreamIngest,
-    WallClock, media_playlist, multivariant_playlist,
+    media_playlist, multivariant_playlist,
 };
-use crate::hub::{ReaderPacket, TrackKind};
-use crate::rtp::h264::AccessUnit;
-use crate::webrtc::engine::ReaderTrack;
-use crate::webrtc::sdp::CodecSpec;
+use crate::hub::ReaderPacket;
+use crate::media::CodecSpec;
+use crate::media::h264::AccessUnit;
+use crate::media::{TrackKind, WallClock};
 
 /// Bytes of one record header in [`hls_ingest`] input.
 const RECORD_HEADER: usize = 6;

@@ -3,7 +3,7 @@
 
 use bytes::Bytes;
 
-use crate::rtp::h264::{AccessUnit, split_annex_b};
+use crate::media::h264::{AccessUnit, split_annex_b};
 
 /// The NAL units of an Annex B stream, without start codes (trailing zero bytes dropped).
 pub fn split_nals(stream: &Bytes) -> Vec<Bytes> {

@@ -3,16 +3,17 @@
 //! publisher changes. The async task in [`super::live`] only moves packets in and asks for
 //! keyframes when [`StreamIngest::wants_keyframe`] says so.
 
-use std::time::{Duration, Instant, SystemTime};
+use std::time::{Duration, Instant};
 
 use thiserror::Error;
 
 use super::fmp4::{AUDIO_TIMESCALE, OpusParams, VIDEO_TIMESCALE};
 use super::segmenter::{HlsConfig, HlsError, Segmenter};
 use super::timeline::TimestampUnwrapper;
-use crate::hub::{ReaderPacket, TrackKind};
+use crate::engine::ReaderTrack;
+use crate::hub::ReaderPacket;
+use crate::media::{TrackKind, WallClock};
 use crate::rtp::h264::{DepacketizeError, H264Depacketizer};
-use crate::webrtc::engine::ReaderTrack;
 
 /// Decode times start this far into the segmenter's timeline, so a track whose first packet
 /// arrives a little after another's, or a timestamp a little before the first, stays positive.
@@ -32,30 +33,6 @@ pub enum IngestError {
     Depacketize(#[from] DepacketizeError),
     #[error(transparent)]
     Segmenter(#[from] HlsError),
-}
-
-/// A fixed pairing of the monotonic and the wall clock, to turn arrival instants into the wall
-/// time of capture for EXT-X-PROGRAM-DATE-TIME.
-#[derive(Debug, Clone, Copy)]
-pub struct WallClock {
-    pub instant: Instant,
-    pub system: SystemTime,
-}
-
-impl WallClock {
-    pub fn now() -> Self {
-        Self {
-            instant: Instant::now(),
-            system: SystemTime::now(),
-        }
-    }
-
-    pub fn at(&self, instant: Instant) -> SystemTime {
-        match instant.checked_duration_since(self.instant) {
-            Some(after) => self.system + after,
-            None => self.system - self.instant.duration_since(instant),
-        }
-    }
 }
 
 #[derive(Debug)]
@@ -101,7 +78,7 @@ pub struct StreamIngest {
 }
 
 impl StreamIngest {
-    /// A muxer for a stream with `tracks` (as [`crate::webrtc::engine::Engine::attach_reader`]
+    /// A muxer for a stream with `tracks` (as [`crate::engine::Engine::attach_reader`]
     /// reports them). H.264 video and Opus audio are carried; other tracks are ignored.
     pub fn new(
         config: HlsConfig,

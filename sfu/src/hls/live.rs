@@ -17,11 +17,12 @@ use tokio::sync::mpsc::Receiver;
 use tokio::sync::watch;
 use tracing::{Instrument, debug, info, info_span, warn};
 
-use super::ingest::{IngestError, StreamIngest, WallClock};
+use super::ingest::{IngestError, StreamIngest};
 use super::segmenter::{HlsConfig, Segmenter};
+use crate::engine::ReaderTrack;
+use crate::engine::SharedEngine;
 use crate::hub::ReaderPacket;
-use crate::webrtc::driver::SharedEngine;
-use crate::webrtc::engine::ReaderTrack;
+use crate::media::WallClock;
 
 /// How often the service looks for streams that went online.
 const WATCH_INTERVAL: Duration = Duration::from_millis(50);

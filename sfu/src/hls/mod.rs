@@ -27,7 +27,7 @@ pub mod timeline;
 
 pub use blocking::{PlaylistRequest, Progress, QueryError, Ready};
 pub use fmp4::{OpusParams, VideoParams};
-pub use ingest::{IngestError, StreamIngest, WallClock};
+pub use ingest::{IngestError, StreamIngest};
 pub use live::{HlsService, LiveConfig, LiveStream};
 pub use multivariant::{MultivariantError, multivariant_playlist};
 pub use names::Resource;

@@ -1,7 +1,7 @@
 use super::*;
 use crate::hls::multivariant::multivariant_playlist;
 use crate::hls::segmenter::HlsConfig;
-use crate::rtp::h264::AccessUnit;
+use crate::media::h264::AccessUnit;
 use bytes::Bytes;
 use std::time::Duration;
 

@@ -22,7 +22,7 @@ use super::fmp4::{
 };
 use super::opus::{self, OpusError};
 use super::sps::{SpsError, parse_sps};
-use crate::rtp::h264::AccessUnit;
+use crate::media::h264::AccessUnit;
 
 /// How far past the segment target a segment may run before a keyframe is requested.
 const KEYFRAME_GRACE: Duration = Duration::from_millis(150);

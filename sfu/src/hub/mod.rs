@@ -7,9 +7,7 @@ pub mod reader;
 mod stream;
 
 pub use reader::{ReaderPacket, ReaderSlot};
-pub use stream::{
-    Admission, IngestOutcome, SourceKind, Stream, Track, TrackKind, TrackStats, UnsentPacket,
-};
+pub use stream::{Admission, IngestOutcome, Stream, Track, TrackStats, UnsentPacket};
 
 use std::collections::HashMap;
 

@@ -5,9 +5,9 @@ use std::time::{Duration, Instant};
 use bytes::Bytes;
 
 use crate::hub::reader::{Offer, ReaderPacket, ReaderSlot};
+use crate::media::{CodecSpec, SourceKind, TrackKind, VideoCodec};
 use crate::rtp::history::{History, StoredPacket};
-use crate::rtp::keyframe::{VideoCodec, is_keyframe_payload};
-use crate::webrtc::sdp::CodecSpec;
+use crate::rtp::keyframe::is_keyframe_payload;
 
 /// Packets kept per track for NACKs: ~4 s of a 2.5 Mbit/s video track.
 const HISTORY_PACKETS: usize = 1024;
@@ -16,23 +16,6 @@ const HISTORY_PACKETS: usize = 1024;
 const MAX_GOP_PACKETS: usize = 2048;
 /// However many viewers ask, the publisher is asked for a keyframe at most this often.
 pub const KEYFRAME_REQUEST_INTERVAL: Duration = Duration::from_millis(500);
-
-/// Where a stream's media comes from.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, serde::Serialize)]
-#[serde(rename_all = "lowercase")]
-pub enum SourceKind {
-    Whip,
-    Camera,
-    /// The switcher's program bus.
-    Program,
-}
-
-#[derive(Debug, Clone, Copy, PartialEq, Eq, serde::Serialize)]
-#[serde(rename_all = "lowercase")]
-pub enum TrackKind {
-    Audio,
-    Video,
-}
 
 /// Counters of one track, for /api/streams and /metrics.
 #[derive(Debug, Clone, Default, serde::Serialize)]
@@ -408,6 +391,18 @@ impl Stream {
             self.keyframe_requests += 1;
         }
         allowed
+    }
+
+    /// When [`Stream::poll_keyframe_request`] will next say yes, if a request is pending.
+    pub fn keyframe_request_due(&self) -> Option<Instant> {
+        if !self.keyframe_request_pending || self.publisher.is_none() {
+            return None;
+        }
+        Some(match self.last_keyframe_request {
+            Some(at) => at + KEYFRAME_REQUEST_INTERVAL,
+            // Never asked before: due at once (any instant not after now says so).
+            None => self.created_at,
+        })
     }
 
     pub fn has_keyframe_cached(&self) -> bool {

@@ -103,6 +103,12 @@ impl PendingRepair {
     pub fn is_empty(&self) -> bool {
         self.pending.is_empty()
     }
+
+    /// When [`PendingRepair::due`] next has something to say (a packet to NACK, or one to
+    /// give up on).
+    pub fn next_due(&self) -> Option<Instant> {
+        self.pending.iter().map(|p| p.next_at).min()
+    }
 }
 
 #[cfg(test)]

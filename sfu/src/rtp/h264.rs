@@ -5,16 +5,11 @@
 //! error naming the packet and why; after a loss the depacketizer skips until the next keyframe,
 //! since frames referring to a lost one cannot be decoded.
 
-use std::ops::Range;
-
 use bytes::{Bytes, BytesMut};
 use thiserror::Error;
 
-const NAL_IDR: u8 = 5;
-const NAL_SPS: u8 = 7;
-const NAL_PPS: u8 = 8;
-const STAP_A: u8 = 24;
-const FU_A: u8 = 28;
+use crate::media::h264::nal_type::{FU_A, IDR as NAL_IDR, STAP_A};
+use crate::media::h264::{AccessUnit, nal_unit_type};
 /// Upper bound on one access unit, so a stream of fragments without an end cannot grow memory.
 pub const MAX_ACCESS_UNIT_BYTES: usize = 8 * 1024 * 1024;
 
@@ -34,64 +29,6 @@ pub enum DepacketizeError {
     Loss { sequence: u16, missing: u16 },
     #[error("packet {sequence}: access unit exceeds {MAX_ACCESS_UNIT_BYTES} bytes")]
     TooLarge { sequence: u16 },
-}
-
-/// One decoded frame's NAL units, without start codes.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct AccessUnit {
-    pub timestamp: u32,
-    pub nals: Vec<Bytes>,
-    /// Contains an IDR slice.
-    pub keyframe: bool,
-}
-
-impl AccessUnit {
-    /// The SPS and PPS carried in this access unit, if any.
-    pub fn parameter_sets(&self) -> (Option<&Bytes>, Option<&Bytes>) {
-        let find = |t: u8| {
-            self.nals
-                .iter()
-                .find(|n| n.first().is_some_and(|b| b & 0x1f == t))
-        };
-        (find(NAL_SPS), find(NAL_PPS))
-    }
-
-    /// The NAL units in AVCC form (4-byte big-endian lengths), as MP4 samples store them.
-    pub fn to_avcc(&self) -> Vec<u8> {
-        let mut out = Vec::with_capacity(self.nals.iter().map(|n| n.len() + 4).sum());
-        for nal in &self.nals {
-            out.extend_from_slice(&(nal.len() as u32).to_be_bytes());
-            out.extend_from_slice(nal);
-        }
-        out
-    }
-}
-
-/// Splits an Annex B byte stream into the ranges of its NAL units (start codes `00 00 01` or
-/// `00 00 00 01` removed; trailing zero bytes belong to the next start code). Bytes before the
-/// first start code are not a NAL unit and are skipped.
-pub fn split_annex_b(data: &[u8]) -> Vec<Range<usize>> {
-    let mut starts = Vec::new();
-    let mut i = 0;
-    while i + 3 <= data.len() {
-        if data[i] == 0 && data[i + 1] == 0 && data[i + 2] == 1 {
-            starts.push(i + 3);
-            i += 3;
-        } else {
-            i += 1;
-        }
-    }
-    let mut out = Vec::with_capacity(starts.len());
-    for (n, &start) in starts.iter().enumerate() {
-        let mut end = starts.get(n + 1).map_or(data.len(), |next| next - 3);
-        while end > start && data[end - 1] == 0 {
-            end -= 1;
-        }
-        if end > start {
-            out.push(start..end);
-        }
-    }
-    out
 }
 
 #[derive(Debug, Default)]
@@ -226,9 +163,7 @@ impl H264Depacketizer {
         if nals.is_empty() {
             return None;
         }
-        let keyframe = nals
-            .iter()
-            .any(|n| n.first().is_some_and(|b| b & 0x1f == NAL_IDR));
+        let keyframe = nals.iter().any(|n| nal_unit_type(n) == NAL_IDR);
         if self.waiting_keyframe && !keyframe {
             return None;
         }
@@ -252,7 +187,7 @@ impl H264Depacketizer {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::webrtc::harness::H264Source;
+    use crate::testing::harness::H264Source;
 
     fn payloads(source: &mut H264Source) -> Vec<(u16, u32, bool, Bytes)> {
         source

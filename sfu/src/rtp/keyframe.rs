@@ -1,29 +1,9 @@
 //! Tells whether an RTP payload carries the start of a keyframe, without depacketizing.
 
-/// Video codecs whose keyframes the hub recognizes.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum VideoCodec {
-    H264,
-    Vp8,
-}
-
-impl VideoCodec {
-    /// Maps an SDP rtpmap encoding name to a codec we forward as video.
-    pub fn from_sdp_name(name: &str) -> Option<Self> {
-        if name.eq_ignore_ascii_case("H264") {
-            Some(Self::H264)
-        } else if name.eq_ignore_ascii_case("VP8") {
-            Some(Self::Vp8)
-        } else {
-            None
-        }
-    }
-}
-
-const H264_IDR: u8 = 5;
-const H264_SPS: u8 = 7;
-const H264_STAP_A: u8 = 24;
-const H264_FU_A: u8 = 28;
+use crate::media::VideoCodec;
+use crate::media::h264::nal_type::{
+    FU_A as H264_FU_A, IDR as H264_IDR, SPS as H264_SPS, STAP_A as H264_STAP_A,
+};
 
 /// True when `payload` holds (part of) a keyframe: an H.264 SPS or the first fragment of an
 /// IDR slice, or a VP8 key frame's first partition.

@@ -15,7 +15,8 @@ use bytes::{BufMut, Bytes, BytesMut};
 use serde::Serialize;
 use thiserror::Error;
 
-use crate::hub::{ReaderPacket, TrackKind};
+use crate::hub::ReaderPacket;
+use crate::media::TrackKind;
 
 /// Cuts remembered for `GET /api/switcher`.
 const HISTORY: usize = 50;

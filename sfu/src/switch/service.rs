@@ -12,10 +12,11 @@ use tokio::task::JoinHandle;
 use tracing::{info, warn};
 
 use super::bus::{Cut, Output, ProgramBus, ProgramTrack, SwitchError};
-use crate::hub::{ReaderPacket, SourceKind, TrackKind};
-use crate::webrtc::driver::SharedEngine;
-use crate::webrtc::engine::{Engine, LocalSourceId, ReaderTrack};
-use crate::webrtc::sdp::CodecSpec;
+use crate::engine::SharedEngine;
+use crate::engine::{Engine, LocalSourceId, ReaderTrack};
+use crate::hub::ReaderPacket;
+use crate::media::CodecSpec;
+use crate::media::{SourceKind, TrackKind};
 
 const TICK: Duration = Duration::from_millis(20);
 const READER_QUEUE: usize = 2048;

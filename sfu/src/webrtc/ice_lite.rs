@@ -216,8 +216,14 @@ impl IceLite {
 
     /// Whether consent lapsed. A session that never got a check lapses from `created_at`.
     pub fn consent_expired(&self, now: Instant, created_at: Instant) -> bool {
+        now >= self.consent_deadline(created_at)
+    }
+
+    /// The first instant at which [`IceLite::consent_expired`] is true, unless a check comes.
+    pub fn consent_deadline(&self, created_at: Instant) -> Instant {
         let since = self.last_consent.unwrap_or(created_at);
-        now.saturating_duration_since(since) > CONSENT_TIMEOUT
+        // Expired strictly after the timeout: one nanosecond past it.
+        since + CONSENT_TIMEOUT + Duration::from_nanos(1)
     }
 }
 

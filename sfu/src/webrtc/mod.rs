@@ -1,15 +1,10 @@
-//! The server-side WebRTC peer: SDP negotiation, ICE-lite, DTLS, SRTP and the UDP driver.
+//! The WebRTC protocols of the server peer, each a sans-IO state machine: ICE-lite, DTLS,
+//! SRTP, SDP negotiation, and the per-peer session that holds them. The engine above drives
+//! them; nothing here knows about streams, sockets or other sessions.
 
 pub mod bitrate_cap;
-pub mod client;
-pub mod delay;
-pub mod driver;
 pub mod dtls;
-pub mod engine;
-pub mod harness;
 pub mod ice_lite;
 pub mod sdp;
 pub mod session;
 pub mod srtp;
-pub mod udp_batch;
-pub mod udp_recv;

@@ -38,7 +38,7 @@ use rtc::rtp_transceiver::{
 };
 use rtc::sansio::Protocol;
 use rtc::shared::{TaggedBytesMut, TransportContext, TransportProtocol};
-use sfu::webrtc::engine::{Answer, Engine, EngineConfig};
+use sfu::engine::{Answer, Engine, EngineConfig};
 
 mod source;
 pub use source::*;
@@ -54,9 +54,6 @@ pub const FRAME_INTERVAL: Duration = Duration::from_millis(33);
 pub const AUDIO_INTERVAL: Duration = Duration::from_millis(20);
 /// Every GOP_th video frame is a keyframe.
 pub const GOP: u32 = 30;
-/// How often the engine's timers run, as a driver would call them.
-pub const ENGINE_TICK: Duration = Duration::from_millis(20);
-
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Role {
     Publisher,
@@ -243,7 +240,6 @@ pub struct Net {
     pub publishers_answer_nack: bool,
     /// Print every non-media datagram (STUN, DTLS) with its direction and time.
     pub trace: bool,
-    last_engine_tick: Instant,
 }
 
 /// Marks every inbound RTCP packet for delivery to the application (see `rtc`'s
@@ -406,7 +402,6 @@ impl Net {
             publishers_answer_nack: false,
             dropped: 0,
             trace: std::env::var_os("R58_NET_TRACE").is_some(),
-            last_engine_tick: now,
         })
     }
 
@@ -579,9 +574,15 @@ impl Net {
                 p.errors.push(format!("handle_timeout: {e}"));
             }
         }
-        if self.now - self.last_engine_tick >= ENGINE_TICK {
-            self.last_engine_tick = self.now;
+        // As the driver does: the engine's timers run when its own next deadline has come,
+        // and after they ran that deadline is in the future (else the driver would spin).
+        if self.engine.poll_timeout().is_some_and(|at| at <= self.now) {
             self.engine.handle_timeout(self.now);
+            let next = self.engine.poll_timeout();
+            assert!(
+                next.is_none_or(|at| at > self.now),
+                "engine deadline still due after handle_timeout"
+            );
         }
         self.pump();
     }

@@ -34,6 +34,8 @@ pub use trickle::{
 
 use std::fmt;
 
+use crate::media::CodecSpec;
+
 /// The most `m=` sections an offer may carry.
 pub const MAX_MEDIA_SECTIONS: usize = 16;
 
@@ -319,19 +321,6 @@ pub struct OfferedCodec {
     pub rtcp_fb: Vec<String>,
     /// Payload type of the RTX codec whose `apt` names this codec.
     pub rtx_payload_type: Option<u8>,
-}
-
-/// The codec of a published stream, independent of any payload type.
-#[derive(Debug, Clone, PartialEq, Eq, Hash)]
-pub struct CodecSpec {
-    /// Encoding name (`H264`, `VP8`, `opus`).
-    pub name: String,
-    /// RTP clock rate.
-    pub clock_rate: u32,
-    /// Channel count, if given.
-    pub channels: Option<u16>,
-    /// The publisher's fmtp parameters.
-    pub fmtp: String,
 }
 
 impl From<&OfferedCodec> for CodecSpec {

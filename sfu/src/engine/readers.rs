@@ -5,8 +5,9 @@ use std::time::Instant;
 use tokio::sync::mpsc::Receiver;
 
 use super::{Engine, EngineError};
-use crate::hub::{ReaderPacket, ReaderSlot, TrackKind};
-use crate::webrtc::sdp::CodecSpec;
+use crate::hub::{ReaderPacket, ReaderSlot};
+use crate::media::CodecSpec;
+use crate::media::TrackKind;
 
 /// A track of the stream, as a reader needs to know it to set up its muxer.
 #[derive(Debug, Clone, PartialEq, Eq)]

@@ -6,14 +6,15 @@ use rand::RngExt;
 use tracing::info;
 
 use super::{CloseReason, Engine, EngineError};
-use crate::hub::{SourceKind, Track, TrackKind, TrackStats};
+use crate::hub::{Track, TrackStats};
+use crate::media::CodecSpec;
+use crate::media::{SourceKind, TrackKind};
 use crate::rtp::rewrite::Rewriter;
 use crate::webrtc::bitrate_cap::BitrateCap;
 use crate::webrtc::dtls::Dtls;
 use crate::webrtc::ice_lite::IceLite;
 use crate::webrtc::sdp::{
-    self, AcceptedMedia, AnswerMedia, AnswerParams, CodecSpec, FragmentMedia, MediaKind, Offer,
-    SendSsrc,
+    self, AcceptedMedia, AnswerMedia, AnswerParams, FragmentMedia, MediaKind, Offer, SendSsrc,
 };
 use crate::webrtc::session::{
     BundledMedia, InboundTrack, OutboundTrack, Role, RtxStream, Session, SessionId, SessionState,

@@ -6,6 +6,8 @@
 //! of one frame to one viewer (equal-sized FU-A fragments) leave as one UDP GSO message
 //! (`UDP_SEGMENT`), which the kernel splits into datagrams far more cheaply than it handles
 //! separate messages.
+// `sendmmsg` with GSO control messages has no safe wrapper that batches (workspace lints).
+#![allow(unsafe_code)]
 
 use std::collections::HashMap;
 use std::io;
@@ -15,7 +17,8 @@ use std::time::{Duration, Instant};
 
 use socket2::SockAddr;
 
-use super::delay::DelayHistogram;
+use crate::engine::SendCounts;
+use crate::engine::delay::DelayHistogram;
 
 /// Datagrams per system call.
 pub const BATCH: usize = 64;
@@ -151,19 +154,6 @@ struct Message {
     first: u32,
     count: u32,
     segment: u16,
-}
-
-/// What a sender handed to the kernel: how well sends were batched.
-#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
-pub struct SendCounts {
-    /// Datagrams the kernel took.
-    pub datagrams: u64,
-    /// Messages they went in (a GSO run is one message).
-    pub messages: u64,
-    /// `sendmmsg` calls that sent something.
-    pub syscalls: u64,
-    /// Times the socket buffer was full and the sender waited for room.
-    pub waits: u64,
 }
 
 /// Sends a flush's datagrams grouped by destination, runs of equal size as one GSO message,

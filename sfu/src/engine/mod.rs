@@ -1,43 +1,48 @@
 //! The sans-IO core of the server: every session, the hub, and the fan-out between them.
 //!
-//! Feed it datagrams with [`Engine::handle_datagram`], drive time with [`Engine::handle_timeout`],
-//! and send what [`Engine::poll_transmit`] returns. The HTTP layer calls [`Engine::publish`],
-//! [`Engine::play`], [`Engine::delete`] and friends. Nothing here reads a clock or touches a
-//! socket, so tests run peers against it on a virtual clock.
+//! Feed it datagrams with [`Engine::handle_datagram`], drive time with [`Engine::handle_timeout`]
+//! at the deadline [`Engine::poll_timeout`] names, and send what [`Engine::poll_transmit`]
+//! returns (the driver takes the same queue without copying, [`Engine::swap_transmits`]). The
+//! HTTP layer calls [`Engine::publish`], [`Engine::play`], [`Engine::delete`] and friends.
+//! Nothing here touches a socket, and time comes in as `now` (the one clock read is the
+//! [`WallClock`] pairing made in [`Engine::new`]), so tests run peers against it on a virtual
+//! clock.
 
 mod control;
+pub mod delay;
 mod fanout;
 mod local;
 mod media;
 mod queue;
 mod readers;
+mod shared;
+mod stats;
 mod timers;
 mod upstream;
 
 use std::collections::HashMap;
 use std::net::SocketAddr;
 use std::sync::Arc;
-use std::time::{Duration, Instant, SystemTime};
+use std::time::{Duration, Instant};
 
 use bytes::BytesMut;
 use rtc_dtls::crypto_provider::RTCCryptoProvider;
 use thiserror::Error;
 
 use crate::hub::Hub;
+use crate::media::WallClock;
 use crate::webrtc::dtls::{DtlsError, DtlsIdentity};
 use crate::webrtc::sdp::SdpError;
 use crate::webrtc::session::{Session, SessionId};
+use delay::DelayHistogram;
 
 pub use control::{Answer, StreamInfo, TrackInfo};
 pub use fanout::FanoutShare;
 pub use local::LocalSourceId;
 pub use queue::TransmitQueue;
 pub use readers::ReaderTrack;
-
-/// How often the driver calls [`Engine::handle_timeout`].
-pub fn timers_tick() -> Duration {
-    timers::TICK
-}
+pub use shared::{EngineGuard, SharedEngine};
+pub use stats::{EngineStats, SendCounts};
 
 /// Tunables of the engine.
 #[derive(Debug, Clone)]
@@ -118,43 +123,6 @@ pub struct Transmit {
     pub data: BytesMut,
 }
 
-/// Engine-wide counters (the per-stream and per-session ones live with them).
-#[derive(Debug, Clone, Default, serde::Serialize)]
-pub struct EngineStats {
-    pub datagrams_in: u64,
-    pub datagrams_unknown_source: u64,
-    pub stun_rejected: u64,
-    pub dtls_errors: u64,
-    pub srtp_errors: u64,
-    pub rtcp_parse_errors: u64,
-    pub sessions_opened: u64,
-    pub sessions_closed: u64,
-    pub keyframe_requests_sent: u64,
-    pub send_dropped: u64,
-    /// Datagrams, messages (a GSO run is one) and `sendmmsg` calls the media socket sent:
-    /// datagrams per message says how well fan-out batched.
-    pub datagrams_out: u64,
-    pub send_messages: u64,
-    pub send_syscalls: u64,
-    /// Times the media socket's buffer was full and the driver waited for room.
-    pub send_waits: u64,
-    /// How long forwarded media took from its arrival (the kernel's receive time of the
-    /// publisher's packet, when the driver has it) until each viewer's copy was handed to the
-    /// kernel.
-    pub forward_delay: crate::webrtc::delay::DelayHistogram,
-    /// Fan-outs split into shares for several media threads, and the shares they made.
-    pub fanout_splits: u64,
-    pub fanout_shares: u64,
-    /// Publisher packets not sent to viewers because they waited longer than
-    /// [`EngineConfig::max_forward_delay`], and the catch-ups that shed them.
-    pub shed_packets: u64,
-    pub catch_ups: u64,
-    /// Publisher datagrams dropped for exceeding the bitrate cap.
-    pub bitrate_cap_dropped: u64,
-    /// Packets publishers were asked (NACK) to send again.
-    pub upstream_nacked: u64,
-}
-
 /// Why a session ended (for logs and events).
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum CloseReason {
@@ -195,7 +163,7 @@ pub struct Engine {
     transmits: queue::TransmitQueue,
     next_session_id: SessionId,
     /// The wall clock at a monotonic instant, for capture times in NTP.
-    wall_anchor: (Instant, SystemTime),
+    wall_clock: WallClock,
     last_remb_at: Option<Instant>,
     stats: EngineStats,
     /// Packets the streams accepted and [`Engine::send_unsent`] has not yet sent, and the
@@ -225,7 +193,7 @@ impl Engine {
             local_sources: HashMap::new(),
             transmits: queue::TransmitQueue::default(),
             next_session_id: 1,
-            wall_anchor: (Instant::now(), SystemTime::now()),
+            wall_clock: WallClock::now(),
             last_remb_at: None,
             stats: EngineStats::default(),
             unsent_packets: 0,
@@ -237,17 +205,7 @@ impl Engine {
 
     /// `at` on the wall clock as NTP 32.32 (seconds since 1900).
     pub fn ntp_at(&self, at: Instant) -> u64 {
-        const NTP_UNIX_OFFSET: u64 = 2_208_988_800;
-        let (instant, wall) = self.wall_anchor;
-        let wall = match at.checked_duration_since(instant) {
-            Some(after) => wall + after,
-            None => wall - instant.duration_since(at),
-        };
-        let since = wall
-            .duration_since(std::time::UNIX_EPOCH)
-            .unwrap_or_default();
-        ((since.as_secs() + NTP_UNIX_OFFSET) << 32)
-            + ((u64::from(since.subsec_nanos()) << 32) / 1_000_000_000)
+        self.wall_clock.ntp_at(at)
     }
 
     pub fn config(&self) -> &EngineConfig {
@@ -312,7 +270,7 @@ impl Engine {
     }
 
     /// What the driver handed to the kernel since it last reported.
-    pub fn count_sends(&mut self, sent: super::udp_batch::SendCounts) {
+    pub fn count_sends(&mut self, sent: SendCounts) {
         self.stats.datagrams_out += sent.datagrams;
         self.stats.send_messages += sent.messages;
         self.stats.send_syscalls += sent.syscalls;
@@ -320,7 +278,7 @@ impl Engine {
     }
 
     /// Delays the driver measured from media's arrival to its send.
-    pub fn count_forward_delays(&mut self, delays: &crate::webrtc::delay::DelayHistogram) {
+    pub fn count_forward_delays(&mut self, delays: &DelayHistogram) {
         self.stats.forward_delay.merge(delays);
     }
 

@@ -10,18 +10,16 @@
 //! lock is released.
 
 use std::io;
-use std::sync::Arc;
-use std::time::Instant;
+use std::time::{Duration, Instant};
 
-use parking_lot::{Mutex, MutexGuard};
 use tokio::io::Interest;
 use tokio::net::UdpSocket;
-use tokio::sync::{Notify, oneshot};
+use tokio::sync::oneshot;
 
-use super::delay::DelayHistogram;
-use super::engine::{Engine, FanoutShare, TransmitQueue, timers_tick};
 use super::udp_batch::GsoSender;
 use super::udp_recv::{Received, TimestampedReceiver};
+use crate::engine::delay::DelayHistogram;
+use crate::engine::{Engine, FanoutShare, SharedEngine, TransmitQueue};
 
 /// Datagrams read per engine lock, at most.
 const RECV_BATCH: usize = 64;
@@ -32,40 +30,12 @@ const RECV_BATCH: usize = 64;
 /// 1500 viewers cost 87 % of a core instead of ~65 %), so a frame is read to its end up to
 /// `QUEUE_MAX` (a keyframe of 31 packets at 2000 viewers).
 const QUEUE_HIGH: usize = 16384;
+/// A timer deadline is never set sooner than this after the last look (tokio's timer has
+/// millisecond resolution anyway).
+const MIN_TIMER_GAP: Duration = Duration::from_millis(1);
+/// With no deadline at all (no engine timer pending), look again after this long anyway.
+const IDLE_WAKEUP: Duration = Duration::from_secs(1);
 const QUEUE_MAX: usize = 65536;
-
-/// The engine behind a lock, shared by the UDP driver, the HTTP handlers and local sources.
-///
-/// The lock is `parking_lot`'s, for its eventual fairness: the driver takes it again right
-/// after releasing it, and with std's lock a waiting HTTP handler on the same core could lose
-/// that race for as long as the driver has work; here a waiter of more than ~0.5 ms is handed
-/// the lock at the next release.
-#[derive(Clone)]
-pub struct SharedEngine {
-    engine: Arc<Mutex<Engine>>,
-    flush: Arc<Notify>,
-}
-
-impl SharedEngine {
-    pub fn new(engine: Engine) -> Self {
-        Self {
-            engine: Arc::new(Mutex::new(engine)),
-            flush: Arc::new(Notify::new()),
-        }
-    }
-
-    /// Locks the engine. (A panic while it was held does not poison it: the data is still
-    /// consistent enough to serve the next request.)
-    pub fn lock(&self) -> MutexGuard<'_, Engine> {
-        self.engine.lock()
-    }
-
-    /// Asks the driver to send what the engine queued now rather than at its next tick: local
-    /// sources call this after ingesting a frame.
-    pub fn flush_soon(&self) {
-        self.flush.notify_one();
-    }
-}
 
 /// Socket buffer we ask for, each way. A publisher's keyframe burst (30+ packets at once) must
 /// not overflow the receive buffer while the engine is busy fanning out the packet before it,
@@ -121,14 +91,17 @@ pub async fn run(engine: SharedEngine, socket: UdpSocket, threads: usize) -> io:
         }
     };
     let mut out = Outbound::new(threads)?;
-    let mut tick = tokio::time::interval(timers_tick());
-    tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+    // The engine's own next deadline ([`Engine::poll_timeout`]), read after every lock; a
+    // deadline already past is served after MIN_TIMER_GAP at the earliest, so a timer that
+    // stays due cannot turn the thread into a busy loop.
+    let timer = tokio::time::sleep_until(tokio::time::Instant::now());
+    tokio::pin!(timer);
     loop {
-        tokio::select! {
+        let next = tokio::select! {
             readable = socket.readable() => {
                 readable?;
-                {
-                    let mut guard = engine.lock();
+                let next = {
+                    let mut guard = engine.lock_quietly();
                     // Read what is queued, up to a batch, without another wakeup.
                     for read in 0..RECV_BATCH {
                         let pending = guard.pending_transmit_count();
@@ -155,22 +128,34 @@ pub async fn run(engine: SharedEngine, socket: UdpSocket, threads: usize) -> io:
                         }
                     }
                     out.take(&mut guard);
-                }
+                    guard.poll_timeout()
+                };
                 out.send(&socket);
+                next
             }
-            _ = engine.flush.notified() => {
-                out.take(&mut engine.lock());
+            _ = engine.flush_requested() => {
+                let next = {
+                    let mut guard = engine.lock_quietly();
+                    out.take(&mut guard);
+                    guard.poll_timeout()
+                };
                 out.send(&socket);
+                next
             }
-            _ = tick.tick() => {
-                {
-                    let mut guard = engine.lock();
+            () = &mut timer => {
+                let next = {
+                    let mut guard = engine.lock_quietly();
                     guard.handle_timeout(Instant::now());
                     out.take(&mut guard);
-                }
+                    guard.poll_timeout()
+                };
                 out.send(&socket);
+                next
             }
-        }
+        };
+        let earliest = Instant::now() + MIN_TIMER_GAP;
+        let at = next.map_or(earliest + IDLE_WAKEUP, |at| at.max(earliest));
+        timer.as_mut().reset(tokio::time::Instant::from_std(at));
     }
 }
 
@@ -388,7 +373,7 @@ fn is_transient(e: &io::Error) -> bool {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::webrtc::engine::EngineConfig;
+    use crate::engine::EngineConfig;
 
     #[test]
     fn spare_room_follows_the_typical_media_flush_not_the_peak() {

@@ -24,8 +24,8 @@ use rtc_stun::message::{BINDING_REQUEST, Message, Setter, TransactionId};
 use rtc_stun::textattrs::TextAttribute;
 use thiserror::Error;
 
-use super::dtls::{Dtls, DtlsIdentity};
-use super::ice_lite::IceCredentials;
+use crate::webrtc::dtls::{Dtls, DtlsIdentity};
+use crate::webrtc::ice_lite::IceCredentials;
 
 /// Connectivity checks are repeated this often until the first answer, then as consent.
 const CHECK_INTERVAL: Duration = Duration::from_millis(50);
@@ -42,7 +42,7 @@ pub enum ClientError {
     #[error("the answer's candidate '{0}' is not a usable UDP address")]
     BadCandidate(String),
     #[error("DTLS: {0}")]
-    Dtls(#[from] super::dtls::DtlsError),
+    Dtls(#[from] crate::webrtc::dtls::DtlsError),
     #[error("SRTP: {0}")]
     Srtp(String),
     #[error("not connected yet")]
@@ -473,7 +473,7 @@ impl Client {
         match data.first() {
             Some(0..=3) => {
                 // A full ICE peer checks us too: answer checks for our credentials.
-                if let Ok(request) = super::ice_lite::BindingRequest::parse(data) {
+                if let Ok(request) = crate::webrtc::ice_lite::BindingRequest::parse(data) {
                     if let Some(server) = &self.server
                         && request.local_ufrag == self.local.ufrag
                         && let Ok(response) =

@@ -8,7 +8,7 @@ use std::net::{IpAddr, Ipv4Addr, SocketAddr};
 use std::time::{Duration, Instant};
 
 use super::client::{Client, ClientEvent, ClientRole};
-use super::engine::{Answer, Engine, EngineConfig, EngineError, TransmitQueue};
+use crate::engine::{Answer, Engine, EngineConfig, EngineError, TransmitQueue};
 
 /// The server's address inside the harness.
 pub const SERVER_ADDR: SocketAddr = SocketAddr::new(IpAddr::V4(Ipv4Addr::new(10, 0, 0, 1)), 8189);
@@ -159,6 +159,14 @@ impl Harness {
             c.client.handle_timeout(now);
         }
         self.engine.handle_timeout(now);
+        // The driver sleeps until this deadline: one still due after the engine's timers ran
+        // would make it spin, so every test that advances the clock checks it.
+        let next = self.engine.poll_timeout();
+        assert!(
+            next.is_none_or(|at| at > now),
+            "the engine's next deadline {:?} after now is not in the future after handle_timeout",
+            next.map(|at| at.saturating_duration_since(now))
+        );
         self.pump();
     }
 

@@ -7,9 +7,10 @@ use bytes::Bytes;
 use tracing::info;
 
 use super::{Engine, EngineError};
-use crate::hub::{SourceKind, Stream, Track, TrackKind};
+use crate::hub::{Stream, Track};
+use crate::media::CodecSpec;
+use crate::media::{SourceKind, TrackKind};
 use crate::rtp::packet::RtpHeader;
-use crate::webrtc::sdp::CodecSpec;
 use crate::webrtc::session::SessionId;
 
 /// A local source's handle (shares the id space with sessions).

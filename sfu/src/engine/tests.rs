@@ -2,9 +2,9 @@
 
 use std::time::Duration;
 
-use crate::webrtc::client::{ClientRole, H264_PT};
-use crate::webrtc::engine::{EngineConfig, TransmitQueue};
-use crate::webrtc::harness::{H264Source, Harness};
+use crate::engine::{EngineConfig, TransmitQueue};
+use crate::testing::client::{ClientRole, H264_PT};
+use crate::testing::harness::{H264Source, Harness};
 
 const FRAME: Duration = Duration::from_millis(33);
 
@@ -170,8 +170,8 @@ fn takeover_keeps_viewer_sequence_numbers_contiguous() {
 
 #[test]
 fn a_local_source_reaches_viewers_and_gets_keyframe_requests() {
-    use crate::hub::{SourceKind, TrackKind};
-    use crate::webrtc::sdp::CodecSpec;
+    use crate::media::CodecSpec;
+    use crate::media::{SourceKind, TrackKind};
     let mut h = Harness::new(EngineConfig::default()).expect("engine");
     let now = h.now;
     let h264 = CodecSpec {
@@ -602,4 +602,37 @@ fn with_no_limit_late_media_is_still_sent() {
     }
     assert_eq!(h.clients[viewer].received.rtp_packets, sent);
     assert_eq!(h.engine.stats().shed_packets, 0);
+}
+
+#[test]
+fn the_next_deadline_is_when_a_silent_publisher_times_out() {
+    let (mut h, publisher, mut source) = setup();
+    send_frame(&mut h, publisher, &mut source);
+    let config = h.engine.config().clone();
+    // Nothing else is pending once the handshake is done and a bitrate invitation went out:
+    // the earliest deadlines left are the next invitation (1 s) and the publisher's silence.
+    let deadline = h.engine.poll_timeout().expect("a connected publisher has deadlines");
+    assert!(deadline > h.now);
+    assert!(deadline <= h.now + config.publisher_timeout + Duration::from_millis(1));
+    // Follow the engine's own deadlines only (no fixed step), as the driver does, without
+    // feeding the publisher: it is closed at its timeout, not before and not much later.
+    // The frame's packets reached the engine when the harness pumped, at the advanced clock.
+    let silent_since = h.now;
+    let mut steps = 0;
+    while h.engine.session_count() > 0 {
+        let at = h.engine.poll_timeout().expect("deadline while a session lives");
+        let now = h.now;
+        h.now = at;
+        h.engine.handle_timeout(at);
+        assert!(h.engine.poll_timeout().is_none_or(|next| next > at));
+        steps += 1;
+        assert!(steps < 20, "{steps} deadlines without the timeout (now {now:?})");
+    }
+    let closed_after = h.now - silent_since;
+    assert!(
+        closed_after > config.publisher_timeout
+            && closed_after <= config.publisher_timeout + Duration::from_millis(1),
+        "closed {closed_after:?} after the last media, timeout {:?}",
+        config.publisher_timeout
+    );
 }

@@ -20,10 +20,52 @@ fn ntp_duration(d: Duration) -> u64 {
     (d.as_secs() << 32) + ((u64::from(d.subsec_nanos()) << 32) / 1_000_000_000)
 }
 
-/// How often the driver should call [`Engine::handle_timeout`] at most idle.
-pub const TICK: Duration = Duration::from_millis(20);
-
 impl Engine {
+    /// When [`Engine::handle_timeout`] next has work: the earliest of every session's DTLS
+    /// retransmission, consent expiry and publisher liveness, every pending NACK retry, every
+    /// stream's takeover grace and pending keyframe request, and the next bitrate invitation
+    /// and sender reports. A deadline already past means "now". Anything that changes these
+    /// (a datagram, a new session, a keyframe asked for) happens under the engine's lock, after
+    /// which the driver asks again ([`crate::engine::SharedEngine`]).
+    pub fn poll_timeout(&self) -> Option<Instant> {
+        let mut next: Option<Instant> = None;
+        let mut consider = |at: Option<Instant>| {
+            if let Some(at) = at {
+                next = Some(next.map_or(at, |n| n.min(at)));
+            }
+        };
+        for session in self.sessions.values() {
+            if !session.dtls.is_completed() {
+                consider(session.dtls.poll_timeout());
+            }
+            consider(Some(session.ice.consent_deadline(session.created_at)));
+            if session.role == Role::Publish && session.state == SessionState::Connected {
+                let since = session.last_media_at.unwrap_or(session.created_at);
+                // Timed out strictly after the limit (see handle_timeout).
+                consider(
+                    since
+                        .checked_add(self.config.publisher_timeout + Duration::from_nanos(1)),
+                );
+                for track in &session.inbound {
+                    consider(track.repair.next_due());
+                }
+            }
+        }
+        let grace = self.config.takeover_grace;
+        for stream in self.hub.iter() {
+            consider(stream.orphaned_at.and_then(|at| at.checked_add(grace)));
+            consider(stream.keyframe_request_due());
+        }
+        // Bitrate invitations, sender reports and tombstone expiry share one interval; before
+        // the first, they are due at once.
+        consider(Some(match self.last_remb_at {
+            Some(at) => at + REMB_INTERVAL,
+            None => self.wall_clock.instant,
+        }));
+        next
+    }
+
+
     /// Advances every timer to `now`.
     pub fn handle_timeout(&mut self, now: Instant) {
         // Sender reports count what was sent, and a stream may end here.

@@ -1,0 +1,81 @@
+//! The few H.264 bitstream facts every layer shares: NAL unit types, access units, and Annex B
+//! splitting. Encoders produce [`AccessUnit`]s, the RTP depacketizer rebuilds them, the packetizer
+//! and the fMP4 muxer consume them.
+
+use std::ops::Range;
+
+use bytes::Bytes;
+
+/// NAL unit types this crate looks at (H.264 table 7-1; 24 and 28 are RFC 6184's aggregates).
+pub mod nal_type {
+    pub const SLICE: u8 = 1;
+    pub const IDR: u8 = 5;
+    pub const SEI: u8 = 6;
+    pub const SPS: u8 = 7;
+    pub const PPS: u8 = 8;
+    pub const AUD: u8 = 9;
+    pub const FILLER: u8 = 12;
+    pub const STAP_A: u8 = 24;
+    pub const FU_A: u8 = 28;
+}
+
+/// The type of a NAL unit (0 for an empty one).
+pub fn nal_unit_type(nal: &[u8]) -> u8 {
+    nal.first().map_or(0, |b| b & 0x1f)
+}
+
+/// One picture's NAL units, without start codes, in decoding order.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct AccessUnit {
+    /// Media time at 90 kHz: the RTP timestamp when the unit was depacketized, the capture time
+    /// when an encoder made it.
+    pub timestamp: u32,
+    pub nals: Vec<Bytes>,
+    /// Contains an IDR slice.
+    pub keyframe: bool,
+}
+
+impl AccessUnit {
+    /// The SPS and PPS carried in this access unit, if any.
+    pub fn parameter_sets(&self) -> (Option<&Bytes>, Option<&Bytes>) {
+        let find = |t: u8| self.nals.iter().find(|n| nal_unit_type(n) == t);
+        (find(nal_type::SPS), find(nal_type::PPS))
+    }
+
+    /// The NAL units in AVCC form (4-byte big-endian lengths), as MP4 samples store them.
+    pub fn to_avcc(&self) -> Vec<u8> {
+        let mut out = Vec::with_capacity(self.nals.iter().map(|n| n.len() + 4).sum());
+        for nal in &self.nals {
+            out.extend_from_slice(&(nal.len() as u32).to_be_bytes());
+            out.extend_from_slice(nal);
+        }
+        out
+    }
+}
+
+/// Splits an Annex B byte stream into the ranges of its NAL units (start codes `00 00 01` or
+/// `00 00 00 01` removed; trailing zero bytes belong to the next start code). Bytes before the
+/// first start code are not a NAL unit and are skipped.
+pub fn split_annex_b(data: &[u8]) -> Vec<Range<usize>> {
+    let mut starts = Vec::new();
+    let mut i = 0;
+    while i + 3 <= data.len() {
+        if data[i] == 0 && data[i + 1] == 0 && data[i + 2] == 1 {
+            starts.push(i + 3);
+            i += 3;
+        } else {
+            i += 1;
+        }
+    }
+    let mut out = Vec::with_capacity(starts.len());
+    for (n, &start) in starts.iter().enumerate() {
+        let mut end = starts.get(n + 1).map_or(data.len(), |next| next - 3);
+        while end > start && data[end - 1] == 0 {
+            end -= 1;
+        }
+        if end > start {
+            out.push(start..end);
+        }
+    }
+    out
+}

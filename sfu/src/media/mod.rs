@@ -1,0 +1,58 @@
+//! The bottom layer: what media is, independent of how it travels. Codec descriptions, the
+//! kinds of tracks and sources, and H.264 access units. Every other module may use these;
+//! this module uses none of them.
+
+pub mod clock;
+pub mod h264;
+
+pub use clock::WallClock;
+
+/// The codec of a published stream, independent of any payload type.
+#[derive(Debug, Clone, PartialEq, Eq, Hash)]
+pub struct CodecSpec {
+    /// Encoding name (`H264`, `VP8`, `opus`).
+    pub name: String,
+    /// RTP clock rate.
+    pub clock_rate: u32,
+    /// Channel count, if given.
+    pub channels: Option<u16>,
+    /// The publisher's fmtp parameters.
+    pub fmtp: String,
+}
+
+/// Where a stream's media comes from.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, serde::Serialize)]
+#[serde(rename_all = "lowercase")]
+pub enum SourceKind {
+    Whip,
+    Camera,
+    /// The switcher's program bus.
+    Program,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, serde::Serialize)]
+#[serde(rename_all = "lowercase")]
+pub enum TrackKind {
+    Audio,
+    Video,
+}
+
+/// Video codecs whose keyframes the hub recognizes.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum VideoCodec {
+    H264,
+    Vp8,
+}
+
+impl VideoCodec {
+    /// Maps an SDP rtpmap encoding name to a codec we forward as video.
+    pub fn from_sdp_name(name: &str) -> Option<Self> {
+        if name.eq_ignore_ascii_case("H264") {
+            Some(Self::H264)
+        } else if name.eq_ignore_ascii_case("VP8") {
+            Some(Self::Vp8)
+        } else {
+            None
+        }
+    }
+}

@@ -1,0 +1,8 @@
+//! The I/O around the sans-IO engine: the media socket's reader with kernel receive times
+//! ([`udp_recv`]), the batched sender ([`udp_batch`], GSO and `sendmmsg`: the one module of the
+//! data plane allowed `unsafe`), and the driver thread that feeds the engine datagrams and
+//! timeouts and sends what it produces ([`driver`]).
+
+pub mod driver;
+pub mod udp_batch;
+pub mod udp_recv;

@@ -26,7 +26,6 @@ use tower::ServiceExt;
 use tracing::debug;
 
 use crate::config::Limits;
-use crate::http::MAX_BODY_BYTES;
 
 /// Why HTTPS could not be set up.
 #[derive(Debug, thiserror::Error)]
@@ -38,6 +37,9 @@ pub enum TlsError {
     #[error("TLS certificate and key do not make a usable server configuration: {0}")]
     Config(#[from] rustls::Error),
 }
+
+/// Largest request body (an SDP offer or trickle fragment, a JSON selection) accepted.
+pub const MAX_BODY_BYTES: usize = 64 * 1024;
 
 /// Counters of connections the server cut off, for /metrics.
 #[derive(Debug, Default)]

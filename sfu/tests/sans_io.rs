@@ -595,10 +595,10 @@ fn viewers_get_sender_reports_in_their_own_numbering() -> TestResult {
                 continue;
             }
             // Everything sent to this viewer before the report arrived before it.
-            let before: Vec<&RxPacket> =
-                v.rx.iter()
-                    .filter(|p| p.kind == kind && p.at <= r.at)
-                    .collect();
+            let before: Vec<&RxPacket> = v.rx[..r.after_rx]
+                .iter()
+                .filter(|p| p.kind == kind)
+                .collect();
             let last = before.last().ok_or("SR before any media")?;
             // The report's RTP time is the viewer's timestamp line extrapolated to `r.at`.
             let expected = f64::from(last.timestamp) + (r.at - last.at).as_secs_f64() * clock;

@@ -1,15 +1,25 @@
-//! JSON API, Prometheus metrics and the health check.
-
-use std::fmt::Write;
+//! The JSON API (`/api/streams`, `/api/turn-credentials`), Prometheus metrics and the health
+//! check.
 
 use axum::Json;
 use axum::extract::State;
-use axum::http::{StatusCode, header};
+use axum::http::{HeaderValue, StatusCode, header};
 use axum::response::{IntoResponse, Response};
 use sfu::engine::StreamInfo;
-use sfu::engine::delay::DelayHistogram;
 
-use super::AppState;
+use super::access::{Access, Routes};
+use super::metrics::{Family, Kind, render};
+use super::refusal::refuse;
+use super::state::AppState;
+use super::turn::PATH as TURN_CREDENTIALS;
+
+pub fn routes(state: &AppState) -> Routes {
+    Routes::new(state)
+        .get("/healthz", Access::Open, healthz)
+        .get("/api/streams", Access::Open, streams)
+        .get("/metrics", Access::Admin, metrics)
+        .get(TURN_CREDENTIALS, Access::TurnCredentials, turn_credentials)
+}
 
 /// 200 once the server accepts sessions (the router is only served after the media socket is
 /// bound and the engine is built).
@@ -24,36 +34,43 @@ pub async fn streams(State(state): State<AppState>) -> Json<Vec<StreamInfo>> {
 /// Reads one counter out of a track's stats.
 type StatField = fn(&sfu::hub::TrackStats) -> u64;
 
-/// Appends one Prometheus counter, `r58_{name}{labels} {value}`, with its HELP and TYPE lines;
-/// `labels` is empty or a `{key="value",...}` set.
-pub(super) fn write_counter(out: &mut String, name: &str, help: &str, labels: &str, value: u64) {
-    let _ = writeln!(out, "# HELP r58_{name} {help}\n# TYPE r58_{name} counter");
-    let _ = writeln!(out, "r58_{name}{labels} {value}");
-}
-
-/// Appends one Prometheus histogram `r58_{name}` (seconds) with its HELP and TYPE lines.
-fn write_delay_histogram(out: &mut String, name: &str, help: &str, delays: &DelayHistogram) {
-    let _ = writeln!(out, "# HELP r58_{name} {help}\n# TYPE r58_{name} histogram");
-    for (bound, count) in delays.cumulative() {
-        match bound {
-            Some(bound) => {
-                let _ = writeln!(
-                    out,
-                    "r58_{name}_bucket{{le=\"{}\"}} {count}",
-                    bound.as_secs_f64()
-                );
-            }
-            None => {
-                let _ = writeln!(out, "r58_{name}_bucket{{le=\"+Inf\"}} {count}");
-            }
+/// `{"iceServers": [...]}` for a client [`super::turn::TurnEndpoint::refusal`] let in, or 503
+/// with the provider's reason.
+async fn turn_credentials(State(state): State<AppState>) -> Response {
+    match state.turn.service.ice_servers().await {
+        Ok(servers) => (
+            StatusCode::OK,
+            // Credentials are per client and expire: no shared cache may keep them.
+            [(header::CACHE_CONTROL, "no-store")],
+            axum::Json(serde_json::json!({ "iceServers": servers })),
+        )
+            .into_response(),
+        Err(e) => {
+            let mut response = refuse(StatusCode::SERVICE_UNAVAILABLE, &e.to_string());
+            response
+                .headers_mut()
+                .insert(header::RETRY_AFTER, HeaderValue::from_static("30"));
+            response
         }
     }
-    let _ = writeln!(out, "r58_{name}_sum {}", delays.sum().as_secs_f64());
-    let _ = writeln!(out, "r58_{name}_count {}", delays.count());
 }
 
-/// Prometheus text exposition.
+/// Prometheus text exposition: the engine's, the switcher's, the TURN endpoint's and the
+/// guard's families.
 pub async fn metrics(State(state): State<AppState>) -> Response {
+    let mut families = engine_metrics(&state);
+    families.extend(state.turn.metrics());
+    families.extend(state.guard.metrics(state.session_tokens().len()));
+    (
+        StatusCode::OK,
+        [(header::CONTENT_TYPE, "text/plain; version=0.0.4")],
+        render(&families),
+    )
+        .into_response()
+}
+
+/// The engine's counters and gauges, per stream and per track, and the switcher's.
+fn engine_metrics(state: &AppState) -> Vec<Family> {
     let (streams, stats, sessions, by_state, tables) = {
         let engine = state.engine.lock();
         (
@@ -64,9 +81,9 @@ pub async fn metrics(State(state): State<AppState>) -> Response {
             engine.table_sizes(),
         )
     };
-    let mut out = String::new();
+    let mut out = Vec::new();
     let mut counter =
-        |name: &str, help: &str, value: u64| write_counter(&mut out, name, help, "", value);
+        |name: &str, help: &str, value: u64| out.push(Family::counter(name, help, value));
     counter(
         "datagrams_in_total",
         "UDP datagrams received.",
@@ -174,60 +191,54 @@ pub async fn metrics(State(state): State<AppState>) -> Response {
         "Program sources that vanished and were replaced by the fallback.",
         switcher.fallbacks,
     );
-    let _ = writeln!(
-        out,
-        "# HELP r58_switcher_cut_latency_ms_sum Request to new keyframe on program, summed over cuts.\n\
-         # TYPE r58_switcher_cut_latency_ms_sum counter\nr58_switcher_cut_latency_ms_sum {:.3}",
-        switcher.cut_latency_ms_sum
+    // Milliseconds with three decimals, as before: a sum of float latencies.
+    let millis = |ms: f64| (ms * 1000.0).round() / 1000.0;
+    out.push(
+        Family::new(
+            Kind::Counter,
+            "switcher_cut_latency_ms_sum",
+            "Request to new keyframe on program, summed over cuts.",
+        )
+        .with("", millis(switcher.cut_latency_ms_sum)),
     );
     if let Some(ms) = switcher.last_cut_latency_ms {
-        let _ = writeln!(
-            out,
-            "# HELP r58_switcher_last_cut_latency_ms The last cut's latency.\n\
-             # TYPE r58_switcher_last_cut_latency_ms gauge\nr58_switcher_last_cut_latency_ms {ms:.3}"
-        );
+        out.push(Family::gauge(
+            "switcher_last_cut_latency_ms",
+            "The last cut's latency.",
+            millis(ms),
+        ));
     }
-    write_delay_histogram(
-        &mut out,
+    out.push(Family::delay_histogram(
         "forward_delay_seconds",
         "From a publisher packet's arrival (the kernel's receive time) until each viewer's copy was handed to the kernel.",
         &stats.forward_delay,
-    );
-    let _ = writeln!(
-        out,
-        "# HELP r58_sessions Sessions open now.\n# TYPE r58_sessions gauge"
-    );
-    let _ = writeln!(out, "r58_sessions {sessions}");
-    let _ = writeln!(
-        out,
-        "# HELP r58_sessions_by_state Sessions open now by role and state.\n# TYPE r58_sessions_by_state gauge"
+    ));
+    out.push(Family::gauge("sessions", "Sessions open now.", sessions));
+    let mut family = Family::new(
+        Kind::Gauge,
+        "sessions_by_state",
+        "Sessions open now by role and state.",
     );
     for ((role, state), n) in &by_state {
         let role = serde_json::to_value(role).unwrap_or_default();
         let state = serde_json::to_value(state).unwrap_or_default();
-        let _ = writeln!(
-            out,
-            "r58_sessions_by_state{{role={role},state={state}}} {n}"
-        );
+        family.push(format!("{{role={role},state={state}}}"), *n);
     }
-    let _ = writeln!(
-        out,
-        "# HELP r58_engine_table_entries Entries of the media engine's lookup tables.\n# TYPE r58_engine_table_entries gauge"
+    out.push(family);
+    let mut family = Family::new(
+        Kind::Gauge,
+        "engine_table_entries",
+        "Entries of the media engine's lookup tables.",
     );
     for (table, n) in tables {
-        let _ = writeln!(out, "r58_engine_table_entries{{table=\"{table}\"}} {n}");
+        family.push(format!("{{table=\"{table}\"}}"), n);
     }
-    let _ = writeln!(
-        out,
-        "# HELP r58_stream_viewers Viewers per stream.\n# TYPE r58_stream_viewers gauge"
-    );
+    out.push(family);
+    let mut family = Family::new(Kind::Gauge, "stream_viewers", "Viewers per stream.");
     for s in &streams {
-        let _ = writeln!(
-            out,
-            "r58_stream_viewers{{stream=\"{}\"}} {}",
-            s.name, s.viewers
-        );
+        family.push(format!("{{stream=\"{}\"}}", s.name), s.viewers);
     }
+    out.push(family);
     let per_track: [(&str, &str, StatField); 7] = [
         (
             "track_packets_in_total",
@@ -264,26 +275,17 @@ pub async fn metrics(State(state): State<AppState>) -> Response {
         ),
     ];
     for (name, help, get) in per_track {
-        let _ = writeln!(out, "# HELP r58_{name} {help}\n# TYPE r58_{name} counter");
+        let mut family = Family::new(Kind::Counter, name, help);
         for s in &streams {
             for t in &s.tracks {
                 let kind = serde_json::to_value(t.kind).unwrap_or_default();
-                let _ = writeln!(
-                    out,
-                    "r58_{name}{{stream=\"{}\",kind={}}} {}",
-                    s.name,
-                    kind,
-                    get(&t.stats)
+                family.push(
+                    format!("{{stream=\"{}\",kind={}}}", s.name, kind),
+                    get(&t.stats),
                 );
             }
         }
+        out.push(family);
     }
-    super::turn::write_metrics(&state, &mut out);
-    super::guard::write_metrics(&state, &mut out);
-    (
-        StatusCode::OK,
-        [(header::CONTENT_TYPE, "text/plain; version=0.0.4")],
-        out,
-    )
-        .into_response()
+    out
 }

@@ -19,12 +19,10 @@ use std::convert::Infallible;
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::time::Duration;
 
-use axum::Router;
 use axum::extract::State;
 use axum::http::{HeaderMap, HeaderValue, StatusCode, header};
 use axum::response::sse::{Event, KeepAlive, Sse};
 use axum::response::{IntoResponse, Response};
-use axum::routing::get;
 use futures_util::stream::{self, Stream};
 use serde::Serialize;
 use sfu::engine::StreamInfo;
@@ -32,8 +30,9 @@ use sfu::media::{SourceKind, TrackKind};
 use sfu::switch::SwitcherState;
 use tokio::sync::broadcast;
 
-use super::AppState;
-use super::auth::authorized;
+use super::access::{Access, Routes};
+use super::client::path_token_ok;
+use super::state::AppState;
 
 /// How often each connection looks at the engine's stream list.
 const POLL: Duration = Duration::from_millis(500);
@@ -79,8 +78,8 @@ impl Drop for Slot<'_> {
     }
 }
 
-pub fn routes() -> Router<AppState> {
-    Router::new().route("/api/events", get(events))
+pub fn routes(state: &AppState) -> Routes {
+    Routes::new(state).get("/api/events", Access::Open, events)
 }
 
 /// What a page needs to know about a stream.
@@ -309,7 +308,7 @@ async fn events(State(state): State<AppState>, headers: HeaderMap) -> Response {
             .into_response();
     };
     // The tally is as private as `GET /api/switcher` is.
-    let show_switcher = authorized(&state.auth, "/api/switcher", &headers);
+    let show_switcher = path_token_ok(&state.auth, "/api/switcher", &headers);
     let mut response = Sse::new(feed(state, slot, show_switcher))
         .keep_alive(KeepAlive::new().interval(KEEPALIVE).text("keepalive"))
         .into_response();

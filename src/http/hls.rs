@@ -10,12 +10,10 @@
 use std::sync::Arc;
 use std::time::Duration;
 
-use axum::Router;
 use axum::extract::rejection::QueryRejection;
 use axum::extract::{Path, Query, State};
 use axum::http::{HeaderValue, StatusCode, header};
 use axum::response::{IntoResponse, Response};
-use axum::routing::get;
 use bytes::Bytes;
 use serde::Deserialize;
 use sfu::hls::{
@@ -24,7 +22,8 @@ use sfu::hls::{
 };
 use tokio::time::Instant;
 
-use super::AppState;
+use super::access::{Access, Routes};
+use super::state::AppState;
 
 const PLAYLIST_TYPE: &str = "application/vnd.apple.mpegurl";
 const MEDIA_PLAYLIST: &str = "stream.m3u8";
@@ -32,10 +31,10 @@ const IMMUTABLE: &str = "public, max-age=31536000, immutable";
 /// How long a request for a stream that is online but whose muxer has not started yet waits.
 const STARTUP_WAIT: Duration = Duration::from_secs(1);
 
-pub fn routes() -> Router<AppState> {
-    Router::new()
-        .route("/hls/{name}/index.m3u8", get(multivariant))
-        .route("/hls/{name}/{instance}/{file}", get(resource))
+pub fn routes(state: &AppState) -> Routes {
+    Routes::new(state)
+        .get("/hls/{name}/index.m3u8", Access::Open, multivariant)
+        .get("/hls/{name}/{instance}/{file}", Access::Open, resource)
 }
 
 /// Query parameters of a media playlist request (RFC 8216bis §6.2.5).

@@ -1,112 +1,60 @@
-//! The HTTP control plane: WHIP/WHEP resources, the JSON API, metrics and health.
+//! The HTTP control plane: WHIP/WHEP resources, LL-HLS, the JSON API, the pages, metrics and
+//! health.
 //!
-//! `router(state)` builds every route; tests drive it with `oneshot` requests.
+//! [`router`] builds every route; tests drive it with `oneshot` requests. Modules, bottom up
+//! (none uses one above it):
+//!
+//! - [`client`]: who is asking (address through proxies, local or not, bearer token);
+//!   [`metrics`]: the Prometheus text format.
+//! - [`guard`]: limits, the admin policy and their counters; [`turn`]: the TURN endpoint's
+//!   state and checks; [`state`]: [`AppState`], what the handlers share.
+//! - [`access`]: who may call which route, declared with each route ([`access::Routes`]).
+//! - the handlers: [`whip`], [`hls`], [`api`], [`events`], [`switcher`], [`pages`], and the
+//!   credentials in [`turn`].
 
+pub mod access;
 mod api;
-mod auth;
+pub mod client;
 mod events;
 pub mod guard;
 mod hls;
+pub mod metrics;
 pub mod pages;
+mod refusal;
+mod state;
 mod switcher;
 pub mod turn;
 mod whip;
 
-use std::collections::HashMap;
-use std::sync::{Arc, Mutex};
+use std::sync::Arc;
 
 use axum::Router;
 use axum::extract::{DefaultBodyLimit, Request};
 use axum::http::{HeaderMap, HeaderName, HeaderValue, Method, StatusCode, header};
 use axum::middleware::{self, Next};
-use axum::routing::get;
-use sfu::engine::SharedEngine;
-use sfu::hls::{HlsService, LiveConfig};
-use sfu::switch::{Switcher, SwitcherConfig};
-use sfu::webrtc::session::SessionId;
 use tower::ServiceExt;
 use tower_http::cors::{AllowOrigin, CorsLayer};
 
-/// Largest SDP offer or trickle fragment we accept.
-pub const MAX_BODY_BYTES: usize = 64 * 1024;
+pub use crate::listener::MAX_BODY_BYTES;
+pub use access::{Access, RouteAccess};
+pub use state::AppState;
 
-/// What the handlers share.
-#[derive(Clone)]
-pub struct AppState {
-    pub engine: SharedEngine,
-    /// Bearer tokens by path pattern, checked in constant time.
-    pub auth: Arc<Vec<crate::config::AuthRule>>,
-    /// Every stream's LL-HLS muxer (its watcher task is started by the server).
-    pub hls: HlsService,
-    /// The production switcher and its program bus (its timer task is started by the server).
-    pub switcher: Switcher,
-    /// Session resource tokens (the unguessable last path segment) to engine sessions.
-    sessions: Arc<Mutex<HashMap<String, SessionId>>>,
-    /// ICE servers for clients and the credentials endpoint's protection.
-    pub turn: Arc<turn::TurnEndpoint>,
-    /// Limits, the admin policy and their counters.
-    pub guard: Arc<guard::Guard>,
-}
-
-impl AppState {
-    pub fn new(engine: SharedEngine, auth: Vec<crate::config::AuthRule>) -> Self {
-        Self {
-            hls: HlsService::new(engine.clone(), LiveConfig::default()),
-            switcher: Switcher::new(engine.clone(), SwitcherConfig::default()),
-            engine,
-            auth: Arc::new(auth),
-            sessions: Arc::new(Mutex::new(HashMap::new())),
-            turn: Arc::new(turn::TurnEndpoint::disabled()),
-            guard: Arc::new(guard::Guard::default()),
-        }
-    }
-
-    /// The same state with LL-HLS muxers configured by `config`.
-    pub fn with_hls(mut self, config: LiveConfig) -> Self {
-        self.hls = HlsService::new(self.engine.clone(), config);
-        self
-    }
-
-    /// The same state with the switcher configured by `config`.
-    pub fn with_switcher(mut self, config: SwitcherConfig) -> Self {
-        self.switcher = Switcher::new(self.engine.clone(), config);
-        self
-    }
-
-    /// Hands out ICE servers from `turn` (the default is none).
-    pub fn with_turn(mut self, turn: turn::TurnEndpoint) -> Self {
-        self.turn = Arc::new(turn);
-        self
-    }
-
-    /// Enforces `guard`'s limits and admin policy (the default: built-in limits, admin open to
-    /// local clients).
-    pub fn with_guard(mut self, guard: guard::Guard) -> Self {
-        self.guard = Arc::new(guard);
-        self
-    }
-
-    fn session_tokens(&self) -> std::sync::MutexGuard<'_, HashMap<String, SessionId>> {
-        self.sessions
-            .lock()
-            .unwrap_or_else(|poisoned| poisoned.into_inner())
-    }
+/// Every route with who may call it: the single declaration [`router`] serves.
+pub fn routes(state: &AppState) -> access::Routes {
+    access::Routes::new(state)
+        .merge(api::routes(state))
+        .merge(whip::routes(state))
+        .merge(hls::routes(state))
+        .merge(switcher::routes(state))
+        .merge(pages::routes(state))
+        .merge(events::routes(state))
 }
 
 /// Every route of the server.
 pub fn router(state: AppState, cors_origins: &[String]) -> Router {
-    let routes = Router::new()
-        .route("/healthz", get(api::healthz))
-        .route("/api/streams", get(api::streams))
-        .route("/metrics", get(api::metrics))
-        .merge(whip::routes())
-        .merge(hls::routes())
-        .merge(switcher::routes())
-        .merge(turn::routes())
-        .merge(pages::routes())
-        .merge(events::routes())
+    let routes = routes(&state)
+        .into_router()
         .fallback(not_found)
-        .layer(middleware::from_fn_with_state(state.clone(), guard::gate))
         .layer(DefaultBodyLimit::max(MAX_BODY_BYTES))
         .with_state(state);
     // tower-http's CorsLayer answers every OPTIONS itself as a preflight, so a plain OPTIONS

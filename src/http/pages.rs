@@ -8,14 +8,13 @@
 //! In debug builds, `R58_WEB_DIR=web` serves the files from disk instead (edit, reload, no
 //! rebuild); only files that were embedded are served, so the set of paths stays fixed.
 
-use axum::Router;
 use axum::body::Body;
 use axum::extract::Path;
 use axum::http::{HeaderMap, HeaderValue, StatusCode, header};
 use axum::response::{IntoResponse, Response};
-use axum::routing::get;
 
-use super::AppState;
+use super::access::{Access, Routes};
+use super::state::AppState;
 
 /// One embedded file.
 struct Asset {
@@ -40,21 +39,20 @@ const PAGE_CSP: &str = "default-src 'self'; img-src 'self' data:; media-src 'sel
      worker-src 'self' blob:; connect-src 'self'; object-src 'none'; base-uri 'none'; \
      frame-ancestors 'self'";
 
-pub fn routes() -> Router<AppState> {
-    Router::new()
-        .route(
-            "/",
-            get(|h: HeaderMap| async move { serve("index.html", &h) }),
-        )
-        .route(
-            "/guest_join",
-            get(|h: HeaderMap| async move { serve("guest_join.html", &h) }),
-        )
-        .route(
-            "/switcher",
-            get(|h: HeaderMap| async move { serve("switcher.html", &h) }),
-        )
-        .route("/static/{*path}", get(static_file))
+/// The pages and their files hold no stream data (they fetch it from the routes that do), so
+/// they are open to whoever reaches the server.
+pub fn routes(state: &AppState) -> Routes {
+    Routes::new(state)
+        .get("/", Access::Open, |h: HeaderMap| async move {
+            serve("index.html", &h)
+        })
+        .get("/guest_join", Access::Open, |h: HeaderMap| async move {
+            serve("guest_join.html", &h)
+        })
+        .get("/switcher", Access::Open, |h: HeaderMap| async move {
+            serve("switcher.html", &h)
+        })
+        .get("/static/{*path}", Access::Open, static_file)
 }
 
 async fn static_file(Path(path): Path<String>, headers: HeaderMap) -> Response {

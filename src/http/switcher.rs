@@ -1,27 +1,25 @@
 //! The switcher API: `GET /api/switcher` (program, preview, sources, cut history) and
 //! `POST /api/switcher/{program,preview,audio}` with `{"source": "cam1"}` (`null` clears preview
-//! or the audio pin). Protected by `[[auth]]` rules like every other path; the POSTs also pass
-//! the admin gate, and the admin token satisfies their `[[auth]]` rule too.
+//! or the audio pin). The GET follows the path's `[[auth]]` rule; the POSTs pass the admin gate
+//! and their `[[auth]]` rule, which the admin token satisfies too ([`Access`]).
 
+use axum::Json;
 use axum::extract::State;
 use axum::extract::rejection::JsonRejection;
-use axum::http::{HeaderMap, StatusCode, Uri};
+use axum::http::StatusCode;
 use axum::response::{IntoResponse, Response};
-use axum::routing::{get, post};
-use axum::{Extension, Json, Router};
 use serde::Deserialize;
 use sfu::switch::{SwitchError, SwitcherState};
 
-use super::AppState;
-use super::auth::authorized;
-use super::guard::AdminPass;
+use super::access::{Access, Routes};
+use super::state::AppState;
 
-pub fn routes() -> Router<AppState> {
-    Router::new()
-        .route("/api/switcher", get(show))
-        .route("/api/switcher/program", post(program))
-        .route("/api/switcher/preview", post(preview))
-        .route("/api/switcher/audio", post(audio))
+pub fn routes(state: &AppState) -> Routes {
+    Routes::new(state)
+        .get("/api/switcher", Access::PathToken, show)
+        .post("/api/switcher/program", Access::AdminAndPathToken, program)
+        .post("/api/switcher/preview", Access::AdminAndPathToken, preview)
+        .post("/api/switcher/audio", Access::AdminAndPathToken, audio)
 }
 
 #[derive(Debug, Deserialize)]
@@ -46,19 +44,8 @@ fn switch_error(e: SwitchError) -> Response {
 
 /// The request's selection, or the status and reason refusing it.
 fn selection(
-    state: &AppState,
-    uri: &Uri,
-    headers: &HeaderMap,
-    admin: Option<Extension<AdminPass>>,
     body: Result<Json<Selection>, JsonRejection>,
 ) -> Result<Option<String>, (StatusCode, String)> {
-    let admin_token = admin.is_some_and(|Extension(pass)| pass == AdminPass::Token);
-    if !admin_token && !authorized(&state.auth, uri.path(), headers) {
-        return Err((
-            StatusCode::UNAUTHORIZED,
-            "missing or wrong bearer token".to_owned(),
-        ));
-    }
     match body {
         Ok(Json(selection)) => Ok(selection.source),
         Err(rejection) => Err((
@@ -71,10 +58,7 @@ fn selection(
     }
 }
 
-async fn show(State(state): State<AppState>, uri: Uri, headers: HeaderMap) -> Response {
-    if !authorized(&state.auth, uri.path(), &headers) {
-        return error(StatusCode::UNAUTHORIZED, "missing or wrong bearer token");
-    }
+async fn show(State(state): State<AppState>) -> Response {
     Json::<SwitcherState>(state.switcher.state()).into_response()
 }
 
@@ -87,12 +71,9 @@ fn answer(state: &AppState, result: Result<(), SwitchError>) -> Response {
 
 async fn program(
     State(state): State<AppState>,
-    uri: Uri,
-    headers: HeaderMap,
-    admin: Option<Extension<AdminPass>>,
     body: Result<Json<Selection>, JsonRejection>,
 ) -> Response {
-    match selection(&state, &uri, &headers, admin, body) {
+    match selection(body) {
         Ok(Some(source)) => answer(&state, state.switcher.cut(&source)),
         Ok(None) => error(StatusCode::BAD_REQUEST, "program needs a source"),
         Err((status, reason)) => error(status, reason),
@@ -101,12 +82,9 @@ async fn program(
 
 async fn preview(
     State(state): State<AppState>,
-    uri: Uri,
-    headers: HeaderMap,
-    admin: Option<Extension<AdminPass>>,
     body: Result<Json<Selection>, JsonRejection>,
 ) -> Response {
-    match selection(&state, &uri, &headers, admin, body) {
+    match selection(body) {
         Ok(source) => answer(&state, state.switcher.set_preview(source.as_deref())),
         Err((status, reason)) => error(status, reason),
     }
@@ -114,12 +92,9 @@ async fn preview(
 
 async fn audio(
     State(state): State<AppState>,
-    uri: Uri,
-    headers: HeaderMap,
-    admin: Option<Extension<AdminPass>>,
     body: Result<Json<Selection>, JsonRejection>,
 ) -> Response {
-    match selection(&state, &uri, &headers, admin, body) {
+    match selection(body) {
         Ok(source) => answer(&state, state.switcher.pin_audio(source.as_deref())),
         Err((status, reason)) => error(status, reason),
     }

@@ -1,4 +1,5 @@
-//! `GET /api/turn-credentials` and the `Link: rel="ice-server"` headers of WHIP/WHEP answers.
+//! The TURN credentials endpoint's state and checks ([`TurnEndpoint`]; its route is in
+//! [`super::api`]) and the `Link: rel="ice-server"` headers of WHIP/WHEP answers.
 //!
 //! The endpoint hands out relay capacity, so it checks, in this order: the browser `Origin`
 //! (403), a per-client rate limit (429 with `Retry-After`), the optional bearer token and any
@@ -6,23 +7,21 @@
 //! `{"iceServers": [...]}` (the `RTCConfiguration` shape) or 503 with the provider's reason.
 
 use std::fmt::Write as _;
-use std::net::{IpAddr, Ipv4Addr, SocketAddr};
+use std::net::IpAddr;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Mutex, PoisonError};
 use std::time::Instant;
 
-use axum::Router;
-use axum::extract::{ConnectInfo, Request, State};
 use axum::http::{HeaderMap, HeaderValue, StatusCode, header};
-use axum::response::{IntoResponse, Response};
-use axum::routing::get;
+use axum::response::Response;
 use sfu::turn::cloudflare::is_ice_url;
 use sfu::turn::rate::{RateLimiter, retry_after_secs};
 use sfu::turn::{IceServer, TurnService};
 
-use super::AppState;
-use super::auth::{authorized, constant_time_eq};
-use crate::config::Turn;
+use super::client::{bearer, client_ip, constant_time_eq, path_token_ok};
+use super::metrics::{Family, Kind};
+use super::refusal::{refuse, unauthorized};
+use crate::config::{AuthRule, Turn};
 
 /// The path of the credentials endpoint.
 pub const PATH: &str = "/api/turn-credentials";
@@ -55,93 +54,57 @@ impl TurnEndpoint {
     }
 }
 
-pub fn routes() -> Router<AppState> {
-    Router::new().route(PATH, get(credentials))
-}
-
-fn refuse(status: StatusCode, reason: &str) -> Response {
-    (
-        status,
-        [(header::CONTENT_TYPE, "text/plain; charset=utf-8")],
-        format!("{reason}\n"),
-    )
-        .into_response()
-}
-
-async fn credentials(State(state): State<AppState>, request: Request) -> Response {
-    let turn = &state.turn;
-    let headers = request.headers();
-    let peer = request
-        .extensions()
-        .get::<ConnectInfo<SocketAddr>>()
-        .map(|c| c.0.ip());
-
-    if !origin_allowed(&turn.settings.allowed_origins, headers) {
-        turn.refused.fetch_add(1, Ordering::Relaxed);
-        return refuse(
-            StatusCode::FORBIDDEN,
-            "this origin may not fetch TURN credentials",
-        );
-    }
-    if turn.settings.rate_limit_per_minute > 0 {
-        let client = client_ip(peer, headers, &turn.settings.trusted_proxies);
-        let checked = turn
-            .limiter
-            .lock()
-            .unwrap_or_else(PoisonError::into_inner)
-            .check(Instant::now(), client);
-        if let Err(wait) = checked {
-            turn.rate_limited.fetch_add(1, Ordering::Relaxed);
-            let mut response = refuse(
-                StatusCode::TOO_MANY_REQUESTS,
-                "too many TURN credential requests from this address",
-            );
-            response.headers_mut().insert(
-                header::RETRY_AFTER,
-                HeaderValue::from(retry_after_secs(wait)),
-            );
-            return response;
+impl TurnEndpoint {
+    /// The endpoint's checks, in order: the browser `Origin` (403), the per-client rate limit
+    /// (429 with `Retry-After`), the endpoint's bearer token and any `[[auth]]` rule on its path
+    /// (401). The refusal, if any; [`super::access`] runs these checks before the credentials are
+    /// handed out.
+    pub fn refusal(
+        &self,
+        rules: &[AuthRule],
+        peer: Option<IpAddr>,
+        headers: &HeaderMap,
+    ) -> Option<Response> {
+        let turn = self;
+        if !origin_allowed(&turn.settings.allowed_origins, headers) {
+            turn.refused.fetch_add(1, Ordering::Relaxed);
+            return Some(refuse(
+                StatusCode::FORBIDDEN,
+                "this origin may not fetch TURN credentials",
+            ));
         }
-    }
-    let token_ok = turn
-        .settings
-        .token
-        .as_ref()
-        .is_none_or(|t| constant_time_eq(bearer(headers).as_bytes(), t.expose().as_bytes()));
-    if !token_ok || !authorized(&state.auth, PATH, headers) {
-        turn.refused.fetch_add(1, Ordering::Relaxed);
-        let mut response = refuse(StatusCode::UNAUTHORIZED, "missing or wrong bearer token");
-        response
-            .headers_mut()
-            .insert(header::WWW_AUTHENTICATE, HeaderValue::from_static("Bearer"));
-        return response;
-    }
-    match turn.service.ice_servers().await {
-        Ok(servers) => (
-            StatusCode::OK,
-            // Credentials are per client and expire: no shared cache may keep them.
-            [(header::CACHE_CONTROL, "no-store")],
-            axum::Json(serde_json::json!({ "iceServers": servers })),
-        )
-            .into_response(),
-        Err(e) => {
-            let mut response = refuse(StatusCode::SERVICE_UNAVAILABLE, &e.to_string());
-            response
-                .headers_mut()
-                .insert(header::RETRY_AFTER, HeaderValue::from_static("30"));
-            response
+        if turn.settings.rate_limit_per_minute > 0 {
+            let client = client_ip(peer, headers, &turn.settings.trusted_proxies);
+            let checked = turn
+                .limiter
+                .lock()
+                .unwrap_or_else(PoisonError::into_inner)
+                .check(Instant::now(), client);
+            if let Err(wait) = checked {
+                turn.rate_limited.fetch_add(1, Ordering::Relaxed);
+                let mut response = refuse(
+                    StatusCode::TOO_MANY_REQUESTS,
+                    "too many TURN credential requests from this address",
+                );
+                response.headers_mut().insert(
+                    header::RETRY_AFTER,
+                    HeaderValue::from(retry_after_secs(wait)),
+                );
+                return Some(response);
+            }
         }
+        let token_ok = turn.settings.token.as_ref().is_none_or(|t| {
+            constant_time_eq(
+                bearer(headers).unwrap_or("").as_bytes(),
+                t.expose().as_bytes(),
+            )
+        });
+        if !token_ok || !path_token_ok(rules, PATH, headers) {
+            turn.refused.fetch_add(1, Ordering::Relaxed);
+            return Some(unauthorized());
+        }
+        None
     }
-}
-
-/// The bearer token presented, or "".
-fn bearer(headers: &HeaderMap) -> &str {
-    headers
-        .get(header::AUTHORIZATION)
-        .and_then(|v| v.to_str().ok())
-        .and_then(|v| v.split_once(' '))
-        .filter(|(scheme, _)| scheme.eq_ignore_ascii_case("bearer"))
-        .map_or("", |(_, token)| token.trim())
 }
 
 /// Browsers send `Origin` on cross-origin requests; a request without one is same-origin or not
@@ -161,30 +124,6 @@ fn origin_allowed(allowed: &[String], headers: &HeaderMap) -> bool {
         .filter(|_| origin != "null");
     let host = headers.get(header::HOST).and_then(|v| v.to_str().ok());
     matches!((origin_host, host), (Some(o), Some(h)) if o.eq_ignore_ascii_case(h))
-}
-
-/// The client's address: the TCP peer, or, when the peer is a trusted proxy, the right-most
-/// `X-Forwarded-For` entry that is not itself a trusted proxy.
-pub(super) fn client_ip(peer: Option<IpAddr>, headers: &HeaderMap, trusted: &[IpAddr]) -> IpAddr {
-    let Some(peer) = peer else {
-        return IpAddr::V4(Ipv4Addr::UNSPECIFIED);
-    };
-    if !trusted.contains(&peer) {
-        return peer;
-    }
-    let forwarded = headers
-        .get_all("x-forwarded-for")
-        .iter()
-        .filter_map(|v| v.to_str().ok())
-        .flat_map(|v| v.split(','))
-        .map(str::trim)
-        .collect::<Vec<_>>();
-    forwarded
-        .iter()
-        .rev()
-        .filter_map(|s| s.parse::<IpAddr>().ok())
-        .find(|ip| !trusted.contains(ip))
-        .unwrap_or(peer)
 }
 
 /// RFC 9110 quoted-string.
@@ -226,11 +165,11 @@ pub fn link_values(servers: &[IceServer]) -> Vec<HeaderValue> {
 
 /// Adds the `Link: rel="ice-server"` headers to a WHIP/WHEP answer when it is a 201. Uses the
 /// credentials at hand; never waits for a provider.
-pub fn with_ice_servers(state: &AppState, mut response: Response) -> Response {
-    if response.status() != StatusCode::CREATED || !state.turn.settings.link_headers {
+pub fn with_ice_servers(turn: &TurnEndpoint, mut response: Response) -> Response {
+    if response.status() != StatusCode::CREATED || !turn.settings.link_headers {
         return response;
     }
-    if let Some(servers) = state.turn.service.ice_servers_now() {
+    if let Some(servers) = turn.service.ice_servers_now() {
         let headers = response.headers_mut();
         for value in link_values(&servers) {
             headers.append(header::LINK, value);
@@ -239,46 +178,50 @@ pub fn with_ice_servers(state: &AppState, mut response: Response) -> Response {
     response
 }
 
-/// Appends the TURN counters to the Prometheus text.
-pub fn write_metrics(state: &AppState, out: &mut String) {
-    let turn = &state.turn;
-    let stats = turn.service.stats();
-    let provider = turn.service.config().provider.name();
-    let rows: [(&str, &str, u64); 6] = [
-        (
-            "turn_credentials_served_total",
-            "ICE server sets handed out by /api/turn-credentials.",
-            stats.served.load(Ordering::Relaxed),
-        ),
-        (
-            "turn_credentials_unavailable_total",
-            "/api/turn-credentials requests answered 503 (provider failing, nothing cached).",
-            stats.unavailable.load(Ordering::Relaxed),
-        ),
-        (
-            "turn_credentials_rate_limited_total",
-            "/api/turn-credentials requests answered 429.",
-            turn.rate_limited.load(Ordering::Relaxed),
-        ),
-        (
-            "turn_credentials_refused_total",
-            "/api/turn-credentials requests refused for their origin or token (403, 401).",
-            turn.refused.load(Ordering::Relaxed),
-        ),
-        (
-            "turn_provider_requests_total",
-            "Calls to the TURN provider's API.",
-            stats.provider_requests.load(Ordering::Relaxed),
-        ),
-        (
-            "turn_provider_errors_total",
-            "Failed calls to the TURN provider's API.",
-            stats.provider_errors.load(Ordering::Relaxed),
-        ),
-    ];
-    let labels = format!("{{provider=\"{provider}\"}}");
-    for (name, help, value) in rows {
-        super::api::write_counter(out, name, help, &labels, value);
+impl TurnEndpoint {
+    /// The TURN endpoint's and provider's counters, labelled with the provider.
+    pub(super) fn metrics(&self) -> Vec<Family> {
+        let turn = self;
+        let stats = turn.service.stats();
+        let provider = turn.service.config().provider.name();
+        let rows: [(&str, &str, u64); 6] = [
+            (
+                "turn_credentials_served_total",
+                "ICE server sets handed out by /api/turn-credentials.",
+                stats.served.load(Ordering::Relaxed),
+            ),
+            (
+                "turn_credentials_unavailable_total",
+                "/api/turn-credentials requests answered 503 (provider failing, nothing cached).",
+                stats.unavailable.load(Ordering::Relaxed),
+            ),
+            (
+                "turn_credentials_rate_limited_total",
+                "/api/turn-credentials requests answered 429.",
+                turn.rate_limited.load(Ordering::Relaxed),
+            ),
+            (
+                "turn_credentials_refused_total",
+                "/api/turn-credentials requests refused for their origin or token (403, 401).",
+                turn.refused.load(Ordering::Relaxed),
+            ),
+            (
+                "turn_provider_requests_total",
+                "Calls to the TURN provider's API.",
+                stats.provider_requests.load(Ordering::Relaxed),
+            ),
+            (
+                "turn_provider_errors_total",
+                "Failed calls to the TURN provider's API.",
+                stats.provider_errors.load(Ordering::Relaxed),
+            ),
+        ];
+        let labels = format!("{{provider=\"{provider}\"}}");
+        rows.into_iter()
+            .map(|(name, help, value)| {
+                Family::new(Kind::Counter, name, help).with(labels.clone(), value)
+            })
+            .collect()
     }
 }
 
@@ -295,10 +238,6 @@ mod tests {
             );
         }
         h
-    }
-
-    fn ip(s: &str) -> IpAddr {
-        s.parse().expect("ip")
     }
 
     #[test]
@@ -335,33 +274,6 @@ mod tests {
             &["*".to_owned()],
             &headers(&[("origin", "null")])
         ));
-    }
-
-    #[test]
-    fn client_ip_believes_forwarded_for_only_from_trusted_proxies() {
-        let trusted = vec![ip("127.0.0.1")];
-        let xff = headers(&[("x-forwarded-for", "203.0.113.9, 198.51.100.2, 127.0.0.1")]);
-        assert_eq!(
-            client_ip(Some(ip("127.0.0.1")), &xff, &trusted),
-            ip("198.51.100.2")
-        );
-        assert_eq!(
-            client_ip(Some(ip("192.0.2.5")), &xff, &trusted),
-            ip("192.0.2.5")
-        );
-        assert_eq!(
-            client_ip(Some(ip("127.0.0.1")), &HeaderMap::new(), &trusted),
-            ip("127.0.0.1")
-        );
-        let junk = headers(&[("x-forwarded-for", "not-an-ip, ")]);
-        assert_eq!(
-            client_ip(Some(ip("127.0.0.1")), &junk, &trusted),
-            ip("127.0.0.1")
-        );
-        assert_eq!(
-            client_ip(None, &xff, &trusted),
-            IpAddr::V4(Ipv4Addr::UNSPECIFIED)
-        );
     }
 
     #[test]

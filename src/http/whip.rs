@@ -6,47 +6,38 @@
 
 use std::time::Instant;
 
-use axum::Router;
 use axum::body::Bytes;
 use axum::extract::{Path, State};
-use axum::http::{HeaderMap, HeaderValue, StatusCode, Uri, header};
+use axum::http::{HeaderMap, HeaderValue, Method, StatusCode, Uri, header};
 use axum::response::{IntoResponse, Response};
-use axum::routing::{get, post};
 use rand::RngExt;
 use sfu::engine::EngineError;
 use sfu::webrtc::sdp::SdpError;
 use sfu::webrtc::session::Role;
 
-use super::AppState;
-use super::auth::authorized;
+use super::access::{Access, Routes};
+use super::state::AppState;
 
 const SDP: &str = "application/sdp";
 const SDPFRAG: &str = "application/trickle-ice-sdpfrag";
 
-pub fn routes() -> Router<AppState> {
-    Router::new()
-        .route(
-            "/whip/{name}",
-            post(publish).options(endpoint_options).get(no_content),
-        )
-        .route(
-            "/whep/{name}",
-            post(play).options(endpoint_options).get(no_content),
-        )
-        .route(
-            "/whip/{name}/{session}",
-            get(no_content)
-                .patch(patch_session)
-                .delete(delete_session)
-                .options(session_options),
-        )
-        .route(
-            "/whep/{name}/{session}",
-            get(no_content)
-                .patch(patch_session)
-                .delete(delete_session)
-                .options(session_options),
-        )
+pub fn routes(state: &AppState) -> Routes {
+    let mut routes = Routes::new(state)
+        .post("/whip/{name}", Access::NewSession, publish)
+        .post("/whep/{name}", Access::NewSession, play);
+    for endpoint in ["/whip/{name}", "/whep/{name}"] {
+        routes = routes
+            .add(Method::OPTIONS, endpoint, Access::Open, endpoint_options)
+            .get(endpoint, Access::Open, no_content);
+    }
+    for resource in ["/whip/{name}/{session}", "/whep/{name}/{session}"] {
+        routes = routes
+            .get(resource, Access::Open, no_content)
+            .add(Method::PATCH, resource, Access::PathToken, patch_session)
+            .add(Method::DELETE, resource, Access::PathToken, delete_session)
+            .add(Method::OPTIONS, resource, Access::Open, session_options);
+    }
+    routes
 }
 
 /// A one-line plain-text error.
@@ -59,14 +50,6 @@ fn error(status: StatusCode, reason: impl Into<String>) -> Response {
         body,
     )
         .into_response()
-}
-
-fn unauthorized() -> Response {
-    let mut response = error(StatusCode::UNAUTHORIZED, "missing or wrong bearer token");
-    response
-        .headers_mut()
-        .insert(header::WWW_AUTHENTICATE, HeaderValue::from_static("Bearer"));
-    response
 }
 
 fn content_type_is(headers: &HeaderMap, expected: &str) -> bool {
@@ -105,7 +88,7 @@ async fn publish(
     headers: HeaderMap,
     body: Bytes,
 ) -> Response {
-    let turn = state.0.clone();
+    let turn = state.0.turn.clone();
     super::turn::with_ice_servers(
         &turn,
         create_session(state, Role::Publish, name, uri, headers, body),
@@ -119,7 +102,7 @@ async fn play(
     headers: HeaderMap,
     body: Bytes,
 ) -> Response {
-    let turn = state.0.clone();
+    let turn = state.0.turn.clone();
     super::turn::with_ice_servers(
         &turn,
         create_session(state, Role::Play, name, uri, headers, body),
@@ -134,9 +117,6 @@ fn create_session(
     headers: HeaderMap,
     body: Bytes,
 ) -> Response {
-    if !authorized(&state.auth, uri.path(), &headers) {
-        return unauthorized();
-    }
     if !content_type_is(&headers, SDP) {
         return error(
             StatusCode::UNSUPPORTED_MEDIA_TYPE,
@@ -253,11 +233,7 @@ async fn delete_session(
     State(state): State<AppState>,
     Path((name, token)): Path<(String, String)>,
     uri: Uri,
-    headers: HeaderMap,
 ) -> Response {
-    if !authorized(&state.auth, uri.path(), &headers) {
-        return unauthorized();
-    }
     let Some(id) = resolve(&state, role_of(&uri), &name, &token) else {
         return error(StatusCode::NOT_FOUND, "no such session");
     };
@@ -273,9 +249,6 @@ async fn patch_session(
     headers: HeaderMap,
     body: Bytes,
 ) -> Response {
-    if !authorized(&state.auth, uri.path(), &headers) {
-        return unauthorized();
-    }
     if !content_type_is(&headers, SDPFRAG) {
         return error(
             StatusCode::UNSUPPORTED_MEDIA_TYPE,

@@ -136,7 +136,7 @@ def server(coturn: Coturn, tmp_path_factory) -> Server:
         "ttl_secs = 600\n"
     )
     # The engine's debug lines name the address each session's media comes from.
-    env = {"R58_LOG_LEVEL": "info,sfu::webrtc::engine=debug"}
+    env = {"R58_LOG_LEVEL": "info,sfu::engine=debug"}
     with launch(["--config", str(work / "r58.toml")], work / "server.log", env) as srv:
         yield srv
 

@@ -611,7 +611,10 @@ fn the_next_deadline_is_when_a_silent_publisher_times_out() {
     let config = h.engine.config().clone();
     // Nothing else is pending once the handshake is done and a bitrate invitation went out:
     // the earliest deadlines left are the next invitation (1 s) and the publisher's silence.
-    let deadline = h.engine.poll_timeout().expect("a connected publisher has deadlines");
+    let deadline = h
+        .engine
+        .poll_timeout()
+        .expect("a connected publisher has deadlines");
     assert!(deadline > h.now);
     assert!(deadline <= h.now + config.publisher_timeout + Duration::from_millis(1));
     // Follow the engine's own deadlines only (no fixed step), as the driver does, without
@@ -620,13 +623,19 @@ fn the_next_deadline_is_when_a_silent_publisher_times_out() {
     let silent_since = h.now;
     let mut steps = 0;
     while h.engine.session_count() > 0 {
-        let at = h.engine.poll_timeout().expect("deadline while a session lives");
+        let at = h
+            .engine
+            .poll_timeout()
+            .expect("deadline while a session lives");
         let now = h.now;
         h.now = at;
         h.engine.handle_timeout(at);
         assert!(h.engine.poll_timeout().is_none_or(|next| next > at));
         steps += 1;
-        assert!(steps < 20, "{steps} deadlines without the timeout (now {now:?})");
+        assert!(
+            steps < 20,
+            "{steps} deadlines without the timeout (now {now:?})"
+        );
     }
     let closed_after = h.now - silent_since;
     assert!(

@@ -43,8 +43,7 @@ impl Engine {
                 let since = session.last_media_at.unwrap_or(session.created_at);
                 // Timed out strictly after the limit (see handle_timeout).
                 consider(
-                    since
-                        .checked_add(self.config.publisher_timeout + Duration::from_nanos(1)),
+                    since.checked_add(self.config.publisher_timeout + Duration::from_nanos(1)),
                 );
                 for track in &session.inbound {
                     consider(track.repair.next_due());
@@ -64,7 +63,6 @@ impl Engine {
         }));
         next
     }
-
 
     /// Advances every timer to `now`.
     pub fn handle_timeout(&mut self, now: Instant) {

@@ -83,6 +83,9 @@ pub struct RxPacket {
 #[derive(Debug, Clone)]
 pub struct RxRtcp {
     pub at: Instant,
+    /// RTP packets this client had received before this one (`rx[..after_rx]`): arrival
+    /// order, which `at` cannot tell within one instant of the virtual clock.
+    pub after_rx: usize,
     pub pli: bool,
     pub nack: bool,
     pub bye: bool,
@@ -769,6 +772,7 @@ fn drain(p: &mut Peer, now: Instant) {
                     let bye = header.packet_type as u8 == 203;
                     p.rtcp.push(RxRtcp {
                         at,
+                        after_rx: p.rx.len(),
                         pli,
                         nack,
                         bye,

@@ -1,0 +1,176 @@
+//! Every route of the server and who may call it, in one list, and each protection tried
+//! through the real router: a request from the internet without credentials is refused by
+//! every protected route and let through by every open one; with the right token it passes.
+//!
+//! A new route is declared with its access in `src/http` ([`r58::http::access::Routes`]); this
+//! test then fails until the route is added to `EXPECTED` below, so its protection is reviewed.
+
+use std::net::SocketAddr;
+
+use axum::Router;
+use axum::body::Body;
+use axum::extract::ConnectInfo;
+use axum::http::{Method, Request, StatusCode};
+use r58::config::{Admin, AdminOpen, AuthRule};
+use r58::http::guard::Guard;
+use r58::http::{Access, AppState, router, routes};
+use sfu::engine::{Engine, EngineConfig, SharedEngine};
+use sfu::turn::Secret;
+use tower::ServiceExt;
+
+/// Every route: method, path pattern, access.
+const EXPECTED: &[(&str, &str, Access)] = &[
+    ("GET", "/healthz", Access::Open),
+    ("GET", "/api/streams", Access::Open),
+    ("GET", "/metrics", Access::Admin),
+    ("GET", "/api/turn-credentials", Access::TurnCredentials),
+    ("POST", "/whip/{name}", Access::NewSession),
+    ("POST", "/whep/{name}", Access::NewSession),
+    ("OPTIONS", "/whip/{name}", Access::Open),
+    ("GET", "/whip/{name}", Access::Open),
+    ("OPTIONS", "/whep/{name}", Access::Open),
+    ("GET", "/whep/{name}", Access::Open),
+    ("GET", "/whip/{name}/{session}", Access::Open),
+    ("PATCH", "/whip/{name}/{session}", Access::PathToken),
+    ("DELETE", "/whip/{name}/{session}", Access::PathToken),
+    ("OPTIONS", "/whip/{name}/{session}", Access::Open),
+    ("GET", "/whep/{name}/{session}", Access::Open),
+    ("PATCH", "/whep/{name}/{session}", Access::PathToken),
+    ("DELETE", "/whep/{name}/{session}", Access::PathToken),
+    ("OPTIONS", "/whep/{name}/{session}", Access::Open),
+    ("GET", "/hls/{name}/index.m3u8", Access::Open),
+    ("GET", "/hls/{name}/{instance}/{file}", Access::Open),
+    ("GET", "/api/switcher", Access::PathToken),
+    ("POST", "/api/switcher/program", Access::AdminAndPathToken),
+    ("POST", "/api/switcher/preview", Access::AdminAndPathToken),
+    ("POST", "/api/switcher/audio", Access::AdminAndPathToken),
+    ("GET", "/", Access::Open),
+    ("GET", "/guest_join", Access::Open),
+    ("GET", "/switcher", Access::Open),
+    ("GET", "/static/{*path}", Access::Open),
+    ("GET", "/api/events", Access::Open),
+];
+
+const PATH_TOKEN: &str = "v1ewer-token";
+const ADMIN_TOKEN: &str = "adm1n-token";
+
+/// State whose every path is covered by an `[[auth]]` rule and whose admin gate wants its token
+/// from everyone, so every protection is in force.
+fn locked_state() -> AppState {
+    let engine = SharedEngine::new(Engine::new(EngineConfig::default()).expect("engine"));
+    let rules = vec![AuthRule {
+        path: "/*".into(),
+        token: PATH_TOKEN.into(),
+    }];
+    let admin = Admin {
+        token: Some(Secret::new(ADMIN_TOKEN)),
+        allow_without_token: AdminOpen::None,
+    };
+    AppState::new(engine, rules).with_guard(Guard::new(
+        Default::default(),
+        admin,
+        Default::default(),
+    ))
+}
+
+/// A concrete path for a pattern.
+fn concrete(pattern: &str) -> String {
+    pattern
+        .replace("{name}", "cam0")
+        .replace("{session}", "0123456789abcdef")
+        .replace("{instance}", "0")
+        .replace("{file}", "stream.m3u8")
+        .replace("{*path}", "css/r58.css")
+}
+
+/// The status of `method path` from an internet address, with `token` as bearer if any.
+async fn status(app: &Router, method: &str, path: &str, token: Option<&str>) -> StatusCode {
+    let mut request = Request::builder()
+        .method(Method::from_bytes(method.as_bytes()).expect("method"))
+        .uri(path)
+        .header("origin", "http://localhost")
+        .header("host", "localhost");
+    if let Some(token) = token {
+        request = request.header("authorization", format!("Bearer {token}"));
+    }
+    let mut request = request.body(Body::empty()).expect("request");
+    request
+        .extensions_mut()
+        .insert(ConnectInfo(SocketAddr::from(([203, 0, 113, 7], 40000))));
+    app.clone()
+        .oneshot(request)
+        .await
+        .expect("infallible")
+        .status()
+}
+
+#[test]
+fn every_route_is_declared_with_its_access() {
+    let state = locked_state();
+    let declared: Vec<(String, &str, Access)> = routes(&state)
+        .table()
+        .iter()
+        .map(|r| (r.method.clone(), r.path, r.access))
+        .collect();
+    let expected: Vec<(String, &str, Access)> = EXPECTED
+        .iter()
+        .map(|&(m, p, a)| (m.to_owned(), p, a))
+        .collect();
+    assert_eq!(
+        declared, expected,
+        "the routes and their access changed: review the protection and update EXPECTED"
+    );
+    // Whatever changes state under /api is for operators only.
+    for (method, path, access) in &declared {
+        if path.starts_with("/api/") && method != "GET" {
+            assert!(
+                matches!(access, Access::Admin | Access::AdminAndPathToken),
+                "{method} {path} changes state but is {access:?}"
+            );
+        }
+    }
+}
+
+#[tokio::test]
+async fn each_protection_refuses_strangers_and_admits_credentials() {
+    let state = locked_state();
+    let app = router(state, &[]);
+    let refused = [StatusCode::UNAUTHORIZED, StatusCode::FORBIDDEN];
+    for &(method, pattern, access) in EXPECTED {
+        let path = concrete(pattern);
+        let anonymous = status(&app, method, &path, None).await;
+        let with_path_token = status(&app, method, &path, Some(PATH_TOKEN)).await;
+        let with_admin_token = status(&app, method, &path, Some(ADMIN_TOKEN)).await;
+        let what = format!("{method} {path} ({access:?})");
+        match access {
+            Access::Open => {
+                assert!(!refused.contains(&anonymous), "{what}: {anonymous}");
+            }
+            Access::PathToken | Access::NewSession | Access::TurnCredentials => {
+                assert_eq!(anonymous, StatusCode::UNAUTHORIZED, "{what}");
+                assert!(
+                    !refused.contains(&with_path_token),
+                    "{what} with the path's token: {with_path_token}"
+                );
+                assert_eq!(with_admin_token, StatusCode::UNAUTHORIZED, "{what}");
+            }
+            Access::Admin => {
+                assert_eq!(anonymous, StatusCode::UNAUTHORIZED, "{what}");
+                assert_eq!(with_path_token, StatusCode::UNAUTHORIZED, "{what}");
+                assert!(
+                    !refused.contains(&with_admin_token),
+                    "{what} with the admin token: {with_admin_token}"
+                );
+            }
+            Access::AdminAndPathToken => {
+                assert_eq!(anonymous, StatusCode::UNAUTHORIZED, "{what}");
+                // The path's token alone does not pass the admin gate from the internet.
+                assert_eq!(with_path_token, StatusCode::UNAUTHORIZED, "{what}");
+                assert!(
+                    !refused.contains(&with_admin_token),
+                    "{what} with the admin token: {with_admin_token}"
+                );
+            }
+        }
+    }
+}

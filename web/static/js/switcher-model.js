@@ -1,16 +1,15 @@
 // The switcher page's decisions, as pure functions (tested in node): which inputs to show in
 // what order, each input's tally, what Cut does, what an error or a cut means in words.
 
+import { orderStreams } from './streams.js';
+
 /**
  * The inputs in display order: cameras first, then guests, each by name; never the program
  * stream itself. `streams` is the live list (a Map or array of stream summaries from
  * /api/events), `programStream` the program's name.
  */
 export function orderInputs(streams, programStream = 'program') {
-  const list = [...(streams instanceof Map ? streams.values() : streams)]
-    .filter((s) => s.source !== 'program' && s.name !== programStream);
-  const rank = (s) => (s.source === 'camera' ? 0 : 1);
-  return list.sort((a, b) => rank(a) - rank(b) || a.name.localeCompare(b.name));
+  return orderStreams(streams).filter((s) => s.source !== 'program' && s.name !== programStream);
 }
 
 /** The input that key `1`..`9` selects (index 0..8), or -1. */

@@ -102,6 +102,15 @@ test('/ in LOCAL mode plays both test cameras and the guest over WHEP', async ()
     assert.match(stats, /≈\d+ ms/, `${name} latency: ${stats}`);
   }
   assert.match(await view.textContent('.tile[data-stream="cam0"] .stat-res'), /^640×360$/);
+  // Name, state, buttons and stats sit below the picture, never on it: the test cameras burn
+  // their name and clock into its top left, and people read latency off them.
+  const overlaps = await view.$$eval('.tile', (list) => list.flatMap((t) => {
+    const video = t.querySelector('video').getBoundingClientRect();
+    return [...t.querySelectorAll('.tile-caption, .tile-stats, .tile-name, .badge, .unmute')]
+      .filter((e) => e.getBoundingClientRect().height > 0 && e.getBoundingClientRect().top < video.bottom)
+      .map((e) => `${t.dataset.stream} .${e.className}`);
+  }));
+  assert.deepEqual(overlaps, [], 'captions on the picture');
   // The server counts this page as a viewer of each stream.
   const counted = await streams(server.base);
   for (const name of ['cam0', 'cam1', 'guest1']) {

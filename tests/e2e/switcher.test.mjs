@@ -64,6 +64,9 @@ test('the switcher lists the cameras with live previews and takes one to program
   console.log(`switcher load -> both camera previews playing: ${Date.now() - opened} ms`);
   assert.deepEqual(await op1.evaluate(() => window.r58switcher.order), ['cam0', 'cam1']);
   assert.deepEqual(await op1.$$eval('.input-key', (k) => k.map((e) => e.textContent)), ['1', '2']);
+  // The key sits beside the name, below the picture (whose top left carries the camera's clock).
+  assert.deepEqual(await op1.$$eval('.input', (list) => list.filter((i) => i.querySelector('.input-key').getBoundingClientRect().top
+    < i.querySelector('video').getBoundingClientRect().bottom).map((i) => i.dataset.stream)), [], 'keys on the picture');
   await assertPlaying(assert, op1, `${input('cam0')} video`, 'cam0 input preview');
   await op1.waitForTimeout(1200);
   const stats = await op1.$eval(`${input('cam0')} .input-stats`, (e) => e.textContent);

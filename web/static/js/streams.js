@@ -41,3 +41,26 @@ export function formatBitrate(bps) {
   if (!bps) return '0 kbit/s';
   return bps >= 1e6 ? `${(bps / 1e6).toFixed(1)} Mbit/s` : `${Math.round(bps / 1e3)} kbit/s`;
 }
+
+/**
+ * Streams in display order: cameras first, then everything else, each by name, so tiles and
+ * inputs keep their places as others come and go. `streams` is a Map or an array of summaries.
+ */
+export function orderStreams(streams) {
+  const rank = (s) => (s.source === 'camera' ? 0 : 1);
+  return [...(streams instanceof Map ? streams.values() : streams)]
+    .sort((a, b) => rank(a) - rank(b) || a.name.localeCompare(b.name));
+}
+
+/** "camera" or "guest": how a page names a stream's kind (anything published over WHIP is a guest). */
+export function sourceKind(summary) {
+  return summary.source === 'camera' ? 'camera' : 'guest';
+}
+
+/**
+ * "2 WebRTC viewers", or '' for none. `viewers` counts WHEP readers only: `readers.hls` is the
+ * stream's HLS packager, not its audience.
+ */
+export function viewersLabel(viewers) {
+  return viewers ? `${viewers} WebRTC viewer${viewers === 1 ? '' : 's'}` : '';
+}

@@ -3,13 +3,18 @@
 // itself, so the operator sees exactly what goes out); Cut, per-input Take, keys 1-9 and
 // Space/Enter; program audio following video or pinned; the cut history with latencies.
 // The state comes from the server's events, so every open switcher shows the same tally.
+// This file is the page's wiring only: every decision is in switcher-model.js (tested in
+// node), and every preview and monitor is the pages' one player (player.js).
 
 import { accessMode, describeMode } from './mode.js';
 import { createLog } from './log.js';
-import { formatBitrate, watchStreams } from './streams.js';
+import { sourceKind, watchStreams } from './streams.js';
 import { StreamPlayer } from './player.js';
+import { resolutionLabel, stateMessage } from './player-model.js';
 import {
-  cutPlan, describeCut, describeError, keyIndex, latencySummary, newFallbacks, orderInputs, tallyOf,
+  HIDDEN_STOP_MS, NO_PREVIEW, audioChoices, cutLatencyText, cutPlan, describeError, historyLines, inputView,
+  keyAction, orderInputs, planPreviews, pollFailure, previewLimit, previewMonitorState, programView,
+  refusalReason, stateAlerts, swapAfterCut,
 } from './switcher-model.js';
 
 const log = createLog(document.getElementById('log'));
@@ -23,20 +28,8 @@ log(describeMode(mode, using));
 const token = new URLSearchParams(location.search).get('token');
 const auth = token ? { Authorization: `Bearer ${token}` } : {};
 
-/**
- * Live input previews at most: each is a decoder in this browser (and a session or an HLS
- * poller). `?previews=N` sets another limit (0-32) for a weak laptop or a big wall.
- */
-const MAX_PREVIEWS = previewLimit(new URLSearchParams(location.search).get('previews'), mode.mode === 'LOCAL' ? 12 : 6);
-/** An input scrolled out of view keeps its preview this long (scrolling back is instant). */
-const OFFSCREEN_STOP_MS = 5000;
-/** A page in a background tab stops its players after this long. */
-const HIDDEN_STOP_MS = 30000;
-
-function previewLimit(asked, fallback) {
-  const n = Number(asked);
-  return asked !== null && asked !== '' && Number.isInteger(n) && n >= 0 && n <= 32 ? n : fallback;
-}
+/** Live input previews at most (`?previews=N`). */
+const MAX_PREVIEWS = previewLimit(new URLSearchParams(location.search).get('previews'), mode.mode);
 
 const el = (id) => document.getElementById(id);
 const inputsBox = el('inputs');
@@ -73,7 +66,7 @@ function clearAlert() {
 
 // --- inputs --------------------------------------------------------------------------------
 
-const STATE_LABELS = { idle: '', connecting: 'Connecting', live: '', error: 'Error', offline: 'Offline', paused: 'Paused', stalled: 'Stalled' };
+const player = (name, video, onState) => new StreamPlayer(name, video, { mode: mode.mode, token, log, onState });
 
 class Input {
   constructor(summary) {
@@ -85,14 +78,7 @@ class Input {
     this.visible = false;
     this.observed = false;
     this.lastVisible = 0;
-    this.lastTime = 0;
-    this.stalledSince = null;
-    this.player = new StreamPlayer(this.name, this.video, {
-      mode: mode.mode,
-      token,
-      log,
-      onState: (s, m) => this.showState(s, m),
-    });
+    this.player = player(this.name, this.video, (s, m) => this.showState(s, m));
     this.el.addEventListener('click', () => select(this.name));
     this.el.querySelector('.take').addEventListener('click', (e) => {
       e.stopPropagation();
@@ -103,71 +89,43 @@ class Input {
 
   showState(s, message) {
     this.el.dataset.state = s;
-    this.el.querySelector('.input-message').textContent = s === 'live' ? '' : (message || STATE_LABELS[s] || '');
+    this.el.querySelector('.input-message').textContent = stateMessage(s, message);
     if (state?.preview === this.name) preview.sync();
   }
 
   update(summary) {
     this.summary = summary;
-    this.el.dataset.source = summary.source === 'camera' ? 'camera' : 'guest';
-    this.el.querySelector('.input-kind').textContent = summary.source === 'camera' ? 'camera' : 'guest';
-    this.el.querySelector('.stat-bitrate').textContent = summary.online ? formatBitrate(summary.bitrate_bps) : '';
     if (!summary.online && this.player.running) this.player.stop('offline', 'Offline');
     else if (!summary.online) this.showState('offline', 'Offline');
     this.decorate();
   }
 
-  /** Key number, tally lights, whether it can go to program. */
+  /** Key number, tally lights, kind, bitrate, audio, whether it can go to program. */
   decorate() {
-    const index = ordered.indexOf(this);
-    this.el.querySelector('.input-key').textContent = index >= 0 && index < 9 ? String(index + 1) : '';
-    const t = tallyOf(this.name, state);
-    this.el.dataset.program = String(t.program);
-    this.el.dataset.preview = String(t.preview);
-    this.el.dataset.pending = String(t.pending);
-    this.el.querySelector('.input-tally').textContent = t.program ? 'PGM' : t.pending ? 'CUT…' : t.preview ? 'PVW' : '';
-    const audio = this.summary.audio;
-    const onAir = Boolean(audio) && t.audio;
-    this.el.querySelector('.stat-audio').textContent = audio ? `audio ${audio.codec}${onAir ? ' · on program' : ''}` : 'no audio';
-    this.el.dataset.audioOnAir = String(onAir);
-    const source = state?.sources.find((s) => s.name === this.name);
-    const problem = !this.summary.online ? 'Offline'
-      : source?.incompatible ? `Cannot go to program: ${source.incompatible}` : '';
-    this.el.querySelector('.input-problem').textContent = problem;
-    this.el.dataset.problem = String(Boolean(problem));
-    const take = this.el.querySelector('.take');
-    take.disabled = Boolean(problem) || t.program || t.pending;
-    take.title = problem || (t.program ? 'On program' : 'Cut straight to this source');
-    this.el.setAttribute('aria-label', `${this.name}${t.program ? ', on program' : ''}${t.preview ? ', in preview' : ''}`);
+    const v = inputView(this.summary, state, ordered.indexOf(this));
+    const q = (selector) => this.el.querySelector(selector);
+    q('.input-key').textContent = v.key;
+    this.el.dataset.program = String(v.tally.program);
+    this.el.dataset.preview = String(v.tally.preview);
+    this.el.dataset.pending = String(v.tally.pending);
+    q('.input-tally').textContent = v.tallyText;
+    this.el.dataset.source = v.kind;
+    q('.input-kind').textContent = v.kind;
+    q('.stat-bitrate').textContent = v.bitrate;
+    q('.stat-audio').textContent = v.audioText;
+    this.el.dataset.audioOnAir = String(v.audioOnAir);
+    q('.input-problem').textContent = v.problem;
+    this.el.dataset.problem = String(Boolean(v.problem));
+    const takeButton = q('.take');
+    takeButton.disabled = v.takeDisabled;
+    takeButton.title = v.takeTitle;
+    this.el.setAttribute('aria-label', v.ariaLabel);
   }
 
-  /** Whether this input should show a live preview now (the budget aside). */
-  wantsPreview(now) {
-    if (!this.summary.online || pageHidden) return false;
-    // In LOCAL mode the preview monitor shows this input's own stream.
-    if (mode.mode === 'LOCAL' && state?.preview === this.name) return true;
-    return this.visible || now - this.lastVisible < OFFSCREEN_STOP_MS;
-  }
-
-  /** Once a second: resolution, and whether the picture still moves. */
+  /** Once a second: the resolution (the player itself watches for stalls). */
   refresh() {
     const v = this.video;
-    this.el.querySelector('.stat-res').textContent = v.videoWidth && this.player.state === 'live' ? `${v.videoWidth}×${v.videoHeight}` : '';
-    const s = this.player.state;
-    // Chromium pauses muted autoplay videos scrolled out of view: no frames there says nothing.
-    if (!this.visible) {
-      this.stalledSince = null;
-      if (s === 'stalled') this.player.setState('live', '');
-    } else if (s === 'live' || s === 'stalled') {
-      if (v.currentTime !== this.lastTime) {
-        this.lastTime = v.currentTime;
-        this.stalledSince = null;
-        if (s === 'stalled') this.player.setState('live', '');
-      } else {
-        this.stalledSince ??= performance.now();
-        if (performance.now() - this.stalledSince > 4000 && s !== 'stalled') this.player.setState('stalled', 'No new frames');
-      }
-    }
+    this.el.querySelector('.stat-res').textContent = this.player.state === 'live' ? resolutionLabel(v.videoWidth, v.videoHeight) : '';
   }
 
   remove() {
@@ -189,34 +147,19 @@ const visibility = new IntersectionObserver((entries) => {
   schedulePreviews();
 }, { threshold: 0.01 });
 
-/**
- * Starts and stops input previews, at most MAX_PREVIEWS: in LOCAL mode the preview source's
- * first (the preview monitor shows its stream), then the visible ones in display order.
- */
+/** Starts and stops input previews as switcher-model.js's planPreviews says. */
 function schedulePreviews() {
   const now = performance.now();
   for (const input of inputs.values()) if (input.visible) input.lastVisible = now;
-  const first = mode.mode === 'LOCAL' ? inputs.get(state?.preview) : undefined;
-  const queue = first ? [first, ...ordered.filter((i) => i !== first)] : ordered;
-  let running = 0;
-  for (const input of queue) {
-    // Not looked at yet (the observer answers right after the input is added).
-    if (!input.observed && !(mode.mode === 'LOCAL' && state?.preview === input.name)) continue;
-    if (!input.wantsPreview(now)) {
-      if (input.player.running) {
-        input.player.stop(input.summary.online ? 'paused' : 'offline',
-          !input.summary.online ? 'Offline' : pageHidden ? 'Paused while the page is hidden' : 'Paused (scrolled out of view)');
-      } else if (input.summary.online && input.player.state === 'idle') {
-        input.showState('paused', 'Paused (scrolled out of view)');
-      }
-      continue;
-    }
-    if (running < MAX_PREVIEWS) {
-      running += 1;
-      input.player.start();
-    } else if (input.player.running || input.player.state !== 'paused') {
-      input.player.stop('paused', `Preview off: at most ${MAX_PREVIEWS} live preview${MAX_PREVIEWS === 1 ? '' : 's'} at once`);
-    }
+  const plan = planPreviews(ordered.map((i) => ({
+    name: i.name, online: i.summary.online, observed: i.observed, visible: i.visible,
+    lastVisible: i.lastVisible, running: i.player.running, state: i.player.state,
+  })), { local: mode.mode === 'LOCAL', preview: state?.preview, max: MAX_PREVIEWS, pageHidden, now });
+  for (const step of plan) {
+    const input = inputs.get(step.name);
+    if (step.action === 'start') input.player.start();
+    else if (step.action === 'stop') input.player.stop(step.state, step.message);
+    else if (step.action === 'show') input.showState(step.state, step.message);
   }
 }
 
@@ -235,7 +178,7 @@ function renderInputs() {
       input = new Input(summary);
       inputs.set(summary.name, input);
       visibility.observe(input.el);
-      log(`${summary.name}: ${summary.source === 'camera' ? 'camera' : 'guest'} in the inputs`);
+      log(`${summary.name}: ${sourceKind(summary)} in the inputs`);
     } else {
       input.update(summary);
     }
@@ -257,13 +200,11 @@ class Monitor {
     this.root = root;
     this.video = root.querySelector('video');
     this.video.addEventListener('playing', () => this.onPlaying());
-    this.lastTime = 0;
-    this.stalledSince = null;
   }
 
   setState(s, message = '') {
     this.root.dataset.state = s;
-    this.root.querySelector('.monitor-message').textContent = s === 'live' ? '' : message;
+    this.root.querySelector('.monitor-message').textContent = stateMessage(s, message);
   }
 
   onPlaying() {}
@@ -271,11 +212,11 @@ class Monitor {
   refreshRes() {
     const v = this.video;
     const live = this.root.dataset.state === 'live';
-    this.root.querySelector('.monitor-res').textContent = live && v.videoWidth ? `${v.videoWidth}×${v.videoHeight}` : '';
+    this.root.querySelector('.monitor-res').textContent = live ? resolutionLabel(v.videoWidth, v.videoHeight) : '';
   }
 }
 
-/** Shows the preview source: in LOCAL mode the input's own WHEP stream, in REMOTE mode its own HLS player. */
+/** Shows the preview source: in LOCAL mode the input's own WHEP stream, in REMOTE mode its own player. */
 class PreviewMonitor extends Monitor {
   constructor(root) {
     super(root);
@@ -285,7 +226,7 @@ class PreviewMonitor extends Monitor {
     this.show(null);
   }
 
-  onPlaying() { if (this.name) this.setState('live'); }
+  onPlaying() { if (this.name && !this.own) this.sync(); }
 
   show(name) {
     if (name === this.name) {
@@ -299,34 +240,28 @@ class PreviewMonitor extends Monitor {
     this.video.srcObject = null;
     this.root.querySelector('.monitor-source').textContent = name ?? '';
     if (!name) {
-      this.setState('idle', 'No preview. Click an input or press 1–9.');
+      this.setState('idle', NO_PREVIEW);
       return;
     }
     if (mode.mode === 'REMOTE') {
-      this.own = new StreamPlayer(name, this.video, { mode: mode.mode, token, log, onState: (s, m) => this.setState(s, m) });
+      this.own = player(name, this.video, (s, m) => this.setState(s, m));
       this.own.start();
     }
     this.sync();
   }
 
-  /** LOCAL: follow the input's MediaStream as its player (re)connects. */
+  /** LOCAL: follow the input's MediaStream as its player (re)connects, and show its state. */
   sync() {
     if (!this.name || this.own) return;
     const input = inputs.get(this.name);
-    if (!input) {
-      this.video.srcObject = null;
-      this.shared = null;
-      this.setState('offline', `"${this.name}" is not live.`);
-      return;
-    }
-    const stream = input.player.mediaStream;
+    const stream = input?.player.mediaStream ?? null;
     if (stream !== this.shared) {
       this.shared = stream;
       this.video.srcObject = stream;
     }
-    if (input.player.state !== 'live') this.setState(input.player.state, input.player.message || 'Waiting for the source…');
-    else if (this.video.readyState >= 2 && !this.video.paused) this.setState('live');
-    else this.setState('connecting', 'Starting…');
+    const playing = this.video.readyState >= 2 && !this.video.paused;
+    const shown = previewMonitorState(this.name, input ? { state: input.player.state, message: input.player.message } : null, playing);
+    this.setState(shown.state, shown.message);
   }
 }
 
@@ -335,7 +270,7 @@ class ProgramMonitor extends Monitor {
   constructor(root) {
     super(root);
     this.player = null;
-    this.setState('idle', 'Nothing on program yet: pick a source, then Cut (Space) or Take.');
+    this.update();
     const unmute = el('program-unmute');
     unmute.addEventListener('click', () => {
       this.video.muted = !this.video.muted;
@@ -347,21 +282,19 @@ class ProgramMonitor extends Monitor {
 
   /** Plays when the switcher has a program and the page is in view. */
   update() {
-    const name = state?.program_stream ?? 'program';
-    const hasProgram = Boolean(state?.program || state?.pending || streams.get(name)?.online);
-    this.root.querySelector('.monitor-source').textContent = state?.program ?? '';
-    this.root.querySelector('.monitor-pending').textContent = state?.pending ? `→ ${state.pending} (waiting for its keyframe)` : '';
-    if (this.player && this.player.name !== name) {
+    const v = programView(state, streams, pageHidden);
+    this.root.querySelector('.monitor-source').textContent = v.source;
+    this.root.querySelector('.monitor-pending').textContent = v.pending;
+    if (this.player && this.player.name !== v.stream) {
       this.player.destroy();
       this.player = null;
     }
-    if (!hasProgram || pageHidden) {
+    if (!v.play) {
       if (this.player?.running) this.player.stop();
-      this.setState('idle', pageHidden ? 'Paused while the page is hidden'
-        : 'Nothing on program yet: pick a source, then Cut (Space) or Take.');
+      this.setState('idle', v.idleMessage);
       return;
     }
-    this.player ??= new StreamPlayer(name, this.video, { mode: mode.mode, token, log, onState: (s, m) => this.setState(s, m) });
+    this.player ??= player(v.stream, this.video, (s, m) => this.setState(s, m));
     this.player.start();
   }
 
@@ -370,18 +303,6 @@ class ProgramMonitor extends Monitor {
     // Only once playing: hls.js reports the whole start-up wait as latency before that.
     const label = this.player?.running && this.root.dataset.state === 'live' ? await this.player.latencyLabel() : null;
     this.root.querySelector('.monitor-latency').textContent = label ?? '';
-    const v = this.video;
-    const s = this.root.dataset.state;
-    if (s === 'live' || s === 'stalled') {
-      if (v.currentTime !== this.lastTime) {
-        this.lastTime = v.currentTime;
-        this.stalledSince = null;
-        if (s === 'stalled') this.setState('live');
-      } else {
-        this.stalledSince ??= performance.now();
-        if (performance.now() - this.stalledSince > 4000) this.setState('stalled', 'No new frames on program');
-      }
-    }
   }
 }
 
@@ -393,14 +314,7 @@ const program = new ProgramMonitor(el('program-monitor'));
 function applyState(s) {
   const before = state;
   state = s;
-  if (before) {
-    for (const cut of newFallbacks(before.history, s.history)) {
-      showAlert(`Program source "${cut.from ?? '?'}" went away: the program fell back to "${cut.to}".`, 'warn', 15000);
-    }
-  }
-  if (before?.program && !s.program && !s.pending) {
-    showAlert(`Program source "${before.program}" went away and no fallback source is live: the program is paused.`, 'warn', 0);
-  }
+  for (const alert of stateAlerts(before, s)) showAlert(alert.message, alert.kind, alert.ms);
   renderInputs();
   preview.show(s.preview);
   program.update();
@@ -412,59 +326,38 @@ function renderControls() {
   const plan = cutPlan(state);
   cutButton.disabled = !plan.ok;
   cutButton.title = plan.ok ? `Cut "${plan.source}" to program (Space or Enter)` : plan.why;
-  // Program audio: follows video, or pinned to a source that has a microphone.
-  const wanted = ['', ...(state?.sources ?? []).filter((s) => !s.incompatible).map((s) => s.name)];
-  const current = [...audioSelect.options].map((o) => o.value);
-  if (wanted.join('\n') !== current.join('\n')) {
-    audioSelect.replaceChildren(...wanted.map((name) => {
+  const choices = audioChoices(state);
+  const key = (o) => `${o.value}\t${o.text}\t${o.disabled}`;
+  const current = [...audioSelect.options].map((o) => key({ value: o.value, text: o.textContent, disabled: o.disabled }));
+  if (choices.options.map(key).join('\n') !== current.join('\n')) {
+    audioSelect.replaceChildren(...choices.options.map((o) => {
       const option = document.createElement('option');
-      option.value = name;
-      const source = state.sources.find((s) => s.name === name);
-      option.textContent = name === '' ? 'Follows video' : source?.audio ? name : `${name} (no audio)`;
-      option.disabled = Boolean(name) && !source?.audio;
+      option.value = o.value;
+      option.textContent = o.text;
+      option.disabled = o.disabled;
       return option;
     }));
   }
-  const pin = state?.audio_pin ?? '';
-  if (pin && !wanted.includes(pin)) {
-    // Pinned to a source that is gone: say so rather than show "Follows video".
-    const option = document.createElement('option');
-    option.value = pin;
-    option.textContent = `${pin} (gone)`;
-    option.disabled = true;
-    audioSelect.append(option);
-  }
-  audioSelect.value = pin;
-  const summary = latencySummary(state?.history);
-  el('cut-latency').textContent = summary.last == null ? ''
-    : `Last cut ${Math.round(summary.last)} ms · median ${Math.round(summary.median)} ms (${summary.count})`;
+  audioSelect.value = choices.value;
+  el('cut-latency').textContent = cutLatencyText(state?.history);
 }
 
 function renderHistory() {
-  const list = el('history');
-  const cuts = [...(state?.history ?? [])].reverse().slice(0, 12);
-  list.replaceChildren(...cuts.map((cut) => {
-    const d = describeCut(cut);
+  const lines = historyLines(state?.history);
+  el('history').replaceChildren(...lines.map((line) => {
     const li = document.createElement('li');
-    li.dataset.kind = d.kind;
-    const time = document.createElement('time');
-    time.textContent = new Date(cut.requested_at_ms).toTimeString().slice(0, 8);
-    const what = document.createElement('span');
-    what.className = 'cut-what';
-    what.textContent = d.text;
-    const latency = document.createElement('span');
-    latency.className = 'cut-latency-ms';
-    latency.textContent = d.latency;
-    li.append(time, what, latency);
-    if (d.kind === 'fallback') {
-      const tag = document.createElement('span');
-      tag.className = 'cut-tag';
-      tag.textContent = 'fallback';
-      li.append(tag);
-    }
+    li.dataset.kind = line.kind;
+    const part = (tag, className, text) => {
+      const node = document.createElement(tag);
+      if (className) node.className = className;
+      node.textContent = text;
+      return node;
+    };
+    li.append(part('time', '', line.time), part('span', 'cut-what', line.text), part('span', 'cut-latency-ms', line.latency));
+    if (line.tag) li.append(part('span', 'cut-tag', line.tag));
     return li;
   }));
-  el('no-history').hidden = cuts.length > 0;
+  el('no-history').hidden = lines.length > 0;
   el('latency-summary').textContent = '';
 }
 
@@ -488,8 +381,7 @@ async function send(action, source) {
     return null;
   }
   if (!response.ok) {
-    const reason = (await response.text().catch(() => '')).trim().split('\n')[0].slice(0, 300);
-    showAlert(describeError(action, source, response.status, reason));
+    showAlert(describeError(action, source, response.status, refusalReason(await response.text().catch(() => ''))));
     return null;
   }
   const s = await response.json();
@@ -521,9 +413,8 @@ async function cut() {
   const old = state.pending ?? state.program;
   log(`cut: ${old ?? 'nothing'} → ${plan.source}`);
   const done = await send('program', plan.source);
-  if (done && swapBox.checked && old && old !== plan.source && done.sources.some((s) => s.name === old)) {
-    await send('preview', old);
-  }
+  const back = done && swapAfterCut(old, plan.source, done, swapBox.checked);
+  if (back) await send('preview', back);
 }
 
 cutButton.addEventListener('click', () => cut());
@@ -540,20 +431,18 @@ swapBox.addEventListener('change', () => localStorage.setItem('r58.switcher.swap
 // Keys act on the whole page, except while typing or choosing in a form field.
 const TYPING = 'input:not([type="checkbox"]), select, textarea, [contenteditable]';
 addEventListener('keydown', (e) => {
-  if (e.ctrlKey || e.metaKey || e.altKey) return;
-  if (e.target instanceof Element && e.target.closest(TYPING)) return;
-  const index = keyIndex(e.key);
-  if (index >= 0) {
-    e.preventDefault();
-    const input = ordered[index];
+  const action = keyAction({
+    key: e.key, ctrlKey: e.ctrlKey, metaKey: e.metaKey, altKey: e.altKey, repeat: e.repeat,
+    typing: e.target instanceof Element && Boolean(e.target.closest(TYPING)),
+  });
+  // A focused button would act on Space or Enter too: the key means Cut here, nothing else.
+  if (action.preventDefault) e.preventDefault();
+  if (action.type === 'select') {
+    const input = ordered[action.index];
     if (input) select(input.name);
-    return;
-  }
-  if (e.key === ' ' || e.key === 'Enter') {
-    // A focused button would act on this key too: the key means Cut here, nothing else.
-    e.preventDefault();
-    if (!e.repeat) cut();
-  } else if (e.key === 'Escape') {
+  } else if (action.type === 'cut') {
+    cut();
+  } else if (action.type === 'clear') {
     clearAlert();
   }
 }, true);
@@ -575,11 +464,13 @@ function pollState(reason) {
       if (r.ok) {
         statesReceived += 1;
         applyState(await r.json());
+        return;
       }
-      else if (r.status === 401) showAlert('This switcher needs an operator token (401): open the page with ?token=… .', 'error', 0);
-      else showAlert(`The switcher state is not available: ${r.status}`, 'error', 5000);
+      const failure = pollFailure(r.status);
+      showAlert(failure.message, 'error', failure.ms);
     } catch (e) {
-      showAlert(`The server did not answer: ${e.message}`, 'error', 5000);
+      const failure = pollFailure(0, e.message);
+      showAlert(failure.message, 'error', failure.ms);
     }
   };
   poll();

@@ -1,0 +1,117 @@
+// The one player's pure decisions, run in node: the stall rule, state labels and messages,
+// failure wording, WHEP connection handling, readouts; and the stream-list helpers the pages
+// share.
+import { test } from 'node:test';
+import assert from 'node:assert/strict';
+import {
+  PLAYER_STATES, STALL_MS, connectionAction, describePlayError, frameProgress, hlsLatencyLabel,
+  resolutionLabel, retryMessage, stallTransition, stateLabel, stateMessage, watchFrames, whepLatencyLabel,
+} from '../../web/static/js/player-model.js';
+import { orderStreams, sourceKind, viewersLabel } from '../../web/static/js/streams.js';
+
+/** Runs the stall rule over `looks` ([ms, progress, judged?]) and returns each look's verdict. */
+function run(looks, threshold = STALL_MS) {
+  let watch = null;
+  return looks.map(([now, progress, judged = true]) => {
+    const r = watchFrames(watch, progress, now, judged, threshold);
+    watch = r.watch;
+    return r.stalled;
+  });
+}
+
+test('the stall rule: stalled once the frames stood still for the threshold, live again when they move', () => {
+  assert.equal(STALL_MS, 4000);
+  // Frames move every second, then stop at 10 after t=2000.
+  assert.deepEqual(run([[0, 0], [1000, 5], [2000, 10], [3000, 10], [5000, 10], [5999, 10], [6000, 10], [7000, 10], [8000, 12]]),
+    [false, false, false, false, false, false, true, true, false]);
+  // A fresh start (null record) is never stalled, whatever the progress.
+  assert.deepEqual(watchFrames(null, 7, 123), { watch: { progress: 7, movedAt: 123 }, stalled: false });
+  // Another threshold is honoured (the rule is one function, the threshold one constant).
+  assert.deepEqual(run([[0, 1], [1000, 1], [1500, 1]], 1500), [false, false, true]);
+});
+
+test('a picture that cannot be judged (out of view, hidden page, no size) is not stalled and starts the clock again', () => {
+  assert.deepEqual(run([[0, 3], [3000, 3], [4000, 3, false], [7000, 3], [8000, 3]]), [false, false, false, false, true]);
+  // Out of view at the moment the threshold passes: no verdict until it has been watched again long enough.
+  assert.deepEqual(run([[0, 3], [4500, 3, false], [5000, 3]]), [false, false, false]);
+});
+
+test('WHEP pictures are judged by decoded frames: their currentTime runs on without any', () => {
+  assert.equal(frameProgress({ totalVideoFrames: 285 }, 14.9), 285);
+  assert.equal(frameProgress(null, 14.9), 14.9);
+  assert.equal(frameProgress({}, 2.5), 2.5);
+  // The same position with the clock running: a frozen WHEP picture is found.
+  let watch = null;
+  let stalled = false;
+  for (const [now, time] of [[0, 9.9], [2000, 11.9], [4000, 13.9], [6000, 15.9]]) {
+    ({ watch, stalled } = watchFrames(watch, frameProgress({ totalVideoFrames: 285 }, time), now));
+  }
+  assert.equal(stalled, true);
+});
+
+test('only live and stalled players change state by the stall rule', () => {
+  assert.equal(stallTransition('live', true), 'stalled');
+  assert.equal(stallTransition('stalled', false), 'live');
+  assert.equal(stallTransition('live', false), null);
+  assert.equal(stallTransition('stalled', true), null);
+  for (const s of ['idle', 'connecting', 'error', 'offline', 'paused']) {
+    assert.equal(stallTransition(s, true), null, s);
+    assert.equal(stallTransition(s, false), null, s);
+  }
+});
+
+test('every state has a label, and every state but live a message', () => {
+  assert.deepEqual(PLAYER_STATES.map(stateLabel), ['', 'Connecting', 'Live', 'Stalled', 'Error', 'Offline', 'Paused']);
+  assert.equal(stateMessage('live', 'ignored'), '');
+  assert.equal(stateMessage('stalled', 'No new frames for 4 s'), 'No new frames for 4 s');
+  assert.equal(stateMessage('offline', ''), 'Offline');
+  for (const s of PLAYER_STATES.filter((x) => x !== 'live' && x !== 'idle')) assert.notEqual(stateMessage(s, ''), '', s);
+});
+
+test('failures read as reasons, and a retry says when', () => {
+  assert.equal(describePlayError(404, 'no such stream', 'HTTP 404'), 'stream not live (404)');
+  assert.match(describePlayError(401, '', 'HTTP 401'), /viewing token \(401\).*\?token=/);
+  assert.equal(describePlayError(503, 'too many sessions', 'HTTP 503'), 'server busy (503): too many sessions');
+  assert.equal(describePlayError(null, null, 'Failed to fetch'), 'cannot play: Failed to fetch');
+  assert.equal(retryMessage('HLS playlist not found (HTTP 404)'), 'HLS playlist not found (HTTP 404) — retrying in 3 s');
+});
+
+test('a WHEP connection that failed is recovered at once, a disconnected one after a wait', () => {
+  assert.equal(connectionAction('failed'), 'restart');
+  assert.equal(connectionAction('closed'), 'restart');
+  assert.equal(connectionAction('disconnected'), 'wait');
+  for (const s of ['new', 'connecting', 'connected']) assert.equal(connectionAction(s), 'none', s);
+});
+
+test('readouts: resolution, LL-HLS and WHEP latency', () => {
+  assert.equal(resolutionLabel(1280, 720), '1280×720');
+  assert.equal(resolutionLabel(0, 0), '');
+  assert.equal(hlsLatencyLabel(1.26), '1.3 s behind live');
+  assert.equal(hlsLatencyLabel(null), null);
+  assert.equal(hlsLatencyLabel(Number.NaN), null);
+  const stats = [
+    { type: 'inbound-rtp', kind: 'audio', jitterBufferDelay: 9, jitterBufferEmittedCount: 10 },
+    { type: 'inbound-rtp', kind: 'video', jitterBufferDelay: 3, jitterBufferEmittedCount: 100 },
+    { type: 'candidate-pair', nominated: false, currentRoundTripTime: 1 },
+    { type: 'candidate-pair', nominated: true, currentRoundTripTime: 0.01 },
+  ];
+  // 30 ms in the jitter buffer plus half of a 10 ms round trip.
+  assert.equal(whepLatencyLabel(stats), '≈35 ms');
+  assert.equal(whepLatencyLabel(stats.slice(0, 1)), null, 'no video frames yet');
+  assert.equal(whepLatencyLabel(stats.slice(1, 2)), '≈30 ms', 'no round trip known yet');
+});
+
+test('stream lists: cameras first, then the rest, by name; kinds and viewer counts in words', () => {
+  const list = [
+    { name: 'zed', source: 'whip' }, { name: 'cam1', source: 'camera' }, { name: 'anna', source: 'whip' },
+    { name: 'cam0', source: 'camera' }, { name: 'program', source: 'program' },
+  ];
+  assert.deepEqual(orderStreams(list).map((s) => s.name), ['cam0', 'cam1', 'anna', 'program', 'zed']);
+  assert.deepEqual(orderStreams(new Map(list.map((s) => [s.name, s]))).map((s) => s.name),
+    ['cam0', 'cam1', 'anna', 'program', 'zed']);
+  assert.equal(sourceKind({ source: 'camera' }), 'camera');
+  assert.equal(sourceKind({ source: 'whip' }), 'guest');
+  assert.equal(viewersLabel(0), '');
+  assert.equal(viewersLabel(1), '1 WebRTC viewer');
+  assert.equal(viewersLabel(3), '3 WebRTC viewers');
+});

@@ -1,0 +1,128 @@
+// The one browser player's decisions, as pure functions (tested in node): its timings, when a
+// picture counts as stalled, what each state is called, how a failure is put into words, and
+// how its readouts are written. player.js does the playing; the pages only show what it says.
+
+/** No new frame for this long while live: the player says `stalled` (one rule, every page). */
+export const STALL_MS = 4000;
+/** A failed attempt is tried again after this long. */
+export const RETRY_MS = 3000;
+/** A player that has shown no frame by then starts over (and says so). */
+export const FIRST_FRAME_MS = 12000;
+/** A WHEP connection `disconnected` this long is treated as broken (a short one often heals). */
+export const LOST_MS = 3000;
+/** An ICE restart that has not reconnected by then gives way to a new session. */
+export const ICE_RESTART_MS = 5000;
+/** Pause before the new session that follows a refused or failed ICE restart. */
+export const NEW_SESSION_MS = 500;
+/** An LL-HLS player this far behind live (normally ~1 s) jumps to live: monitors show now. */
+export const JUMP_BEHIND_S = 4;
+
+/**
+ * Every state a player reports. `live` is the only one without a message of its own; the
+ * others always carry one, so nothing on a page spins without saying why.
+ */
+export const PLAYER_STATES = ['idle', 'connecting', 'live', 'stalled', 'error', 'offline', 'paused'];
+
+const LABELS = {
+  idle: '', connecting: 'Connecting', live: 'Live', stalled: 'Stalled', error: 'Error', offline: 'Offline', paused: 'Paused',
+};
+
+/** The short badge for a state ("Live", "Stalled", ...); '' for idle. */
+export function stateLabel(state) {
+  return LABELS[state] ?? state;
+}
+
+/** The line to show over the picture: nothing while live, else the message or the label. */
+export function stateMessage(state, message) {
+  return state === 'live' ? '' : (message || stateLabel(state));
+}
+
+/**
+ * How far the picture has come: the number of frames the video element has decoded, or its
+ * playing position where the browser does not count frames. A WHEP video's `currentTime` keeps
+ * running with no frames coming (a MediaStream has no timeline to stop on), so it is the frame
+ * count that tells a frozen picture. `quality` is `video.getVideoPlaybackQuality()` or null.
+ */
+export function frameProgress(quality, currentTime) {
+  return quality && Number.isFinite(quality.totalVideoFrames) ? quality.totalVideoFrames : currentTime;
+}
+
+/**
+ * The stall rule. One look at the picture's progress (`frameProgress`) at time `now` (ms):
+ * `watch` is what the previous look left (`{ progress, movedAt }`, or null to start afresh).
+ * `judged` is false when no frames would say nothing: the video is out of view or the page
+ * hidden (Chromium pauses muted videos there) or it has no picture size yet. Such a look, and
+ * any progress, starts the clock again. Returns `{ watch, stalled }`: stalled once the
+ * progress has stood still for `thresholdMs` or more.
+ */
+export function watchFrames(watch, progress, now, judged = true, thresholdMs = STALL_MS) {
+  if (!judged || !watch || progress !== watch.progress) return { watch: { progress, movedAt: now }, stalled: false };
+  return { watch, stalled: now - watch.movedAt >= thresholdMs };
+}
+
+/**
+ * What a live or stalled player becomes after a look: `stalled` after the threshold, `live`
+ * again once frames move; null when nothing changes (other states are not the rule's business).
+ */
+export function stallTransition(state, stalled) {
+  if (state === 'live' && stalled) return 'stalled';
+  if (state === 'stalled' && !stalled) return 'live';
+  return null;
+}
+
+/** Why a start failed, for the operator: `status` is the HTTP status (or null), `message` the error's. */
+export function describePlayError(status, reason, message) {
+  switch (status) {
+    case 404: return 'stream not live (404)';
+    case 401: return 'the server wants a viewing token (401): open the page with ?token=…';
+    case 503: return `server busy (503): ${reason ?? ''}`.trim();
+    default: return `cannot play: ${message}`;
+  }
+}
+
+/** The message of a failed attempt that is tried again. */
+export function retryMessage(why, retryMs = RETRY_MS) {
+  return `${why} — retrying in ${retryMs / 1000} s`;
+}
+
+/** What to do about a WHEP connection state: `restart` now, `wait` then restart, or `none`. */
+export function connectionAction(connectionState) {
+  if (connectionState === 'failed' || connectionState === 'closed') return 'restart';
+  // A short 'disconnected' often heals by itself.
+  if (connectionState === 'disconnected') return 'wait';
+  return 'none';
+}
+
+/** The message while connecting: what the player uses. */
+export function connectingMessage(mode) {
+  return mode === 'LOCAL' ? 'Connecting (WebRTC)…' : 'Loading (LL-HLS)…';
+}
+
+/** "1280×720", or '' without a picture. */
+export function resolutionLabel(width, height) {
+  return width > 0 && height > 0 ? `${width}×${height}` : '';
+}
+
+/** LL-HLS latency as a label: seconds behind the live edge, or null when unknown. */
+export function hlsLatencyLabel(seconds) {
+  return seconds == null || !Number.isFinite(seconds) ? null : `${seconds.toFixed(1)} s behind live`;
+}
+
+/**
+ * WHEP latency as a label, from the receiver's stats: the jitter buffer's average delay plus
+ * half the round trip (what the network and the player add after the server; capture and
+ * encoding are not visible from here). `stats` is an iterable of RTCStats-shaped objects.
+ */
+export function whepLatencyLabel(stats) {
+  let jitterMs = null;
+  let rttMs = null;
+  for (const s of stats) {
+    if (s.type === 'inbound-rtp' && s.kind === 'video' && s.jitterBufferEmittedCount) {
+      jitterMs = (s.jitterBufferDelay / s.jitterBufferEmittedCount) * 1000;
+    }
+    if (s.type === 'candidate-pair' && s.nominated && s.currentRoundTripTime != null) {
+      rttMs = s.currentRoundTripTime * 1000;
+    }
+  }
+  return jitterMs == null ? null : `≈${Math.round(jitterMs + (rttMs ?? 0) / 2)} ms`;
+}

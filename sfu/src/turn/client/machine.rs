@@ -519,8 +519,18 @@ impl TurnClient {
 
     /// A request failed for good: what that means depends on what it asked for.
     fn fail(&mut self, now: Instant, tx: &Transaction, kind: FailureKind) {
-        let failure = self.failure(tx.request.method(), Some(TxId(tx.id.0)), kind);
-        match tx.request {
+        self.fail_request(now, tx.request, Some(TxId(tx.id.0)), kind);
+    }
+
+    fn fail_request(
+        &mut self,
+        now: Instant,
+        request: Request,
+        transaction: Option<TxId>,
+        kind: FailureKind,
+    ) {
+        let failure = self.failure(request.method(), transaction, kind);
+        match request {
             Request::Allocate { .. } => {
                 self.failures_in_row = self.failures_in_row.saturating_add(1);
                 let shift = (self.failures_in_row - 1).min(6);
@@ -673,18 +683,8 @@ impl TurnClient {
             }
             Err(e) => {
                 // Only an over-long username or nonce gets here; failing the request reports it.
-                let built = super::transaction::Built {
-                    id: rtc_stun::message::TransactionId::new(),
-                    raw: Vec::new(),
-                    nonce: None,
-                };
-                let timing = self.config.retransmission;
-                let tx = Transaction::new(now, &timing, true, request, built);
-                self.fail(
-                    now,
-                    &tx,
-                    FailureKind::Malformed(format!("cannot encode: {e}")),
-                );
+                let kind = FailureKind::Malformed(format!("cannot encode: {e}"));
+                self.fail_request(now, request, None, kind);
             }
         }
     }

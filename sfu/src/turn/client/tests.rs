@@ -665,3 +665,27 @@ fn fuzz_entry_survives_answers_in_every_state() {
     fuzzing::server_input(&input[..input.len() / 3]);
     fuzzing::server_input(&[0, 4, 0x40, 0, 0, 0, 0xFF]);
 }
+
+#[test]
+fn unencodable_username_fails_the_allocation_with_the_reason() {
+    let server = FakeServer::default();
+    let t0 = Instant::now();
+    let config = ClientConfig::new(
+        fuzzing::SERVER,
+        Transport::Udp,
+        "u".repeat(600), // over STUN's 513-byte USERNAME limit
+        Secret::new("pw"),
+    );
+    let mut client = TurnClient::new(config).unwrap();
+    client.allocate(t0);
+    let out = drain(&mut client);
+    client
+        .handle_input(t0, &server.unauthorized(&out[0]))
+        .unwrap();
+    assert!(drain(&mut client).is_empty());
+    let ev = events(&mut client);
+    let [Event::AllocationFailed { failure, .. }] = &ev[..] else {
+        panic!("{ev:?}");
+    };
+    assert!(failure.to_string().contains("cannot encode"), "{failure}");
+}

@@ -5,38 +5,12 @@
 //! without sockets. Prints ns and heap allocations per packet x subscriber.
 //!
 //! cargo bench --bench fanout_inprocess [-- 100,500,1000]
-// A counting global allocator: `GlobalAlloc` is an unsafe trait (workspace lints).
-#![allow(unsafe_code)]
-
-use std::alloc::{GlobalAlloc, Layout, System};
-use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::{Duration, Instant};
 
 use sfu::engine::{EngineConfig, TransmitQueue};
+use sfu::testing::alloc::{self, CountingAlloc};
 use sfu::testing::client::{ClientRole, H264_PT};
 use sfu::testing::harness::{H264Source, Harness};
-
-struct CountingAlloc;
-
-static ALLOCATIONS: AtomicU64 = AtomicU64::new(0);
-
-// SAFETY: every method forwards unchanged to the system allocator, which upholds the contract.
-unsafe impl GlobalAlloc for CountingAlloc {
-    unsafe fn alloc(&self, layout: Layout) -> *mut u8 {
-        ALLOCATIONS.fetch_add(1, Ordering::Relaxed);
-        // SAFETY: forwarded unchanged to the system allocator.
-        unsafe { System.alloc(layout) }
-    }
-    unsafe fn dealloc(&self, ptr: *mut u8, layout: Layout) {
-        // SAFETY: forwarded unchanged to the system allocator.
-        unsafe { System.dealloc(ptr, layout) }
-    }
-    unsafe fn realloc(&self, ptr: *mut u8, layout: Layout, new_size: usize) -> *mut u8 {
-        ALLOCATIONS.fetch_add(1, Ordering::Relaxed);
-        // SAFETY: forwarded unchanged to the system allocator.
-        unsafe { System.realloc(ptr, layout, new_size) }
-    }
-}
 
 #[global_allocator]
 static GLOBAL: CountingAlloc = CountingAlloc;
@@ -81,7 +55,7 @@ fn run(viewers: usize, shares: usize) -> (f64, f64, f64, u64) {
     let mut out_packets = 0u64;
     let mut out_bytes = 0u64;
     let mut queues: Vec<TransmitQueue> = (0..shares).map(|_| TransmitQueue::default()).collect();
-    let allocs_before = ALLOCATIONS.load(Ordering::Relaxed);
+    let allocs_before = alloc::total();
     let start = Instant::now();
     for frame in &frames {
         for d in frame {
@@ -114,7 +88,7 @@ fn run(viewers: usize, shares: usize) -> (f64, f64, f64, u64) {
         h.engine.clear_transmits();
     }
     let elapsed = start.elapsed();
-    let allocs = ALLOCATIONS.load(Ordering::Relaxed) - allocs_before;
+    let allocs = alloc::total() - allocs_before;
     let forwarded = (datagram_count * viewers) as f64;
     assert_eq!(
         out_packets as f64, forwarded,

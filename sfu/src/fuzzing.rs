@@ -429,6 +429,12 @@ pub fn engine_datagrams(data: &[u8]) {
 /// Fuzz entry: a Cloudflare TURN API answer through [`crate::turn::cloudflare::parse_response`].
 /// Asserts that whatever it accepts is safe to hand on: every URL a stun:/turn: URI fit for a
 /// `Link` header, credentials printable, at least one TURN entry with credentials.
+/// What a TURN server (or anything posing as one) sends r58's TURN client: STUN answers, Data
+/// indications, ChannelData, and TCP/TLS stream framing, to clients in every state.
+pub fn turn_client(data: &[u8]) {
+    crate::turn::client::fuzzing::server_input(data);
+}
+
 pub fn turn_response(data: &[u8]) {
     let Ok(servers) = crate::turn::cloudflare::parse_response(data) else {
         return;
@@ -501,6 +507,7 @@ pub const ENTRIES: &[(&str, FuzzEntry)] = &[
     ("pixel_convert", pixel_convert),
     ("client_sdp", client_sdp),
     ("hls_segmenter", hls_segmenter),
+    ("turn_client", turn_client),
 ];
 
 #[cfg(test)]

@@ -131,6 +131,11 @@ fn smoke_hls_segmenter() {
     smoke("hls_segmenter");
 }
 
+#[test]
+fn smoke_turn_client() {
+    smoke("turn_client");
+}
+
 /// Targets whose entry lives outside `sfu` (and the call their target must make); their smoke
 /// tests live in their own crate.
 const OTHER_CRATES: &[(&str, &str)] = &[("config_file", "r58::config::fuzzing::config_file(")];

@@ -1,6 +1,8 @@
 //! Test support, compiled only for tests and with the `test-support` feature (benchmarks, the
 //! load generator, fuzzing): a minimal sans-IO WebRTC client ([`client`]) and a harness that
-//! runs clients against an [`crate::engine::Engine`] on a virtual clock ([`harness`]).
+//! runs clients against an [`crate::engine::Engine`] on a virtual clock ([`harness`]), and an
+//! allocation-counting global allocator ([`alloc`]).
 
+pub mod alloc;
 pub mod client;
 pub mod harness;

@@ -41,6 +41,7 @@ pub mod wire;
 #[cfg(test)]
 mod tests;
 
+#[cfg(any(test, feature = "test-support"))]
 pub mod fuzzing;
 
 use std::fmt;

@@ -58,7 +58,9 @@ duration="${BENCH_DURATION:-10}"
 janus_bin="${JANUS_BIN:-/usr/bin/janus}"
 
 if [[ "${BENCH_NO_BUILD:-}" != 1 ]]; then
-    cargo build --release --bin r58 -p r58 -p bench-tools
+    # Both binaries this script runs: the server and the load generator (`--bin r58` alone
+    # skipped `fanout`, which a fresh clone then did not have).
+    cargo build --release --bin r58 --bin fanout
 fi
 out="$TARGET_DIR/bench"
 mkdir -p "$out"

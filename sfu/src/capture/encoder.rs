@@ -172,8 +172,14 @@ impl OpenH264Encoder {
             .num_threads(1)
             .complexity(Complexity::Low)
             .scene_change_detect(false);
-        let encoder = Encoder::with_api_config(OpenH264API::from_source(), config)
+        let mut encoder = Encoder::with_api_config(OpenH264API::from_source(), config)
             .map_err(|e| EncodeError::Init(e.to_string()))?;
+        if let Err(code) = super::openh264_log::route_to_tracing(&mut encoder) {
+            tracing::debug!(
+                code,
+                "OpenH264 keeps logging to stderr: it refused the trace callback"
+            );
+        }
         Ok(Self {
             encoder,
             settings,

@@ -15,6 +15,7 @@ pub mod camera;
 pub mod encoder;
 pub mod frame;
 pub mod mpp;
+mod openh264_log;
 pub mod packetizer;
 pub mod pattern;
 pub mod runner;

@@ -23,8 +23,8 @@ const SDPFRAG: &str = "application/trickle-ice-sdpfrag";
 
 pub fn routes(state: &AppState) -> Routes {
     let mut routes = Routes::new(state)
-        .post("/whip/{name}", Access::NewSession, publish)
-        .post("/whep/{name}", Access::NewSession, play);
+        .post("/whip/{name}", Access::NewSession, create)
+        .post("/whep/{name}", Access::NewSession, create);
     for endpoint in ["/whip/{name}", "/whep/{name}"] {
         routes = routes
             .add(Method::OPTIONS, endpoint, Access::Open, endpoint_options)
@@ -81,7 +81,9 @@ fn engine_error(e: EngineError) -> Response {
     error(status, e.to_string())
 }
 
-async fn publish(
+/// `POST /whip/{name}` publishes and `POST /whep/{name}` plays (the path says which); 201 with
+/// the answer, and the ICE servers in `Link` headers.
+async fn create(
     state: State<AppState>,
     name: Path<String>,
     uri: Uri,
@@ -89,24 +91,8 @@ async fn publish(
     body: Bytes,
 ) -> Response {
     let turn = state.0.turn.clone();
-    super::turn::with_ice_servers(
-        &turn,
-        create_session(state, Role::Publish, name, uri, headers, body),
-    )
-}
-
-async fn play(
-    state: State<AppState>,
-    name: Path<String>,
-    uri: Uri,
-    headers: HeaderMap,
-    body: Bytes,
-) -> Response {
-    let turn = state.0.turn.clone();
-    super::turn::with_ice_servers(
-        &turn,
-        create_session(state, Role::Play, name, uri, headers, body),
-    )
+    let role = role_of(&uri);
+    super::turn::with_ice_servers(&turn, create_session(state, role, name, uri, headers, body))
 }
 
 fn create_session(

@@ -1,7 +1,7 @@
 //! H.264 encoders behind one trait (OpenH264 in software now; Rockchip MPP later), and the
 //! Annex B parsing that turns an encoder's byte stream into NAL units.
 
-use crate::media::h264::{AccessUnit, nal_type, nal_unit_type, split_annex_b};
+use crate::media::h264::AccessUnit;
 use bytes::Bytes;
 use openh264::OpenH264API;
 use openh264::encoder::{
@@ -265,38 +265,14 @@ impl H264Encoder for OpenH264Encoder {
         stream.write_vec(&mut self.buf);
         // One allocation per frame; every NAL unit is a zero-copy slice of it.
         let data = Bytes::from(std::mem::take(&mut self.buf));
-        let nals: Vec<Bytes> = split_annex_b(&data)
-            .into_iter()
-            .map(|r| data.slice(r))
-            .collect();
-        let keyframe = nals.iter().any(|n| nal_unit_type(n) == nal_type::IDR);
-        Ok(AccessUnit {
-            timestamp: rtp_time(timestamp_ms),
-            nals,
-            keyframe,
-        })
+        Ok(AccessUnit::from_annex_b(&data, rtp_time(timestamp_ms)))
     }
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
-
-    #[test]
-    fn annex_b_splitting() {
-        let data = [
-            0xff, 0, 0, 0, 1, 0x67, 1, 2, 0, 0, 1, 0x68, 3, 0, 0, 0, 0, 1, 0x65, 0, 0, 4, 0,
-        ];
-        let nals: Vec<&[u8]> = split_annex_b(&data).into_iter().map(|r| &data[r]).collect();
-        assert_eq!(
-            nals,
-            [&[0x67, 1, 2][..], &[0x68, 3], &[0x65, 0, 0, 4]],
-            "leading garbage skipped, trailing zeros dropped, inner 00 00 kept"
-        );
-        assert!(split_annex_b(&[]).is_empty());
-        assert!(split_annex_b(&[0, 0, 1]).is_empty());
-        assert!(split_annex_b(&[0, 0, 1, 0, 0, 1, 0]).is_empty());
-    }
+    use crate::media::h264::{nal_type, nal_unit_type};
 
     #[test]
     fn levels_follow_size_and_rate() {

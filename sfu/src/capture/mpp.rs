@@ -24,8 +24,7 @@ use rockchip_mpp_sys as sys;
 use super::encoder::{EncodeError, EncoderSettings, H264Encoder, check_size, rtp_time};
 use super::frame::I420Frame;
 use super::source::{Picture, RawFormat, RawLayout};
-use crate::media::h264::split_annex_b;
-use crate::media::h264::{AccessUnit, nal_type, nal_unit_type};
+use crate::media::h264::AccessUnit;
 
 /// Requested IDRs closer together than this are deferred (the caller keeps asking), so a storm
 /// of keyframe requests from many viewers cannot turn the stream into all-intra frames.
@@ -493,16 +492,7 @@ impl H264Encoder for MppEncoder {
             unsafe { self.mpp.buffer_put(buffer) };
         }
         let data = Bytes::from(result.map_err(EncodeError::Encode)?);
-        let nals: Vec<Bytes> = split_annex_b(&data)
-            .into_iter()
-            .map(|r| data.slice(r))
-            .collect();
-        let keyframe = nals.iter().any(|n| nal_unit_type(n) == nal_type::IDR);
-        Ok(AccessUnit {
-            timestamp: rtp_time(timestamp_ms),
-            nals,
-            keyframe,
-        })
+        Ok(AccessUnit::from_annex_b(&data, rtp_time(timestamp_ms)))
     }
 }
 

@@ -42,6 +42,21 @@ impl AccessUnit {
         (find(nal_type::SPS), find(nal_type::PPS))
     }
 
+    /// An encoder's Annex B output as one access unit: its NAL units are zero-copy slices of
+    /// `data`, and it is a keyframe when one of them is an IDR slice.
+    pub fn from_annex_b(data: &Bytes, timestamp: u32) -> Self {
+        let nals: Vec<Bytes> = split_annex_b(data)
+            .into_iter()
+            .map(|r| data.slice(r))
+            .collect();
+        let keyframe = nals.iter().any(|n| nal_unit_type(n) == nal_type::IDR);
+        Self {
+            timestamp,
+            nals,
+            keyframe,
+        }
+    }
+
     /// The NAL units in AVCC form (4-byte big-endian lengths), as MP4 samples store them.
     pub fn to_avcc(&self) -> Vec<u8> {
         let mut out = Vec::with_capacity(self.nals.iter().map(|n| n.len() + 4).sum());
@@ -78,4 +93,41 @@ pub fn split_annex_b(data: &[u8]) -> Vec<Range<usize>> {
         }
     }
     out
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn annex_b_splitting() {
+        let data = [
+            0xff, 0, 0, 0, 1, 0x67, 1, 2, 0, 0, 1, 0x68, 3, 0, 0, 0, 0, 1, 0x65, 0, 0, 4, 0,
+        ];
+        let nals: Vec<&[u8]> = split_annex_b(&data).into_iter().map(|r| &data[r]).collect();
+        assert_eq!(
+            nals,
+            [&[0x67, 1, 2][..], &[0x68, 3], &[0x65, 0, 0, 4]],
+            "leading garbage skipped, trailing zeros dropped, inner 00 00 kept"
+        );
+        assert!(split_annex_b(&[]).is_empty());
+        assert!(split_annex_b(&[0, 0, 1]).is_empty());
+        assert!(split_annex_b(&[0, 0, 1, 0, 0, 1, 0]).is_empty());
+    }
+
+    #[test]
+    fn annex_b_output_becomes_a_keyframe_unit() {
+        let data = Bytes::from_static(&[
+            0, 0, 0, 1, 0x67, 1, 2, 0, 0, 1, 0x68, 3, 0, 0, 1, 0x65, 4, 5,
+        ]);
+        let unit = AccessUnit::from_annex_b(&data, 90);
+        assert_eq!(unit.nals.len(), 3);
+        assert!(unit.keyframe);
+        assert_eq!(unit.timestamp, 90);
+        let (sps, pps) = unit.parameter_sets();
+        assert_eq!(sps.map(|b| &b[..]), Some(&[0x67, 1, 2][..]));
+        assert_eq!(pps.map(|b| &b[..]), Some(&[0x68, 3][..]));
+        let delta = AccessUnit::from_annex_b(&Bytes::from_static(&[0, 0, 1, 0x41, 9]), 0);
+        assert!(!delta.keyframe);
+    }
 }

@@ -60,7 +60,7 @@ janus_bin="${JANUS_BIN:-/usr/bin/janus}"
 if [[ "${BENCH_NO_BUILD:-}" != 1 ]]; then
     # Both binaries this script runs: the server and the load generator (`--bin r58` alone
     # skipped `fanout`, which a fresh clone then did not have).
-    cargo build --release --bin r58 --bin fanout
+    cargo build --release -p r58 -p bench-tools --bins
 fi
 out="$TARGET_DIR/bench"
 mkdir -p "$out"

@@ -48,7 +48,7 @@ use auth::{FileAuth, resolve_auth};
 pub use cameras::{CAMERA_KEYS, CameraConfig, Command, TEST_CAMERAS_KEYS, TestCameras};
 pub use limits::Limits;
 pub use tls::TlsFiles;
-pub use turn::{TURN_KEYS, Turn};
+pub use turn::{ServerRelay, TURN_KEYS, Turn};
 use values::{
     check_max_sessions, check_media_threads, parse_ips, parse_log_level, parse_max_sessions_str,
     parse_media_threads_str, parse_origins, parse_socket_addr,

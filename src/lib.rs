@@ -1,4 +1,5 @@
 pub mod config;
 pub mod http;
 pub mod listener;
+pub mod relay;
 pub mod server;

@@ -93,6 +93,8 @@ pub async fn run(config: Config) -> Result<(), ServerError> {
         TurnService::start(config.turn.service.clone()),
         config.turn.clone(),
     );
+    // The relay's credentials come from the same provider (and cache) as the clients'.
+    let state_turn_service = turn.service.clone();
     info!(
         provider = turn.service.config().provider.name(),
         "TURN credentials"
@@ -115,7 +117,18 @@ pub async fn run(config: Config) -> Result<(), ServerError> {
     let _devices = start_device_cameras(&engine, &config.cameras)?;
     // The media driver gets a thread of its own so a busy data plane cannot hold up the HTTP
     // runtime (see sfu::net::driver).
-    let media = driver::spawn(engine, udp.into_std()?, config.media_threads())?;
+    let relay = if crate::relay::wanted(
+        config.turn.server_relay,
+        &config.turn.service.provider,
+        &candidates,
+    ) {
+        let (settings, watch) = tokio::sync::watch::channel(None);
+        tokio::spawn(crate::relay::feed(state_turn_service, settings));
+        Some(watch)
+    } else {
+        None
+    };
+    let media = driver::spawn_with_relay(engine, udp.into_std()?, config.media_threads(), relay)?;
     tokio::select! {
         served = serve(http, app, HttpOptions::new(&config.limits, tls, http_stats)) => served?,
         media = media => media.map_err(std::io::Error::other)??,

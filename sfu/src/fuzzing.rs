@@ -372,7 +372,7 @@ impl EngineFixture {
             self.h
                 .engine
                 .pending_transmits()
-                .all(|(to, _)| to != STRANGER),
+                .all(|(to, _)| to.addr != STRANGER),
             "the engine answered a datagram from an address that never passed an ICE check"
         );
     }

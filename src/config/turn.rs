@@ -18,6 +18,7 @@
 //! rate_limit_burst = 10
 //! trusted_proxies = ["127.0.0.1", "::1"]   # X-Forwarded-For is believed from these only
 //! link_headers = true            # Link rel="ice-server" on WHIP/WHEP 201 answers
+//! server_relay = "auto"          # r58's own TURN allocation: "auto", "always", "never"
 //! ```
 //!
 //! Secrets (shared secret, API token, endpoint token) come from the environment first, then a
@@ -60,6 +61,7 @@ pub const TURN_KEYS: &[&str] = &[
     "rate_limit_burst",
     "trusted_proxies",
     "link_headers",
+    "server_relay",
 ];
 
 /// Environment variable holding coturn's shared secret.
@@ -92,6 +94,23 @@ pub struct Turn {
     pub trusted_proxies: Vec<IpAddr>,
     /// Whether WHIP/WHEP 201 answers carry `Link: rel="ice-server"` headers.
     pub link_headers: bool,
+    /// Whether r58 holds a TURN allocation of its own (a relay candidate in its answers).
+    pub server_relay: ServerRelay,
+}
+
+/// `server_relay`: when r58 allocates a relay on the provider's TURN server for its own side
+/// of the sessions, so clients reach a box behind NAT with nothing forwarded.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub enum ServerRelay {
+    /// When a TURN provider is configured and none of the box's candidate addresses is
+    /// public (it is behind NAT): the usual appliance on a venue network.
+    #[default]
+    Auto,
+    /// Whenever a TURN provider is configured, public addresses or not (double NAT, a
+    /// firewall that drops unsolicited UDP).
+    Always,
+    /// Never: host candidates only, as before.
+    Never,
 }
 
 impl Default for Turn {
@@ -107,6 +126,7 @@ impl Default for Turn {
                 IpAddr::V6(Ipv6Addr::LOCALHOST),
             ],
             link_headers: true,
+            server_relay: ServerRelay::Auto,
         }
     }
 }
@@ -135,6 +155,7 @@ pub(super) struct FileTurn {
     rate_limit_burst: Option<u64>,
     trusted_proxies: Option<Vec<String>>,
     link_headers: Option<bool>,
+    server_relay: Option<String>,
 }
 
 /// The first key of a `[turn]` table that is not one of [`TURN_KEYS`], as `turn.KEY`.
@@ -439,6 +460,19 @@ pub(super) fn resolve(
     }
     if let Some(link) = t.link_headers {
         turn.link_headers = link;
+    }
+    if let Some(relay) = t.server_relay.as_deref() {
+        turn.server_relay = match relay {
+            "auto" => ServerRelay::Auto,
+            "always" => ServerRelay::Always,
+            "never" => ServerRelay::Never,
+            other => {
+                return Err(err(
+                    "server_relay",
+                    format!("must be \"auto\", \"always\" or \"never\", not {other:?}"),
+                ));
+            }
+        };
     }
     Ok(turn)
 }

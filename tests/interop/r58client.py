@@ -309,9 +309,17 @@ async def _consume(viewer: Viewer, track: MediaStreamTrack) -> None:
         viewer._end(f"{track.kind} track ended")
 
 
-async def whep_play(base_url: str, name: str, *, token: str | None = None) -> Viewer:
-    """Play ``{base_url}/whep/{name}``; frames are counted in background tasks."""
-    pc = _new_pc()
+async def whep_play(
+    base_url: str,
+    name: str,
+    *,
+    token: str | None = None,
+    config: RTCConfiguration | None = None,
+) -> Viewer:
+    """Play ``{base_url}/whep/{name}``; frames are counted in background tasks.
+
+    ``config`` sets ICE servers and policy (e.g. TURN, relay only); default: none."""
+    pc = _new_pc(config)
     pc.addTransceiver("video", direction="recvonly")
     pc.addTransceiver("audio", direction="recvonly")
     viewer_box: list[Viewer] = []

@@ -71,16 +71,22 @@ def server_command() -> list[str]:
 
 @contextmanager
 def launch(
-    extra_args: list[str], log: Path, env: dict[str, str] | None = None, host: str = "127.0.0.1"
+    extra_args: list[str],
+    log: Path,
+    env: dict[str, str] | None = None,
+    host: str = "127.0.0.1",
+    public_ip: str | None = None,
 ) -> Iterator[Server]:
-    """Runs the server with ``extra_args`` (plus its ports on ``host``) until the block ends."""
+    """Runs the server with ``extra_args`` (plus its ports on ``host``) until the block ends.
+
+    ``public_ip`` is the address its host candidates name (``host`` unless given)."""
     cmd = server_command()
     http_port = free_port(socket.SOCK_STREAM, host)
     udp_port = free_port(socket.SOCK_DGRAM, host)
     cmd += [
         "--listen", f"{host}:{http_port}",
         "--webrtc-udp", f"{host}:{udp_port}",
-        "--public-ip", host,
+        "--public-ip", public_ip or host,
         *extra_args,
     ]  # fmt: skip
     full_env = dict(os.environ)

@@ -134,6 +134,9 @@ def server(coturn: Coturn, tmp_path_factory) -> Server:
         'secret_file = "turn.secret"\n'
         f'username = "{TURN_USER}"\n'
         "ttl_secs = 600\n"
+        # Clients reach r58's host candidate through coturn here; r58's own relay is tested
+        # below, with host candidates nobody can reach.
+        'server_relay = "never"\n'
     )
     # The engine's debug lines name the address each session's media comes from.
     env = {"R58_LOG_LEVEL": "info,sfu::engine=debug"}
@@ -272,3 +275,95 @@ def test_relay_only_publisher_reaches_viewer_through_coturn(server: Server, cotu
         rf"user <\d+:{TURN_USER}>.*CHANNEL_BIND processed, success", log
     ), log[-3000:]
     assert server.proc.poll() is None, "r58 died"
+
+
+def relay_config(coturn: Coturn, work: Path, mode: str) -> Path:
+    (work / "turn.secret").write_text(coturn.secret + "\n")
+    (work / "r58.toml").write_text(
+        "[turn]\n"
+        'provider = "coturn"\n'
+        f'urls = ["turn:127.0.0.1:{coturn.port}?transport=udp"]\n'
+        'secret_file = "turn.secret"\n'
+        f'username = "{TURN_USER}"\n'
+        "ttl_secs = 600\n"
+        f'server_relay = "{mode}"\n'
+    )
+    return work / "r58.toml"
+
+
+# r58's host candidates name 127.0.0.2, where nothing listens (r58's socket is on 127.0.0.1):
+# the stand-in, on loopback, for a box behind NAT whose address no one outside can reach.
+UNREACHABLE_HOST = "127.0.0.2"
+
+
+async def relay_only_publish_and_view(server: Server, name: str, wait_s: float) -> tuple:
+    """A relay-only aiortc publisher and a relay-only viewer; returns (frames the viewer
+    decoded, the publisher's nominated pair or None)."""
+    servers = fetch_ice_servers(server)
+    config = RTCConfiguration(
+        iceServers=[RTCIceServer(**s) for s in servers],
+        iceTransportPolicy=RTCIceTransportPolicy.RELAY,
+    )
+    pub = viewer = None
+    try:
+        pub = await whip_publish(server.base, name, config=config)
+        # The stream is live (and playable) once the publisher's media arrives.
+        deadline = time.monotonic() + wait_s
+        while pub.pc.iceConnectionState not in ("completed", "connected"):
+            if time.monotonic() > deadline:
+                return [], None
+            await asyncio.sleep(0.1)
+        await asyncio.sleep(0.5)
+        viewer = await whep_play(server.base, name, config=config)
+        while len(viewer.counters) < 30 and time.monotonic() < deadline:
+            if viewer.ended.is_set():
+                break
+            await asyncio.sleep(0.1)
+        ice = pub.pc.getTransceivers()[0].sender.transport.transport
+        pairs = list(ice._connection._nominated.values())
+        return [c for c, _ in viewer.counters], (pairs[0] if pairs else None)
+    finally:
+        for s in (viewer, pub):
+            if s is not None:
+                try:
+                    await s.close()
+                except Exception as e:  # cleanup must not hide the real failure
+                    print(f"cleanup: {e!r}")
+
+
+def test_without_r58s_relay_a_relay_only_guest_cannot_reach_an_unreachable_host(
+    coturn: Coturn, tmp_path: Path
+):
+    config = relay_config(coturn, tmp_path, "never")
+    with launch(["--config", str(config)], tmp_path / "server.log", public_ip=UNREACHABLE_HOST) as srv:
+        counters, pair = asyncio.run(relay_only_publish_and_view(srv, "stranded", 6))
+        assert counters == [] and pair is None, (counters[:5], pair)
+
+
+def test_r58s_own_relay_carries_a_relay_only_guest_to_a_relay_only_viewer(
+    coturn: Coturn, tmp_path: Path
+):
+    config = relay_config(coturn, tmp_path, "always")
+    env = {"R58_LOG_LEVEL": "info,sfu::engine=debug,sfu::net=debug"}
+    with launch(
+        ["--config", str(config)], tmp_path / "server.log", env, public_ip=UNREACHABLE_HOST
+    ) as srv:
+        # r58 allocates on start; give it the moment it takes.
+        deadline = time.monotonic() + 10
+        while "TURN: relay allocated" not in srv.log_text():
+            assert time.monotonic() < deadline, srv.log_text()[-3000:]
+            time.sleep(0.1)
+        try:
+            counters, pair = asyncio.run(relay_only_publish_and_view(srv, "relayed", 20))
+        except BaseException:
+            print(f"--- r58 log ---\n{srv.log_text()[-4000:]}")
+            raise
+        log = re.sub(r"\x1b\[[0-9;]*m", "", srv.log_text())
+        assert len(counters) >= 30, (len(counters), log[-4000:], coturn.log_text()[-3000:])
+        assert counters == sorted(counters), counters[:40]
+        # The publisher's pair ends at r58's relay candidate (both sides relayed).
+        assert pair is not None and pair.remote_candidate.type == "relay", pair
+        assert pair.remote_candidate.port in coturn.relay_ports, pair
+        # r58's side: the sessions' paths came in by its relay.
+        assert re.search(r"new ICE path session=\d+ from=\S+ via=Relay", log), log[-3000:]
+        assert srv.proc.poll() is None, "r58 died"

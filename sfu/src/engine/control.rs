@@ -1,5 +1,6 @@
 //! The control plane's entry points: create, restart and end sessions; describe streams.
 
+use std::net::SocketAddr;
 use std::time::Instant;
 
 use rand::RngExt;
@@ -81,6 +82,7 @@ impl Engine {
             created_at: now,
             state: SessionState::Connecting,
             ice: IceLite::new(offer.ice_ufrag.clone()),
+            remote_candidates: Vec::new(),
             dtls,
             srtp_out: None,
             rtp_out: None,
@@ -109,17 +111,19 @@ impl Engine {
             ice_pwd: &session.ice.local.pwd,
             fingerprint_sha256: &self.identity.fingerprint,
             candidates: &self.config.candidates,
+            relay: self.relay.candidate,
             media,
             session_id: session.id,
         };
         Ok(sdp::build_answer(offer, &params)?)
     }
 
-    fn register(&mut self, session: Session) {
-        self.by_ufrag
-            .insert(session.ice.local.ufrag.clone(), session.id);
+    fn register(&mut self, session: Session, candidates: &[SocketAddr]) {
+        let id = session.id;
+        self.by_ufrag.insert(session.ice.local.ufrag.clone(), id);
         self.stats.sessions_opened += 1;
-        self.sessions.insert(session.id, session);
+        self.sessions.insert(id, session);
+        self.note_remote_candidates(id, candidates);
     }
 
     /// WHIP: `offer` publishes stream `name`. A publisher already on that name is replaced; its
@@ -191,7 +195,7 @@ impl Engine {
         let etag = session.etag.clone();
 
         self.attach_publisher(now, name, id, SourceKind::Whip, tracks);
-        self.register(session);
+        self.register(session, &offer.candidates);
         info!(stream = name, session = id, "publish session created");
         Ok(Answer {
             session: id,
@@ -311,7 +315,7 @@ impl Engine {
             etag: session.etag.clone(),
         };
         info!(stream = name, session = session.id, "play session created");
-        self.register(session);
+        self.register(session, &offer.candidates);
         Ok(answer)
     }
 
@@ -333,7 +337,8 @@ impl Engine {
     }
 
     /// PATCH with a trickle fragment under the current ICE credentials. An ICE-lite server learns
-    /// the client's addresses from its checks, so candidates need no action beyond validation.
+    /// the client's addresses from its checks; the candidates matter only to our TURN relay,
+    /// which must permit them before the client's checks can come through it.
     pub fn trickle(&mut self, id: SessionId, fragment: &str) -> Result<(), EngineError> {
         let frag = sdp::parse_sdpfrag(fragment)?;
         let session = self.sessions.get(&id).ok_or(EngineError::SessionNotFound)?;
@@ -344,6 +349,12 @@ impl Engine {
         {
             return Err(EngineError::IceCredentialMismatch);
         }
+        let candidates: Vec<SocketAddr> = frag
+            .candidates
+            .iter()
+            .filter_map(|(_, value)| sdp::parse_candidate_addr(value).map(|(addr, _)| addr))
+            .collect();
+        self.note_remote_candidates(id, &candidates);
         Ok(())
     }
 
@@ -368,6 +379,11 @@ impl Engine {
         fragment: &str,
     ) -> Result<(String, String), EngineError> {
         let frag = sdp::parse_sdpfrag(fragment)?;
+        let candidates: Vec<SocketAddr> = frag
+            .candidates
+            .iter()
+            .filter_map(|(_, value)| sdp::parse_candidate_addr(value).map(|(addr, _)| addr))
+            .collect();
         let remote_ufrag = frag.ice_ufrag.ok_or(EngineError::IceCredentialMismatch)?;
         let session = self
             .sessions
@@ -391,8 +407,11 @@ impl Engine {
             &session.ice.local.pwd,
             &bundle,
             &self.config.candidates,
+            self.relay.candidate,
         )?;
-        Ok((body, session.etag.clone()))
+        let etag = session.etag.clone();
+        self.note_remote_candidates(id, &candidates);
+        Ok((body, etag))
     }
 
     /// Open sessions counted by (role, state), for metrics.

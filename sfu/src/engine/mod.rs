@@ -15,6 +15,7 @@ mod local;
 mod media;
 mod queue;
 mod readers;
+mod relay;
 mod shared;
 mod stats;
 mod timers;
@@ -34,6 +35,7 @@ use crate::media::WallClock;
 use crate::webrtc::dtls::{DtlsError, DtlsIdentity};
 use crate::webrtc::sdp::SdpError;
 use crate::webrtc::session::{Session, SessionId};
+use crate::webrtc::{PeerAddr, Via};
 use delay::DelayHistogram;
 
 pub use control::{Answer, StreamInfo, TrackInfo};
@@ -41,6 +43,7 @@ pub use fanout::FanoutShare;
 pub use local::LocalSourceId;
 pub use queue::TransmitQueue;
 pub use readers::ReaderTrack;
+pub use relay::RelayNeed;
 pub use shared::{EngineGuard, SharedEngine};
 pub use stats::{EngineStats, SendCounts};
 
@@ -116,10 +119,11 @@ impl From<DtlsError> for EngineError {
     }
 }
 
-/// A datagram to send.
+/// A datagram to send, and the transport it leaves by.
 #[derive(Debug)]
 pub struct Transmit {
     pub to: SocketAddr,
+    pub via: Via,
     pub data: BytesMut,
 }
 
@@ -155,7 +159,7 @@ pub struct Engine {
     identity: DtlsIdentity,
     sessions: SessionMap,
     by_ufrag: HashMap<String, SessionId>,
-    by_addr: HashMap<SocketAddr, SessionId>,
+    by_addr: HashMap<PeerAddr, SessionId>,
     hub: Hub,
     /// Credentials of recently ended sessions, so their clients' checks get a clear refusal.
     tombstones: HashMap<String, Tombstone>,
@@ -174,6 +178,8 @@ pub struct Engine {
     mid_frame: bool,
     /// The kernel's receive time of the datagram being handled, when the driver knows it.
     received_at: Option<Instant>,
+    /// Our TURN allocation and what the driver's TURN client must do for the sessions.
+    relay: relay::Relay,
 }
 
 impl Engine {
@@ -200,6 +206,7 @@ impl Engine {
             unsent_datagrams: 0,
             mid_frame: false,
             received_at: None,
+            relay: relay::Relay::default(),
         })
     }
 
@@ -219,13 +226,14 @@ impl Engine {
     pub fn poll_transmit(&mut self) -> Option<Transmit> {
         self.send_unsent();
         self.transmits.pop().map(|(to, data)| Transmit {
-            to,
+            to: to.addr,
+            via: to.via,
             data: BytesMut::from(data),
         })
     }
 
     /// The queued datagrams, in order, without copying; [`Engine::clear_transmits`] after.
-    pub fn pending_transmits(&mut self) -> impl Iterator<Item = (SocketAddr, &[u8])> {
+    pub fn pending_transmits(&mut self) -> impl Iterator<Item = (PeerAddr, &[u8])> {
         self.send_unsent();
         self.transmits.pending()
     }
@@ -312,5 +320,7 @@ impl Engine {
     }
 }
 
+#[cfg(test)]
+mod relay_tests;
 #[cfg(test)]
 mod tests;

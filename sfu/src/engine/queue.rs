@@ -1,12 +1,13 @@
 //! Outgoing datagrams in one reusable buffer: forwarding writes and protects each packet in
 //! place here, so the hot path allocates nothing once the buffer has grown to its working size.
 
-use std::net::SocketAddr;
 use std::time::Instant;
+
+use crate::webrtc::PeerAddr;
 
 #[derive(Debug, Clone, Copy)]
 struct Entry {
-    to: SocketAddr,
+    to: PeerAddr,
     start: usize,
     len: usize,
     /// When the media packet this datagram forwards arrived (none for anything else).
@@ -22,7 +23,7 @@ pub struct TransmitQueue {
 
 impl TransmitQueue {
     /// Queues a copy of `datagram`.
-    pub fn push(&mut self, to: SocketAddr, datagram: &[u8]) {
+    pub fn push(&mut self, to: PeerAddr, datagram: &[u8]) {
         self.compact();
         let start = self.data.len();
         self.data.extend_from_slice(datagram);
@@ -39,7 +40,7 @@ impl TransmitQueue {
     /// length (or `None` to drop it). `origin`: when the media packet it forwards arrived.
     pub fn push_built(
         &mut self,
-        to: SocketAddr,
+        to: PeerAddr,
         origin: Option<Instant>,
         parts: &[&[u8]],
         reserve: usize,
@@ -71,7 +72,7 @@ impl TransmitQueue {
     }
 
     /// The next datagram, if any. Its bytes stay valid until the queue is next changed.
-    pub fn pop(&mut self) -> Option<(SocketAddr, &[u8])> {
+    pub fn pop(&mut self) -> Option<(PeerAddr, &[u8])> {
         if self.head >= self.entries.len() {
             self.clear();
             return None;
@@ -82,7 +83,7 @@ impl TransmitQueue {
     }
 
     /// The datagrams not yet handed out, in order.
-    pub fn pending(&self) -> impl Iterator<Item = (SocketAddr, &[u8])> {
+    pub fn pending(&self) -> impl Iterator<Item = (PeerAddr, &[u8])> {
         self.entries
             .get(self.head..)
             .unwrap_or_default()
@@ -144,8 +145,8 @@ mod tests {
 
     #[test]
     fn queues_builds_and_drains_in_order() {
-        let a: SocketAddr = "127.0.0.1:1".parse().unwrap();
-        let b: SocketAddr = "127.0.0.1:2".parse().unwrap();
+        let a = PeerAddr::direct("127.0.0.1:1".parse().unwrap());
+        let b = PeerAddr::relayed("127.0.0.1:2".parse().unwrap());
         let mut q = TransmitQueue::default();
         q.push(a, b"one");
         let arrived = Instant::now();
@@ -169,8 +170,7 @@ mod tests {
         assert_eq!(q.pop(), Some((b, &b"two!"[..])));
         assert_eq!(q.pop(), None);
         q.push(b, b"three");
-        let seen: Vec<(SocketAddr, Vec<u8>)> =
-            q.pending().map(|(to, d)| (to, d.to_vec())).collect();
+        let seen: Vec<(PeerAddr, Vec<u8>)> = q.pending().map(|(to, d)| (to, d.to_vec())).collect();
         assert_eq!(seen, vec![(b, b"three".to_vec())]);
         q.clear();
         assert_eq!(q.pop(), None);

@@ -343,7 +343,11 @@ fn a_batch_goes_out_viewer_by_viewer_in_order() {
         "waiting packets count as pending datagrams"
     );
     assert!(!h.engine.mid_frame(), "the frame's last packet was read");
-    let order: Vec<std::net::SocketAddr> = h.engine.pending_transmits().map(|(to, _)| to).collect();
+    let order: Vec<std::net::SocketAddr> = h
+        .engine
+        .pending_transmits()
+        .map(|(to, _)| to.addr)
+        .collect();
     assert_eq!(order.len(), frame.len() * viewers.len());
     for (i, run) in order.chunks(frame.len()).enumerate() {
         assert!(
@@ -475,7 +479,7 @@ fn a_split_gives_each_viewer_to_one_share_and_only_splits_big_batches() {
         assert!(!queue.is_empty(), "share {i} has viewers");
         for (to, _) in queue.pending() {
             total += 1;
-            assert_eq!(*owner.entry(to).or_insert(i), i, "{to} in two shares");
+            assert_eq!(*owner.entry(to.addr).or_insert(i), i, "{to} in two shares");
         }
     }
     assert_eq!(total, waiting);

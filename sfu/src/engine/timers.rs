@@ -226,6 +226,7 @@ impl Engine {
                 self.by_addr.remove(addr);
             }
         }
+        self.release_relay(&session);
         let Some(stream) = self.hub.get_mut(&session.stream) else {
             return;
         };

@@ -14,12 +14,14 @@ use std::time::{Duration, Instant};
 
 use tokio::io::Interest;
 use tokio::net::UdpSocket;
-use tokio::sync::oneshot;
+use tokio::sync::{oneshot, watch};
 
+use super::relay::{RelayLink, RelaySettings};
 use super::udp_batch::GsoSender;
 use super::udp_recv::{Received, TimestampedReceiver};
 use crate::engine::delay::DelayHistogram;
 use crate::engine::{Engine, FanoutShare, SharedEngine, TransmitQueue};
+use crate::webrtc::Via;
 
 /// Datagrams read per engine lock, at most.
 const RECV_BATCH: usize = 64;
@@ -50,6 +52,17 @@ pub fn spawn(
     socket: std::net::UdpSocket,
     threads: usize,
 ) -> io::Result<oneshot::Receiver<io::Result<()>>> {
+    spawn_with_relay(engine, socket, threads, None)
+}
+
+/// [`spawn`], holding a TURN allocation with the settings `relay` carries (none while it holds
+/// `None`; a change makes a new allocation).
+pub fn spawn_with_relay(
+    engine: SharedEngine,
+    socket: std::net::UdpSocket,
+    threads: usize,
+    relay: Option<watch::Receiver<Option<RelaySettings>>>,
+) -> io::Result<oneshot::Receiver<io::Result<()>>> {
     let (done, result) = oneshot::channel();
     std::thread::Builder::new()
         .name("r58-media".into())
@@ -59,7 +72,7 @@ pub fn spawn(
                 .build()
                 .and_then(|runtime| {
                     runtime.block_on(async move {
-                        run(engine, UdpSocket::from_std(socket)?, threads).await
+                        run(engine, UdpSocket::from_std(socket)?, threads, relay).await
                     })
                 });
             let _ = done.send(outcome);
@@ -67,12 +80,18 @@ pub fn spawn(
     Ok(result)
 }
 
-/// Receives on `socket`, feeds the engine, and sends what it produces, until the socket fails.
+/// Receives on `socket` (and from the TURN server, when `relay` names one), feeds the engine,
+/// and sends what it produces, until the socket fails.
 ///
 /// With `threads` above 1, a large fan-out (a frame to hundreds of viewers) is split into
 /// shares of the viewers that `threads` threads protect and send at once (see
 /// [`Engine::send_unsent_split`]); the rest of the engine's work stays on this thread.
-pub async fn run(engine: SharedEngine, socket: UdpSocket, threads: usize) -> io::Result<()> {
+pub async fn run(
+    engine: SharedEngine,
+    socket: UdpSocket,
+    threads: usize,
+    mut relay: Option<watch::Receiver<Option<RelaySettings>>>,
+) -> io::Result<()> {
     let sock = socket2::SockRef::from(&socket);
     if let Err(e) = sock
         .set_recv_buffer_size(SOCKET_BUFFER)
@@ -91,22 +110,37 @@ pub async fn run(engine: SharedEngine, socket: UdpSocket, threads: usize) -> io:
         }
     };
     let mut out = Outbound::new(threads)?;
-    // The engine's own next deadline ([`Engine::poll_timeout`]), read after every lock; a
-    // deadline already past is served after MIN_TIMER_GAP at the earliest, so a timer that
-    // stays due cannot turn the thread into a busy loop.
+    let mut link: Option<RelayLink> = None;
+    if let Some(settings) = relay.as_mut().and_then(|r| r.borrow_and_update().clone()) {
+        link = open_relay(settings);
+    }
+    // The engine's own next deadline ([`Engine::poll_timeout`]) and the TURN client's, read
+    // after every lock; a deadline already past is served after MIN_TIMER_GAP at the earliest,
+    // so a timer that stays due cannot turn the thread into a busy loop.
     let timer = tokio::time::sleep_until(tokio::time::Instant::now());
     tokio::pin!(timer);
     loop {
-        let next = tokio::select! {
+        let wake = tokio::select! {
             readable = socket.readable() => {
                 readable?;
-                let next = {
-                    let mut guard = engine.lock_quietly();
+                Wake::Socket
+            }
+            _ = engine.flush_requested() => Wake::Flush,
+            () = &mut timer => Wake::Timer,
+            Ok(()) = relay_readable(link.as_ref()) => Wake::Relay,
+            Some(settings) = relay_changed(relay.as_mut()) => Wake::Settings(settings),
+        };
+        let next = {
+            let mut guard = engine.lock_quietly();
+            let now = Instant::now();
+            match wake {
+                Wake::Socket => {
                     // Read what is queued, up to a batch, without another wakeup.
                     for read in 0..RECV_BATCH {
                         let pending = guard.pending_transmit_count();
                         if read > 0
-                            && (pending >= QUEUE_MAX || (pending >= QUEUE_HIGH && !guard.mid_frame()))
+                            && (pending >= QUEUE_MAX
+                                || (pending >= QUEUE_HIGH && !guard.mid_frame()))
                         {
                             break;
                         }
@@ -127,35 +161,85 @@ pub async fn run(engine: SharedEngine, socket: UdpSocket, threads: usize) -> io:
                             Err(e) => return Err(e),
                         }
                     }
-                    out.take(&mut guard);
-                    guard.poll_timeout()
-                };
-                out.send(&socket);
-                next
+                }
+                Wake::Flush => {}
+                Wake::Timer => {
+                    guard.handle_timeout(now);
+                    if let Some(link) = link.as_mut()
+                        && link.poll_timeout().is_some_and(|at| at <= now)
+                    {
+                        link.handle_timeout(now);
+                    }
+                }
+                Wake::Relay => {
+                    if let Some(link) = link.as_mut() {
+                        link.receive(&mut guard, now);
+                    }
+                }
+                Wake::Settings(settings) => {
+                    if let Some(mut old) = link.take() {
+                        old.close(&mut guard, now);
+                    }
+                    drop(guard);
+                    link = settings.and_then(open_relay);
+                    guard = engine.lock_quietly();
+                }
             }
-            _ = engine.flush_requested() => {
-                let next = {
-                    let mut guard = engine.lock_quietly();
-                    out.take(&mut guard);
-                    guard.poll_timeout()
-                };
-                out.send(&socket);
-                next
+            if let Some(link) = link.as_mut() {
+                link.sync(&mut guard, now);
             }
-            () = &mut timer => {
-                let next = {
-                    let mut guard = engine.lock_quietly();
-                    guard.handle_timeout(Instant::now());
-                    out.take(&mut guard);
-                    guard.poll_timeout()
-                };
-                out.send(&socket);
-                next
+            out.take(&mut guard);
+            let engine_next = guard.poll_timeout();
+            let relay_next = link.as_ref().and_then(RelayLink::poll_timeout);
+            match (engine_next, relay_next) {
+                (Some(a), Some(b)) => Some(a.min(b)),
+                (a, b) => a.or(b),
             }
         };
+        out.send(&socket, link.as_mut());
         let earliest = Instant::now() + MIN_TIMER_GAP;
         let at = next.map_or(earliest + IDLE_WAKEUP, |at| at.max(earliest));
         timer.as_mut().reset(tokio::time::Instant::from_std(at));
+    }
+}
+
+/// What woke the driver.
+enum Wake {
+    Socket,
+    Flush,
+    Timer,
+    Relay,
+    Settings(Option<RelaySettings>),
+}
+
+/// Completes when the TURN server's socket is readable; never without a link.
+async fn relay_readable(link: Option<&RelayLink>) -> io::Result<()> {
+    match link {
+        Some(link) => link.readable().await,
+        None => std::future::pending().await,
+    }
+}
+
+/// The new relay settings when they change; never without a channel (or once it closed).
+async fn relay_changed(
+    relay: Option<&mut watch::Receiver<Option<RelaySettings>>>,
+) -> Option<Option<RelaySettings>> {
+    if let Some(relay) = relay
+        && relay.changed().await.is_ok()
+    {
+        return Some(relay.borrow_and_update().clone());
+    }
+    std::future::pending().await
+}
+
+/// A new allocation with `settings`, or none (logged) when its socket cannot be opened.
+fn open_relay(settings: RelaySettings) -> Option<RelayLink> {
+    match RelayLink::open(settings, Instant::now()) {
+        Ok(link) => Some(link),
+        Err(e) => {
+            tracing::warn!(error = %e, "TURN: cannot open a socket to the server");
+            None
+        }
     }
 }
 
@@ -211,6 +295,8 @@ struct Lane {
     /// told.
     delays: DelayHistogram,
     origins: Vec<Option<Instant>>,
+    /// Datagrams that leave by the TURN relay, kept for the driver's thread to send.
+    relayed: TransmitQueue,
 }
 
 impl Default for Lane {
@@ -221,6 +307,7 @@ impl Default for Lane {
             dropped: 0,
             delays: DelayHistogram::default(),
             origins: Vec::new(),
+            relayed: TransmitQueue::default(),
         }
     }
 }
@@ -232,9 +319,17 @@ impl Lane {
         if queue.is_empty() {
             return;
         }
-        let datagrams: Vec<(std::net::SocketAddr, &[u8])> = queue.pending().collect();
+        let mut datagrams: Vec<(std::net::SocketAddr, &[u8])> = Vec::with_capacity(queue.len());
         self.origins.clear();
-        self.origins.extend(queue.pending_origins());
+        for ((to, data), origin) in queue.pending().zip(queue.pending_origins()) {
+            match to.via {
+                Via::Direct => {
+                    datagrams.push((to.addr, data));
+                    self.origins.push(origin);
+                }
+                Via::Relay => self.relayed.push(to, data),
+            }
+        }
         self.dropped +=
             self.sender
                 .send_timed(socket, &datagrams, Some((&self.origins, &mut self.delays)))
@@ -311,8 +406,9 @@ impl Outbound {
     }
 
     /// Sends the taken datagrams: the engine's queue first (it holds what is older than a
-    /// split's media, such as a joiner's keyframe cache), then the shares at once.
-    fn send(&mut self, socket: &UdpSocket) {
+    /// split's media, such as a joiner's keyframe cache), then the shares at once, then what
+    /// leaves by the relay.
+    fn send(&mut self, socket: &UdpSocket, mut relay: Option<&mut RelayLink>) {
         self.lane.send(socket, &mut self.queue);
         let filled = std::mem::take(&mut self.shares_filled);
         if let (Some(pool), true) = (&self.pool, filled > 0) {
@@ -323,6 +419,19 @@ impl Outbound {
                 .take(filled)
                 .collect();
             in_parallel(pool, &mut shares, |(queue, lane)| lane.send(socket, queue));
+        }
+        for lane in std::iter::once(&mut self.lane).chain(self.share_lanes.iter_mut()) {
+            match relay.as_deref_mut() {
+                Some(link) => {
+                    while let Some((to, data)) = lane.relayed.pop() {
+                        if !link.send(to.addr, data) {
+                            lane.dropped += 1;
+                        }
+                    }
+                }
+                None => lane.dropped += lane.relayed.len() as u64,
+            }
+            lane.relayed.clear();
         }
     }
 }
@@ -374,6 +483,7 @@ fn is_transient(e: &io::Error) -> bool {
 mod tests {
     use super::*;
     use crate::engine::EngineConfig;
+    use crate::webrtc::PeerAddr;
 
     #[test]
     fn spare_room_follows_the_typical_media_flush_not_the_peak() {
@@ -432,7 +542,10 @@ mod tests {
                     datagram.extend_from_slice(&(i as u32).to_be_bytes());
                     // Equal sizes except every 8th, as a frame's packets: GSO runs and breaks.
                     datagram.resize(if i % 8 == 7 { 900 } else { 1200 }, 0xaa);
-                    queue.push(viewer.local_addr().expect("addr"), &datagram);
+                    queue.push(
+                        PeerAddr::direct(viewer.local_addr().expect("addr")),
+                        &datagram,
+                    );
                 }
             }
             engine.swap_transmits(&mut queue);
@@ -442,7 +555,7 @@ mod tests {
                 0,
                 "the engine's queue is handed over"
             );
-            out.send(&socket);
+            out.send(&socket, None);
             assert_eq!(
                 out.lane.dropped, 0,
                 "round {round}: the socket refused datagrams"

@@ -166,6 +166,11 @@ fn remote_side(sdp: &str) -> Result<ServerSide, ClientError> {
 }
 
 impl Client {
+    /// Our ICE username fragment (what a trickle fragment of ours would carry).
+    pub fn ice_ufrag(&self) -> &str {
+        &self.local.ufrag
+    }
+
     pub fn new(role: ClientRole) -> Result<Self, ClientError> {
         let provider = rtc_dtls::crypto_provider::default_provider()
             .map_err(|e| ClientError::Srtp(e.to_string()))?;

@@ -9,6 +9,7 @@ use std::time::{Duration, Instant};
 
 use super::client::{Client, ClientEvent, ClientRole};
 use crate::engine::{Answer, Engine, EngineConfig, EngineError, TransmitQueue};
+use crate::webrtc::{PeerAddr, Via};
 
 /// The server's address inside the harness.
 pub const SERVER_ADDR: SocketAddr = SocketAddr::new(IpAddr::V4(Ipv4Addr::new(10, 0, 0, 1)), 8189);
@@ -37,6 +38,9 @@ pub struct HarnessClient {
     pub received: Received,
     /// When false, nothing this client sends reaches the server (a vanished peer).
     pub online: bool,
+    /// How the client reaches the server: directly, or through the server's TURN relay (its
+    /// datagrams arrive by [`Engine::handle_relayed`] and only relayed ones reach it).
+    pub via: Via,
 }
 
 pub struct Harness {
@@ -50,6 +54,9 @@ pub struct Harness {
     pub fanout_shares: usize,
     /// Fan-outs that were split into shares.
     pub split_fanouts: u64,
+    /// Server datagrams addressed to no client by the way they were sent (a client there, but
+    /// reached the other way, or none at all).
+    pub misrouted: u64,
 }
 
 impl Harness {
@@ -62,6 +69,7 @@ impl Harness {
             discard_media: false,
             fanout_shares: 0,
             split_fanouts: 0,
+            misrouted: 0,
         })
     }
 
@@ -75,6 +83,16 @@ impl Harness {
 
     /// Opens a session of `role` on stream `name`; returns the client's index.
     pub fn open(&mut self, role: ClientRole, name: &str) -> Result<usize, EngineError> {
+        self.open_via(role, name, Via::Direct)
+    }
+
+    /// [`Harness::open`] for a client that reaches the server `via` the given transport.
+    pub fn open_via(
+        &mut self,
+        role: ClientRole,
+        name: &str,
+        via: Via,
+    ) -> Result<usize, EngineError> {
         let mut client = Client::new(role).map_err(|e| EngineError::Internal(e.to_string()))?;
         let offer = client.offer();
         let answer = match role {
@@ -90,6 +108,7 @@ impl Harness {
             answer,
             received: Received::default(),
             online: true,
+            via,
         });
         Ok(self.clients.len() - 1)
     }
@@ -107,7 +126,10 @@ impl Harness {
             while let Some((_, data)) = c.client.poll_transmit() {
                 moved = true;
                 if c.online {
-                    self.engine.handle_datagram(self.now, c.addr, &data);
+                    match c.via {
+                        Via::Direct => self.engine.handle_datagram(self.now, c.addr, &data),
+                        Via::Relay => self.engine.handle_relayed(self.now, None, c.addr, &data),
+                    }
                 }
             }
         }
@@ -127,7 +149,13 @@ impl Harness {
         // The engine's queue holds what is older than the shares' media: it goes first.
         while let Some(t) = self.engine.poll_transmit() {
             moved = true;
-            self.deliver(t.to, &t.data);
+            self.deliver(
+                PeerAddr {
+                    addr: t.to,
+                    via: t.via,
+                },
+                &t.data,
+            );
         }
         for share in &shares {
             for (to, data) in share.pending() {
@@ -139,15 +167,22 @@ impl Harness {
     }
 
     /// Hands a datagram from the engine to the client it is addressed to.
-    fn deliver(&mut self, to: SocketAddr, data: &[u8]) {
+    fn deliver(&mut self, to: PeerAddr, data: &[u8]) {
         if self.discard_media && data.first().is_some_and(|b| (128..=191).contains(b)) {
             return;
         }
-        if let Some(c) = self.clients.iter_mut().find(|c| c.addr == to) {
-            let _ = c.client.handle_datagram(self.now, data);
-            while let Some(event) = c.client.poll_event() {
-                record(&mut c.received, event);
+        match self
+            .clients
+            .iter_mut()
+            .find(|c| c.addr == to.addr && c.via == to.via)
+        {
+            Some(c) => {
+                let _ = c.client.handle_datagram(self.now, data);
+                while let Some(event) = c.client.poll_event() {
+                    record(&mut c.received, event);
+                }
             }
+            None => self.misrouted += 1,
         }
     }
 

@@ -8,6 +8,8 @@
 use std::net::SocketAddr;
 use std::time::{Duration, Instant};
 
+use super::PeerAddr;
+
 use rand::RngExt;
 use rtc_dtls::crypto_provider::RTCCrypto;
 use rtc_stun::attributes::{ATTR_USE_CANDIDATE, ATTR_USERNAME};
@@ -171,10 +173,10 @@ pub struct IceLite {
     pub remote_ufrag: String,
     /// Where we send: the nominated pair's remote address, or the first address that passed a
     /// check until the client nominates.
-    pub selected: Option<SocketAddr>,
+    pub selected: Option<PeerAddr>,
     pub nominated: bool,
     /// Every remote address that passed a check (they all map to this session).
-    pub remotes: Vec<SocketAddr>,
+    pub remotes: Vec<PeerAddr>,
     pub last_consent: Option<Instant>,
 }
 
@@ -191,7 +193,7 @@ impl IceLite {
     }
 
     /// Records a valid check from `from`. Returns true when `from` is new to this session.
-    pub fn on_valid_check(&mut self, now: Instant, from: SocketAddr, use_candidate: bool) -> bool {
+    pub fn on_valid_check(&mut self, now: Instant, from: PeerAddr, use_candidate: bool) -> bool {
         self.last_consent = Some(now);
         let is_new = !self.remotes.contains(&from);
         if is_new {
@@ -321,8 +323,9 @@ mod tests {
     fn nomination_and_consent() {
         let t0 = Instant::now();
         let mut ice = IceLite::new("cli".into());
-        let a: SocketAddr = "127.0.0.1:1000".parse().unwrap();
-        let b: SocketAddr = "127.0.0.1:2000".parse().unwrap();
+        let a = PeerAddr::direct("127.0.0.1:1000".parse().unwrap());
+        // The same remote address through our relay is another path.
+        let b = PeerAddr::relayed("127.0.0.1:1000".parse().unwrap());
         assert!(ice.on_valid_check(t0, a, false));
         assert_eq!(ice.selected, Some(a));
         assert!(ice.on_valid_check(t0, b, true));

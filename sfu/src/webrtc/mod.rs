@@ -5,6 +5,9 @@
 pub mod bitrate_cap;
 pub mod dtls;
 pub mod ice_lite;
+pub mod peer_addr;
 pub mod sdp;
 pub mod session;
 pub mod srtp;
+
+pub use peer_addr::{PeerAddr, Via};

@@ -101,6 +101,9 @@ pub struct SessionStats {
 
 pub struct Session {
     pub id: SessionId,
+    /// The addresses the client's offer and trickled fragments named as its candidates: the
+    /// peers a TURN relay of ours must permit.
+    pub remote_candidates: Vec<std::net::SocketAddr>,
     pub role: Role,
     pub stream: String,
     pub created_at: Instant,

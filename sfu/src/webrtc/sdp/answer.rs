@@ -21,6 +21,8 @@ pub struct AnswerParams<'a> {
     /// Our UDP host candidates; each becomes one `a=candidate` (IPv4 and IPv6). Unspecified
     /// addresses and port 0 are skipped; at least one must remain.
     pub candidates: &'a [SocketAddr],
+    /// Our TURN allocation, when we hold one: one more candidate, after the host ones.
+    pub relay: Option<RelayCandidate>,
     /// One entry per offered m-line, in offer order, with the same mids.
     pub media: Vec<AnswerMedia>,
     /// The `o=` session id (only the low 63 bits are used, for parsers that read it as i64).
@@ -99,7 +101,7 @@ pub fn build_answer(offer: &Offer, params: &AnswerParams<'_>) -> Result<String, 
     if !is_fingerprint(params.fingerprint_sha256) {
         return Err(invalid("fingerprint must be 32 colon-separated hex bytes"));
     }
-    let candidates = candidate_lines(params.candidates)?;
+    let candidates = candidate_lines(params.candidates, params.relay)?;
     if params.media.len() != offer.media.len() {
         return Err(invalid(format!(
             "{} answer media for {} offered m-lines",
@@ -329,13 +331,25 @@ fn is_fingerprint(s: &str) -> bool {
     n == 32
 }
 
-/// The candidate values (after `candidate:`) for our host addresses.
+/// Our TURN allocation as an ICE candidate: the relayed address peers send to, and the
+/// address the TURN server sees us at (`raddr`/`rport`; unknown is written `0.0.0.0 0`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct RelayCandidate {
+    pub relayed: SocketAddr,
+    pub mapped: Option<SocketAddr>,
+}
+
+/// The candidate values (after `candidate:`) for our host addresses, then our relay.
 ///
 /// Foundation: a hash of the IP address, since host candidates with the same base address
 /// share a foundation (RFC 8445 section 5.1.1.3). Priority: host type preference 126, local
 /// preference 65535 falling by one per candidate so the given order is our preference,
-/// component 1 (RFC 8445 section 5.1.2.1).
-pub(crate) fn candidate_lines(addrs: &[SocketAddr]) -> Result<Vec<String>, SdpError> {
+/// component 1 (RFC 8445 section 5.1.2.1). The relay candidate has type preference 0, so a
+/// client that reaches a host candidate uses it and the relay only when nothing else works.
+pub(crate) fn candidate_lines(
+    addrs: &[SocketAddr],
+    relay: Option<RelayCandidate>,
+) -> Result<Vec<String>, SdpError> {
     let mut out = Vec::new();
     for addr in addrs
         .iter()
@@ -348,6 +362,20 @@ pub(crate) fn candidate_lines(addrs: &[SocketAddr]) -> Result<Vec<String>, SdpEr
             foundation(addr),
             addr.ip(),
             addr.port()
+        ));
+    }
+    if let Some(relay) = relay.filter(|r| !r.relayed.ip().is_unspecified() && r.relayed.port() != 0)
+    {
+        let priority = (65_535u32 << 8) | 255;
+        let (raddr, rport) = relay.mapped.map_or(("0.0.0.0".to_owned(), 0), |m| {
+            (m.ip().to_string(), m.port())
+        });
+        out.push(format!(
+            "{} 1 udp {priority} {} {} typ relay raddr {raddr} rport {rport}",
+            // Another foundation than any host candidate's: a different type and base.
+            foundation(&relay.relayed).wrapping_add(1),
+            relay.relayed.ip(),
+            relay.relayed.port()
         ));
     }
     if out.is_empty() {

@@ -79,6 +79,7 @@ fn fuzz_answer(offer: &Offer, we_send: bool) {
         ice_pwd: "r58fuzzpasswordpassword0",
         fingerprint_sha256: FUZZ_FINGERPRINT,
         candidates: &candidates,
+        relay: None,
         media,
         session_id: 1,
     };

@@ -23,7 +23,8 @@ mod trickle;
 mod tests;
 
 pub use answer::{
-    AcceptedMedia, AnswerMedia, AnswerParams, SendSsrc, answer_direction_for, build_answer,
+    AcceptedMedia, AnswerMedia, AnswerParams, RelayCandidate, SendSsrc, answer_direction_for,
+    build_answer,
 };
 pub use codec::{choose_play_codec, choose_publish_codec, h264_fmtp_param};
 pub use fuzz::fuzz_entry;
@@ -33,6 +34,7 @@ pub use trickle::{
 };
 
 use std::fmt;
+use std::net::SocketAddr;
 
 use crate::media::CodecSpec;
 
@@ -258,6 +260,9 @@ pub struct Offer {
     pub bundle_mids: Vec<String>,
     /// Every m-line, in offer order.
     pub media: Vec<OfferedMedia>,
+    /// The UDP addresses of the offer's `a=candidate` lines (any m-line, deduplicated, at most
+    /// 32): where the client may send from, which a TURN relay must permit.
+    pub candidates: Vec<SocketAddr>,
 }
 
 /// One offered m-line.

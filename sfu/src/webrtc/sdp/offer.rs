@@ -2,6 +2,7 @@
 
 use std::collections::{BTreeSet, HashMap};
 use std::io::Cursor;
+use std::net::SocketAddr;
 
 use rtc_sdp::SessionDescription;
 use rtc_sdp::description::common::Attribute;
@@ -64,12 +65,25 @@ pub fn parse_offer(sdp: &str) -> Result<Offer, SdpError> {
         })
         .unwrap_or_default();
     let mut ice_trickle = has_trickle(&desc.attributes);
+    let mut candidates: Vec<SocketAddr> = Vec::new();
 
     let mut media = Vec::with_capacity(desc.media_descriptions.len());
     let mut transports = Vec::with_capacity(desc.media_descriptions.len());
     for (index, md) in desc.media_descriptions.iter().enumerate() {
         let attrs = &md.attributes;
         ice_trickle |= has_trickle(attrs);
+        for value in attrs
+            .iter()
+            .filter(|a| a.key == "candidate")
+            .filter_map(|a| a.value.as_deref())
+        {
+            if let Some((addr, _)) = super::parse_candidate_addr(value)
+                && !candidates.contains(&addr)
+                && candidates.len() < MAX_OFFER_CANDIDATES
+            {
+                candidates.push(addr);
+            }
+        }
         let kind = MediaKind::from_sdp(&md.media_name.media);
         let bundle_only = attrs.iter().any(|a| a.key == "bundle-only");
         let rejected = md.media_name.port.value == 0 && !bundle_only;
@@ -120,8 +134,13 @@ pub fn parse_offer(sdp: &str) -> Result<Offer, SdpError> {
         ice_trickle,
         bundle_mids,
         media,
+        candidates,
     })
 }
+
+/// Candidates kept from one offer: a browser offers a handful per network interface; the cap
+/// keeps an offer from making r58 ask its TURN server for hundreds of permissions.
+const MAX_OFFER_CANDIDATES: usize = 32;
 
 /// Checks mids, rtcp-mux, BUNDLE and the shared transport of the usable m-lines; returns the
 /// transport (ufrag, pwd, fingerprint, setup).

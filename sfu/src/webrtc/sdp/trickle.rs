@@ -3,7 +3,7 @@
 
 use std::net::{IpAddr, SocketAddr};
 
-use super::answer::candidate_lines;
+use super::answer::{RelayCandidate, candidate_lines};
 use super::{MAX_SDP_BYTES, MediaKind, SdpError, excerpt, is_ice_chars, is_token};
 
 /// A parsed trickle-ice-sdpfrag body.
@@ -159,6 +159,7 @@ pub fn build_restart_fragment(
     ice_pwd: &str,
     bundle: &[FragmentMedia<'_>],
     candidates: &[SocketAddr],
+    relay: Option<RelayCandidate>,
 ) -> Result<String, SdpError> {
     if ice_ufrag.len() < 4 || !is_ice_chars(ice_ufrag) {
         return Err(SdpError::InvalidAnswer(
@@ -184,7 +185,7 @@ pub fn build_restart_fragment(
     if first.payload_type >= 128 {
         return Err(SdpError::InvalidAnswer("payload type above 127".into()));
     }
-    let cands = candidate_lines(candidates)?;
+    let cands = candidate_lines(candidates, relay)?;
     let mids: Vec<&str> = bundle.iter().map(|m| m.mid).collect();
     let mut lines = vec![
         "a=ice-lite".to_owned(),

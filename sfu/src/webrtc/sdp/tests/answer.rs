@@ -27,6 +27,7 @@ fn params(media: Vec<AnswerMedia>, candidates: &[SocketAddr]) -> AnswerParams<'_
         ice_pwd: PWD,
         fingerprint_sha256: FP,
         candidates,
+        relay: None,
         media,
         session_id: 42,
     }
@@ -404,4 +405,59 @@ fn candidate_lines_priorities() {
     // Both sections carry both usable candidates; unusable ones are skipped.
     assert_eq!(seen.len(), 4);
     assert_eq!(&seen[..2], &c[..2]);
+}
+
+#[test]
+fn a_relay_candidate_follows_the_host_ones_with_the_lowest_type_preference() {
+    let c = cands();
+    let o = offer(GSTREAMER);
+    let relay = RelayCandidate {
+        relayed: "198.51.100.7:49152".parse().unwrap(),
+        mapped: Some("203.0.113.9:40000".parse().unwrap()),
+    };
+    let answer = build(
+        &o,
+        &AnswerParams {
+            relay: Some(relay),
+            ..params(whip_media(&o, &[]), &c)
+        },
+    );
+    let lines: Vec<&str> = answer
+        .lines()
+        .filter_map(|l| l.strip_prefix("a=candidate:"))
+        .collect();
+    let last = lines.last().expect("candidates");
+    assert!(
+        last.ends_with(
+            " 1 udp 16777215 198.51.100.7 49152 typ relay raddr 203.0.113.9 rport 40000"
+        ),
+        "{last}"
+    );
+    assert_eq!(
+        parse_candidate_addr(last),
+        Some((relay.relayed, "relay".to_owned()))
+    );
+    let host_priorities: Vec<u32> = lines[..lines.len() - 1]
+        .iter()
+        .map(|l| l.split(' ').nth(3).unwrap().parse().unwrap())
+        .collect();
+    assert!(
+        host_priorities.iter().all(|&p| p > 16_777_215),
+        "{host_priorities:?}"
+    );
+    // Without a mapped address, raddr/rport say nothing (RFC 8839 allows 0.0.0.0 0).
+    let unknown = build(
+        &o,
+        &AnswerParams {
+            relay: Some(RelayCandidate {
+                mapped: None,
+                ..relay
+            }),
+            ..params(whip_media(&o, &[]), &c)
+        },
+    );
+    assert!(
+        unknown.contains("typ relay raddr 0.0.0.0 rport 0"),
+        "{unknown}"
+    );
 }

@@ -156,7 +156,8 @@ fn restart_fragment() {
             payload_type: 106,
         },
     ];
-    let body = build_restart_fragment(UFRAG, PWD, &bundle, &c).unwrap_or_else(|e| panic!("{e}"));
+    let body =
+        build_restart_fragment(UFRAG, PWD, &bundle, &c, None).unwrap_or_else(|e| panic!("{e}"));
     let lines: Vec<&str> = body.split("\r\n").collect();
     assert_eq!(
         &lines[..6],
@@ -186,7 +187,7 @@ fn restart_fragment() {
     assert!(f.candidates.iter().all(|(m, _)| m.as_deref() == Some("0")));
 
     let bad = |u: &str, p: &str, b: &[FragmentMedia<'_>], c: &[SocketAddr]| {
-        build_restart_fragment(u, p, b, c).is_err()
+        build_restart_fragment(u, p, b, c, None).is_err()
     };
     assert!(bad(UFRAG, PWD, &[], &c));
     assert!(bad("ab", PWD, &bundle, &c));

@@ -1,0 +1,211 @@
+//! Which TURN server r58 allocates its own relay on, and as whom: credentials from the same
+//! provider that serves clients (`[turn]`), handed to the media driver
+//! ([`sfu::net::driver::spawn_with_relay`]) through a watch channel.
+//!
+//! The driver makes a new allocation whenever the settings change, and a new allocation means
+//! a new relay candidate (clients on the old one restart ICE), so settings change only when
+//! they must: on start, when the provider's credentials near their expiry, and when the
+//! server's name resolves to another address.
+
+use std::net::{IpAddr, SocketAddr};
+use std::time::Duration;
+
+use sfu::net::relay::RelaySettings;
+use sfu::turn::{IceServer, Provider, TurnService};
+use tokio::sync::watch;
+use tracing::{info, warn};
+
+use crate::config::ServerRelay;
+
+/// Whether r58 should hold a relay: per `server_relay`, the provider, and whether the box's
+/// candidate addresses are all private (behind NAT).
+pub fn wanted(mode: ServerRelay, provider: &Provider, candidates: &[SocketAddr]) -> bool {
+    let has_turn = !matches!(provider, Provider::None);
+    match mode {
+        ServerRelay::Never => false,
+        ServerRelay::Always => has_turn,
+        ServerRelay::Auto => has_turn && candidates.iter().all(|c| !is_public(c.ip())),
+    }
+}
+
+/// Whether `ip` is reachable from the internet as it is (not private, loopback, link-local,
+/// shared CGNAT space or unique-local).
+fn is_public(ip: IpAddr) -> bool {
+    match ip {
+        IpAddr::V4(a) => {
+            let cgnat = a.octets()[0] == 100 && (a.octets()[1] & 0xc0) == 64;
+            !(a.is_private() || a.is_loopback() || a.is_link_local() || a.is_unspecified() || cgnat)
+        }
+        IpAddr::V6(a) => {
+            let ula = (a.segments()[0] & 0xfe00) == 0xfc00;
+            let link_local = (a.segments()[0] & 0xffc0) == 0xfe80;
+            !(a.is_loopback() || a.is_unspecified() || ula || link_local)
+        }
+    }
+}
+
+/// The first TURN URL over UDP (`turn:host:port`, `?transport=udp` or none) with credentials:
+/// (host, port, username, password).
+fn udp_turn(servers: &[IceServer]) -> Option<(String, u16, String, String)> {
+    servers.iter().find_map(|server| {
+        let (Some(username), Some(credential)) = (&server.username, &server.credential) else {
+            return None;
+        };
+        server.urls.iter().find_map(|url| {
+            let rest = url.strip_prefix("turn:")?;
+            let (hostport, query) = rest.split_once('?').unwrap_or((rest, ""));
+            if !(query.is_empty() || query.eq_ignore_ascii_case("transport=udp")) {
+                return None;
+            }
+            let (host, port) = match hostport.rsplit_once(':') {
+                Some((host, port)) if !host.ends_with(']') || hostport.starts_with('[') => {
+                    (host, port.parse().ok()?)
+                }
+                _ => (hostport, 3478),
+            };
+            let host = host.trim_start_matches('[').trim_end_matches(']');
+            Some((host.to_owned(), port, username.clone(), credential.clone()))
+        })
+    })
+}
+
+/// How long credentials from `provider` may be used for a relay before new ones are fetched:
+/// three quarters of their lifetime (static ones never expire).
+fn renew_after(provider: &Provider) -> Option<Duration> {
+    match provider {
+        Provider::Coturn { ttl, .. } | Provider::Cloudflare { ttl, .. } => Some(*ttl * 3 / 4),
+        Provider::Static { .. } | Provider::None => None,
+    }
+}
+
+/// Keeps `settings` filled with a UDP TURN server and credentials from `service`, for as long
+/// as the driver listens.
+pub async fn feed(service: TurnService, settings: watch::Sender<Option<RelaySettings>>) {
+    let renew = renew_after(&service.config().provider);
+    loop {
+        let next = match service.ice_servers().await {
+            Ok(servers) => match udp_turn(&servers) {
+                Some((host, port, username, password)) => {
+                    match tokio::net::lookup_host((host.as_str(), port)).await {
+                        Ok(mut addrs) => match addrs.next() {
+                            Some(server) => Some(RelaySettings {
+                                server,
+                                username,
+                                password,
+                            }),
+                            None => {
+                                warn!(%host, "TURN server name resolves to nothing");
+                                None
+                            }
+                        },
+                        Err(e) => {
+                            warn!(%host, error = %e, "cannot resolve the TURN server");
+                            None
+                        }
+                    }
+                }
+                None => {
+                    warn!("the TURN provider gave no turn: URL over UDP with credentials");
+                    None
+                }
+            },
+            Err(e) => {
+                warn!(error = %e, "no TURN credentials for r58's own relay yet");
+                None
+            }
+        };
+        let retry = next.is_none();
+        if let Some(next) = next {
+            let changed = settings
+                .borrow()
+                .as_ref()
+                .is_none_or(|current| *current != next);
+            if changed {
+                info!(server = %next.server, "TURN: r58's relay settings");
+                if settings.send(Some(next)).is_err() {
+                    return;
+                }
+            }
+        }
+        let wait = if retry {
+            Duration::from_secs(30)
+        } else {
+            match renew {
+                Some(renew) => renew.max(Duration::from_secs(60)),
+                None => Duration::from_secs(3600),
+            }
+        };
+        tokio::select! {
+            () = tokio::time::sleep(wait) => {}
+            () = settings.closed() => return,
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn server(urls: &[&str], creds: bool) -> IceServer {
+        IceServer {
+            urls: urls.iter().map(|u| (*u).to_owned()).collect(),
+            username: creds.then(|| "1700000000:r58".to_owned()),
+            credential: creds.then(|| "c2VjcmV0".to_owned()),
+        }
+    }
+
+    #[test]
+    fn the_first_udp_turn_url_with_credentials_is_used() {
+        let servers = [
+            server(&["stun:stun.example.org:3478"], false),
+            server(
+                &[
+                    "turns:turn.example.org:443?transport=tcp",
+                    "turn:turn.example.org:3479?transport=udp",
+                ],
+                true,
+            ),
+        ];
+        assert_eq!(
+            udp_turn(&servers),
+            Some((
+                "turn.example.org".into(),
+                3479,
+                "1700000000:r58".into(),
+                "c2VjcmV0".into()
+            ))
+        );
+        assert_eq!(
+            udp_turn(&[server(&["turn:[2001:db8::1]"], true)]).map(|t| (t.0, t.1)),
+            Some(("2001:db8::1".into(), 3478))
+        );
+        assert_eq!(udp_turn(&[server(&["turn:t.example:3478"], false)]), None);
+        assert_eq!(
+            udp_turn(&[server(&["turn:t.example:3478?transport=tcp"], true)]),
+            None
+        );
+    }
+
+    #[test]
+    fn auto_allocates_only_behind_nat() {
+        let coturn = Provider::Coturn {
+            urls: vec![],
+            secret: sfu::turn::Secret::new("s"),
+            user: "r58".into(),
+            ttl: Duration::from_secs(86_400),
+        };
+        let private: Vec<SocketAddr> = vec!["192.168.1.58:8189".parse().unwrap()];
+        let public: Vec<SocketAddr> = vec![
+            "192.168.1.58:8189".parse().unwrap(),
+            "198.51.100.20:8189".parse().unwrap(),
+        ];
+        assert!(wanted(ServerRelay::Auto, &coturn, &private));
+        assert!(!wanted(ServerRelay::Auto, &coturn, &public));
+        assert!(wanted(ServerRelay::Always, &coturn, &public));
+        assert!(!wanted(ServerRelay::Never, &coturn, &private));
+        assert!(!wanted(ServerRelay::Always, &Provider::None, &private));
+        assert!(!is_public("100.64.1.1".parse().unwrap()), "CGNAT space");
+        assert!(is_public("2001:db8::1".parse().unwrap()));
+        assert!(!is_public("fd58::1".parse().unwrap()));
+    }
+}

@@ -69,9 +69,115 @@ pub async fn metrics(State(state): State<AppState>) -> Response {
         .into_response()
 }
 
+/// r58's own TURN allocation (`[turn] server_relay`): whether it holds one and on which
+/// transport, the client's counters, and what went through it.
+fn relay_metrics(report: Option<&sfu::engine::RelayReport>) -> Vec<Family> {
+    let mut out = Vec::new();
+    let Some(r) = report else {
+        out.push(Family::gauge(
+            "turn_relay_allocated",
+            "1 while r58 holds a TURN allocation of its own (by transport).",
+            0u64,
+        ));
+        return out;
+    };
+    let transport = format!("{{transport=\"{}\"}}", r.transport);
+    let s = &r.stats;
+    out.push(
+        Family::new(
+            Kind::Gauge,
+            "turn_relay_allocated",
+            "1 while r58 holds a TURN allocation of its own (by transport).",
+        )
+        .with(transport.clone(), u64::from(r.relayed.is_some())),
+    );
+    for (name, help, value) in [
+        (
+            "turn_relay_allocations_total",
+            "Allocations r58's TURN client made.",
+            s.allocations,
+        ),
+        (
+            "turn_relay_refreshes_total",
+            "Allocation refreshes.",
+            s.refreshes,
+        ),
+        (
+            "turn_relay_permissions_created_total",
+            "Permissions created for clients' addresses.",
+            s.permissions_created,
+        ),
+        (
+            "turn_relay_channels_bound_total",
+            "Channels bound to relayed peers.",
+            s.channels_bound,
+        ),
+        (
+            "turn_relay_retransmissions_total",
+            "TURN requests sent again (no answer yet).",
+            s.retransmissions,
+        ),
+    ] {
+        out.push(Family::new(Kind::Counter, name, help).with(transport.clone(), value));
+    }
+    let mut failures = Family::new(
+        Kind::Counter,
+        "turn_relay_allocation_failures_total",
+        "Allocations that failed or were lost, by reason.",
+    );
+    let f = &s.allocation_failures;
+    let l = &s.allocations_lost;
+    for (reason, value) in [
+        ("timeout", f.timeout + l.timeout),
+        ("unauthorized", f.unauthorized + l.unauthorized),
+        ("mismatch", f.mismatch + l.mismatch),
+        ("refused", f.refused + l.refused),
+        ("stale_nonce", f.stale_nonce + l.stale_nonce),
+        ("malformed", f.malformed + l.malformed),
+        ("connection_lost", f.connection_lost + l.connection_lost),
+        ("expired", f.expired + l.expired),
+    ] {
+        failures.push(format!("{{reason=\"{reason}\"}}"), value);
+    }
+    out.push(failures);
+    for (name, help, value) in [
+        (
+            "turn_relay_permissions",
+            "Permissions installed now.",
+            s.permissions,
+        ),
+        ("turn_relay_channels", "Channels installed now.", s.channels),
+    ] {
+        out.push(Family::gauge(name, help, value));
+    }
+    let mut packets = Family::new(
+        Kind::Counter,
+        "turn_relay_packets_total",
+        "Datagrams relayed, by direction and framing (channel: ChannelData; indication: Send/Data).",
+    );
+    let mut bytes = Family::new(
+        Kind::Counter,
+        "turn_relay_bytes_total",
+        "Payload bytes relayed, by direction and framing.",
+    );
+    for (direction, framing, t) in [
+        ("out", "channel", s.sent_channel),
+        ("out", "indication", s.sent_indication),
+        ("in", "channel", s.received_channel),
+        ("in", "indication", s.received_indication),
+    ] {
+        let labels = format!("{{direction=\"{direction}\",framing=\"{framing}\"}}");
+        packets.push(labels.clone(), t.packets);
+        bytes.push(labels, t.bytes);
+    }
+    out.push(packets);
+    out.push(bytes);
+    out
+}
+
 /// The engine's counters and gauges, per stream and per track, and the switcher's.
 fn engine_metrics(state: &AppState) -> Vec<Family> {
-    let (streams, stats, sessions, by_state, tables) = {
+    let (streams, stats, sessions, by_state, tables, relay) = {
         let engine = state.engine.lock();
         (
             engine.streams(),
@@ -79,6 +185,7 @@ fn engine_metrics(state: &AppState) -> Vec<Family> {
             engine.session_count(),
             engine.session_counts(),
             engine.table_sizes(),
+            relay_metrics(engine.relay_report()),
         )
     };
     let mut out = Vec::new();
@@ -287,5 +394,6 @@ fn engine_metrics(state: &AppState) -> Vec<Family> {
         }
         out.push(family);
     }
+    out.extend(relay);
     out
 }

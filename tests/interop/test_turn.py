@@ -366,4 +366,15 @@ def test_r58s_own_relay_carries_a_relay_only_guest_to_a_relay_only_viewer(
         assert pair.remote_candidate.port in coturn.relay_ports, pair
         # r58's side: the sessions' paths came in by its relay.
         assert re.search(r"new ICE path session=\d+ from=\S+ via=Relay", log), log[-3000:]
+        # /metrics: the allocation, and media that went out and came in as ChannelData.
+        time.sleep(1.2)  # the driver reports its TURN client's counters once a second
+        with urllib.request.urlopen(f"{srv.base}/metrics", timeout=5) as resp:
+            metrics = resp.read().decode()
+        assert 'r58_turn_relay_allocated{transport="udp"} 1' in metrics, metrics[-2000:]
+        for direction in ("out", "in"):
+            found = re.search(
+                rf'r58_turn_relay_packets_total{{direction="{direction}",framing="channel"}} (\d+)',
+                metrics,
+            )
+            assert found and int(found.group(1)) > 30, (direction, metrics[-2000:])
         assert srv.proc.poll() is None, "r58 died"

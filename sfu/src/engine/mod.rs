@@ -43,7 +43,7 @@ pub use fanout::FanoutShare;
 pub use local::LocalSourceId;
 pub use queue::TransmitQueue;
 pub use readers::ReaderTrack;
-pub use relay::RelayNeed;
+pub use relay::{RelayNeed, RelayReport};
 pub use shared::{EngineGuard, SharedEngine};
 pub use stats::{EngineStats, SendCounts};
 

@@ -15,6 +15,17 @@ use crate::webrtc::Via;
 use crate::webrtc::sdp::RelayCandidate;
 use crate::webrtc::session::SessionId;
 
+/// The driver's TURN allocation as `/metrics` shows it: which server and transport, the
+/// relayed address while allocated, and the client's counters (since that client was made: a
+/// new allocation on another transport or with new credentials starts them again).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct RelayReport {
+    pub server: SocketAddr,
+    pub transport: &'static str,
+    pub relayed: Option<SocketAddr>,
+    pub stats: crate::turn::client::Stats,
+}
+
 /// Something the TURN client must do for the engine's sessions.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum RelayNeed {
@@ -38,6 +49,8 @@ pub(super) struct Relay {
     /// Relayed peers with a channel, with the number of sessions using each.
     channels: HashMap<SocketAddr, usize>,
     needs: std::collections::VecDeque<RelayNeed>,
+    /// The driver's last report.
+    pub(super) report: Option<RelayReport>,
 }
 
 /// Needs queued at most: far above what sessions produce between two driver passes; beyond it
@@ -120,6 +133,15 @@ impl Engine {
         for peer in peers {
             self.relay.bind(peer);
         }
+    }
+
+    /// The driver's TURN allocation and counters, for `/metrics` (`None`: no relay).
+    pub fn note_relay_report(&mut self, report: Option<RelayReport>) {
+        self.relay.report = report;
+    }
+
+    pub fn relay_report(&self) -> Option<&RelayReport> {
+        self.relay.report.as_ref()
     }
 
     /// Our relay candidate, if we hold an allocation.

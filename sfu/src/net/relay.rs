@@ -17,10 +17,13 @@ use std::time::Instant;
 use tokio::net::UdpSocket;
 use tracing::{debug, info, warn};
 
-use crate::engine::{Engine, RelayNeed};
+use crate::engine::{Engine, RelayNeed, RelayReport};
 use crate::turn::Secret;
 use crate::turn::client::{ClientConfig, Event, Inbound, Transport, TurnClient};
 use crate::webrtc::sdp::RelayCandidate;
+
+/// How often the engine gets the client's counters (for `/metrics`).
+const REPORT_INTERVAL: std::time::Duration = std::time::Duration::from_secs(1);
 
 /// Where and as whom r58 allocates its relay.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -39,6 +42,8 @@ pub struct RelayLink {
     out: Vec<u8>,
     /// The relay candidate the engine was last told of.
     announced: Option<RelayCandidate>,
+    /// When the engine is next given the client's counters.
+    next_report: Instant,
 }
 
 impl RelayLink {
@@ -69,6 +74,7 @@ impl RelayLink {
             recv: vec![0; 65_536],
             out: Vec::with_capacity(2048),
             announced: None,
+            next_report: now,
         };
         link.flush();
         Ok(link)
@@ -162,6 +168,15 @@ impl RelayLink {
                 other => debug!(event = ?other, "TURN"),
             }
         }
+        if now >= self.next_report {
+            self.next_report = now + REPORT_INTERVAL;
+            engine.note_relay_report(Some(RelayReport {
+                server: self.settings.server,
+                transport: self.client.transport().name(),
+                relayed: self.client.relayed(),
+                stats: self.client.stats(),
+            }));
+        }
         while let Some(need) = engine.poll_relay_need() {
             let done = match need {
                 RelayNeed::Permit(ip) => self.client.create_permission(now, ip).map(drop),
@@ -189,6 +204,7 @@ impl RelayLink {
         if self.announced.take().is_some() {
             engine.set_relay(None);
         }
+        engine.note_relay_report(None);
     }
 
     /// Sends what the client queued for the server.

@@ -10,7 +10,8 @@
 use std::net::{IpAddr, SocketAddr};
 use std::time::Duration;
 
-use sfu::net::relay::RelaySettings;
+use sfu::net::relay::{RelayServer, RelaySettings};
+use sfu::turn::client::Transport;
 use sfu::turn::{IceServer, Provider, TurnService};
 use tokio::sync::watch;
 use tracing::{info, warn};
@@ -44,29 +45,50 @@ fn is_public(ip: IpAddr) -> bool {
     }
 }
 
-/// The first TURN URL over UDP (`turn:host:port`, `?transport=udp` or none) with credentials:
-/// (host, port, username, password).
-fn udp_turn(servers: &[IceServer]) -> Option<(String, u16, String, String)> {
+/// The TURN URLs of the first ICE server with credentials, UDP first, then TCP, then TLS
+/// (`turn:host:port`, `?transport=udp|tcp`, `turns:`): ([(host, port, transport)], username,
+/// password).
+fn turn_servers(servers: &[IceServer]) -> Option<(Vec<(String, u16, Transport)>, String, String)> {
     servers.iter().find_map(|server| {
         let (Some(username), Some(credential)) = (&server.username, &server.credential) else {
             return None;
         };
-        server.urls.iter().find_map(|url| {
-            let rest = url.strip_prefix("turn:")?;
-            let (hostport, query) = rest.split_once('?').unwrap_or((rest, ""));
-            if !(query.is_empty() || query.eq_ignore_ascii_case("transport=udp")) {
-                return None;
-            }
-            let (host, port) = match hostport.rsplit_once(':') {
-                Some((host, port)) if !host.ends_with(']') || hostport.starts_with('[') => {
-                    (host, port.parse().ok()?)
-                }
-                _ => (hostport, 3478),
-            };
-            let host = host.trim_start_matches('[').trim_end_matches(']');
-            Some((host.to_owned(), port, username.clone(), credential.clone()))
-        })
+        let mut found: Vec<(String, u16, Transport)> = server
+            .urls
+            .iter()
+            .filter_map(|url| parse_turn_url(url))
+            .collect();
+        found.sort_by_key(|(_, _, t)| match t {
+            Transport::Udp => 0,
+            Transport::Tcp => 1,
+            Transport::Tls => 2,
+        });
+        found.dedup();
+        (!found.is_empty()).then(|| (found, username.clone(), credential.clone()))
     })
+}
+
+/// `turn:host[:port][?transport=udp|tcp]` or `turns:host[:port][?transport=tcp]`.
+fn parse_turn_url(url: &str) -> Option<(String, u16, Transport)> {
+    let (rest, tls) = match url.strip_prefix("turns:") {
+        Some(rest) => (rest, true),
+        None => (url.strip_prefix("turn:")?, false),
+    };
+    let (hostport, query) = rest.split_once('?').unwrap_or((rest, ""));
+    let transport = match (tls, query.to_ascii_lowercase().as_str()) {
+        (false, "" | "transport=udp") => Transport::Udp,
+        (false, "transport=tcp") => Transport::Tcp,
+        (true, "" | "transport=tcp") => Transport::Tls,
+        _ => return None,
+    };
+    let default_port = if tls { 5349 } else { 3478 };
+    let (host, port) = match hostport.rsplit_once(':') {
+        // An IPv6 literal without a port ("[2001:db8::1]") has colons but ends with ']'.
+        Some((host, port)) if !hostport.ends_with(']') => (host, port.parse().ok()?),
+        _ => (hostport, default_port),
+    };
+    let host = host.trim_start_matches('[').trim_end_matches(']');
+    Some((host.to_owned(), port, transport))
 }
 
 /// How long credentials from `provider` may be used for a relay before new ones are fetched:
@@ -84,28 +106,26 @@ pub async fn feed(service: TurnService, settings: watch::Sender<Option<RelaySett
     let renew = renew_after(&service.config().provider);
     loop {
         let next = match service.ice_servers().await {
-            Ok(servers) => match udp_turn(&servers) {
-                Some((host, port, username, password)) => {
-                    match tokio::net::lookup_host((host.as_str(), port)).await {
-                        Ok(mut addrs) => match addrs.next() {
-                            Some(server) => Some(RelaySettings {
-                                server,
-                                username,
-                                password,
-                            }),
-                            None => {
-                                warn!(%host, "TURN server name resolves to nothing");
-                                None
-                            }
-                        },
-                        Err(e) => {
-                            warn!(%host, error = %e, "cannot resolve the TURN server");
-                            None
+            Ok(servers) => match turn_servers(&servers) {
+                Some((urls, username, password)) => {
+                    let mut resolved = Vec::new();
+                    for (host, port, transport) in urls {
+                        match tokio::net::lookup_host((host.as_str(), port)).await {
+                            Ok(mut addrs) => match addrs.next() {
+                                Some(addr) => resolved.push(RelayServer { addr, transport }),
+                                None => warn!(%host, "TURN server name resolves to nothing"),
+                            },
+                            Err(e) => warn!(%host, error = %e, "cannot resolve the TURN server"),
                         }
                     }
+                    (!resolved.is_empty()).then_some(RelaySettings {
+                        servers: resolved,
+                        username,
+                        password,
+                    })
                 }
                 None => {
-                    warn!("the TURN provider gave no turn: URL over UDP with credentials");
+                    warn!("the TURN provider gave no turn: URL with credentials");
                     None
                 }
             },
@@ -121,7 +141,12 @@ pub async fn feed(service: TurnService, settings: watch::Sender<Option<RelaySett
                 .as_ref()
                 .is_none_or(|current| *current != next);
             if changed {
-                info!(server = %next.server, "TURN: r58's relay settings");
+                let servers: Vec<String> = next
+                    .servers
+                    .iter()
+                    .map(|s| format!("{}/{}", s.addr, s.transport.name()))
+                    .collect();
+                info!(?servers, "TURN: r58's relay settings");
                 if settings.send(Some(next)).is_err() {
                     return;
                 }
@@ -155,33 +180,43 @@ mod tests {
     }
 
     #[test]
-    fn the_first_udp_turn_url_with_credentials_is_used() {
+    fn turn_urls_udp_first_then_tcp_then_tls() {
         let servers = [
             server(&["stun:stun.example.org:3478"], false),
             server(
                 &[
                     "turns:turn.example.org:443?transport=tcp",
+                    "turn:turn.example.org:3479?transport=tcp",
                     "turn:turn.example.org:3479?transport=udp",
+                    "stun:turn.example.org",
                 ],
                 true,
             ),
         ];
+        let (urls, user, password) = turn_servers(&servers).expect("servers");
         assert_eq!(
-            udp_turn(&servers),
-            Some((
-                "turn.example.org".into(),
-                3479,
-                "1700000000:r58".into(),
-                "c2VjcmV0".into()
-            ))
+            urls,
+            vec![
+                ("turn.example.org".into(), 3479, Transport::Udp),
+                ("turn.example.org".into(), 3479, Transport::Tcp),
+                ("turn.example.org".into(), 443, Transport::Tls),
+            ]
         );
         assert_eq!(
-            udp_turn(&[server(&["turn:[2001:db8::1]"], true)]).map(|t| (t.0, t.1)),
-            Some(("2001:db8::1".into(), 3478))
+            (user.as_str(), password.as_str()),
+            ("1700000000:r58", "c2VjcmV0")
         );
-        assert_eq!(udp_turn(&[server(&["turn:t.example:3478"], false)]), None);
         assert_eq!(
-            udp_turn(&[server(&["turn:t.example:3478?transport=tcp"], true)]),
+            parse_turn_url("turn:[2001:db8::1]"),
+            Some(("2001:db8::1".into(), 3478, Transport::Udp))
+        );
+        assert_eq!(
+            parse_turn_url("turns:[2001:db8::1]:443"),
+            Some(("2001:db8::1".into(), 443, Transport::Tls))
+        );
+        assert_eq!(parse_turn_url("turn:t.example?transport=sctp"), None);
+        assert_eq!(
+            turn_servers(&[server(&["turn:t.example:3478"], false)]),
             None
         );
     }

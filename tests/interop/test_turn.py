@@ -277,12 +277,13 @@ def test_relay_only_publisher_reaches_viewer_through_coturn(server: Server, cotu
     assert server.proc.poll() is None, "r58 died"
 
 
-def relay_config(coturn: Coturn, work: Path, mode: str) -> Path:
+def relay_config(coturn: Coturn, work: Path, mode: str, urls: list[str] | None = None) -> Path:
+    urls = urls or [f"turn:127.0.0.1:{coturn.port}?transport=udp"]
     (work / "turn.secret").write_text(coturn.secret + "\n")
     (work / "r58.toml").write_text(
         "[turn]\n"
         'provider = "coturn"\n'
-        f'urls = ["turn:127.0.0.1:{coturn.port}?transport=udp"]\n'
+        f"urls = {json.dumps(urls)}\n"
         'secret_file = "turn.secret"\n'
         f'username = "{TURN_USER}"\n'
         "ttl_secs = 600\n"
@@ -296,10 +297,15 @@ def relay_config(coturn: Coturn, work: Path, mode: str) -> Path:
 UNREACHABLE_HOST = "127.0.0.2"
 
 
-async def relay_only_publish_and_view(server: Server, name: str, wait_s: float) -> tuple:
+async def relay_only_publish_and_view(
+    server: Server, name: str, wait_s: float, only_urls: list[str] | None = None
+) -> tuple:
     """A relay-only aiortc publisher and a relay-only viewer; returns (frames the viewer
-    decoded, the publisher's nominated pair or None)."""
+    decoded, the publisher's nominated pair or None). ``only_urls``: the TURN URLs the clients
+    use instead of those r58 hands out (with r58's credentials)."""
     servers = fetch_ice_servers(server)
+    if only_urls is not None:
+        servers = [{**turn_entry(servers), "urls": only_urls}]
     config = RTCConfiguration(
         iceServers=[RTCIceServer(**s) for s in servers],
         iceTransportPolicy=RTCIceTransportPolicy.RELAY,
@@ -378,3 +384,39 @@ def test_r58s_own_relay_carries_a_relay_only_guest_to_a_relay_only_viewer(
             )
             assert found and int(found.group(1)) > 30, (direction, metrics[-2000:])
         assert srv.proc.poll() is None, "r58 died"
+
+
+def test_r58s_relay_falls_back_to_tcp_when_udp_gets_no_answer(coturn: Coturn, tmp_path: Path):
+    # The UDP URL names a port where nothing answers (a venue that drops outbound UDP looks
+    # the same to r58: no answer); the TCP URL is coturn's.
+    dead_udp = free_port(socket.SOCK_DGRAM)
+    urls = [
+        f"turn:127.0.0.1:{dead_udp}?transport=udp",
+        f"turn:127.0.0.1:{coturn.port}?transport=tcp",
+    ]
+    config = relay_config(coturn, tmp_path, "always", urls)
+    env = {"R58_LOG_LEVEL": "info,sfu::engine=debug,sfu::net=debug"}
+    started = time.monotonic()
+    with launch(
+        ["--config", str(config)], tmp_path / "server.log", env, public_ip=UNREACHABLE_HOST
+    ) as srv:
+        deadline = time.monotonic() + 20
+        while "TURN: relay allocated" not in srv.log_text():
+            assert time.monotonic() < deadline, srv.log_text()[-3000:]
+            time.sleep(0.1)
+        fallback_s = time.monotonic() - started
+        log = re.sub(r"\x1b\[[0-9;]*m", "", srv.log_text())
+        assert re.search(r"TURN: relay allocated .*transport=\"?tcp", log), log[-3000:]
+        print(f"relay allocated over TCP {fallback_s:.1f} s after start")
+        # A relay-only guest (its own allocation over UDP at coturn's port, which r58 does not
+        # hand out here) reaches r58's TCP-carried relay.
+        guest_urls = [f"turn:127.0.0.1:{coturn.port}?transport=udp"]
+        counters, pair = asyncio.run(
+            relay_only_publish_and_view(srv, "overtcp", 20, only_urls=guest_urls)
+        )
+        assert len(counters) >= 30, (len(counters), srv.log_text()[-3000:])
+        assert pair is not None and pair.remote_candidate.type == "relay", pair
+        time.sleep(1.2)
+        with urllib.request.urlopen(f"{srv.base}/metrics", timeout=5) as resp:
+            metrics = resp.read().decode()
+        assert 'r58_turn_relay_allocated{transport="tcp"} 1' in metrics, metrics[-2000:]

@@ -111,15 +111,36 @@ pub async fn run(
     };
     let mut out = Outbound::new(threads)?;
     let mut link: Option<RelayLink> = None;
-    if let Some(settings) = relay.as_mut().and_then(|r| r.borrow_and_update().clone()) {
-        link = open_relay(settings);
-    }
+    let mut new_settings = relay.as_mut().map(|r| r.borrow_and_update().clone());
     // The engine's own next deadline ([`Engine::poll_timeout`]) and the TURN client's, read
     // after every lock; a deadline already past is served after MIN_TIMER_GAP at the earliest,
     // so a timer that stays due cannot turn the thread into a busy loop.
     let timer = tokio::time::sleep_until(tokio::time::Instant::now());
     tokio::pin!(timer);
     loop {
+        // A new TURN server (settings changed), or the next one of the list (the current one
+        // never granted an allocation): connected outside the engine's lock.
+        if let Some(settings) = new_settings.take() {
+            if let Some(mut old) = link.take() {
+                old.close(&mut engine.lock_quietly(), Instant::now());
+            }
+            link = match settings {
+                Some(settings) => open_relay(settings).await,
+                None => None,
+            };
+            timer.as_mut().reset(tokio::time::Instant::now());
+        } else if link.as_ref().is_some_and(RelayLink::wants_next_server)
+            && let Some(current) = link.as_mut()
+        {
+            match current.next_server(Instant::now()).await {
+                Ok(next) => {
+                    current.close(&mut engine.lock_quietly(), Instant::now());
+                    link = Some(next);
+                    timer.as_mut().reset(tokio::time::Instant::now());
+                }
+                Err(e) => tracing::warn!(error = %e, "TURN: no further server to try"),
+            }
+        }
         let wake = tokio::select! {
             readable = socket.readable() => {
                 readable?;
@@ -127,7 +148,7 @@ pub async fn run(
             }
             _ = engine.flush_requested() => Wake::Flush,
             () = &mut timer => Wake::Timer,
-            Ok(()) = relay_readable(link.as_ref()) => Wake::Relay,
+            Ok(()) = relay_ready(link.as_ref()) => Wake::Relay,
             Some(settings) = relay_changed(relay.as_mut()) => Wake::Settings(settings),
         };
         let next = {
@@ -176,14 +197,7 @@ pub async fn run(
                         link.receive(&mut guard, now);
                     }
                 }
-                Wake::Settings(settings) => {
-                    if let Some(mut old) = link.take() {
-                        old.close(&mut guard, now);
-                    }
-                    drop(guard);
-                    link = settings.and_then(open_relay);
-                    guard = engine.lock_quietly();
-                }
+                Wake::Settings(settings) => new_settings = Some(settings),
             }
             if let Some(link) = link.as_mut() {
                 link.sync(&mut guard, now);
@@ -212,10 +226,10 @@ enum Wake {
     Settings(Option<RelaySettings>),
 }
 
-/// Completes when the TURN server's socket is readable; never without a link.
-async fn relay_readable(link: Option<&RelayLink>) -> io::Result<()> {
+/// Completes when the TURN server's connection is ready; never without a link.
+async fn relay_ready(link: Option<&RelayLink>) -> io::Result<()> {
     match link {
-        Some(link) => link.readable().await,
+        Some(link) => link.ready().await,
         None => std::future::pending().await,
     }
 }
@@ -232,9 +246,9 @@ async fn relay_changed(
     std::future::pending().await
 }
 
-/// A new allocation with `settings`, or none (logged) when its socket cannot be opened.
-fn open_relay(settings: RelaySettings) -> Option<RelayLink> {
-    match RelayLink::open(settings, Instant::now()) {
+/// A new allocation with `settings`, or none (logged) when no server takes a connection.
+async fn open_relay(settings: RelaySettings) -> Option<RelayLink> {
+    match RelayLink::open(settings, Instant::now()).await {
         Ok(link) => Some(link),
         Err(e) => {
             tracing::warn!(error = %e, "TURN: cannot open a socket to the server");

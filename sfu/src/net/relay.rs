@@ -1,80 +1,136 @@
 //! The driver's TURN allocation: r58's own relay candidate, for a box behind NAT with nothing
-//! forwarded (RFC 8656). A [`RelayLink`] is the sans-IO [`TurnClient`] and the socket to its
-//! server; the driver reads the socket, runs the client's timers, hands relayed datagrams to
-//! the engine as coming from their peer by the relay ([`Engine::handle_relayed`]), sends the
-//! engine's relayed datagrams through the client (ChannelData once a channel is bound), and
-//! keeps the two in step ([`RelayLink::sync`]): the engine says which peers to permit and bind
-//! ([`Engine::poll_relay_need`]), the client says when it holds an allocation
-//! ([`Engine::set_relay`]).
+//! forwarded (RFC 8656). A [`RelayLink`] is the sans-IO [`TurnClient`] and the connection to
+//! its server; the driver reads the connection, runs the client's timers, hands relayed
+//! datagrams to the engine as coming from their peer by the relay
+//! ([`Engine::handle_relayed`]), sends the engine's relayed datagrams through the client
+//! (ChannelData once a channel is bound), and keeps the two in step ([`RelayLink::sync`]):
+//! the engine says which peers to permit and bind ([`Engine::poll_relay_need`]), the client
+//! says when it holds an allocation ([`Engine::set_relay`]).
 //!
-//! UDP to the TURN server only, for now; TCP and TLS are the client core's already (stream
-//! framing) and need a connection here.
+//! The servers are tried in the order given (UDP first, then TCP: RFC 8656 framing over the
+//! stream, the relayed allocation still UDP): a server that does not grant a first allocation
+//! within a few seconds (a venue that drops outbound UDP) makes the link move to the next.
+//! Once allocated on a transport, the link stays on it and the client re-allocates there.
 
+use std::collections::VecDeque;
 use std::io;
 use std::net::{Ipv4Addr, Ipv6Addr, SocketAddr};
-use std::time::Instant;
+use std::time::{Duration, Instant};
 
-use tokio::net::UdpSocket;
+use tokio::io::Interest;
+use tokio::net::{TcpStream, UdpSocket};
 use tracing::{debug, info, warn};
 
 use crate::engine::{Engine, RelayNeed, RelayReport};
 use crate::turn::Secret;
-use crate::turn::client::{ClientConfig, Event, Inbound, Transport, TurnClient};
+use crate::turn::client::{
+    ClientConfig, Event, Inbound, Retransmission, StreamFramer, Transport, TurnClient,
+};
 use crate::webrtc::sdp::RelayCandidate;
 
 /// How often the engine gets the client's counters (for `/metrics`).
-const REPORT_INTERVAL: std::time::Duration = std::time::Duration::from_secs(1);
+const REPORT_INTERVAL: Duration = Duration::from_secs(1);
+/// Bytes waiting to be written to a TCP connection at most; beyond, relayed media is dropped
+/// (and counted) rather than queued behind a stalled connection.
+const MAX_STREAM_BACKLOG: usize = 4 << 20;
 
-/// Where and as whom r58 allocates its relay.
+/// Retransmissions for r58's own allocation: about 5 s to give up on a server that does not
+/// answer (RFC 8489's defaults take 39.5 s, too long before trying TCP).
+fn retransmission() -> Retransmission {
+    Retransmission {
+        rto: Duration::from_millis(250),
+        max_sends: 5,
+        last_wait: 4,
+        stream_timeout: Duration::from_secs(5),
+    }
+}
+
+/// One TURN server to allocate on.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct RelayServer {
+    pub addr: SocketAddr,
+    pub transport: Transport,
+}
+
+/// Where and as whom r58 allocates its relay: servers in the order to try them.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct RelaySettings {
-    pub server: SocketAddr,
+    pub servers: Vec<RelayServer>,
     pub username: String,
     pub password: String,
 }
 
-/// One allocation: the client and its socket to the server.
+/// The connection to the TURN server.
+enum Conn {
+    Udp(UdpSocket),
+    Tcp {
+        stream: TcpStream,
+        framer: StreamFramer,
+        /// Bytes not yet written.
+        backlog: VecDeque<u8>,
+    },
+}
+
+/// One allocation: the client and its connection to the server.
 pub struct RelayLink {
     client: TurnClient,
-    socket: UdpSocket,
+    conn: Conn,
     settings: RelaySettings,
+    /// Index in `settings.servers` of the server in use.
+    server: usize,
+    /// Whether this server ever granted an allocation (then the link stays on it).
+    allocated_once: bool,
     recv: Vec<u8>,
     out: Vec<u8>,
     /// The relay candidate the engine was last told of.
     announced: Option<RelayCandidate>,
     /// When the engine is next given the client's counters.
     next_report: Instant,
+    /// Relayed datagrams not sent (connection backlog full, or not allocated).
+    dropped: u64,
+    /// The client gave up allocating on this server before it ever granted one.
+    gave_up: bool,
 }
 
 impl RelayLink {
-    /// Opens a UDP socket towards `settings.server` and starts allocating.
-    pub fn open(settings: RelaySettings, now: Instant) -> io::Result<Self> {
-        let local: SocketAddr = if settings.server.is_ipv4() {
-            (Ipv4Addr::UNSPECIFIED, 0).into()
-        } else {
-            (Ipv6Addr::UNSPECIFIED, 0).into()
-        };
-        let std_socket = std::net::UdpSocket::bind(local)?;
-        std_socket.connect(settings.server)?;
-        std_socket.set_nonblocking(true)?;
-        let socket = UdpSocket::from_std(std_socket)?;
-        let config = ClientConfig::new(
-            settings.server,
-            Transport::Udp,
+    /// Connects to the first server of `settings` that takes a connection and starts
+    /// allocating there.
+    pub async fn open(settings: RelaySettings, now: Instant) -> io::Result<Self> {
+        let mut last_error = io::Error::other("no TURN server given");
+        for index in 0..settings.servers.len() {
+            match Self::open_at(&settings, index, now).await {
+                Ok(link) => return Ok(link),
+                Err(e) => last_error = e,
+            }
+        }
+        Err(last_error)
+    }
+
+    async fn open_at(settings: &RelaySettings, index: usize, now: Instant) -> io::Result<Self> {
+        let server = &settings.servers[index];
+        let conn = connect(server).await?;
+        let mut config = ClientConfig::new(
+            server.addr,
+            server.transport,
             settings.username.clone(),
             Secret::new(settings.password.clone()),
         );
+        config.retransmission = retransmission();
         let mut client = TurnClient::new(config).map_err(io::Error::other)?;
         client.allocate(now);
-        info!(server = %settings.server, transport = "udp", "TURN: allocating r58's relay");
+        info!(server = %server.addr, transport = server.transport.name(), "TURN: allocating r58's relay");
         let mut link = Self {
             client,
-            socket,
-            settings,
+            conn,
+            settings: settings.clone(),
+            server: index,
+            allocated_once: false,
             recv: vec![0; 65_536],
             out: Vec::with_capacity(2048),
             announced: None,
             next_report: now,
+            dropped: 0,
+            gave_up: false,
         };
         link.flush();
         Ok(link)
@@ -84,9 +140,22 @@ impl RelayLink {
         &self.settings
     }
 
-    /// Completes when the server's socket has something to read.
-    pub async fn readable(&self) -> io::Result<()> {
-        self.socket.readable().await
+    /// Completes when the connection has something to read (or, over TCP with a backlog,
+    /// room to write).
+    pub async fn ready(&self) -> io::Result<()> {
+        match &self.conn {
+            Conn::Udp(socket) => socket.readable().await,
+            Conn::Tcp {
+                stream, backlog, ..
+            } => {
+                let interest = if backlog.is_empty() {
+                    Interest::READABLE
+                } else {
+                    Interest::READABLE | Interest::WRITABLE
+                };
+                stream.ready(interest).await.map(drop)
+            }
+        }
     }
 
     /// The client's next deadline.
@@ -99,26 +168,65 @@ impl RelayLink {
         self.flush();
     }
 
-    /// Reads everything the server sent; relayed data goes to the engine.
+    /// Reads everything the server sent; relayed data goes to the engine. Over TCP a closed or
+    /// broken connection is reported to the client (which reports the allocation lost).
     pub fn receive(&mut self, engine: &mut Engine, now: Instant) {
-        loop {
-            let n = match self.socket.try_recv(&mut self.recv) {
-                Ok(n) => n,
-                Err(e) if e.kind() == io::ErrorKind::WouldBlock => break,
-                Err(e) => {
-                    // ICMP unreachable and the like: the client's retransmissions and timeouts
-                    // decide whether the allocation is lost.
-                    debug!(server = %self.settings.server, error = %e, "TURN socket");
-                    break;
+        let Self {
+            client,
+            conn,
+            recv,
+            settings,
+            server,
+            ..
+        } = self;
+        let addr = settings.servers[*server].addr;
+        match conn {
+            Conn::Udp(socket) => loop {
+                let n = match socket.try_recv(recv) {
+                    Ok(n) => n,
+                    Err(e) if e.kind() == io::ErrorKind::WouldBlock => break,
+                    Err(e) => {
+                        // ICMP unreachable and the like: the client's retransmissions and
+                        // timeouts decide whether the allocation is lost.
+                        debug!(server = %addr, error = %e, "TURN socket");
+                        break;
+                    }
+                };
+                deliver(client, engine, now, &recv[..n]);
+            },
+            Conn::Tcp { stream, framer, .. } => loop {
+                match stream.try_read(recv) {
+                    Ok(0) => {
+                        warn!(server = %addr, "TURN: the server closed the connection");
+                        client.handle_connection_lost(now);
+                        break;
+                    }
+                    Ok(n) => {
+                        if let Err(e) = framer.push(&recv[..n]) {
+                            warn!(server = %addr, error = %e, "TURN: unusable stream");
+                            client.handle_connection_lost(now);
+                            break;
+                        }
+                        loop {
+                            match framer.next_frame() {
+                                Ok(Some(frame)) => deliver(client, engine, now, frame),
+                                Ok(None) => break,
+                                Err(e) => {
+                                    warn!(server = %addr, error = %e, "TURN: unusable stream");
+                                    client.handle_connection_lost(now);
+                                    break;
+                                }
+                            }
+                        }
+                    }
+                    Err(e) if e.kind() == io::ErrorKind::WouldBlock => break,
+                    Err(e) => {
+                        warn!(server = %addr, error = %e, "TURN: connection failed");
+                        client.handle_connection_lost(now);
+                        break;
+                    }
                 }
-            };
-            match self.client.handle_input(now, &self.recv[..n]) {
-                Ok(Inbound::Data { peer, payload, .. }) => {
-                    engine.handle_relayed(now, None, peer, payload);
-                }
-                Ok(Inbound::Handled) => {}
-                Err(e) => debug!(error = %e, "TURN: datagram not used"),
-            }
+            },
         }
         self.flush();
     }
@@ -127,12 +235,26 @@ impl RelayLink {
     pub fn send(&mut self, peer: SocketAddr, payload: &[u8]) -> bool {
         self.out.clear();
         match self.client.send_to(peer, payload, &mut self.out) {
-            Ok(_) => self.socket.try_send(&self.out).is_ok(),
+            Ok(_) => {
+                let sent = write(&mut self.conn, &self.out);
+                self.dropped += u64::from(!sent);
+                sent
+            }
             Err(e) => {
                 debug!(error = %e, "TURN: relayed datagram not sent");
+                self.dropped += 1;
                 false
             }
         }
+    }
+
+    /// Whether the driver should replace this link by one to the next server: the current
+    /// one never granted an allocation and the client gave up on it.
+    pub fn wants_next_server(&self) -> bool {
+        !self.allocated_once
+            && self.announced.is_none()
+            && self.server + 1 < self.settings.servers.len()
+            && self.gave_up
     }
 
     /// Brings engine and client in step: the sessions' permissions and channels to the client,
@@ -143,7 +265,9 @@ impl RelayLink {
                 Event::Allocated {
                     relayed, mapped, ..
                 } => {
-                    info!(%relayed, ?mapped, server = %self.settings.server, "TURN: relay allocated");
+                    let transport = self.client.transport().name();
+                    info!(%relayed, ?mapped, server = %self.client.server(), transport, "TURN: relay allocated");
+                    self.allocated_once = true;
                     let candidate = RelayCandidate { relayed, mapped };
                     self.announced = Some(candidate);
                     engine.set_relay(Some(candidate));
@@ -158,6 +282,9 @@ impl RelayLink {
                     if self.announced.take().is_some() {
                         engine.set_relay(None);
                     }
+                    if !self.allocated_once {
+                        self.gave_up = true;
+                    }
                 }
                 Event::PermissionFailed { peer, failure } => {
                     debug!(%peer, %failure, "TURN: permission refused");
@@ -171,7 +298,7 @@ impl RelayLink {
         if now >= self.next_report {
             self.next_report = now + REPORT_INTERVAL;
             engine.note_relay_report(Some(RelayReport {
-                server: self.settings.server,
+                server: self.client.server(),
                 transport: self.client.transport().name(),
                 relayed: self.client.relayed(),
                 stats: self.client.stats(),
@@ -207,12 +334,105 @@ impl RelayLink {
         engine.note_relay_report(None);
     }
 
+    /// The link to the next server, when [`RelayLink::wants_next_server`].
+    pub async fn next_server(&self, now: Instant) -> io::Result<Self> {
+        let mut last_error = io::Error::other("no further TURN server");
+        for index in self.server + 1..self.settings.servers.len() {
+            match Self::open_at(&self.settings, index, now).await {
+                Ok(link) => return Ok(link),
+                Err(e) => last_error = e,
+            }
+        }
+        Err(last_error)
+    }
+
     /// Sends what the client queued for the server.
     fn flush(&mut self) {
-        while let Some(datagram) = self.client.poll_transmit() {
-            if let Err(e) = self.socket.try_send(&datagram) {
-                debug!(server = %self.settings.server, error = %e, "TURN: send to server");
+        while let Some(message) = self.client.poll_transmit() {
+            if !write(&mut self.conn, &message) {
+                debug!(server = %self.client.server(), "TURN: message to the server not sent");
             }
+        }
+        if let Conn::Tcp {
+            stream, backlog, ..
+        } = &mut self.conn
+        {
+            drain(stream, backlog);
+        }
+    }
+}
+
+/// Opens the connection to `server`.
+async fn connect(server: &RelayServer) -> io::Result<Conn> {
+    match server.transport {
+        Transport::Udp => {
+            let local: SocketAddr = if server.addr.is_ipv4() {
+                (Ipv4Addr::UNSPECIFIED, 0).into()
+            } else {
+                (Ipv6Addr::UNSPECIFIED, 0).into()
+            };
+            let socket = UdpSocket::bind(local).await?;
+            socket.connect(server.addr).await?;
+            Ok(Conn::Udp(socket))
+        }
+        Transport::Tcp => {
+            let stream =
+                tokio::time::timeout(Duration::from_secs(5), TcpStream::connect(server.addr))
+                    .await
+                    .map_err(|_| {
+                        io::Error::new(io::ErrorKind::TimedOut, "TCP connect timed out")
+                    })??;
+            stream.set_nodelay(true)?;
+            Ok(Conn::Tcp {
+                stream,
+                framer: StreamFramer::default(),
+                backlog: VecDeque::new(),
+            })
+        }
+        Transport::Tls => Err(io::Error::new(
+            io::ErrorKind::Unsupported,
+            "TURN over TLS from r58 is not built yet",
+        )),
+    }
+}
+
+/// Hands one datagram or frame from the server to the client, and relayed data to the engine.
+fn deliver(client: &mut TurnClient, engine: &mut Engine, now: Instant, input: &[u8]) {
+    match client.handle_input(now, input) {
+        Ok(Inbound::Data { peer, payload, .. }) => engine.handle_relayed(now, None, peer, payload),
+        Ok(Inbound::Handled) => {}
+        Err(e) => debug!(error = %e, "TURN: input not used"),
+    }
+}
+
+/// Writes one message to the connection: a datagram, or bytes appended to the stream (written
+/// as the socket takes them). False when it had to be dropped.
+fn write(conn: &mut Conn, message: &[u8]) -> bool {
+    match conn {
+        Conn::Udp(socket) => socket.try_send(message).is_ok(),
+        Conn::Tcp {
+            stream, backlog, ..
+        } => {
+            if backlog.len() + message.len() > MAX_STREAM_BACKLOG {
+                return false;
+            }
+            backlog.extend(message);
+            drain(stream, backlog);
+            true
+        }
+    }
+}
+
+/// Writes what the socket takes of `backlog` now.
+fn drain(stream: &TcpStream, backlog: &mut VecDeque<u8>) {
+    while !backlog.is_empty() {
+        let (front, _) = backlog.as_slices();
+        match stream.try_write(front) {
+            Ok(0) => break,
+            Ok(n) => {
+                backlog.drain(..n);
+            }
+            Err(_) => break,
         }
     }
 }

@@ -10,7 +10,8 @@ every veth has both ends in namespaces made here:
 - **router**: masquerades what the box sends out (``oifname wan masquerade``); its forward
   chain lets through replies (``ct state established,related``) and the box's own outbound
   traffic, and drops everything else, as does its input chain for anything new from the WAN.
-  Every drop is counted (``nft list ruleset`` in :meth:`Topology.describe`).
+  Every drop is counted (``nft list ruleset`` in :meth:`Topology.describe`). A port forward
+  (:meth:`Topology.port_forward`) exists only while a test asks for one.
 - **internet**: routes between the router's WAN and the remote side; its default route goes
   to the router, so what it sends to the box's private addresses is dropped by the NAT's
   firewall, silently (as the real internet drops it); coturn listens on 203.0.113.1 and relays
@@ -117,6 +118,15 @@ def in_netns(name: str):
         os.close(home)
 
 
+PR_SET_PDEATHSIG = 1
+
+
+def _die_with_parent() -> None:
+    """preexec_fn: the child gets SIGTERM when the test process dies (even by SIGKILL), so a
+    crashed run leaves no coturn or r58 behind (kept across exec by `ip netns exec`)."""
+    _libc.prctl(PR_SET_PDEATHSIG, signal.SIGTERM)
+
+
 @dataclass
 class Topology:
     tag: str
@@ -138,7 +148,11 @@ class Topology:
         stderr (and its stdout unless given) goes to ``log``."""
         out = open(log, "wb")
         proc = subprocess.Popen(
-            self.exec(role, *args), stdout=out if stdout is None else stdout, stderr=out, **kw
+            self.exec(role, *args),
+            stdout=out if stdout is None else stdout,
+            stderr=out,
+            preexec_fn=_die_with_parent,
+            **kw,
         )
         out.close()
         self.procs.append((name, proc))
@@ -167,6 +181,26 @@ class Topology:
                 n = int(line.split("counter packets ")[1].split()[0])
                 out[line.split('comment "')[1].split('"')[0]] = n
         return out
+
+    @contextmanager
+    def port_forward(self, port: int, proto: str = "udp"):
+        """A port forward on the router (its WAN address:port -> the box), for the block only:
+        what an operator does today to let a relay reach r58 (docs/turn.md)."""
+        table = f"{NFT_TABLE}fwd"
+        rules = self.workdir / f"forward-{self.tag}.nft"
+        rules.write_text(
+            f"table ip {table} {{\n"
+            "    chain prerouting {\n"
+            "        type nat hook prerouting priority dstnat; policy accept;\n"
+            f'        iifname "wan" ip daddr {ROUTER_WAN} {proto} dport {port} counter'
+            f' dnat to {BOX_WAN}:{port} comment "port forward"\n'
+            "    }\n}\n"
+        )
+        self.run("router", "nft", "-f", str(rules))
+        try:
+            yield
+        finally:
+            self.run("router", "nft", "delete", "table", "ip", table, check=False)
 
     def http(self, role: str, url: str, timeout: float = 5) -> tuple[int, bytes]:
         """GET ``url`` from ``role``'s namespace: (status, body); status 0 when unreachable."""
@@ -210,6 +244,7 @@ table inet {NFT_TABLE} {{
         type filter hook forward priority 0; policy drop;
         ct state established,related counter accept comment "replies"
         iifname "lan" oifname "wan" counter accept comment "box outbound"
+        ct status dnat counter accept comment "port forwards"
         counter drop comment "forward dropped"
     }}
     chain input {{
@@ -235,9 +270,25 @@ def _veth(topo: Topology, a: str, a_if: str, a_ip: str, b: str, b_if: str, b_ip:
         topo.run(role, "ip", "link", "set", ifname, "up")
 
 
+def remove_stale() -> list[str]:
+    """Deletes the namespaces of earlier runs whose process is gone (killed before teardown);
+    namespaces of runs still alive are left alone. Returns the names removed."""
+    removed = []
+    for line in sh("ip", "netns", "list", check=False).stdout.splitlines():
+        m = re.match(r"(r58nat(\d+)-[0-9a-f]{4}-(\w+))\b", line)
+        if m and m.group(3) in ROLES and not Path(f"/proc/{m.group(2)}").exists():
+            sh("ip", "netns", "del", m.group(1), check=False)
+            removed.append(m.group(1))
+    return removed
+
+
 def build(workdir: Path) -> Topology:
-    """Creates the namespaces, links, routes and NAT rules; :func:`destroy` undoes it all."""
-    tag = f"{os.getpid()}{secrets.token_hex(2)}"
+    """Creates the namespaces, links, routes and NAT rules; :func:`destroy` undoes it all.
+    Names carry this process's pid and a random tag, so they never clash with another run."""
+    stale = remove_stale()
+    if stale:
+        print(f"removed namespaces left by dead runs: {stale}")
+    tag = f"{os.getpid()}-{secrets.token_hex(2)}"
     topo = Topology(tag, {role: f"r58nat{tag}-{role}" for role in ROLES}, workdir)
     try:
         for role in ROLES:
@@ -457,7 +508,7 @@ def start_forwarder(topo: Topology, target_port: int) -> Forwarder:
         topo.ns["internet"], f"{EDGE_IP}:{EDGE_PORT}", topo.ns["box"], f"127.0.0.1:{target_port}",
     ]  # fmt: skip
     out = open(log, "wb")
-    proc = subprocess.Popen(args, stdout=subprocess.PIPE, stderr=out)
+    proc = subprocess.Popen(args, stdout=subprocess.PIPE, stderr=out, preexec_fn=_die_with_parent)
     out.close()
     topo.procs.append(("forwarder", proc))
     line = proc.stdout.readline().decode().strip()  # "LISTENING ..." once the socket is bound

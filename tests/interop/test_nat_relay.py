@@ -7,13 +7,22 @@ TCP forwarder standing in for the HTTP tunnel (cloudflared): it listens on the i
 and connects to r58 on 127.0.0.1 inside the box, crossing namespaces by file descriptor, so no
 port is opened on the NAT. The peers are aiortc (nat_peer.py), each in its own namespace.
 
+- The topology itself: the box gets out through the masquerade, nothing gets in unasked, the
+  tunnel reaches the API, a LAN viewer plays the box's test camera directly.
 - Without the server side of TURN (r58 ICE-lite with host candidates only, `[turn]
   server_relay = "never"`), a relay-only guest never connects: its relay sends the checks to
   r58's addresses and the NAT drops them (issue 20: today's gap; this must pass now).
 - With `server_relay = "always"`, r58 allocates a relay itself and offers it: the same guest
   publishes, a relay-only viewer on the internet side plays it over WHEP through TURN, and a LAN
   viewer plays it directly; both decode frames. A binary that refuses the key (exit 2, "unknown
-  key 'turn.server_relay'") makes this test xfail.
+  key 'turn.server_relay'") makes this test xfail. It fails with `server_relay = "never"`.
+- The control: with a UDP port forward on the router and r58 advertising the router's address
+  (docs/turn.md's way before server relay), the same guest and viewers pass, so a failure of
+  the relay test is r58's, not the topology's or the peers'.
+
+On failure each test prints every namespace's addresses, routes and nftables rules (with their
+counters), the processes, r58's config and log, coturn's log, the tunnel's connections and each
+peer's events and aioice log (NAT_PEER_LOG=DEBUG in the environment: every STUN/TURN message).
 
 Needs root (namespaces, nftables), ``ip``, ``nft`` and ``turnserver`` (Debian: iproute2,
 nftables, coturn). Without them the tests are skipped, except in CI (CI=true), where they fail.
@@ -49,6 +58,8 @@ NOT_IMPLEMENTED = "server_relay not implemented in this binary"
 def topo(tmp_path_factory):
     """The five namespaces, built for this module and always removed (even on failure); their
     names carry the pid and a random tag, so a crashed run's leftovers never block the next."""
+    if "stub_server" in os.environ.get("R58_BIN", ""):
+        pytest.skip("the stub server has no TURN and no test cameras")
     why = nat.missing()
     if why is None and shutil.which("turnserver") is None:
         why = "turnserver not found (apt-get install coturn, or run .ci/run)"
@@ -78,16 +89,17 @@ def tunnel(topo: nat.Topology) -> nat.Forwarder:
 def server_relay_supported(topo: nat.Topology, coturn: nat.Coturn, tmp_path_factory) -> bool:
     """Whether this r58 accepts `[turn] server_relay`: started once with it, a binary that does
     not know the key stops at once with exit code 2 naming it."""
-    if "stub_server" in os.environ.get("R58_BIN", ""):
-        pytest.skip("the stub server has no TURN and no test cameras")
     work = tmp_path_factory.mktemp("r58probe")
     config = nat.r58_config(work, coturn.secret, "always")
     r58 = nat.spawn_r58(topo, work, config)
     try:
-        try:
-            code = r58.proc.wait(timeout=3)
-        except subprocess.TimeoutExpired:
-            return True
+        deadline = time.monotonic() + 5
+        while r58.proc.poll() is None:
+            status, _ = topo.http("lan", f"{r58.lan_base}/healthz", timeout=0.5)
+            if status == 200 or time.monotonic() > deadline:
+                return True
+            time.sleep(0.1)
+        code = r58.proc.returncode
         if code == 2 and "server_relay" in r58.log_text():
             print(f"r58 refuses server_relay: {r58.log_text().strip()}")
             return False

@@ -15,13 +15,13 @@ every veth has both ends in namespaces made here:
 - **internet**: routes between the router's WAN and the remote side; its default route goes
   to the router, so what it sends to the box's private addresses is dropped by the NAT's
   firewall, silently (as the real internet drops it); coturn listens on 203.0.113.1 and relays
-  from that address; the tunnel edge (:func:`forward`) listens there too.
+  from that address; the tunnel edge (:func:`start_forwarder`) listens there too.
 - **remote**: guests and remote viewers (default route via the internet namespace).
 - **lan**: a viewer on the box's LAN (default route via the box, which does not forward).
 
-The HTTP tunnel: :func:`forward` (run as ``python nat_topology.py forward ...``) opens its
-listening socket in the internet namespace and, for each client, a TCP connection to r58 on
-127.0.0.1 inside the box namespace, like cloudflared on the box connecting to r58 on loopback.
+The HTTP tunnel: :func:`start_forwarder` runs ``python nat_topology.py forward ...``, a process
+that opens its listening socket in the internet namespace and, for each client, a TCP
+connection to r58 on 127.0.0.1 inside the box namespace, like cloudflared on the box connecting to r58 on loopback.
 It crosses namespaces with file descriptors (``setns(2)`` in one thread: a socket stays in the
 namespace it was created in), not with packets: no port is opened on the NAT.
 """

@@ -48,12 +48,12 @@ fn is_public(ip: IpAddr) -> bool {
 /// The TURN URLs of the first ICE server with credentials, UDP first, then TCP, then TLS
 /// (`turn:host:port`, `?transport=udp|tcp`, `turns:`): ([(host, port, transport)], username,
 /// password).
-fn turn_servers(servers: &[IceServer]) -> Option<(Vec<(String, u16, Transport)>, String, String)> {
+fn turn_servers(servers: &[IceServer]) -> Option<(Vec<TurnUrl>, String, String)> {
     servers.iter().find_map(|server| {
         let (Some(username), Some(credential)) = (&server.username, &server.credential) else {
             return None;
         };
-        let mut found: Vec<(String, u16, Transport)> = server
+        let mut found: Vec<TurnUrl> = server
             .urls
             .iter()
             .filter_map(|url| parse_turn_url(url))
@@ -68,8 +68,11 @@ fn turn_servers(servers: &[IceServer]) -> Option<(Vec<(String, u16, Transport)>,
     })
 }
 
+/// A TURN server's host, port and transport.
+type TurnUrl = (String, u16, Transport);
+
 /// `turn:host[:port][?transport=udp|tcp]` or `turns:host[:port][?transport=tcp]`.
-fn parse_turn_url(url: &str) -> Option<(String, u16, Transport)> {
+fn parse_turn_url(url: &str) -> Option<TurnUrl> {
     let (rest, tls) = match url.strip_prefix("turns:") {
         Some(rest) => (rest, true),
         None => (url.strip_prefix("turn:")?, false),

@@ -105,7 +105,11 @@ fn renew_after(provider: &Provider) -> Option<Duration> {
 
 /// Keeps `settings` filled with a UDP TURN server and credentials from `service`, for as long
 /// as the driver listens.
-pub async fn feed(service: TurnService, settings: watch::Sender<Option<RelaySettings>>) {
+pub async fn feed(
+    service: TurnService,
+    extra_roots: Vec<Vec<u8>>,
+    settings: watch::Sender<Option<RelaySettings>>,
+) {
     let renew = renew_after(&service.config().provider);
     loop {
         let next = match service.ice_servers().await {
@@ -115,16 +119,21 @@ pub async fn feed(service: TurnService, settings: watch::Sender<Option<RelaySett
                     for (host, port, transport) in urls {
                         match tokio::net::lookup_host((host.as_str(), port)).await {
                             Ok(mut addrs) => match addrs.next() {
-                                Some(addr) => resolved.push(RelayServer { addr, transport }),
+                                Some(addr) => resolved.push(RelayServer {
+                                    addr,
+                                    transport,
+                                    name: host.clone(),
+                                }),
                                 None => warn!(%host, "TURN server name resolves to nothing"),
                             },
                             Err(e) => warn!(%host, error = %e, "cannot resolve the TURN server"),
                         }
                     }
-                    (!resolved.is_empty()).then_some(RelaySettings {
+                    (!resolved.is_empty()).then(|| RelaySettings {
                         servers: resolved,
                         username,
                         password,
+                        extra_roots: extra_roots.clone(),
                     })
                 }
                 None => {

@@ -123,7 +123,11 @@ pub async fn run(config: Config) -> Result<(), ServerError> {
         &candidates,
     ) {
         let (settings, watch) = tokio::sync::watch::channel(None);
-        tokio::spawn(crate::relay::feed(state_turn_service, settings));
+        tokio::spawn(crate::relay::feed(
+            state_turn_service,
+            config.turn.relay_ca.clone(),
+            settings,
+        ));
         Some(watch)
     } else {
         None

@@ -19,6 +19,7 @@
 //! trusted_proxies = ["127.0.0.1", "::1"]   # X-Forwarded-For is believed from these only
 //! link_headers = true            # Link rel="ice-server" on WHIP/WHEP 201 answers
 //! server_relay = "auto"          # r58's own TURN allocation: "auto", "always", "never"
+//! relay_ca_file = "turn-ca.pem"  # CA trusted for turns: besides the public roots (optional)
 //! ```
 //!
 //! Secrets (shared secret, API token, endpoint token) come from the environment first, then a
@@ -62,6 +63,7 @@ pub const TURN_KEYS: &[&str] = &[
     "trusted_proxies",
     "link_headers",
     "server_relay",
+    "relay_ca_file",
 ];
 
 /// Environment variable holding coturn's shared secret.
@@ -96,6 +98,9 @@ pub struct Turn {
     pub link_headers: bool,
     /// Whether r58 holds a TURN allocation of its own (a relay candidate in its answers).
     pub server_relay: ServerRelay,
+    /// CA certificates (DER) r58 trusts for its own `turns:` connection besides the public
+    /// roots (a self-hosted coturn with a private CA).
+    pub relay_ca: Vec<Vec<u8>>,
 }
 
 /// `server_relay`: when r58 allocates a relay on the provider's TURN server for its own side
@@ -127,6 +132,7 @@ impl Default for Turn {
             ],
             link_headers: true,
             server_relay: ServerRelay::Auto,
+            relay_ca: Vec::new(),
         }
     }
 }
@@ -156,6 +162,7 @@ pub(super) struct FileTurn {
     trusted_proxies: Option<Vec<String>>,
     link_headers: Option<bool>,
     server_relay: Option<String>,
+    relay_ca_file: Option<PathBuf>,
 }
 
 /// The first key of a `[turn]` table that is not one of [`TURN_KEYS`], as `turn.KEY`.
@@ -460,6 +467,37 @@ pub(super) fn resolve(
     }
     if let Some(link) = t.link_headers {
         turn.link_headers = link;
+    }
+    if let Some(file) = &t.relay_ca_file {
+        use tokio_rustls::rustls::pki_types::CertificateDer;
+        use tokio_rustls::rustls::pki_types::pem::PemObject;
+        let dir = path.parent().unwrap_or(Path::new("."));
+        let full = if file.is_relative() {
+            dir.join(file)
+        } else {
+            file.clone()
+        };
+        let certs: Result<Vec<CertificateDer<'static>>, _> = CertificateDer::pem_file_iter(&full)
+            .map_err(|e| {
+                err(
+                    "relay_ca_file",
+                    format!("cannot read '{}': {e}", full.display()),
+                )
+            })?
+            .collect();
+        let certs = certs.map_err(|e| {
+            err(
+                "relay_ca_file",
+                format!("'{}' is not PEM certificates: {e}", full.display()),
+            )
+        })?;
+        if certs.is_empty() {
+            return Err(err(
+                "relay_ca_file",
+                format!("'{}' holds no certificate", full.display()),
+            ));
+        }
+        turn.relay_ca = certs.into_iter().map(|c| c.to_vec()).collect();
     }
     if let Some(relay) = t.server_relay.as_deref() {
         turn.server_relay = match relay {

@@ -6,5 +6,6 @@
 
 pub mod driver;
 pub mod relay;
+mod relay_tls;
 pub mod udp_batch;
 pub mod udp_recv;

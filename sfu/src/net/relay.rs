@@ -7,9 +7,10 @@
 //! the engine says which peers to permit and bind ([`Engine::poll_relay_need`]), the client
 //! says when it holds an allocation ([`Engine::set_relay`]).
 //!
-//! The servers are tried in the order given (UDP first, then TCP: RFC 8656 framing over the
-//! stream, the relayed allocation still UDP): a server that does not grant a first allocation
-//! within a few seconds (a venue that drops outbound UDP) makes the link move to the next.
+//! The servers are tried in the order given (UDP first, then TCP, then TLS: RFC 8656 framing
+//! over the stream, the relayed allocation still UDP): a server that does not grant a first
+//! allocation within a few seconds (a venue that drops outbound UDP) makes the link move to
+//! the next.
 //! Once allocated on a transport, the link stays on it and the client re-allocates there.
 
 use std::collections::VecDeque;
@@ -21,6 +22,7 @@ use tokio::io::Interest;
 use tokio::net::{TcpStream, UdpSocket};
 use tracing::{debug, info, warn};
 
+use super::relay_tls::TlsPipe;
 use crate::engine::{Engine, RelayNeed, RelayReport};
 use crate::turn::Secret;
 use crate::turn::client::{
@@ -50,6 +52,8 @@ fn retransmission() -> Retransmission {
 pub struct RelayServer {
     pub addr: SocketAddr,
     pub transport: Transport,
+    /// The host as written in the URL: the name a TLS certificate must carry.
+    pub name: String,
 }
 
 /// Where and as whom r58 allocates its relay: servers in the order to try them.
@@ -58,6 +62,8 @@ pub struct RelaySettings {
     pub servers: Vec<RelayServer>,
     pub username: String,
     pub password: String,
+    /// CA certificates (DER) trusted for `turns:` besides the public roots.
+    pub extra_roots: Vec<Vec<u8>>,
 }
 
 /// The connection to the TURN server.
@@ -68,6 +74,10 @@ enum Conn {
         framer: StreamFramer,
         /// Bytes not yet written.
         backlog: VecDeque<u8>,
+    },
+    Tls {
+        pipe: TlsPipe,
+        framer: StreamFramer,
     },
 }
 
@@ -108,7 +118,7 @@ impl RelayLink {
 
     async fn open_at(settings: &RelaySettings, index: usize, now: Instant) -> io::Result<Self> {
         let server = &settings.servers[index];
-        let conn = connect(server).await?;
+        let conn = connect(server, &settings.extra_roots).await?;
         let mut config = ClientConfig::new(
             server.addr,
             server.transport,
@@ -155,6 +165,10 @@ impl RelayLink {
                 };
                 stream.ready(interest).await.map(drop)
             }
+            Conn::Tls { pipe, .. } => {
+                pipe.ready().await;
+                Ok(())
+            }
         }
     }
 
@@ -194,6 +208,23 @@ impl RelayLink {
                 };
                 deliver(client, engine, now, &recv[..n]);
             },
+            Conn::Tls { pipe, framer } => {
+                let (chunks, closed) = pipe.take();
+                for chunk in chunks {
+                    if let Err(e) = framer.push(&chunk) {
+                        warn!(server = %addr, error = %e, "TURN: unusable stream");
+                        client.handle_connection_lost(now);
+                        break;
+                    }
+                    while let Ok(Some(frame)) = framer.next_frame() {
+                        deliver(client, engine, now, frame);
+                    }
+                }
+                if closed {
+                    warn!(server = %addr, "TURN: the TLS connection ended");
+                    client.handle_connection_lost(now);
+                }
+            }
             Conn::Tcp { stream, framer, .. } => loop {
                 match stream.try_read(recv) {
                     Ok(0) => {
@@ -363,7 +394,7 @@ impl RelayLink {
 }
 
 /// Opens the connection to `server`.
-async fn connect(server: &RelayServer) -> io::Result<Conn> {
+async fn connect(server: &RelayServer, extra_roots: &[Vec<u8>]) -> io::Result<Conn> {
     match server.transport {
         Transport::Udp => {
             let local: SocketAddr = if server.addr.is_ipv4() {
@@ -389,10 +420,10 @@ async fn connect(server: &RelayServer) -> io::Result<Conn> {
                 backlog: VecDeque::new(),
             })
         }
-        Transport::Tls => Err(io::Error::new(
-            io::ErrorKind::Unsupported,
-            "TURN over TLS from r58 is not built yet",
-        )),
+        Transport::Tls => Ok(Conn::Tls {
+            pipe: TlsPipe::connect(server.addr, &server.name, extra_roots).await?,
+            framer: StreamFramer::default(),
+        }),
     }
 }
 
@@ -420,6 +451,7 @@ fn write(conn: &mut Conn, message: &[u8]) -> bool {
             drain(stream, backlog);
             true
         }
+        Conn::Tls { pipe, .. } => pipe.write(message),
     }
 }
 

@@ -198,8 +198,7 @@ fn lost_packets_are_nacked_by_rtc_and_retransmitted_from_history() -> TestResult
         .ok_or("no video ssrc")?;
     // Lose the first transmission of every 7th video packet to the viewer (not among its very
     // first packets: a receiver cannot know about a loss before the first packet it sees).
-    let mut highest: Option<u16> = None;
-    let mut fresh = 0u32;
+    let mut fresh = FirstTransmissions::default();
     net.drop_filter = Some(Box::new(move |to, data| {
         let Some((pt, seq, ssrc)) = srtp_header(data) else {
             return false;
@@ -207,17 +206,10 @@ fn lost_packets_are_nacked_by_rtc_and_retransmitted_from_history() -> TestResult
         if to != viewer || pt != H264_PT || ssrc != vssrc {
             return false;
         }
-        let is_new = highest.is_none_or(|h| {
-            let d = seq.wrapping_sub(h);
-            d != 0 && d < 0x8000
-        });
-        if !is_new {
-            return false; // a retransmission
-        }
-        highest = Some(seq);
-        fresh += 1;
-        // Every 7th, plus a burst of four in a row (NACK bitmask).
-        fresh > 5 && (fresh % 7 == 3 || (60..64).contains(&fresh))
+        // Every 7th, plus a burst of four in a row (NACK bitmask); retransmissions pass.
+        fresh
+            .number(seq)
+            .is_some_and(|n| n > 5 && (n % 7 == 3 || (60..64).contains(&n)))
     }));
     let mut source = Source::new(net.now, 1);
     source.stream_for(&mut net, publisher, Duration::from_secs(4))?;

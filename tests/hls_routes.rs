@@ -13,13 +13,14 @@ use std::time::{Duration, Instant};
 use axum::Router;
 use axum::body::Body;
 use axum::http::{Method, StatusCode};
-use common::{get, request, shared_engine, small_camera, start_cameras};
+use common::{get, request, shared_engine, start_cameras};
 use hls_m3u8::MasterPlaylist;
 use hls_m3u8::tags::VariantStream;
 use r58::http::{AppState, router};
 use sfu::capture::CameraHandle;
 use sfu::engine::{EngineConfig, SharedEngine};
 use sfu::hls::LiveConfig;
+use sfu::testing::cameras::small_camera;
 
 struct Server {
     app: Router,

@@ -9,14 +9,14 @@ use std::time::Duration;
 
 use axum::http::StatusCode;
 use common::{
-    Events, answering_config, names, publish, shared_engine, small_camera, start_cameras, switch,
-    switch_with,
+    Events, answering_config, names, publish, shared_engine, start_cameras, switch, switch_with,
 };
 use r58::config::AuthRule;
 use r58::http::{AppState, router};
 use serde_json::Value;
 use sfu::capture::CameraHandle;
 use sfu::engine::{EngineConfig, SharedEngine};
+use sfu::testing::cameras::small_camera;
 
 fn engine() -> SharedEngine {
     shared_engine(EngineConfig::default())

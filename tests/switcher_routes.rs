@@ -10,14 +10,15 @@ use std::time::{Duration, Instant};
 use axum::Router;
 use axum::http::StatusCode;
 use common::{
-    CHROME_WHIP, get, names, online, post_json, post_sdp, shared_engine, small_camera,
-    start_cameras, switch, wait_until,
+    CHROME_WHIP, get, names, online, post_json, post_sdp, shared_engine, start_cameras, switch,
+    wait_until,
 };
 use r58::http::{AppState, router};
 use serde_json::Value;
 use sfu::capture::{CameraHandle, CameraSettings};
 use sfu::engine::{EngineConfig, SharedEngine};
 use sfu::hub::ReaderPacket;
+use sfu::testing::cameras::small_camera;
 use tokio::sync::mpsc::Receiver;
 
 async fn state(app: &Router) -> Value {

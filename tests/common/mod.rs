@@ -21,8 +21,6 @@ use sfu::capture::{CameraHandle, CameraSettings, start_test_cameras};
 use sfu::engine::{Engine, EngineConfig, SharedEngine};
 use tower::ServiceExt;
 
-pub use sfu::testing::cameras::small_camera;
-
 /// Chromium's WHIP offer (H.264 and Opus, sendonly).
 pub const CHROME_WHIP: &str = include_str!("../../sfu/testdata/sdp/chrome_whip.sdp");
 /// Chromium's WHEP offer (recvonly).

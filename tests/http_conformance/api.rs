@@ -8,7 +8,7 @@ async fn session_limit_is_503_with_retry_after() {
     let server = Server::with(
         EngineConfig {
             max_sessions: 2,
-            ..engine_config()
+            ..answering_config()
         },
         Vec::new(),
         &[],
@@ -51,7 +51,7 @@ async fn healthz_streams_and_metrics() {
             .unwrap_or_default()
             .starts_with("application/json")
     );
-    let list: serde_json::Value = serde_json::from_str(&r.body).expect("JSON");
+    let list: serde_json::Value = serde_json::from_str(r.text()).expect("JSON");
     assert_eq!(list, serde_json::json!([]));
 
     server.publish("listed").await;
@@ -60,7 +60,7 @@ async fn healthz_streams_and_metrics() {
         .request(Method::GET, "/api/streams", &[], Body::empty())
         .await;
     r.assert_status(StatusCode::OK);
-    let list: serde_json::Value = serde_json::from_str(&r.body).expect("JSON");
+    let list: serde_json::Value = serde_json::from_str(r.text()).expect("JSON");
     let streams = list.as_array().expect("a JSON array");
     assert_eq!(streams.len(), 1, "{list}");
     let stream = &streams[0];
@@ -94,11 +94,11 @@ async fn healthz_streams_and_metrics() {
             .starts_with("text/plain")
     );
     assert!(
-        r.body.lines().any(|l| l == "r58_sessions 2"),
+        r.text().lines().any(|l| l == "r58_sessions 2"),
         "metrics lack r58_sessions 2:\n{}",
-        r.body
+        r.text()
     );
-    assert!(r.body.contains("stream=\"listed\""), "{}", r.body);
+    assert!(r.text().contains("stream=\"listed\""), "{}", r.text());
 }
 
 #[tokio::test]

@@ -73,7 +73,7 @@ async fn deleted_publisher_ends_stream_and_viewers_after_grace() {
     let streams = server
         .request(Method::GET, "/api/streams", &[], Body::empty())
         .await;
-    let list: serde_json::Value = serde_json::from_str(&streams.body).expect("JSON");
+    let list: serde_json::Value = serde_json::from_str(streams.text()).expect("JSON");
     assert!(
         list.as_array()
             .expect("array")
@@ -117,7 +117,7 @@ async fn bearer_token_protects_whip_only() {
         path: "/whip/*".to_owned(),
         token: "s3cret".to_owned(),
     }];
-    let server = Server::with(engine_config(), rules, &[]);
+    let server = Server::with(answering_config(), rules, &[]);
     let good = bearer("s3cret");
     for auth in [
         None,

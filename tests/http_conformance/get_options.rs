@@ -154,7 +154,7 @@ async fn cors_on_post_exposes_location_etag_link() {
 
 #[tokio::test]
 async fn cors_restricted_origins() {
-    let server = Server::with(engine_config(), Vec::new(), &["https://ok.example"]);
+    let server = Server::with(answering_config(), Vec::new(), &["https://ok.example"]);
     let preflight = |origin| {
         [
             ("origin", origin),

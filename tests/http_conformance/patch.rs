@@ -127,10 +127,10 @@ async fn patch_errors_415_428_412_404() {
 async fn check_ice_restart(server: &Server, created: &Resp, if_match: &str) {
     let location = created.location();
     let old_etag = created.etag();
-    let old_ufrag = sdp_attr(&created.body, "ice-ufrag")
+    let old_ufrag = sdp_attr(created.text(), "ice-ufrag")
         .expect("answer ufrag")
         .to_owned();
-    let old_pwd = sdp_attr(&created.body, "ice-pwd")
+    let old_pwd = sdp_attr(created.text(), "ice-pwd")
         .expect("answer pwd")
         .to_owned();
 
@@ -148,8 +148,8 @@ async fn check_ice_restart(server: &Server, created: &Resp, if_match: &str) {
     let new_etag = r.etag();
     assert_strong_etag(&new_etag);
     assert_ne!(new_etag, old_etag);
-    let ufrag = sdp_attr(&r.body, "ice-ufrag").expect("restart answer has a=ice-ufrag");
-    let pwd = sdp_attr(&r.body, "ice-pwd").expect("restart answer has a=ice-pwd");
+    let ufrag = sdp_attr(r.text(), "ice-ufrag").expect("restart answer has a=ice-ufrag");
+    let pwd = sdp_attr(r.text(), "ice-pwd").expect("restart answer has a=ice-pwd");
     assert_ne!(
         ufrag, old_ufrag,
         "the server's ufrag must change on restart"

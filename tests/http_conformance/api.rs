@@ -37,14 +37,10 @@ async fn session_limit_is_503_with_retry_after() {
 #[tokio::test]
 async fn healthz_streams_and_metrics() {
     let server = Server::new();
-    let r = server
-        .request(Method::GET, "/healthz", &[], Body::empty())
-        .await;
+    let r = server.get("/healthz").await;
     r.assert_status(StatusCode::OK);
 
-    let r = server
-        .request(Method::GET, "/api/streams", &[], Body::empty())
-        .await;
+    let r = server.get("/api/streams").await;
     r.assert_status(StatusCode::OK);
     assert!(
         r.header("content-type")
@@ -56,9 +52,7 @@ async fn healthz_streams_and_metrics() {
 
     server.publish("listed").await;
     server.play("listed").await;
-    let r = server
-        .request(Method::GET, "/api/streams", &[], Body::empty())
-        .await;
+    let r = server.get("/api/streams").await;
     r.assert_status(StatusCode::OK);
     let list: serde_json::Value = serde_json::from_str(r.text()).expect("JSON");
     let streams = list.as_array().expect("a JSON array");
@@ -84,9 +78,7 @@ async fn healthz_streams_and_metrics() {
     // A viewer becomes a reader of the stream once connected; this one never does ICE.
     assert!(stream["viewers"].is_u64(), "{stream}");
 
-    let r = server
-        .request(Method::GET, "/metrics", &[], Body::empty())
-        .await;
+    let r = server.get("/metrics").await;
     r.assert_status(StatusCode::OK);
     assert!(
         r.header("content-type")
@@ -105,7 +97,7 @@ async fn healthz_streams_and_metrics() {
 async fn unknown_routes_and_methods() {
     let server = Server::new();
     server
-        .request(Method::GET, "/nope", &[], Body::empty())
+        .get("/nope")
         .await
         .assert_status(StatusCode::NOT_FOUND);
     let r = server
@@ -117,14 +109,7 @@ async fn unknown_routes_and_methods() {
         )
         .await;
     r.assert_status(StatusCode::METHOD_NOT_ALLOWED);
-    let r = server
-        .request(
-            Method::POST,
-            "/whip/x/abc",
-            &[("content-type", SDP)],
-            CHROME_WHIP.to_owned(),
-        )
-        .await;
+    let r = server.post_sdp("/whip/x/abc", CHROME_WHIP).await;
     r.assert_status(StatusCode::METHOD_NOT_ALLOWED);
     server.assert_still_serves().await;
 }

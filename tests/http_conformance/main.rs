@@ -63,8 +63,25 @@ impl Server {
         common::request(&self.app, method, uri, headers, body).await
     }
 
+    async fn get(&self, uri: &str) -> Resp {
+        self.request(Method::GET, uri, &[], Body::empty()).await
+    }
+
+    async fn options(&self, uri: &str, headers: &[(&str, &str)]) -> Resp {
+        self.request(Method::OPTIONS, uri, headers, Body::empty())
+            .await
+    }
+
     async fn post_sdp(&self, uri: &str, offer: &str) -> Resp {
         common::post_sdp(&self.app, uri, offer).await
+    }
+
+    /// POSTs `offer` as `application/sdp` with extra `headers`.
+    async fn post_sdp_with(&self, uri: &str, offer: &str, headers: &[(&str, &str)]) -> Resp {
+        let mut all = vec![("content-type", SDP)];
+        all.extend_from_slice(headers);
+        self.request(Method::POST, uri, &all, offer.to_owned())
+            .await
     }
 
     /// Publishes `name` with the Chromium offer and checks it was created.

@@ -108,49 +108,28 @@ async fn provider_none_is_stun_only() {
 
 #[tokio::test]
 async fn foreign_origins_are_refused() {
-    let app_same_host = build(coturn_settings(), Vec::new());
+    let same_host = build(coturn_settings(), Vec::new());
+    let mut settings = coturn_settings();
+    settings.allowed_origins = vec!["https://pages.example".into()];
+    let listed = build(settings, Vec::new());
     let peer = "198.51.100.7:5000";
     let host = ("host", "recorder.example.org");
-    let r = credentials(
-        &app_same_host,
-        &[host, ("origin", "https://evil.example")],
-        peer,
-    )
-    .await;
-    assert_eq!(r.status, StatusCode::FORBIDDEN, "{r:?}");
-    assert!(r.text().contains("origin"), "{r:?}");
-    assert!(!r.text().contains(SECRET));
-    // Pages of the same host (through a tunnel that terminates TLS: the scheme may differ).
-    let r = credentials(
-        &app_same_host,
-        &[host, ("origin", "https://recorder.example.org")],
-        peer,
-    )
-    .await;
-    assert_eq!(r.status, StatusCode::OK, "{r:?}");
-
-    let mut listed = coturn_settings();
-    listed.allowed_origins = vec!["https://pages.example".into()];
-    let app_listed = build(listed, Vec::new());
-    let r = credentials(
-        &app_listed,
-        &[host, ("origin", "https://pages.example")],
-        peer,
-    )
-    .await;
-    assert_eq!(r.status, StatusCode::OK, "{r:?}");
-    let r = credentials(
-        &app_listed,
-        &[host, ("origin", "https://other.example")],
-        peer,
-    )
-    .await;
-    assert_eq!(r.status, StatusCode::FORBIDDEN, "{r:?}");
+    for (app, origin, expected) in [
+        (&same_host, "https://evil.example", StatusCode::FORBIDDEN),
+        // Pages of the same host (through a tunnel that terminates TLS: the scheme may differ).
+        (&same_host, "https://recorder.example.org", StatusCode::OK),
+        (&listed, "https://pages.example", StatusCode::OK),
+        (&listed, "https://other.example", StatusCode::FORBIDDEN),
+    ] {
+        let r = credentials(app, &[host, ("origin", origin)], peer).await;
+        assert_eq!(r.status, expected, "{origin}: {r:?}");
+        if expected == StatusCode::FORBIDDEN {
+            assert!(r.text().contains("origin"), "{r:?}");
+        }
+        assert!(!r.text().contains(SECRET));
+    }
     // After refusals the endpoint still serves.
-    assert_eq!(
-        credentials(&app_listed, &[], peer).await.status,
-        StatusCode::OK
-    );
+    assert_eq!(credentials(&listed, &[], peer).await.status, StatusCode::OK);
 }
 
 #[tokio::test]
@@ -207,36 +186,23 @@ async fn rate_limit_per_client_ip_answers_429_with_retry_after() {
         .parse()
         .expect("seconds");
     assert!((29..=30).contains(&retry), "one request per 30 s: {retry}");
-    // Another port of the same address is the same client; another address is not.
-    assert_eq!(
-        credentials(&app, &[], "203.0.113.5:40001").await.status,
-        StatusCode::TOO_MANY_REQUESTS
-    );
-    assert_eq!(
-        credentials(&app, &[], "203.0.113.6:40000").await.status,
-        StatusCode::OK
-    );
-    // Behind the local tunnel (a trusted proxy) clients are told apart by X-Forwarded-For...
-    let via_tunnel = |ip: &'static str| [("x-forwarded-for", ip)];
-    for _ in 0..2 {
-        let r = credentials(&app, &via_tunnel("192.0.2.10"), "127.0.0.1:50000").await;
-        assert_eq!(r.status, StatusCode::OK);
+    let tunnel = "127.0.0.1:50000";
+    for (forwarded_for, peer, expected) in [
+        // Another port of the same address is the same client; another address is not.
+        (None, "203.0.113.5:40001", StatusCode::TOO_MANY_REQUESTS),
+        (None, "203.0.113.6:40000", StatusCode::OK),
+        // Behind the local tunnel (a trusted proxy) clients are told apart by X-Forwarded-For...
+        (Some("192.0.2.10"), tunnel, StatusCode::OK),
+        (Some("192.0.2.10"), tunnel, StatusCode::OK),
+        (Some("192.0.2.10"), tunnel, StatusCode::TOO_MANY_REQUESTS),
+        (Some("192.0.2.11"), tunnel, StatusCode::OK),
+        // ...but an untrusted peer cannot dodge the limit by forging it.
+        (Some("192.0.2.99"), a, StatusCode::TOO_MANY_REQUESTS),
+    ] {
+        let headers = Vec::from_iter(forwarded_for.map(|ip| ("x-forwarded-for", ip)));
+        let r = credentials(&app, &headers, peer).await;
+        assert_eq!(r.status, expected, "{forwarded_for:?} from {peer}: {r:?}");
     }
-    assert_eq!(
-        credentials(&app, &via_tunnel("192.0.2.10"), "127.0.0.1:50000")
-            .await
-            .status,
-        StatusCode::TOO_MANY_REQUESTS
-    );
-    assert_eq!(
-        credentials(&app, &via_tunnel("192.0.2.11"), "127.0.0.1:50000")
-            .await
-            .status,
-        StatusCode::OK
-    );
-    // ...but an untrusted peer cannot dodge the limit by forging it.
-    let r = credentials(&app, &via_tunnel("192.0.2.99"), a).await;
-    assert_eq!(r.status, StatusCode::TOO_MANY_REQUESTS);
 
     let metrics = get(&app, "/metrics").await;
     let metrics = metrics.text();

@@ -85,13 +85,11 @@ pub struct Resp {
     pub body: Vec<u8>,
 }
 
+/// Status, headers and the body as text, for assertion messages.
 impl std::fmt::Debug for Resp {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.debug_struct("Resp")
-            .field("status", &self.status)
-            .field("headers", &self.headers)
-            .field("body", &String::from_utf8_lossy(&self.body))
-            .finish()
+        let body = String::from_utf8_lossy(&self.body);
+        write!(f, "{} {:?} {body:?}", self.status, self.headers)
     }
 }
 

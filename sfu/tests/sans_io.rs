@@ -478,15 +478,9 @@ fn a_silent_viewer_loses_consent_after_about_30s() -> TestResult {
         "consent lapses after ~30 s, took {after:?}"
     );
     assert_eq!(streams[0].viewers, 1);
+    assert!(!net.has_session(goes));
     assert!(
-        net.engine
-            .session_summary(net.peers[goes].answer.session)
-            .is_none()
-    );
-    assert!(
-        net.engine
-            .session_summary(net.peers[stays].answer.session)
-            .is_some(),
+        net.has_session(stays),
         "the viewer that keeps sending checks keeps its session"
     );
     let recent = net.peers[stays]
@@ -515,20 +509,10 @@ fn a_publisher_that_stops_sending_media_ends_its_viewers() -> TestResult {
     while net.now < stopped + Duration::from_secs(10) {
         net.step(Duration::from_millis(2));
         let t = net.now - stopped;
-        if publisher_gone.is_none()
-            && net
-                .engine
-                .session_summary(net.peers[publisher].answer.session)
-                .is_none()
-        {
+        if publisher_gone.is_none() && !net.has_session(publisher) {
             publisher_gone = Some(t);
         }
-        if viewer_gone.is_none()
-            && net
-                .engine
-                .session_summary(net.peers[viewer].answer.session)
-                .is_none()
-        {
+        if viewer_gone.is_none() && !net.has_session(viewer) {
             viewer_gone = Some(t);
         }
         let v = &net.peers[viewer];

@@ -438,6 +438,13 @@ impl Net {
         self.now - self.start
     }
 
+    /// Whether the engine still has peer `i`'s session.
+    pub fn has_session(&self, i: usize) -> bool {
+        self.engine
+            .session_summary(self.peers[i].answer.session)
+            .is_some()
+    }
+
     fn next_addr(&self) -> SocketAddr {
         let n = self.peers.len() as u8 + 2;
         SocketAddr::new(IpAddr::V4(Ipv4Addr::new(10, 0, 0, n)), 4000)

@@ -20,11 +20,7 @@ async fn delete_is_200_then_404_and_ignores_if_match() {
         .assert_status(StatusCode::NOT_FOUND);
     // A deleted session takes no PATCH either.
     server
-        .patch(
-            &created.location(),
-            &[("content-type", SDPFRAG), ("if-match", &created.etag())],
-            &trickle_fragment(),
-        )
+        .patch_fragment(&created.location(), &created.etag(), &trickle_fragment())
         .await
         .assert_status(StatusCode::NOT_FOUND);
     // Viewers delete the same way.

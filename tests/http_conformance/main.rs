@@ -101,6 +101,16 @@ impl Server {
             .await
     }
 
+    /// PATCHes a trickle-ice-sdpfrag `fragment` with `If-Match: {if_match}`.
+    async fn patch_fragment(&self, uri: &str, if_match: &str, fragment: &str) -> Resp {
+        self.patch(
+            uri,
+            &[("content-type", SDPFRAG), ("if-match", if_match)],
+            fragment,
+        )
+        .await
+    }
+
     async fn delete(&self, uri: &str, headers: &[(&str, &str)]) -> Resp {
         self.request(Method::DELETE, uri, headers, Body::empty())
             .await

@@ -261,11 +261,7 @@ async fn body_over_64_kib_is_413() {
         frag.push_str("a=candidate:1 1 udp 2130706431 198.51.100.7 50000 typ host\r\n");
     }
     let r = server
-        .patch(
-            &created.location(),
-            &[("content-type", SDPFRAG), ("if-match", &created.etag())],
-            &frag,
-        )
+        .patch_fragment(&created.location(), &created.etag(), &frag)
         .await;
     r.assert_status(StatusCode::PAYLOAD_TOO_LARGE);
     server.assert_still_serves().await;

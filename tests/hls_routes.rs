@@ -5,74 +5,22 @@
 //!
 //! ffprobe missing: that test prints why and passes, unless `CI` is set (then it fails).
 
+mod common;
+
 use std::process::Command;
 use std::time::{Duration, Instant};
 
 use axum::Router;
 use axum::body::Body;
-use axum::http::{Request, StatusCode};
+use axum::http::{Method, StatusCode};
+use common::{get, request, shared_engine, start_cameras};
 use hls_m3u8::MasterPlaylist;
 use hls_m3u8::tags::VariantStream;
 use r58::http::{AppState, router};
-use sfu::capture::{CameraHandle, CameraSettings, EncoderSettings, start_test_cameras};
-use sfu::engine::SharedEngine;
-use sfu::engine::{Engine, EngineConfig};
+use sfu::capture::CameraHandle;
+use sfu::engine::{EngineConfig, SharedEngine};
 use sfu::hls::LiveConfig;
-use tower::ServiceExt;
-
-struct Resp {
-    status: StatusCode,
-    content_type: String,
-    cache_control: String,
-    body: Vec<u8>,
-}
-
-impl Resp {
-    fn text(&self) -> &str {
-        std::str::from_utf8(&self.body).expect("UTF-8 body")
-    }
-}
-
-async fn get(app: &Router, uri: &str) -> Resp {
-    let response = app
-        .clone()
-        .oneshot(Request::get(uri).body(Body::empty()).unwrap())
-        .await
-        .unwrap();
-    let header = |name| {
-        response
-            .headers()
-            .get(name)
-            .map(|v| v.to_str().unwrap().to_owned())
-            .unwrap_or_default()
-    };
-    let (content_type, cache_control) = (header("content-type"), header("cache-control"));
-    let status = response.status();
-    let body = axum::body::to_bytes(response.into_body(), usize::MAX)
-        .await
-        .unwrap()
-        .to_vec();
-    Resp {
-        status,
-        content_type,
-        cache_control,
-        body,
-    }
-}
-
-fn camera(name: &str) -> CameraSettings {
-    CameraSettings {
-        name: name.into(),
-        encoder: EncoderSettings {
-            width: 320,
-            height: 240,
-            fps: 30,
-            bitrate: 500_000,
-            keyframe_interval: 30,
-        },
-        mtu_payload: 1200,
-    }
-}
+use sfu::testing::cameras::small_camera;
 
 struct Server {
     app: Router,
@@ -80,7 +28,7 @@ struct Server {
 }
 
 fn server(linger: Duration) -> Server {
-    let engine = SharedEngine::new(Engine::new(EngineConfig::default()).unwrap());
+    let engine = shared_engine(EngineConfig::default());
     let state = AppState::new(engine.clone(), Vec::new()).with_hls(LiveConfig {
         linger,
         ..LiveConfig::default()
@@ -92,24 +40,9 @@ fn server(linger: Duration) -> Server {
     }
 }
 
-/// Starts a test camera and waits until its stream is online (the encoder takes a moment).
+/// Starts a 320x240 test camera and waits until its stream is online.
 async fn start(server: &Server, name: &str) -> Vec<CameraHandle> {
-    let handles = start_test_cameras(&server.engine, &[camera(name)]).unwrap();
-    let started = Instant::now();
-    while server
-        .engine
-        .lock()
-        .hub()
-        .get(name)
-        .is_none_or(|s| s.publisher().is_none())
-    {
-        assert!(
-            started.elapsed() < Duration::from_secs(10),
-            "{name} never went online"
-        );
-        tokio::time::sleep(Duration::from_millis(10)).await;
-    }
-    handles
+    start_cameras(&server.engine, &[small_camera(name, 500_000, 30)]).await
 }
 
 /// The media playlist URI (`{instance}/stream.m3u8`) from the multivariant playlist.
@@ -156,8 +89,11 @@ async fn a_camera_stream_is_served_over_ll_hls() {
     // The multivariant playlist waits for the first keyframe, then names the codec and size.
     let r = get(app, "/hls/cam0/index.m3u8").await;
     assert_eq!(r.status, StatusCode::OK, "{}", r.text());
-    assert_eq!(r.content_type, "application/vnd.apple.mpegurl");
-    assert_eq!(r.cache_control, "no-cache");
+    assert_eq!(
+        r.header("content-type"),
+        Some("application/vnd.apple.mpegurl")
+    );
+    assert_eq!(r.header("cache-control"), Some("no-cache"));
     assert!(r.text().contains("CODECS=\"avc1.42"), "{}", r.text());
     assert!(r.text().contains("RESOLUTION=320x240"), "{}", r.text());
     let media = media_uri(app, "cam0").await;
@@ -172,7 +108,7 @@ async fn a_camera_stream_is_served_over_ll_hls() {
     // The media playlist has every LL-HLS tag.
     let r = get(app, &format!("{base}/stream.m3u8")).await;
     assert_eq!(r.status, StatusCode::OK);
-    assert_eq!(r.cache_control, "no-cache");
+    assert_eq!(r.header("cache-control"), Some("no-cache"));
     let playlist = r.text().to_owned();
     for tag in [
         "#EXT-X-VERSION:9",
@@ -216,13 +152,16 @@ async fn a_camera_stream_is_served_over_ll_hls() {
     let (msn, part) = preload_hint(r.text());
     let r = get(app, &format!("{base}/part{msn}.{part}.m4s")).await;
     assert_eq!(r.status, StatusCode::OK);
-    assert_eq!(r.content_type, "video/iso.segment");
-    assert_eq!(r.cache_control, "public, max-age=31536000, immutable");
+    assert_eq!(r.header("content-type"), Some("video/iso.segment"));
+    assert_eq!(
+        r.header("cache-control"),
+        Some("public, max-age=31536000, immutable")
+    );
     assert_eq!(&r.body[4..8], b"moof", "a CMAF fragment");
 
     let r = get(app, &format!("{base}/init0.mp4")).await;
     assert_eq!(r.status, StatusCode::OK);
-    assert_eq!(r.content_type, "video/mp4");
+    assert_eq!(r.header("content-type"), Some("video/mp4"));
     assert_eq!(&r.body[4..8], b"ftyp");
 
     // Delta update: older segments are skipped once the playlist is long enough.
@@ -271,23 +210,15 @@ async fn a_camera_stream_is_served_over_ll_hls() {
     }
 
     // Players on other origins may read it (CORS).
-    let response = app
-        .clone()
-        .oneshot(
-            Request::get(format!("{base}/init0.mp4"))
-                .header("origin", "https://player.example")
-                .body(Body::empty())
-                .unwrap(),
-        )
-        .await
-        .unwrap();
-    assert_eq!(
-        response
-            .headers()
-            .get("access-control-allow-origin")
-            .unwrap(),
-        "*"
-    );
+    let r = request(
+        app,
+        Method::GET,
+        &format!("{base}/init0.mp4"),
+        &[("origin", "https://player.example")],
+        Body::empty(),
+    )
+    .await;
+    assert_eq!(r.header("access-control-allow-origin"), Some("*"));
 
     // /api/streams counts the muxer as a reader.
     let r = get(app, "/api/streams").await;

@@ -5,18 +5,19 @@
 //! A new route is declared with its access in `src/http` ([`r58::http::access::Routes`]); this
 //! test then fails until the route is added to `EXPECTED` below, so its protection is reviewed.
 
+mod common;
+
 use std::net::SocketAddr;
 
 use axum::Router;
 use axum::body::Body;
-use axum::extract::ConnectInfo;
-use axum::http::{Method, Request, StatusCode};
+use axum::http::{Method, StatusCode};
+use common::{from_peer, new_request, respond, shared_engine};
 use r58::config::{Admin, AdminOpen, AuthRule};
 use r58::http::guard::Guard;
 use r58::http::{Access, AppState, router, routes};
-use sfu::engine::{Engine, EngineConfig, SharedEngine};
+use sfu::engine::EngineConfig;
 use sfu::turn::Secret;
-use tower::ServiceExt;
 
 /// Every route: method, path pattern, access.
 const EXPECTED: &[(&str, &str, Access)] = &[
@@ -57,7 +58,7 @@ const ADMIN_TOKEN: &str = "adm1n-token";
 /// State whose every path is covered by an `[[auth]]` rule and whose admin gate wants its token
 /// from everyone, so every protection is in force.
 fn locked_state() -> AppState {
-    let engine = SharedEngine::new(Engine::new(EngineConfig::default()).expect("engine"));
+    let engine = shared_engine(EngineConfig::default());
     let rules = vec![AuthRule {
         path: "/*".into(),
         token: PATH_TOKEN.into(),
@@ -85,23 +86,16 @@ fn concrete(pattern: &str) -> String {
 
 /// The status of `method path` from an internet address, with `token` as bearer if any.
 async fn status(app: &Router, method: &str, path: &str, token: Option<&str>) -> StatusCode {
-    let mut request = Request::builder()
-        .method(Method::from_bytes(method.as_bytes()).expect("method"))
-        .uri(path)
-        .header("origin", "http://localhost")
-        .header("host", "localhost");
-    if let Some(token) = token {
-        request = request.header("authorization", format!("Bearer {token}"));
+    let bearer = token.map(|token| format!("Bearer {token}"));
+    let mut headers = vec![("origin", "http://localhost"), ("host", "localhost")];
+    if let Some(bearer) = &bearer {
+        headers.push(("authorization", bearer));
     }
-    let mut request = request.body(Body::empty()).expect("request");
-    request
-        .extensions_mut()
-        .insert(ConnectInfo(SocketAddr::from(([203, 0, 113, 7], 40000))));
-    app.clone()
-        .oneshot(request)
-        .await
-        .expect("infallible")
-        .status()
+    let method = Method::from_bytes(method.as_bytes()).expect("method");
+    let request = new_request(method, path, &headers, Body::empty());
+    let internet = SocketAddr::from(([203, 0, 113, 7], 40000));
+    // The body is not read: `/api/events` never ends it.
+    respond(app, from_peer(request, internet)).await.status()
 }
 
 #[test]

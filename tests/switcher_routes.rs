@@ -3,75 +3,34 @@
 //! source's bytes, a vanished program source falls back to the first camera, and bad requests
 //! get clear errors.
 
+mod common;
+
 use std::time::{Duration, Instant};
 
 use axum::Router;
-use axum::body::Body;
-use axum::http::{Method, Request, StatusCode};
+use axum::http::StatusCode;
+use common::{
+    CHROME_WHIP, get, names, online, post_json, post_sdp, shared_engine, start_cameras, switch,
+    wait_until,
+};
 use r58::http::{AppState, router};
 use serde_json::Value;
-use sfu::capture::{CameraHandle, CameraSettings, EncoderSettings, start_test_cameras};
-use sfu::engine::SharedEngine;
-use sfu::engine::{Engine, EngineConfig};
+use sfu::capture::{CameraHandle, CameraSettings};
+use sfu::engine::{EngineConfig, SharedEngine};
 use sfu::hub::ReaderPacket;
+use sfu::testing::cameras::small_camera;
 use tokio::sync::mpsc::Receiver;
-use tower::ServiceExt;
-
-async fn request(app: &Router, method: Method, uri: &str, body: &str) -> (StatusCode, String) {
-    let mut builder = Request::builder().method(method).uri(uri);
-    if !body.is_empty() {
-        builder = builder.header("content-type", "application/json");
-    }
-    let response = app
-        .clone()
-        .oneshot(builder.body(Body::from(body.to_owned())).unwrap())
-        .await
-        .unwrap();
-    let status = response.status();
-    let bytes = axum::body::to_bytes(response.into_body(), usize::MAX)
-        .await
-        .unwrap();
-    (status, String::from_utf8_lossy(&bytes).into_owned())
-}
 
 async fn state(app: &Router) -> Value {
-    let (status, body) = request(app, Method::GET, "/api/switcher", "").await;
-    assert_eq!(status, StatusCode::OK, "{body}");
-    serde_json::from_str(&body).unwrap()
+    let r = get(app, "/api/switcher").await;
+    r.assert_status(StatusCode::OK);
+    r.json()
 }
 
+/// A 320x240 camera with long GOPs: a cut can only be quick if the camera answers the keyframe
+/// request.
 fn camera(name: &str) -> CameraSettings {
-    CameraSettings {
-        name: name.into(),
-        encoder: EncoderSettings {
-            width: 320,
-            height: 240,
-            fps: 30,
-            bitrate: 400_000,
-            // Long GOPs: a cut can only be quick if the camera answers the keyframe request.
-            keyframe_interval: 300,
-        },
-        mtu_payload: 1200,
-    }
-}
-
-async fn wait_until(what: &str, mut check: impl FnMut() -> bool) {
-    let start = Instant::now();
-    while !check() {
-        assert!(
-            start.elapsed() < Duration::from_secs(10),
-            "timed out: {what}"
-        );
-        tokio::time::sleep(Duration::from_millis(10)).await;
-    }
-}
-
-fn online(engine: &SharedEngine, name: &str) -> bool {
-    engine
-        .lock()
-        .hub()
-        .get(name)
-        .is_some_and(|s| s.publisher().is_some())
+    small_camera(name, 400_000, 300)
 }
 
 /// Collects a reader's video packets for `duration`.
@@ -91,14 +50,11 @@ struct Setup {
 }
 
 async fn setup() -> Setup {
-    let engine = SharedEngine::new(Engine::new(EngineConfig::default()).unwrap());
+    let engine = shared_engine(EngineConfig::default());
     let state = AppState::new(engine.clone(), Vec::new());
     tokio::spawn(state.switcher.clone().run());
     let app = router(state, &["*".to_owned()]);
-    let cameras = start_test_cameras(&engine, &[camera("cam0"), camera("cam1")]).unwrap();
-    for name in ["cam0", "cam1"] {
-        wait_until(name, || online(&engine, name)).await;
-    }
+    let cameras = start_cameras(&engine, &[camera("cam0"), camera("cam1")]).await;
     Setup {
         app,
         engine,
@@ -115,22 +71,11 @@ async fn cuts_are_continuous_and_carry_the_new_source() {
     } = setup().await;
     let s = state(&app).await;
     assert_eq!(s["program"], Value::Null);
-    let names: Vec<&str> = s["sources"]
-        .as_array()
-        .unwrap()
-        .iter()
-        .map(|x| x["name"].as_str().unwrap())
-        .collect();
-    assert_eq!(names, ["cam0", "cam1"]);
+    assert_eq!(names(&s["sources"]), ["cam0", "cam1"]);
 
-    let (status, body) = request(
-        &app,
-        Method::POST,
-        "/api/switcher/program",
-        r#"{"source":"cam0"}"#,
-    )
-    .await;
-    assert_eq!(status, StatusCode::OK, "{body}");
+    switch(&app, "program", Some("cam0"))
+        .await
+        .assert_status(StatusCode::OK);
     wait_until("program online", || online(&engine, "program")).await;
     let (_, mut program) = engine
         .lock()
@@ -143,14 +88,9 @@ async fn cuts_are_continuous_and_carry_the_new_source() {
     let before = collect(&mut program, Duration::from_millis(300)).await;
     assert!(before.len() > 5, "program carries cam0");
 
-    let (status, body) = request(
-        &app,
-        Method::POST,
-        "/api/switcher/program",
-        r#"{"source":"cam1"}"#,
-    )
-    .await;
-    assert_eq!(status, StatusCode::OK, "{body}");
+    switch(&app, "program", Some("cam1"))
+        .await
+        .assert_status(StatusCode::OK);
     let after = collect(&mut program, Duration::from_millis(700)).await;
     let cam1_packets = collect(&mut cam1, Duration::from_millis(10)).await;
     let s = state(&app).await;
@@ -198,7 +138,8 @@ async fn cuts_are_continuous_and_carry_the_new_source() {
         "program audio keeps going"
     );
 
-    let (_, metrics) = request(&app, Method::GET, "/metrics", "").await;
+    let metrics = get(&app, "/metrics").await;
+    let metrics = metrics.text();
     assert!(metrics.contains("r58_switcher_cuts_total 2"), "{metrics}");
     assert!(
         metrics.contains("r58_switcher_last_cut_latency_ms "),
@@ -206,7 +147,8 @@ async fn cuts_are_continuous_and_carry_the_new_source() {
     );
 
     // The switcher's readers are visible in /api/streams.
-    let (_, streams) = request(&app, Method::GET, "/api/streams", "").await;
+    let streams = get(&app, "/api/streams").await;
+    let streams = streams.text();
     assert!(streams.contains("\"switcher\":1"), "{streams}");
 }
 
@@ -217,14 +159,9 @@ async fn a_vanished_program_source_falls_back_to_the_first_camera() {
         engine,
         mut cameras,
     } = setup().await;
-    let (status, _) = request(
-        &app,
-        Method::POST,
-        "/api/switcher/program",
-        r#"{"source":"cam1"}"#,
-    )
-    .await;
-    assert_eq!(status, StatusCode::OK);
+    switch(&app, "program", Some("cam1"))
+        .await
+        .assert_status(StatusCode::OK);
     wait_until("program online", || online(&engine, "program")).await;
     let cam1 = cameras.pop().unwrap();
     drop(cam1);
@@ -286,47 +223,29 @@ async fn bad_requests_get_clear_errors() {
             StatusCode::UNPROCESSABLE_ENTITY,
         ),
     ] {
-        let (got, reason) = request(&app, Method::POST, uri, body).await;
-        assert_eq!(got, status, "{uri} {body}: {reason}");
+        let r = post_json(&app, uri, body, &[]).await;
+        let reason = r.text();
+        assert_eq!(r.status, status, "{uri} {body}: {reason}");
         assert!(!reason.trim().is_empty(), "a reason");
         assert_eq!(state(&app).await["program"], Value::Null);
     }
-    let (status, _) = request(
-        &app,
-        Method::POST,
-        "/api/switcher/preview",
-        r#"{"source":"cam1"}"#,
-    )
-    .await;
-    assert_eq!(status, StatusCode::OK);
+    switch(&app, "preview", Some("cam1"))
+        .await
+        .assert_status(StatusCode::OK);
     assert_eq!(state(&app).await["preview"], "cam1");
-    let (status, _) = request(
-        &app,
-        Method::POST,
-        "/api/switcher/preview",
-        r#"{"source":null}"#,
-    )
-    .await;
-    assert_eq!(status, StatusCode::OK);
+    switch(&app, "preview", None)
+        .await
+        .assert_status(StatusCode::OK);
     assert_eq!(state(&app).await["preview"], Value::Null);
     // WHIP cannot take the program's name.
-    let offer = include_str!("../sfu/testdata/sdp/chrome_whip.sdp");
-    let response = app
-        .clone()
-        .oneshot(
-            Request::post("/whip/program")
-                .header("content-type", "application/sdp")
-                .body(Body::from(offer))
-                .unwrap(),
-        )
+    post_sdp(&app, "/whip/program", CHROME_WHIP)
         .await
-        .unwrap();
-    assert_eq!(response.status(), StatusCode::CONFLICT);
+        .assert_status(StatusCode::CONFLICT);
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_cut_to_another_resolution_is_a_discontinuity_in_ll_hls() {
-    let engine = SharedEngine::new(Engine::new(EngineConfig::default()).unwrap());
+    let engine = shared_engine(EngineConfig::default());
     let state = AppState::new(engine.clone(), Vec::new());
     tokio::spawn(state.switcher.clone().run());
     tokio::spawn(state.hls.clone().run());
@@ -334,47 +253,31 @@ async fn a_cut_to_another_resolution_is_a_discontinuity_in_ll_hls() {
     let mut big = camera("big");
     big.encoder.width = 640;
     big.encoder.height = 480;
-    let _cameras = start_test_cameras(&engine, &[camera("small"), big]).unwrap();
-    for name in ["small", "big"] {
-        wait_until(name, || online(&engine, name)).await;
-    }
-    let (status, _) = request(
-        &app,
-        Method::POST,
-        "/api/switcher/program",
-        r#"{"source":"small"}"#,
-    )
-    .await;
-    assert_eq!(status, StatusCode::OK);
+    let _cameras = start_cameras(&engine, &[camera("small"), big]).await;
+    switch(&app, "program", Some("small"))
+        .await
+        .assert_status(StatusCode::OK);
     wait_until("program online", || online(&engine, "program")).await;
-    let (status, master) = request(&app, Method::GET, "/hls/program/index.m3u8", "").await;
-    assert_eq!(status, StatusCode::OK, "{master}");
+    let master = get(&app, "/hls/program/index.m3u8").await;
+    master.assert_status(StatusCode::OK);
+    let master = master.text();
     assert!(master.contains("RESOLUTION=320x240"), "{master}");
     let media = master
         .lines()
         .find(|l| l.ends_with("stream.m3u8"))
         .unwrap()
         .to_owned();
-    let (status, _) = request(
-        &app,
-        Method::GET,
-        &format!("/hls/program/{media}?_HLS_msn=1"),
-        "",
-    )
-    .await;
-    assert_eq!(status, StatusCode::OK);
+    get(&app, &format!("/hls/program/{media}?_HLS_msn=1"))
+        .await
+        .assert_status(StatusCode::OK);
 
-    let (status, _) = request(
-        &app,
-        Method::POST,
-        "/api/switcher/program",
-        r#"{"source":"big"}"#,
-    )
-    .await;
-    assert_eq!(status, StatusCode::OK);
+    switch(&app, "program", Some("big"))
+        .await
+        .assert_status(StatusCode::OK);
     let start = Instant::now();
     let playlist = loop {
-        let (_, playlist) = request(&app, Method::GET, &format!("/hls/program/{media}"), "").await;
+        let playlist = get(&app, &format!("/hls/program/{media}")).await;
+        let playlist = playlist.text().to_owned();
         if playlist.contains("init1.mp4") && playlist.contains("#EXT-X-PART:") {
             break playlist;
         }
@@ -386,6 +289,10 @@ async fn a_cut_to_another_resolution_is_a_discontinuity_in_ll_hls() {
         .expect("discontinuity");
     let map = playlist.find("#EXT-X-MAP:URI=\"init1.mp4\"").unwrap();
     assert!(discontinuity < map, "{playlist}");
-    let (_, master) = request(&app, Method::GET, "/hls/program/index.m3u8", "").await;
-    assert!(master.contains("RESOLUTION=640x480"), "{master}");
+    let master = get(&app, "/hls/program/index.m3u8").await;
+    assert!(
+        master.text().contains("RESOLUTION=640x480"),
+        "{}",
+        master.text()
+    );
 }

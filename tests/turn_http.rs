@@ -1,52 +1,27 @@
 //! `GET /api/turn-credentials` and the WHIP/WHEP `Link: rel="ice-server"` headers, against the
 //! real router with in-process `oneshot` requests.
 
+mod common;
+
 use std::net::SocketAddr;
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
 use axum::Router;
 use axum::body::Body;
-use axum::extract::ConnectInfo;
-use axum::http::{HeaderMap, Method, Request, StatusCode};
+use axum::http::{Method, StatusCode};
+use common::{
+    CHROME_WHEP, CHROME_WHIP, Resp, answering_config, from_peer, get, new_request, post_sdp,
+    request, send, shared_engine,
+};
 use r58::config::{AuthRule, Turn};
 use r58::http::turn::TurnEndpoint;
 use r58::http::{AppState, router};
-use sfu::engine::SharedEngine;
-use sfu::engine::{Engine, EngineConfig};
 use sfu::turn::{Provider, Secret, TurnConfig, TurnService};
-use tower::ServiceExt;
 
-const CHROME_WHIP: &str = include_str!("../sfu/testdata/sdp/chrome_whip.sdp");
-const CHROME_WHEP: &str = include_str!("../sfu/testdata/sdp/chrome_whep.sdp");
 const SECRET: &str = "coturn-shared-secret-xyz";
 const STUN: &str = "stun:turn.example.org:3478";
 const TURN_UDP: &str = "turn:turn.example.org:3478?transport=udp";
 const TURN_TCP: &str = "turn:turn.example.org:3478?transport=tcp";
-
-#[derive(Debug)]
-struct Resp {
-    status: StatusCode,
-    headers: HeaderMap,
-    body: String,
-}
-
-impl Resp {
-    fn header(&self, name: &str) -> Option<&str> {
-        self.headers.get(name).and_then(|v| v.to_str().ok())
-    }
-
-    fn links(&self) -> Vec<String> {
-        self.headers
-            .get_all("link")
-            .iter()
-            .map(|v| v.to_str().expect("ascii").to_owned())
-            .collect()
-    }
-
-    fn json(&self) -> serde_json::Value {
-        serde_json::from_str(&self.body).unwrap_or_else(|e| panic!("{e}: {self:?}"))
-    }
-}
 
 fn coturn_settings() -> Turn {
     Turn {
@@ -65,13 +40,7 @@ fn coturn_settings() -> Turn {
 }
 
 fn build(settings: Turn, auth: Vec<AuthRule>) -> Router {
-    let engine = SharedEngine::new(
-        Engine::new(EngineConfig {
-            candidates: vec![SocketAddr::from(([192, 0, 2, 1], 8189))],
-            ..EngineConfig::default()
-        })
-        .expect("engine"),
-    );
+    let engine = shared_engine(answering_config());
     let turn = TurnEndpoint::new(TurnService::start(settings.service.clone()), settings);
     router(
         AppState::new(engine, auth).with_turn(turn),
@@ -79,46 +48,11 @@ fn build(settings: Turn, auth: Vec<AuthRule>) -> Router {
     )
 }
 
-async fn send(
-    app: &Router,
-    method: Method,
-    uri: &str,
-    headers: &[(&str, &str)],
-    peer: Option<&str>,
-    body: &str,
-) -> Resp {
-    let mut builder = Request::builder().method(method).uri(uri);
-    for (k, v) in headers {
-        builder = builder.header(*k, *v);
-    }
-    let mut request = builder.body(Body::from(body.to_owned())).expect("request");
-    if let Some(peer) = peer {
-        let addr: SocketAddr = peer.parse().expect("peer address");
-        request.extensions_mut().insert(ConnectInfo(addr));
-    }
-    let response = app.clone().oneshot(request).await.expect("infallible");
-    let status = response.status();
-    let headers = response.headers().clone();
-    let bytes = axum::body::to_bytes(response.into_body(), usize::MAX)
-        .await
-        .expect("body");
-    Resp {
-        status,
-        headers,
-        body: String::from_utf8(bytes.to_vec()).expect("utf-8"),
-    }
-}
-
-async fn get(app: &Router, headers: &[(&str, &str)], peer: &str) -> Resp {
-    send(
-        app,
-        Method::GET,
-        "/api/turn-credentials",
-        headers,
-        Some(peer),
-        "",
-    )
-    .await
+/// `GET /api/turn-credentials` from `peer` with `headers`.
+async fn credentials(app: &Router, headers: &[(&str, &str)], peer: &str) -> Resp {
+    let peer: SocketAddr = peer.parse().expect("peer address");
+    let request = new_request(Method::GET, "/api/turn-credentials", headers, Body::empty());
+    send(app, from_peer(request, peer)).await
 }
 
 fn now_unix() -> u64 {
@@ -132,7 +66,7 @@ fn now_unix() -> u64 {
 async fn coturn_credentials_have_the_rtcpeerconnection_shape() {
     let app = build(coturn_settings(), Vec::new());
     let before = now_unix();
-    let r = get(&app, &[], "198.51.100.7:5000").await;
+    let r = credentials(&app, &[], "198.51.100.7:5000").await;
     assert_eq!(r.status, StatusCode::OK, "{r:?}");
     assert_eq!(r.header("content-type"), Some("application/json"));
     assert_eq!(r.header("cache-control"), Some("no-store"));
@@ -153,19 +87,19 @@ async fn coturn_credentials_have_the_rtcpeerconnection_shape() {
         servers[1]["credential"].as_str(),
         Some(sfu::turn::rest::password(SECRET.as_bytes(), username).as_str())
     );
-    assert!(!r.body.contains(SECRET));
+    assert!(!r.text().contains(SECRET));
 }
 
 #[tokio::test]
 async fn provider_none_is_stun_only() {
     let mut settings = Turn::default();
     let empty = build(settings.clone(), Vec::new());
-    let r = get(&empty, &[], "198.51.100.7:5000").await;
+    let r = credentials(&empty, &[], "198.51.100.7:5000").await;
     assert_eq!(r.status, StatusCode::OK);
     assert_eq!(r.json(), serde_json::json!({ "iceServers": [] }));
     settings.service.stun_urls = vec![STUN.into()];
     let stun = build(settings, Vec::new());
-    let r = get(&stun, &[], "198.51.100.7:5000").await;
+    let r = credentials(&stun, &[], "198.51.100.7:5000").await;
     assert_eq!(
         r.json(),
         serde_json::json!({ "iceServers": [{ "urls": [STUN] }] })
@@ -174,46 +108,28 @@ async fn provider_none_is_stun_only() {
 
 #[tokio::test]
 async fn foreign_origins_are_refused() {
-    let app_same_host = build(coturn_settings(), Vec::new());
+    let same_host = build(coturn_settings(), Vec::new());
+    let mut settings = coturn_settings();
+    settings.allowed_origins = vec!["https://pages.example".into()];
+    let listed = build(settings, Vec::new());
     let peer = "198.51.100.7:5000";
     let host = ("host", "recorder.example.org");
-    let r = get(
-        &app_same_host,
-        &[host, ("origin", "https://evil.example")],
-        peer,
-    )
-    .await;
-    assert_eq!(r.status, StatusCode::FORBIDDEN, "{r:?}");
-    assert!(r.body.contains("origin"), "{r:?}");
-    assert!(!r.body.contains(SECRET));
-    // Pages of the same host (through a tunnel that terminates TLS: the scheme may differ).
-    let r = get(
-        &app_same_host,
-        &[host, ("origin", "https://recorder.example.org")],
-        peer,
-    )
-    .await;
-    assert_eq!(r.status, StatusCode::OK, "{r:?}");
-
-    let mut listed = coturn_settings();
-    listed.allowed_origins = vec!["https://pages.example".into()];
-    let app_listed = build(listed, Vec::new());
-    let r = get(
-        &app_listed,
-        &[host, ("origin", "https://pages.example")],
-        peer,
-    )
-    .await;
-    assert_eq!(r.status, StatusCode::OK, "{r:?}");
-    let r = get(
-        &app_listed,
-        &[host, ("origin", "https://other.example")],
-        peer,
-    )
-    .await;
-    assert_eq!(r.status, StatusCode::FORBIDDEN, "{r:?}");
+    for (app, origin, expected) in [
+        (&same_host, "https://evil.example", StatusCode::FORBIDDEN),
+        // Pages of the same host (through a tunnel that terminates TLS: the scheme may differ).
+        (&same_host, "https://recorder.example.org", StatusCode::OK),
+        (&listed, "https://pages.example", StatusCode::OK),
+        (&listed, "https://other.example", StatusCode::FORBIDDEN),
+    ] {
+        let r = credentials(app, &[host, ("origin", origin)], peer).await;
+        assert_eq!(r.status, expected, "{origin}: {r:?}");
+        if expected == StatusCode::FORBIDDEN {
+            assert!(r.text().contains("origin"), "{r:?}");
+        }
+        assert!(!r.text().contains(SECRET));
+    }
     // After refusals the endpoint still serves.
-    assert_eq!(get(&app_listed, &[], peer).await.status, StatusCode::OK);
+    assert_eq!(credentials(&listed, &[], peer).await.status, StatusCode::OK);
 }
 
 #[tokio::test]
@@ -227,11 +143,11 @@ async fn token_from_turn_table_or_auth_rule() {
         vec![("authorization", "Bearer nope")],
         vec![("authorization", "Basic endpoint-token")],
     ] {
-        let r = get(&app_token, &bad, peer).await;
+        let r = credentials(&app_token, &bad, peer).await;
         assert_eq!(r.status, StatusCode::UNAUTHORIZED, "{bad:?}: {r:?}");
         assert_eq!(r.header("www-authenticate"), Some("Bearer"));
     }
-    let r = get(
+    let r = credentials(
         &app_token,
         &[("authorization", "Bearer endpoint-token")],
         peer,
@@ -245,10 +161,10 @@ async fn token_from_turn_table_or_auth_rule() {
     };
     let app_rule = build(coturn_settings(), vec![rule]);
     assert_eq!(
-        get(&app_rule, &[], peer).await.status,
+        credentials(&app_rule, &[], peer).await.status,
         StatusCode::UNAUTHORIZED
     );
-    let r = get(&app_rule, &[("authorization", "bearer api-token")], peer).await;
+    let r = credentials(&app_rule, &[("authorization", "bearer api-token")], peer).await;
     assert_eq!(r.status, StatusCode::OK, "{r:?}");
 }
 
@@ -260,9 +176,9 @@ async fn rate_limit_per_client_ip_answers_429_with_retry_after() {
     let app = build(settings, Vec::new());
     let a = "203.0.113.5:40000";
     for _ in 0..2 {
-        assert_eq!(get(&app, &[], a).await.status, StatusCode::OK);
+        assert_eq!(credentials(&app, &[], a).await.status, StatusCode::OK);
     }
-    let r = get(&app, &[], a).await;
+    let r = credentials(&app, &[], a).await;
     assert_eq!(r.status, StatusCode::TOO_MANY_REQUESTS, "{r:?}");
     let retry: u64 = r
         .header("retry-after")
@@ -270,40 +186,26 @@ async fn rate_limit_per_client_ip_answers_429_with_retry_after() {
         .parse()
         .expect("seconds");
     assert!((29..=30).contains(&retry), "one request per 30 s: {retry}");
-    // Another port of the same address is the same client; another address is not.
-    assert_eq!(
-        get(&app, &[], "203.0.113.5:40001").await.status,
-        StatusCode::TOO_MANY_REQUESTS
-    );
-    assert_eq!(
-        get(&app, &[], "203.0.113.6:40000").await.status,
-        StatusCode::OK
-    );
-    // Behind the local tunnel (a trusted proxy) clients are told apart by X-Forwarded-For...
-    let via_tunnel = |ip: &'static str| [("x-forwarded-for", ip)];
-    for _ in 0..2 {
-        let r = get(&app, &via_tunnel("192.0.2.10"), "127.0.0.1:50000").await;
-        assert_eq!(r.status, StatusCode::OK);
+    let tunnel = "127.0.0.1:50000";
+    for (forwarded_for, peer, expected) in [
+        // Another port of the same address is the same client; another address is not.
+        (None, "203.0.113.5:40001", StatusCode::TOO_MANY_REQUESTS),
+        (None, "203.0.113.6:40000", StatusCode::OK),
+        // Behind the local tunnel (a trusted proxy) clients are told apart by X-Forwarded-For...
+        (Some("192.0.2.10"), tunnel, StatusCode::OK),
+        (Some("192.0.2.10"), tunnel, StatusCode::OK),
+        (Some("192.0.2.10"), tunnel, StatusCode::TOO_MANY_REQUESTS),
+        (Some("192.0.2.11"), tunnel, StatusCode::OK),
+        // ...but an untrusted peer cannot dodge the limit by forging it.
+        (Some("192.0.2.99"), a, StatusCode::TOO_MANY_REQUESTS),
+    ] {
+        let headers = Vec::from_iter(forwarded_for.map(|ip| ("x-forwarded-for", ip)));
+        let r = credentials(&app, &headers, peer).await;
+        assert_eq!(r.status, expected, "{forwarded_for:?} from {peer}: {r:?}");
     }
-    assert_eq!(
-        get(&app, &via_tunnel("192.0.2.10"), "127.0.0.1:50000")
-            .await
-            .status,
-        StatusCode::TOO_MANY_REQUESTS
-    );
-    assert_eq!(
-        get(&app, &via_tunnel("192.0.2.11"), "127.0.0.1:50000")
-            .await
-            .status,
-        StatusCode::OK
-    );
-    // ...but an untrusted peer cannot dodge the limit by forging it.
-    let r = get(&app, &via_tunnel("192.0.2.99"), a).await;
-    assert_eq!(r.status, StatusCode::TOO_MANY_REQUESTS);
 
-    let metrics = send(&app, Method::GET, "/metrics", &[], None, "")
-        .await
-        .body;
+    let metrics = get(&app, "/metrics").await;
+    let metrics = metrics.text();
     assert!(
         metrics.contains("r58_turn_credentials_rate_limited_total{provider=\"coturn\"} 4"),
         "{metrics}"
@@ -329,30 +231,21 @@ async fn failing_provider_is_503_with_reason_and_counted() {
         ..Turn::default()
     };
     let app = build(settings, Vec::new());
-    let r = get(&app, &[], "198.51.100.7:5000").await;
+    let r = credentials(&app, &[], "198.51.100.7:5000").await;
     assert_eq!(r.status, StatusCode::SERVICE_UNAVAILABLE, "{r:?}");
     assert!(
-        r.body
+        r.text()
             .starts_with("TURN credentials are unavailable: cannot reach the TURN provider"),
         "{r:?}"
     );
     assert!(r.header("retry-after").is_some());
     // WHIP still works without the Link headers it cannot fill.
-    let created = send(
-        &app,
-        Method::POST,
-        "/whip/nolink",
-        &[("content-type", "application/sdp")],
-        None,
-        CHROME_WHIP,
-    )
-    .await;
+    let created = post_sdp(&app, "/whip/nolink", CHROME_WHIP).await;
     assert_eq!(created.status, StatusCode::CREATED, "{created:?}");
     assert!(created.links().is_empty(), "{created:?}");
 
-    let metrics = send(&app, Method::GET, "/metrics", &[], None, "")
-        .await
-        .body;
+    let metrics = get(&app, "/metrics").await;
+    let metrics = metrics.text();
     assert!(
         metrics.contains("r58_turn_credentials_unavailable_total{provider=\"cloudflare\"} 1"),
         "{metrics}"
@@ -371,9 +264,9 @@ async fn whip_and_whep_201_carry_link_ice_servers_and_preflights_do_not() {
         ("content-type", "application/sdp"),
         ("origin", "https://app.example"),
     ];
-    let published = send(&app, Method::POST, "/whip/linked", &sdp, None, CHROME_WHIP).await;
+    let published = request(&app, Method::POST, "/whip/linked", &sdp, CHROME_WHIP).await;
     assert_eq!(published.status, StatusCode::CREATED, "{published:?}");
-    let played = send(&app, Method::POST, "/whep/linked", &sdp, None, CHROME_WHEP).await;
+    let played = request(&app, Method::POST, "/whep/linked", &sdp, CHROME_WHEP).await;
     assert_eq!(played.status, StatusCode::CREATED, "{played:?}");
     for r in [&published, &played] {
         let links = r.links();
@@ -403,20 +296,19 @@ async fn whip_and_whep_201_carry_link_ice_servers_and_preflights_do_not() {
         ("access-control-request-method", "POST"),
     ];
     for uri in ["/whip/linked", "/whep/linked"] {
-        let r = send(&app, Method::OPTIONS, uri, &preflight, None, "").await;
+        let r = request(&app, Method::OPTIONS, uri, &preflight, Body::empty()).await;
         assert!(r.status.is_success(), "{r:?}");
         assert!(r.links().is_empty(), "Link on a preflight: {r:?}");
-        let r = send(&app, Method::OPTIONS, uri, &[], None, "").await;
+        let r = request(&app, Method::OPTIONS, uri, &[], Body::empty()).await;
         assert!(r.status.is_success(), "{r:?}");
         assert!(r.links().is_empty(), "Link on OPTIONS: {r:?}");
     }
     // Nor do refused offers.
-    let refused = send(
+    let refused = request(
         &app,
         Method::POST,
         "/whip/linked2",
         &[("content-type", "text/plain")],
-        None,
         CHROME_WHIP,
     )
     .await;
@@ -427,7 +319,7 @@ async fn whip_and_whep_201_carry_link_ice_servers_and_preflights_do_not() {
     let mut quiet = coturn_settings();
     quiet.link_headers = false;
     let app = build(quiet, Vec::new());
-    let r = send(&app, Method::POST, "/whip/quiet", &sdp, None, CHROME_WHIP).await;
+    let r = request(&app, Method::POST, "/whip/quiet", &sdp, CHROME_WHIP).await;
     assert_eq!(r.status, StatusCode::CREATED);
     assert!(r.links().is_empty(), "{r:?}");
 }

@@ -17,22 +17,12 @@ use sfu::capture::{
 };
 use sfu::engine::{Engine, EngineConfig, EngineError, LocalSourceId};
 use sfu::media::h264::nal_type;
+use sfu::testing::cameras::small_camera;
 use sfu::testing::client::ClientRole;
 use sfu::testing::harness::Harness;
 
-fn settings(name: &str, keyframe_interval: u32) -> CameraSettings {
-    CameraSettings {
-        name: name.into(),
-        encoder: EncoderSettings {
-            width: 320,
-            height: 240,
-            fps: 30,
-            bitrate: 600_000,
-            keyframe_interval,
-        },
-        mtu_payload: 1200,
-    }
-}
+/// The test cameras' bitrate.
+const BITRATE: u32 = 600_000;
 
 /// Passes everything to the engine and keeps each frame's packets.
 struct Recorder<'a> {
@@ -118,7 +108,7 @@ fn to_annex_b(packets: &[Bytes]) -> Vec<u8> {
 #[test]
 fn pattern_reaches_a_viewer_without_gaps_and_decodes_to_the_counter() {
     let mut h = Harness::new(EngineConfig::default()).expect("engine");
-    let mut cam = test_camera(settings("cam0", 30), h.now).expect("camera");
+    let mut cam = test_camera(small_camera("cam0", BITRATE, 30), h.now).expect("camera");
     let mut rec = Recorder {
         engine: &mut h.engine,
         frames: Vec::new(),
@@ -194,7 +184,7 @@ fn pattern_reaches_a_viewer_without_gaps_and_decodes_to_the_counter() {
 fn a_keyframe_request_makes_an_idr_with_parameter_sets_first() {
     let mut h = Harness::new(EngineConfig::default()).expect("engine");
     // No periodic keyframe within the test: any IDR after the first is the requested one.
-    let mut cam = test_camera(settings("cam0", 100_000), h.now).expect("camera");
+    let mut cam = test_camera(small_camera("cam0", BITRATE, 100_000), h.now).expect("camera");
     let viewer_of = |h: &mut Harness| {
         let v = h.open(ClientRole::Play, "cam0").expect("play");
         assert!(h.connect_all());
@@ -263,7 +253,7 @@ impl FrameSource for Flaky {
 
 fn flaky_camera(name: &str, now: Instant) -> (Supervisor, Arc<AtomicU8>) {
     let mode = Arc::new(AtomicU8::new(0));
-    let s = settings(name, 30);
+    let s = small_camera(name, BITRATE, 30);
     let source = Flaky {
         inner: PatternSource::new(name, 320, 240).expect("pattern"),
         mode: Arc::clone(&mode),
@@ -280,7 +270,7 @@ fn flaky_camera(name: &str, now: Instant) -> (Supervisor, Arc<AtomicU8>) {
 fn a_failing_source_ends_and_resumes_its_stream_and_leaves_others_alone() {
     let mut h = Harness::new(EngineConfig::default()).expect("engine");
     let (mut flaky, mode) = flaky_camera("cam0", h.now);
-    let mut steady = test_camera(settings("cam1", 30), h.now).expect("camera");
+    let mut steady = test_camera(small_camera("cam1", BITRATE, 30), h.now).expect("camera");
     run(
         &mut h,
         &mut [&mut flaky, &mut steady],
@@ -391,7 +381,7 @@ fn a_stalled_source_ends_its_stream_after_two_seconds() {
 #[test]
 fn stopping_a_camera_ends_its_stream() {
     let mut h = Harness::new(EngineConfig::default()).expect("engine");
-    let mut cam = test_camera(settings("cam0", 30), h.now).expect("camera");
+    let mut cam = test_camera(small_camera("cam0", BITRATE, 30), h.now).expect("camera");
     run(&mut h, &mut [&mut cam], Duration::from_millis(100));
     let now = h.now;
     cam.stop(now, &mut h.engine);
@@ -403,7 +393,10 @@ fn stopping_a_camera_ends_its_stream() {
 fn camera_threads_publish_and_stop_cleanly() {
     use sfu::engine::SharedEngine;
     let engine = SharedEngine::new(Engine::new(EngineConfig::default()).expect("engine"));
-    let cams = [settings("cam0", 30), settings("cam1", 30)];
+    let cams = [
+        small_camera("cam0", BITRATE, 30),
+        small_camera("cam1", BITRATE, 30),
+    ];
     let handles = sfu::capture::start_test_cameras(&engine, &cams).expect("cameras");
     let deadline = Instant::now() + Duration::from_secs(5);
     while engine.lock().streams().len() < 2 && Instant::now() < deadline {
@@ -428,7 +421,7 @@ fn camera_threads_publish_and_stop_cleanly() {
             width: 321,
             ..EncoderSettings::default()
         },
-        ..settings("odd", 30)
+        ..small_camera("odd", BITRATE, 30)
     }];
     assert!(sfu::capture::start_test_cameras(&engine, &bad).is_err());
 }
@@ -436,7 +429,7 @@ fn camera_threads_publish_and_stop_cleanly() {
 #[test]
 fn a_whip_publisher_takes_the_name_and_the_camera_returns_when_it_leaves() {
     let mut h = Harness::new(EngineConfig::default()).expect("engine");
-    let mut cam = test_camera(settings("cam0", 30), h.now).expect("camera");
+    let mut cam = test_camera(small_camera("cam0", BITRATE, 30), h.now).expect("camera");
     run(&mut h, &mut [&mut cam], Duration::from_millis(200));
     assert!(cam.live_source().is_some());
     let guest = h.open(ClientRole::Publish, "cam0").expect("publish");
@@ -464,7 +457,7 @@ fn a_whip_publisher_takes_the_name_and_the_camera_returns_when_it_leaves() {
 #[test]
 fn camera_frames_carry_their_capture_time_to_viewers_that_ask() {
     let mut h = Harness::new(EngineConfig::default()).expect("engine");
-    let mut cam = test_camera(settings("cam0", 30), h.now).expect("camera");
+    let mut cam = test_camera(small_camera("cam0", BITRATE, 30), h.now).expect("camera");
     let now = h.now;
     cam.step(now, &mut h.engine);
     let viewer = h.open(ClientRole::Play, "cam0").expect("play");
@@ -525,7 +518,7 @@ fn a_v4l2_camera_without_its_device_retries_and_leaves_others_alone() {
 
     let mut h = Harness::new(EngineConfig::default()).expect("engine");
     let cam = DeviceCamera {
-        camera: settings("usb0", 30),
+        camera: small_camera("usb0", BITRATE, 30),
         device: V4l2Settings {
             device: "/dev/v4l/by-id/r58-test-no-such-camera".into(),
             width: 320,
@@ -537,7 +530,7 @@ fn a_v4l2_camera_without_its_device_retries_and_leaves_others_alone() {
         mpp: MppOptions::default(),
     };
     let mut usb = device_camera(cam, h.now).expect("camera");
-    let mut steady = test_camera(settings("cam1", 30), h.now).expect("camera");
+    let mut steady = test_camera(small_camera("cam1", BITRATE, 30), h.now).expect("camera");
     run(&mut h, &mut [&mut usb, &mut steady], Duration::from_secs(4));
     assert!(usb.live_source().is_none());
     assert!(h.engine.hub().get("usb0").is_none(), "never offered");

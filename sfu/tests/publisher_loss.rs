@@ -18,8 +18,7 @@ fn run(publisher_answers_nack: bool) -> TestResult<(usize, usize, u64)> {
     net.publishers_answer_nack = publisher_answers_nack;
     let publisher = net.open_connected(Role::Publisher, "lossy")?;
     let viewer = net.open_connected(Role::Viewer, "lossy")?;
-    let mut highest: Option<u16> = None;
-    let mut fresh = 0u32;
+    let mut fresh = FirstTransmissions::default();
     net.upstream_drop_filter = Some(Box::new(move |from, data| {
         let Some((pt, seq, _)) = srtp_header(data) else {
             return false;
@@ -27,16 +26,8 @@ fn run(publisher_answers_nack: bool) -> TestResult<(usize, usize, u64)> {
         if from != publisher || pt != H264_PT {
             return false;
         }
-        let is_new = highest.is_none_or(|h| {
-            let d = seq.wrapping_sub(h);
-            d != 0 && d < 0x8000
-        });
-        if !is_new {
-            return false; // a retransmission
-        }
-        highest = Some(seq);
-        fresh += 1;
-        fresh > 5 && fresh % 20 == 7
+        // Retransmissions pass.
+        fresh.number(seq).is_some_and(|n| n > 5 && n % 20 == 7)
     }));
     let mut source = Source::new(net.now, 1);
     source.stream_for(&mut net, publisher, Duration::from_secs(4))?;

@@ -198,8 +198,7 @@ fn lost_packets_are_nacked_by_rtc_and_retransmitted_from_history() -> TestResult
         .ok_or("no video ssrc")?;
     // Lose the first transmission of every 7th video packet to the viewer (not among its very
     // first packets: a receiver cannot know about a loss before the first packet it sees).
-    let mut highest: Option<u16> = None;
-    let mut fresh = 0u32;
+    let mut fresh = FirstTransmissions::default();
     net.drop_filter = Some(Box::new(move |to, data| {
         let Some((pt, seq, ssrc)) = srtp_header(data) else {
             return false;
@@ -207,17 +206,10 @@ fn lost_packets_are_nacked_by_rtc_and_retransmitted_from_history() -> TestResult
         if to != viewer || pt != H264_PT || ssrc != vssrc {
             return false;
         }
-        let is_new = highest.is_none_or(|h| {
-            let d = seq.wrapping_sub(h);
-            d != 0 && d < 0x8000
-        });
-        if !is_new {
-            return false; // a retransmission
-        }
-        highest = Some(seq);
-        fresh += 1;
-        // Every 7th, plus a burst of four in a row (NACK bitmask).
-        fresh > 5 && (fresh % 7 == 3 || (60..64).contains(&fresh))
+        // Every 7th, plus a burst of four in a row (NACK bitmask); retransmissions pass.
+        fresh
+            .number(seq)
+            .is_some_and(|n| n > 5 && (n % 7 == 3 || (60..64).contains(&n)))
     }));
     let mut source = Source::new(net.now, 1);
     source.stream_for(&mut net, publisher, Duration::from_secs(4))?;
@@ -486,15 +478,9 @@ fn a_silent_viewer_loses_consent_after_about_30s() -> TestResult {
         "consent lapses after ~30 s, took {after:?}"
     );
     assert_eq!(streams[0].viewers, 1);
+    assert!(!net.has_session(goes));
     assert!(
-        net.engine
-            .session_summary(net.peers[goes].answer.session)
-            .is_none()
-    );
-    assert!(
-        net.engine
-            .session_summary(net.peers[stays].answer.session)
-            .is_some(),
+        net.has_session(stays),
         "the viewer that keeps sending checks keeps its session"
     );
     let recent = net.peers[stays]
@@ -523,20 +509,10 @@ fn a_publisher_that_stops_sending_media_ends_its_viewers() -> TestResult {
     while net.now < stopped + Duration::from_secs(10) {
         net.step(Duration::from_millis(2));
         let t = net.now - stopped;
-        if publisher_gone.is_none()
-            && net
-                .engine
-                .session_summary(net.peers[publisher].answer.session)
-                .is_none()
-        {
+        if publisher_gone.is_none() && !net.has_session(publisher) {
             publisher_gone = Some(t);
         }
-        if viewer_gone.is_none()
-            && net
-                .engine
-                .session_summary(net.peers[viewer].answer.session)
-                .is_none()
-        {
+        if viewer_gone.is_none() && !net.has_session(viewer) {
             viewer_gone = Some(t);
         }
         let v = &net.peers[viewer];

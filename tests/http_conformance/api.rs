@@ -8,7 +8,7 @@ async fn session_limit_is_503_with_retry_after() {
     let server = Server::with(
         EngineConfig {
             max_sessions: 2,
-            ..engine_config()
+            ..answering_config()
         },
         Vec::new(),
         &[],
@@ -37,30 +37,24 @@ async fn session_limit_is_503_with_retry_after() {
 #[tokio::test]
 async fn healthz_streams_and_metrics() {
     let server = Server::new();
-    let r = server
-        .request(Method::GET, "/healthz", &[], Body::empty())
-        .await;
+    let r = server.get("/healthz").await;
     r.assert_status(StatusCode::OK);
 
-    let r = server
-        .request(Method::GET, "/api/streams", &[], Body::empty())
-        .await;
+    let r = server.get("/api/streams").await;
     r.assert_status(StatusCode::OK);
     assert!(
         r.header("content-type")
             .unwrap_or_default()
             .starts_with("application/json")
     );
-    let list: serde_json::Value = serde_json::from_str(&r.body).expect("JSON");
+    let list: serde_json::Value = serde_json::from_str(r.text()).expect("JSON");
     assert_eq!(list, serde_json::json!([]));
 
     server.publish("listed").await;
     server.play("listed").await;
-    let r = server
-        .request(Method::GET, "/api/streams", &[], Body::empty())
-        .await;
+    let r = server.get("/api/streams").await;
     r.assert_status(StatusCode::OK);
-    let list: serde_json::Value = serde_json::from_str(&r.body).expect("JSON");
+    let list: serde_json::Value = serde_json::from_str(r.text()).expect("JSON");
     let streams = list.as_array().expect("a JSON array");
     assert_eq!(streams.len(), 1, "{list}");
     let stream = &streams[0];
@@ -84,9 +78,7 @@ async fn healthz_streams_and_metrics() {
     // A viewer becomes a reader of the stream once connected; this one never does ICE.
     assert!(stream["viewers"].is_u64(), "{stream}");
 
-    let r = server
-        .request(Method::GET, "/metrics", &[], Body::empty())
-        .await;
+    let r = server.get("/metrics").await;
     r.assert_status(StatusCode::OK);
     assert!(
         r.header("content-type")
@@ -94,18 +86,18 @@ async fn healthz_streams_and_metrics() {
             .starts_with("text/plain")
     );
     assert!(
-        r.body.lines().any(|l| l == "r58_sessions 2"),
+        r.text().lines().any(|l| l == "r58_sessions 2"),
         "metrics lack r58_sessions 2:\n{}",
-        r.body
+        r.text()
     );
-    assert!(r.body.contains("stream=\"listed\""), "{}", r.body);
+    assert!(r.text().contains("stream=\"listed\""), "{}", r.text());
 }
 
 #[tokio::test]
 async fn unknown_routes_and_methods() {
     let server = Server::new();
     server
-        .request(Method::GET, "/nope", &[], Body::empty())
+        .get("/nope")
         .await
         .assert_status(StatusCode::NOT_FOUND);
     let r = server
@@ -117,14 +109,7 @@ async fn unknown_routes_and_methods() {
         )
         .await;
     r.assert_status(StatusCode::METHOD_NOT_ALLOWED);
-    let r = server
-        .request(
-            Method::POST,
-            "/whip/x/abc",
-            &[("content-type", SDP)],
-            CHROME_WHIP.to_owned(),
-        )
-        .await;
+    let r = server.post_sdp("/whip/x/abc", CHROME_WHIP).await;
     r.assert_status(StatusCode::METHOD_NOT_ALLOWED);
     server.assert_still_serves().await;
 }

@@ -20,11 +20,7 @@ async fn delete_is_200_then_404_and_ignores_if_match() {
         .assert_status(StatusCode::NOT_FOUND);
     // A deleted session takes no PATCH either.
     server
-        .patch(
-            &created.location(),
-            &[("content-type", SDPFRAG), ("if-match", &created.etag())],
-            &trickle_fragment(),
-        )
+        .patch_fragment(&created.location(), &created.etag(), &trickle_fragment())
         .await
         .assert_status(StatusCode::NOT_FOUND);
     // Viewers delete the same way.
@@ -70,10 +66,8 @@ async fn deleted_publisher_ends_stream_and_viewers_after_grace() {
         .delete(&viewer.location(), &[])
         .await
         .assert_status(StatusCode::NOT_FOUND);
-    let streams = server
-        .request(Method::GET, "/api/streams", &[], Body::empty())
-        .await;
-    let list: serde_json::Value = serde_json::from_str(&streams.body).expect("JSON");
+    let streams = server.get("/api/streams").await;
+    let list: serde_json::Value = serde_json::from_str(streams.text()).expect("JSON");
     assert!(
         list.as_array()
             .expect("array")
@@ -117,7 +111,7 @@ async fn bearer_token_protects_whip_only() {
         path: "/whip/*".to_owned(),
         token: "s3cret".to_owned(),
     }];
-    let server = Server::with(engine_config(), rules, &[]);
+    let server = Server::with(answering_config(), rules, &[]);
     let good = bearer("s3cret");
     for auth in [
         None,
@@ -140,93 +134,51 @@ async fn bearer_token_protects_whip_only() {
         assert!(r.header("location").is_none());
     }
     let created = server
-        .request(
-            Method::POST,
-            "/whip/auth",
-            &[("content-type", SDP), ("authorization", &good)],
-            CHROME_WHIP.to_owned(),
-        )
+        .post_sdp_with("/whip/auth", CHROME_WHIP, &[("authorization", &good)])
         .await;
     created.assert_status(StatusCode::CREATED);
 
     // WHEP is not covered by the rule.
     server.play("auth").await;
 
-    // The session resource needs the token too.
+    // The session resource needs the token too: without it or with a wrong one PATCH and
+    // DELETE are refused with a Bearer challenge, with it they are taken.
     let location = created.location();
     let etag = created.etag();
     let frag = trickle_fragment();
-    let r = server
-        .patch(
-            &location,
-            &[("content-type", SDPFRAG), ("if-match", &etag)],
-            &frag,
-        )
-        .await;
-    r.assert_status(StatusCode::UNAUTHORIZED);
-    assert!(
-        r.header("www-authenticate")
-            .unwrap_or_default()
-            .starts_with("Bearer")
-    );
-    server
-        .patch(
-            &location,
-            &[
-                ("content-type", SDPFRAG),
-                ("if-match", &etag),
-                ("authorization", "Bearer nope"),
-            ],
-            &frag,
-        )
-        .await
-        .assert_status(StatusCode::UNAUTHORIZED);
-    server
-        .patch(
-            &location,
-            &[
-                ("content-type", SDPFRAG),
-                ("if-match", &etag),
-                ("authorization", &good),
-            ],
-            &frag,
-        )
-        .await
-        .assert_status(StatusCode::NO_CONTENT);
-    let r = server.delete(&location, &[]).await;
-    r.assert_status(StatusCode::UNAUTHORIZED);
-    assert!(
-        r.header("www-authenticate")
-            .unwrap_or_default()
-            .starts_with("Bearer")
-    );
-    server
-        .delete(&location, &[("authorization", "Bearer nope")])
-        .await
-        .assert_status(StatusCode::UNAUTHORIZED);
-    server
-        .delete(&location, &[("authorization", &good)])
-        .await
-        .assert_status(StatusCode::OK);
-    // An unknown session under a protected path does not reveal itself without the token.
-    server
-        .delete(&location, &[])
-        .await
-        .assert_status(StatusCode::UNAUTHORIZED);
-    server
-        .delete(&location, &[("authorization", &good)])
-        .await
-        .assert_status(StatusCode::NOT_FOUND);
+    let (nope, good) = (Some("Bearer nope"), Some(good.as_str()));
+    for (method, auth, expected) in [
+        (Method::PATCH, None, StatusCode::UNAUTHORIZED),
+        (Method::PATCH, nope, StatusCode::UNAUTHORIZED),
+        (Method::PATCH, good, StatusCode::NO_CONTENT),
+        (Method::DELETE, None, StatusCode::UNAUTHORIZED),
+        (Method::DELETE, nope, StatusCode::UNAUTHORIZED),
+        (Method::DELETE, good, StatusCode::OK),
+        // An unknown session under a protected path does not reveal itself without the token.
+        (Method::DELETE, None, StatusCode::UNAUTHORIZED),
+        (Method::DELETE, good, StatusCode::NOT_FOUND),
+    ] {
+        let mut headers = Vec::from_iter(auth.map(|a| ("authorization", a)));
+        let r = if method == Method::PATCH {
+            headers.extend([("content-type", SDPFRAG), ("if-match", etag.as_str())]);
+            server.patch(&location, &headers, &frag).await
+        } else {
+            server.delete(&location, &headers).await
+        };
+        r.assert_status(expected);
+        if expected == StatusCode::UNAUTHORIZED {
+            let challenge = r.header("www-authenticate").unwrap_or_default();
+            assert!(challenge.starts_with("Bearer"), "{method} {auth:?}: {r:?}");
+        }
+    }
     // CORS preflight needs no token (browsers never send credentials on it).
     let r = server
-        .request(
-            Method::OPTIONS,
+        .options(
             "/whip/auth",
             &[
                 ("origin", "https://app.example"),
                 ("access-control-request-method", "POST"),
             ],
-            Body::empty(),
         )
         .await;
     assert!(r.status.is_success(), "{r:?}");

@@ -14,7 +14,7 @@ async fn get_on_endpoint_and_session_is_2xx_without_body() {
         publisher.location(),
         viewer.location(),
     ] {
-        let r = server.request(Method::GET, &uri, &[], Body::empty()).await;
+        let r = server.get(&uri).await;
         assert!(r.status.is_success(), "GET {uri}: {r:?}");
         assert!(r.body.is_empty(), "GET {uri} has a body: {r:?}");
     }
@@ -24,9 +24,7 @@ async fn get_on_endpoint_and_session_is_2xx_without_body() {
 async fn options_on_endpoint_advertises_accept_post() {
     let server = Server::new();
     for uri in ["/whip/opt", "/whep/opt"] {
-        let r = server
-            .request(Method::OPTIONS, uri, &[], Body::empty())
-            .await;
+        let r = server.options(uri, &[]).await;
         assert!(
             matches!(r.status, StatusCode::NO_CONTENT | StatusCode::OK),
             "OPTIONS {uri}: {r:?}"
@@ -36,21 +34,14 @@ async fn options_on_endpoint_advertises_accept_post() {
     }
     // A browser's actual (non-preflight) OPTIONS carries an Origin and can read the answer.
     let r = server
-        .request(
-            Method::OPTIONS,
-            "/whip/opt",
-            &[("origin", "https://app.example")],
-            Body::empty(),
-        )
+        .options("/whip/opt", &[("origin", "https://app.example")])
         .await;
     assert!(r.status.is_success(), "{r:?}");
     assert_eq!(r.header("accept-post"), Some(SDP), "{r:?}");
     assert_eq!(r.header("access-control-allow-origin"), Some("*"), "{r:?}");
     // The session resource advertises PATCH.
     let created = server.publish("opt").await;
-    let r = server
-        .request(Method::OPTIONS, &created.location(), &[], Body::empty())
-        .await;
+    let r = server.options(&created.location(), &[]).await;
     assert!(r.status.is_success(), "{r:?}");
     assert_eq!(r.header("accept-patch"), Some(SDPFRAG), "{r:?}");
 }
@@ -67,9 +58,7 @@ async fn cors_preflight_allows_origin_without_link() {
         ),
     ];
     for uri in ["/whip/cors", "/whep/cors"] {
-        let r = server
-            .request(Method::OPTIONS, uri, &preflight, Body::empty())
-            .await;
+        let r = server.options(uri, &preflight).await;
         assert!(r.status.is_success(), "preflight {uri}: {r:?}");
         assert!(r.header("access-control-allow-origin").is_some(), "{r:?}");
         let methods = r
@@ -93,15 +82,13 @@ async fn cors_preflight_allows_origin_without_link() {
     // Preflight for PATCH on a session.
     let created = server.publish("cors").await;
     let r = server
-        .request(
-            Method::OPTIONS,
+        .options(
             &created.location(),
             &[
                 ("origin", "https://app.example"),
                 ("access-control-request-method", "PATCH"),
                 ("access-control-request-headers", "content-type, if-match"),
             ],
-            Body::empty(),
         )
         .await;
     assert!(r.status.is_success(), "{r:?}");
@@ -141,11 +128,10 @@ async fn cors_on_post_exposes_location_etag_link() {
     }
     // Errors carry CORS headers too, so a browser can read the reason.
     let r = server
-        .request(
-            Method::POST,
+        .post_sdp_with(
             "/whep/nobody",
-            &[("content-type", SDP), ("origin", "https://app.example")],
-            CHROME_WHEP.to_owned(),
+            CHROME_WHEP,
+            &[("origin", "https://app.example")],
         )
         .await;
     r.assert_status(StatusCode::NOT_FOUND);
@@ -154,91 +140,41 @@ async fn cors_on_post_exposes_location_etag_link() {
 
 #[tokio::test]
 async fn cors_restricted_origins() {
-    let server = Server::with(engine_config(), Vec::new(), &["https://ok.example"]);
-    let preflight = |origin| {
-        [
-            ("origin", origin),
-            ("access-control-request-method", "POST"),
-        ]
-    };
-    let evil = server
-        .request(
-            Method::OPTIONS,
-            "/whip/o",
-            &preflight("https://evil.example"),
-            Body::empty(),
-        )
-        .await;
-    assert!(
-        evil.header("access-control-allow-origin").is_none(),
-        "{evil:?}"
-    );
-    let ok = server
-        .request(
-            Method::OPTIONS,
-            "/whip/o",
-            &preflight("https://ok.example"),
-            Body::empty(),
-        )
-        .await;
-    assert!(ok.status.is_success(), "{ok:?}");
-    assert_eq!(
-        ok.header("access-control-allow-origin"),
-        Some("https://ok.example")
-    );
-
-    let evil = server
-        .request(
-            Method::POST,
-            "/whip/o",
-            &[("content-type", SDP), ("origin", "https://evil.example")],
-            CHROME_WHIP.to_owned(),
-        )
-        .await;
-    assert!(
-        evil.header("access-control-allow-origin").is_none(),
-        "{evil:?}"
-    );
-    let ok = server
-        .request(
-            Method::POST,
-            "/whip/o2",
-            &[("content-type", SDP), ("origin", "https://ok.example")],
-            CHROME_WHIP.to_owned(),
-        )
-        .await;
-    ok.assert_status(StatusCode::CREATED);
-    assert_eq!(
-        ok.header("access-control-allow-origin"),
-        Some("https://ok.example")
-    );
-    // Plain OPTIONS still advertises Accept-Post with restricted origins, and applies them.
-    let r = server
-        .request(Method::OPTIONS, "/whip/o", &[], Body::empty())
-        .await;
-    assert_eq!(r.header("accept-post"), Some(SDP), "{r:?}");
-    let r = server
-        .request(
-            Method::OPTIONS,
-            "/whip/o",
-            &[("origin", "https://evil.example")],
-            Body::empty(),
-        )
-        .await;
-    assert!(r.header("access-control-allow-origin").is_none(), "{r:?}");
-    let r = server
-        .request(
-            Method::OPTIONS,
-            "/whip/o",
-            &[("origin", "https://ok.example")],
-            Body::empty(),
-        )
-        .await;
-    assert_eq!(
-        r.header("access-control-allow-origin"),
-        Some("https://ok.example"),
-        "{r:?}"
-    );
+    let server = Server::with(answering_config(), Vec::new(), &["https://ok.example"]);
+    // A listed origin gets itself back in Access-Control-Allow-Origin, on a preflight, a POST
+    // and a plain OPTIONS; any other gets no such header.
+    for (origin, stream, allowed) in [
+        ("https://evil.example", "o", None),
+        ("https://ok.example", "o2", Some("https://ok.example")),
+    ] {
+        let preflight = server
+            .options(
+                "/whip/o",
+                &[
+                    ("origin", origin),
+                    ("access-control-request-method", "POST"),
+                ],
+            )
+            .await;
+        let post = server
+            .post_sdp_with(
+                &format!("/whip/{stream}"),
+                CHROME_WHIP,
+                &[("origin", origin)],
+            )
+            .await;
+        let plain = server.options("/whip/o", &[("origin", origin)]).await;
+        for r in [&preflight, &post, &plain] {
+            assert_eq!(r.header("access-control-allow-origin"), allowed, "{r:?}");
+        }
+        if allowed.is_some() {
+            assert!(preflight.status.is_success(), "{preflight:?}");
+            post.assert_status(StatusCode::CREATED);
+            assert_eq!(plain.header("accept-post"), Some(SDP), "{plain:?}");
+        }
+    }
+    // Plain OPTIONS without an Origin still advertises Accept-Post with restricted origins.
+    let r = server.options("/whip/o", &[]).await;
     assert_eq!(r.header("accept-post"), Some(SDP), "{r:?}");
     server.assert_still_serves().await;
 }

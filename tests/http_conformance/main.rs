@@ -11,21 +11,20 @@ mod get_options;
 mod patch;
 mod post;
 
-use std::net::SocketAddr;
+#[path = "../common/mod.rs"]
+mod common;
+
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::time::{Duration, Instant};
 
 use axum::Router;
 use axum::body::Body;
-use axum::http::{HeaderMap, Method, Request, StatusCode};
+use axum::http::{Method, StatusCode};
+use common::{CHROME_WHEP, CHROME_WHIP, Resp, answering_config, shared_engine};
 use r58::config::AuthRule;
 use r58::http::{AppState, MAX_BODY_BYTES, router};
-use sfu::engine::SharedEngine;
-use sfu::engine::{Engine, EngineConfig};
-use tower::ServiceExt;
+use sfu::engine::{EngineConfig, SharedEngine};
 
-const CHROME_WHIP: &str = include_str!("../../sfu/testdata/sdp/chrome_whip.sdp");
-const CHROME_WHEP: &str = include_str!("../../sfu/testdata/sdp/chrome_whep.sdp");
 const SDP: &str = "application/sdp";
 const SDPFRAG: &str = "application/trickle-ice-sdpfrag";
 /// The client ICE credentials of the Chromium WHIP fixture.
@@ -42,83 +41,16 @@ struct Server {
     engine: SharedEngine,
 }
 
-/// A response with its body read.
-#[derive(Debug)]
-struct Resp {
-    status: StatusCode,
-    headers: HeaderMap,
-    body: String,
-}
-
-impl Resp {
-    fn header(&self, name: &str) -> Option<&str> {
-        self.headers
-            .get(name)
-            .map(|v| v.to_str().expect("ASCII header"))
-    }
-
-    fn etag(&self) -> String {
-        self.header("etag").expect("ETag header").to_owned()
-    }
-
-    fn location(&self) -> String {
-        self.header("location").expect("Location header").to_owned()
-    }
-
-    #[track_caller]
-    fn assert_status(&self, expected: StatusCode) -> &Self {
-        assert_eq!(
-            self.status, expected,
-            "unexpected status; response: {self:?}"
-        );
-        self
-    }
-
-    /// A 4xx/5xx body must be a single non-empty line explaining why.
-    #[track_caller]
-    fn assert_one_line_reason(&self) {
-        let reason = self.body.trim_end_matches('\n');
-        assert!(!reason.trim().is_empty(), "empty reason: {self:?}");
-        assert!(!reason.contains('\n'), "reason is not one line: {self:?}");
-    }
-}
-
-fn engine_config() -> EngineConfig {
-    EngineConfig {
-        candidates: vec![SocketAddr::from(([192, 0, 2, 1], 8189))],
-        ..EngineConfig::default()
-    }
-}
-
 impl Server {
     fn new() -> Self {
-        Self::with(engine_config(), Vec::new(), &[])
+        Self::with(answering_config(), Vec::new(), &[])
     }
 
     fn with(config: EngineConfig, auth: Vec<AuthRule>, cors_origins: &[&str]) -> Self {
-        let engine = SharedEngine::new(Engine::new(config).expect("engine"));
+        let engine = shared_engine(config);
         let origins: Vec<String> = cors_origins.iter().map(|s| (*s).to_owned()).collect();
         let app = router(AppState::new(engine.clone(), auth), &origins);
         Self { app, engine }
-    }
-
-    async fn send(&self, request: Request<Body>) -> Resp {
-        let response = self
-            .app
-            .clone()
-            .oneshot(request)
-            .await
-            .expect("the router is infallible");
-        let status = response.status();
-        let headers = response.headers().clone();
-        let bytes = axum::body::to_bytes(response.into_body(), usize::MAX)
-            .await
-            .expect("body");
-        Resp {
-            status,
-            headers,
-            body: String::from_utf8(bytes.to_vec()).expect("UTF-8 body"),
-        }
     }
 
     async fn request(
@@ -128,28 +60,33 @@ impl Server {
         headers: &[(&str, &str)],
         body: impl Into<Body>,
     ) -> Resp {
-        let mut builder = Request::builder().method(method).uri(uri);
-        for (name, value) in headers {
-            builder = builder.header(*name, *value);
-        }
-        self.send(builder.body(body.into()).expect("request")).await
+        common::request(&self.app, method, uri, headers, body).await
+    }
+
+    async fn get(&self, uri: &str) -> Resp {
+        self.request(Method::GET, uri, &[], Body::empty()).await
+    }
+
+    async fn options(&self, uri: &str, headers: &[(&str, &str)]) -> Resp {
+        self.request(Method::OPTIONS, uri, headers, Body::empty())
+            .await
     }
 
     async fn post_sdp(&self, uri: &str, offer: &str) -> Resp {
-        self.request(
-            Method::POST,
-            uri,
-            &[("content-type", SDP)],
-            offer.to_owned(),
-        )
-        .await
+        common::post_sdp(&self.app, uri, offer).await
+    }
+
+    /// POSTs `offer` as `application/sdp` with extra `headers`.
+    async fn post_sdp_with(&self, uri: &str, offer: &str, headers: &[(&str, &str)]) -> Resp {
+        let mut all = vec![("content-type", SDP)];
+        all.extend_from_slice(headers);
+        self.request(Method::POST, uri, &all, offer.to_owned())
+            .await
     }
 
     /// Publishes `name` with the Chromium offer and checks it was created.
     async fn publish(&self, name: &str) -> Resp {
-        let r = self.post_sdp(&format!("/whip/{name}"), CHROME_WHIP).await;
-        r.assert_status(StatusCode::CREATED);
-        r
+        common::publish(&self.app, name).await
     }
 
     /// Plays `name` with the Chromium offer and checks it was created.
@@ -162,6 +99,16 @@ impl Server {
     async fn patch(&self, uri: &str, headers: &[(&str, &str)], fragment: &str) -> Resp {
         self.request(Method::PATCH, uri, headers, fragment.to_owned())
             .await
+    }
+
+    /// PATCHes a trickle-ice-sdpfrag `fragment` with `If-Match: {if_match}`.
+    async fn patch_fragment(&self, uri: &str, if_match: &str, fragment: &str) -> Resp {
+        self.patch(
+            uri,
+            &[("content-type", SDPFRAG), ("if-match", if_match)],
+            fragment,
+        )
+        .await
     }
 
     async fn delete(&self, uri: &str, headers: &[(&str, &str)]) -> Resp {

@@ -9,11 +9,7 @@ async fn patch_trickle_is_204_without_etag() {
     let created = server.publish("trickle").await;
     let etag = created.etag();
     let r = server
-        .patch(
-            &created.location(),
-            &[("content-type", SDPFRAG), ("if-match", &etag)],
-            &trickle_fragment(),
-        )
+        .patch_fragment(&created.location(), &etag, &trickle_fragment())
         .await;
     r.assert_status(StatusCode::NO_CONTENT);
     assert!(
@@ -22,12 +18,12 @@ async fn patch_trickle_is_204_without_etag() {
     );
     assert!(r.body.is_empty());
     // An end-of-candidates-only fragment works as well.
+    let end_only = format!(
+        "a=ice-ufrag:{WHIP_UFRAG}\r\na=ice-pwd:{WHIP_PWD}\r\nm=audio 9 UDP/TLS/RTP/SAVPF 0\r\n\
+         a=mid:0\r\na=end-of-candidates\r\n"
+    );
     server
-        .patch(
-            &created.location(),
-            &[("content-type", SDPFRAG), ("if-match", &etag)],
-            &format!("a=ice-ufrag:{WHIP_UFRAG}\r\na=ice-pwd:{WHIP_PWD}\r\nm=audio 9 UDP/TLS/RTP/SAVPF 0\r\na=mid:0\r\na=end-of-candidates\r\n"),
-        )
+        .patch_fragment(&created.location(), &etag, &end_only)
         .await
         .assert_status(StatusCode::NO_CONTENT);
 }
@@ -63,13 +59,7 @@ async fn patch_errors_415_428_412_404() {
     server.assert_still_serves().await;
     // Stale / wrong If-Match.
     for stale in ["\"not-the-etag\"", "W/\"x\"", "garbage"] {
-        let r = server
-            .patch(
-                &location,
-                &[("content-type", SDPFRAG), ("if-match", stale)],
-                &frag,
-            )
-            .await;
+        let r = server.patch_fragment(&location, stale, &frag).await;
         r.assert_status(StatusCode::PRECONDITION_FAILED)
             .assert_one_line_reason();
         assert!(r.header("etag").is_none() || r.etag() == etag);
@@ -81,13 +71,7 @@ async fn patch_errors_415_428_412_404() {
         "/whep/patcherr/0123456789abcdef0123456789abcdef",
         "/whip/nostream/0123456789abcdef0123456789abcdef",
     ] {
-        let r = server
-            .patch(
-                uri,
-                &[("content-type", SDPFRAG), ("if-match", &etag)],
-                &frag,
-            )
-            .await;
+        let r = server.patch_fragment(uri, &etag, &frag).await;
         r.assert_status(StatusCode::NOT_FOUND)
             .assert_one_line_reason();
         server.assert_still_serves().await;
@@ -95,30 +79,18 @@ async fn patch_errors_415_428_412_404() {
     // If-Match may list several entity tags; one of them matching is enough.
     let list = format!("\"other\", {etag}");
     server
-        .patch(
-            &location,
-            &[("content-type", SDPFRAG), ("if-match", &list)],
-            &frag,
-        )
+        .patch_fragment(&location, &list, &frag)
         .await
         .assert_status(StatusCode::NO_CONTENT);
     // A malformed fragment is a 400.
     let r = server
-        .patch(
-            &location,
-            &[("content-type", SDPFRAG), ("if-match", &etag)],
-            "this is not a fragment",
-        )
+        .patch_fragment(&location, &etag, "this is not a fragment")
         .await;
     r.assert_status(StatusCode::BAD_REQUEST)
         .assert_one_line_reason();
     // The session survived all of that.
     server
-        .patch(
-            &location,
-            &[("content-type", SDPFRAG), ("if-match", &etag)],
-            &frag,
-        )
+        .patch_fragment(&location, &etag, &frag)
         .await
         .assert_status(StatusCode::NO_CONTENT);
     server.assert_still_serves().await;
@@ -127,19 +99,19 @@ async fn patch_errors_415_428_412_404() {
 async fn check_ice_restart(server: &Server, created: &Resp, if_match: &str) {
     let location = created.location();
     let old_etag = created.etag();
-    let old_ufrag = sdp_attr(&created.body, "ice-ufrag")
+    let old_ufrag = sdp_attr(created.text(), "ice-ufrag")
         .expect("answer ufrag")
         .to_owned();
-    let old_pwd = sdp_attr(&created.body, "ice-pwd")
+    let old_pwd = sdp_attr(created.text(), "ice-pwd")
         .expect("answer pwd")
         .to_owned();
 
     let new_client_ufrag = format!("R{}", unique("u").replace('-', ""));
     let new_client_pwd = "NewClientPassword0123456789";
     let r = server
-        .patch(
+        .patch_fragment(
             &location,
-            &[("content-type", SDPFRAG), ("if-match", if_match)],
+            if_match,
             &restart_fragment(&new_client_ufrag, new_client_pwd),
         )
         .await;
@@ -148,8 +120,8 @@ async fn check_ice_restart(server: &Server, created: &Resp, if_match: &str) {
     let new_etag = r.etag();
     assert_strong_etag(&new_etag);
     assert_ne!(new_etag, old_etag);
-    let ufrag = sdp_attr(&r.body, "ice-ufrag").expect("restart answer has a=ice-ufrag");
-    let pwd = sdp_attr(&r.body, "ice-pwd").expect("restart answer has a=ice-pwd");
+    let ufrag = sdp_attr(r.text(), "ice-ufrag").expect("restart answer has a=ice-ufrag");
+    let pwd = sdp_attr(r.text(), "ice-pwd").expect("restart answer has a=ice-pwd");
     assert_ne!(
         ufrag, old_ufrag,
         "the server's ufrag must change on restart"
@@ -162,19 +134,11 @@ async fn check_ice_restart(server: &Server, created: &Resp, if_match: &str) {
          a=mid:0\r\na=candidate:1 1 udp 2130706431 198.51.100.7 50001 typ host\r\n"
     );
     server
-        .patch(
-            &location,
-            &[("content-type", SDPFRAG), ("if-match", &old_etag)],
-            &new_trickle,
-        )
+        .patch_fragment(&location, &old_etag, &new_trickle)
         .await
         .assert_status(StatusCode::PRECONDITION_FAILED);
     let r = server
-        .patch(
-            &location,
-            &[("content-type", SDPFRAG), ("if-match", &new_etag)],
-            &new_trickle,
-        )
+        .patch_fragment(&location, &new_etag, &new_trickle)
         .await;
     r.assert_status(StatusCode::NO_CONTENT);
     assert!(r.header("etag").is_none());
@@ -222,11 +186,7 @@ async fn patch_whep_url_with_whip_token_is_404() {
     }
     // The real sessions were untouched by the mismatched requests.
     server
-        .patch(
-            &publisher.location(),
-            &[("content-type", SDPFRAG), ("if-match", &publisher.etag())],
-            &frag,
-        )
+        .patch_fragment(&publisher.location(), &publisher.etag(), &frag)
         .await
         .assert_status(StatusCode::NO_CONTENT);
     server

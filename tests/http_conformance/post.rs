@@ -16,15 +16,19 @@ async fn whip_post_creates_session_with_answer_location_and_strong_etag() {
     assert!(!location["/whip/cam1/".len()..].contains('/'));
     assert_strong_etag(&r.etag());
     for line in ["a=recvonly", "a=ice-lite", "a=setup:passive"] {
-        assert!(has_line(&r.body, line), "answer lacks {line}:\n{}", r.body);
+        assert!(
+            has_line(r.text(), line),
+            "answer lacks {line}:\n{}",
+            r.text()
+        );
     }
     assert!(
-        !has_line(&r.body, "a=sendonly"),
+        !has_line(r.text(), "a=sendonly"),
         "WHIP answer must not send"
     );
-    assert!(sdp_attr(&r.body, "ice-ufrag").is_some());
-    assert!(sdp_attr(&r.body, "ice-pwd").is_some());
-    assert!(sdp_attr(&r.body, "fingerprint").is_some());
+    assert!(sdp_attr(r.text(), "ice-ufrag").is_some());
+    assert!(sdp_attr(r.text(), "ice-pwd").is_some());
+    assert!(sdp_attr(r.text(), "fingerprint").is_some());
 
     // A second session (another stream) gets its own resource and its own ETag.
     let second = server.publish("cam2").await;
@@ -50,10 +54,14 @@ async fn whep_post_plays_a_published_stream() {
     );
     assert_strong_etag(&r.etag());
     for line in ["a=sendonly", "a=ice-lite", "a=setup:passive"] {
-        assert!(has_line(&r.body, line), "answer lacks {line}:\n{}", r.body);
+        assert!(
+            has_line(r.text(), line),
+            "answer lacks {line}:\n{}",
+            r.text()
+        );
     }
     assert!(
-        !has_line(&r.body, "a=recvonly"),
+        !has_line(r.text(), "a=recvonly"),
         "WHEP answer must not receive"
     );
 
@@ -216,7 +224,7 @@ async fn minimal_generated_opus_offer_is_accepted() {
         )
         .await;
     r.assert_status(StatusCode::CREATED);
-    assert!(has_line(&r.body, "a=recvonly"));
+    assert!(has_line(r.text(), "a=recvonly"));
 }
 
 #[tokio::test]
@@ -253,11 +261,7 @@ async fn body_over_64_kib_is_413() {
         frag.push_str("a=candidate:1 1 udp 2130706431 198.51.100.7 50000 typ host\r\n");
     }
     let r = server
-        .patch(
-            &created.location(),
-            &[("content-type", SDPFRAG), ("if-match", &created.etag())],
-            &frag,
-        )
+        .patch_fragment(&created.location(), &created.etag(), &frag)
         .await;
     r.assert_status(StatusCode::PAYLOAD_TOO_LARGE);
     server.assert_still_serves().await;
@@ -280,7 +284,7 @@ async fn offer_with_100_m_lines_is_a_clear_error() {
         );
         r.assert_one_line_reason();
         assert!(
-            r.body.contains("100"),
+            r.text().contains("100"),
             "the reason should say how many: {r:?}"
         );
         server.assert_still_serves().await;

@@ -1,8 +1,10 @@
 //! Test support, compiled only for tests and with the `test-support` feature (benchmarks, the
 //! load generator, fuzzing): a minimal sans-IO WebRTC client ([`client`]) and a harness that
-//! runs clients against an [`crate::engine::Engine`] on a virtual clock ([`harness`]), and an
-//! allocation-counting global allocator ([`alloc`]).
+//! runs clients against an [`crate::engine::Engine`] on a virtual clock ([`harness`]), an
+//! allocation-counting global allocator ([`alloc`]) and small test camera settings
+//! ([`cameras`]).
 
 pub mod alloc;
+pub mod cameras;
 pub mod client;
 pub mod harness;

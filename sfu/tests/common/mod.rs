@@ -391,6 +391,32 @@ pub fn srtp_header(data: &[u8]) -> Option<(u8, u16, u32)> {
     ))
 }
 
+/// Numbers the first transmissions of one RTP stream (1, 2, ...) and tells retransmissions
+/// apart by sequence number, so a drop filter can lose chosen packets once and let their
+/// repairs through.
+#[derive(Default)]
+pub struct FirstTransmissions {
+    highest: Option<u16>,
+    count: u32,
+}
+
+impl FirstTransmissions {
+    /// The number of the packet with sequence `seq` among the first transmissions, or `None`
+    /// for a retransmission (a sequence number not newer than the highest seen).
+    pub fn number(&mut self, seq: u16) -> Option<u32> {
+        let is_new = self.highest.is_none_or(|h| {
+            let d = seq.wrapping_sub(h);
+            d != 0 && d < 0x8000
+        });
+        if !is_new {
+            return None;
+        }
+        self.highest = Some(seq);
+        self.count += 1;
+        Some(self.count)
+    }
+}
+
 impl Net {
     pub fn new(mut config: EngineConfig) -> TestResult<Self> {
         config.candidates = vec![SERVER];
@@ -410,6 +436,13 @@ impl Net {
 
     pub fn elapsed(&self) -> Duration {
         self.now - self.start
+    }
+
+    /// Whether the engine still has peer `i`'s session.
+    pub fn has_session(&self, i: usize) -> bool {
+        self.engine
+            .session_summary(self.peers[i].answer.session)
+            .is_some()
     }
 
     fn next_addr(&self) -> SocketAddr {

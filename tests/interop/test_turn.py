@@ -78,14 +78,14 @@ class Coturn:
             return "(no coturn log)"
 
 
-@pytest.fixture(scope="module")
-def coturn(tmp_path_factory) -> Coturn:
+def start_coturn(work: Path, extra: list[str] | None = None) -> Coturn:
+    """A turnserver on free loopback ports with a fresh shared secret (``extra``: more flags,
+    e.g. TLS); fails the test when it does not answer STUN within 15 s."""
     exe = shutil.which("turnserver")
     if exe is None:
         if os.environ.get("CI") == "true":
             pytest.fail("turnserver not found: .ci/run installs Debian's coturn package")
         pytest.skip("turnserver not found (apt-get install coturn, or run .ci/run)")
-    work = tmp_path_factory.mktemp("coturn")
     port = free_port((socket.SOCK_STREAM, socket.SOCK_DGRAM))  # coturn listens on both
     base = random.randrange(50000, 59000, 50)
     relay = range(base, base + 40)
@@ -96,11 +96,12 @@ def coturn(tmp_path_factory) -> Coturn:
         "--listening-ip=127.0.0.1", f"--listening-port={port}",
         "--relay-ip=127.0.0.1", f"--min-port={relay.start}", f"--max-port={relay.stop - 1}",
         "--use-auth-secret", f"--static-auth-secret={secret}", "--realm=r58.test",
-        "--no-tls", "--no-dtls", "--no-cli",
+        "--no-dtls", "--no-cli",
         # Only loopback exists here: let the relay reach r58 on 127.0.0.1 (never in production).
         "--allow-loopback-peers",
         f"--userdb={work / 'turndb'}", f"--pidfile={work / 'turnserver.pid'}",
         "--log-file=stdout", "--simple-log", "--verbose",
+        *(extra or ["--no-tls"]),
     ]  # fmt: skip
     with open(log, "wb") as out:
         proc = subprocess.Popen(cmd, stdout=out, stderr=subprocess.STDOUT)
@@ -114,13 +115,23 @@ def coturn(tmp_path_factory) -> Coturn:
             pytest.fail(f"turnserver did not answer STUN within 15 s:\n{srv.log_text()[-3000:]}")
         time.sleep(0.1)
     print(f"coturn: {shlex.join(cmd)}")
-    yield srv
-    proc.send_signal(signal.SIGTERM)
+    return srv
+
+
+def stop_coturn(srv: Coturn) -> None:
+    srv.proc.send_signal(signal.SIGTERM)
     try:
-        proc.wait(timeout=5)
+        srv.proc.wait(timeout=5)
     except subprocess.TimeoutExpired:
-        proc.kill()
-        proc.wait()
+        srv.proc.kill()
+        srv.proc.wait()
+
+
+@pytest.fixture(scope="module")
+def coturn(tmp_path_factory) -> Coturn:
+    srv = start_coturn(tmp_path_factory.mktemp("coturn"))
+    yield srv
+    stop_coturn(srv)
 
 
 @pytest.fixture(scope="module")
@@ -420,3 +431,116 @@ def test_r58s_relay_falls_back_to_tcp_when_udp_gets_no_answer(coturn: Coturn, tm
         with urllib.request.urlopen(f"{srv.base}/metrics", timeout=5) as resp:
             metrics = resp.read().decode()
         assert 'r58_turn_relay_allocated{transport="tcp"} 1' in metrics, metrics[-2000:]
+
+
+def make_ca_and_cert(work: Path) -> tuple[Path, Path, Path]:
+    """A test CA and a server certificate for IP 127.0.0.1 signed by it: (ca.pem, cert.pem,
+    key.pem)."""
+    import datetime
+    import ipaddress
+
+    from cryptography import x509
+    from cryptography.hazmat.primitives import hashes, serialization
+    from cryptography.hazmat.primitives.asymmetric import ec
+    from cryptography.x509.oid import NameOID
+
+    now = datetime.datetime.now(datetime.timezone.utc)
+    ca_key = ec.generate_private_key(ec.SECP256R1())
+    ca_name = x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, "r58 test TURN CA")])
+    ca = (
+        x509.CertificateBuilder()
+        .subject_name(ca_name)
+        .issuer_name(ca_name)
+        .public_key(ca_key.public_key())
+        .serial_number(x509.random_serial_number())
+        .not_valid_before(now - datetime.timedelta(hours=1))
+        .not_valid_after(now + datetime.timedelta(days=1))
+        .add_extension(x509.BasicConstraints(ca=True, path_length=None), critical=True)
+        .add_extension(
+            x509.KeyUsage(False, False, False, False, False, True, True, False, False),
+            critical=True,
+        )
+        .sign(ca_key, hashes.SHA256())
+    )
+    key = ec.generate_private_key(ec.SECP256R1())
+    cert = (
+        x509.CertificateBuilder()
+        .subject_name(x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, "127.0.0.1")]))
+        .issuer_name(ca_name)
+        .public_key(key.public_key())
+        .serial_number(x509.random_serial_number())
+        .not_valid_before(now - datetime.timedelta(hours=1))
+        .not_valid_after(now + datetime.timedelta(days=1))
+        .add_extension(
+            x509.SubjectAlternativeName([x509.IPAddress(ipaddress.ip_address("127.0.0.1"))]),
+            critical=False,
+        )
+        .sign(ca_key, hashes.SHA256())
+    )
+    pem = serialization.Encoding.PEM
+    (work / "ca.pem").write_bytes(ca.public_bytes(pem))
+    (work / "cert.pem").write_bytes(cert.public_bytes(pem))
+    (work / "key.pem").write_bytes(
+        key.private_bytes(
+            pem, serialization.PrivateFormat.PKCS8, serialization.NoEncryption()
+        )
+    )
+    return work / "ca.pem", work / "cert.pem", work / "key.pem"
+
+
+def test_r58s_relay_falls_back_to_tls_when_udp_and_tcp_fail(tmp_path: Path):
+    ca, cert, key = make_ca_and_cert(tmp_path)
+    tls_port = free_port(socket.SOCK_STREAM)
+    tls_turn = start_coturn(
+        tmp_path, [f"--tls-listening-port={tls_port}", f"--cert={cert}", f"--pkey={key}"]
+    )
+    try:
+        dead_udp = free_port(socket.SOCK_DGRAM)
+        dead_tcp = free_port(socket.SOCK_STREAM)
+        urls = [
+            f"turn:127.0.0.1:{dead_udp}?transport=udp",
+            f"turn:127.0.0.1:{dead_tcp}?transport=tcp",
+            f"turns:127.0.0.1:{tls_port}?transport=tcp",
+        ]
+        config = relay_config(tls_turn, tmp_path, "always", urls)
+        with open(config, "a") as f:
+            f.write(f'relay_ca_file = "{ca}"\n')
+        with launch(
+            ["--config", str(config)], tmp_path / "server.log", public_ip=UNREACHABLE_HOST
+        ) as srv:
+            deadline = time.monotonic() + 25
+            while "TURN: relay allocated" not in srv.log_text():
+                assert time.monotonic() < deadline, srv.log_text()[-3000:]
+                time.sleep(0.1)
+            log = re.sub(r"\x1b\[[0-9;]*m", "", srv.log_text())
+            assert re.search(r"TURN: relay allocated .*transport=\"?tls", log), log[-3000:]
+            guest_urls = [f"turn:127.0.0.1:{tls_turn.port}?transport=udp"]
+            counters, pair = asyncio.run(
+                relay_only_publish_and_view(srv, "overtls", 20, only_urls=guest_urls)
+            )
+            assert len(counters) >= 30, (len(counters), srv.log_text()[-3000:])
+            assert pair is not None and pair.remote_candidate.type == "relay", pair
+    finally:
+        stop_coturn(tls_turn)
+
+
+def test_r58s_relay_refuses_a_tls_server_it_does_not_trust(tmp_path: Path):
+    # The same TLS coturn, without relay_ca_file: the certificate is refused, no relay.
+    ca, cert, key = make_ca_and_cert(tmp_path)
+    tls_port = free_port(socket.SOCK_STREAM)
+    tls_turn = start_coturn(
+        tmp_path, [f"--tls-listening-port={tls_port}", f"--cert={cert}", f"--pkey={key}"]
+    )
+    try:
+        config = relay_config(
+            tls_turn, tmp_path, "always", [f"turns:127.0.0.1:{tls_port}?transport=tcp"]
+        )
+        with launch(["--config", str(config)], tmp_path / "server.log") as srv:
+            deadline = time.monotonic() + 8
+            while "cannot open" not in srv.log_text() and time.monotonic() < deadline:
+                time.sleep(0.1)
+            log = re.sub(r"\x1b\[[0-9;]*m", "", srv.log_text())
+            assert "TURN: relay allocated" not in log, log[-3000:]
+            assert re.search(r"TURN: cannot open .*(certificate|UnknownIssuer)", log), log[-3000:]
+    finally:
+        stop_coturn(tls_turn)

@@ -437,11 +437,8 @@ impl Outbound {
         for lane in std::iter::once(&mut self.lane).chain(self.share_lanes.iter_mut()) {
             match relay.as_deref_mut() {
                 Some(link) => {
-                    while let Some((to, data)) = lane.relayed.pop() {
-                        if !link.send(to.addr, data) {
-                            lane.dropped += 1;
-                        }
-                    }
+                    lane.dropped +=
+                        link.send_all(lane.relayed.pending().map(|(to, d)| (to.addr, d)));
                 }
                 None => lane.dropped += lane.relayed.len() as u64,
             }

@@ -23,6 +23,7 @@ use tokio::net::{TcpStream, UdpSocket};
 use tracing::{debug, info, warn};
 
 use super::relay_tls::TlsPipe;
+use super::udp_batch::GsoSender;
 use crate::engine::{Engine, RelayNeed, RelayReport};
 use crate::turn::Secret;
 use crate::turn::client::{
@@ -92,6 +93,12 @@ pub struct RelayLink {
     allocated_once: bool,
     recv: Vec<u8>,
     out: Vec<u8>,
+    /// A flush's relayed datagrams encoded for the server, back to back, and where each is.
+    batch: Vec<u8>,
+    spans: Vec<(usize, usize)>,
+    /// Sends a UDP flush to the server in `sendmmsg` batches, equal-sized ChannelData messages
+    /// (one packet of a frame to each relayed viewer) as GSO runs.
+    sender: GsoSender,
     /// The relay candidate the engine was last told of.
     announced: Option<RelayCandidate>,
     /// When the engine is next given the client's counters.
@@ -137,6 +144,9 @@ impl RelayLink {
             allocated_once: false,
             recv: vec![0; 65_536],
             out: Vec::with_capacity(2048),
+            batch: Vec::new(),
+            spans: Vec::new(),
+            sender: GsoSender::new(true),
             announced: None,
             next_report: now,
             dropped: 0,
@@ -260,6 +270,44 @@ impl RelayLink {
             },
         }
         self.flush();
+    }
+
+    /// Sends a flush's relayed datagrams (`(peer, payload)` in order) through the relay;
+    /// returns how many were dropped. Over UDP they go out in `sendmmsg`/GSO batches to the
+    /// server, the way direct datagrams go to viewers.
+    pub fn send_all<'a>(&mut self, datagrams: impl Iterator<Item = (SocketAddr, &'a [u8])>) -> u64 {
+        if !matches!(self.conn, Conn::Udp(_)) {
+            return datagrams
+                .map(|(peer, payload)| u64::from(!self.send(peer, payload)))
+                .sum();
+        }
+        self.batch.clear();
+        self.spans.clear();
+        let mut dropped = 0u64;
+        for (peer, payload) in datagrams {
+            let start = self.batch.len();
+            match self.client.send_to(peer, payload, &mut self.batch) {
+                Ok(len) => self.spans.push((start, len)),
+                Err(e) => {
+                    debug!(error = %e, "TURN: relayed datagram not sent");
+                    self.batch.truncate(start);
+                    dropped += 1;
+                }
+            }
+        }
+        if let Conn::Udp(socket) = &self.conn
+            && !self.spans.is_empty()
+        {
+            let server = self.client.server();
+            let messages: Vec<(SocketAddr, &[u8])> = self
+                .spans
+                .iter()
+                .map(|&(start, len)| (server, &self.batch[start..start + len]))
+                .collect();
+            dropped += self.sender.send(socket, &messages) as u64;
+        }
+        self.dropped += dropped;
+        dropped
     }
 
     /// Sends `payload` to `peer` through the relay.

@@ -329,18 +329,28 @@ impl Default for Lane {
 impl Lane {
     /// Sends `queue`: grouped by viewer, a frame's equal-sized packets to one viewer as one
     /// GSO message. Empties the queue.
-    fn send(&mut self, socket: &UdpSocket, queue: &mut TransmitQueue) {
+    ///
+    /// What leaves by the relay goes to `relay` from the queue itself when the lane runs on
+    /// the driver's thread (`Some`); a share on another thread keeps a copy for the driver.
+    fn send(
+        &mut self,
+        socket: &UdpSocket,
+        queue: &mut TransmitQueue,
+        relay: Option<&mut RelayLink>,
+    ) {
         if queue.is_empty() {
             return;
         }
         let mut datagrams: Vec<(std::net::SocketAddr, &[u8])> = Vec::with_capacity(queue.len());
         self.origins.clear();
+        let mut relayed = 0;
         for ((to, data), origin) in queue.pending().zip(queue.pending_origins()) {
             match to.via {
                 Via::Direct => {
                     datagrams.push((to.addr, data));
                     self.origins.push(origin);
                 }
+                Via::Relay if relay.is_some() => relayed += 1,
                 Via::Relay => self.relayed.push(to, data),
             }
         }
@@ -349,6 +359,16 @@ impl Lane {
                 .send_timed(socket, &datagrams, Some((&self.origins, &mut self.delays)))
                 as u64;
         drop(datagrams);
+        if let Some(link) = relay
+            && relayed > 0
+        {
+            self.dropped += link.send_all(
+                queue
+                    .pending()
+                    .filter(|(to, _)| to.via == Via::Relay)
+                    .map(|(to, d)| (to.addr, d)),
+            );
+        }
         let keep = self.spare.after_flush(queue.bytes());
         queue.clear_and_shrink(keep);
     }
@@ -423,7 +443,8 @@ impl Outbound {
     /// split's media, such as a joiner's keyframe cache), then the shares at once, then what
     /// leaves by the relay.
     fn send(&mut self, socket: &UdpSocket, mut relay: Option<&mut RelayLink>) {
-        self.lane.send(socket, &mut self.queue);
+        self.lane
+            .send(socket, &mut self.queue, relay.as_deref_mut());
         let filled = std::mem::take(&mut self.shares_filled);
         if let (Some(pool), true) = (&self.pool, filled > 0) {
             let mut shares: Vec<(&mut TransmitQueue, &mut Lane)> = self
@@ -432,9 +453,11 @@ impl Outbound {
                 .zip(&mut self.share_lanes)
                 .take(filled)
                 .collect();
-            in_parallel(pool, &mut shares, |(queue, lane)| lane.send(socket, queue));
+            in_parallel(pool, &mut shares, |(queue, lane)| {
+                lane.send(socket, queue, None)
+            });
         }
-        for lane in std::iter::once(&mut self.lane).chain(self.share_lanes.iter_mut()) {
+        for lane in &mut self.share_lanes {
             match relay.as_deref_mut() {
                 Some(link) => {
                     lane.dropped +=

@@ -156,6 +156,37 @@ impl RelayLink {
         Ok(link)
     }
 
+    /// A link over `socket` to `server` (a local stand-in for a TURN server) with `client`
+    /// already allocated: for benchmarks of the send path.
+    #[cfg(feature = "test-support")]
+    pub fn with_client(client: TurnClient, socket: UdpSocket, server: SocketAddr) -> Self {
+        Self {
+            settings: RelaySettings {
+                servers: vec![RelayServer {
+                    addr: server,
+                    transport: Transport::Udp,
+                    name: server.ip().to_string(),
+                }],
+                username: String::new(),
+                password: String::new(),
+                extra_roots: Vec::new(),
+            },
+            client,
+            conn: Conn::Udp(socket),
+            server: 0,
+            allocated_once: true,
+            recv: Vec::new(),
+            out: Vec::new(),
+            batch: Vec::new(),
+            spans: Vec::new(),
+            sender: GsoSender::new(true),
+            announced: None,
+            next_report: Instant::now(),
+            dropped: 0,
+            gave_up: false,
+        }
+    }
+
     pub fn settings(&self) -> &RelaySettings {
         &self.settings
     }
@@ -298,7 +329,7 @@ impl RelayLink {
         if let Conn::Udp(socket) = &self.conn
             && !self.spans.is_empty()
         {
-            let server = self.client.server();
+            let server = self.settings.servers[self.server].addr;
             let messages: Vec<(SocketAddr, &[u8])> = self
                 .spans
                 .iter()

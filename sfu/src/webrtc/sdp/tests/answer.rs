@@ -439,10 +439,15 @@ fn a_relay_candidate_follows_the_host_ones_with_the_lowest_type_preference() {
     );
     // Every bundled section lists the same candidates, the relay last.
     let relays = lines.iter().filter(|l| l.contains("typ relay")).count();
-    assert!(relays >= 1 && lines.len() % relays == 0, "{lines:?}");
+    assert!(
+        relays >= 1 && lines.len().is_multiple_of(relays),
+        "{lines:?}"
+    );
     let per_section = lines.len() / relays;
     assert!(
-        lines.chunks(per_section).all(|c| c.last().unwrap().contains("typ relay")),
+        lines
+            .chunks(per_section)
+            .all(|c| c.last().unwrap().contains("typ relay")),
         "{lines:?}"
     );
     let host_priorities: Vec<u32> = lines

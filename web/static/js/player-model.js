@@ -20,10 +20,10 @@ export const JUMP_BEHIND_S = 4;
  * REMOTE mode: a WHEP attempt whose answer offers a TURN relay has this long, from the answer,
  * to show a picture; then the player plays LL-HLS instead (and stays on it until the page is
  * reloaded). A relayed start takes 1-2 s even on a slow mobile link (the browser's own
- * allocation, ICE checks and the DTLS handshake through the relay, and the keyframe r58 asks
- * for when a viewer joins); 6 s leaves room for a lost DTLS flight (retransmitted after 1 s)
- * or two, and a failed attempt plus the LL-HLS start (~2 s) still shows a picture well inside
- * FIRST_FRAME_MS. docs/web.md says the same.
+ * allocation, ICE checks and the DTLS handshake through the relay; r58 sends a joining viewer
+ * its cached keyframe at once); 6 s leaves room for a lost DTLS flight (retransmitted after
+ * 1 s) or two, and a failed attempt plus the LL-HLS start (~2 s) still shows a picture well
+ * inside FIRST_FRAME_MS. docs/web.md says the same.
  */
 export const RELAY_CONNECT_MS = 6000;
 /** The short name of WebRTC through the server's TURN relay, in labels and the log. */

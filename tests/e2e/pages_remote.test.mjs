@@ -1,6 +1,8 @@
 // The operator pages in REMOTE mode: opened on a non-local hostname (studio.r58.test, mapped to
 // 127.0.0.1 inside Chromium), as through a tunnel. The guest publishes through a real coturn
-// with iceTransportPolicy 'relay'; / views over LL-HLS only, never WebRTC.
+// with iceTransportPolicy 'relay'; / with ?play=hls views over LL-HLS only, never WebRTC (r58
+// holds a relay of its own here, so without it the page would play over WebRTC via TURN:
+// pages_remote_webrtc.test.mjs).
 import { test, before, after } from 'node:test';
 import assert from 'node:assert/strict';
 import { startServer } from './lib/server.mjs';
@@ -135,14 +137,14 @@ test('a guest whose TURN relay goes away says so, retries, and is live again whe
   assert.ok(listed?.online, 'remote1 is live on the server again');
 });
 
-test('/ in REMOTE mode plays the cameras and the guest over HLS only', async () => {
+test('/?play=hls in REMOTE mode plays the cameras and the guest over HLS only', async () => {
   const view = await browser.newPage();
   await view.setViewportSize({ width: 1280, height: 800 });
   const pageErrors = watchConsole(view, 'view');
   view.on('close', () => errors.push(...pageErrors));
   const webrtc = [];
   view.on('request', (r) => { if (/\/whep\//.test(r.url())) webrtc.push(r.url()); });
-  await view.goto(`${origin}/`);
+  await view.goto(`${origin}/?play=hls`);
   assert.equal(await view.textContent('#mode'), 'REMOTE · HLS');
   assert.match(await logText(view), /Access mode: REMOTE \(using HLS\)/);
   for (const name of ['cam0', 'cam1', 'remote1']) {
@@ -156,7 +158,7 @@ test('/ in REMOTE mode plays the cameras and the guest over HLS only', async () 
   }
   assert.match(await logText(view), /cam0: playing over LL-HLS \(hlsjs\)/);
   await screenshot(view, 'multiview-remote');
-  assert.deepEqual(webrtc, [], 'a REMOTE page never plays over WHEP');
+  assert.deepEqual(webrtc, [], 'a REMOTE page with ?play=hls never plays over WHEP');
   assert.ok((await streams(server.base)).every((s) => s.viewers === 0), 'no WHEP viewers on the server');
   await view.close();
 });
@@ -167,7 +169,7 @@ test('a REMOTE tile whose playlist is missing says so and retries (no dead spinn
   watchConsole(view, 'view-404');
   // Registered last, so it is asked first (Playwright runs routes newest first).
   await view.route(/\/hls\/cam1\//, (route) => route.fulfill({ status: 404, body: 'no such stream\n' }));
-  await view.goto(`${origin}/`);
+  await view.goto(`${origin}/?play=hls`);
   await view.waitForSelector('.tile[data-stream="cam1"][data-state="error"]', { timeout: 15000 });
   assert.match(await view.textContent('.tile[data-stream="cam1"] .tile-message'),
     /^HLS playlist not found \(HTTP 404\) — retrying in 3 s$/);

@@ -1,5 +1,5 @@
 // The pages' one player (web/static/js/player.js) in Chromium, through the multiview's tiles:
-// the stall rule, in LOCAL (WHEP) and REMOTE (LL-HLS) mode, by stopping the server (SIGSTOP)
+// the stall rule, in LOCAL (WHEP) and REMOTE (LL-HLS, ?play=hls) mode, by stopping the server (SIGSTOP)
 // so no frame arrives and letting it go on; and the WHEP recovery when the server ends a
 // viewer's session (ICE restart refused, then a new session).
 import { test, before, after } from 'node:test';
@@ -74,7 +74,7 @@ test('LOCAL: a WHEP tile whose frames stop says "Stalled" after the threshold, a
 });
 
 test('REMOTE: an LL-HLS tile whose frames stop says "Stalled" after the threshold, and live again after', async () => {
-  const page = await open('/?mode=remote', 'remote');
+  const page = await open('/?mode=remote&play=hls', 'remote');
   assert.equal(await page.textContent('#mode'), 'REMOTE · HLS');
   await stallAndResume(page, 'hls');
   await page.close();

@@ -1,10 +1,11 @@
 // The one player's pure decisions, run in node: the stall rule, state labels and messages,
-// failure wording, WHEP connection handling, readouts; and the stream-list helpers the pages
-// share.
+// failure wording, WHEP connection handling, which transport a REMOTE player uses, readouts;
+// and the stream-list helpers the pages share.
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import {
-  PLAYER_STATES, STALL_MS, connectionAction, describePlayError, frameProgress, hlsLatencyLabel,
+  FIRST_FRAME_MS, PLAYER_STATES, RELAY_CONNECT_MS, RETRY_MS, STALL_MS, chooseTransport, connectingMessage,
+  connectionAction, describePlayError, frameProgress, framesDecoded, hlsLatencyLabel, offersRelay, playParam,
   resolutionLabel, retryMessage, stallTransition, stateLabel, stateMessage, watchFrames, whepLatencyLabel,
 } from '../../web/static/js/player-model.js';
 import { orderStreams, sourceKind, viewersLabel } from '../../web/static/js/streams.js';
@@ -114,4 +115,96 @@ test('stream lists: cameras first, then the rest, by name; kinds and viewer coun
   assert.equal(viewersLabel(0), '');
   assert.equal(viewersLabel(1), '1 WebRTC viewer');
   assert.equal(viewersLabel(3), '3 WebRTC viewers');
+});
+
+/** An answer as r58 writes it (sfu/src/webrtc/sdp/answer.rs): host candidates, then the relay's. */
+function answer(relay) {
+  return [
+    'v=0', 'o=- 1 1 IN IP4 0.0.0.0', 's=-', 't=0 0', 'a=ice-lite', 'a=group:BUNDLE 0 1',
+    'm=video 9 UDP/TLS/RTP/SAVPF 96', 'c=IN IP4 0.0.0.0', 'a=mid:0', 'a=sendonly',
+    'a=candidate:3316004354 1 udp 2130706431 127.0.0.2 40123 typ host',
+    ...(relay ? ['a=candidate:1736390411 1 udp 16777215 127.0.0.1 50012 typ relay raddr 127.0.0.1 rport 40123'] : []),
+    'a=end-of-candidates',
+    'm=audio 9 UDP/TLS/RTP/SAVPF 111', 'c=IN IP4 0.0.0.0', 'a=mid:1', 'a=sendonly', '',
+  ].join('\r\n');
+}
+
+test('an answer offers a relay when it has a relay candidate, wherever it sits', () => {
+  assert.equal(offersRelay(answer(true)), true);
+  assert.equal(offersRelay(answer(false)), false);
+  assert.equal(offersRelay(answer(true).replaceAll('\r\n', '\n')), true, 'bare newlines');
+  // IPv6 and another foundation; the last line of the body, without a line break.
+  assert.equal(offersRelay('v=0\r\na=candidate:1 1 UDP 16777215 2001:db8::7 49152 typ relay raddr :: rport 0'), true);
+  // Not a relay: other types, the word elsewhere, an empty or missing answer.
+  assert.equal(offersRelay('a=candidate:1 1 udp 1694498815 198.51.100.7 49152 typ srflx raddr 10.0.0.2 rport 8189\r\n'), false);
+  assert.equal(offersRelay('a=candidate:1 1 udp 2130706431 10.0.0.2 8189 typ host generation 0 relay\r\n'), false);
+  assert.equal(offersRelay('a=x-note: typ relay\r\n'), false);
+  assert.equal(offersRelay(''), false);
+  assert.equal(offersRelay(null), false);
+});
+
+test('?play=hls forces LL-HLS; nothing else does', () => {
+  assert.equal(playParam('?play=hls'), 'hls');
+  assert.equal(playParam('?mode=remote&play=HLS'), 'hls');
+  assert.equal(playParam(''), null);
+  assert.equal(playParam('?play=webrtc'), null);
+  assert.equal(playParam('?hls=hlsjs'), null);
+});
+
+test('LOCAL plays over WHEP whatever the page says; REMOTE tries WebRTC via TURN first', () => {
+  assert.deepEqual(chooseTransport({ mode: 'LOCAL' }), { transport: 'whep', trial: false, why: 'LOCAL mode' });
+  assert.equal(chooseTransport({ mode: 'LOCAL', play: 'hls', answer: answer(false), timedOut: true }).transport, 'whep');
+  assert.deepEqual(chooseTransport({ mode: 'REMOTE' }), { transport: 'whep', trial: true, why: 'trying WebRTC via TURN' });
+  assert.deepEqual(chooseTransport({ mode: 'REMOTE', answer: answer(true) }),
+    { transport: 'whep', trial: true, why: 'the server offers a TURN relay' });
+});
+
+test('REMOTE falls back to LL-HLS: no relay in the answer, a refusal /hls may not share, a failure, the timeout', () => {
+  const hls = (ctx) => {
+    const c = chooseTransport({ mode: 'REMOTE', ...ctx });
+    assert.equal(c.transport, 'hls', JSON.stringify(ctx));
+    assert.equal(c.trial, false);
+    return c.why;
+  };
+  assert.equal(hls({ play: 'hls' }), '?play=hls');
+  assert.equal(hls({ play: 'hls', answer: answer(true) }), '?play=hls', '?play=hls wins over a relay');
+  assert.equal(hls({ answer: answer(false) }), 'the server offers no TURN relay (no relay candidate in its answer)');
+  assert.equal(hls({ answer: '' }), 'the server offers no TURN relay (no relay candidate in its answer)');
+  assert.equal(hls({ refused: 401 }), 'the server refused WHEP (401)');
+  assert.equal(hls({ refused: 403 }), 'the server refused WHEP (403)');
+  assert.equal(hls({ refused: 503 }), 'the server refused WHEP (503)');
+  assert.equal(hls({ failed: true }), 'the WebRTC via TURN connection failed');
+  assert.equal(hls({ timedOut: true }), `no picture over WebRTC via TURN within ${RELAY_CONNECT_MS / 1000} s`);
+  // A player that fell back stays on LL-HLS, with the reason it fell back for.
+  assert.equal(hls({ fellBack: 'no picture over WebRTC via TURN within 6 s' }), 'no picture over WebRTC via TURN within 6 s');
+  assert.equal(hls({ fellBack: 'x', answer: answer(true) }), 'x');
+  // "Not live" is no reason to change transport: /hls would say the same; it is retried as usual.
+  assert.equal(chooseTransport({ mode: 'REMOTE', refused: 404 }).transport, 'whep');
+  assert.equal(chooseTransport({ mode: 'REMOTE', refused: 500 }).transport, 'whep');
+});
+
+test('the relay timeout: a few seconds, a failed try plus an LL-HLS start within the first-frame timeout', () => {
+  assert.equal(RELAY_CONNECT_MS, 6000);
+  assert.ok(RELAY_CONNECT_MS > STALL_MS);
+  // LL-HLS starts in about 2 s; the fallback must not reach the first-frame timeout's retry.
+  assert.ok(RELAY_CONNECT_MS + 2000 + RETRY_MS <= FIRST_FRAME_MS);
+});
+
+test('the connecting message names the transport', () => {
+  assert.equal(connectingMessage('LOCAL'), 'Connecting (WebRTC)…');
+  assert.equal(connectingMessage('LOCAL', 'whep'), 'Connecting (WebRTC)…');
+  assert.equal(connectingMessage('REMOTE'), 'Loading (LL-HLS)…');
+  assert.equal(connectingMessage('REMOTE', 'hls'), 'Loading (LL-HLS)…');
+  assert.equal(connectingMessage('REMOTE', 'whep'), 'Connecting (WebRTC via TURN)…');
+});
+
+test('a trial passes on decoded video frames, wherever the picture is shown', () => {
+  assert.equal(framesDecoded([]), 0);
+  assert.equal(framesDecoded([
+    { type: 'inbound-rtp', kind: 'audio', framesDecoded: 9 },
+    { type: 'inbound-rtp', kind: 'video', framesDecoded: 0 },
+    { type: 'transport' },
+  ]), 0);
+  assert.equal(framesDecoded([{ type: 'inbound-rtp', kind: 'video', framesDecoded: 3 }]), 3);
+  assert.equal(framesDecoded([{ type: 'inbound-rtp', kind: 'video' }]), 0, 'before the first frame Chromium may leave it out');
 });

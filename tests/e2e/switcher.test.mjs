@@ -2,7 +2,7 @@
 // appear as inputs with live previews; the operator puts the guest in preview with a key and
 // cuts with Space; the program monitor (playing the `program` stream itself) shows the guest's
 // picture; a second operator's page shows the same tallies; refusals and fallback are
-// explained; REMOTE mode previews over LL-HLS (run after the LOCAL pages are closed: the shared
+// explained; REMOTE mode with ?play=hls previews over LL-HLS (run after the LOCAL pages are closed: the shared
 // 2-core machine cannot decode a dozen videos in two browsers in real time); a protected
 // switcher takes ?token=.
 import { test, before, after } from 'node:test';
@@ -300,7 +300,7 @@ test('when the guest on program leaves, the program falls back to cam0 and both 
   assert.deepEqual(errors, [], 'no page errors or CSP violations');
 });
 
-test('REMOTE mode previews the inputs and the program over LL-HLS, never WebRTC', async () => {
+test('REMOTE mode with ?play=hls previews the inputs and the program over LL-HLS, never WebRTC', async () => {
   const host = 'studio.r58.test';
   const origin = server.base.replace('127.0.0.1', host);
   const remote = await launchChromium([`--host-resolver-rules=MAP ${host} 127.0.0.1`,
@@ -311,7 +311,7 @@ test('REMOTE mode previews the inputs and the program over LL-HLS, never WebRTC'
     const pageErrors = watchConsole(page, 'remote');
     const whep = [];
     page.on('request', (r) => { if (r.url().includes('/whep/')) whep.push(r.url()); });
-    await page.goto(`${origin}/switcher`);
+    await page.goto(`${origin}/switcher?play=hls`);
     assert.equal(await page.textContent('#mode'), 'REMOTE · HLS');
     for (const name of ['cam0', 'cam1']) {
       await page.waitForSelector(`${input(name)}[data-state="live"]`, { timeout: 30000 });
@@ -338,7 +338,7 @@ test('REMOTE mode previews the inputs and the program over LL-HLS, never WebRTC'
     });
     console.log(`REMOTE program monitor: ${behind}, 6 s later ${later} (${byDate} ms by PROGRAM-DATE-TIME), ${jumps} jump(s) to live`);
     await screenshot(page, 'switcher-remote');
-    assert.deepEqual(whep, [], 'no WHEP session in REMOTE mode');
+    assert.deepEqual(whep, [], 'no WHEP session in REMOTE mode with ?play=hls');
     assert.deepEqual(pageErrors, []);
   } finally {
     await remote.close();

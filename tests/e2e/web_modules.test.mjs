@@ -1,7 +1,8 @@
-// The pages' pure modules, run in node: access-mode detection and trickle-ICE fragments.
+// The pages' pure modules, run in node: access-mode detection, the mode line, and trickle-ICE
+// fragments.
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
-import { accessMode, describeMode, isLocalHostname } from '../../web/static/js/mode.js';
+import { accessMode, describeMode, isLocalHostname, transportLabel } from '../../web/static/js/mode.js';
 import {
   applyRestartAnswer, candidateFragment, iceCredentials, restartFragment,
 } from '../../web/static/js/sdpfrag.js';
@@ -27,6 +28,20 @@ test('?mode= overrides the detection and the description says so', () => {
   assert.equal(describeMode({ mode: 'REMOTE', forced: false }, 'HLS'), 'Access mode: REMOTE (using HLS)');
   assert.equal(describeMode({ mode: 'LOCAL', forced: true }, 'WebRTC/WHEP'),
     'Access mode: LOCAL (using WebRTC/WHEP) [set by ?mode=]');
+});
+
+test('the mode line says how the players play: REMOTE · WebRTC via TURN, REMOTE · HLS, or both', () => {
+  assert.equal(transportLabel('LOCAL', null, []), 'WebRTC/WHEP');
+  assert.equal(transportLabel('LOCAL', 'hls', ['hls']), 'WebRTC/WHEP', 'LOCAL is unchanged');
+  assert.equal(transportLabel('REMOTE', 'hls', []), 'HLS');
+  assert.equal(transportLabel('REMOTE', 'hls', ['whep']), 'HLS');
+  assert.equal(transportLabel('REMOTE', null, []), 'WebRTC via TURN or HLS', 'nothing settled yet');
+  assert.equal(transportLabel('REMOTE', null, [null, null]), 'WebRTC via TURN or HLS');
+  assert.equal(transportLabel('REMOTE', null, ['whep', null, 'whep']), 'WebRTC via TURN');
+  assert.equal(transportLabel('REMOTE', null, ['hls', null]), 'HLS');
+  assert.equal(transportLabel('REMOTE', null, ['whep', 'hls']), 'WebRTC via TURN + HLS');
+  assert.equal(describeMode({ mode: 'REMOTE', forced: true }, transportLabel('REMOTE', null, ['whep'])),
+    'Access mode: REMOTE (using WebRTC via TURN) [set by ?mode=]');
 });
 
 const OFFER = [

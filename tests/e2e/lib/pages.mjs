@@ -109,3 +109,68 @@ export async function waitUntil(what, fn, timeoutMs, stepMs = 100) {
     await new Promise((r) => setTimeout(r, stepMs));
   }
 }
+
+/**
+ * The frame counter r58's test camera draws into its picture as a row of black and white
+ * blocks (sfu/src/capture/pattern.rs: 24 value bits then 4 check bits, 8 px from the top left,
+ * blocks of (width - 16) / 28 px, at most 16), read from the frame the `<video>` shows at its
+ * own size; null when there is no picture or the check bits do not match. A camera's counter
+ * starts at the number its name ends with times 2^20, so `counter >> 20` says which camera.
+ */
+export async function cameraCounter(page, selector) {
+  return page.$eval(selector, (video) => {
+    const w = video.videoWidth;
+    const h = video.videoHeight;
+    if (!w || !h) return null;
+    const margin = 8;
+    const blocks = 28;
+    const block = Math.max(1, Math.min(16, Math.floor((w - 2 * margin) / blocks)));
+    if (margin + block > h) return null;
+    const canvas = document.createElement('canvas');
+    canvas.width = w;
+    canvas.height = margin + block;
+    const g = canvas.getContext('2d', { willReadFrequently: true });
+    g.drawImage(video, 0, 0, w, h, 0, 0, w, h);
+    const inset = Math.floor(block / 4);
+    const span = Math.max(1, block - 2 * inset);
+    const px = g.getImageData(0, 0, w, margin + block).data;
+    let word = 0;
+    for (let i = 0; i < blocks; i++) {
+      const x0 = margin + i * block + inset;
+      let sum = 0;
+      for (let y = margin + inset; y < margin + inset + span; y++) {
+        for (let x = x0; x < x0 + span; x++) {
+          const o = (y * w + x) * 4;
+          sum += 0.299 * px[o] + 0.587 * px[o + 1] + 0.114 * px[o + 2];
+        }
+      }
+      if (sum / (span * span) > 128) word += 2 ** i;
+    }
+    const value = word % 2 ** 24;
+    let check = 0b0101;
+    for (let x = value; x !== 0; x = Math.floor(x / 16)) check ^= x % 16;
+    return Math.floor(word / 2 ** 24) === check ? value : null;
+  });
+}
+
+/**
+ * Reads the test camera's counter from the `<video>` until it has moved on by `atLeast`
+ * frames (within `timeoutMs`): the picture shown is decoded, new frames keep coming, and they
+ * come from camera number `camera`. Returns the first and last counters read.
+ */
+export async function assertCounting(assert, page, selector, camera, label, { atLeast = 5, timeoutMs = 5000 } = {}) {
+  // (Wrapped: counter 0 is a value, and waitUntil waits for a truthy one.)
+  const read = async () => {
+    const c = await cameraCounter(page, selector);
+    return c == null ? null : { c };
+  };
+  const { value: { c: first } } = await waitUntil(`${label}: a readable frame counter`, read, timeoutMs);
+  const { value: { c: last } } = await waitUntil(`${label}: the frame counter to move on by ${atLeast}`, async () => {
+    const r = await read();
+    return r && r.c - first >= atLeast ? r : null;
+  }, timeoutMs);
+  console.log(`${label}: frame counter ${first} -> ${last} (camera ${last >> 20})`);
+  assert.equal(first >> 20, camera, `${label}: frames of camera ${camera}`);
+  assert.equal(last >> 20, camera, `${label}: frames of camera ${camera}`);
+  return { first, last };
+}

@@ -33,10 +33,13 @@ export async function startServer(extraArgs = []) {
   const bin = resolve(root, process.env.R58_BIN ?? 'target/debug/r58');
   const httpPort = await freeTcpPort();
   const udpPort = await freeUdpPort();
+  // A test that passes its own --public-ip (one the browser cannot reach, say) replaces the
+  // default: the option adds up.
+  const publicIp = extraArgs.includes('--public-ip') ? [] : ['--public-ip', '127.0.0.1'];
   const args = [
     '--listen', `127.0.0.1:${httpPort}`,
     '--webrtc-udp', `127.0.0.1:${udpPort}`,
-    '--public-ip', '127.0.0.1',
+    ...publicIp,
     ...extraArgs,
   ];
   // No test cameras unless a test asks (with --test-cameras in extraArgs): two 720p encoders

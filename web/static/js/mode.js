@@ -1,6 +1,7 @@
 // Access mode: a page reached on this machine's LAN (localhost, a private or link-local address,
 // a *.local mDNS name) is LOCAL and may use WebRTC both ways; anything else came through a
-// tunnel or proxy that only carries HTTP, so it views over HLS and publishes through TURN.
+// tunnel or proxy that only carries HTTP, so it publishes through TURN and views over WebRTC
+// through the server's own TURN relay when it has one, else over LL-HLS.
 
 /** Whether `hostname` (as in URL.hostname, IPv6 in brackets) names this LAN. */
 export function isLocalHostname(hostname) {
@@ -52,4 +53,22 @@ export function accessMode(url) {
 /** The one-line description pages log and show, e.g. "Access mode: REMOTE (using HLS)". */
 export function describeMode({ mode, forced }, using) {
   return `Access mode: ${mode} (using ${using})${forced ? ' [set by ?mode=]' : ''}`;
+}
+
+/**
+ * What a viewing page's header says after its mode (`REMOTE · WebRTC via TURN`), from the
+ * transports its players settled on (`transports`: 'whep' | 'hls' | null each; null while a
+ * player is still trying or stopped). LOCAL pages always play over WHEP; REMOTE ones say
+ * `HLS` under `?play=hls` (`play`) or when every settled player plays LL-HLS, `WebRTC via TURN`
+ * when every one plays WebRTC, both when they differ, and the plan while none has settled.
+ */
+export function transportLabel(mode, play, transports = []) {
+  if (mode === 'LOCAL') return 'WebRTC/WHEP';
+  if (play === 'hls') return 'HLS';
+  const whep = transports.includes('whep');
+  const hls = transports.includes('hls');
+  if (whep && hls) return 'WebRTC via TURN + HLS';
+  if (whep) return 'WebRTC via TURN';
+  if (hls) return 'HLS';
+  return 'WebRTC via TURN or HLS';
 }

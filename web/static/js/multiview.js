@@ -1,22 +1,20 @@
 // `/`: every live stream in a grid. Each tile is the pages' one player (player.js: WHEP in LOCAL
-// mode, LL-HLS in REMOTE mode, with its reconnects, first-frame timeout, jump to live and stall
-// rule) plus its caption: name, state, resolution, bitrate, latency, viewers. Tiles come and go
-// with the server's stream events.
+// mode; in REMOTE mode WHEP through the server's TURN relay, else LL-HLS; with its reconnects,
+// first-frame timeout, jump to live and stall rule) plus its caption: name, state, resolution,
+// bitrate, latency, viewers. Tiles come and go with the server's stream events.
 
-import { accessMode, describeMode } from './mode.js';
+import { accessMode } from './mode.js';
 import { createLog } from './log.js';
 import {
   formatBitrate, orderStreams, sourceKind, viewersLabel, watchStreams,
 } from './streams.js';
-import { StreamPlayer } from './player.js';
+import { StreamPlayer, showTransports } from './player.js';
 import { resolutionLabel, stateLabel, stateMessage } from './player-model.js';
 
 const log = createLog(document.getElementById('log'));
 const mode = accessMode(location.href);
-const using = mode.mode === 'LOCAL' ? 'WebRTC/WHEP' : 'HLS';
-document.getElementById('mode').textContent = `${mode.mode} · ${using}`;
-document.getElementById('mode').dataset.mode = mode.mode;
-log(describeMode(mode, using));
+// The mode line follows what the players settle on (REMOTE: WebRTC via TURN, else LL-HLS).
+showTransports(mode, document.getElementById('mode'), log);
 
 const grid = document.getElementById('grid');
 const empty = document.getElementById('empty');

@@ -16,6 +16,18 @@ export const ICE_RESTART_MS = 5000;
 export const NEW_SESSION_MS = 500;
 /** An LL-HLS player this far behind live (normally ~1 s) jumps to live: monitors show now. */
 export const JUMP_BEHIND_S = 4;
+/**
+ * REMOTE mode: a WHEP attempt whose answer offers a TURN relay has this long, from the answer,
+ * to show a picture; then the player plays LL-HLS instead (and stays on it until the page is
+ * reloaded). A relayed start takes 1-2 s even on a slow mobile link (the browser's own
+ * allocation, ICE checks and the DTLS handshake through the relay; r58 sends a joining viewer
+ * its cached keyframe at once); 6 s leaves room for a lost DTLS flight (retransmitted after
+ * 1 s) or two, and a failed attempt plus the LL-HLS start (~2 s) still shows a picture well
+ * inside FIRST_FRAME_MS. docs/web.md says the same.
+ */
+export const RELAY_CONNECT_MS = 6000;
+/** The short name of WebRTC through the server's TURN relay, in labels and the log. */
+export const VIA_TURN = 'WebRTC via TURN';
 
 /**
  * Every state a player reports. `live` is the only one without a message of its own; the
@@ -93,9 +105,69 @@ export function connectionAction(connectionState) {
   return 'none';
 }
 
-/** The message while connecting: what the player uses. */
-export function connectingMessage(mode) {
-  return mode === 'LOCAL' ? 'Connecting (WebRTC)…' : 'Loading (LL-HLS)…';
+/**
+ * The message while connecting: what the player uses. `transport` is what chooseTransport
+ * picked (`whep` or `hls`); without it, what the mode uses by default.
+ */
+export function connectingMessage(mode, transport = mode === 'LOCAL' ? 'whep' : 'hls') {
+  if (transport === 'hls') return 'Loading (LL-HLS)…';
+  return mode === 'LOCAL' ? 'Connecting (WebRTC)…' : `Connecting (${VIA_TURN})…`;
+}
+
+/** `?play=hls` in the page's query: 'hls', else null (REMOTE pages then try WebRTC via TURN first). */
+export function playParam(search) {
+  const asked = new URLSearchParams(search).get('play');
+  return asked?.toLowerCase() === 'hls' ? 'hls' : null;
+}
+
+/**
+ * Whether an SDP answer offers a relay candidate (`a=candidate:... typ relay ...`): the server
+ * holds a TURN allocation of its own (`[turn] server_relay`), so a browser outside its NAT can
+ * reach it through the relay.
+ */
+export function offersRelay(sdp) {
+  return /^a=candidate:\S+ \d+ \S+ \d+ \S+ \d+ typ relay(\s|$)/im.test(sdp ?? '');
+}
+
+/** HTTP refusals of a WHEP offer after which a REMOTE player plays LL-HLS instead. */
+const FALLBACK_STATUSES = new Set([401, 403, 503]);
+
+/**
+ * Which transport a player uses, and why (for the log): `{ transport: 'whep' | 'hls', trial, why }`.
+ * LOCAL pages play over WHEP, always. REMOTE pages play LL-HLS when the page says `?play=hls`
+ * (`play`) or this player fell back before (`fellBack`: the reason, kept until a reload); else
+ * they try WHEP through the server's TURN relay (`trial`: until it shows a picture) and fall
+ * back to LL-HLS when
+ * - the SDP answer (`answer`) has no relay candidate: the server holds no relay, and its host
+ *   candidates are most likely unreachable from outside its NAT;
+ * - the offer was refused with 401, 403 or 503 (`refused`: the HTTP status): /whep is closed
+ *   to this viewer or full, while /hls may not be (404, "not live", is retried as usual);
+ * - no picture came within RELAY_CONNECT_MS of the answer, or the connection failed before
+ *   (`timedOut`, `failed`).
+ */
+export function chooseTransport({
+  mode, play = null, fellBack = null, answer = null, refused = null, timedOut = false, failed = false,
+}) {
+  if (mode === 'LOCAL') return { transport: 'whep', trial: false, why: 'LOCAL mode' };
+  const hls = (why) => ({ transport: 'hls', trial: false, why });
+  if (play === 'hls') return hls('?play=hls');
+  if (fellBack) return hls(fellBack);
+  if (refused != null && FALLBACK_STATUSES.has(refused)) return hls(`the server refused WHEP (${refused})`);
+  if (answer != null && !offersRelay(answer)) return hls('the server offers no TURN relay (no relay candidate in its answer)');
+  if (failed) return hls(`the ${VIA_TURN} connection failed`);
+  if (timedOut) return hls(`no picture over ${VIA_TURN} within ${RELAY_CONNECT_MS / 1000} s`);
+  if (answer != null) return { transport: 'whep', trial: true, why: 'the server offers a TURN relay' };
+  return { transport: 'whep', trial: true, why: `trying ${VIA_TURN}` };
+}
+
+/**
+ * Video frames a WHEP receiver has decoded, from its stats (an iterable of RTCStats-shaped
+ * objects): a REMOTE attempt through the relay has passed once this is above 0.
+ */
+export function framesDecoded(stats) {
+  let n = 0;
+  for (const s of stats) if (s.type === 'inbound-rtp' && s.kind === 'video') n += s.framesDecoded ?? 0;
+  return n;
 }
 
 /** "1280×720", or '' without a picture. */

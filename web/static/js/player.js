@@ -1,6 +1,7 @@
 // The pages' one player: one stream into one <video>, the way the page's access mode says (WHEP
-// in LOCAL mode, LL-HLS in REMOTE mode). Multiview tiles, switcher inputs and monitors all wrap
-// it. While wanted it keeps trying: a broken WHEP connection gets an ICE restart and then a new
+// in LOCAL mode; in REMOTE mode WHEP through the server's TURN relay when it offers one and a
+// picture comes within RELAY_CONNECT_MS, else LL-HLS; `?play=hls` forces LL-HLS). Multiview
+// tiles, switcher inputs and monitors all wrap it. While wanted it keeps trying: a broken WHEP connection gets an ICE restart and then a new
 // session, a failed start or an HLS error is retried, a player with no picture after
 // FIRST_FRAME_MS starts over, an LL-HLS player far behind jumps to live. It watches the picture
 // (the stall rule in player-model.js) and reports every state with a message, so nothing on a
@@ -8,22 +9,67 @@
 
 import { WhepClient } from './whep.js';
 import { playHls } from './hls-player.js';
-import { HttpError } from './resource.js';
+import { HttpError, selectedCandidates } from './resource.js';
+import { viewerIceServers } from './ice-servers.js';
+import { describeMode, transportLabel } from './mode.js';
 import {
-  FIRST_FRAME_MS, ICE_RESTART_MS, JUMP_BEHIND_S, LOST_MS, NEW_SESSION_MS, RETRY_MS, STALL_MS,
-  connectingMessage, connectionAction, describePlayError, frameProgress, hlsLatencyLabel, retryMessage,
-  stallTransition, watchFrames, whepLatencyLabel,
+  FIRST_FRAME_MS, ICE_RESTART_MS, JUMP_BEHIND_S, LOST_MS, NEW_SESSION_MS, RELAY_CONNECT_MS, RETRY_MS, STALL_MS,
+  VIA_TURN, chooseTransport, connectingMessage, connectionAction, describePlayError, frameProgress,
+  framesDecoded, hlsLatencyLabel, playParam, retryMessage, stallTransition, watchFrames, whepLatencyLabel,
 } from './player-model.js';
 
 /** How often the picture is looked at for the stall rule. */
 const WATCH_EVERY_MS = 1000;
+/** How often a WHEP attempt on trial (REMOTE) looks for decoded frames. */
+const TRIAL_LOOK_MS = 250;
+
+/** Every player not destroyed, and who wants to hear when their transports change. */
+const players = new Set();
+const transportWatchers = new Set();
+
+/**
+ * Calls `fn(transports)` now and whenever a player of this page settles on a transport or goes
+ * away: `transports` holds each player's settled transport ('whep' | 'hls', or null while it
+ * is still trying). The pages' headers follow it (mode.js transportLabel).
+ */
+export function watchTransports(fn) {
+  transportWatchers.add(fn);
+  fn(settledTransports());
+}
+
+/**
+ * Keeps a viewing page's mode line (`element`) saying how its players play
+ * (`REMOTE · WebRTC via TURN`, `REMOTE · HLS`, ...) and logs every change the way the pages
+ * always have (`Access mode: REMOTE (using HLS)`). `mode` is mode.js accessMode's answer.
+ */
+export function showTransports(mode, element, log, play = playParam(location.search)) {
+  let shown = null;
+  watchTransports((transports) => {
+    const using = transportLabel(mode.mode, play, transports);
+    if (using === shown) return;
+    shown = using;
+    element.textContent = `${mode.mode} · ${using}`;
+    element.dataset.mode = mode.mode;
+    log(describeMode(mode, using));
+  });
+}
+
+function settledTransports() {
+  return [...players].map((p) => p.settled);
+}
+
+function transportsChanged() {
+  const transports = settledTransports();
+  for (const fn of transportWatchers) fn(transports);
+}
 
 export class StreamPlayer {
   /**
    * @param {string} name  stream name
    * @param {HTMLVideoElement} video
-   * @param {{ mode: 'LOCAL' | 'REMOTE', token?: string | null, log?: Function,
+   * @param {{ mode: 'LOCAL' | 'REMOTE', token?: string | null, play?: 'hls' | null, log?: Function,
    *           onState?: (state: string, message: string) => void }} options
+   *   `play`: 'hls' forces LL-HLS in REMOTE mode (default: the page's `?play=`)
    */
   constructor(name, video, options) {
     this.name = name;
@@ -32,6 +78,11 @@ export class StreamPlayer {
     this.token = options.token ?? null;
     this.log = options.log ?? (() => {});
     this.onState = options.onState ?? (() => {});
+    this.play = options.play === undefined ? playParam(location.search) : options.play;
+    this.fellBack = null;     // why this player plays LL-HLS instead of WHEP from now on (REMOTE)
+    this.settled = null;      // 'whep' | 'hls' once the transport showed a picture or was chosen for good
+    this.trial = -1;          // the generation whose REMOTE WHEP attempt is still on trial
+    this.relayTimer = null;
     this.player = null;       // { kind: 'whep', client } | { kind: 'hls', handle }
     this.running = false;
     this.generation = 0;      // bumps on every (re)start: late callbacks of old players are ignored
@@ -44,6 +95,7 @@ export class StreamPlayer {
     this.message = '';
     this.onPlaying = () => {
       clearTimeout(this.firstFrameTimer);
+      if (this.trial === this.generation && this.player?.kind === 'whep') this.passTrial(this.generation);
       if (this.running && this.state !== 'live') {
         this.frames = null;
         this.setState('live', '');
@@ -56,6 +108,7 @@ export class StreamPlayer {
       ? new IntersectionObserver((entries) => { for (const e of entries) this.inView = e.isIntersecting; })
       : null;
     this.viewObserver?.observe(video);
+    players.add(this);
   }
 
   /** The WHEP client while playing over WHEP (its session, its peer connection), else null. */
@@ -100,11 +153,21 @@ export class StreamPlayer {
     this.stop();
     this.video.removeEventListener('playing', this.onPlaying);
     this.viewObserver?.disconnect();
+    players.delete(this);
+    transportsChanged();
+  }
+
+  /** Records the transport this player settled on (the pages' headers follow it). */
+  settle(transport) {
+    if (this.settled === transport) return;
+    this.settled = transport;
+    transportsChanged();
   }
 
   teardown() {
     this.generation += 1;
     clearTimeout(this.firstFrameTimer);
+    clearInterval(this.relayTimer);
     const player = this.player;
     this.player = null;
     if (player?.kind === 'whep') {
@@ -115,10 +178,11 @@ export class StreamPlayer {
     }
   }
 
-  async connect(message = connectingMessage(this.mode)) {
+  async connect(message) {
     const generation = ++this.generation;
+    const choice = chooseTransport({ mode: this.mode, play: this.play, fellBack: this.fellBack });
     this.frames = null;
-    this.setState('connecting', message);
+    this.setState('connecting', message ?? connectingMessage(this.mode, choice.transport));
     clearTimeout(this.firstFrameTimer);
     this.firstFrameTimer = setTimeout(() => {
       if (generation === this.generation && this.state !== 'live' && this.state !== 'stalled') {
@@ -126,12 +190,49 @@ export class StreamPlayer {
       }
     }, FIRST_FRAME_MS);
     try {
-      if (this.mode === 'LOCAL') await this.startWhep(generation);
-      else await this.startHls(generation);
+      if (choice.transport === 'hls') {
+        // Chosen for good in REMOTE mode (?play=hls, or an earlier fallback).
+        if (this.mode === 'REMOTE') this.settle('hls');
+        await this.startHls(generation, choice.why);
+      } else {
+        await this.startWhep(generation, choice.trial);
+      }
     } catch (e) {
       if (generation !== this.generation) return;
+      if (this.trial === generation && e instanceof HttpError) {
+        const next = chooseTransport({ mode: this.mode, refused: e.status });
+        if (next.transport === 'hls') {
+          this.fallBack(generation, next.why);
+          return;
+        }
+      }
       this.retry(e instanceof HttpError ? describePlayError(e.status, e.reason, e.message) : describePlayError(null, null, e.message));
     }
+  }
+
+  /**
+   * REMOTE: this WHEP attempt will not do; play LL-HLS from now on (a reload tries WHEP again).
+   * The WHEP session is ended on the server first (teardown).
+   */
+  fallBack(generation, why) {
+    if (generation !== this.generation || !this.running) return;
+    this.fellBack = why;
+    this.trial = -1;
+    this.log(`${this.name}: ${why}: playing over LL-HLS from now on (a reload tries ${VIA_TURN} again)`, 'warn');
+    this.teardown();
+    this.connect();
+  }
+
+  /** REMOTE: the WHEP attempt on trial showed a picture: WebRTC via TURN it is. */
+  async passTrial(generation) {
+    this.trial = -1;
+    clearInterval(this.relayTimer);
+    this.settle('whep');
+    const client = this.client;
+    const route = client ? await selectedCandidates(client.pc).catch(() => null) : null;
+    if (generation !== this.generation) return;
+    const path = route ? ` (route: ${route.local} → server ${route.remote}${route.remote === 'relay' ? ', the server\'s TURN relay' : ''})` : '';
+    this.log(`${this.name}: playing over ${VIA_TURN}${path}`);
   }
 
   /** Gives up on the current attempt, says why, and tries again in a moment. */
@@ -167,8 +268,20 @@ export class StreamPlayer {
     }
   }
 
-  async startWhep(generation) {
-    const client = new WhepClient(this.name, { token: this.token, log: (m, l) => this.log(`${this.name}: ${m}`, l) });
+  /**
+   * Plays over WHEP. `trial` (REMOTE): with the page's TURN credentials as ICE servers; an
+   * answer without a relay candidate, a refusal that /hls may not share (chooseTransport), a
+   * failed connection or no picture within RELAY_CONNECT_MS of the answer makes it fall back to
+   * LL-HLS.
+   */
+  async startWhep(generation, trial = false) {
+    let iceServers = [];
+    if (trial) {
+      this.trial = generation;
+      iceServers = await viewerIceServers(this.log);
+      if (generation !== this.generation) return;
+    }
+    const client = new WhepClient(this.name, { iceServers, token: this.token, log: (m, l) => this.log(`${this.name}: ${m}`, l) });
     this.player = { kind: 'whep', client };
     this.video.srcObject = client.stream;
     let lostTimer = null;
@@ -177,6 +290,10 @@ export class StreamPlayer {
       const state = client.pc.connectionState;
       clearTimeout(lostTimer);
       const action = connectionAction(state);
+      if (action === 'restart' && this.trial === generation) {
+        this.fallBack(generation, chooseTransport({ mode: this.mode, failed: true }).why);
+        return;
+      }
       if (action === 'restart') this.recover(generation, `connection ${state}`);
       else if (action === 'wait') lostTimer = setTimeout(() => this.recover(generation, 'connection lost'), LOST_MS);
     });
@@ -185,7 +302,35 @@ export class StreamPlayer {
       client.stop();
       return;
     }
-    this.log(`${this.name}: playing over WHEP`);
+    if (!trial) {
+      this.log(`${this.name}: playing over WHEP`);
+      return;
+    }
+    const verdict = chooseTransport({ mode: this.mode, answer: client.pc.remoteDescription?.sdp ?? '' });
+    if (verdict.transport === 'hls') {
+      this.fallBack(generation, verdict.why);
+      return;
+    }
+    if (this.trial !== generation) return; // a picture came already
+    this.log(`${this.name}: ${verdict.why}: trying ${VIA_TURN}, up to ${RELAY_CONNECT_MS / 1000} s for a picture`);
+    // Frames are counted where they are decoded (getStats), not by the <video>'s `playing`
+    // alone: Chromium does not play a muted video out of view or in a hidden tab, and such a
+    // player's transport works all the same.
+    const deadline = performance.now() + RELAY_CONNECT_MS;
+    clearInterval(this.relayTimer);
+    const timer = setInterval(async () => {
+      if (this.trial !== generation || generation !== this.generation) {
+        clearInterval(timer);
+        return;
+      }
+      const decoded = framesDecoded((await client.pc.getStats().catch(() => new Map())).values());
+      if (this.trial !== generation || generation !== this.generation) return;
+      if (decoded > 0) this.passTrial(generation);
+      else if (performance.now() >= deadline) {
+        this.fallBack(generation, chooseTransport({ mode: this.mode, timedOut: true }).why);
+      }
+    }, TRIAL_LOOK_MS);
+    this.relayTimer = timer;
   }
 
   /**
@@ -208,7 +353,7 @@ export class StreamPlayer {
         // Frames flow again, or the stall rule says they do not; a player that never showed
         // one is still waiting for its first (and its first-frame timeout still runs).
         if (this.video.readyState >= 2) this.setState('live', '');
-        else this.setState('connecting', connectingMessage(this.mode));
+        else this.setState('connecting', connectingMessage(this.mode, 'whep'));
         return;
       }
       this.log(`${this.name}: the ICE restart did not reconnect within ${ICE_RESTART_MS / 1000} s, starting a new session`, 'warn');
@@ -220,7 +365,7 @@ export class StreamPlayer {
     this.reconnectIn(NEW_SESSION_MS, `Reconnecting (${why}): new session…`);
   }
 
-  async startHls(generation) {
+  async startHls(generation, why = null) {
     const url = `/hls/${encodeURIComponent(this.name)}/index.m3u8`;
     const handle = await playHls(this.video, url, {
       jumpBehind: JUMP_BEHIND_S,
@@ -234,7 +379,7 @@ export class StreamPlayer {
       return;
     }
     this.player = { kind: 'hls', handle };
-    this.log(`${this.name}: playing over LL-HLS (${handle.engine})`);
+    this.log(`${this.name}: playing over LL-HLS (${handle.engine})${why && this.mode === 'REMOTE' ? `: ${why}` : ''}`);
   }
 
   /** Seconds behind live (HLS) or the receive-side delay in ms (WHEP), as a label; or null. */

@@ -80,6 +80,8 @@ export class Resource {
   async flush() {
     // Let a burst of candidates collect into one PATCH.
     await new Promise((r) => setTimeout(r, 50));
+    // Left meanwhile (a REMOTE player that falls back to LL-HLS leaves at once): nothing to tell.
+    if (this.deleted) return;
     const local = this.pc.localDescription?.sdp ?? '';
     const ufrag = local.match(/^a=ice-ufrag:(.+?)\r?$/m)?.[1];
     // Candidates of an earlier ICE generation are useless to the server now.

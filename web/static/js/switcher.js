@@ -6,10 +6,10 @@
 // This file is the page's wiring only: every decision is in switcher-model.js (tested in
 // node), and every preview and monitor is the pages' one player (player.js).
 
-import { accessMode, describeMode } from './mode.js';
+import { accessMode } from './mode.js';
 import { createLog } from './log.js';
 import { sourceKind, watchStreams } from './streams.js';
-import { StreamPlayer } from './player.js';
+import { StreamPlayer, showTransports } from './player.js';
 import { resolutionLabel, stateMessage } from './player-model.js';
 import {
   HIDDEN_STOP_MS, NO_PREVIEW, audioChoices, cutLatencyText, cutPlan, describeError, historyLines, inputView,
@@ -19,10 +19,8 @@ import {
 
 const log = createLog(document.getElementById('log'));
 const mode = accessMode(location.href);
-const using = mode.mode === 'LOCAL' ? 'WebRTC/WHEP' : 'HLS';
-document.getElementById('mode').textContent = `${mode.mode} · ${using}`;
-document.getElementById('mode').dataset.mode = mode.mode;
-log(describeMode(mode, using));
+// The mode line follows what the players settle on (REMOTE: WebRTC via TURN, else LL-HLS).
+showTransports(mode, document.getElementById('mode'), log);
 
 // For servers that protect /api/switcher* (and /whep/*) with a bearer token: /switcher?token=...
 const token = new URLSearchParams(location.search).get('token');
@@ -265,7 +263,7 @@ class PreviewMonitor extends Monitor {
   }
 }
 
-/** Plays the program stream itself (WHEP or LL-HLS by mode): what goes out. */
+/** Plays the program stream itself (WHEP, or in REMOTE mode LL-HLS where WHEP via TURN does not do): what goes out. */
 class ProgramMonitor extends Monitor {
   constructor(root) {
     super(root);

@@ -31,7 +31,7 @@ import sys
 import time
 import urllib.error
 import urllib.request
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 
 import pytest
@@ -70,6 +70,7 @@ class Coturn:
     relay_ports: range
     proc: subprocess.Popen
     log: Path
+    cmd: list[str] = field(default_factory=list)
 
     def log_text(self) -> str:
         try:
@@ -105,7 +106,14 @@ def start_coturn(work: Path, extra: list[str] | None = None) -> Coturn:
     ]  # fmt: skip
     with open(log, "wb") as out:
         proc = subprocess.Popen(cmd, stdout=out, stderr=subprocess.STDOUT)
-    srv = Coturn(port, secret, relay, proc, log)
+    srv = Coturn(port, secret, relay, proc, log, cmd)
+    wait_for_stun(srv)
+    print(f"coturn: {shlex.join(cmd)}")
+    return srv
+
+
+def wait_for_stun(srv: Coturn) -> None:
+    proc, port = srv.proc, srv.port
     deadline = time.monotonic() + 15
     while not stun_binding_ok(port):
         if proc.poll() is not None:
@@ -114,8 +122,14 @@ def start_coturn(work: Path, extra: list[str] | None = None) -> Coturn:
             proc.kill()
             pytest.fail(f"turnserver did not answer STUN within 15 s:\n{srv.log_text()[-3000:]}")
         time.sleep(0.1)
-    print(f"coturn: {shlex.join(cmd)}")
-    return srv
+
+
+def restart_coturn(srv: Coturn) -> None:
+    """Stops and starts the same turnserver (same ports and secret): every allocation is gone."""
+    stop_coturn(srv)
+    with open(srv.log, "ab") as out:
+        srv.proc = subprocess.Popen(srv.cmd, stdout=out, stderr=subprocess.STDOUT)
+    wait_for_stun(srv)
 
 
 def stop_coturn(srv: Coturn) -> None:
@@ -544,3 +558,62 @@ def test_r58s_relay_refuses_a_tls_server_it_does_not_trust(tmp_path: Path):
             assert re.search(r"TURN: cannot open .*(certificate|UnknownIssuer)", log), log[-3000:]
     finally:
         stop_coturn(tls_turn)
+
+
+def test_r58s_relay_comes_back_after_a_turn_server_restart(tmp_path: Path):
+    turn = start_coturn(tmp_path)
+    try:
+        config = relay_config(turn, tmp_path, "always")
+        env = {"R58_LOG_LEVEL": "info,sfu::net=debug"}
+        with launch(
+            ["--config", str(config)], tmp_path / "server.log", env, public_ip=UNREACHABLE_HOST
+        ) as srv:
+
+            def allocations() -> list[str]:
+                log = re.sub(r"\x1b\[[0-9;]*m", "", srv.log_text())
+                return re.findall(r"TURN: relay allocated relayed=(\S+)", log)
+
+            deadline = time.monotonic() + 10
+            while not allocations():
+                assert time.monotonic() < deadline, srv.log_text()[-3000:]
+                time.sleep(0.1)
+            first = allocations()[0]
+
+            async def scenario() -> float:
+                servers = fetch_ice_servers(srv)
+                config = RTCConfiguration(
+                    iceServers=[RTCIceServer(**s) for s in servers],
+                    iceTransportPolicy=RTCIceTransportPolicy.RELAY,
+                )
+                pub = await whip_publish(srv.base, "restart", config=config)
+                try:
+                    deadline = time.monotonic() + 15
+                    while pub.pc.iceConnectionState not in ("completed", "connected"):
+                        assert time.monotonic() < deadline, "publisher did not connect"
+                        await asyncio.sleep(0.1)
+                    await asyncio.sleep(1)
+                    restarted = time.monotonic()
+                    await asyncio.to_thread(restart_coturn, turn)
+                    # The guest's media stops (its own allocation is gone too); r58 notices the
+                    # silence, probes, gets 437 and allocates again.
+                    deadline = time.monotonic() + 25
+                    while len(allocations()) < 2:
+                        assert time.monotonic() < deadline, srv.log_text()[-3000:]
+                        await asyncio.sleep(0.1)
+                    return time.monotonic() - restarted
+                finally:
+                    await pub.close()
+
+            took = asyncio.run(scenario())
+            print(f"r58 had a new relay {took:.1f} s after the TURN server restarted")
+            log = re.sub(r"\x1b\[[0-9;]*m", "", srv.log_text())
+            assert "TURN: relay lost" in log, log[-3000:]
+            assert took < 10, took
+            # A guest that comes back (the guest page reconnects by itself) publishes through the
+            # new relay, and a viewer decodes its frames.
+            counters, pair = asyncio.run(relay_only_publish_and_view(srv, "again", 20))
+            assert len(counters) >= 30, (len(counters), srv.log_text()[-3000:])
+            assert pair is not None and pair.remote_candidate.type == "relay", pair
+            print(f"relay before the restart {first}, after {allocations()[-1]}")
+    finally:
+        stop_coturn(turn)

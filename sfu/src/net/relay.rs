@@ -31,6 +31,16 @@ use crate::turn::client::{
 };
 use crate::webrtc::sdp::RelayCandidate;
 
+/// With relayed peers, a server silent this long is asked whether our allocation still exists
+/// (a Refresh): clients send consent checks every few seconds and publishers media, so silence
+/// means the server restarted or the path broke, and a 437 then re-allocates at once rather
+/// than at the next scheduled refresh, minutes later.
+const PROBE_AFTER: Duration = Duration::from_secs(4);
+/// Without relayed peers (the sessions of a dead relay end by themselves within seconds), the
+/// allocation is still probed this often when the server is silent, so new clients are not
+/// offered a relay that no longer exists for long.
+const IDLE_PROBE_AFTER: Duration = Duration::from_secs(15);
+
 /// How often the engine gets the client's counters (for `/metrics`).
 const REPORT_INTERVAL: Duration = Duration::from_secs(1);
 /// Bytes waiting to be written to a TCP connection at most; beyond, relayed media is dropped
@@ -107,6 +117,10 @@ pub struct RelayLink {
     dropped: u64,
     /// The client gave up allocating on this server before it ever granted one.
     gave_up: bool,
+    /// When the server last sent anything, and how many relayed peers have a channel: a silent
+    /// server's allocation is probed ([`PROBE_AFTER`], [`IDLE_PROBE_AFTER`]).
+    last_heard: Instant,
+    relayed_peers: usize,
 }
 
 impl RelayLink {
@@ -151,6 +165,8 @@ impl RelayLink {
             next_report: now,
             dropped: 0,
             gave_up: false,
+            last_heard: now,
+            relayed_peers: 0,
         };
         link.flush();
         Ok(link)
@@ -184,6 +200,8 @@ impl RelayLink {
             next_report: Instant::now(),
             dropped: 0,
             gave_up: false,
+            last_heard: Instant::now(),
+            relayed_peers: 0,
         }
     }
 
@@ -213,12 +231,31 @@ impl RelayLink {
         }
     }
 
-    /// The client's next deadline.
+    /// The client's next deadline, or the next liveness probe.
     pub fn poll_timeout(&self) -> Option<Instant> {
-        self.client.poll_timeout()
+        let client = self.client.poll_timeout();
+        match self.probe_at() {
+            Some(probe) => Some(client.map_or(probe, |c| c.min(probe))),
+            None => client,
+        }
+    }
+
+    fn probe_at(&self) -> Option<Instant> {
+        let after = if self.relayed_peers > 0 {
+            PROBE_AFTER
+        } else {
+            IDLE_PROBE_AFTER
+        };
+        self.announced.is_some().then(|| self.last_heard + after)
     }
 
     pub fn handle_timeout(&mut self, now: Instant) {
+        if self.probe_at().is_some_and(|at| at <= now) {
+            debug!(server = %self.client.server(), "TURN: server silent; probing the allocation");
+            self.client.probe(now);
+            // The next probe, if the server stays silent, after another PROBE_AFTER.
+            self.last_heard = now;
+        }
         self.client.handle_timeout(now);
         self.flush();
     }
@@ -232,6 +269,7 @@ impl RelayLink {
             recv,
             settings,
             server,
+            last_heard,
             ..
         } = self;
         let addr = settings.servers[*server].addr;
@@ -247,10 +285,14 @@ impl RelayLink {
                         break;
                     }
                 };
+                *last_heard = now;
                 deliver(client, engine, now, &recv[..n]);
             },
             Conn::Tls { pipe, framer } => {
                 let (chunks, closed) = pipe.take();
+                if !chunks.is_empty() {
+                    *last_heard = now;
+                }
                 for chunk in chunks {
                     if let Err(e) = framer.push(&chunk) {
                         warn!(server = %addr, error = %e, "TURN: unusable stream");
@@ -274,6 +316,7 @@ impl RelayLink {
                         break;
                     }
                     Ok(n) => {
+                        *last_heard = now;
                         if let Err(e) = framer.push(&recv[..n]) {
                             warn!(server = %addr, error = %e, "TURN: unusable stream");
                             client.handle_connection_lost(now);
@@ -378,6 +421,9 @@ impl RelayLink {
                     let transport = self.client.transport().name();
                     info!(%relayed, ?mapped, server = %self.client.server(), transport, "TURN: relay allocated");
                     self.allocated_once = true;
+                    // The engine asks for every relayed peer's channel again.
+                    self.relayed_peers = 0;
+                    self.last_heard = now;
                     let candidate = RelayCandidate { relayed, mapped };
                     self.announced = Some(candidate);
                     engine.set_relay(Some(candidate));
@@ -385,6 +431,7 @@ impl RelayLink {
                 Event::AllocationLost { relayed, failure } => {
                     warn!(%relayed, %failure, "TURN: relay lost; allocating again");
                     self.announced = None;
+                    self.relayed_peers = 0;
                     engine.set_relay(None);
                 }
                 Event::AllocationFailed { failure, retry_at } => {
@@ -421,8 +468,17 @@ impl RelayLink {
                     self.client.remove_permission(ip);
                     Ok(())
                 }
-                RelayNeed::Channel(peer) => self.client.bind_channel(now, peer).map(drop),
+                RelayNeed::Channel(peer) => {
+                    self.relayed_peers += 1;
+                    self.client.bind_channel(now, peer).map(drop)
+                }
                 RelayNeed::Unbind(peer) => {
+                    self.relayed_peers = self.relayed_peers.saturating_sub(1);
+                    if self.relayed_peers == 0 {
+                        // The last relayed session ended: often because the relay died under it
+                        // (a publisher timeout, lapsed consent). Ask now rather than in 15 s.
+                        self.last_heard = now.checked_sub(IDLE_PROBE_AFTER).unwrap_or(now);
+                    }
                     self.client.remove_channel(now, peer);
                     Ok(())
                 }
@@ -519,7 +575,9 @@ fn deliver(client: &mut TurnClient, engine: &mut Engine, now: Instant, input: &[
 /// as the socket takes them). False when it had to be dropped.
 fn write(conn: &mut Conn, message: &[u8]) -> bool {
     match conn {
-        Conn::Udp(socket) => socket.try_send(message).is_ok(),
+        // Straight to the kernel: tokio's try_send reports WouldBlock until the reactor has
+        // seen the new socket writable, which lost the first Allocate of every link.
+        Conn::Udp(socket) => socket2::SockRef::from(&*socket).send(message).is_ok(),
         Conn::Tcp {
             stream, backlog, ..
         } => {

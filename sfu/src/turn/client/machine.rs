@@ -745,6 +745,17 @@ impl TurnClient {
         self.send_due(now);
     }
 
+    /// Refreshes the allocation now (unless a Refresh is already out): a liveness probe for a
+    /// driver that has heard nothing from the server for a while. A server that restarted
+    /// answers 437 and the allocation is reported lost (and made again) at once, instead of at
+    /// the next scheduled refresh, minutes later.
+    pub fn probe(&mut self, now: Instant) {
+        if matches!(self.state, State::Allocated(_)) && !self.refreshing() {
+            let lifetime = self.config.lifetime;
+            self.send_request(now, Request::Refresh { lifetime }, 0);
+        }
+    }
+
     fn refreshing(&self) -> bool {
         self.transactions
             .iter()

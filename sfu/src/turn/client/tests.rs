@@ -689,3 +689,33 @@ fn unencodable_username_fails_the_allocation_with_the_reason() {
     };
     assert!(failure.to_string().contains("cannot encode"), "{failure}");
 }
+
+#[test]
+fn a_probe_refreshes_at_once_and_finds_a_restarted_server() {
+    let (mut client, server, t0, _) = allocated(Transport::Udp, true);
+    // Long before the scheduled refresh, the driver has heard nothing for a while.
+    let t = t0 + secs(10.0);
+    client.probe(t);
+    let out = drain(&mut client);
+    assert_eq!(
+        out.iter().map(|r| method(r)).collect::<Vec<_>>(),
+        [METHOD_REFRESH]
+    );
+    // A second probe while the first is out sends nothing more.
+    client.probe(t);
+    assert!(drain(&mut client).is_empty());
+    // The server restarted: it knows no such allocation.
+    client
+        .handle_input(t, &server.error(&out[0], 437, "Allocation Mismatch"))
+        .unwrap();
+    let ev = events(&mut client);
+    assert!(
+        matches!(&ev[..], [Event::AllocationLost { failure, .. }] if failure.kind == FailureKind::Mismatch),
+        "{ev:?}"
+    );
+    assert_eq!(
+        method(&drain(&mut client)[0]),
+        METHOD_ALLOCATE,
+        "allocates again at once"
+    );
+}

@@ -18,25 +18,10 @@ use sfu::turn::client::Transport;
 use sfu::turn::client::fuzzing::{FakeServer, Stage, prepared};
 use sfu::webrtc::PeerAddr;
 
+mod common;
+use common::{drain, thread_cpu_ns};
+
 const ROUNDS: usize = 60;
-
-fn thread_cpu_ns() -> u64 {
-    std::fs::read_to_string("/proc/thread-self/schedstat")
-        .ok()
-        .and_then(|s| s.split_whitespace().next()?.parse().ok())
-        .unwrap_or(0)
-}
-
-fn drain(receivers: &[UdpSocket]) -> usize {
-    let mut buf = [0u8; 65_536];
-    let mut n = 0;
-    for r in receivers {
-        while r.recv_from(&mut buf).is_ok() {
-            n += 1;
-        }
-    }
-    n
-}
 
 fn receiver() -> UdpSocket {
     let r = UdpSocket::bind("127.0.0.1:0").expect("bind");

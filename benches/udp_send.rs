@@ -15,25 +15,10 @@ use std::time::Instant;
 
 use sfu::net::udp_batch::{GsoSender, SendBatch};
 
+mod common;
+use common::{drain, thread_cpu_ns};
+
 const ROUNDS: usize = 60;
-
-fn thread_cpu_ns() -> u64 {
-    std::fs::read_to_string("/proc/thread-self/schedstat")
-        .ok()
-        .and_then(|s| s.split_whitespace().next()?.parse().ok())
-        .unwrap_or(0)
-}
-
-fn drain(receivers: &[UdpSocket]) -> usize {
-    let mut buf = [0u8; 2048];
-    let mut n = 0;
-    for r in receivers {
-        while r.recv_from(&mut buf).is_ok() {
-            n += 1;
-        }
-    }
-    n
-}
 
 fn main() {
     let viewers: usize = std::env::args()

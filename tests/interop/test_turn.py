@@ -302,8 +302,11 @@ def test_relay_only_publisher_reaches_viewer_through_coturn(server: Server, cotu
     assert server.proc.poll() is None, "r58 died"
 
 
-def relay_config(coturn: Coturn, work: Path, mode: str, urls: list[str] | None = None) -> Path:
+def relay_config(
+    coturn: Coturn, work: Path, mode: str, urls: list[str] | None = None, ca: Path | None = None
+) -> Path:
     urls = urls or [f"turn:127.0.0.1:{coturn.port}?transport=udp"]
+    extra = f'relay_ca_file = "{ca}"\n' if ca else ""
     (work / "turn.secret").write_text(coturn.secret + "\n")
     (work / "r58.toml").write_text(
         "[turn]\n"
@@ -312,9 +315,27 @@ def relay_config(coturn: Coturn, work: Path, mode: str, urls: list[str] | None =
         'secret_file = "turn.secret"\n'
         f'username = "{TURN_USER}"\n'
         "ttl_secs = 600\n"
-        f'server_relay = "{mode}"\n'
+        f'server_relay = "{mode}"\n' + extra
     )
     return work / "r58.toml"
+
+
+def wait_for_relay(srv: Server, within_s: float) -> str:
+    """Waits until r58 logs its relay allocation; returns the log without colours."""
+    deadline = time.monotonic() + within_s
+    while "TURN: relay allocated" not in srv.log_text():
+        assert time.monotonic() < deadline, srv.log_text()[-3000:]
+        time.sleep(0.1)
+    return re.sub(r"\x1b\[[0-9;]*m", "", srv.log_text())
+
+
+def relay_server(
+    coturn: Coturn, work: Path, mode: str, urls: list[str] | None = None, ca: Path | None = None
+):
+    """r58 with its relay on `coturn` (or `urls`), host candidates unreachable, TURN logs on."""
+    config = relay_config(coturn, work, mode, urls, ca)
+    env = {"R58_LOG_LEVEL": "info,sfu::engine=debug,sfu::net=debug"}
+    return launch(["--config", str(config)], work / "server.log", env, public_ip=UNREACHABLE_HOST)
 
 
 # r58's host candidates name 127.0.0.2, where nothing listens (r58's socket is on 127.0.0.1):
@@ -374,16 +395,9 @@ def test_without_r58s_relay_a_relay_only_guest_cannot_reach_an_unreachable_host(
 def test_r58s_own_relay_carries_a_relay_only_guest_to_a_relay_only_viewer(
     coturn: Coturn, tmp_path: Path
 ):
-    config = relay_config(coturn, tmp_path, "always")
-    env = {"R58_LOG_LEVEL": "info,sfu::engine=debug,sfu::net=debug"}
-    with launch(
-        ["--config", str(config)], tmp_path / "server.log", env, public_ip=UNREACHABLE_HOST
-    ) as srv:
+    with relay_server(coturn, tmp_path, "always") as srv:
         # r58 allocates on start; give it the moment it takes.
-        deadline = time.monotonic() + 10
-        while "TURN: relay allocated" not in srv.log_text():
-            assert time.monotonic() < deadline, srv.log_text()[-3000:]
-            time.sleep(0.1)
+        wait_for_relay(srv, 10)
         try:
             counters, pair = asyncio.run(relay_only_publish_and_view(srv, "relayed", 20))
         except BaseException:
@@ -419,18 +433,10 @@ def test_r58s_relay_falls_back_to_tcp_when_udp_gets_no_answer(coturn: Coturn, tm
         f"turn:127.0.0.1:{dead_udp}?transport=udp",
         f"turn:127.0.0.1:{coturn.port}?transport=tcp",
     ]
-    config = relay_config(coturn, tmp_path, "always", urls)
-    env = {"R58_LOG_LEVEL": "info,sfu::engine=debug,sfu::net=debug"}
     started = time.monotonic()
-    with launch(
-        ["--config", str(config)], tmp_path / "server.log", env, public_ip=UNREACHABLE_HOST
-    ) as srv:
-        deadline = time.monotonic() + 20
-        while "TURN: relay allocated" not in srv.log_text():
-            assert time.monotonic() < deadline, srv.log_text()[-3000:]
-            time.sleep(0.1)
+    with relay_server(coturn, tmp_path, "always", urls) as srv:
+        log = wait_for_relay(srv, 20)
         fallback_s = time.monotonic() - started
-        log = re.sub(r"\x1b\[[0-9;]*m", "", srv.log_text())
         assert re.search(r"TURN: relay allocated .*transport=\"?tcp", log), log[-3000:]
         print(f"relay allocated over TCP {fallback_s:.1f} s after start")
         # A relay-only guest (its own allocation over UDP at coturn's port, which r58 does not
@@ -516,17 +522,8 @@ def test_r58s_relay_falls_back_to_tls_when_udp_and_tcp_fail(tmp_path: Path):
             f"turn:127.0.0.1:{dead_tcp}?transport=tcp",
             f"turns:127.0.0.1:{tls_port}?transport=tcp",
         ]
-        config = relay_config(tls_turn, tmp_path, "always", urls)
-        with open(config, "a") as f:
-            f.write(f'relay_ca_file = "{ca}"\n')
-        with launch(
-            ["--config", str(config)], tmp_path / "server.log", public_ip=UNREACHABLE_HOST
-        ) as srv:
-            deadline = time.monotonic() + 25
-            while "TURN: relay allocated" not in srv.log_text():
-                assert time.monotonic() < deadline, srv.log_text()[-3000:]
-                time.sleep(0.1)
-            log = re.sub(r"\x1b\[[0-9;]*m", "", srv.log_text())
+        with relay_server(tls_turn, tmp_path, "always", urls, ca) as srv:
+            log = wait_for_relay(srv, 25)
             assert re.search(r"TURN: relay allocated .*transport=\"?tls", log), log[-3000:]
             guest_urls = [f"turn:127.0.0.1:{tls_turn.port}?transport=udp"]
             counters, pair = asyncio.run(
@@ -563,20 +560,13 @@ def test_r58s_relay_refuses_a_tls_server_it_does_not_trust(tmp_path: Path):
 def test_r58s_relay_comes_back_after_a_turn_server_restart(tmp_path: Path):
     turn = start_coturn(tmp_path)
     try:
-        config = relay_config(turn, tmp_path, "always")
-        env = {"R58_LOG_LEVEL": "info,sfu::net=debug"}
-        with launch(
-            ["--config", str(config)], tmp_path / "server.log", env, public_ip=UNREACHABLE_HOST
-        ) as srv:
+        with relay_server(turn, tmp_path, "always") as srv:
 
             def allocations() -> list[str]:
                 log = re.sub(r"\x1b\[[0-9;]*m", "", srv.log_text())
                 return re.findall(r"TURN: relay allocated relayed=(\S+)", log)
 
-            deadline = time.monotonic() + 10
-            while not allocations():
-                assert time.monotonic() < deadline, srv.log_text()[-3000:]
-                time.sleep(0.1)
+            wait_for_relay(srv, 10)
             first = allocations()[0]
 
             async def scenario() -> float:

@@ -143,7 +143,7 @@ fn call(http: SocketAddr, path: &str, body: Value) -> Result<Value, JanusError> 
 }
 
 fn transaction() -> String {
-    format!("t{}", crate::subscribers::wall_ns())
+    format!("t{}", crate::stamp::wall_ns())
 }
 
 /// A viewer handle on the mountpoint whose offer has arrived.

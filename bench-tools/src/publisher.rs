@@ -15,7 +15,8 @@ use sfu::testing::harness::H264Source;
 
 use crate::http;
 use crate::stamp;
-use crate::subscribers::{PoolError, wall_ns};
+use crate::stamp::wall_ns;
+use crate::subscribers::PoolError;
 
 const FRAME_INTERVAL: Duration = Duration::from_nanos(1_000_000_000 / 30);
 /// The synthetic stream's nominal bitrate, the base of the pacing factor.

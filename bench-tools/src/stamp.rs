@@ -4,7 +4,16 @@
 //! Layout inside an FU-A fragment, after the two FU bytes: the magic `R58T`, then the wall clock
 //! at send in nanoseconds since the Unix epoch, big-endian.
 
+use std::time::{SystemTime, UNIX_EPOCH};
+
 const MAGIC: &[u8; 4] = b"R58T";
+
+/// Wall-clock nanoseconds, the clock both the publisher's stamp and `SO_TIMESTAMPNS` use.
+pub fn wall_ns() -> u64 {
+    SystemTime::now()
+        .duration_since(UNIX_EPOCH)
+        .map_or(0, |d| d.as_nanos() as u64)
+}
 const FU_A: u8 = 28;
 /// Offset of the stamp from the start of the RTP payload.
 const AT: usize = 2;

@@ -12,7 +12,7 @@
 use std::io::IoSliceMut;
 use std::net::{IpAddr, SocketAddr};
 use std::os::fd::AsRawFd;
-use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
+use std::time::{Duration, Instant};
 
 use mio::net::UdpSocket;
 use mio::{Events, Interest, Poll, Token};
@@ -498,13 +498,6 @@ pub fn window(before: &[Counts], after: &[Counts], published: u64) -> WindowCoun
         w.reordered += a.reordered - b.reordered;
     }
     w
-}
-
-/// Wall-clock nanoseconds, the clock both the publisher's stamp and `SO_TIMESTAMPNS` use.
-pub fn wall_ns() -> u64 {
-    SystemTime::now()
-        .duration_since(UNIX_EPOCH)
-        .map_or(0, |d| d.as_nanos() as u64)
 }
 
 #[cfg(test)]

@@ -75,6 +75,8 @@ async function open(browser, url, tag) {
   await page.setViewportSize({ width: 1280, height: 800 });
   watchConsole(page, tag);
   pages.push(page);
+  page.hlsRequests = [];
+  page.on('request', (r) => { if (/\/hls\//.test(r.url())) page.hlsRequests.push(r.url()); });
   await page.goto(url);
   return page;
 }
@@ -109,11 +111,15 @@ async function withDiagnostics(fn) {
 const tile = (name) => `.tile[data-stream="${name}"]`;
 const logText = (page) => page.$eval('#log', (el) => el.textContent);
 
-/** The selected candidate pair of a peer connection that `expr` (evaluated in the page) names. */
-function route(page, expr) {
-  return page.evaluate(async (e) => {
-    // eslint-disable-next-line no-new-func
-    const pc = new Function(`return ${e}`)();
+// Which peer connection a helper reads, in the page: a multiview tile's player (`{ tile: name }`)
+// or the guest page's WHIP client (`GUEST_PC`).
+const tilePc = (name) => ({ tile: name });
+const GUEST_PC = { guest: true };
+
+/** The selected candidate pair of the peer connection `which` names (see tilePc). */
+function route(page, which) {
+  return page.evaluate(async (w) => {
+    const pc = w.tile ? window.r58multiview.tiles.get(w.tile).player.client.pc : window.r58guest.client.pc;
     const stats = await pc.getStats();
     let pair = null;
     stats.forEach((s) => { if (s.type === 'transport' && s.selectedCandidatePairId) pair = stats.get(s.selectedCandidatePairId); });
@@ -125,17 +131,13 @@ function route(page, expr) {
       remote: remote.candidateType, remoteAddress: `${remote.address}:${remote.port}`,
       policy: pc.getConfiguration().iceTransportPolicy,
     };
-  }, expr);
+  }, which);
 }
 
-const tilePc = (name) => `window.r58multiview.tiles.get(${JSON.stringify(name)}).player.client.pc`;
-const guestPc = 'window.r58guest.client.pc';
-
-/** Video frames a peer connection has decoded (inbound) or encoded and sent (outbound). */
-function videoFrames(page, expr) {
-  return page.evaluate(async (e) => {
-    // eslint-disable-next-line no-new-func
-    const pc = new Function(`return ${e}`)();
+/** Video frames the peer connection `which` names has decoded (inbound) or encoded and sent. */
+function videoFrames(page, which) {
+  return page.evaluate(async (w) => {
+    const pc = w.tile ? window.r58multiview.tiles.get(w.tile).player.client.pc : window.r58guest.client.pc;
     let out = null;
     (await pc.getStats()).forEach((s) => {
       if (s.kind !== 'video') return;
@@ -143,7 +145,7 @@ function videoFrames(page, expr) {
       if (s.type === 'outbound-rtp') out = { encoded: s.framesEncoded ?? 0, sent: s.framesSent ?? 0, width: s.frameWidth, height: s.frameHeight };
     });
     return out;
-  }, expr);
+  }, which);
 }
 
 /**
@@ -170,7 +172,7 @@ async function watch(browser, url, tag, names = [GUEST, 'cam0']) {
 
 const timeline = (v, name) => `POST ${v.whep[name]?.post} ms, answer ${v.whep[name]?.answer} ms, first frame ${v[`${name}Ms`]} ms`;
 
-/** Video frames counted over COUNT_MS by each of `peers` ({label: [page, pc expression]}), at once. */
+/** Video frames counted over COUNT_MS by each of `peers` ({label: [page, which]}), at once. */
 async function countFrames(peers) {
   const entries = Object.entries(peers);
   const first = await Promise.all(entries.map(([, [page, pc]]) => videoFrames(page, pc)));
@@ -213,7 +215,7 @@ test('server_relay = "auto": a relay-only Chromium guest publishes into the box 
     const { page: guest, clicked } = await guestJoins();
     await guest.waitForFunction((t) => document.getElementById('status').textContent === t, liveText, { timeout: 20000 });
     const joinMs = Date.now() - clicked;
-    const guestRoute = await route(guest, guestPc);
+    const guestRoute = await route(guest, GUEST_PC);
     console.log(`guest: Join Stream -> live ${joinMs} ms; route ${JSON.stringify(guestRoute)}`);
     assert.equal(guestRoute.policy, 'relay');
     assert.equal(guestRoute.local, 'relay', 'the guest sends through its own TURN allocation');
@@ -233,6 +235,7 @@ test('server_relay = "auto": a relay-only Chromium guest publishes into the box 
       console.log(`${who}: guest: ${timeline(v, GUEST)}; cam0: ${timeline(v, 'cam0')}`);
     }
     await remote.page.waitForFunction(() => document.getElementById('mode').textContent === 'REMOTE · WebRTC via TURN', null, { timeout: 10000 });
+    assert.deepEqual(remote.page.hlsRequests, [], 'the remote viewer plays WebRTC, never LL-HLS');
     assert.equal(await lan.page.getAttribute('#mode', 'data-mode'), 'LOCAL');
     for (const name of [GUEST, 'cam0']) {
       assert.equal(await remote.page.evaluate((n) => window.r58multiview.tiles.get(n).player.kind, name), 'whep', `remote ${name}`);
@@ -249,7 +252,7 @@ test('server_relay = "auto": a relay-only Chromium guest publishes into the box 
 
     // Frames: the guest's (getStats) and cam0's (its counter read from the picture).
     const frames = await countFrames({
-      'guest (sent)': [guest, guestPc],
+      'guest (sent)': [guest, GUEST_PC],
       'remote viewer, guest': [remote.page, tilePc(GUEST)],
       'LAN viewer, guest': [lan.page, tilePc(GUEST)],
       'remote viewer, cam0': [remote.page, tilePc('cam0')],

@@ -24,6 +24,22 @@ that opens its listening socket in the internet namespace and, for each client, 
 connection to r58 on 127.0.0.1 inside the box namespace, like cloudflared on the box connecting to r58 on loopback.
 It crosses namespaces with file descriptors (``setns(2)`` in one thread: a socket stays in the
 namespace it was created in), not with packets: no port is opened on the NAT.
+
+From the command line (for the Chromium test, tests/e2e/nat_relay.test.mjs), run as root:
+
+    python3 nat_topology.py check          # {"missing": null} or {"missing": "why not here"}
+    python3 nat_topology.py up [--control] # builds it, starts coturn and the tunnel, prints one
+                                           # JSON line (namespaces, addresses, secret, URLs),
+                                           # holds it until stdin closes or SIGTERM, removes it
+    python3 nat_topology.py counters TAG   # the router's nftables counters as JSON
+    python3 nat_topology.py describe TAG   # every namespace's addresses, routes and rules
+    python3 nat_topology.py down TAG       # removes a topology whose holder is gone
+
+``up`` holds the topology in its own process: the namespace names carry its pid (so
+:func:`remove_stale` leaves them alone while it lives), and coturn and the tunnel die with it.
+``--control`` adds a second forwarder, 127.0.0.1:PORT in the caller's namespace -> r58 on
+127.0.0.1 in the box, so the harness can read /healthz and /metrics without entering a
+namespace (loopback only; the browsers never use it).
 """
 
 from __future__ import annotations
@@ -499,23 +515,35 @@ class Forwarder:
             return "(no forwarder log)"
 
 
-def start_forwarder(topo: Topology, target_port: int) -> Forwarder:
+# The caller's own namespace, for a forwarder's listening side (setns to it is a no-op).
+OWN_NS = "/proc/self/ns/net"
+
+
+def start_forwarder(
+    topo: Topology,
+    target_port: int,
+    listen_ns: str | None = None,
+    listen: str = f"{EDGE_IP}:{EDGE_PORT}",
+    name: str = "forwarder",
+) -> Forwarder:
     """The tunnel: EDGE_IP:EDGE_PORT in the internet namespace -> 127.0.0.1:target_port in the
-    box. Runs in the machine's own namespace and moves its threads with setns(2)."""
-    log = topo.workdir / "forwarder.log"
+    box. Runs in the machine's own namespace and moves its threads with setns(2).
+    ``listen_ns`` / ``listen`` put the listening side elsewhere (port 0: any free port; the
+    URL names the port bound)."""
+    log = topo.workdir / f"{name}.log"
     args = [
         sys.executable, str(Path(__file__).resolve()), "forward",
-        topo.ns["internet"], f"{EDGE_IP}:{EDGE_PORT}", topo.ns["box"], f"127.0.0.1:{target_port}",
+        listen_ns or topo.ns["internet"], listen, topo.ns["box"], f"127.0.0.1:{target_port}",
     ]  # fmt: skip
     out = open(log, "wb")
     proc = subprocess.Popen(args, stdout=subprocess.PIPE, stderr=out, preexec_fn=_die_with_parent)
     out.close()
-    topo.procs.append(("forwarder", proc))
-    line = proc.stdout.readline().decode().strip()  # "LISTENING ..." once the socket is bound
+    topo.procs.append((name, proc))
+    line = proc.stdout.readline().decode().strip()  # "LISTENING HOST:PORT ..." once bound
     if not line.startswith("LISTENING"):
         proc.wait(5)
         raise RuntimeError(f"forwarder did not start ({line!r}):\n{log.read_text()}")
-    return Forwarder(proc, log, f"http://{EDGE_IP}:{EDGE_PORT}")
+    return Forwarder(proc, log, f"http://{line.split()[1]}")
 
 
 async def _pipe(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> int:
@@ -567,17 +595,101 @@ async def _forward(listen_ns: str, listen: str, connect_ns: str, connect: str) -
         uwriter.close()
 
     server = await asyncio.start_server(client, sock=lsock)
-    print(f"LISTENING {listen} in {listen_ns} -> {connect} in {connect_ns}", flush=True)
+    bound = "%s:%d" % lsock.getsockname()[:2]
+    print(f"LISTENING {bound} in {listen_ns} -> {connect} in {connect_ns}", flush=True)
     async with server:
         await server.serve_forever()
 
 
+def _from_tag(tag: str, workdir: Path | None = None) -> Topology:
+    """The Topology of a run named ``tag`` (no processes: for inspecting or removing it)."""
+    if not re.fullmatch(r"\d+-[0-9a-f]{4}", tag):
+        raise SystemExit(f"not a topology tag: {tag!r} (like 12345-abcd)")
+    return Topology(tag, {role: f"r58nat{tag}-{role}" for role in ROLES}, workdir or Path("/tmp"))
+
+
+def _up(argv: list[str]) -> int:
+    """Builds the topology with coturn and the tunnel, prints it as one JSON line, and holds it
+    until stdin closes (the caller went away, whatever way) or SIGTERM / SIGINT."""
+    import json
+    import tempfile
+
+    control = "--control" in argv
+    signal.signal(signal.SIGTERM, lambda *_: sys.exit(0))
+    workdir = Path(tempfile.mkdtemp(prefix="r58-nat-"))
+    topo = build(workdir)
+    try:
+        coturn = start_coturn(topo, secrets.token_hex(16))
+        tunnel = start_forwarder(topo, R58_HTTP_PORT)
+        ctl = (
+            start_forwarder(topo, R58_HTTP_PORT, OWN_NS, "127.0.0.1:0", "control")
+            if control
+            else None
+        )
+        info = {
+            "tag": topo.tag,
+            "ns": topo.ns,
+            "workdir": str(workdir),
+            "addresses": {
+                "lan_box": LAN_BOX, "lan_client": LAN_CLIENT, "box_wan": BOX_WAN,
+                "router_lan": ROUTER_LAN, "router_wan": ROUTER_WAN, "internet_wan": INTERNET_WAN,
+                "remote": REMOTE,
+            },
+            "turn": {
+                "ip": TURN_IP, "port": TURN_PORT, "secret": coturn.secret,
+                "relay_ports": [TURN_RELAY_PORTS.start, TURN_RELAY_PORTS.stop - 1],
+                "log": str(coturn.log),
+            },
+            "r58": {"http_port": R58_HTTP_PORT, "udp_port": R58_UDP_PORT,
+                    "lan_base": f"http://{LAN_BOX}:{R58_HTTP_PORT}"},
+            "tunnel": {"base": tunnel.base, "log": str(tunnel.log)},
+            "control": ctl.base if ctl else None,
+            "pid": os.getpid(),
+        }  # fmt: skip
+        print(json.dumps(info), flush=True)
+        try:
+            while sys.stdin.buffer.read(4096):
+                pass
+        except KeyboardInterrupt:
+            pass
+    finally:
+        destroy(topo)
+        shutil.rmtree(workdir, ignore_errors=True)
+    return 0
+
+
 def main(argv: list[str]) -> int:
-    if len(argv) == 6 and argv[1] == "forward":
+    import json
+
+    cmd = argv[1] if len(argv) > 1 else ""
+    if len(argv) == 6 and cmd == "forward":
         signal.signal(signal.SIGTERM, lambda *_: sys.exit(0))
         asyncio.run(_forward(*argv[2:6]))
         return 0
-    print("usage: nat_topology.py forward LISTEN_NS HOST:PORT CONNECT_NS HOST:PORT", file=sys.stderr)
+    if cmd == "check" and len(argv) == 2:
+        why = missing()
+        if why is None and shutil.which("turnserver") is None:
+            why = "turnserver not found (apt-get install coturn, or run .ci/run)"
+        print(json.dumps({"missing": why}))
+        return 0
+    if cmd == "up":
+        return _up(argv[2:])
+    if cmd == "counters" and len(argv) == 3:
+        print(json.dumps(_from_tag(argv[2]).nft_counters()))
+        return 0
+    if cmd == "describe" and len(argv) == 3:
+        print(_from_tag(argv[2]).describe())
+        return 0
+    if cmd == "down" and len(argv) == 3:
+        topo = _from_tag(argv[2])
+        for role in ROLES:
+            sh("ip", "netns", "del", topo.ns[role], check=False)
+        return 0
+    print(
+        "usage: nat_topology.py check | up [--control] | counters TAG | describe TAG | down TAG\n"
+        "       nat_topology.py forward LISTEN_NS HOST:PORT CONNECT_NS HOST:PORT",
+        file=sys.stderr,
+    )
     return 2
 
 

@@ -4,10 +4,14 @@ import { mkdtempSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join, resolve } from 'node:path';
 
-export async function launchChromium(extraArgs = []) {
+export const chromiumPath = () => process.env.CHROMIUM ?? '/usr/bin/chromium';
+
+// `executablePath` replaces Chromium itself, e.g. with a wrapper that runs it in a network
+// namespace (lib/nat.mjs).
+export async function launchChromium(extraArgs = [], { executablePath } = {}) {
   const userDataDir = mkdtempSync(join(tmpdir(), 'r58-chromium-'));
   return chromium.launchPersistentContext(userDataDir, {
-    executablePath: process.env.CHROMIUM ?? '/usr/bin/chromium',
+    executablePath: executablePath ?? chromiumPath(),
     headless: true,
     args: [
       '--no-sandbox', '--disable-gpu', '--disable-quic', '--no-first-run',

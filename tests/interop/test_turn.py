@@ -557,10 +557,13 @@ def test_r58s_relay_refuses_a_tls_server_it_does_not_trust(tmp_path: Path):
         stop_coturn(tls_turn)
 
 
-def test_r58s_relay_comes_back_after_a_turn_server_restart(tmp_path: Path):
+@pytest.mark.parametrize("transport", ["udp", "tcp"])
+def test_r58s_relay_comes_back_after_a_turn_server_restart(tmp_path: Path, transport: str):
+    # UDP: r58 notices by probing a silent server; TCP: the connection closes, r58 reconnects.
     turn = start_coturn(tmp_path)
     try:
-        with relay_server(turn, tmp_path, "always") as srv:
+        urls = [f"turn:127.0.0.1:{turn.port}?transport={transport}"]
+        with relay_server(turn, tmp_path, "always", urls) as srv:
 
             def allocations() -> list[str]:
                 log = re.sub(r"\x1b\[[0-9;]*m", "", srv.log_text())
@@ -570,7 +573,11 @@ def test_r58s_relay_comes_back_after_a_turn_server_restart(tmp_path: Path):
             first = allocations()[0]
 
             async def scenario() -> float:
-                servers = fetch_ice_servers(srv)
+                servers = [
+                    {**turn_entry(fetch_ice_servers(srv)), "urls": [
+                        f"turn:127.0.0.1:{turn.port}?transport=udp"
+                    ]}
+                ]
                 config = RTCConfiguration(
                     iceServers=[RTCIceServer(**s) for s in servers],
                     iceTransportPolicy=RTCIceTransportPolicy.RELAY,
@@ -601,7 +608,10 @@ def test_r58s_relay_comes_back_after_a_turn_server_restart(tmp_path: Path):
             assert took < 10, took
             # A guest that comes back (the guest page reconnects by itself) publishes through the
             # new relay, and a viewer decodes its frames.
-            counters, pair = asyncio.run(relay_only_publish_and_view(srv, "again", 20))
+            guest_urls = [f"turn:127.0.0.1:{turn.port}?transport=udp"]
+            counters, pair = asyncio.run(
+                relay_only_publish_and_view(srv, "again", 20, only_urls=guest_urls)
+            )
             assert len(counters) >= 30, (len(counters), srv.log_text()[-3000:])
             assert pair is not None and pair.remote_candidate.type == "relay", pair
             print(f"relay before the restart {first}, after {allocations()[-1]}")

@@ -35,6 +35,8 @@ const QUEUE_HIGH: usize = 16384;
 /// A timer deadline is never set sooner than this after the last look (tokio's timer has
 /// millisecond resolution anyway).
 const MIN_TIMER_GAP: Duration = Duration::from_millis(1);
+/// How long after no TURN server took a connection r58 tries again.
+const RELAY_RETRY: Duration = Duration::from_secs(5);
 /// With no deadline at all (no engine timer pending), look again after this long anyway.
 const IDLE_WAKEUP: Duration = Duration::from_secs(1);
 const QUEUE_MAX: usize = 65536;
@@ -117,15 +119,34 @@ pub async fn run(
     // so a timer that stays due cannot turn the thread into a busy loop.
     let timer = tokio::time::sleep_until(tokio::time::Instant::now());
     tokio::pin!(timer);
+    // Settings whose servers took no connection, tried again at the instant given.
+    let mut retry_open: Option<(Instant, RelaySettings)> = None;
     loop {
-        // A new TURN server (settings changed), or the next one of the list (the current one
-        // never granted an allocation): connected outside the engine's lock.
+        // A new TURN server (settings changed), a reconnection (a TCP/TLS connection broke, or
+        // no server took one: tried again after RELAY_RETRY), or the next server of the list
+        // (the current one never granted an allocation): connected outside the engine's lock.
+        if retry_open
+            .as_ref()
+            .is_some_and(|(at, _)| *at <= Instant::now())
+        {
+            new_settings = retry_open.take().map(|(_, settings)| Some(settings));
+        } else if let Some(current) = link.as_ref().filter(|l| l.wants_reconnect()) {
+            tracing::warn!("TURN: connection to the server lost; connecting again");
+            new_settings = Some(Some(current.settings().clone()));
+        }
         if let Some(settings) = new_settings.take() {
             if let Some(mut old) = link.take() {
                 old.close(&mut engine.lock_quietly(), Instant::now());
             }
+            retry_open = None;
             link = match settings {
-                Some(settings) => open_relay(settings).await,
+                Some(settings) => match open_relay(settings.clone()).await {
+                    Some(link) => Some(link),
+                    None => {
+                        retry_open = Some((Instant::now() + RELAY_RETRY, settings));
+                        None
+                    }
+                },
                 None => None,
             };
             timer.as_mut().reset(tokio::time::Instant::now());
@@ -203,12 +224,14 @@ pub async fn run(
                 link.sync(&mut guard, now);
             }
             out.take(&mut guard);
-            let engine_next = guard.poll_timeout();
-            let relay_next = link.as_ref().and_then(RelayLink::poll_timeout);
-            match (engine_next, relay_next) {
-                (Some(a), Some(b)) => Some(a.min(b)),
-                (a, b) => a.or(b),
-            }
+            [
+                guard.poll_timeout(),
+                link.as_ref().and_then(RelayLink::poll_timeout),
+                retry_open.as_ref().map(|(at, _)| *at),
+            ]
+            .into_iter()
+            .flatten()
+            .min()
         };
         out.send(&socket, link.as_mut());
         let earliest = Instant::now() + MIN_TIMER_GAP;

@@ -121,6 +121,8 @@ pub struct RelayLink {
     /// server's allocation is probed ([`PROBE_AFTER`], [`IDLE_PROBE_AFTER`]).
     last_heard: Instant,
     relayed_peers: usize,
+    /// The TCP or TLS connection broke: the driver connects again.
+    connection_lost: bool,
 }
 
 impl RelayLink {
@@ -167,6 +169,7 @@ impl RelayLink {
             gave_up: false,
             last_heard: now,
             relayed_peers: 0,
+            connection_lost: false,
         };
         link.flush();
         Ok(link)
@@ -202,6 +205,7 @@ impl RelayLink {
             gave_up: false,
             last_heard: Instant::now(),
             relayed_peers: 0,
+            connection_lost: false,
         }
     }
 
@@ -270,6 +274,7 @@ impl RelayLink {
             settings,
             server,
             last_heard,
+            connection_lost,
             ..
         } = self;
         let addr = settings.servers[*server].addr;
@@ -297,6 +302,7 @@ impl RelayLink {
                     if let Err(e) = framer.push(&chunk) {
                         warn!(server = %addr, error = %e, "TURN: unusable stream");
                         client.handle_connection_lost(now);
+                        *connection_lost = true;
                         break;
                     }
                     while let Ok(Some(frame)) = framer.next_frame() {
@@ -306,6 +312,7 @@ impl RelayLink {
                 if closed {
                     warn!(server = %addr, "TURN: the TLS connection ended");
                     client.handle_connection_lost(now);
+                    *connection_lost = true;
                 }
             }
             Conn::Tcp { stream, framer, .. } => loop {
@@ -313,6 +320,7 @@ impl RelayLink {
                     Ok(0) => {
                         warn!(server = %addr, "TURN: the server closed the connection");
                         client.handle_connection_lost(now);
+                        *connection_lost = true;
                         break;
                     }
                     Ok(n) => {
@@ -320,6 +328,7 @@ impl RelayLink {
                         if let Err(e) = framer.push(&recv[..n]) {
                             warn!(server = %addr, error = %e, "TURN: unusable stream");
                             client.handle_connection_lost(now);
+                            *connection_lost = true;
                             break;
                         }
                         loop {
@@ -329,6 +338,7 @@ impl RelayLink {
                                 Err(e) => {
                                     warn!(server = %addr, error = %e, "TURN: unusable stream");
                                     client.handle_connection_lost(now);
+                                    *connection_lost = true;
                                     break;
                                 }
                             }
@@ -338,6 +348,7 @@ impl RelayLink {
                     Err(e) => {
                         warn!(server = %addr, error = %e, "TURN: connection failed");
                         client.handle_connection_lost(now);
+                        *connection_lost = true;
                         break;
                     }
                 }
@@ -399,6 +410,11 @@ impl RelayLink {
                 false
             }
         }
+    }
+
+    /// Whether the stream to the server broke: the driver replaces the link by a new one.
+    pub fn wants_reconnect(&self) -> bool {
+        self.connection_lost
     }
 
     /// Whether the driver should replace this link by one to the next server: the current

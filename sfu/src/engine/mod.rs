@@ -180,6 +180,9 @@ pub struct Engine {
     received_at: Option<Instant>,
     /// Our TURN allocation and what the driver's TURN client must do for the sessions.
     relay: relay::Relay,
+    /// Sessions whose path went by a relay we no longer hold, and until when they are kept for
+    /// their clients' ICE restart ([`timers::RELAY_RECOVERY`]).
+    relay_recovery: HashMap<SessionId, Instant>,
 }
 
 impl Engine {
@@ -207,6 +210,7 @@ impl Engine {
             mid_frame: false,
             received_at: None,
             relay: relay::Relay::default(),
+            relay_recovery: HashMap::new(),
         })
     }
 

@@ -9,6 +9,7 @@
 
 use std::collections::HashMap;
 use std::net::{IpAddr, SocketAddr};
+use std::time::Instant;
 
 use super::Engine;
 use crate::webrtc::Via;
@@ -107,7 +108,18 @@ impl Engine {
     /// server restart or on another transport), `None` when it lost it. Answers and restart
     /// fragments carry the relay candidate from now on, and every permission and channel the
     /// live sessions need is asked for again (a new allocation has none).
-    pub fn set_relay(&mut self, candidate: Option<RelayCandidate>) {
+    pub fn set_relay(&mut self, now: Instant, candidate: Option<RelayCandidate>) {
+        if self.relay.candidate.is_some() && self.relay.candidate != candidate {
+            // The sessions on the old relay lost their path: keep them for their clients' ICE
+            // restart onto the new one (publishers would otherwise time out within seconds).
+            let until = now + super::timers::RELAY_RECOVERY;
+            for session in self.sessions.values() {
+                if session.ice.selected.is_some_and(|p| p.via == Via::Relay) {
+                    self.relay_recovery.insert(session.id, until);
+                }
+            }
+        }
+        self.relay_recovery.retain(|_, until| *until > now);
         self.relay.candidate = candidate;
         self.relay.permitted.clear();
         self.relay.channels.clear();

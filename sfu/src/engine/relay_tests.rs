@@ -41,14 +41,14 @@ fn answers_carry_the_relay_only_while_one_is_held() {
     let mut h = Harness::new(Default::default()).expect("engine");
     let direct = h.open(ClientRole::Publish, "cam").expect("publish");
     assert!(!h.clients[direct].answer.sdp.contains("typ relay"));
-    h.engine.set_relay(Some(relay()));
+    h.engine.set_relay(h.now, Some(relay()));
     let viewer = h.open(ClientRole::Play, "cam").expect("play");
     let sdp = &h.clients[viewer].answer.sdp;
     assert!(
         sdp.contains("198.51.100.7 49152 typ relay raddr 203.0.113.9 rport 40000"),
         "{sdp}"
     );
-    h.engine.set_relay(None);
+    h.engine.set_relay(h.now, None);
     let later = h.open(ClientRole::Play, "cam").expect("play");
     assert!(!h.clients[later].answer.sdp.contains("typ relay"));
 }
@@ -56,7 +56,7 @@ fn answers_carry_the_relay_only_while_one_is_held() {
 #[test]
 fn relayed_and_direct_clients_each_get_media_their_own_way() {
     let mut h = Harness::new(Default::default()).expect("engine");
-    h.engine.set_relay(Some(relay()));
+    h.engine.set_relay(h.now, Some(relay()));
     let publisher = h
         .open_via(ClientRole::Publish, "cam", Via::Relay)
         .expect("publish");
@@ -104,7 +104,7 @@ fn candidates_are_permitted_once_and_forgotten_with_the_last_session() {
     trickle(&mut h, a, &["192.0.2.1:5000"]);
     assert_eq!(needs(&mut h), vec![]);
     // A new allocation asks for every live session's candidates.
-    h.engine.set_relay(Some(relay()));
+    h.engine.set_relay(h.now, Some(relay()));
     let ip = |s: &str| -> IpAddr { s.parse().unwrap() };
     assert_eq!(needs(&mut h), vec![RelayNeed::Permit(ip("192.0.2.1"))]);
     let b = h.open(ClientRole::Play, "cam").expect("play");
@@ -124,4 +124,75 @@ fn candidates_are_permitted_once_and_forgotten_with_the_last_session() {
     let session = h.clients[a].answer.session;
     h.engine.delete(now, session);
     assert_eq!(needs(&mut h), vec![RelayNeed::Forget(ip("192.0.2.1"))]);
+}
+
+/// Advances the engine alone (no client sends anything) by `dt` in 100 ms steps.
+fn silence(h: &mut Harness, dt: Duration) {
+    let end = h.now + dt;
+    while h.now < end {
+        h.now += Duration::from_millis(100);
+        let now = h.now;
+        h.engine.handle_timeout(now);
+    }
+}
+
+#[test]
+fn a_relayed_publisher_outlives_a_relay_restart_long_enough_to_restart_ice() {
+    let mut h = Harness::new(Default::default()).expect("engine");
+    h.engine.set_relay(h.now, Some(relay()));
+    let publisher = h
+        .open_via(ClientRole::Publish, "cam", Via::Relay)
+        .expect("publish");
+    assert!(h.connect_all());
+    let ssrc = h.clients[publisher].client.ssrcs.0;
+    let mut source = H264Source::new(ssrc, H264_PT);
+    for p in source.next_frame() {
+        h.clients[publisher].client.send_rtp(&p).expect("send");
+    }
+    h.advance(FRAME);
+    // The relay goes silent; the driver notices at ~4 s and allocates anew.
+    silence(&mut h, Duration::from_secs(4));
+    assert_eq!(
+        h.engine.session_count(),
+        1,
+        "3 s + slack for a relayed publisher"
+    );
+    let now = h.now;
+    h.engine.set_relay(
+        now,
+        Some(RelayCandidate {
+            relayed: "198.51.100.7:49999".parse().unwrap(),
+            ..relay()
+        }),
+    );
+    silence(&mut h, Duration::from_secs(19));
+    assert_eq!(
+        h.engine.session_count(),
+        1,
+        "kept for the client's ICE restart"
+    );
+    silence(&mut h, Duration::from_secs(2));
+    assert_eq!(
+        h.engine.session_count(),
+        0,
+        "gone once the recovery time is over"
+    );
+}
+
+#[test]
+fn a_direct_publisher_times_out_as_before_whatever_the_relay_does() {
+    let mut h = Harness::new(Default::default()).expect("engine");
+    h.engine.set_relay(h.now, Some(relay()));
+    let publisher = h.open(ClientRole::Publish, "cam").expect("publish");
+    assert!(h.connect_all());
+    let ssrc = h.clients[publisher].client.ssrcs.0;
+    let mut source = H264Source::new(ssrc, H264_PT);
+    for p in source.next_frame() {
+        h.clients[publisher].client.send_rtp(&p).expect("send");
+    }
+    h.advance(FRAME);
+    let now = h.now;
+    h.engine.set_relay(now, None);
+    silence(&mut h, Duration::from_millis(3200));
+    assert_eq!(h.engine.session_count(), 0);
 }

@@ -1,6 +1,7 @@
 //! Time-driven work: DTLS retransmissions, consent and publisher liveness, stream endings,
 //! deferred keyframe requests and bitrate invitations (REMB).
 
+use std::collections::HashMap;
 use std::time::{Duration, Instant};
 
 use rtc_rtcp::goodbye::Goodbye;
@@ -20,7 +21,47 @@ fn ntp_duration(d: Duration) -> u64 {
     (d.as_secs() << 32) + ((u64::from(d.subsec_nanos()) << 32) / 1_000_000_000)
 }
 
+/// A publisher whose media comes by our relay gets this much longer before it counts as gone:
+/// a TURN server that restarted is noticed by the driver's probe a few seconds into the
+/// silence, and the session must still be there for the client's ICE restart onto the new
+/// relay ([`RELAY_RECOVERY`]).
+const RELAYED_PUBLISHER_SLACK: Duration = Duration::from_secs(3);
+/// After our relay changed (lost, or allocated anew), how long the sessions that went by the
+/// old one are kept for their clients to restart ICE onto the new one: a browser notices the
+/// dead path in ~5-7 s, a page then waits a few seconds before restarting.
+pub(super) const RELAY_RECOVERY: Duration = Duration::from_secs(20);
+
+/// When a connected publisher that sends nothing more times out: its last media plus the
+/// limit, later when its path goes by our relay, and not before the end of a relay recovery it
+/// is in.
+fn publisher_deadline(
+    config: &super::EngineConfig,
+    relay_recovery: &HashMap<SessionId, Instant>,
+    session: &crate::webrtc::session::Session,
+) -> Option<Instant> {
+    let since = session.last_media_at.unwrap_or(session.created_at);
+    let relayed = session
+        .ice
+        .selected
+        .is_some_and(|p| p.via == crate::webrtc::Via::Relay);
+    let limit = config.publisher_timeout
+        + if relayed {
+            RELAYED_PUBLISHER_SLACK
+        } else {
+            Duration::ZERO
+        };
+    let deadline = since.checked_add(limit)?;
+    Some(match relay_recovery.get(&session.id) {
+        Some(&until) => deadline.max(until),
+        None => deadline,
+    })
+}
+
 impl Engine {
+    fn publisher_deadline(&self, session: &crate::webrtc::session::Session) -> Option<Instant> {
+        publisher_deadline(&self.config, &self.relay_recovery, session)
+    }
+
     /// When [`Engine::handle_timeout`] next has work: the earliest of every session's DTLS
     /// retransmission, consent expiry and publisher liveness, every pending NACK retry, every
     /// stream's takeover grace and pending keyframe request, and the next bitrate invitation
@@ -40,10 +81,10 @@ impl Engine {
             }
             consider(Some(session.ice.consent_deadline(session.created_at)));
             if session.role == Role::Publish && session.state == SessionState::Connected {
-                let since = session.last_media_at.unwrap_or(session.created_at);
                 // Timed out strictly after the limit (see handle_timeout).
                 consider(
-                    since.checked_add(self.config.publisher_timeout + Duration::from_nanos(1)),
+                    self.publisher_deadline(session)
+                        .map(|d| d + Duration::from_nanos(1)),
                 );
                 for track in &session.inbound {
                     consider(track.repair.next_due());
@@ -78,10 +119,7 @@ impl Engine {
                 to_close.push((*id, CloseReason::ConsentExpired));
             } else if session.role == Role::Publish
                 && session.state == SessionState::Connected
-                && session
-                    .last_media_at
-                    .unwrap_or(session.created_at)
-                    .checked_add(self.config.publisher_timeout)
+                && publisher_deadline(&self.config, &self.relay_recovery, session)
                     .is_some_and(|deadline| now > deadline)
             {
                 to_close.push((*id, CloseReason::PublisherTimeout));
@@ -194,6 +232,7 @@ impl Engine {
         let Some(mut session) = self.sessions.remove(&id) else {
             return;
         };
+        self.relay_recovery.remove(&id);
         self.stats.sessions_closed += 1;
         info!(session = id, stream = %session.stream, ?reason, "session closed");
         if session.state == SessionState::Connected {

@@ -442,18 +442,18 @@ impl RelayLink {
                     self.last_heard = now;
                     let candidate = RelayCandidate { relayed, mapped };
                     self.announced = Some(candidate);
-                    engine.set_relay(Some(candidate));
+                    engine.set_relay(now, Some(candidate));
                 }
                 Event::AllocationLost { relayed, failure } => {
                     warn!(%relayed, %failure, "TURN: relay lost; allocating again");
                     self.announced = None;
                     self.relayed_peers = 0;
-                    engine.set_relay(None);
+                    engine.set_relay(now, None);
                 }
                 Event::AllocationFailed { failure, retry_at } => {
                     warn!(%failure, retry_in = ?retry_at.map(|at| at.saturating_duration_since(now)), "TURN: no relay");
                     if self.announced.take().is_some() {
-                        engine.set_relay(None);
+                        engine.set_relay(now, None);
                     }
                     if !self.allocated_once {
                         self.gave_up = true;
@@ -511,7 +511,7 @@ impl RelayLink {
         self.client.close(now);
         self.flush();
         if self.announced.take().is_some() {
-            engine.set_relay(None);
+            engine.set_relay(now, None);
         }
         engine.note_relay_report(None);
     }

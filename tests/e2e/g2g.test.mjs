@@ -10,10 +10,11 @@
 //   G2G_JSON=path                   write the summaries there
 import { test, before, after } from 'node:test';
 import assert from 'node:assert/strict';
-import { existsSync, readFileSync, writeFileSync } from 'node:fs';
+import { existsSync, writeFileSync } from 'node:fs';
 import { startServer } from './lib/server.mjs';
-import { launchChromium, openClockPage } from './lib/browser.mjs';
+import { launchChromium } from './lib/browser.mjs';
 import { startTurn, TURNSERVER } from './lib/turn.mjs';
+import { loadavg, measure as measureG2g, viaR58 as viaR58At } from './lib/g2g_measure.mjs';
 
 const FPS = 30;
 const frames = Number(process.env.G2G_FRAMES ?? 150);
@@ -22,10 +23,6 @@ const results = { fps: FPS, loadavgStart: loadavg() };
 let server;
 let publisherBrowser;
 let viewerBrowser;
-
-function loadavg() {
-  return readFileSync('/proc/loadavg', 'utf8').split(' ').slice(0, 3).join(' ');
-}
 
 before(async () => {
   server = await startServer();
@@ -47,80 +44,13 @@ after(async () => {
   }
 });
 
-
-function percentile(sorted, p) {
-  return sorted[Math.min(sorted.length - 1, Math.floor((p / 100) * sorted.length))];
-}
-
-function summary(values) {
-  const s = [...values].sort((a, b) => a - b);
-  const r = (v) => Math.round(v * 10) / 10;
-  return { p50: r(percentile(s, 50)), p95: r(percentile(s, 95)), max: r(s[s.length - 1]), n: s.length };
-}
-
-// Both ends of a measurement; `connect(publisher, viewer)` sets the call up.
-async function measure(name, count, connect) {
-  const loadBefore = loadavg();
-  const publisher = await openClockPage(publisherBrowser, server.base, `pub ${name}`);
-  const viewer = await openClockPage(viewerBrowser, server.base, `view ${name}`);
-  try {
-    await connect(publisher, viewer);
-    await publisher.waitForFunction(() => window.publisher.pc.connectionState === 'connected',
-      null, { timeout: 15000 });
-    const started = Date.now();
-    // The first second is left out: the bandwidth estimate and the jitter buffer are settling.
-    const { samples, failed, localCandidate } = await viewer.evaluate(
-      ([k, settle]) => window.g2g.collect(k, settle), [count, 1000]);
-    const elapsedS = (Date.now() - started) / 1000;
-    const publisherCandidate = await publisher.evaluate(() => window.g2g.candidateType(window.publisher.pc));
-
-    // Behaviour: the clock comes back from most displayed frames, frames come in drawing order,
-    // and nothing is shown before it was drawn (a misread clock would break one of these).
-    assert.equal(samples.length, count);
-    assert.ok(failed <= count * 0.1, `${failed} frames unreadable for ${count} read`);
-    // (Two frames can carry the same millisecond: a late timer tick runs right before the next.)
-    for (let i = 1; i < samples.length; i++) {
-      assert.ok(samples[i].drawn >= samples[i - 1].drawn,
-        `frame ${i} drawn at ${samples[i].drawn}, after one drawn at ${samples[i - 1].drawn}`);
-    }
-    const distinct = new Set(samples.map((s) => s.drawn)).size;
-    assert.ok(distinct >= count * 0.9, `only ${distinct} distinct clocks in ${count} frames`);
-    for (const s of samples) {
-      assert.ok(s.shown >= s.drawn, `frame drawn at ${s.drawn} shown earlier, at ${s.shown}`);
-    }
-
-    const out = {
-      frames: samples.length,
-      unreadable: failed,
-      seconds: Math.round(elapsedS * 10) / 10,
-      size: `${samples.at(-1).width}x${samples.at(-1).height}`,
-      candidates: { publisher: publisherCandidate, viewer: localCandidate },
-      drawnToShown: summary(samples.map((s) => s.shown - s.drawn)),
-      drawnToExpectedDisplay: summary(samples.map((s) => s.expectedDisplay - s.drawn)),
-      drawnToReceived: samples[0].received === null ? null
-        : summary(samples.map((s) => s.received - s.drawn)),
-      receivedToShown: samples[0].received === null ? null
-        : summary(samples.map((s) => s.shown - s.received)),
-      loadavg: `${loadBefore} -> ${loadavg()}`,
-    };
-    console.log(`glass-to-glass ${name}:`, JSON.stringify(out));
-    return out;
-  } finally {
-    await publisher.evaluate(() => window.publisher?.location
-      && fetch(window.publisher.location, { method: 'DELETE' })).catch(() => {});
-    await publisher.close();
-    await viewer.close();
-  }
-}
+// One measurement between the two browsers through this test's r58.
+const measure = (name, count, connect) => measureG2g({
+  publisherBrowser, viewerBrowser, base: server.base, name, count, connect,
+});
 
 // Through r58: WHIP in, WHEP out.
-function viaR58(name, config) {
-  return async (publisher, viewer) => {
-    await publisher.evaluate(([base, n, fps, c]) => window.g2g.publish(base, n, fps, c),
-      [server.base, name, FPS, config]);
-    await viewer.evaluate(([base, n, c]) => window.g2g.play(base, n, c), [server.base, name, config]);
-  };
-}
+const viaR58 = (name, config) => viaR58At(server.base, name, FPS, config);
 
 // Only loopback candidates, so the direct call stays on 127.0.0.1 like the others.
 const loopbackOnly = (sdp) => sdp.split('\r\n')

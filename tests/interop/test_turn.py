@@ -98,8 +98,10 @@ def start_coturn(work: Path, extra: list[str] | None = None) -> Coturn:
         "--relay-ip=127.0.0.1", f"--min-port={relay.start}", f"--max-port={relay.stop - 1}",
         "--use-auth-secret", f"--static-auth-secret={secret}", "--realm=r58.test",
         "--no-dtls", "--no-cli",
-        # Only loopback exists here: let the relay reach r58 on 127.0.0.1 (never in production).
+        # Only loopback exists here: let the relay reach r58 on 127.0.0.1 (never in production),
+        # and nothing else (clients may offer this machine's own interface address too).
         "--allow-loopback-peers",
+        "--denied-peer-ip=0.0.0.0-126.255.255.255", "--denied-peer-ip=128.0.0.0-255.255.255.255",
         f"--userdb={work / 'turndb'}", f"--pidfile={work / 'turnserver.pid'}",
         "--log-file=stdout", "--simple-log", "--verbose",
         *(extra or ["--no-tls"]),

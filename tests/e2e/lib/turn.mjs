@@ -66,7 +66,11 @@ async function launch(turn) {
     '-n', '--listening-ip=127.0.0.1', `--listening-port=${port}`, '--relay-ip=127.0.0.1',
     `--min-port=${minPort}`, `--max-port=${minPort + 39}`, '--use-auth-secret',
     `--static-auth-secret=${secret}`, '--realm=r58.test', '--no-tls', '--no-dtls', '--no-cli',
-    '--allow-loopback-peers', '--log-file=stdout', '--simple-log', `--pidfile=${join(dir, 'turnserver.pid')}`,
+    '--allow-loopback-peers',
+    // Relay to loopback only: a browser also offers a host candidate on this machine's own
+    // interface address, and the relay must never send there (tests stay on 127.0.0.0/8).
+    '--denied-peer-ip=0.0.0.0-126.255.255.255', '--denied-peer-ip=128.0.0.0-255.255.255.255',
+    '--log-file=stdout', '--simple-log', `--pidfile=${join(dir, 'turnserver.pid')}`,
   ];
   const child = spawn(TURNSERVER, args, { stdio: ['ignore', 'pipe', 'pipe'] });
   turn.child = child;

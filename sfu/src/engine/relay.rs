@@ -67,6 +67,14 @@ impl Relay {
     }
 
     fn permit(&mut self, ip: IpAddr) {
+        // A relayed address of one family relays to peers of that family only (RFC 8656 §7.2:
+        // a permission for the other family is refused with 443): none is asked for.
+        if self
+            .candidate
+            .is_some_and(|c| c.relayed.is_ipv4() != ip.is_ipv4())
+        {
+            return;
+        }
         let count = self.permitted.entry(ip).or_insert(0);
         *count += 1;
         if *count == 1 {

@@ -28,6 +28,7 @@ fn trickle(h: &mut Harness, client: usize, candidates: &[&str]) {
     let mut frag = format!("a=ice-ufrag:{ufrag}\r\nm=audio 9 UDP/TLS/RTP/SAVPF 0\r\na=mid:0\r\n");
     for (i, c) in candidates.iter().enumerate() {
         let (ip, port) = c.rsplit_once(':').unwrap();
+        let ip = ip.trim_start_matches('[').trim_end_matches(']');
         frag.push_str(&format!(
             "a=candidate:{i} 1 udp 2122260223 {ip} {port} typ srflx raddr 0.0.0.0 rport 0\r\n"
         ));
@@ -116,7 +117,8 @@ fn candidates_are_permitted_once_and_forgotten_with_the_last_session() {
     assert_eq!(
         needs(&mut h),
         vec![RelayNeed::Permit(ip("192.0.2.2"))],
-        "one permission per IP, whatever the port, and none again for an IP already permitted"
+        "one permission per IP, whatever the port, none again for an IP already permitted, and \
+         none for an IPv6 address on an IPv4 allocation"
     );
     let now = h.now;
     h.engine.delete(now, h.clients[b].answer.session);

@@ -171,6 +171,17 @@ def server(coturn: Coturn, tmp_path_factory) -> Server:
         yield srv
 
 
+async def close_all(*sessions) -> None:
+    """Closes every session that was opened; a failure to close is printed, never raised (it
+    must not hide the test's own failure)."""
+    for s in sessions:
+        if s is not None:
+            try:
+                await s.close()
+            except Exception as e:
+                print(f"cleanup: {e!r}")
+
+
 def fetch_ice_servers(server: Server) -> list[dict]:
     with urllib.request.urlopen(f"{server.base}/api/turn-credentials", timeout=5) as resp:
         assert resp.status == 200
@@ -271,12 +282,7 @@ def test_relay_only_publisher_reaches_viewer_through_coturn(server: Server, cotu
             assert pair.local_candidate.port in coturn.relay_ports, pair
             assert pair.remote_candidate.type == "host", pair
         finally:
-            for s in (viewer, pub):
-                if s is not None:
-                    try:
-                        await s.close()
-                    except Exception as e:  # cleanup must not hide the real failure
-                        print(f"cleanup: {e!r}")
+            await close_all(viewer, pub)
 
     try:
         asyncio.run(asyncio.wait_for(scenario(), 60))
@@ -377,12 +383,7 @@ async def relay_only_publish_and_view(
         pairs = list(ice._connection._nominated.values())
         return [c for c, _ in viewer.counters], (pairs[0] if pairs else None)
     finally:
-        for s in (viewer, pub):
-            if s is not None:
-                try:
-                    await s.close()
-                except Exception as e:  # cleanup must not hide the real failure
-                    print(f"cleanup: {e!r}")
+        await close_all(viewer, pub)
 
 
 def test_without_r58s_relay_a_relay_only_guest_cannot_reach_an_unreachable_host(

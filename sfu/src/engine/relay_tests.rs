@@ -5,12 +5,11 @@ use std::net::{IpAddr, SocketAddr};
 use std::time::Duration;
 
 use super::RelayNeed;
+use super::tests::send_frame;
 use crate::testing::client::{ClientRole, H264_PT};
 use crate::testing::harness::{H264Source, Harness};
 use crate::webrtc::Via;
 use crate::webrtc::sdp::RelayCandidate;
-
-const FRAME: Duration = Duration::from_millis(33);
 
 fn relay() -> RelayCandidate {
     RelayCandidate {
@@ -69,10 +68,7 @@ fn relayed_and_direct_clients_each_get_media_their_own_way() {
     let ssrc = h.clients[publisher].client.ssrcs.0;
     let mut source = H264Source::new(ssrc, H264_PT);
     for _ in 0..30 {
-        for p in source.next_frame() {
-            h.clients[publisher].client.send_rtp(&p).expect("send");
-        }
-        h.advance(FRAME);
+        send_frame(&mut h, publisher, &mut source);
     }
     for viewer in [relayed_viewer, direct_viewer] {
         assert!(
@@ -148,10 +144,7 @@ fn a_relayed_publisher_outlives_a_relay_restart_long_enough_to_restart_ice() {
     assert!(h.connect_all());
     let ssrc = h.clients[publisher].client.ssrcs.0;
     let mut source = H264Source::new(ssrc, H264_PT);
-    for p in source.next_frame() {
-        h.clients[publisher].client.send_rtp(&p).expect("send");
-    }
-    h.advance(FRAME);
+    send_frame(&mut h, publisher, &mut source);
     // The relay goes silent; the driver notices at ~4 s and allocates anew.
     silence(&mut h, Duration::from_secs(4));
     assert_eq!(
@@ -189,10 +182,7 @@ fn a_direct_publisher_times_out_as_before_whatever_the_relay_does() {
     assert!(h.connect_all());
     let ssrc = h.clients[publisher].client.ssrcs.0;
     let mut source = H264Source::new(ssrc, H264_PT);
-    for p in source.next_frame() {
-        h.clients[publisher].client.send_rtp(&p).expect("send");
-    }
-    h.advance(FRAME);
+    send_frame(&mut h, publisher, &mut source);
     let now = h.now;
     h.engine.set_relay(now, None);
     silence(&mut h, Duration::from_millis(3200));

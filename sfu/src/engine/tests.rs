@@ -6,9 +6,9 @@ use crate::engine::{EngineConfig, TransmitQueue};
 use crate::testing::client::{ClientRole, H264_PT};
 use crate::testing::harness::{H264Source, Harness};
 
-const FRAME: Duration = Duration::from_millis(33);
+pub(super) const FRAME: Duration = Duration::from_millis(33);
 
-fn send_frame(h: &mut Harness, publisher: usize, source: &mut H264Source) -> usize {
+pub(super) fn send_frame(h: &mut Harness, publisher: usize, source: &mut H264Source) -> usize {
     let packets = source.next_frame();
     let count = packets.len();
     for p in packets {

@@ -113,8 +113,6 @@ pub struct RelayLink {
     announced: Option<RelayCandidate>,
     /// When the engine is next given the client's counters.
     next_report: Instant,
-    /// Relayed datagrams not sent (connection backlog full, or not allocated).
-    dropped: u64,
     /// The client gave up allocating on this server before it ever granted one.
     gave_up: bool,
     /// When the server last sent anything, and how many relayed peers have a channel: a silent
@@ -165,7 +163,6 @@ impl RelayLink {
             sender: GsoSender::new(true),
             announced: None,
             next_report: now,
-            dropped: 0,
             gave_up: false,
             last_heard: now,
             relayed_peers: 0,
@@ -201,7 +198,6 @@ impl RelayLink {
             sender: GsoSender::new(true),
             announced: None,
             next_report: Instant::now(),
-            dropped: 0,
             gave_up: false,
             last_heard: Instant::now(),
             relayed_peers: 0,
@@ -391,7 +387,6 @@ impl RelayLink {
                 .collect();
             dropped += self.sender.send(socket, &messages) as u64;
         }
-        self.dropped += dropped;
         dropped
     }
 
@@ -399,14 +394,9 @@ impl RelayLink {
     pub fn send(&mut self, peer: SocketAddr, payload: &[u8]) -> bool {
         self.out.clear();
         match self.client.send_to(peer, payload, &mut self.out) {
-            Ok(_) => {
-                let sent = write(&mut self.conn, &self.out);
-                self.dropped += u64::from(!sent);
-                sent
-            }
+            Ok(_) => write(&mut self.conn, &self.out),
             Err(e) => {
                 debug!(error = %e, "TURN: relayed datagram not sent");
-                self.dropped += 1;
                 false
             }
         }

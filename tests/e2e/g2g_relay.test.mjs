@@ -21,7 +21,7 @@ import assert from 'node:assert/strict';
 import { mkdtempSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { startServer } from './lib/server.mjs';
+import { startServer, metricSum } from './lib/server.mjs';
 import { launchChromium } from './lib/browser.mjs';
 import { startTurn } from './lib/turn.mjs';
 import { waitUntil } from './lib/pages.mjs';
@@ -60,15 +60,7 @@ after(async () => {
 });
 
 /** The sum of a metric's samples on `server` whose labels match `labels`. */
-async function metric(server, name, labels = /.*/) {
-  const text = await (await fetch(`${server.base}/metrics`)).text();
-  let sum = 0;
-  for (const line of text.split('\n')) {
-    const m = line.match(/^(\w+)(\{[^}]*\})? (\S+)$/);
-    if (m && m[1] === name && labels.test(m[2] ?? '')) sum += Number(m[3]);
-  }
-  return sum;
-}
+const metric = (server, name, labels) => metricSum(server.base, name, labels);
 
 /** Local and remote candidate types of the selected pair of the page's publisher or viewer. */
 function pairTypes(page, role) {

@@ -7,7 +7,7 @@
 // All traffic stays on 127.0.0.0/8.
 import { test, before, after } from 'node:test';
 import assert from 'node:assert/strict';
-import { startServer } from './lib/server.mjs';
+import { startServer, metricSum } from './lib/server.mjs';
 import { launchChromium } from './lib/browser.mjs';
 import { startTurn } from './lib/turn.mjs';
 import {
@@ -39,15 +39,7 @@ after(async () => {
 });
 
 /** The sum of a metric's samples whose labels match `labels` (a regular expression). */
-async function metric(name, labels = /.*/) {
-  const text = await (await fetch(`${server.base}/metrics`)).text();
-  let sum = 0;
-  for (const line of text.split('\n')) {
-    const m = line.match(/^(\w+)(\{[^}]*\})? (\S+)$/);
-    if (m && m[1] === name && labels.test(m[2] ?? '')) sum += Number(m[3]);
-  }
-  return sum;
-}
+const metric = (name, labels) => metricSum(server.base, name, labels);
 
 /** Opens `path` on the server with the requests to /whep and /hls recorded. */
 async function open(path, tag) {

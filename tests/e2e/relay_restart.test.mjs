@@ -32,7 +32,7 @@ import assert from 'node:assert/strict';
 import { mkdirSync, mkdtempSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { startServer } from './lib/server.mjs';
+import { startServer, metricSum } from './lib/server.mjs';
 import { launchChromium } from './lib/browser.mjs';
 import { startTurn } from './lib/turn.mjs';
 import { assertCounting, assertPlaying, screenshot, waitUntil, watchConsole } from './lib/pages.mjs';
@@ -96,15 +96,7 @@ after(async () => {
 });
 
 /** The sum of a metric's samples whose labels match `labels` (a regular expression). */
-async function metric(name, labels = /.*/) {
-  const text = await (await fetch(`${server.base}/metrics`)).text();
-  let sum = 0;
-  for (const line of text.split('\n')) {
-    const m = line.match(/^(\w+)(\{[^}]*\})? (\S+)$/);
-    if (m && m[1] === name && labels.test(m[2] ?? '')) sum += Number(m[3]);
-  }
-  return sum;
-}
+const metric = (name, labels) => metricSum(server.base, name, labels);
 
 // What the pages said, with the time (for the restart's timeline).
 const said = [];

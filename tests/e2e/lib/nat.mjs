@@ -4,6 +4,7 @@
 // coturn and the tunnel forwarder) until its stdin closes, so a test that dies, however it
 // dies, leaves nothing behind. r58 runs in the box and each Chromium in its client's namespace
 // (`ip netns exec`): playwright talks to the browser over a pipe, which crosses namespaces.
+import { metricSum } from './server.mjs';
 import { execFileSync, spawn } from 'node:child_process';
 import { chmodSync, existsSync, mkdtempSync, readFileSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
@@ -101,15 +102,7 @@ export async function startR58InBox(topo, toml) {
     config: toml,
     log: () => log.replace(/\x1b\[[0-9;]*m/g, ''),
     /** The sum of a metric's samples whose labels match `labels` (a regular expression). */
-    async metric(name, labels = /.*/) {
-      const text = await (await fetch(`${base}/metrics`)).text();
-      let sum = 0;
-      for (const line of text.split('\n')) {
-        const m = line.match(/^(\w+)(\{[^}]*\})? (\S+)$/);
-        if (m && m[1] === name && labels.test(m[2] ?? '')) sum += Number(m[3]);
-      }
-      return sum;
-    },
+    metric: (name, labels) => metricSum(base, name, labels),
     async streams() {
       return (await fetch(`${base}/api/streams`)).json();
     },

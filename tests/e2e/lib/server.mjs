@@ -70,3 +70,15 @@ export async function startServer(extraArgs = []) {
     },
   };
 }
+
+/** The sum of the samples of metric `name` at `base`/metrics whose labels match `labels` (a
+ * regular expression over the `{...}` part). */
+export async function metricSum(base, name, labels = /.*/) {
+  const text = await (await fetch(`${base}/metrics`)).text();
+  let sum = 0;
+  for (const line of text.split('\n')) {
+    const m = line.match(/^(\w+)(\{[^}]*\})? (\S+)$/);
+    if (m && m[1] === name && labels.test(m[2] ?? '')) sum += Number(m[3]);
+  }
+  return sum;
+}

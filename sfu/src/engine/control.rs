@@ -140,22 +140,16 @@ impl Engine {
         let mut inbound = Vec::new();
         let mut media = Vec::new();
         let mut remb = false;
+        let mut refusals = Vec::new();
         for m in &offer.media {
-            let kind = match m.kind {
-                MediaKind::Audio => Some(TrackKind::Audio),
-                MediaKind::Video => Some(TrackKind::Video),
-                _ => None,
-            };
-            let chosen = kind.filter(|_| !m.rejected).and_then(|kind| {
-                let direction = sdp::answer_direction_for(m.direction, false)?;
-                Some((kind, sdp::choose_publish_codec(m)?, direction))
-            });
-            let Some((kind, codec, direction)) = chosen else {
-                media.push(AnswerMedia {
-                    mid: m.mid.clone(),
-                    accept: None,
-                });
-                continue;
+            let chosen = publish_choice(m);
+            let (kind, codec, direction) = match chosen {
+                Ok(c) => c,
+                Err(why) => {
+                    refusals.push(why);
+                    media.push(AnswerMedia::unused(m));
+                    continue;
+                }
             };
             remb |= codec.rtcp_fb.iter().any(|fb| fb == "goog-remb");
             inbound.push(InboundTrack {
@@ -169,22 +163,22 @@ impl Engine {
                 repair: Default::default(),
             });
             tracks.push(Track::new(kind, CodecSpec::from(codec)));
-            media.push(AnswerMedia {
-                mid: m.mid.clone(),
-                accept: Some(AcceptedMedia {
+            media.push(AnswerMedia::accept(
+                &m.mid,
+                AcceptedMedia {
                     codec: codec.clone(),
                     with_rtx: false,
                     direction,
                     extmaps: Vec::new(),
                     send: None,
-                }),
-            });
+                },
+            ));
         }
         if tracks.is_empty() {
-            return Err(EngineError::NoUsableMedia(
-                "no sendonly/sendrecv audio (Opus) or video (H.264 packetization-mode 1, VP8)"
-                    .into(),
-            ));
+            return Err(EngineError::NoUsableMedia(format!(
+                "nothing to publish: {}",
+                refusals.join("; ")
+            )));
         }
         let mut session = self.new_session(now, Role::Publish, name, &offer)?;
         session.inbound = inbound;
@@ -230,34 +224,51 @@ impl Engine {
         let mut used = vec![false; stream.tracks.len()];
         let mut outbound = Vec::new();
         let mut media = Vec::new();
+        let mut refusals = Vec::new();
+        // Tracks an m-line of their kind was offered for but could not carry (codec).
+        let mut incompatible = Vec::new();
         let mut rng = rand::rng();
         for m in &offer.media {
             let kind = match m.kind {
-                MediaKind::Audio => Some(TrackKind::Audio),
-                MediaKind::Video => Some(TrackKind::Video),
-                _ => None,
+                MediaKind::Audio => TrackKind::Audio,
+                MediaKind::Video => TrackKind::Video,
+                _ => {
+                    refusals.push(m.why_unusable().unwrap_or_default());
+                    media.push(AnswerMedia::unused(m));
+                    continue;
+                }
             };
-            let track = kind.filter(|_| !m.rejected).and_then(|kind| {
+            if let Some(why) = m.why_unusable() {
+                refusals.push(why);
+                media.push(AnswerMedia::unused(m));
+                continue;
+            }
+            let Some(index) =
                 (0..stream.tracks.len()).find(|&i| !used[i] && stream.tracks[i].kind == kind)
-            });
-            let direction = sdp::answer_direction_for(m.direction, true);
-            let (Some(index), Some(direction)) = (track, direction) else {
-                media.push(AnswerMedia {
-                    mid: m.mid.clone(),
-                    accept: None,
-                });
+            else {
+                refusals.push(format!(
+                    "m-line {:?} asks for {} and the stream has no (other) {} track",
+                    m.mid,
+                    m.kind.as_sdp(),
+                    m.kind.as_sdp()
+                ));
+                media.push(AnswerMedia::unused(m));
+                continue;
+            };
+            let Some(direction) = sdp::answer_direction_for(m.direction, true) else {
+                refusals.push(format!(
+                    "m-line {:?} is {}; a WHEP offer must receive (recvonly or sendrecv)",
+                    m.mid, m.direction
+                ));
+                media.push(AnswerMedia::unused(m));
                 continue;
             };
             let source = &stream.tracks[index];
-            let codec = sdp::choose_play_codec(m, &source.codec).ok_or_else(|| {
-                EngineError::IncompatibleCodec {
-                    stream: name.to_owned(),
-                    reason: format!(
-                        "the stream's {:?} track is {} and the offer has no compatible codec",
-                        source.kind, source.codec.name
-                    ),
-                }
-            })?;
+            let Some(codec) = sdp::choose_play_codec(m, &source.codec) else {
+                incompatible.push(sdp::play_refusal(m, &source.codec));
+                media.push(AnswerMedia::unused(m));
+                continue;
+            };
             used[index] = true;
             // Capture times are known for the box's own cameras; offer them where asked.
             let abs_capture = m
@@ -283,9 +294,9 @@ impl Engine {
                 rtx,
                 abs_capture_ext: abs_capture.as_ref().map(|(id, _)| *id),
             });
-            media.push(AnswerMedia {
-                mid: m.mid.clone(),
-                accept: Some(AcceptedMedia {
+            media.push(AnswerMedia::accept(
+                &m.mid,
+                AcceptedMedia {
                     codec: codec.clone(),
                     with_rtx: rtx.is_some(),
                     direction,
@@ -297,12 +308,22 @@ impl Engine {
                         stream_id: name.to_owned(),
                         track_id: format!("{name}-{}", m.mid),
                     }),
-                }),
+                },
+            ));
+        }
+        // A track the viewer asked for in a codec it cannot take: say exactly why rather than
+        // play the rest without it.
+        let missed = (0..stream.tracks.len()).any(|i| !used[i]);
+        if !incompatible.is_empty() && (missed || outbound.is_empty()) {
+            return Err(EngineError::IncompatibleCodec {
+                stream: name.to_owned(),
+                reason: incompatible.join("; "),
             });
         }
         if outbound.is_empty() {
             return Err(EngineError::NoUsableMedia(format!(
-                "the offer has no recvonly/sendrecv m-line matching a track of '{name}'"
+                "nothing of '{name}' to play: {}",
+                refusals.join("; ")
             )));
         }
         let mut session = self.new_session(now, Role::Play, name, &offer)?;
@@ -462,18 +483,46 @@ impl Engine {
     }
 }
 
-/// The accepted m-lines of an answer, for the session to remember.
+/// The bundled m-lines of an answer (accepted and inactive), for the session to remember: an
+/// ICE restart answers for each of them.
 fn bundled(offer: &Offer, media: &[AnswerMedia]) -> Vec<BundledMedia> {
     offer
         .media
         .iter()
         .zip(media)
+        .filter(|(_, a)| a.is_bundled())
         .filter_map(|(m, a)| {
-            a.accept.as_ref().map(|acc| BundledMedia {
+            let payload_type = match a.accepted() {
+                Some(acc) => acc.codec.payload_type,
+                None => m.codecs.first()?.payload_type,
+            };
+            Some(BundledMedia {
                 mid: a.mid.clone(),
                 kind: m.kind,
-                payload_type: acc.codec.payload_type,
+                payload_type,
             })
         })
         .collect()
+}
+
+/// The track kind, codec and answer direction a publisher's m-line is ingested with, or why it
+/// cannot be.
+fn publish_choice(
+    m: &sdp::OfferedMedia,
+) -> Result<(TrackKind, &sdp::OfferedCodec, sdp::Direction), String> {
+    if let Some(why) = m.why_unusable() {
+        return Err(why);
+    }
+    let kind = match m.kind {
+        MediaKind::Audio => TrackKind::Audio,
+        _ => TrackKind::Video,
+    };
+    let direction = sdp::answer_direction_for(m.direction, false).ok_or_else(|| {
+        format!(
+            "m-line {:?} is {}; a WHIP offer must send (sendonly or sendrecv)",
+            m.mid, m.direction
+        )
+    })?;
+    let codec = sdp::choose_publish_codec(m).ok_or_else(|| sdp::publish_refusal(m))?;
+    Ok((kind, codec, direction))
 }

@@ -35,3 +35,33 @@ export async function openClockPage(browser, base, label) {
   await page.addScriptTag({ path: resolve(import.meta.dirname, 'g2g.js') });
   return page;
 }
+
+export const firefoxPath = () => process.env.FIREFOX ?? '/usr/bin/firefox-esr';
+
+/**
+ * Launches Debian's Firefox ESR headless through puppeteer-core (WebDriver BiDi) with a fake
+ * camera and microphone and no permission prompt. Its ICE stack gathers only loopback here:
+ * WebRTC may use 127.0.0.1 (`media.peerconnection.ice.loopback`) and must not offer this
+ * machine's interface addresses (`ice.default_address_only` keeps it to the default route's
+ * interface, and the obfuscation/mDNS of host candidates is off so the server can reach the
+ * candidate it is given).
+ */
+export async function launchFirefox({ prefs = {} } = {}) {
+  const { default: puppeteer } = await import('puppeteer-core');
+  return puppeteer.launch({
+    browser: 'firefox',
+    executablePath: firefoxPath(),
+    headless: true,
+    userDataDir: mkdtempSync(join(tmpdir(), 'r58-firefox-')),
+    extraPrefsFirefox: {
+      'media.navigator.streams.fake': true,
+      'media.navigator.permission.disabled': true,
+      'media.peerconnection.ice.loopback': true,
+      'media.peerconnection.ice.obfuscate_host_addresses': false,
+      'media.peerconnection.ice.default_address_only': true,
+      'media.peerconnection.ice.no_host': false,
+      'network.dns.disableIPv6': true,
+      ...prefs,
+    },
+  });
+}

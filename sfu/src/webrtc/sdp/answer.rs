@@ -34,8 +34,60 @@ pub struct AnswerParams<'a> {
 pub struct AnswerMedia {
     /// The offered mid.
     pub mid: String,
-    /// None rejects the m-line (port 0, still with `a=mid`, left out of the BUNDLE group).
-    pub accept: Option<AcceptedMedia>,
+    /// What the answer says of it.
+    pub answer: MediaAnswer,
+}
+
+/// What the answer says of one offered m-line.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum MediaAnswer {
+    /// Media flows on it, as described.
+    Accept(Box<AcceptedMedia>),
+    /// Nothing flows on it but it stays in the BUNDLE group (port 9, `a=inactive`, with the
+    /// transport attributes): an audio/video m-line the stream has no track for. RFC 8843
+    /// forbids rejecting the offerer-tagged m-line (the first of its group) while keeping the
+    /// others bundled, and a client that offers audio first for a video-only stream (GStreamer's
+    /// webrtcbin with max-bundle) then waits forever for a transport that never comes.
+    Inactive,
+    /// Port 0: an m-line that cannot be bundled or understood (data channels, plain RTP/AVP,
+    /// unknown media) or that the offerer already rejected. Left out of the BUNDLE group.
+    Reject,
+}
+
+impl AnswerMedia {
+    /// An accepted m-line.
+    pub fn accept(mid: &str, accepted: AcceptedMedia) -> Self {
+        Self {
+            mid: mid.to_owned(),
+            answer: MediaAnswer::Accept(Box::new(accepted)),
+        }
+    }
+
+    /// The answer to an offered m-line that carries nothing of this session: inactive inside
+    /// the bundle when it is audio/video secure RTP the offerer did not reject, else rejected.
+    pub fn unused(offered: &OfferedMedia) -> Self {
+        Self {
+            mid: offered.mid.clone(),
+            answer: if offered.is_usable() {
+                MediaAnswer::Inactive
+            } else {
+                MediaAnswer::Reject
+            },
+        }
+    }
+
+    /// The accepted media, if media flows on this m-line.
+    pub fn accepted(&self) -> Option<&AcceptedMedia> {
+        match &self.answer {
+            MediaAnswer::Accept(a) => Some(a),
+            MediaAnswer::Inactive | MediaAnswer::Reject => None,
+        }
+    }
+
+    /// Whether the m-line is in the answer's BUNDLE group.
+    pub fn is_bundled(&self) -> bool {
+        !matches!(self.answer, MediaAnswer::Reject)
+    }
 }
 
 /// How an accepted m-line is answered.
@@ -90,7 +142,10 @@ fn invalid(msg: impl Into<String>) -> SdpError {
 
 /// Builds the answer to `offer`. Fails (a caller bug, reported as [`SdpError::InvalidAnswer`])
 /// when `params` do not match the offer or carry values that cannot be written into SDP, and
-/// with [`SdpError::NoUsableMedia`] when every m-line is rejected.
+/// with [`SdpError::NoUsableMedia`] when no m-line is accepted.
+///
+/// The answer's BUNDLE group lists the accepted and inactive m-lines in the order of the
+/// offer's group, so the offerer-tagged m-line stays first whenever it is audio or video.
 pub fn build_answer(offer: &Offer, params: &AnswerParams<'_>) -> Result<String, SdpError> {
     if params.ice_ufrag.len() < 4 || !is_ice_chars(params.ice_ufrag) {
         return Err(invalid("ice-ufrag must be 4 to 256 ice-chars"));
@@ -110,6 +165,7 @@ pub fn build_answer(offer: &Offer, params: &AnswerParams<'_>) -> Result<String, 
         )));
     }
     let mut bundle = Vec::new();
+    let mut accepted = 0;
     for (index, (a, o)) in params.media.iter().zip(&offer.media).enumerate() {
         if a.mid != o.mid {
             return Err(invalid(format!(
@@ -118,14 +174,36 @@ pub fn build_answer(offer: &Offer, params: &AnswerParams<'_>) -> Result<String, 
                 excerpt(&o.mid)
             )));
         }
-        if let Some(acc) = &a.accept {
-            check_accepted(o, acc)?;
+        match &a.answer {
+            MediaAnswer::Accept(acc) => {
+                check_accepted(o, acc)?;
+                accepted += 1;
+            }
+            MediaAnswer::Inactive if !o.is_usable() => {
+                return Err(invalid(format!(
+                    "m-line {:?} cannot be bundled as inactive (not usable audio/video)",
+                    excerpt(&o.mid)
+                )));
+            }
+            MediaAnswer::Inactive | MediaAnswer::Reject => {}
+        }
+        if a.is_bundled() {
             bundle.push(a.mid.as_str());
         }
     }
-    if bundle.is_empty() {
+    if accepted == 0 {
         return Err(SdpError::NoUsableMedia);
     }
+    // The offer's group order (the tagged m-line first), then any bundled m-line it lacks (an
+    // offer with a single m-line may have no group at all).
+    let group_position = |mid: &str| {
+        offer
+            .bundle_mids
+            .iter()
+            .position(|m| m == mid)
+            .unwrap_or(usize::MAX)
+    };
+    bundle.sort_by_key(|mid| group_position(mid));
 
     let mut out = String::with_capacity(1024 + 1024 * bundle.len());
     let mut line = |s: &str| {
@@ -143,9 +221,10 @@ pub fn build_answer(offer: &Offer, params: &AnswerParams<'_>) -> Result<String, 
     line("a=ice-lite");
     line("a=msid-semantic: WMS *");
     for (a, o) in params.media.iter().zip(&offer.media) {
-        match &a.accept {
-            None => write_rejected(&mut line, params, o),
-            Some(acc) => write_accepted(&mut line, params, o, acc, &candidates),
+        match &a.answer {
+            MediaAnswer::Reject => write_rejected(&mut line, params, o),
+            MediaAnswer::Inactive => write_inactive(&mut line, params, o, &candidates),
+            MediaAnswer::Accept(acc) => write_accepted(&mut line, params, o, acc, &candidates),
         }
     }
     Ok(out)
@@ -207,10 +286,10 @@ fn check_accepted(o: &OfferedMedia, acc: &AcceptedMedia) -> Result<(), SdpError>
     Ok(())
 }
 
-/// A rejected m-line: port 0, its mid, and (though browsers ignore them there) our ICE and DTLS
-/// parameters, because some stacks (aiortc) refuse an answer with any m-line lacking them.
-fn write_rejected(line: &mut impl FnMut(&str), p: &AnswerParams, o: &OfferedMedia) {
-    // Values are echoed from the offer only if they are plain tokens.
+/// The offer's media token and proto when they are plain tokens (else defaults), and the
+/// offer's first codec, which a rejected or inactive m-line echoes with its rtpmap: aiortc and
+/// GStreamer want one they know even there.
+fn echoed(o: &OfferedMedia) -> (&str, &str, Option<&OfferedCodec>, String) {
     let media = if is_token(&o.media_type, 32) {
         o.media_type.as_str()
     } else {
@@ -221,7 +300,6 @@ fn write_rejected(line: &mut impl FnMut(&str), p: &AnswerParams, o: &OfferedMedi
     } else {
         "UDP/TLS/RTP/SAVPF"
     };
-    // The offer's first codec, echoed with its rtpmap: aiortc wants one it knows even here.
     let codec = o.codecs.first().filter(|c| is_token(&c.name, 32));
     let fmt = match codec {
         Some(c) => c.payload_type.to_string(),
@@ -232,27 +310,79 @@ fn write_rejected(line: &mut impl FnMut(&str), p: &AnswerParams, o: &OfferedMedi
             .map_or("0", String::as_str)
             .to_owned(),
     };
-    line(&format!("m={media} 0 {proto} {fmt}"));
-    line("c=IN IP4 0.0.0.0");
+    (media, proto, codec, fmt)
+}
+
+/// Our ICE and DTLS parameters and the mid: every m-line carries them.
+fn write_transport(line: &mut impl FnMut(&str), p: &AnswerParams, mid: &str) {
     line(&format!("a=ice-ufrag:{}", p.ice_ufrag));
     line(&format!("a=ice-pwd:{}", p.ice_pwd));
     line(&format!("a=fingerprint:sha-256 {}", p.fingerprint_sha256));
     line("a=setup:passive");
-    if !o.mid.is_empty() {
-        line(&format!("a=mid:{}", o.mid));
+    if !mid.is_empty() {
+        line(&format!("a=mid:{mid}"));
     }
+}
+
+fn write_rtpmap(line: &mut impl FnMut(&str), c: &OfferedCodec) {
+    match c.channels {
+        Some(ch) => line(&format!(
+            "a=rtpmap:{} {}/{}/{ch}",
+            c.payload_type, c.name, c.clock_rate
+        )),
+        None => line(&format!(
+            "a=rtpmap:{} {}/{}",
+            c.payload_type, c.name, c.clock_rate
+        )),
+    }
+}
+
+/// A rejected m-line: port 0, its mid, and (though browsers ignore them there) our ICE and DTLS
+/// parameters, because some stacks (aiortc) refuse an answer with any m-line lacking them.
+fn write_rejected(line: &mut impl FnMut(&str), p: &AnswerParams, o: &OfferedMedia) {
+    let (media, proto, codec, fmt) = echoed(o);
+    line(&format!("m={media} 0 {proto} {fmt}"));
+    line("c=IN IP4 0.0.0.0");
+    write_transport(line, p, &o.mid);
     if !matches!(o.kind, super::MediaKind::Audio | super::MediaKind::Video) {
         return;
     }
     line("a=inactive");
     line("a=rtcp-mux");
     if let Some(c) = codec {
-        let channels = c.channels.map(|n| format!("/{n}")).unwrap_or_default();
-        line(&format!(
-            "a=rtpmap:{} {}/{}{channels}",
-            c.payload_type, c.name, c.clock_rate
-        ));
+        write_rtpmap(line, c);
     }
+}
+
+/// An inactive bundled m-line: port 9 and the full transport, with candidates, because it may be
+/// the tagged m-line whose transport the whole bundle uses.
+fn write_inactive(
+    line: &mut impl FnMut(&str),
+    p: &AnswerParams,
+    o: &OfferedMedia,
+    candidates: &[String],
+) {
+    let (media, proto, codec, fmt) = echoed(o);
+    line(&format!("m={media} 9 {proto} {fmt}"));
+    line("c=IN IP4 0.0.0.0");
+    line("a=rtcp:9 IN IP4 0.0.0.0");
+    write_transport(line, p, &o.mid);
+    line("a=inactive");
+    line("a=rtcp-mux");
+    if o.rtcp_rsize {
+        line("a=rtcp-rsize");
+    }
+    if let Some(c) = codec {
+        write_rtpmap(line, c);
+    }
+    write_candidates(line, candidates);
+}
+
+fn write_candidates(line: &mut impl FnMut(&str), candidates: &[String]) {
+    for cand in candidates {
+        line(&format!("a=candidate:{cand}"));
+    }
+    line("a=end-of-candidates");
 }
 
 fn write_accepted(
@@ -271,11 +401,7 @@ fn write_accepted(
     line(&m_line);
     line("c=IN IP4 0.0.0.0");
     line("a=rtcp:9 IN IP4 0.0.0.0");
-    line(&format!("a=ice-ufrag:{}", p.ice_ufrag));
-    line(&format!("a=ice-pwd:{}", p.ice_pwd));
-    line(&format!("a=fingerprint:sha-256 {}", p.fingerprint_sha256));
-    line("a=setup:passive");
-    line(&format!("a=mid:{}", o.mid));
+    write_transport(line, p, &o.mid);
     for (id, uri) in &acc.extmaps {
         line(&format!("a=extmap:{id} {uri}"));
     }
@@ -285,10 +411,7 @@ fn write_accepted(
         line("a=rtcp-rsize");
     }
     let pt = c.payload_type;
-    match c.channels {
-        Some(ch) => line(&format!("a=rtpmap:{pt} {}/{}/{ch}", c.name, c.clock_rate)),
-        None => line(&format!("a=rtpmap:{pt} {}/{}", c.name, c.clock_rate)),
-    }
+    write_rtpmap(line, c);
     if !c.fmtp.trim().is_empty() {
         line(&format!("a=fmtp:{pt} {}", c.fmtp.trim()));
     }
@@ -313,10 +436,7 @@ fn write_accepted(
             line(&format!("a=ssrc:{ssrc} msid:{msid}"));
         }
     }
-    for cand in candidates {
-        line(&format!("a=candidate:{cand}"));
-    }
-    line("a=end-of-candidates");
+    write_candidates(line, candidates);
 }
 
 /// `AB:CD:...`, 32 bytes.

@@ -46,6 +46,11 @@ fn fuzz_answer(offer: &Offer, we_send: bool) {
                     Some(c)
                 }
             });
+            // The refusal texts quote client input: they must never panic either.
+            let _ = super::publish_refusal(m);
+            if let Some(c) = m.codecs.first() {
+                let _ = super::play_refusal(m, &CodecSpec::from(c));
+            }
             let accept = codec
                 .zip(direction)
                 .map(|(codec, direction)| AcceptedMedia {
@@ -61,9 +66,9 @@ fn fuzz_answer(offer: &Offer, we_send: bool) {
                         track_id: "track".into(),
                     }),
                 });
-            AnswerMedia {
-                mid: m.mid.clone(),
-                accept,
+            match accept {
+                Some(accepted) => AnswerMedia::accept(&m.mid, accepted),
+                None => AnswerMedia::unused(m),
             }
         })
         .collect();

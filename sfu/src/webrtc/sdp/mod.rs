@@ -23,10 +23,12 @@ mod trickle;
 mod tests;
 
 pub use answer::{
-    AcceptedMedia, AnswerMedia, AnswerParams, RelayCandidate, SendSsrc, answer_direction_for,
-    build_answer,
+    AcceptedMedia, AnswerMedia, AnswerParams, MediaAnswer, RelayCandidate, SendSsrc,
+    answer_direction_for, build_answer,
 };
-pub use codec::{choose_play_codec, choose_publish_codec, h264_fmtp_param};
+pub use codec::{
+    choose_play_codec, choose_publish_codec, h264_fmtp_param, play_refusal, publish_refusal,
+};
 pub use fuzz::fuzz_entry;
 pub use offer::parse_offer;
 pub use trickle::{
@@ -303,9 +305,29 @@ impl OfferedMedia {
     /// Not rejected, audio or video, and secure RTP with feedback (`.../SAVPF`): something the
     /// server can carry.
     pub fn is_usable(&self) -> bool {
-        !self.rejected
-            && matches!(self.kind, MediaKind::Audio | MediaKind::Video)
-            && self.proto.ends_with("/SAVPF")
+        self.why_unusable().is_none()
+    }
+
+    /// Why the server cannot carry this m-line at all (whatever its codecs), or None.
+    pub fn why_unusable(&self) -> Option<String> {
+        let mid = excerpt(&self.mid);
+        if !matches!(self.kind, MediaKind::Audio | MediaKind::Video) {
+            Some(format!(
+                "m-line {mid:?} is {} (not audio or video)",
+                excerpt(&self.media_type)
+            ))
+        } else if self.rejected {
+            Some(format!(
+                "m-line {mid:?} has port 0 (rejected by the offerer)"
+            ))
+        } else if !self.proto.ends_with("/SAVPF") {
+            Some(format!(
+                "m-line {mid:?} uses {}; WebRTC media needs UDP/TLS/RTP/SAVPF",
+                excerpt(&self.proto)
+            ))
+        } else {
+            None
+        }
     }
 }
 

@@ -37,22 +37,39 @@ fn params(media: Vec<AnswerMedia>, candidates: &[SocketAddr]) -> AnswerParams<'_
 fn whip_media(o: &Offer, ext_ids: &[u8]) -> Vec<AnswerMedia> {
     o.media
         .iter()
-        .map(|m| AnswerMedia {
-            mid: m.mid.clone(),
-            accept: choose_publish_codec(m).map(|c| AcceptedMedia {
-                codec: c.clone(),
-                with_rtx: true,
-                direction: Direction::RecvOnly,
-                extmaps: m
-                    .extmaps
-                    .iter()
-                    .filter(|(id, _)| ext_ids.contains(id))
-                    .cloned()
-                    .collect(),
-                send: None,
-            }),
+        .map(|m| {
+            answer_media(
+                m,
+                choose_publish_codec(m).map(|c| AcceptedMedia {
+                    codec: c.clone(),
+                    with_rtx: true,
+                    direction: Direction::RecvOnly,
+                    extmaps: m
+                        .extmaps
+                        .iter()
+                        .filter(|(id, _)| ext_ids.contains(id))
+                        .cloned()
+                        .collect(),
+                    send: None,
+                }),
+            )
         })
         .collect()
+}
+
+/// Accepted as given, else what the engine answers for an m-line it does not use.
+fn answer_media(m: &OfferedMedia, accepted: Option<AcceptedMedia>) -> AnswerMedia {
+    match accepted {
+        Some(a) => AnswerMedia::accept(&m.mid, a),
+        None => AnswerMedia::unused(m),
+    }
+}
+
+fn accepted_mut(m: &mut AnswerMedia) -> Option<&mut AcceptedMedia> {
+    match &mut m.answer {
+        MediaAnswer::Accept(a) => Some(&mut **a),
+        MediaAnswer::Inactive | MediaAnswer::Reject => None,
+    }
 }
 
 fn reparse(answer: &str) -> SessionDescription {
@@ -185,9 +202,9 @@ fn whep_answer_with_send_ssrcs() {
             let codec = choose_play_codec(m, want).cloned();
             let direction = answer_direction_for(m.direction, true);
             let n = u32::try_from(i).unwrap_or(0);
-            AnswerMedia {
-                mid: m.mid.clone(),
-                accept: codec
+            answer_media(
+                m,
+                codec
                     .zip(direction)
                     .map(|(codec, direction)| AcceptedMedia {
                         codec,
@@ -207,7 +224,7 @@ fn whep_answer_with_send_ssrcs() {
                             track_id: format!("cam1-{}", m.mid),
                         }),
                     }),
-            }
+            )
         })
         .collect();
     let c = cands();
@@ -243,8 +260,9 @@ fn whep_answer_with_send_ssrcs() {
 }
 
 #[test]
-fn rejected_sections() {
-    // Chrome WHIP plus a data channel: video rejected by us, data channel always rejected.
+fn rejected_and_inactive_sections() {
+    // Chrome WHIP plus a data channel: the data channel is rejected; a video m-line we do not
+    // use stays bundled as inactive; one the caller rejects outright gets port 0.
     let text = format!(
         "{}m=application 9 UDP/DTLS/SCTP webrtc-datachannel\nc=IN IP4 0.0.0.0\na=mid:2\n\
          a=sctp-port:5000\na=max-message-size:262144\n",
@@ -253,18 +271,18 @@ fn rejected_sections() {
     let o = offer(&text);
     assert_eq!(o.media[2].kind, MediaKind::Application);
     let mut media = whip_media(&o, &[]);
-    assert!(media[2].accept.is_none());
-    media[1].accept = None;
+    assert_eq!(media[2].answer, MediaAnswer::Reject);
+    media[1] = AnswerMedia::unused(&o.media[1]);
+    assert_eq!(media[1].answer, MediaAnswer::Inactive);
     let c = cands();
-    let answer = build(&o, &params(media, &c));
+    let answer = build(&o, &params(media.clone(), &c));
     reparse(&answer);
-    assert!(answer.contains("a=group:BUNDLE 0\r\n"));
-    // Rejected sections keep our ICE/DTLS parameters (aiortc requires them on every section)
-    // and, for RTP, the offer's first codec.
+    assert!(answer.contains("a=group:BUNDLE 0 1\r\n"), "{answer}");
     let ice = format!("a=ice-ufrag:{UFRAG}\r\na=ice-pwd:{PWD}\r\n");
     let video = answer.split("m=video").nth(1).expect("video section");
+    let video = video.split("m=application").next().unwrap_or(video);
     assert!(
-        video.starts_with(" 0 UDP/TLS/RTP/SAVPF 96\r\nc=IN IP4 0.0.0.0\r\n"),
+        video.starts_with(" 9 UDP/TLS/RTP/SAVPF 96\r\nc=IN IP4 0.0.0.0\r\n"),
         "{video}"
     );
     for attr in [
@@ -272,17 +290,30 @@ fn rejected_sections() {
         "a=inactive\r\n",
         "a=rtcp-mux\r\n",
         "a=rtpmap:96 VP8/90000\r\n",
+        "a=setup:passive\r\n",
+        "a=end-of-candidates\r\n",
     ] {
         assert!(video.contains(attr), "{attr} in {video}");
     }
+    assert!(video.contains(&ice));
     let application = answer
         .split("m=application")
         .nth(1)
         .expect("application section");
     assert!(application.starts_with(" 0 UDP/DTLS/SCTP webrtc-datachannel\r\n"));
     assert!(application.contains("a=mid:2\r\n") && !application.contains("a=rtcp-mux"));
-    assert!(video.contains(&ice) && application.contains(&ice));
-    assert_eq!(answer.matches("a=end-of-candidates").count(), 1);
+    // Rejected sections keep our ICE/DTLS parameters (aiortc requires them on every section).
+    assert!(application.contains(&ice));
+    assert_eq!(answer.matches("a=end-of-candidates").count(), 2);
+
+    // Rejected outright: port 0, out of the group, the offer's first codec echoed.
+    media[1].answer = MediaAnswer::Reject;
+    let answer = build(&o, &params(media, &c));
+    reparse(&answer);
+    assert!(answer.contains("a=group:BUNDLE 0\r\n"));
+    let video = answer.split("m=video").nth(1).expect("video section");
+    assert!(video.starts_with(" 0 UDP/TLS/RTP/SAVPF 96\r\n"), "{video}");
+    assert!(video.contains("a=inactive\r\n") && video.contains("a=rtpmap:96 VP8/90000\r\n"));
 }
 
 #[test]
@@ -323,22 +354,22 @@ fn answer_input_errors() {
     p.media[0].mid = "x".into();
     assert!(is_invalid(&p), "mid");
     let mut p = ok.clone();
-    if let Some(a) = p.media[1].accept.as_mut() {
+    if let Some(a) = accepted_mut(&mut p.media[1]) {
         a.codec.payload_type = 55;
     }
     assert!(is_invalid(&p), "payload type not offered");
     let mut p = ok.clone();
-    if let Some(a) = p.media[1].accept.as_mut() {
+    if let Some(a) = accepted_mut(&mut p.media[1]) {
         a.extmaps.push((9, "urn:x".into()));
     }
     assert!(is_invalid(&p), "extmap not offered");
     let mut p = ok.clone();
-    if let Some(a) = p.media[1].accept.as_mut() {
+    if let Some(a) = accepted_mut(&mut p.media[1]) {
         a.codec.fmtp.push_str("\r\na=evil");
     }
     assert!(is_invalid(&p), "control characters");
     let mut p = ok.clone();
-    if let Some(a) = p.media[1].accept.as_mut() {
+    if let Some(a) = accepted_mut(&mut p.media[1]) {
         a.direction = Direction::SendOnly;
         a.send = Some(SendSsrc {
             ssrc: 1,
@@ -371,7 +402,7 @@ fn answer_input_errors() {
     assert_eq!(build_answer(&o, &p), Err(SdpError::NoCandidates));
     let mut p = ok.clone();
     for m in &mut p.media {
-        m.accept = None;
+        m.answer = MediaAnswer::Inactive;
     }
     assert_eq!(build_answer(&o, &p), Err(SdpError::NoUsableMedia));
 

@@ -97,6 +97,10 @@ pub struct StreamSummary {
     pub bitrate_bps: u64,
     pub video: Option<TrackSummary>,
     pub audio: Option<TrackSummary>,
+    /// Outputs the stream cannot have and why (`hls`, `recording`, `program`): a VP8 stream
+    /// plays over WebRTC only, and the pages say so instead of waiting for an LL-HLS playlist.
+    #[serde(skip_serializing_if = "BTreeMap::is_empty")]
+    pub unavailable: BTreeMap<&'static str, String>,
 }
 
 #[derive(Debug, Clone, PartialEq, Serialize)]
@@ -125,6 +129,7 @@ impl From<&StreamInfo> for StreamSummary {
             bitrate_bps: s.tracks.iter().map(|t| t.stats.bitrate_bps).sum(),
             video: track(TrackKind::Video),
             audio: track(TrackKind::Audio),
+            unavailable: s.unavailable.clone(),
         }
     }
 }
@@ -336,6 +341,7 @@ mod tests {
                 bitrate_bps,
             }),
             audio: None,
+            unavailable: BTreeMap::new(),
         }
     }
 

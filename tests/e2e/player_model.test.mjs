@@ -4,7 +4,7 @@
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import {
-  FIRST_FRAME_MS, PLAYER_STATES, RELAY_CONNECT_MS, RETRY_MS, STALL_MS, chooseTransport, connectingMessage,
+  CODEC_FALLBACK, FIRST_FRAME_MS, PLAYER_STATES, RELAY_CONNECT_MS, RETRY_MS, STALL_MS, chooseTransport, connectingMessage,
   connectionAction, describePlayError, frameProgress, framesDecoded, hlsLatencyLabel, offersRelay, playParam,
   resolutionLabel, retryMessage, stallTransition, stateLabel, stateMessage, watchFrames, whepLatencyLabel,
 } from '../../web/static/js/player-model.js';
@@ -48,6 +48,22 @@ test('WHEP pictures are judged by decoded frames: their currentTime runs on with
     ({ watch, stalled } = watchFrames(watch, frameProgress({ totalVideoFrames: 285 }, time), now));
   }
   assert.equal(stalled, true);
+});
+
+test('presented frames count too: Firefox leaves a MediaStream out of getVideoPlaybackQuality', () => {
+  // Firefox: decoded frames stay at 0 while frames are presented.
+  assert.equal(frameProgress({ totalVideoFrames: 0 }, 3.1, 90), 90);
+  assert.notEqual(frameProgress({ totalVideoFrames: 0 }, 3.2, 93), frameProgress({ totalVideoFrames: 0 }, 3.1, 90));
+  // Chromium: both move; a picture where neither moves is frozen.
+  assert.equal(frameProgress({ totalVideoFrames: 285 }, 9.9, 280), 565);
+  let watch = null;
+  let stalled = false;
+  for (const now of [0, 2000, 4000, 6000]) {
+    ({ watch, stalled } = watchFrames(watch, frameProgress({ totalVideoFrames: 0 }, now / 1000, 90), now));
+  }
+  assert.equal(stalled, true);
+  // Without the callback, as before.
+  assert.equal(frameProgress({ totalVideoFrames: 285 }, 14.9, null), 285);
 });
 
 test('only live and stalled players change state by the stall rule', () => {
@@ -181,6 +197,16 @@ test('REMOTE falls back to LL-HLS: no relay in the answer, a refusal /hls may no
   // "Not live" is no reason to change transport: /hls would say the same; it is retried as usual.
   assert.equal(chooseTransport({ mode: 'REMOTE', refused: 404 }).transport, 'whep');
   assert.equal(chooseTransport({ mode: 'REMOTE', refused: 500 }).transport, 'whep');
+});
+
+test('a 422 (no codec of this browser carries the stream) plays LL-HLS in LOCAL mode too, and stays there', () => {
+  for (const mode of ['LOCAL', 'REMOTE']) {
+    assert.deepEqual(chooseTransport({ mode, refused: 422 }), { transport: 'hls', trial: false, why: CODEC_FALLBACK });
+    assert.deepEqual(chooseTransport({ mode, fellBack: CODEC_FALLBACK }), { transport: 'hls', trial: false, why: CODEC_FALLBACK });
+  }
+  // Other refusals in LOCAL mode change nothing: WHEP is retried.
+  assert.equal(chooseTransport({ mode: 'LOCAL', refused: 503 }).transport, 'whep');
+  assert.equal(chooseTransport({ mode: 'LOCAL', refused: 404 }).transport, 'whep');
 });
 
 test('the relay timeout: a few seconds, a failed try plus an LL-HLS start within the first-frame timeout', () => {

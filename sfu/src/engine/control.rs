@@ -9,6 +9,7 @@ use tracing::info;
 use super::{CloseReason, Engine, EngineError};
 use crate::hub::{Track, TrackStats};
 use crate::media::CodecSpec;
+use crate::media::outputs::unavailable_outputs;
 use crate::media::{SourceKind, TrackKind};
 use crate::rtp::rewrite::Rewriter;
 use crate::webrtc::bitrate_cap::BitrateCap;
@@ -42,6 +43,9 @@ pub struct StreamInfo {
     /// Readers by kind (WHEP viewers now; HLS muxers, recorders and the switcher later).
     pub readers: std::collections::BTreeMap<&'static str, usize>,
     pub keyframe_requests: u64,
+    /// Outputs this stream cannot have (`hls`, `recording`, `program`) and why: r58 does not
+    /// transcode, so a VP8 stream is live over WebRTC only. Empty for H.264/Opus streams.
+    pub unavailable: std::collections::BTreeMap<&'static str, String>,
 }
 
 #[derive(Debug, Clone, serde::Serialize)]
@@ -466,6 +470,12 @@ impl Engine {
                     readers
                 },
                 keyframe_requests: s.keyframe_requests,
+                unavailable: unavailable_outputs(
+                    s.tracks.iter().map(|t| (t.kind, t.codec.name.as_str())),
+                )
+                .into_iter()
+                .map(|(output, why)| (output.as_str(), why))
+                .collect(),
                 tracks: s
                     .tracks
                     .iter()

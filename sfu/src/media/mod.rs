@@ -4,6 +4,7 @@
 
 pub mod clock;
 pub mod h264;
+pub mod outputs;
 
 pub use clock::WallClock;
 

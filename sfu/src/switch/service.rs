@@ -450,22 +450,12 @@ impl Switcher {
 
 /// Whether a stream with `tracks` can go to program: H.264 video and/or Opus audio only.
 fn compatibility(tracks: &[ReaderTrack]) -> Result<(), String> {
-    for track in tracks {
-        let ok = match track.kind {
-            TrackKind::Video => track.codec.name.eq_ignore_ascii_case("H264"),
-            TrackKind::Audio => track.codec.name.eq_ignore_ascii_case("opus"),
-        };
-        if !ok {
-            return Err(format!(
-                "its {:?} is {}, the program carries H.264 and Opus (no transcoding)",
-                track.kind, track.codec.name
-            ));
-        }
+    match crate::media::outputs::passthrough_refusal(
+        tracks.iter().map(|t| (t.kind, t.codec.name.as_str())),
+    ) {
+        Some(why) => Err(why),
+        None => Ok(()),
     }
-    if tracks.is_empty() {
-        return Err("it has no tracks".to_owned());
-    }
-    Ok(())
 }
 
 /// Feeds one source's packets to the bus until its stream ends.

@@ -6,39 +6,44 @@ import { resolve } from 'node:path';
 
 const root = resolve(import.meta.dirname, '..', '..', '..');
 
-async function freeTcpPort() {
+async function freeTcpPort(host) {
   return new Promise((ok, fail) => {
     const s = createServer();
     s.once('error', fail);
-    s.listen(0, '127.0.0.1', () => {
+    s.listen(0, host, () => {
       const { port } = s.address();
       s.close(() => ok(port));
     });
   });
 }
 
-async function freeUdpPort() {
+async function freeUdpPort(host) {
   return new Promise((ok, fail) => {
     const s = createSocket('udp4');
     s.once('error', fail);
-    s.bind(0, '127.0.0.1', () => {
+    s.bind(0, host, () => {
       const { port } = s.address();
       s.close(() => ok(port));
     });
   });
 }
 
-export async function startServer(extraArgs = []) {
+/**
+ * Starts r58 with `extraArgs`, HTTP on a free port of `host` and WebRTC media on one of
+ * `mediaHost` (loopback, or an address of a network namespace the test made and runs in).
+ * Resolves to `{ base, pid, log(), stop() }`.
+ */
+export async function startServer(extraArgs = [], { host = '127.0.0.1', mediaHost = host } = {}) {
   // Relative paths are taken from the repository root, whatever the test's working folder.
   const bin = resolve(root, process.env.R58_BIN ?? 'target/debug/r58');
-  const httpPort = await freeTcpPort();
-  const udpPort = await freeUdpPort();
+  const httpPort = await freeTcpPort(host);
+  const udpPort = await freeUdpPort(mediaHost);
   // A test that passes its own --public-ip (one the browser cannot reach, say) replaces the
   // default: the option adds up.
-  const publicIp = extraArgs.includes('--public-ip') ? [] : ['--public-ip', '127.0.0.1'];
+  const publicIp = extraArgs.includes('--public-ip') ? [] : ['--public-ip', mediaHost];
   const args = [
-    '--listen', `127.0.0.1:${httpPort}`,
-    '--webrtc-udp', `127.0.0.1:${udpPort}`,
+    '--listen', `${host}:${httpPort}`,
+    '--webrtc-udp', `${mediaHost}:${udpPort}`,
     ...publicIp,
     ...extraArgs,
   ];
@@ -49,7 +54,7 @@ export async function startServer(extraArgs = []) {
   let log = '';
   child.stdout.on('data', (d) => { log += d; });
   child.stderr.on('data', (d) => { log += d; });
-  const base = `http://127.0.0.1:${httpPort}`;
+  const base = `http://${host}:${httpPort}`;
   const deadline = Date.now() + 15000;
   for (;;) {
     if (child.exitCode !== null) throw new Error(`r58 exited early:\n${log}`);

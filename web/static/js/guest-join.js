@@ -327,6 +327,7 @@ async function onConnectionState(client) {
     localStorage.setItem(OWNED_KEY, state.name);
     setStatus('live', `Connected as ${state.name}! You are now live.`);
     log(`Connected as ${state.name}! You are now live.`);
+    showOutputs(state.name);
   } else if (state.joined && !state.reconnecting && (s === 'failed' || s === 'closed')) {
     reconnect(`connection ${s}`);
   } else if (state.joined && !state.reconnecting && s === 'disconnected') {
@@ -419,3 +420,34 @@ navigator.mediaDevices?.addEventListener('devicechange', () => { if (state.media
 addEventListener('pageshow', (e) => { if (e.persisted && state.joined && state.client) reconnect('page restored'); });
 nameInput.addEventListener('keydown', (e) => { if (e.key === 'Enter' && !state.joined) join(); });
 setButtons();
+
+/**
+ * Says on the page what the studio cannot do with this browser's stream: r58 does not
+ * transcode, so VP8 (Firefox without OpenH264) is seen over WebRTC only, not over LL-HLS, in
+ * recordings or on the program. The server's stream list says which outputs and why.
+ */
+async function showOutputs(name) {
+  const note = $('codec-note');
+  let unavailable = {};
+  try {
+    const r = await fetch('/api/streams', { cache: 'no-store' });
+    if (!r.ok) return;
+    const stream = (await r.json()).find((s) => s.name === name);
+    unavailable = stream?.unavailable ?? {};
+  } catch {
+    return;
+  }
+  const reasons = Object.values(unavailable);
+  note.hidden = reasons.length === 0;
+  if (!reasons.length) return;
+  const video = reasons[0].match(/its (video|audio) is (\S+)/);
+  const codec = video ? `${video[2]} ${video[1]}` : 'a codec r58 cannot pass on';
+  const outputs = Object.keys(OUTPUT_NAMES).filter((o) => o in unavailable).map((o) => OUTPUT_NAMES[o]);
+  const listed = outputs.length > 1 ? `${outputs.slice(0, -1).join(', ')} and ${outputs.at(-1)}` : outputs[0];
+  note.textContent = `Your browser sends ${codec}: the studio sees you live over WebRTC, but `
+    + `${listed} cannot include you `
+    + '(r58 does not transcode). Chrome, Edge, Safari, or Firefox with OpenH264 send H.264, which every output takes.';
+  for (const why of reasons) log(`Output unavailable: ${why}`, 'warn');
+}
+
+const OUTPUT_NAMES = { hls: 'remote (LL-HLS) viewers', recording: 'recordings', program: 'the program' };

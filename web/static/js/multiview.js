@@ -69,6 +69,7 @@ class Tile {
     this.el.dataset.source = sourceKind(summary);
     this.el.querySelector('.stat-bitrate').textContent = summary.online ? formatBitrate(summary.bitrate_bps) : '';
     this.el.querySelector('.stat-viewers').textContent = viewersLabel(summary.viewers);
+    this.player.hlsRefusal = summary.unavailable?.hls ?? null;
     if (!summary.online) this.player.stop('offline', 'Stream offline');
     else this.player.start();
   }

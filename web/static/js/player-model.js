@@ -50,13 +50,18 @@ export function stateMessage(state, message) {
 }
 
 /**
- * How far the picture has come: the number of frames the video element has decoded, or its
- * playing position where the browser does not count frames. A WHEP video's `currentTime` keeps
- * running with no frames coming (a MediaStream has no timeline to stop on), so it is the frame
- * count that tells a frozen picture. `quality` is `video.getVideoPlaybackQuality()` or null.
+ * How far the picture has come: the frames the browser has presented (`presented`, counted with
+ * `requestVideoFrameCallback`, or null where it does not exist) plus the frames the video element
+ * has decoded, or its playing position where the browser counts neither. A WHEP video's
+ * `currentTime` keeps running with no frames coming (a MediaStream has no timeline to stop on),
+ * so it is a frame count that tells a frozen picture; and Firefox does not count a MediaStream's
+ * frames in `getVideoPlaybackQuality()` at all, so the presented frames are what moves there.
+ * `quality` is `video.getVideoPlaybackQuality()` or null.
  */
-export function frameProgress(quality, currentTime) {
-  return quality && Number.isFinite(quality.totalVideoFrames) ? quality.totalVideoFrames : currentTime;
+export function frameProgress(quality, currentTime, presented = null) {
+  const decoded = quality && Number.isFinite(quality.totalVideoFrames) ? quality.totalVideoFrames : null;
+  if (presented != null) return presented + (decoded ?? 0);
+  return decoded ?? currentTime;
 }
 
 /**
@@ -129,12 +134,16 @@ export function offersRelay(sdp) {
   return /^a=candidate:\S+ \d+ \S+ \d+ \S+ \d+ typ relay(\s|$)/im.test(sdp ?? '');
 }
 
+/** Why a player in either mode plays LL-HLS after WHEP answered 422. */
+export const CODEC_FALLBACK = 'this browser cannot decode the stream over WebRTC (422)';
+
 /** HTTP refusals of a WHEP offer after which a REMOTE player plays LL-HLS instead. */
 const FALLBACK_STATUSES = new Set([401, 403, 503]);
 
 /**
  * Which transport a player uses, and why (for the log): `{ transport: 'whep' | 'hls', trial, why }`.
- * LOCAL pages play over WHEP, always. REMOTE pages play LL-HLS when the page says `?play=hls`
+ * A WHEP offer refused with 422 (no codec of the browser carries the stream) plays LL-HLS in
+ * either mode. Otherwise LOCAL pages play over WHEP. REMOTE pages play LL-HLS when the page says `?play=hls`
  * (`play`) or this player fell back before (`fellBack`: the reason, kept until a reload); else
  * they try WHEP through the server's TURN relay (`trial`: until it shows a picture) and fall
  * back to LL-HLS when
@@ -148,8 +157,11 @@ const FALLBACK_STATUSES = new Set([401, 403, 503]);
 export function chooseTransport({
   mode, play = null, fellBack = null, answer = null, refused = null, timedOut = false, failed = false,
 }) {
-  if (mode === 'LOCAL') return { transport: 'whep', trial: false, why: 'LOCAL mode' };
   const hls = (why) => ({ transport: 'hls', trial: false, why });
+  // In any mode: the server found no codec of this browser's offer that carries the stream
+  // (Firefox without OpenH264 and an H.264 camera); LL-HLS plays H.264 through MSE instead.
+  if (fellBack === CODEC_FALLBACK || refused === 422) return hls(CODEC_FALLBACK);
+  if (mode === 'LOCAL') return { transport: 'whep', trial: false, why: 'LOCAL mode' };
   if (play === 'hls') return hls('?play=hls');
   if (fellBack) return hls(fellBack);
   if (refused != null && FALLBACK_STATUSES.has(refused)) return hls(`the server refused WHEP (${refused})`);

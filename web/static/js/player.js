@@ -14,7 +14,7 @@ import { viewerIceServers } from './ice-servers.js';
 import { describeMode, transportLabel } from './mode.js';
 import {
   FIRST_FRAME_MS, ICE_RESTART_MS, JUMP_BEHIND_S, LOST_MS, NEW_SESSION_MS, RELAY_CONNECT_MS, RETRY_MS, STALL_MS,
-  VIA_TURN, chooseTransport, connectingMessage, connectionAction, describePlayError, frameProgress,
+  CODEC_FALLBACK, VIA_TURN, chooseTransport, connectingMessage, connectionAction, describePlayError, frameProgress,
   framesDecoded, hlsLatencyLabel, playParam, retryMessage, stallTransition, watchFrames, whepLatencyLabel,
 } from './player-model.js';
 
@@ -79,7 +79,8 @@ export class StreamPlayer {
     this.log = options.log ?? (() => {});
     this.onState = options.onState ?? (() => {});
     this.play = options.play === undefined ? playParam(location.search) : options.play;
-    this.fellBack = null;     // why this player plays LL-HLS instead of WHEP from now on (REMOTE)
+    this.fellBack = null;     // why this player plays LL-HLS instead of WHEP from now on
+    this.hlsRefusal = null;   // why the server has no LL-HLS of this stream (its summary says)
     this.settled = null;      // 'whep' | 'hls' once the transport showed a picture or was chosen for good
     this.trial = -1;          // the generation whose REMOTE WHEP attempt is still on trial
     this.relayTimer = null;
@@ -102,6 +103,17 @@ export class StreamPlayer {
       }
     };
     video.addEventListener('playing', this.onPlaying);
+    // Frames the browser presents, for the stall rule (frameProgress): null where the callback
+    // does not exist. One callback chain per element, for as long as the page lives.
+    this.presented = null;
+    if (typeof video.requestVideoFrameCallback === 'function') {
+      this.presented = 0;
+      const count = () => {
+        this.presented += 1;
+        video.requestVideoFrameCallback(count);
+      };
+      video.requestVideoFrameCallback(count);
+    }
     // A muted video out of view is paused by Chromium: its missing frames say nothing.
     this.inView = true;
     this.viewObserver = typeof IntersectionObserver === 'function'
@@ -191,6 +203,11 @@ export class StreamPlayer {
     }, FIRST_FRAME_MS);
     try {
       if (choice.transport === 'hls') {
+        if (this.hlsRefusal) {
+          // The server said why this stream has no LL-HLS (a VP8 stream): no point retrying.
+          this.stop('error', `${this.hlsRefusal}${choice.why === CODEC_FALLBACK ? ` (and ${choice.why})` : ''}`);
+          return;
+        }
         // Chosen for good in REMOTE mode (?play=hls, or an earlier fallback).
         if (this.mode === 'REMOTE') this.settle('hls');
         await this.startHls(generation, choice.why);
@@ -199,7 +216,7 @@ export class StreamPlayer {
       }
     } catch (e) {
       if (generation !== this.generation) return;
-      if (this.trial === generation && e instanceof HttpError) {
+      if (e instanceof HttpError && (this.trial === generation || e.status === 422)) {
         const next = chooseTransport({ mode: this.mode, refused: e.status });
         if (next.transport === 'hls') {
           this.fallBack(generation, next.why);
@@ -218,7 +235,8 @@ export class StreamPlayer {
     if (generation !== this.generation || !this.running) return;
     this.fellBack = why;
     this.trial = -1;
-    this.log(`${this.name}: ${why}: playing over LL-HLS from now on (a reload tries ${VIA_TURN} again)`, 'warn');
+    const again = this.mode === 'LOCAL' ? 'WebRTC' : VIA_TURN;
+    this.log(`${this.name}: ${why}: playing over LL-HLS from now on (a reload tries ${again} again)`, 'warn');
     this.teardown();
     this.connect();
   }
@@ -256,7 +274,7 @@ export class StreamPlayer {
   watch() {
     const v = this.video;
     const judged = this.inView && !document.hidden && v.videoWidth > 0;
-    const progress = frameProgress(v.getVideoPlaybackQuality?.() ?? null, v.currentTime);
+    const progress = frameProgress(v.getVideoPlaybackQuality?.() ?? null, v.currentTime, this.presented);
     const { watch, stalled } = watchFrames(this.frames, progress, performance.now(), judged);
     this.frames = watch;
     const next = stallTransition(this.state, stalled);

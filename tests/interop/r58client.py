@@ -241,15 +241,17 @@ async def whip_publish(
     counter_start: int = 0,
     token: str | None = None,
     config: RTCConfiguration | None = None,
+    video_codec: str = "video/H264",
 ) -> Publisher:
-    """Publish the test pattern (H.264) and a tone (Opus) to ``{base_url}/whip/{name}``.
+    """Publish the test pattern (H.264, or ``video_codec``) and a tone (Opus) to
+    ``{base_url}/whip/{name}``.
 
     ``config`` sets ICE servers and policy (e.g. TURN, relay only); default: none."""
     pc = _new_pc(config)
     vtrack = TestPatternTrack(counter_start) if video else None
     atrack = SineTrack() if audio else None
     if vtrack:
-        _prefer(pc.addTransceiver(vtrack, direction="sendonly"), "video/H264")
+        _prefer(pc.addTransceiver(vtrack, direction="sendonly"), video_codec)
     if atrack:
         _prefer(pc.addTransceiver(atrack, direction="sendonly"), "audio/opus")
     try:

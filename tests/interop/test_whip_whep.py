@@ -14,6 +14,7 @@ import sys
 import time
 from pathlib import Path
 
+import aiohttp
 import pytest
 
 HERE = Path(__file__).resolve().parent
@@ -91,11 +92,13 @@ async def expect_whep_404(base: str, name: str) -> None:
     raise AssertionError(f"WHEP POST /whep/{name} succeeded for a stream that has ended")
 
 
-def test_publish_and_three_viewers_join_at_different_times(server: Server) -> None:
-    """H.264 + Opus to /whip/guest1; viewers join at 0, 2 and 4 s; each decodes nearly all."""
+@pytest.mark.parametrize("codec", ["video/H264", "video/VP8"])
+def test_publish_and_three_viewers_join_at_different_times(server: Server, codec: str) -> None:
+    """H.264 (or VP8, as Firefox sends) + Opus to /whip/guest1; viewers join at 0, 2 and 4 s;
+    each decodes nearly all, the late ones starting within a second (the keyframe cache)."""
 
     async def scenario() -> None:
-        pub = await whip_publish(server.base, "guest1")
+        pub = await whip_publish(server.base, "guest1", video_codec=codec)
         viewers: dict[str, Viewer] = {}
         t0 = time.monotonic()
 
@@ -113,6 +116,14 @@ def test_publish_and_three_viewers_join_at_different_times(server: Server) -> No
             }
             assert pub.video is not None
             sent_at = dict(pub.video.sent_at)
+            async with aiohttp.ClientSession() as http:
+                async with http.get(f"{server.base}/api/streams") as resp:
+                    stream = {s["name"]: s for s in await resp.json()}["guest1"]
+            tracks = {t["kind"]: t for t in stream["tracks"]}
+            print(f"video track: {tracks['video']}")
+            assert tracks["video"]["codec"].lower() == codec.split("/")[1].lower()
+            assert tracks["video"]["keyframes"] >= 1, "the hub found no keyframe"
+            assert ("hls" in stream["unavailable"]) == (codec != "video/H264")
             problems = []
             for label, v in sorted(viewers.items()):
                 video, audio, sizes, first, ended = snap[label]

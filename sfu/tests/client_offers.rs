@@ -65,7 +65,8 @@ fn vp8() -> CodecSpec {
 }
 
 /// An engine with `cam` (H.264 video only, as the box's cameras), `guest` (Opus + H.264, as a
-/// browser guest) and `vp8guest` (Opus + VP8, as Firefox without OpenH264 publishes).
+/// browser guest), `vp8guest` (Opus + VP8, as Firefox without OpenH264 publishes) and `mic`
+/// (Opus only, an audio feed).
 fn engine() -> Harness {
     let mut h = Harness::new(EngineConfig::default()).expect("engine");
     let now = h.now;
@@ -79,6 +80,7 @@ fn engine() -> Harness {
             "vp8guest",
             vec![(TrackKind::Audio, opus()), (TrackKind::Video, vp8())],
         ),
+        ("mic", vec![(TrackKind::Audio, opus())]),
     ] {
         h.engine
             .open_local_source(now, name, SourceKind::Camera, tracks)
@@ -259,9 +261,58 @@ fn every_captured_whep_offer_plays_what_it_can_decode() {
                     s.port == 0 || group.contains(&s.mid),
                     "{name} {stream}: a section with a port outside the group: {s:?}"
                 );
+                // A data channel r58 does not serve is rejected, never left half-answered.
+                if s.media == "application" {
+                    assert_eq!(s.port, 0, "{name} {stream}: {s:?}");
+                    assert!(!group.contains(&s.mid), "{name} {stream}: {s:?}");
+                }
             }
         }
     }
+}
+
+#[test]
+fn an_audio_only_stream_plays_to_every_audio_video_offer_with_video_inactive() {
+    for (name, text) in all_offers().iter().filter(|(n, _)| n.contains("-whep-")) {
+        if !text.contains("m=audio") {
+            continue;
+        }
+        let mut h = engine();
+        let now = h.now;
+        let answer = h
+            .engine
+            .play(now, "mic", text)
+            .unwrap_or_else(|e| panic!("{name}: {e}"));
+        let (group, sections) = sections(&answer.sdp);
+        let audio = sections.iter().find(|s| s.media == "audio").expect("audio");
+        let video = sections.iter().find(|s| s.media == "video").expect("video");
+        assert_eq!(audio.direction, "sendonly", "{name}");
+        assert_eq!(
+            (video.port, video.direction.as_str()),
+            (9, "inactive"),
+            "{name}: video stays bundled, inactive"
+        );
+        assert!(
+            group.contains(&video.mid) && group.contains(&audio.mid),
+            "{name}"
+        );
+    }
+}
+
+#[test]
+fn a_video_only_offer_for_an_audio_only_stream_says_there_is_nothing_to_play() {
+    let text = offer("gstreamer-whep-video.sdp");
+    let mut h = engine();
+    let now = h.now;
+    let err = h
+        .engine
+        .play(now, "mic", &text)
+        .expect_err("nothing to play");
+    let text = err.to_string();
+    assert!(
+        text.contains("asks for video and the stream has no (other) video track"),
+        "{text}"
+    );
 }
 
 #[test]

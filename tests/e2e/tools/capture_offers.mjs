@@ -15,6 +15,9 @@ const out = resolve(import.meta.dirname, '../../data/offers');
 async function offerIn(page, kind) {
   return page.evaluate(async (kind) => {
     const pc = new RTCPeerConnection({ bundlePolicy: 'max-bundle' });
+    // An app's WHEP player with a data channel first (chat, tally): the data channel's m-line
+    // is then the offerer-tagged one.
+    if (kind === 'whep-datachannel') pc.createDataChannel('chat');
     if (kind === 'whip') {
       const media = await navigator.mediaDevices.getUserMedia({ audio: true, video: true });
       for (const track of media.getTracks()) pc.addTransceiver(track, { direction: 'sendonly' });
@@ -37,8 +40,9 @@ async function offerIn(page, kind) {
 async function capture(label, browser, newPage) {
   const page = await newPage();
   await page.goto(`${base}/healthz`);
-  for (const kind of ['whip', 'whep']) {
-    const file = resolve(out, `${label}-${kind}-audio-video.sdp`);
+  for (const kind of ['whip', 'whep', 'whep-datachannel']) {
+    const name = kind === 'whep-datachannel' ? 'whep-datachannel-audio-video' : `${kind}-audio-video`;
+    const file = resolve(out, `${label}-${name}.sdp`);
     writeFileSync(file, await offerIn(page, kind));
     console.log(`wrote ${file}`);
   }

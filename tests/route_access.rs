@@ -44,6 +44,7 @@ const EXPECTED: &[(&str, &str, Access)] = &[
     ("GET", "/api/switcher", Access::PathToken),
     ("POST", "/api/switcher/program", Access::AdminAndPathToken),
     ("POST", "/api/switcher/preview", Access::AdminAndPathToken),
+    ("GET", "/api/switcher/audio", Access::PathToken),
     ("POST", "/api/switcher/audio", Access::AdminAndPathToken),
     ("GET", "/", Access::Open),
     ("GET", "/guest_join", Access::Open),

@@ -5,6 +5,8 @@
 //! [switcher]
 //! program = "program"   # the program stream's name
 //! fallback = "cam0"     # default: the first live camera
+//! audio_mix = true      # program audio mixed from every source (false: the on-air source's
+//!                       # audio passed through unchanged, no decoding)
 //! ```
 
 use std::path::Path;
@@ -15,7 +17,7 @@ use sfu::switch::SwitcherConfig;
 use super::{ConfigError, invalid};
 
 /// Keys accepted in the `[switcher]` table.
-pub const SWITCHER_KEYS: &[&str] = &["program", "fallback"];
+pub const SWITCHER_KEYS: &[&str] = &["program", "fallback", "audio_mix"];
 
 /// `[switcher]` as written.
 #[derive(Debug, Default, Deserialize)]
@@ -23,6 +25,7 @@ pub const SWITCHER_KEYS: &[&str] = &["program", "fallback"];
 pub(super) struct FileSwitcher {
     program: Option<String>,
     fallback: Option<String>,
+    audio_mix: Option<bool>,
 }
 
 /// The first key of a `[switcher]` table that is not one of [`SWITCHER_KEYS`].
@@ -63,6 +66,9 @@ pub(super) fn resolve(file: Option<(&Path, FileSwitcher)>) -> Result<SwitcherCon
         config.program = program;
     }
     config.fallback = table.fallback;
+    if let Some(mix) = table.audio_mix {
+        config.audio_mix = mix;
+    }
     if config.fallback.as_deref() == Some(config.program.as_str()) {
         return Err(invalid(
             &origin("fallback"),

@@ -1,6 +1,7 @@
-//! The switcher API: `GET /api/switcher` (program, preview, sources, cut history) and
+//! The switcher API: `GET /api/switcher` (program, preview, sources, cut history, mixer
+//! settings), `GET /api/switcher/audio` (the mixer with its meters) and
 //! `POST /api/switcher/{program,preview,audio}` with `{"source": "cam1"}` (`null` clears preview
-//! or the audio pin). The GET follows the path's `[[auth]]` rule; the POSTs pass the admin gate
+//! or the audio pin; `/audio` also takes a strip's `gain_db`/`mute`/`mode` or `master_gain_db`). The GET follows the path's `[[auth]]` rule; the POSTs pass the admin gate
 //! and their `[[auth]]` rule, which the admin token satisfies too ([`Access`]).
 
 use axum::Json;
@@ -9,7 +10,7 @@ use axum::extract::rejection::JsonRejection;
 use axum::http::StatusCode;
 use axum::response::{IntoResponse, Response};
 use serde::Deserialize;
-use sfu::switch::{SwitchError, SwitcherState};
+use sfu::switch::{AudioState, Mode, StripChange, SwitchError, SwitcherState};
 
 use super::access::{Access, Routes};
 use super::state::AppState;
@@ -19,6 +20,7 @@ pub fn routes(state: &AppState) -> Routes {
         .get("/api/switcher", Access::PathToken, show)
         .post("/api/switcher/program", Access::AdminAndPathToken, program)
         .post("/api/switcher/preview", Access::AdminAndPathToken, preview)
+        .get("/api/switcher/audio", Access::PathToken, audio_state)
         .post("/api/switcher/audio", Access::AdminAndPathToken, audio)
 }
 
@@ -38,6 +40,8 @@ fn switch_error(e: SwitchError) -> Response {
         SwitchError::Incompatible { .. } | SwitchError::SelfSource => {
             StatusCode::UNPROCESSABLE_ENTITY
         }
+        SwitchError::Audio(_) => StatusCode::BAD_REQUEST,
+        SwitchError::NoMixer => StatusCode::CONFLICT,
     };
     error(status, e.to_string())
 }
@@ -90,12 +94,63 @@ async fn preview(
     }
 }
 
+/// `POST /api/switcher/audio`: `{"source": NAME|null}` pins program audio to one source (or lets
+/// the strips decide again); with any of `gain_db`, `mute`, `mode` it changes that source's
+/// mixer strip instead; `master_gain_db` sets the master (alone or with a strip change).
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct AudioRequest {
+    #[serde(default)]
+    source: Option<String>,
+    gain_db: Option<f32>,
+    mute: Option<bool>,
+    mode: Option<Mode>,
+    master_gain_db: Option<f32>,
+}
+
 async fn audio(
     State(state): State<AppState>,
-    body: Result<Json<Selection>, JsonRejection>,
+    body: Result<Json<AudioRequest>, JsonRejection>,
 ) -> Response {
-    match selection(body) {
-        Ok(source) => answer(&state, state.switcher.pin_audio(source.as_deref())),
-        Err((status, reason)) => error(status, reason),
+    let request = match body {
+        Ok(Json(r)) => r,
+        Err(rejection) => {
+            return error(
+                rejection.status(),
+                format!(
+                    "expected {{\"source\": NAME}} to pin, with \"gain_db\", \"mute\" or \
+                     \"mode\" (on|afv|off) for a strip, or {{\"master_gain_db\": DB}}: {}",
+                    rejection.body_text()
+                ),
+            );
+        }
+    };
+    let change = StripChange {
+        gain_db: request.gain_db,
+        mute: request.mute,
+        mode: request.mode,
+    };
+    if let Some(db) = request.master_gain_db
+        && let Err(e) = state.switcher.set_master_gain(db)
+    {
+        return switch_error(e);
+    }
+    if change != StripChange::default() {
+        let Some(source) = request.source else {
+            return error(StatusCode::BAD_REQUEST, "a strip change needs a source");
+        };
+        return answer(&state, state.switcher.set_strip(&source, change));
+    }
+    if request.master_gain_db.is_some() {
+        return answer(&state, Ok(()));
+    }
+    answer(&state, state.switcher.pin_audio(request.source.as_deref()))
+}
+
+/// `GET /api/switcher/audio`: strips, master, levels (dBFS, with peak hold) and counters.
+async fn audio_state(State(state): State<AppState>) -> Response {
+    match state.switcher.audio_state() {
+        Some(audio) => Json::<AudioState>(audio).into_response(),
+        None => switch_error(SwitchError::NoMixer),
     }
 }

@@ -242,6 +242,7 @@ async def whip_publish(
     token: str | None = None,
     config: RTCConfiguration | None = None,
     video_codec: str = "video/H264",
+    tone_hz: float = 440.0,
 ) -> Publisher:
     """Publish the test pattern (H.264, or ``video_codec``) and a tone (Opus) to
     ``{base_url}/whip/{name}``.
@@ -249,7 +250,7 @@ async def whip_publish(
     ``config`` sets ICE servers and policy (e.g. TURN, relay only); default: none."""
     pc = _new_pc(config)
     vtrack = TestPatternTrack(counter_start) if video else None
-    atrack = SineTrack() if audio else None
+    atrack = SineTrack(tone_hz) if audio else None
     if vtrack:
         _prefer(pc.addTransceiver(vtrack, direction="sendonly"), video_codec)
     if atrack:
@@ -274,6 +275,10 @@ class Viewer(_Session):
     ended_how: str | None = None
     ended: asyncio.Event = field(default_factory=asyncio.Event)
     tasks: list[asyncio.Task] = field(default_factory=list)
+    # With keep_audio: every decoded audio frame (arrival time, samples as aiortc gives them:
+    # s16, shape (1, samples * channels) interleaved).
+    keep_audio: bool = False
+    audio_pcm: list = field(default_factory=list)
 
     def _end(self, how: str) -> None:
         if self.ended_at is None:
@@ -307,6 +312,8 @@ async def _consume(viewer: Viewer, track: MediaStreamTrack) -> None:
                     viewer.counters.append((counter, now))
             else:
                 viewer.audio_frames += 1
+                if viewer.keep_audio:
+                    viewer.audio_pcm.append((now, frame.to_ndarray()))
     except MediaStreamError:
         viewer._end(f"{track.kind} track ended")
 
@@ -317,8 +324,10 @@ async def whep_play(
     *,
     token: str | None = None,
     config: RTCConfiguration | None = None,
+    keep_audio: bool = False,
 ) -> Viewer:
-    """Play ``{base_url}/whep/{name}``; frames are counted in background tasks.
+    """Play ``{base_url}/whep/{name}``; frames are counted in background tasks (and the decoded
+    audio kept in ``audio_pcm`` with ``keep_audio``).
 
     ``config`` sets ICE servers and policy (e.g. TURN, relay only); default: none."""
     pc = _new_pc(config)
@@ -346,7 +355,7 @@ async def whep_play(
     except BaseException:
         await pc.close()
         raise
-    viewer = Viewer(pc, http, location, etag, token, posted_at=posted_at)
+    viewer = Viewer(pc, http, location, etag, token, posted_at=posted_at, keep_audio=keep_audio)
     viewer_box.append(viewer)
     for track in pending:
         viewer.tasks.append(asyncio.ensure_future(_consume(viewer, track)))

@@ -7,6 +7,11 @@
 //! continuous: each output track counts its own sequence numbers, and when a track's source
 //! changes its timestamps are re-based so the new source starts where the wall clock says the
 //! old one would have reached. Viewers see one stream without renegotiation or gaps.
+//!
+//! With a [`AudioMixer`] (the switcher's default) program audio is not one source's packets
+//! but the mix of every source in it (`on` strips, the program source's if `afv`, or only the
+//! pinned source), one Opus frame every 20 ms on the mixer's clock; without one, audio follows
+//! the video source or the pin as packets, unchanged.
 
 use std::collections::VecDeque;
 use std::time::{Duration, Instant, SystemTime};
@@ -15,6 +20,7 @@ use bytes::{BufMut, Bytes, BytesMut};
 use serde::Serialize;
 use thiserror::Error;
 
+use super::mixer::AudioMixer;
 use crate::hub::ReaderPacket;
 use crate::media::TrackKind;
 
@@ -34,6 +40,8 @@ const OPUS_SILENCE: &[u8] = &[0xf8, 0xff, 0xfe];
 const OPUS_FRAME: Duration = Duration::from_millis(20);
 /// The source name silence frames are rewritten under (not a valid stream name).
 const SILENCE_SOURCE: &str = "\u{0}silence";
+/// The source name mixed frames are rewritten under (not a valid stream name).
+const MIX_SOURCE: &str = "\u{0}mix";
 
 pub const VIDEO_CLOCK: u32 = 90_000;
 pub const AUDIO_CLOCK: u32 = 48_000;
@@ -46,6 +54,10 @@ pub enum SwitchError {
     Incompatible { name: String, reason: String },
     #[error("the program cannot take itself as a source")]
     SelfSource,
+    #[error("program audio is not mixed here ([switcher] audio_mix = false)")]
+    NoMixer,
+    #[error("{0}")]
+    Audio(String),
 }
 
 /// A program output track.
@@ -187,6 +199,8 @@ pub struct ProgramBus {
     outputs: VecDeque<Output>,
     /// The timeline of generated silence (re-based like any source when it goes on air).
     silence_timestamp: u32,
+    /// Program audio as a mix (None: the on-air source's packets as they are).
+    mixer: Option<AudioMixer>,
 }
 
 impl ProgramBus {
@@ -203,6 +217,30 @@ impl ProgramBus {
             clock: (now, wall),
             outputs: VecDeque::new(),
             silence_timestamp: 0,
+            mixer: None,
+        }
+    }
+
+    /// The bus with program audio mixed by `mixer`.
+    pub fn with_mixer(mut self, mixer: AudioMixer) -> Self {
+        self.mixer = Some(mixer);
+        self.sync_mixer();
+        self
+    }
+
+    pub fn mixer(&self) -> Option<&AudioMixer> {
+        self.mixer.as_ref()
+    }
+
+    pub fn mixer_mut(&mut self) -> Option<&mut AudioMixer> {
+        self.mixer.as_mut()
+    }
+
+    /// Tells the mixer who is on program and who is pinned.
+    fn sync_mixer(&mut self) {
+        if let Some(mixer) = &mut self.mixer {
+            mixer.set_program(self.program.as_deref());
+            mixer.set_pin(self.audio_pin.as_deref());
         }
     }
 
@@ -238,6 +276,9 @@ impl ProgramBus {
         .flatten()
         .map(str::to_owned)
         .collect();
+        if let Some(mixer) = &self.mixer {
+            names.extend(mixer.wanted_sources().map(str::to_owned));
+        }
         names.sort();
         names.dedup();
         names
@@ -250,6 +291,7 @@ impl ProgramBus {
     /// Pins program audio to `source` (`None`: audio follows video).
     pub fn pin_audio(&mut self, source: Option<String>) {
         self.audio_pin = source;
+        self.sync_mixer();
     }
 
     fn wall(&self, now: Instant) -> SystemTime {
@@ -321,6 +363,10 @@ impl ProgramBus {
         if self.audio_pin.as_deref() == Some(source) {
             self.audio_pin = None;
         }
+        if let Some(mixer) = &mut self.mixer {
+            mixer.source_gone(source);
+        }
+        self.sync_mixer();
     }
 
     /// A packet of stream `source`'s track `kind`.
@@ -343,6 +389,19 @@ impl ProgramBus {
             }
         }
         let track = ProgramTrack::of(kind);
+        if track == ProgramTrack::Audio
+            && let Some(mixer) = &mut self.mixer
+        {
+            // Mixed on the mixer's clock; what is audible is the mixer's business.
+            let _ = mixer.handle_packet(
+                now,
+                source,
+                packet.epoch,
+                packet.sequence,
+                packet.payload.clone(),
+            );
+            return;
+        }
         let on_air = match track {
             ProgramTrack::Video => self.program.as_deref() == Some(source),
             ProgramTrack::Audio => {
@@ -365,6 +424,7 @@ impl ProgramBus {
             return;
         };
         self.program = Some(pending.to.clone());
+        self.sync_mixer();
         let latency = now.saturating_duration_since(pending.requested);
         if let Some(cut) = self
             .history
@@ -383,7 +443,11 @@ impl ProgramBus {
     /// video at all once [`CUT_TIMEOUT`] passed; fills quiet program audio with silence. Call
     /// every 20 ms or so.
     pub fn handle_timeout(&mut self, now: Instant) {
-        self.fill_silence(now);
+        if self.mixer.is_some() {
+            self.emit_mix(now);
+        } else {
+            self.fill_silence(now);
+        }
         let Some(pending) = &mut self.pending else {
             return;
         };
@@ -431,6 +495,37 @@ impl ProgramBus {
             at += OPUS_FRAME;
         }
         self.silence_timestamp = timestamp;
+    }
+
+    /// Mixes what is due and sends it out (while something is on program: the program stream
+    /// carries nothing before the first cut).
+    fn emit_mix(&mut self, now: Instant) {
+        let Some(mixer) = &mut self.mixer else {
+            return;
+        };
+        mixer.handle_timeout(now);
+        while let Some(frame) = mixer.poll_frame() {
+            if self.program.is_none() {
+                continue;
+            }
+            let packet = ReaderPacket {
+                track: 0,
+                epoch: 0,
+                sequence: 0,
+                timestamp: (frame.index as u32).wrapping_mul(960),
+                marker: false,
+                keyframe_start: false,
+                arrival: frame.at,
+                payload: frame.payload,
+            };
+            let packet = self
+                .audio
+                .rewrite(frame.at, AUDIO_CLOCK, MIX_SOURCE, &packet);
+            self.outputs.push_back(Output::Packet {
+                track: ProgramTrack::Audio,
+                packet,
+            });
+        }
     }
 
     /// A viewer of the program asked for a keyframe: pass it on to the program's source.

@@ -1,13 +1,20 @@
 //! The production switcher: a `program` hub stream whose video and audio come from a selected
 //! source stream, cut on the new source's keyframe, continuous for every reader (WHEP, LL-HLS,
-//! later the recorder). No decoding, no re-encoding.
+//! the recorder). Video is never decoded; audio is mixed (decoded, summed, encoded once).
 //!
 //! - [`bus`]: the sans-IO core: source packets in, rewritten program packets and keyframe
 //!   requests out.
+//! - [`mixer`]: the sans-IO audio mixer: every source's Opus decoded, mixed by its strip (gain,
+//!   mute, on/afv/off), limited and encoded once as the program's audio.
 //! - [`service`]: readers on the sources, the `program` local source, timers, fallback.
 
 pub mod bus;
+pub mod mixer;
 pub mod service;
 
 pub use bus::{Cut, Output, ProgramBus, ProgramTrack, SwitchError};
-pub use service::{SourceInfo, Switcher, SwitcherConfig, SwitcherState, SwitcherStats};
+pub use mixer::{Level, MixerStats, Mode, Strip};
+pub use service::{
+    AudioSettings, AudioState, SourceInfo, StripChange, Switcher, SwitcherConfig, SwitcherState,
+    SwitcherStats,
+};

@@ -12,6 +12,7 @@ use tokio::task::JoinHandle;
 use tracing::{info, warn};
 
 use super::bus::{Cut, Output, ProgramBus, ProgramTrack, SwitchError};
+use super::mixer::{AudioMixer, Level, MixerStats, Mode, Strip};
 use crate::engine::SharedEngine;
 use crate::engine::{Engine, LocalSourceId, ReaderTrack};
 use crate::hub::ReaderPacket;
@@ -30,6 +31,9 @@ pub struct SwitcherConfig {
     pub program: String,
     /// Where the program goes when its source disappears; `None`: the first live camera.
     pub fallback: Option<String>,
+    /// Program audio mixed from every source in the mix (true), or the on-air source's packets
+    /// passed through (false: no decoding, for a box short of CPU).
+    pub audio_mix: bool,
 }
 
 impl Default for SwitcherConfig {
@@ -37,8 +41,35 @@ impl Default for SwitcherConfig {
         Self {
             program: "program".to_owned(),
             fallback: None,
+            audio_mix: true,
         }
     }
+}
+
+/// The mixer's settings, in the switcher's state (and its events).
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct AudioSettings {
+    pub master_gain_db: f32,
+    /// Every strip set, and the default one of every source sending audio.
+    pub strips: std::collections::BTreeMap<String, Strip>,
+}
+
+/// `GET /api/switcher/audio`: the settings with the meters and counters.
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct AudioState {
+    #[serde(flatten)]
+    pub settings: AudioSettings,
+    pub levels: std::collections::BTreeMap<String, Level>,
+    pub master_level: Level,
+    pub stats: MixerStats,
+}
+
+/// A change to one strip: the fields given replace the strip's.
+#[derive(Debug, Clone, Copy, Default, PartialEq)]
+pub struct StripChange {
+    pub gain_db: Option<f32>,
+    pub mute: Option<bool>,
+    pub mode: Option<Mode>,
 }
 
 /// A live stream the operator could put on program.
@@ -62,6 +93,8 @@ pub struct SwitcherState {
     pub pending: Option<String>,
     pub sources: Vec<SourceInfo>,
     pub history: Vec<Cut>,
+    /// The audio mixer's settings; None when program audio is passed through.
+    pub audio: Option<AudioSettings>,
 }
 
 /// Counters for /metrics.
@@ -93,7 +126,14 @@ pub struct Switcher {
 
 impl Switcher {
     pub fn new(engine: SharedEngine, config: SwitcherConfig) -> Self {
-        let bus = ProgramBus::new(Instant::now(), SystemTime::now(), VIDEO_OUT, AUDIO_OUT);
+        let now = Instant::now();
+        let mut bus = ProgramBus::new(now, SystemTime::now(), VIDEO_OUT, AUDIO_OUT);
+        if config.audio_mix {
+            match AudioMixer::new(now) {
+                Ok(mixer) => bus = bus.with_mixer(mixer),
+                Err(e) => warn!("no audio mixer, program audio follows video unmixed: {e}"),
+            }
+        }
         Self {
             engine,
             config: Arc::new(config),
@@ -136,7 +176,59 @@ impl Switcher {
             pending: state.bus.pending().map(str::to_owned),
             sources,
             history: state.bus.history().cloned().collect(),
+            audio: state.bus.mixer().map(settings),
         }
+    }
+
+    /// The mixer's settings, levels and counters; None when program audio is passed through.
+    pub fn audio_state(&self) -> Option<AudioState> {
+        let state = self.lock();
+        let mixer = state.bus.mixer()?;
+        let (levels, master_level) = mixer.levels();
+        Some(AudioState {
+            settings: settings(mixer),
+            levels,
+            master_level,
+            stats: mixer.stats(),
+        })
+    }
+
+    /// Changes `source`'s strip (the source need not be live).
+    pub fn set_strip(&self, source: &str, change: StripChange) -> Result<(), SwitchError> {
+        if source == self.config.program {
+            return Err(SwitchError::SelfSource);
+        }
+        {
+            let mut state = self.lock();
+            let mixer = state.bus.mixer_mut().ok_or(SwitchError::NoMixer)?;
+            let old = mixer.strip(source);
+            let strip = Strip {
+                gain_db: change.gain_db.unwrap_or(old.gain_db),
+                mute: change.mute.unwrap_or(old.mute),
+                mode: change.mode.unwrap_or(old.mode),
+            };
+            mixer
+                .set_strip(source, strip)
+                .map_err(|e| SwitchError::Audio(e.to_string()))?;
+            info!(source, ?strip, "audio strip set");
+        }
+        self.sync_readers(Instant::now());
+        self.announce();
+        Ok(())
+    }
+
+    /// Sets the master gain.
+    pub fn set_master_gain(&self, db: f32) -> Result<(), SwitchError> {
+        {
+            let mut state = self.lock();
+            let mixer = state.bus.mixer_mut().ok_or(SwitchError::NoMixer)?;
+            mixer
+                .set_master_db(db)
+                .map_err(|e| SwitchError::Audio(e.to_string()))?;
+        }
+        info!(gain_db = db, "audio master gain set");
+        self.announce();
+        Ok(())
     }
 
     /// Live streams other than the program, by name.
@@ -445,6 +537,13 @@ impl Switcher {
                 None
             }
         }
+    }
+}
+
+fn settings(mixer: &AudioMixer) -> AudioSettings {
+    AudioSettings {
+        master_gain_db: mixer.master_db(),
+        strips: mixer.strips(),
     }
 }
 

@@ -1,0 +1,621 @@
+//! The program's audio mixer, sans-IO: Opus packets of every source in, one mixed Opus frame
+//! out every 20 ms on the mixer's own clock.
+//!
+//! Each source gets a jitter buffer (packets ordered by sequence number, played
+//! [`JITTER_DELAY`] after they arrive, at most [`MAX_BUFFERED`] kept), a decoder (libopus, to
+//! 48 kHz stereo) and a strip: gain in dB, mute, and a mode — `on` (always in the mix), `afv`
+//! (audio follows video: in the mix while the source is on program) or `off`. A source whose
+//! packets stop is continued by the decoder's loss concealment while it fades out; one that
+//! starts or comes back fades in; a gain, mute or mode change ramps over [`FADE`], so nothing
+//! clicks. The sum goes through the master gain and a peak limiter (instant attack, 100 ms
+//! release, ceiling [`LIMIT`]) and is encoded once (libopus, 20 ms frames, 128 kbit/s).
+//!
+//! Time: the caller hands in `now` with every packet and calls [`AudioMixer::handle_timeout`]
+//! at [`AudioMixer::poll_timeout`]; frames come out of [`AudioMixer::poll_frame`] with the
+//! instant they are for. Levels (peak and RMS per source and of the master, in dBFS, with peak
+//! hold) are measured on what is mixed, for the switcher's meters.
+
+use std::collections::{BTreeMap, VecDeque};
+use std::time::{Duration, Instant};
+
+use bytes::Bytes;
+use serde::{Deserialize, Serialize};
+use thiserror::Error;
+
+/// One mixer frame: 20 ms.
+pub const FRAME: Duration = Duration::from_millis(20);
+/// Samples per channel in a frame at 48 kHz.
+pub const FRAME_SAMPLES: usize = 960;
+const CHANNELS: usize = 2;
+/// How long a packet waits in its source's jitter buffer before it is mixed: covers the
+/// arrival jitter of a guest on a real network and the 20 ms grid of the mixer's ticks, and is
+/// the bulk of the mixer's added latency (the goal is at most 60 ms from packet to program).
+pub const JITTER_DELAY: Duration = Duration::from_millis(30);
+/// The most packets a source may have waiting (200 ms): older ones are dropped (counted), so a
+/// burst cannot build up delay.
+pub const MAX_BUFFERED: usize = 10;
+/// Gain, mute and mode changes, joins and leaves ramp over this long.
+pub const FADE: Duration = Duration::from_millis(40);
+/// The limiter's ceiling (about -0.3 dBFS): the mix never clips.
+pub const LIMIT: f32 = 0.966;
+/// A source with no packet for this long has left the mix (it faded out already) and its
+/// decoder state is reset, so its return starts clean.
+const IDLE_RESET: Duration = Duration::from_millis(500);
+/// Limiter release: the gain recovers by this factor per sample (about 100 ms to -60 dB).
+const RELEASE: f32 = 0.9986;
+/// Peak hold of the meters.
+const PEAK_HOLD: Duration = Duration::from_millis(1500);
+/// Largest Opus packet written.
+const MAX_PACKET: usize = 1500;
+/// The encoder's bitrate: transparent stereo speech and music.
+const BITRATE_BPS: i32 = 128_000;
+
+#[derive(Debug, Error)]
+pub enum MixerError {
+    #[error("Opus codec: {0}")]
+    Opus(#[from] opus::Error),
+    #[error("gain {0} dB is outside -60..=+12 dB")]
+    Gain(f32),
+    #[error("more than {MAX_STRIPS} mixer strips")]
+    TooManyStrips,
+}
+
+/// Strips kept for sources (live or not).
+pub const MAX_STRIPS: usize = 256;
+
+/// When a source is in the mix.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum Mode {
+    /// Always.
+    On,
+    /// While the source is on program (audio follows video).
+    #[default]
+    Afv,
+    /// Never.
+    Off,
+}
+
+/// A source's settings.
+#[derive(Debug, Clone, Copy, PartialEq, Serialize, Deserialize)]
+pub struct Strip {
+    pub gain_db: f32,
+    pub mute: bool,
+    pub mode: Mode,
+}
+
+impl Default for Strip {
+    fn default() -> Self {
+        Self {
+            gain_db: 0.0,
+            mute: false,
+            mode: Mode::Afv,
+        }
+    }
+}
+
+/// Levels of one meter, in dBFS (-inf as [`SILENT_DB`]).
+#[derive(Debug, Clone, Copy, PartialEq, Serialize, Default)]
+pub struct Level {
+    pub peak_db: f32,
+    pub rms_db: f32,
+    /// The highest peak of the last [`PEAK_HOLD`].
+    pub hold_db: f32,
+}
+
+/// What the meters show for no signal.
+pub const SILENT_DB: f32 = -120.0;
+
+/// Counters for `/metrics` and the benchmark.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize)]
+pub struct MixerStats {
+    pub frames_out: u64,
+    pub packets_in: u64,
+    /// Packets that came after their turn, or pushed out of a full buffer.
+    pub packets_dropped: u64,
+    /// Frames the decoder concealed (the packet was missing at its turn).
+    pub concealed: u64,
+    pub decode_errors: u64,
+    /// Limiter gain reduction applied at least once in a frame.
+    pub limited_frames: u64,
+    /// Sum and count of packet waits (arrival to mixing), for the mean added delay.
+    pub wait_total_us: u64,
+    pub waits: u64,
+}
+
+/// A mixed frame ready to go out: Opus payload, and the tick it belongs to.
+#[derive(Debug, Clone, PartialEq)]
+pub struct MixedFrame {
+    pub at: Instant,
+    /// Counts frames from 0: the RTP timestamp is `index * 960` on the program's audio clock.
+    pub index: u64,
+    pub payload: Bytes,
+}
+
+#[derive(Debug)]
+struct Meter {
+    level: Level,
+    hold_at: Option<Instant>,
+}
+
+impl Meter {
+    fn new() -> Self {
+        Self {
+            level: Level {
+                peak_db: SILENT_DB,
+                rms_db: SILENT_DB,
+                hold_db: SILENT_DB,
+            },
+            hold_at: None,
+        }
+    }
+
+    fn measure(&mut self, now: Instant, samples: &[f32]) {
+        let mut peak = 0f32;
+        let mut sum = 0f64;
+        for &s in samples {
+            peak = peak.max(s.abs());
+            sum += f64::from(s) * f64::from(s);
+        }
+        let rms = (sum / samples.len().max(1) as f64).sqrt() as f32;
+        self.level.peak_db = to_db(peak);
+        self.level.rms_db = to_db(rms);
+        let held = self
+            .hold_at
+            .is_some_and(|at| now.saturating_duration_since(at) < PEAK_HOLD);
+        if !held || self.level.peak_db >= self.level.hold_db {
+            self.level.hold_db = self.level.peak_db;
+            self.hold_at = Some(now);
+        }
+    }
+}
+
+fn to_db(amplitude: f32) -> f32 {
+    if amplitude <= 1e-6 {
+        SILENT_DB
+    } else {
+        20.0 * amplitude.log10()
+    }
+}
+
+fn from_db(db: f32) -> f32 {
+    10f32.powf(db / 20.0)
+}
+
+#[derive(Debug)]
+struct Input {
+    decoder: opus::Decoder,
+    /// Waiting packets: (sequence, arrival, payload), in sequence order.
+    queue: VecDeque<(u16, Instant, Bytes)>,
+    /// The next sequence number to play, once playing.
+    next: Option<u16>,
+    epoch: u32,
+    last_packet: Option<Instant>,
+    /// The gain applied at the end of the last frame (ramps toward the target).
+    gain: f32,
+    /// A source that left: fade out, then remove.
+    gone: bool,
+    meter: Meter,
+}
+
+impl Input {
+    fn new() -> Result<Self, MixerError> {
+        Ok(Self {
+            decoder: opus::Decoder::new(48_000, opus::Channels::Stereo)?,
+            queue: VecDeque::new(),
+            next: None,
+            epoch: 0,
+            last_packet: None,
+            gain: 0.0,
+            gone: false,
+            meter: Meter::new(),
+        })
+    }
+
+    fn push(
+        &mut self,
+        now: Instant,
+        epoch: u32,
+        sequence: u16,
+        payload: Bytes,
+        stats: &mut MixerStats,
+    ) {
+        stats.packets_in += 1;
+        if epoch != self.epoch {
+            // A new publisher: a new numbering and a new encoder state.
+            self.epoch = epoch;
+            self.queue.clear();
+            self.next = None;
+            let _ = self.decoder.reset_state();
+        }
+        self.last_packet = Some(now);
+        self.gone = false;
+        if let Some(next) = self.next
+            && sequence.wrapping_sub(next) >= 0x8000
+        {
+            stats.packets_dropped += 1; // its turn has passed
+            return;
+        }
+        let at = self
+            .queue
+            .iter()
+            .rposition(|(s, _, _)| sequence.wrapping_sub(*s) < 0x8000)
+            .map_or(0, |i| i + 1);
+        if self
+            .queue
+            .get(at.wrapping_sub(1))
+            .is_some_and(|(s, _, _)| *s == sequence)
+        {
+            return; // a duplicate
+        }
+        self.queue.insert(at, (sequence, now, payload));
+        while self.queue.len() > MAX_BUFFERED {
+            if let Some((s, _, _)) = self.queue.pop_front() {
+                stats.packets_dropped += 1;
+                self.next = Some(s.wrapping_add(1));
+            }
+        }
+    }
+
+    /// The audio of this tick into `out` (stereo, interleaved): the due packet decoded, a
+    /// concealed frame for a missing one, or nothing (returns false) while waiting or silent.
+    fn pull(&mut self, tick: Instant, out: &mut [f32], stats: &mut MixerStats) -> bool {
+        let due = |arrival: Instant| tick.saturating_duration_since(arrival) >= JITTER_DELAY;
+        let Some(next) = self.next.or_else(|| {
+            // Not playing yet: start with the first packet once it has waited its delay.
+            self.queue.front().filter(|p| due(p.1)).map(|p| p.0)
+        }) else {
+            return false;
+        };
+        let decoded = match self.queue.front() {
+            Some((s, arrival, _)) if *s == next => {
+                let wait = tick.saturating_duration_since(*arrival);
+                stats.wait_total_us += wait.as_micros() as u64;
+                stats.waits += 1;
+                let payload = self.queue.pop_front().map(|p| p.2).unwrap_or_default();
+                self.decoder.decode_float(&payload, out, false)
+            }
+            // The packet for this turn is missing but later ones are due: conceal it.
+            Some((_, arrival, _)) if due(*arrival) => {
+                stats.concealed += 1;
+                self.decoder.decode_float(&[], out, false)
+            }
+            // Nothing due: starving. Conceal once so the fade-out has something to fade.
+            _ if self.last_packet.is_some() && self.next.is_some() => {
+                self.next = None;
+                stats.concealed += 1;
+                return self
+                    .decoder
+                    .decode_float(&[], out, false)
+                    .is_ok_and(|n| n == FRAME_SAMPLES);
+            }
+            _ => return false,
+        };
+        self.next = Some(next.wrapping_add(1));
+        match decoded {
+            Ok(n) if n == FRAME_SAMPLES => true,
+            Ok(_) | Err(_) => {
+                // Not a 20 ms frame (the mixer runs on a 20 ms grid), or undecodable.
+                stats.decode_errors += 1;
+                out.fill(0.0);
+                false
+            }
+        }
+    }
+}
+
+/// The mixer.
+#[derive(Debug)]
+pub struct AudioMixer {
+    /// Strips an operator set, kept while their sources come and go (others are the default).
+    strips: BTreeMap<String, Strip>,
+    /// Sources sending audio now (or fading out).
+    inputs: BTreeMap<String, Input>,
+    program: Option<String>,
+    /// Only this source is heard (the switcher's audio pin), whatever the strips say.
+    pin: Option<String>,
+    master_db: f32,
+    master_gain: f32,
+    encoder: opus::Encoder,
+    next_tick: Instant,
+    index: u64,
+    /// The limiter's current gain (1 = no reduction).
+    limiter: f32,
+    master_meter: Meter,
+    frames: VecDeque<MixedFrame>,
+    stats: MixerStats,
+    mix: Vec<f32>,
+    scratch: Vec<f32>,
+    packet: Vec<u8>,
+}
+
+impl AudioMixer {
+    pub fn new(now: Instant) -> Result<Self, MixerError> {
+        let mut encoder =
+            opus::Encoder::new(48_000, opus::Channels::Stereo, opus::Application::Audio)?;
+        encoder.set_bitrate(opus::Bitrate::Bits(BITRATE_BPS))?;
+        // Complexity 5 of 10: a fraction of the encoder's cost at full complexity, audibly the
+        // same for program audio; the CPU goal is in docs/benchmarks.md.
+        encoder.set_complexity(5)?;
+        Ok(Self {
+            strips: BTreeMap::new(),
+            inputs: BTreeMap::new(),
+            program: None,
+            pin: None,
+            master_db: 0.0,
+            master_gain: 1.0,
+            encoder,
+            next_tick: now + FRAME,
+            index: 0,
+            limiter: 1.0,
+            master_meter: Meter::new(),
+            frames: VecDeque::new(),
+            stats: MixerStats::default(),
+            mix: vec![0.0; FRAME_SAMPLES * CHANNELS],
+            scratch: vec![0.0; FRAME_SAMPLES * CHANNELS],
+            packet: vec![0; MAX_PACKET],
+        })
+    }
+
+    /// The source on program, for the `afv` strips.
+    pub fn set_program(&mut self, source: Option<&str>) {
+        self.program = source.map(str::to_owned);
+    }
+
+    /// Pins the mix to `source` alone (None: the strips decide). The switcher's "audio follows
+    /// video" is every strip at `afv` (the default) with no pin; its pin is this.
+    pub fn set_pin(&mut self, source: Option<&str>) {
+        self.pin = source.map(str::to_owned);
+    }
+
+    /// Sets a source's strip (the source need not be live yet). At most [`MAX_STRIPS`] are
+    /// kept; setting one back to the default forgets it.
+    pub fn set_strip(&mut self, source: &str, strip: Strip) -> Result<(), MixerError> {
+        check_gain(strip.gain_db)?;
+        if strip == Strip::default() {
+            self.strips.remove(source);
+        } else if self.strips.len() >= MAX_STRIPS && !self.strips.contains_key(source) {
+            return Err(MixerError::TooManyStrips);
+        } else {
+            self.strips.insert(source.to_owned(), strip);
+        }
+        Ok(())
+    }
+
+    /// A source's strip (the default unless set).
+    pub fn strip(&self, source: &str) -> Strip {
+        self.strips.get(source).copied().unwrap_or_default()
+    }
+
+    /// Every strip set, and the default one for every source sending audio.
+    pub fn strips(&self) -> BTreeMap<String, Strip> {
+        let mut all = self.strips.clone();
+        for name in self.inputs.keys() {
+            all.entry(name.clone()).or_default();
+        }
+        all
+    }
+
+    pub fn set_master_db(&mut self, db: f32) -> Result<(), MixerError> {
+        check_gain(db)?;
+        self.master_db = db;
+        Ok(())
+    }
+
+    pub fn master_db(&self) -> f32 {
+        self.master_db
+    }
+
+    /// Sources whose packets the mix needs now: `on` strips, and the program's if `afv`.
+    pub fn wanted_sources(&self) -> impl Iterator<Item = &str> {
+        let pinned = self.pin.is_some();
+        self.strips
+            .iter()
+            .filter(move |(_, strip)| !pinned && strip.mode == Mode::On)
+            .map(|(name, _)| name.as_str())
+            .chain(
+                self.program
+                    .as_deref()
+                    .filter(move |p| !pinned && self.strip(p).mode == Mode::Afv),
+            )
+            .chain(self.pin.as_deref())
+    }
+
+    /// An Opus packet of `source`.
+    pub fn handle_packet(
+        &mut self,
+        now: Instant,
+        source: &str,
+        epoch: u32,
+        sequence: u16,
+        payload: Bytes,
+    ) -> Result<(), MixerError> {
+        if !self.inputs.contains_key(source) {
+            self.inputs.insert(source.to_owned(), Input::new()?);
+        }
+        if let Some(input) = self.inputs.get_mut(source) {
+            input.push(now, epoch, sequence, payload, &mut self.stats);
+        }
+        Ok(())
+    }
+
+    /// `source` left: it fades out and is forgotten (its strip with it).
+    pub fn source_gone(&mut self, source: &str) {
+        if let Some(input) = self.inputs.get_mut(source) {
+            input.gone = true;
+        }
+    }
+
+    /// When the next frame is due.
+    pub fn poll_timeout(&self) -> Instant {
+        self.next_tick
+    }
+
+    /// Mixes every frame due by `now` (at most a few: after a long pause the clock jumps).
+    pub fn handle_timeout(&mut self, now: Instant) {
+        let mut mixed = 0;
+        while self.next_tick <= now {
+            if mixed == 5 {
+                // Far behind (the process was stopped): skip ahead instead of bursting.
+                let behind = now.saturating_duration_since(self.next_tick);
+                let skip = (behind.as_micros() / FRAME.as_micros()) as u32 + 1;
+                self.next_tick += FRAME * skip;
+                self.index += u64::from(skip);
+                break;
+            }
+            let tick = self.next_tick;
+            self.mix_frame(tick);
+            self.next_tick += FRAME;
+            mixed += 1;
+        }
+    }
+
+    fn target(&self, name: &str, input: &Input) -> f32 {
+        let strip = self.strip(name);
+        let audible = match (&self.pin, strip.mode) {
+            (Some(pin), _) => pin == name,
+            (None, Mode::On) => true,
+            (None, Mode::Afv) => self.program.as_deref() == Some(name),
+            (None, Mode::Off) => false,
+        };
+        if audible && !strip.mute && !input.gone {
+            from_db(strip.gain_db)
+        } else {
+            0.0
+        }
+    }
+
+    fn mix_frame(&mut self, tick: Instant) {
+        self.mix.fill(0.0);
+        let fade_step = 1.0 / (FADE.as_secs_f32() * 48_000.0);
+        let names: Vec<String> = self.inputs.keys().cloned().collect();
+        for name in names {
+            let Some(mut input) = self.inputs.remove(&name) else {
+                continue;
+            };
+            let mut target = self.target(&name, &input);
+            self.scratch.fill(0.0);
+            let sounding = input.pull(tick, &mut self.scratch, &mut self.stats);
+            let starving = input.next.is_none();
+            // A source that ran dry fades out within its one concealed frame.
+            let step = if starving {
+                target = 0.0;
+                1.0 / FRAME_SAMPLES as f32
+            } else {
+                fade_step
+            };
+            if sounding {
+                input.meter.measure(tick, &self.scratch);
+                let mut gain = input.gain;
+                for (out, src) in self
+                    .mix
+                    .chunks_exact_mut(CHANNELS)
+                    .zip(self.scratch.chunks_exact(CHANNELS))
+                {
+                    gain = step_toward(gain, target, step);
+                    for (o, s) in out.iter_mut().zip(src) {
+                        *o += s * gain;
+                    }
+                }
+                input.gain = gain;
+            } else {
+                input.meter.measure(tick, &[]);
+                input.gain = if starving { 0.0 } else { input.gain };
+            }
+            let idle = input
+                .last_packet
+                .is_none_or(|at| tick.saturating_duration_since(at) >= IDLE_RESET);
+            if input.gone && (idle || input.gain == 0.0) {
+                continue; // faded out: forget it
+            }
+            if idle && input.next.is_none() && !input.queue.is_empty() {
+                input.queue.clear();
+            }
+            self.inputs.insert(name, input);
+        }
+        self.finish_frame(tick, fade_step);
+    }
+
+    /// Master gain, limiter, meter, encode.
+    fn finish_frame(&mut self, tick: Instant, fade_step: f32) {
+        let target = from_db(self.master_db);
+        let mut limited = false;
+        let mut gain = self.master_gain;
+        for frame in self.mix.chunks_exact_mut(CHANNELS) {
+            gain = step_toward(gain, target, fade_step);
+            let peak = frame.iter().fold(0f32, |m, s| m.max((s * gain).abs()));
+            // Instant attack: this sample is brought under the ceiling now; release slowly.
+            let needed = if peak * self.limiter > LIMIT {
+                LIMIT / peak
+            } else {
+                1.0
+            };
+            self.limiter = (self.limiter / RELEASE)
+                .min(1.0)
+                .min(needed.max(f32::MIN_POSITIVE));
+            if self.limiter < 1.0 {
+                limited = true;
+            }
+            for s in frame.iter_mut() {
+                *s = (*s * gain * self.limiter).clamp(-LIMIT, LIMIT);
+            }
+        }
+        self.master_gain = gain;
+        if limited {
+            self.stats.limited_frames += 1;
+        }
+        self.master_meter.measure(tick, &self.mix);
+        let payload = match self.encoder.encode_float(&self.mix, &mut self.packet) {
+            Ok(n) => Bytes::copy_from_slice(&self.packet[..n]),
+            Err(_) => Bytes::from_static(OPUS_SILENCE_STEREO),
+        };
+        self.frames.push_back(MixedFrame {
+            at: tick,
+            index: self.index,
+            payload,
+        });
+        self.index += 1;
+        self.stats.frames_out += 1;
+    }
+
+    pub fn poll_frame(&mut self) -> Option<MixedFrame> {
+        self.frames.pop_front()
+    }
+
+    /// Per-source levels (sources the mixer knows, by name) and the master's.
+    pub fn levels(&self) -> (BTreeMap<String, Level>, Level) {
+        let sources = self
+            .inputs
+            .iter()
+            .map(|(name, i)| (name.clone(), i.meter.level))
+            .collect();
+        (sources, self.master_meter.level)
+    }
+
+    pub fn stats(&self) -> MixerStats {
+        self.stats
+    }
+}
+
+/// A 20 ms stereo CELT frame of silence, should the encoder ever fail.
+const OPUS_SILENCE_STEREO: &[u8] = &[0xfc, 0xff, 0xfe];
+
+fn check_gain(db: f32) -> Result<(), MixerError> {
+    if db.is_finite() && (-60.0..=12.0).contains(&db) {
+        Ok(())
+    } else {
+        Err(MixerError::Gain(db))
+    }
+}
+
+fn step_toward(value: f32, target: f32, step: f32) -> f32 {
+    if value < target {
+        (value + step).min(target)
+    } else {
+        (value - step).max(target)
+    }
+}
+
+#[cfg(test)]
+#[path = "mixer_tests.rs"]
+mod tests;

@@ -41,7 +41,6 @@ import (
 	"io"
 	"net"
 	"net/http"
-	"net/url"
 	"os"
 	"os/signal"
 	"strings"
@@ -202,8 +201,8 @@ type role interface {
 	// run works until ctx ends (or sending fails); connected is closed once the peer
 	// connection is up.
 	run(ctx context.Context, connected <-chan struct{}) error
-	report() // one progress line
-	finish() // after the peer connection closed
+	report()       // one progress line
+	finish() error // after the peer connection closed: any error seen while working
 }
 
 // watchConnection reports "connected" once (and closes connected) and, when the connection
@@ -233,9 +232,6 @@ func main() {
 	if err != nil {
 		fmt.Fprintln(os.Stderr, err)
 		os.Exit(2)
-	}
-	if _, err = url.Parse(opts.base); err != nil {
-		fail(err)
 	}
 	started := time.Now()
 	ctx, cancel := context.WithTimeout(context.Background(), time.Duration(opts.seconds*float64(time.Second)))
@@ -296,7 +292,9 @@ loop:
 	if err = pc.Close(); err != nil {
 		fmt.Fprintf(os.Stderr, "closing: %v\n", err)
 	}
-	r.finish()
+	if err = r.finish(); err != nil {
+		fail(err)
+	}
 	if atomic.LoadInt32(&failed) == 1 {
 		os.Exit(1)
 	}

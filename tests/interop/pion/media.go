@@ -193,7 +193,7 @@ func (p *publisher) loop(ctx context.Context, kind string, track *webrtc.TrackLo
 	}
 }
 
-func (p *publisher) finish() {}
+func (p *publisher) finish() error { return nil }
 
 func (p *publisher) report() {
 	p.mu.Lock()
@@ -210,7 +210,8 @@ type viewer struct {
 	mu               sync.Mutex
 	video, keyframes int
 	audio            int
-	tracks           sync.WaitGroup
+	tracks           sync.WaitGroup // the OnTrack readers
+	failure          error          // the first write error of a reader
 }
 
 func newViewer(pc *webrtc.PeerConnection, mediaOrder, h264Out, oggOut string, started time.Time) (*viewer, error) {
@@ -279,9 +280,11 @@ func (v *viewer) readH264(track *webrtc.TrackRemote) {
 			if v.h264Out != nil {
 				_, err = v.h264Out.Write(sample.Data)
 			}
+			if err != nil && v.failure == nil {
+				v.failure = fmt.Errorf("writing video: %w", err)
+			}
 			v.mu.Unlock()
 			if err != nil {
-				say("ERROR writing video: %v", err)
 				return
 			}
 		}
@@ -302,9 +305,11 @@ func (v *viewer) readAudio(track *webrtc.TrackRemote) {
 		if v.oggOut != nil && track.Codec().MimeType == webrtc.MimeTypeOpus {
 			err = v.oggOut.WriteRTP(packet)
 		}
+		if err != nil && v.failure == nil {
+			v.failure = fmt.Errorf("writing audio: %w", err)
+		}
 		v.mu.Unlock()
 		if err != nil {
-			say("ERROR writing audio: %v", err)
 			return
 		}
 	}
@@ -325,16 +330,34 @@ func (v *viewer) run(ctx context.Context, _ <-chan struct{}) error {
 	return ctx.Err()
 }
 
-// finish closes the output files; call after the peer connection is closed.
-func (v *viewer) finish() {
+// finish waits for the track readers (closing the peer connection ends their reads) and
+// closes the output files.
+func (v *viewer) finish() error {
+	readersDone := make(chan struct{})
+	go func() {
+		v.tracks.Wait()
+		close(readersDone)
+	}()
+	select {
+	case <-readersDone:
+	case <-time.After(2 * time.Second):
+		return errors.New("track readers still running 2 s after closing")
+	}
 	v.mu.Lock()
 	defer v.mu.Unlock()
+	var outs []io.Closer
 	if v.h264Out != nil {
-		v.h264Out.Close()
+		outs = append(outs, v.h264Out)
 	}
 	if v.oggOut != nil {
-		v.oggOut.Close()
+		outs = append(outs, v.oggOut)
 	}
+	for _, out := range outs {
+		if err := out.Close(); err != nil && v.failure == nil {
+			v.failure = err
+		}
+	}
+	return v.failure
 }
 
 func (v *viewer) report() {

@@ -285,15 +285,16 @@ loop:
 			break loop
 		}
 	}
-	r.report()
 	// The closing side must not count as a failure: stop watching before closing.
 	atomic.CompareAndSwapInt32(&failed, 0, 2)
 	sess.delete()
 	if err = pc.Close(); err != nil {
 		fmt.Fprintf(os.Stderr, "closing: %v\n", err)
 	}
-	if err = r.finish(); err != nil {
-		fail(err)
+	finishErr := r.finish()
+	r.report() // final counts: the viewer's readers have stopped, its files hold just these
+	if finishErr != nil {
+		fail(finishErr)
 	}
 	if atomic.LoadInt32(&failed) == 1 {
 		os.Exit(1)

@@ -267,8 +267,11 @@ func (v *viewer) readH264(track *webrtc.TrackRemote) {
 			return
 		}
 		builder.Push(packet)
-		for sample := builder.Pop(); sample != nil; sample = builder.Pop() {
+		for sample, ts := builder.PopWithTimestamp(); sample != nil; sample, ts = builder.PopWithTimestamp() {
 			key := hasIDRSlice(sample.Data)
+			if n := pictures(sample.Data); n != 1 {
+				fmt.Fprintf(os.Stderr, "access unit at RTP time %d holds %d pictures\n", ts, n)
+			}
 			v.mu.Lock()
 			if v.video == 0 {
 				say("FIRST video ms=%d keyframe=%t", time.Since(v.started).Milliseconds(), key)
@@ -313,6 +316,17 @@ func (v *viewer) readAudio(track *webrtc.TrackRemote) {
 			return
 		}
 	}
+}
+
+// pictures counts the slices with first_mb_in_slice == 0 in an Annex-B access unit.
+func pictures(unit []byte) int {
+	n := 0
+	for _, nal := range bytes.Split(unit, []byte{0, 0, 1}) {
+		if len(nal) > 1 && (nal[0]&0x1f == 1 || nal[0]&0x1f == 5) && nal[1]&0x80 != 0 {
+			n++
+		}
+	}
+	return n
 }
 
 // hasIDRSlice says whether an Annex-B access unit holds an IDR slice (NAL unit type 5).

@@ -195,6 +195,8 @@ struct Input {
     gain: f32,
     /// A source that left: fade out, then remove.
     gone: bool,
+    /// Gone and silent: dropped after this frame.
+    faded_out: bool,
     meter: Meter,
 }
 
@@ -208,6 +210,7 @@ impl Input {
             last_packet: None,
             gain: 0.0,
             gone: false,
+            faded_out: false,
             meter: Meter::new(),
         })
     }
@@ -470,30 +473,19 @@ impl AudioMixer {
         }
     }
 
-    fn target(&self, name: &str, input: &Input) -> f32 {
-        let strip = self.strip(name);
-        let audible = match (&self.pin, strip.mode) {
-            (Some(pin), _) => pin == name,
-            (None, Mode::On) => true,
-            (None, Mode::Afv) => self.program.as_deref() == Some(name),
-            (None, Mode::Off) => false,
-        };
-        if audible && !strip.mute && !input.gone {
-            from_db(strip.gain_db)
-        } else {
-            0.0
-        }
-    }
-
+    /// Mixes one frame into `self.mix`. Allocates nothing: inputs are visited in place and
+    /// the faded-out ones dropped afterwards.
     fn mix_frame(&mut self, tick: Instant) {
         self.mix.fill(0.0);
         let fade_step = 1.0 / (FADE.as_secs_f32() * 48_000.0);
-        let names: Vec<String> = self.inputs.keys().cloned().collect();
-        for name in names {
-            let Some(mut input) = self.inputs.remove(&name) else {
-                continue;
-            };
-            let mut target = self.target(&name, &input);
+        let heard = Audible {
+            strips: &self.strips,
+            program: self.program.as_deref(),
+            pin: self.pin.as_deref(),
+        };
+        let mut forget = false;
+        for (name, input) in &mut self.inputs {
+            let mut target = if input.gone { 0.0 } else { heard.gain(name) };
             self.scratch.fill(0.0);
             let sounding = input.pull(tick, &mut self.scratch, &mut self.stats);
             let starving = input.next.is_none();
@@ -520,18 +512,18 @@ impl AudioMixer {
                 input.gain = gain;
             } else {
                 input.meter.measure(tick, &[]);
-                input.gain = if starving { 0.0 } else { input.gain };
+                if starving {
+                    input.gain = 0.0;
+                }
             }
             let idle = input
                 .last_packet
                 .is_none_or(|at| tick.saturating_duration_since(at) >= IDLE_RESET);
-            if input.gone && (idle || input.gain == 0.0) {
-                continue; // faded out: forget it
-            }
-            if idle && input.next.is_none() && !input.queue.is_empty() {
-                input.queue.clear();
-            }
-            self.inputs.insert(name, input);
+            input.faded_out = input.gone && (idle || input.gain == 0.0);
+            forget |= input.faded_out;
+        }
+        if forget {
+            self.inputs.retain(|_, input| !input.faded_out);
         }
         self.finish_frame(tick, fade_step);
     }
@@ -594,6 +586,31 @@ impl AudioMixer {
 
     pub fn stats(&self) -> MixerStats {
         self.stats
+    }
+}
+
+/// Who is heard: the strips, the program source and the pin, borrowed for one frame.
+struct Audible<'a> {
+    strips: &'a BTreeMap<String, Strip>,
+    program: Option<&'a str>,
+    pin: Option<&'a str>,
+}
+
+impl Audible<'_> {
+    /// The gain `name` should be mixed at now (0 when it is not heard).
+    fn gain(&self, name: &str) -> f32 {
+        let strip = self.strips.get(name).copied().unwrap_or_default();
+        let audible = match (self.pin, strip.mode) {
+            (Some(pin), _) => pin == name,
+            (None, Mode::On) => true,
+            (None, Mode::Afv) => self.program == Some(name),
+            (None, Mode::Off) => false,
+        };
+        if audible && !strip.mute {
+            from_db(strip.gain_db)
+        } else {
+            0.0
+        }
     }
 }
 

@@ -56,6 +56,9 @@ export async function startNginx(origin) {
   return {
     base: `http://127.0.0.1:${port}`,
     log,
+    accessLog() {
+      try { return readFileSync(join(dir, 'access.log'), 'utf8'); } catch { return ''; }
+    },
     /** Requests of the access log by cache status (HIT, MISS, ...), for `pathPart` URIs. */
     cacheStatuses(pathPart) {
       const counts = {};

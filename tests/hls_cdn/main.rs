@@ -7,7 +7,8 @@
 //! 10-player figure: about one blocking reload and one part per published part, whatever the
 //! audience) and the players stay within a second of live (99th percentile of every part
 //! received). The same players straight at r58 (no cache) are measured and printed for the
-//! record: there the origin load grows with the audience.
+//! record: there the origin load grows with the audience (asserted: over 5x the cached load at
+//! the largest size), while its playlist renders stay at about one per published part.
 //!
 //! Timing-sensitive and heavy (hundreds of connections on a shared machine), so `#[ignore]`d
 //! in the workspace run; scripts/test.sh runs it alone:
@@ -249,6 +250,27 @@ async fn origin_load_stays_flat_behind_a_cache() {
             .all(|l| !l.contains("[crit]") && !l.contains("[alert]")),
         "nginx: {}",
         cache.error_log()
+    );
+
+    // Without the cache every viewer's request reaches the box, but the origin still renders
+    // about one playlist per published part (one wait, one render shared by all).
+    let (few, many) = (&direct[0], &direct[direct.len() - 1]);
+    let cached_many = &cached[cached.len() - 1];
+    assert!(
+        many.origin_rps > 5.0 * cached_many.origin_rps,
+        "the cache keeps {} players' requests away from the origin: {:.1} req/s without it, \
+         {:.1} with it",
+        many.players,
+        many.origin_rps,
+        cached_many.origin_rps
+    );
+    assert!(
+        many.renders_ps <= 2.0 * few.renders_ps.max(1.0),
+        "playlist renders grow with the audience: {:.1}/s for {} players, {:.1}/s for {}",
+        many.renders_ps,
+        many.players,
+        few.renders_ps,
+        few.players
     );
 
     let base = cached[0].origin_rps;

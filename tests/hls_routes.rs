@@ -266,13 +266,14 @@ async fn a_camera_stream_is_served_over_ll_hls() {
 
 /// Many viewers waiting for the same next part (what a CDN without request collapsing, or
 /// many edges, sends): every blocking playlist request and every held part request is
-/// answered from the one publication, with one playlist render shared by all of them.
+/// answered from the one publication, with one playlist render shared by all of them. Then the
+/// source stalls, and the 503 that ends a wait is cacheable for a second only.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn identical_held_requests_share_one_wait_and_one_render() {
     const VIEWERS: usize = 100;
     let server = server(Duration::from_secs(15));
     let app = &server.app;
-    let _camera = start(&server, "cam3").await;
+    let camera = start(&server, "cam3").await;
     let media = media_uri(app, "cam3").await;
     let base = format!("/hls/cam3/{}", media.split_once('/').unwrap().0);
     let playlist = get(app, &format!("{base}/stream.m3u8")).await;
@@ -341,6 +342,21 @@ async fn identical_held_requests_share_one_wait_and_one_render() {
         metrics.text()
     );
     assert!(metrics.text().contains("r58_hls_playlist_renders_total "));
+
+    // The source stalls (gone, but within its linger time): a blocking reload for the next part
+    // gets 503 after three target durations, kept by caches for a second only, so a CDN asks
+    // again soon rather than pinning the error.
+    let playlist = get(app, &format!("{base}/stream.m3u8")).await;
+    let (msn, part) = preload_hint(playlist.text());
+    drop(camera);
+    let r = get(
+        app,
+        &format!("{base}/stream.m3u8?_HLS_msn={msn}&_HLS_part={}", part + 1),
+    )
+    .await;
+    assert_eq!(r.status, StatusCode::SERVICE_UNAVAILABLE, "{}", r.text());
+    assert_eq!(r.header("cache-control"), Some("public, max-age=1"));
+    assert_eq!(r.header("retry-after"), Some("1"));
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

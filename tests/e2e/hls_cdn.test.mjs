@@ -60,8 +60,8 @@ test('two hls.js players through a caching proxy play within a second of live', 
     + `${reached} LL-HLS requests reached r58 in 6 s`);
   for (const s of samples) {
     assertPlays(s, 1280, 720);
-    const p50 = percentile(s.latencies, 50);
-    assert.ok(p50 <= 1000, `capture->playing latency p50 ${p50} ms through the cache`);
+    const p90 = percentile(s.latencies, 90);
+    assert.ok(p90 <= 1000, `capture->playing latency p90 ${p90} ms through the cache`);
   }
   // Each viewer asks for every part and its blocking reload; one of the two is a miss.
   const hits = (s) => (s.HIT ?? 0) + (s.UPDATING ?? 0) + (s.STALE ?? 0);

@@ -198,7 +198,24 @@ async fn resource(
     Path((name, instance, file)): Path<(String, String, String)>,
     query: Result<Query<PlaylistQuery>, QueryRejection>,
 ) -> Response {
-    let counters = state.hls.counters();
+    // Every request that reaches the origin is counted, answered or not.
+    let kind = if file == MEDIA_PLAYLIST {
+        let blocking = query.as_ref().is_ok_and(|Query(q)| q.msn.is_some());
+        Some(if blocking {
+            RequestKind::BlockingPlaylist
+        } else {
+            RequestKind::Playlist
+        })
+    } else {
+        Resource::parse(&file).map(|resource| match resource {
+            Resource::Init(_) => RequestKind::Init,
+            Resource::Segment(_) => RequestKind::Segment,
+            Resource::Part(..) => RequestKind::Part,
+        })
+    };
+    if let Some(kind) = kind {
+        state.hls.counters().count(kind);
+    }
     let Some(stream) = state.hls.get(&name).filter(|s| s.instance == instance) else {
         return error(
             StatusCode::NOT_FOUND,
@@ -211,14 +228,7 @@ async fn resource(
             Err(e) => return error(StatusCode::BAD_REQUEST, format!("bad query string: {e}")),
         };
         return match query.parse() {
-            Ok(request) => {
-                counters.count(if request.block.is_some() {
-                    RequestKind::BlockingPlaylist
-                } else {
-                    RequestKind::Playlist
-                });
-                media(&stream, request).await
-            }
+            Ok(request) => media(&stream, request).await,
             Err(reason) => error(StatusCode::BAD_REQUEST, reason.to_string()),
         };
     }
@@ -228,11 +238,6 @@ async fn resource(
             format!("no such LL-HLS resource {file:?}"),
         );
     };
-    counters.count(match resource {
-        Resource::Init(_) => RequestKind::Init,
-        Resource::Segment(_) => RequestKind::Segment,
-        Resource::Part(..) => RequestKind::Part,
-    });
     let timeout = hold_limit(&stream);
     let found = wait_for(&stream, timeout, |s, _| match lookup(s, resource) {
         Lookup::Found(bytes) => Some(Some(bytes)),

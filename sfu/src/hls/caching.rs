@@ -52,8 +52,8 @@ pub struct Timing {
     pub target_duration: u64,
 }
 
-/// A year: the conventional "forever" for immutable resources (RFC 9111 §5.2.2.1 says a cache
-/// need not keep anything longer).
+/// A year, the conventional "forever", with `immutable` (RFC 8246) so that browsers do not
+/// revalidate on reload either.
 pub const IMMUTABLE: &str = "public, max-age=31536000, immutable";
 /// The answer for errors when nothing is known about the stream.
 pub const ERROR: &str = "public, max-age=1";

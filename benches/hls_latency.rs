@@ -9,13 +9,16 @@
 //!   part closes when it holds PART-TARGET of media;
 //! - last frame -> part available: from the end of the part's media to its publication, i.e.
 //!   what the muxer adds beyond the part's own length (a part closes when the next frame arrives).
+//!
+//! Then the cost of one media playlist request at the origin: its own render against the render
+//! shared by every request for the same published state (`LiveStream::media_playlist`).
 
 use std::time::{Duration, Instant, SystemTime};
 
 use sfu::capture::{CameraSettings, EncoderSettings, start_test_cameras};
 use sfu::engine::SharedEngine;
 use sfu::engine::{Engine, EngineConfig};
-use sfu::hls::{HlsService, LiveConfig, Segmenter};
+use sfu::hls::{HlsService, LiveConfig, Segmenter, media_playlist};
 
 fn main() {
     let parts: usize = std::env::args()
@@ -113,6 +116,26 @@ async fn run(parts: usize) {
     );
     report("first frame -> part available", &mut from_first);
     report("last frame  -> part available", &mut from_last);
+
+    // What one media playlist request costs the origin: a render of its own (every request,
+    // before identical requests shared one) against the shared render of the current state.
+    const RENDERS: u32 = 2000;
+    let started = Instant::now();
+    let mut bytes = 0;
+    for _ in 0..RENDERS {
+        bytes = std::hint::black_box(stream.read(|s| media_playlist(s, false))).len();
+    }
+    let own = started.elapsed() / RENDERS;
+    let started = Instant::now();
+    for _ in 0..RENDERS {
+        std::hint::black_box(stream.media_playlist(false));
+    }
+    let shared = started.elapsed() / RENDERS;
+    println!(
+        "media playlist per request ({bytes} bytes): own render {:.1} µs, shared render {:.2} µs",
+        own.as_secs_f64() * 1e6,
+        shared.as_secs_f64() * 1e6
+    );
 }
 
 fn report(label: &str, values: &mut [f64]) {

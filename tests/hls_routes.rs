@@ -19,12 +19,13 @@ use hls_m3u8::tags::VariantStream;
 use r58::http::{AppState, router};
 use sfu::capture::CameraHandle;
 use sfu::engine::{EngineConfig, SharedEngine};
-use sfu::hls::LiveConfig;
+use sfu::hls::{HlsService, LiveConfig, RequestKind};
 use sfu::testing::cameras::small_camera;
 
 struct Server {
     app: Router,
     engine: SharedEngine,
+    hls: HlsService,
 }
 
 fn server(linger: Duration) -> Server {
@@ -33,10 +34,12 @@ fn server(linger: Duration) -> Server {
         linger,
         ..LiveConfig::default()
     });
+    let hls = state.hls.clone();
     tokio::spawn(state.hls.clone().run());
     Server {
         app: router(state, &["*".to_owned()]),
         engine,
+        hls,
     }
 }
 
@@ -93,7 +96,7 @@ async fn a_camera_stream_is_served_over_ll_hls() {
         r.header("content-type"),
         Some("application/vnd.apple.mpegurl")
     );
-    assert_eq!(r.header("cache-control"), Some("no-cache"));
+    assert_eq!(r.header("cache-control"), Some("public, max-age=1"));
     assert!(r.text().contains("CODECS=\"avc1.42"), "{}", r.text());
     assert!(r.text().contains("RESOLUTION=320x240"), "{}", r.text());
     let media = media_uri(app, "cam0").await;
@@ -108,7 +111,11 @@ async fn a_camera_stream_is_served_over_ll_hls() {
     // The media playlist has every LL-HLS tag.
     let r = get(app, &format!("{base}/stream.m3u8")).await;
     assert_eq!(r.status, StatusCode::OK);
-    assert_eq!(r.header("cache-control"), Some("no-cache"));
+    assert_eq!(
+        r.header("cache-control"),
+        Some("public, max-age=1"),
+        "the newest playlist: kept a second at most (HTTP counts whole seconds)"
+    );
     let playlist = r.text().to_owned();
     for tag in [
         "#EXT-X-VERSION:9",
@@ -134,6 +141,18 @@ async fn a_camera_stream_is_served_over_ll_hls() {
     .await;
     let waited = asked.elapsed();
     assert_eq!(r.status, StatusCode::OK);
+    let target: u64 = r
+        .text()
+        .lines()
+        .find_map(|l| l.strip_prefix("#EXT-X-TARGETDURATION:"))
+        .and_then(|t| t.parse().ok())
+        .expect("target duration");
+    assert_eq!(
+        r.header("cache-control"),
+        Some(format!("public, max-age={target}").as_str()),
+        "one URL per part, the same for every viewer: a cache keeps it a target duration"
+    );
+    assert!(r.header("age").is_none(), "the origin is no cache");
     assert!(
         r.text().contains("#EXT-X-PART:DURATION=")
             && r.text().contains(&format!("URI=\"part{msn}.{part}.m4s\"")),
@@ -175,6 +194,10 @@ async fn a_camera_stream_is_served_over_ll_hls() {
             StatusCode::BAD_REQUEST,
         ),
         (
+            format!("{base}/stream.m3u8?_HLS_msn={msn}&_HLS_part=99"),
+            StatusCode::BAD_REQUEST,
+        ),
+        (
             format!("{base}/stream.m3u8?_HLS_part=1"),
             StatusCode::BAD_REQUEST,
         ),
@@ -203,6 +226,16 @@ async fn a_camera_stream_is_served_over_ll_hls() {
         let r = get(app, &uri).await;
         assert_eq!(r.status, status, "{uri}: {}", r.text());
         assert!(!r.text().trim().is_empty(), "{uri}: a reason");
+        // A cache must not pin an error: 404 a second at most, 400 not at all (the router's
+        // own 404 for paths outside /hls is not an LL-HLS answer).
+        if !uri.contains("/../") {
+            let cache = if status == StatusCode::NOT_FOUND {
+                "public, max-age=1"
+            } else {
+                "no-store"
+            };
+            assert_eq!(r.header("cache-control"), Some(cache), "{uri}");
+        }
         assert_eq!(
             get(app, &format!("{base}/init0.mp4")).await.status,
             StatusCode::OK
@@ -219,10 +252,111 @@ async fn a_camera_stream_is_served_over_ll_hls() {
     )
     .await;
     assert_eq!(r.header("access-control-allow-origin"), Some("*"));
+    assert!(
+        r.header("access-control-expose-headers")
+            .is_some_and(|h| h.split(',').any(|h| h == "age")),
+        "hls.js reads Age across origins for CDN tune-in: {:?}",
+        r.header("access-control-expose-headers")
+    );
 
     // /api/streams counts the muxer as a reader.
     let r = get(app, "/api/streams").await;
     assert!(r.text().contains("\"hls\":1"), "{}", r.text());
+}
+
+/// Many viewers waiting for the same next part (what a CDN without request collapsing, or
+/// many edges, sends): every blocking playlist request and every held part request is
+/// answered from the one publication, with one playlist render shared by all of them. Then the
+/// source stalls, and the 503 that ends a wait is cacheable for a second only.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn identical_held_requests_share_one_wait_and_one_render() {
+    const VIEWERS: usize = 100;
+    let server = server(Duration::from_secs(15));
+    let app = &server.app;
+    let camera = start(&server, "cam3").await;
+    let media = media_uri(app, "cam3").await;
+    let base = format!("/hls/cam3/{}", media.split_once('/').unwrap().0);
+    let playlist = get(app, &format!("{base}/stream.m3u8")).await;
+    let (msn, part) = preload_hint(playlist.text());
+
+    let counters = server.hls.counters();
+    let renders_before = counters.renders();
+    let blocking_before = counters.requests(RequestKind::BlockingPlaylist);
+    let asked = Instant::now();
+    let mut held = Vec::new();
+    for _ in 0..VIEWERS {
+        let app = app.clone();
+        let reload = format!("{base}/stream.m3u8?_HLS_msn={msn}&_HLS_part={part}");
+        let part_uri = format!("{base}/part{msn}.{part}.m4s");
+        held.push(tokio::spawn(async move {
+            let (playlist, part) = tokio::join!(get(&app, &reload), get(&app, &part_uri));
+            (playlist, part)
+        }));
+    }
+    let mut answers = Vec::new();
+    for task in held {
+        answers.push(task.await.unwrap());
+    }
+    let waited = asked.elapsed();
+    let renders = counters.renders() - renders_before;
+    println!(
+        "{VIEWERS} viewers held for part {msn}.{part}: answered within {waited:?}, \
+         {renders} playlist render(s) for {VIEWERS} blocking reloads"
+    );
+    let (first_playlist, first_part) = &answers[0];
+    for (playlist, part_answer) in &answers {
+        assert_eq!(playlist.status, StatusCode::OK, "{}", playlist.text());
+        assert_eq!(part_answer.status, StatusCode::OK);
+        assert_eq!(part_answer.body, first_part.body, "the same part bytes");
+        assert!(
+            playlist
+                .text()
+                .contains(&format!("URI=\"part{msn}.{part}.m4s\"")),
+            "lists the part it waited for"
+        );
+    }
+    let distinct: std::collections::HashSet<&[u8]> =
+        answers.iter().map(|(p, _)| p.body.as_ref()).collect();
+    assert!(
+        distinct.len() <= 3,
+        "at most the state the part arrived in and the next: {} distinct playlists",
+        distinct.len()
+    );
+    assert!(first_playlist.body.len() > 100);
+    assert_eq!(
+        counters.requests(RequestKind::BlockingPlaylist) - blocking_before,
+        VIEWERS as u64
+    );
+    assert!(
+        renders <= 3,
+        "{renders} renders for {VIEWERS} identical blocking reloads (one per published state)"
+    );
+
+    // The counters are on /metrics.
+    let metrics = get(app, "/metrics").await;
+    assert!(
+        metrics
+            .text()
+            .contains("r58_hls_requests_total{kind=\"blocking_playlist\"}"),
+        "{}",
+        metrics.text()
+    );
+    assert!(metrics.text().contains("r58_hls_playlist_renders_total "));
+
+    // The source stalls (gone, but within its linger time): a blocking reload for the next part
+    // gets 503 after three target durations, kept by caches for a second only, so a CDN asks
+    // again soon rather than pinning the error.
+    let playlist = get(app, &format!("{base}/stream.m3u8")).await;
+    let (msn, part) = preload_hint(playlist.text());
+    drop(camera);
+    let r = get(
+        app,
+        &format!("{base}/stream.m3u8?_HLS_msn={msn}&_HLS_part={}", part + 1),
+    )
+    .await;
+    assert_eq!(r.status, StatusCode::SERVICE_UNAVAILABLE, "{}", r.text());
+    assert_eq!(r.header("cache-control"), Some("public, max-age=1"));
+    assert_eq!(r.header("retry-after"), Some("1"));
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

@@ -6,6 +6,7 @@ use axum::extract::State;
 use axum::http::{HeaderValue, StatusCode, header};
 use axum::response::{IntoResponse, Response};
 use sfu::engine::StreamInfo;
+use sfu::hls::{HlsCounters, RequestKind};
 
 use super::access::{Access, Routes};
 use super::metrics::{Family, Kind, render};
@@ -55,12 +56,37 @@ async fn turn_credentials(State(state): State<AppState>) -> Response {
     }
 }
 
+/// LL-HLS requests that reached this server, by kind, and the media playlists rendered for
+/// them (one render serves every request for the same published state).
+fn hls_metrics(counters: &HlsCounters) -> Vec<Family> {
+    let mut requests = Family::new(
+        Kind::Counter,
+        "hls_requests_total",
+        "LL-HLS requests that reached this server, by kind (a CDN in front keeps most away).",
+    );
+    for kind in RequestKind::ALL {
+        requests.push(
+            format!("{{kind=\"{}\"}}", kind.as_str()),
+            counters.requests(kind),
+        );
+    }
+    vec![
+        requests,
+        Family::counter(
+            "hls_playlist_renders_total",
+            "LL-HLS media playlists rendered; every request for the same published state shares one.",
+            counters.renders(),
+        ),
+    ]
+}
+
 /// Prometheus text exposition: the engine's, the switcher's, the TURN endpoint's and the
 /// guard's families.
 pub async fn metrics(State(state): State<AppState>) -> Response {
     let mut families = engine_metrics(&state);
     families.extend(state.turn.metrics());
     families.extend(state.guard.metrics(state.session_tokens().len()));
+    families.extend(hls_metrics(state.hls.counters()));
     (
         StatusCode::OK,
         [(header::CONTENT_TYPE, "text/plain; version=0.0.4")],

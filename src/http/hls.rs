@@ -3,9 +3,13 @@
 //! segments, parts and segments.
 //!
 //! Every URI in a playlist is relative, so the same bytes work behind any proxy path prefix.
-//! Playlists are `no-cache`; parts, segments and init segments are immutable (the instance in
-//! their path is new for every muxer, so a name never stands for other bytes) and a CDN or
-//! tunnel cache can carry them to many viewers.
+//! Every answer says how long a cache may keep it ([`sfu::hls::caching`]): parts, segments and
+//! init segments are immutable (the instance in their path is new for every muxer, so a name
+//! never stands for other bytes), blocking playlist reloads (one URL per part, the same for
+//! every viewer) are kept a target duration, other playlists and errors a second, so a CDN in
+//! front serves a large audience from about one origin request per part and URL
+//! (docs/hls.md, "Behind a CDN"). Held requests share one wait and one playlist render per
+//! published state ([`LiveStream::media_playlist`]); `/metrics` counts both.
 
 use std::sync::Arc;
 use std::time::Duration;
@@ -16,8 +20,9 @@ use axum::http::{HeaderValue, StatusCode, header};
 use axum::response::{IntoResponse, Response};
 use bytes::Bytes;
 use serde::Deserialize;
+use sfu::hls::caching::{self, Answer, Timing};
 use sfu::hls::{
-    LiveStream, Lookup, PlaylistRequest, QueryError, Ready, Resource, Segmenter, media_playlist,
+    LiveStream, Lookup, PlaylistRequest, QueryError, Ready, RequestKind, Resource, Segmenter,
     multivariant_playlist,
 };
 use tokio::time::Instant;
@@ -27,7 +32,6 @@ use super::state::AppState;
 
 const PLAYLIST_TYPE: &str = "application/vnd.apple.mpegurl";
 const MEDIA_PLAYLIST: &str = "stream.m3u8";
-const IMMUTABLE: &str = "public, max-age=31536000, immutable";
 /// How long a request for a stream that is online but whose muxer has not started yet waits.
 const STARTUP_WAIT: Duration = Duration::from_secs(1);
 
@@ -58,19 +62,43 @@ impl PlaylistQuery {
     }
 }
 
+/// An error answer: 404 and 503 are kept a second by caches (never pinned), 400 not at all.
 fn error(status: StatusCode, reason: impl Into<String>) -> Response {
+    let cache = match status {
+        StatusCode::NOT_FOUND | StatusCode::SERVICE_UNAVAILABLE => caching::ERROR,
+        _ => caching::NO_STORE,
+    };
     let mut response = (status, format!("{}\n", reason.into())).into_response();
     response
         .headers_mut()
-        .insert(header::CACHE_CONTROL, HeaderValue::from_static("no-cache"));
+        .insert(header::CACHE_CONTROL, HeaderValue::from_static(cache));
+    if status == StatusCode::SERVICE_UNAVAILABLE {
+        response
+            .headers_mut()
+            .insert(header::RETRY_AFTER, HeaderValue::from_static("1"));
+    }
     response
 }
 
-fn body(content_type: &'static str, cache: &'static str, bytes: impl Into<Bytes>) -> Response {
+fn timing(stream: &LiveStream) -> Timing {
+    stream.read(|s| Timing {
+        part_target: s.config().part_target,
+        target_duration: s.target_duration(),
+    })
+}
+
+fn body(
+    content_type: &'static str,
+    answer: Answer,
+    timing: Timing,
+    bytes: impl Into<Bytes>,
+) -> Response {
+    let cache = HeaderValue::from_str(&caching::cache_control(answer, timing))
+        .unwrap_or(HeaderValue::from_static(caching::NO_STORE));
     (
         [
             (header::CONTENT_TYPE, HeaderValue::from_static(content_type)),
-            (header::CACHE_CONTROL, HeaderValue::from_static(cache)),
+            (header::CACHE_CONTROL, cache),
         ],
         bytes.into(),
     )
@@ -130,6 +158,7 @@ async fn wait_for<T>(
 /// `GET /hls/{name}/index.m3u8`: one variant pointing at this muxer's media playlist. Waits for
 /// the first part (the codecs string needs the SPS) for up to three target durations.
 async fn multivariant(State(state): State<AppState>, Path(name): Path<String>) -> Response {
+    state.hls.counters().count(RequestKind::Multivariant);
     let stream = match live_stream(&state, &name).await {
         Ok(stream) => stream,
         Err(response) => return response,
@@ -149,17 +178,11 @@ async fn multivariant(State(state): State<AppState>, Path(name): Path<String>) -
     })
     .await;
     match written {
-        Some(Ok(text)) => body(PLAYLIST_TYPE, "no-cache", text),
-        Some(Err(e)) => {
-            let mut response = error(
-                StatusCode::SERVICE_UNAVAILABLE,
-                format!("stream {name:?}: {e}"),
-            );
-            response
-                .headers_mut()
-                .insert(header::RETRY_AFTER, HeaderValue::from_static("1"));
-            response
-        }
+        Some(Ok(text)) => body(PLAYLIST_TYPE, Answer::Multivariant, timing(&stream), text),
+        Some(Err(e)) => error(
+            StatusCode::SERVICE_UNAVAILABLE,
+            format!("stream {name:?}: {e}"),
+        ),
         None => error(StatusCode::NOT_FOUND, format!("stream {name:?} ended")),
     }
 }
@@ -175,6 +198,24 @@ async fn resource(
     Path((name, instance, file)): Path<(String, String, String)>,
     query: Result<Query<PlaylistQuery>, QueryRejection>,
 ) -> Response {
+    // Every request that reaches the origin is counted, answered or not.
+    let kind = if file == MEDIA_PLAYLIST {
+        let blocking = query.as_ref().is_ok_and(|Query(q)| q.msn.is_some());
+        Some(if blocking {
+            RequestKind::BlockingPlaylist
+        } else {
+            RequestKind::Playlist
+        })
+    } else {
+        Resource::parse(&file).map(|resource| match resource {
+            Resource::Init(_) => RequestKind::Init,
+            Resource::Segment(_) => RequestKind::Segment,
+            Resource::Part(..) => RequestKind::Part,
+        })
+    };
+    if let Some(kind) = kind {
+        state.hls.counters().count(kind);
+    }
     let Some(stream) = state.hls.get(&name).filter(|s| s.instance == instance) else {
         return error(
             StatusCode::NOT_FOUND,
@@ -206,7 +247,12 @@ async fn resource(
     .await
     .flatten();
     match found {
-        Some(bytes) => body(resource.content_type(), IMMUTABLE, bytes),
+        Some(bytes) => body(
+            resource.content_type(),
+            Answer::Media,
+            timing(&stream),
+            bytes,
+        ),
         None => error(
             StatusCode::NOT_FOUND,
             format!("{file} is not (or no longer) available"),
@@ -222,22 +268,20 @@ fn lookup(s: &Segmenter, resource: Resource) -> Lookup {
     }
 }
 
-/// The media playlist, held until it contains the requested segment or part.
+/// The media playlist, held until it contains the requested segment or part. Every request
+/// woken by the same publication gets the same shared render.
 async fn media(stream: &LiveStream, request: PlaylistRequest) -> Response {
     let Some((msn, part)) = request.block else {
-        return body(
-            PLAYLIST_TYPE,
-            "no-cache",
-            stream.read(|s| media_playlist(s, request.skip)),
-        );
+        let text = stream.media_playlist(request.skip);
+        return body(PLAYLIST_TYPE, Answer::Playlist, timing(stream), text);
     };
     let timeout = hold_limit(stream);
     let answer = wait_for(stream, timeout, |s, last| {
-        if s.ended() {
-            return Some(Ok(media_playlist(s, request.skip)));
-        }
         match s.progress().ready(msn, part) {
-            Ready::Ready => Some(Ok(media_playlist(s, request.skip))),
+            Ready::Ready => Some(Ok(Answer::BlockingPlaylist)),
+            // Ended without the part: the final playlist, which must not be kept as the
+            // answer for that part.
+            _ if s.ended() => Some(Ok(Answer::Playlist)),
             Ready::TooFarAhead => Some(Err(StatusCode::BAD_REQUEST)),
             Ready::NotYet if last => Some(Err(StatusCode::SERVICE_UNAVAILABLE)),
             Ready::NotYet => None,
@@ -245,7 +289,11 @@ async fn media(stream: &LiveStream, request: PlaylistRequest) -> Response {
     })
     .await;
     match answer {
-        Some(Ok(text)) => body(PLAYLIST_TYPE, "no-cache", text),
+        Some(Ok(answer)) => {
+            // Rendered after the decision, so it holds at least the state that was ready.
+            let text = stream.media_playlist(request.skip);
+            body(PLAYLIST_TYPE, answer, timing(stream), text)
+        }
         Some(Err(StatusCode::BAD_REQUEST)) => error(
             StatusCode::BAD_REQUEST,
             format!(
@@ -253,15 +301,9 @@ async fn media(stream: &LiveStream, request: PlaylistRequest) -> Response {
                 part.map(|p| format!("&_HLS_part={p}")).unwrap_or_default()
             ),
         ),
-        _ => {
-            let mut response = error(
-                StatusCode::SERVICE_UNAVAILABLE,
-                "the requested part did not appear in time; the stream may have stalled",
-            );
-            response
-                .headers_mut()
-                .insert(header::RETRY_AFTER, HeaderValue::from_static("1"));
-            response
-        }
+        _ => error(
+            StatusCode::SERVICE_UNAVAILABLE,
+            "the requested part did not appear in time; the stream may have stalled",
+        ),
     }
 }

@@ -112,8 +112,9 @@ fn add_simple_cors(origins: &[String], origin: Option<HeaderValue>, headers: &mu
     );
 }
 
-/// Response headers a browser client may read.
-const EXPOSED_HEADERS: &str = "location,etag,link,accept-post,accept-patch,retry-after";
+/// Response headers a browser client may read. `age`: hls.js reads it from a cached playlist
+/// to ask for the part that is live now (RFC 8216bis Appendix C, "CDN Tune-in").
+const EXPOSED_HEADERS: &str = "location,etag,link,accept-post,accept-patch,retry-after,age";
 
 fn cors_layer(origins: &[String]) -> CorsLayer {
     let allow_origin = if origins.is_empty() || origins.iter().any(|o| o == "*") {

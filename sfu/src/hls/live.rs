@@ -6,18 +6,27 @@
 //!
 //! The HTTP layer looks streams up with [`HlsService::get`], reads the segmenter under its lock,
 //! and waits for [`LiveStream::subscribe`] to change for blocking requests.
+//!
+//! Coalescing: every held request (a blocking playlist reload, a part not published yet) waits
+//! on the one `watch` channel of its stream, which changes only when the segmenter publishes
+//! (a part, a segment, the end), not per packet; and every media playlist answer comes from
+//! [`LiveStream::media_playlist`], which renders once per published state and hands the same
+//! bytes to every request that asks for that state. So N viewers waiting for the next part cost
+//! one wake-up each and one render in all. [`HlsCounters`] counts requests and renders.
 
 use std::collections::{HashMap, HashSet};
-use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::{Arc, Mutex, MutexGuard};
 use std::time::{Duration, Instant};
 
+use bytes::Bytes;
 use rand::RngExt;
 use tokio::sync::mpsc::Receiver;
 use tokio::sync::watch;
 use tracing::{Instrument, debug, info, info_span, warn};
 
 use super::ingest::{IngestError, StreamIngest};
+use super::playlist::media_playlist;
 use super::segmenter::{HlsConfig, Segmenter};
 use crate::engine::ReaderTrack;
 use crate::engine::SharedEngine;
@@ -54,17 +63,26 @@ pub struct LiveStream {
     /// bytes forever and caches may keep it (a stream started anew restarts its numbering).
     pub instance: String,
     muxer: Mutex<StreamIngest>,
+    /// Bumped (under the muxer lock) whenever the segmenter's published state may have changed;
+    /// the key of `rendered`.
+    revision: AtomicU64,
+    /// The last media playlist rendered, per `skip` (full, delta): `(revision, bytes)`.
+    rendered: Mutex<[Option<(u64, Bytes)>; 2]>,
+    counters: Arc<HlsCounters>,
     changed: watch::Sender<u64>,
     attached: AtomicBool,
     detached_at: Mutex<Option<Instant>>,
 }
 
 impl LiveStream {
-    fn new(name: &str, ingest: StreamIngest) -> Self {
+    fn new(name: &str, ingest: StreamIngest, counters: Arc<HlsCounters>) -> Self {
         Self {
             name: name.to_owned(),
             instance: format!("{:08x}", rand::rng().random::<u32>()),
             muxer: Mutex::new(ingest),
+            revision: AtomicU64::new(0),
+            rendered: Mutex::new([None, None]),
+            counters,
             changed: watch::channel(0).0,
             attached: AtomicBool::new(false),
             detached_at: Mutex::new(None),
@@ -75,9 +93,40 @@ impl LiveStream {
         self.muxer.lock().unwrap_or_else(|p| p.into_inner())
     }
 
+    /// The muxer, for a change that alters the playlist (a restart, the end).
+    fn muxer_mut(&self) -> MutexGuard<'_, StreamIngest> {
+        let guard = self.muxer();
+        self.revision.fetch_add(1, Ordering::AcqRel);
+        guard
+    }
+
     /// Reads the segmenter (playlists, parts) under its lock; keep `f` short.
     pub fn read<R>(&self, f: impl FnOnce(&Segmenter) -> R) -> R {
         f(self.muxer().segmenter())
+    }
+
+    /// The media playlist as of now (`skip`: the delta update), rendered once per published
+    /// state and shared by every request that reads that state.
+    pub fn media_playlist(&self, skip: bool) -> Bytes {
+        let muxer = self.muxer();
+        // Stable while the muxer lock is held: every change bumps it under that lock.
+        let revision = self.revision.load(Ordering::Acquire);
+        let mut rendered = self.rendered.lock().unwrap_or_else(|p| p.into_inner());
+        let slot = &mut rendered[usize::from(skip)];
+        if let Some((at, bytes)) = slot.as_ref()
+            && *at == revision
+        {
+            return bytes.clone();
+        }
+        let bytes = Bytes::from(media_playlist(muxer.segmenter(), skip));
+        self.counters.renders.fetch_add(1, Ordering::Relaxed);
+        *slot = Some((revision, bytes.clone()));
+        bytes
+    }
+
+    /// The counters of the service this stream belongs to.
+    pub fn counters(&self) -> &HlsCounters {
+        &self.counters
     }
 
     /// Changes whenever the segmenter may have published something (or the stream ended).
@@ -103,6 +152,64 @@ pub struct HlsService {
     streams: Arc<Mutex<HashMap<String, Arc<LiveStream>>>>,
     /// Online streams HLS cannot carry (no H.264 or Opus), said once while they stay online.
     refused: Arc<Mutex<HashSet<String>>>,
+    counters: Arc<HlsCounters>,
+}
+
+/// What kind of LL-HLS request reached this server (for `r58_hls_requests_total`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum RequestKind {
+    Multivariant,
+    /// A media playlist with `_HLS_msn` (held until that part or segment exists).
+    BlockingPlaylist,
+    Playlist,
+    Part,
+    Segment,
+    Init,
+}
+
+impl RequestKind {
+    pub const ALL: [RequestKind; 6] = [
+        RequestKind::Multivariant,
+        RequestKind::BlockingPlaylist,
+        RequestKind::Playlist,
+        RequestKind::Part,
+        RequestKind::Segment,
+        RequestKind::Init,
+    ];
+
+    pub fn as_str(self) -> &'static str {
+        match self {
+            RequestKind::Multivariant => "multivariant",
+            RequestKind::BlockingPlaylist => "blocking_playlist",
+            RequestKind::Playlist => "playlist",
+            RequestKind::Part => "part",
+            RequestKind::Segment => "segment",
+            RequestKind::Init => "init",
+        }
+    }
+}
+
+/// Requests that reached the origin and media playlists it rendered: with many viewers of one
+/// stream, renders stay at about one per published part however many requests there are.
+#[derive(Debug, Default)]
+pub struct HlsCounters {
+    requests: [AtomicU64; 6],
+    renders: AtomicU64,
+}
+
+impl HlsCounters {
+    pub fn count(&self, kind: RequestKind) {
+        self.requests[kind as usize].fetch_add(1, Ordering::Relaxed);
+    }
+
+    pub fn requests(&self, kind: RequestKind) -> u64 {
+        self.requests[kind as usize].load(Ordering::Relaxed)
+    }
+
+    /// Media playlists rendered (each served to every request for the same state).
+    pub fn renders(&self) -> u64 {
+        self.renders.load(Ordering::Relaxed)
+    }
 }
 
 impl HlsService {
@@ -112,7 +219,12 @@ impl HlsService {
             config,
             streams: Arc::new(Mutex::new(HashMap::new())),
             refused: Arc::new(Mutex::new(HashSet::new())),
+            counters: Arc::new(HlsCounters::default()),
         }
+    }
+
+    pub fn counters(&self) -> &HlsCounters {
+        &self.counters
     }
 
     pub fn config(&self) -> &LiveConfig {
@@ -199,7 +311,7 @@ impl HlsService {
         };
         for stream in expired {
             info!(stream = %stream.name, "LL-HLS muxer freed: the stream did not come back");
-            let _ = stream.muxer().finish();
+            let _ = stream.muxer_mut().finish();
             stream.notify();
         }
     }
@@ -216,7 +328,7 @@ impl HlsService {
         };
         let stream = match existing {
             Some(stream) if stream.muxer().carries_same_tracks(&tracks) => {
-                if let Err(e) = stream.muxer().restart() {
+                if let Err(e) = stream.muxer_mut().restart() {
                     warn!(stream = name, "LL-HLS discontinuity failed: {e}");
                 }
                 stream
@@ -241,10 +353,10 @@ impl HlsService {
         tracks: &[ReaderTrack],
     ) -> Result<Arc<LiveStream>, IngestError> {
         let ingest = StreamIngest::new(self.config.hls, tracks, WallClock::now())?;
-        let stream = Arc::new(LiveStream::new(name, ingest));
+        let stream = Arc::new(LiveStream::new(name, ingest, self.counters.clone()));
         info!(stream = name, instance = %stream.instance, "LL-HLS muxer started");
         if let Some(old) = self.streams().insert(name.to_owned(), stream.clone()) {
-            let _ = old.muxer().finish();
+            let _ = old.muxer_mut().finish();
             old.notify();
         }
         Ok(stream)
@@ -256,16 +368,25 @@ async fn feed(engine: SharedEngine, stream: Arc<LiveStream>, mut rx: Receiver<Re
     let mut reported = 0u64;
     let mut batch = Vec::with_capacity(64);
     while rx.recv_many(&mut batch, 64).await > 0 {
-        let wants_keyframe = {
+        let (published, wants_keyframe) = {
             let mut muxer = stream.muxer();
+            let before = muxer.segmenter().progress();
             for packet in batch.drain(..) {
                 if let Err(e) = muxer.handle_packet(&packet) {
                     log_error(&mut reported, muxer.stats.errors, &e);
                 }
             }
-            muxer.wants_keyframe()
+            // Parts, segments and the target duration are all in the progress: when it did not
+            // move, the playlist and the resources are what they were, and nobody is woken.
+            let published = muxer.segmenter().progress() != before;
+            if published {
+                stream.revision.fetch_add(1, Ordering::AcqRel);
+            }
+            (published, muxer.wants_keyframe())
         };
-        stream.notify();
+        if published {
+            stream.notify();
+        }
         if wants_keyframe {
             let now = Instant::now();
             if engine.lock().request_keyframe(now, &stream.name) {

@@ -8,12 +8,14 @@
 //! - [`segmenter`]: parts of ~PART-TARGET, segments cut at keyframes, 7 kept, discontinuities.
 //! - [`playlist`] (hand-written LL-HLS tags) and [`multivariant`] (`hls_m3u8`).
 //! - [`names`]: the relative URIs, parsed back strictly for the routes.
+//! - [`caching`]: how long a CDN or proxy may keep each kind of answer.
 //! - [`ingest`]: a hub reader's RTP packets to the segmenter (sans-IO); [`live`]: the tokio
 //!   task per stream and the registry the HTTP routes read.
 
 pub mod annexb;
 pub mod bits;
 pub mod blocking;
+pub mod caching;
 pub mod fmp4;
 pub mod ingest;
 pub mod live;
@@ -26,9 +28,10 @@ pub mod sps;
 pub mod timeline;
 
 pub use blocking::{PlaylistRequest, Progress, QueryError, Ready};
+pub use caching::{Answer, Timing, cache_control};
 pub use fmp4::{OpusParams, VideoParams};
 pub use ingest::{IngestError, StreamIngest};
-pub use live::{HlsService, LiveConfig, LiveStream};
+pub use live::{HlsCounters, HlsService, LiveConfig, LiveStream, RequestKind};
 pub use multivariant::{MultivariantError, multivariant_playlist};
 pub use names::Resource;
 pub use playlist::media_playlist;

@@ -1,0 +1,80 @@
+// Debian's nginx as a caching proxy (CDN edge) in front of r58, with the config the Rust CDN
+// test uses (tests/hls_cdn/nginx.conf.in), its prefix and cache in a temp dir, on a free
+// loopback port.
+import { spawn, spawnSync } from 'node:child_process';
+import { mkdtempSync, readFileSync, writeFileSync, rmSync, openSync } from 'node:fs';
+import { createServer, connect } from 'node:net';
+import { tmpdir } from 'node:os';
+import { join, resolve } from 'node:path';
+
+const NGINX = '/usr/sbin/nginx';
+const template = resolve(import.meta.dirname, '..', '..', 'hls_cdn', 'nginx.conf.in');
+
+export function nginxInstalled() {
+  return spawnSync(NGINX, ['-v']).status === 0;
+}
+
+async function freeTcpPort() {
+  return new Promise((ok, fail) => {
+    const s = createServer();
+    s.once('error', fail);
+    s.listen(0, '127.0.0.1', () => {
+      const { port } = s.address();
+      s.close(() => ok(port));
+    });
+  });
+}
+
+const accepts = (port) => new Promise((ok) => {
+  const socket = connect(port, '127.0.0.1');
+  socket.once('connect', () => { socket.destroy(); ok(true); });
+  socket.once('error', () => ok(false));
+});
+
+/** Starts nginx caching for `origin` (`http://127.0.0.1:PORT`); resolves to `{ base, stop() }`. */
+export async function startNginx(origin) {
+  const dir = mkdtempSync(join(tmpdir(), 'r58-nginx-'));
+  const port = await freeTcpPort();
+  const config = readFileSync(template, 'utf8')
+    .replaceAll('@DIR@', dir)
+    .replaceAll('@LISTEN@', `127.0.0.1:${port}`)
+    .replaceAll('@ORIGIN@', new URL(origin).host);
+  const file = join(dir, 'nginx.conf');
+  writeFileSync(file, config);
+  const stderr = openSync(join(dir, 'stderr.log'), 'w');
+  const child = spawn(NGINX, ['-p', dir, '-c', file, '-e', 'stderr'],
+    { stdio: ['ignore', 'ignore', stderr] });
+  const log = () => ['stderr.log', 'error.log']
+    .map((f) => { try { return readFileSync(join(dir, f), 'utf8'); } catch { return ''; } })
+    .join('');
+  const deadline = Date.now() + 10000;
+  while (!(await accepts(port))) {
+    if (child.exitCode !== null) throw new Error(`nginx exited early:\n${log()}`);
+    if (Date.now() > deadline) throw new Error(`nginx did not start:\n${log()}`);
+    await new Promise((r) => setTimeout(r, 50));
+  }
+  return {
+    base: `http://127.0.0.1:${port}`,
+    log,
+    accessLog() {
+      try { return readFileSync(join(dir, 'access.log'), 'utf8'); } catch { return ''; }
+    },
+    /** Requests of the access log by cache status (HIT, MISS, ...), for `pathPart` URIs. */
+    cacheStatuses(pathPart) {
+      const counts = {};
+      let text = '';
+      try { text = readFileSync(join(dir, 'access.log'), 'utf8'); } catch { /* none yet */ }
+      for (const line of text.split('\n')) {
+        const m = line.match(/^\S+ "GET (\S+) [^"]*" (\d+) (\S+)/);
+        if (!m || !m[1].includes(pathPart)) continue;
+        counts[m[3]] = (counts[m[3]] ?? 0) + 1;
+      }
+      return counts;
+    },
+    async stop() {
+      child.kill('SIGTERM');
+      await new Promise((r) => (child.exitCode !== null ? r() : child.once('exit', r)));
+      rmSync(dir, { recursive: true, force: true });
+    },
+  };
+}

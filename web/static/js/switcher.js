@@ -1,7 +1,8 @@
 // `/switcher`: the production switcher. Every live source is an input with a small live preview
 // and tally lights; a preview monitor and a program monitor (playing the `program` stream
 // itself, so the operator sees exactly what goes out); Cut, per-input Take, keys 1-9 and
-// Space/Enter; program audio following video or pinned; the cut history with latencies.
+// Space/Enter; program audio as a mix (mixer.js: a strip per input, meters) or pinned; the cut
+// history with latencies.
 // The state comes from the server's events, so every open switcher shows the same tally.
 // This file is the page's wiring only: every decision is in switcher-model.js (tested in
 // node), and every preview and monitor is the pages' one player (player.js).
@@ -10,6 +11,7 @@ import { accessMode } from './mode.js';
 import { createLog } from './log.js';
 import { sourceKind, watchStreams } from './streams.js';
 import { StreamPlayer, showTransports } from './player.js';
+import { MixerPanel } from './mixer.js';
 import { resolutionLabel, stateMessage } from './player-model.js';
 import {
   HIDDEN_STOP_MS, NO_PREVIEW, audioChoices, cutLatencyText, cutPlan, describeError, historyLines, inputView,
@@ -306,6 +308,7 @@ class ProgramMonitor extends Monitor {
 
 const preview = new PreviewMonitor(el('preview-monitor'));
 const program = new ProgramMonitor(el('program-monitor'));
+const mixer = new MixerPanel(el('mixer'), { auth, log, onError: (message) => showAlert(message) });
 
 // --- switcher state ------------------------------------------------------------------------
 
@@ -318,6 +321,7 @@ function applyState(s) {
   program.update();
   renderControls();
   renderHistory();
+  mixer.render(s);
 }
 
 function renderControls() {
@@ -523,6 +527,7 @@ window.r58switcher = {
   inputs,
   preview,
   program,
+  mixer,
   take,
   get state() { return state; },
   get order() { return ordered.map((i) => i.name); },

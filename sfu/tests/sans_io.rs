@@ -643,3 +643,89 @@ fn a_vanished_publisher_ends_its_viewers_within_5s() -> TestResult {
     );
     Ok(())
 }
+
+#[test]
+fn a_local_source_reports_its_content_clock_so_late_audio_plays_with_its_video() -> TestResult {
+    // The switcher's program: video passed through as it arrives, audio mixed and ingested
+    // 40 ms after the voices in it arrived. Its sender reports must map both tracks to the
+    // content's instants, so a browser lines them up.
+    use sfu::media::{CodecSpec, SourceKind, TrackKind};
+    let mut net = Net::new(EngineConfig::default())?;
+    let h264 = CodecSpec {
+        name: "H264".into(),
+        clock_rate: 90_000,
+        channels: None,
+        fmtp: "level-asymmetry-allowed=1;packetization-mode=1;profile-level-id=42e01f".into(),
+    };
+    let opus = CodecSpec {
+        name: "opus".into(),
+        clock_rate: 48_000,
+        channels: Some(2),
+        fmtp: "minptime=10;useinbandfec=1".into(),
+    };
+    let now = net.now;
+    let source = net.engine.open_local_source(
+        now,
+        "pgm",
+        SourceKind::Program,
+        vec![(TrackKind::Video, h264), (TrackKind::Audio, opus)],
+    )?;
+    let viewer = net.open_connected(Role::Viewer, "pgm")?;
+    let rtp = |pt: u8, seq: u16, ts: u32, ssrc: u32, payload: &[u8]| {
+        let mut p = vec![0x80, 0x80 | pt];
+        p.extend_from_slice(&seq.to_be_bytes());
+        p.extend_from_slice(&ts.to_be_bytes());
+        p.extend_from_slice(&ssrc.to_be_bytes());
+        p.extend_from_slice(payload);
+        bytes::Bytes::from(p)
+    };
+    let late = Duration::from_millis(40);
+    for k in 0..150u32 {
+        let now = net.now;
+        // Video frame k belongs to now; audio frame k belongs to 40 ms ago.
+        let keyframe: &[u8] = if k % 30 == 0 {
+            &[0x65, 0x88]
+        } else {
+            &[0x41, 0x9a]
+        };
+        net.engine.ingest_local_at(
+            now,
+            source,
+            0,
+            rtp(96, k as u16, k * 1800, 1, keyframe),
+            now,
+        )?;
+        net.engine.ingest_local_at(
+            now,
+            source,
+            1,
+            rtp(111, k as u16, k * 960, 2, &[0xf8, 0xff, 0xfe]),
+            now - late,
+        )?;
+        net.run_for(MS, Duration::from_millis(20));
+    }
+    // Each track's report: the wall time (NTP, seconds) of RTP timestamp 0 of the viewer's
+    // numbering, the mapping a browser syncs with.
+    let v = &net.peers[viewer];
+    let zero = |kind: Kind, clock: f64| -> Option<f64> {
+        let ssrc = v.answered_ssrc(kind)?;
+        let first = v.rx.iter().find(|p| p.kind == kind)?.timestamp;
+        v.rtcp.iter().rev().find_map(|r| {
+            let (sr_ssrc, ntp, rtp_time, _, _) = r.sr?;
+            (sr_ssrc == ssrc).then(|| {
+                let ntp_s = (ntp >> 32) as f64 + (ntp & 0xffff_ffff) as f64 / 4_294_967_296.0;
+                ntp_s - f64::from(rtp_time.wrapping_sub(first)) / clock
+            })
+        })
+    };
+    let video = zero(Kind::Video, 90_000.0).ok_or("no video sender report")?;
+    let audio = zero(Kind::Audio, 48_000.0).ok_or("no audio sender report")?;
+    // Frame 0 of both: audio's belongs to 40 ms before video's.
+    let offset_ms = (audio - video) * 1000.0;
+    println!("audio frame 0 maps {offset_ms:.1} ms from video frame 0 (content: -40 ms)");
+    assert!(
+        (offset_ms + 40.0).abs() < 2.0,
+        "sender reports follow the content clock: {offset_ms:.1} ms"
+    );
+    Ok(())
+}

@@ -58,14 +58,29 @@ impl Engine {
         Ok(id)
     }
 
-    /// One plain RTP packet of track `track_index` from a local source. Bad packets are counted
-    /// and dropped.
+    /// One plain RTP packet of track `track_index` from a local source, made now. Bad packets
+    /// are counted and dropped.
     pub fn ingest_local(
         &mut self,
         now: Instant,
         source: LocalSourceId,
         track_index: usize,
         packet: Bytes,
+    ) -> Result<(), EngineError> {
+        self.ingest_local_at(now, source, track_index, packet, now)
+    }
+
+    /// As [`Self::ingest_local`], for a packet whose media belongs to instant `content_at`
+    /// (earlier than `now` when it waited: the switcher's mixed audio is made ~40 ms after the
+    /// voices in it arrived). Viewers' sender reports map the track's timestamps to that clock,
+    /// so a browser plays the program's audio and video of one instant together.
+    pub fn ingest_local_at(
+        &mut self,
+        now: Instant,
+        source: LocalSourceId,
+        track_index: usize,
+        packet: Bytes,
+        content_at: Instant,
     ) -> Result<(), EngineError> {
         let local = self
             .local_sources
@@ -85,7 +100,17 @@ impl Engine {
             capture_ntp,
             shed_after: Duration::ZERO,
         };
+        let report = (self.ntp_at(content_at), header.timestamp, content_at);
         if let Some(stream) = self.hub.get_mut(&local.stream) {
+            // The newest mapping of this track's clock to the wall clock: the sender reports of
+            // local sources (a WHIP publisher's come from its own reports).
+            if let Some(track) = stream.tracks.get_mut(track_index)
+                && track
+                    .sender_report
+                    .is_none_or(|(_, rtp, _)| header.timestamp.wrapping_sub(rtp) < 0x8000_0000)
+            {
+                track.sender_report = Some(report);
+            }
             let forwarded =
                 super::media::forward(now, stream, source, track_index, &header, &packet, origin);
             self.note_forwarded(source, forwarded);

@@ -102,8 +102,14 @@ pub struct Cut {
 /// What the bus wants done.
 #[derive(Debug, Clone, PartialEq)]
 pub enum Output {
-    /// Send this RTP packet out on the program stream's track.
-    Packet { track: ProgramTrack, packet: Bytes },
+    /// Send this RTP packet out on the program stream's track. `content_at`: the instant its
+    /// media belongs to (the source packet's arrival; for mixed audio, that of the voices in
+    /// it), for the program's sender reports.
+    Packet {
+        track: ProgramTrack,
+        packet: Bytes,
+        content_at: Instant,
+    },
     /// Ask this source stream for a keyframe (under the engine's rate limit).
     RequestKeyframe(String),
     /// Ask at once, past the rate limit: the first request of an operator's cut.
@@ -415,8 +421,13 @@ impl ProgramBus {
             ProgramTrack::Video => &mut self.video,
             ProgramTrack::Audio => &mut self.audio,
         };
+        let content_at = packet.arrival;
         let packet = out.rewrite(now, track.clock(), source, packet);
-        self.outputs.push_back(Output::Packet { track, packet });
+        self.outputs.push_back(Output::Packet {
+            track,
+            packet,
+            content_at,
+        });
     }
 
     fn take_cut(&mut self, now: Instant, forced: bool) {
@@ -490,6 +501,7 @@ impl ProgramBus {
             self.outputs.push_back(Output::Packet {
                 track: ProgramTrack::Audio,
                 packet,
+                content_at: at,
             });
             timestamp = timestamp.wrapping_add(960);
             at += OPUS_FRAME;
@@ -524,6 +536,7 @@ impl ProgramBus {
             self.outputs.push_back(Output::Packet {
                 track: ProgramTrack::Audio,
                 packet,
+                content_at: frame.content_at,
             });
         }
     }

@@ -25,7 +25,7 @@ fn sent(bus: &mut ProgramBus) -> (Vec<Sent>, Vec<Output>) {
     let mut other = Vec::new();
     while let Some(out) = bus.poll_output() {
         match out {
-            Output::Packet { track, packet } => {
+            Output::Packet { track, packet, .. } => {
                 assert_eq!(packet[0], 0x80);
                 assert!(
                     &packet[12..] == b"payload" || packet[12..] == [0xf8, 0xff, 0xfe],

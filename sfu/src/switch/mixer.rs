@@ -127,6 +127,10 @@ pub struct MixerStats {
 #[derive(Debug, Clone, PartialEq)]
 pub struct MixedFrame {
     pub at: Instant,
+    /// When the voices in it arrived (the mean of the packets mixed; `at` minus the jitter
+    /// delay when nothing was): what the program's sender reports map this frame to, so it
+    /// plays with the video of that instant.
+    pub content_at: Instant,
     /// Counts frames from 0: the RTP timestamp is `index * 960` on the program's audio clock.
     pub index: u64,
     pub payload: Bytes,
@@ -197,6 +201,8 @@ struct Input {
     gone: bool,
     /// Gone and silent: dropped after this frame.
     faded_out: bool,
+    /// The arrival of the packet played this frame, if one was.
+    played_arrival: Option<Instant>,
     meter: Meter,
 }
 
@@ -211,6 +217,7 @@ impl Input {
             gain: 0.0,
             gone: false,
             faded_out: false,
+            played_arrival: None,
             meter: Meter::new(),
         })
     }
@@ -273,6 +280,7 @@ impl Input {
         let decoded = match self.queue.front() {
             Some((s, arrival, _)) if *s == next => {
                 let wait = tick.saturating_duration_since(*arrival);
+                self.played_arrival = Some(*arrival);
                 stats.wait_total_us += wait.as_micros() as u64;
                 stats.waits += 1;
                 let payload = self.queue.pop_front().map(|p| p.2).unwrap_or_default();
@@ -484,10 +492,17 @@ impl AudioMixer {
             pin: self.pin.as_deref(),
         };
         let mut forget = false;
+        // The mean wait of the packets mixed (for the frame's content time).
+        let (mut waited, mut played) = (Duration::ZERO, 0u32);
         for (name, input) in &mut self.inputs {
             let mut target = if input.gone { 0.0 } else { heard.gain(name) };
             self.scratch.fill(0.0);
+            input.played_arrival = None;
             let sounding = input.pull(tick, &mut self.scratch, &mut self.stats);
+            if let Some(arrival) = input.played_arrival.filter(|_| target > 0.0) {
+                waited += tick.saturating_duration_since(arrival);
+                played += 1;
+            }
             let starving = input.next.is_none();
             // A source that ran dry fades out within its one concealed frame.
             let step = if starving {
@@ -525,11 +540,16 @@ impl AudioMixer {
         if forget {
             self.inputs.retain(|_, input| !input.faded_out);
         }
-        self.finish_frame(tick, fade_step);
+        let wait = if played > 0 {
+            waited / played
+        } else {
+            JITTER_DELAY
+        };
+        self.finish_frame(tick, tick.checked_sub(wait).unwrap_or(tick), fade_step);
     }
 
     /// Master gain, limiter, meter, encode.
-    fn finish_frame(&mut self, tick: Instant, fade_step: f32) {
+    fn finish_frame(&mut self, tick: Instant, content_at: Instant, fade_step: f32) {
         let target = from_db(self.master_db);
         let mut limited = false;
         let mut gain = self.master_gain;
@@ -563,6 +583,7 @@ impl AudioMixer {
         };
         self.frames.push_back(MixedFrame {
             at: tick,
+            content_at,
             index: self.index,
             payload,
         });

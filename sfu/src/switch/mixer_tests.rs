@@ -319,3 +319,36 @@ fn a_burst_is_bounded_and_garbage_is_counted_not_fatal() {
     ));
     assert!(rig.mixer.set_master_db(f32::NAN).is_err());
 }
+
+#[test]
+fn each_frame_says_when_its_voices_arrived() {
+    // The program's sender reports map mixed audio to this instant, so it plays with the video
+    // that arrived with it, not 30-50 ms later.
+    let mut rig = Rig::new();
+    rig.mixer.set_strip("a", on(0.0)).expect("strip");
+    let mut a = Tone::new(440.0, 0.3);
+    let mut arrivals = Vec::new();
+    let mut content = Vec::new();
+    for k in 0..50u32 {
+        let arrival = rig.now + Duration::from_millis(3 + u64::from(k % 4));
+        let (seq, payload) = a.next();
+        rig.mixer
+            .handle_packet(arrival, "a", 0, seq, payload)
+            .expect("packet");
+        arrivals.push(arrival);
+        rig.now += FRAME;
+        rig.mixer.handle_timeout(rig.now);
+        while let Some(frame) = rig.mixer.poll_frame() {
+            let wait = frame.at - frame.content_at;
+            assert!(wait <= JITTER_DELAY + FRAME, "{wait:?}");
+            content.push(frame.content_at);
+        }
+    }
+    // Once playing, every frame's content instant is the arrival of the packet it played.
+    let playing: Vec<&Instant> = content
+        .iter()
+        .skip_while(|c| !arrivals.contains(c))
+        .collect();
+    assert!(playing.len() > 40, "{} frames played", playing.len());
+    assert!(playing.iter().all(|c| arrivals.contains(c)));
+}

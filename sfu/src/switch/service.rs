@@ -444,7 +444,11 @@ impl Switcher {
             let mut state = self.lock();
             while let Some(out) = state.bus.poll_output() {
                 match out {
-                    Output::Packet { track, packet } => packets.push((track, packet)),
+                    Output::Packet {
+                        track,
+                        packet,
+                        content_at,
+                    } => packets.push((track, packet, content_at)),
                     Output::RequestKeyframe(name) => requests.push(name),
                     Output::RequestKeyframeNow(name) => urgent.push(name),
                     Output::CutTaken(cut) => {
@@ -478,13 +482,15 @@ impl Switcher {
             }
             if !packets.is_empty() {
                 let id = self.program_source(&mut engine, now);
-                for (track, packet) in packets {
+                for (track, packet, content_at) in packets {
                     let index = match track {
                         ProgramTrack::Video => 0,
                         ProgramTrack::Audio => 1,
                     };
                     if let Some(id) = id
-                        && engine.ingest_local(now, id, index, packet).is_err()
+                        && engine
+                            .ingest_local_at(now, id, index, packet, content_at)
+                            .is_err()
                     {
                         // Taken over by a WHIP publisher of the same name: open again later.
                         self.lock().program_source = None;

@@ -22,11 +22,14 @@ use bytes::Bytes;
 use serde::{Deserialize, Serialize};
 use thiserror::Error;
 
+pub use super::returns::ReturnFrame;
+use super::returns::Returns;
+
 /// One mixer frame: 20 ms.
 pub const FRAME: Duration = Duration::from_millis(20);
 /// Samples per channel in a frame at 48 kHz.
 pub const FRAME_SAMPLES: usize = 960;
-const CHANNELS: usize = 2;
+pub(super) const CHANNELS: usize = 2;
 /// How long a packet waits in its source's jitter buffer before it is mixed: covers the
 /// arrival jitter of a guest on a real network and the 20 ms grid of the mixer's ticks, and is
 /// the bulk of the mixer's added latency (the goal is at most 60 ms from packet to program).
@@ -187,7 +190,7 @@ fn from_db(db: f32) -> f32 {
 }
 
 #[derive(Debug)]
-struct Input {
+pub(super) struct Input {
     decoder: opus::Decoder,
     /// Waiting packets: (sequence, arrival, payload), in sequence order.
     queue: VecDeque<(u16, Instant, Bytes)>,
@@ -203,6 +206,9 @@ struct Input {
     faded_out: bool,
     /// The arrival of the packet played this frame, if one was.
     played_arrival: Option<Instant>,
+    /// What it put into the mix this frame (after its gain), for the mix-minus returns; all
+    /// zero when it was silent.
+    pub(super) contribution: Vec<f32>,
     meter: Meter,
 }
 
@@ -218,6 +224,7 @@ impl Input {
             gone: false,
             faded_out: false,
             played_arrival: None,
+            contribution: vec![0.0; FRAME_SAMPLES * CHANNELS],
             meter: Meter::new(),
         })
     }
@@ -325,13 +332,14 @@ pub struct AudioMixer {
     program: Option<String>,
     /// Only this source is heard (the switcher's audio pin), whatever the strips say.
     pin: Option<String>,
+    /// Mix-minus returns by guest, and the operator's talkback.
+    returns: Returns,
     master_db: f32,
     master_gain: f32,
     encoder: opus::Encoder,
     next_tick: Instant,
     index: u64,
-    /// The limiter's current gain (1 = no reduction).
-    limiter: f32,
+    limiter: Limiter,
     master_meter: Meter,
     frames: VecDeque<MixedFrame>,
     stats: MixerStats,
@@ -353,12 +361,13 @@ impl AudioMixer {
             inputs: BTreeMap::new(),
             program: None,
             pin: None,
+            returns: Returns::default(),
             master_db: 0.0,
             master_gain: 1.0,
             encoder,
             next_tick: now + FRAME,
             index: 0,
-            limiter: 1.0,
+            limiter: Limiter::default(),
             master_meter: Meter::new(),
             frames: VecDeque::new(),
             stats: MixerStats::default(),
@@ -430,6 +439,7 @@ impl AudioMixer {
                     .filter(move |p| !pinned && self.strip(p).mode == Mode::Afv),
             )
             .chain(self.pin.as_deref())
+            .chain(self.returns.talkback_source())
     }
 
     /// An Opus packet of `source`.
@@ -490,7 +500,14 @@ impl AudioMixer {
             strips: &self.strips,
             program: self.program.as_deref(),
             pin: self.pin.as_deref(),
+            talkback: self
+                .returns
+                .talkback
+                .as_ref()
+                .map(|(from, _)| from.as_str()),
         };
+        self.returns.talk.clear();
+        self.returns.talk.resize(FRAME_SAMPLES * CHANNELS, 0.0);
         let mut forget = false;
         // The mean wait of the packets mixed (for the frame's content time).
         let (mut waited, mut played) = (Duration::ZERO, 0u32);
@@ -514,18 +531,28 @@ impl AudioMixer {
             if sounding {
                 input.meter.measure(tick, &self.scratch);
                 let mut gain = input.gain;
-                for (out, src) in self
-                    .mix
+                for (own, src) in input
+                    .contribution
                     .chunks_exact_mut(CHANNELS)
                     .zip(self.scratch.chunks_exact(CHANNELS))
                 {
                     gain = step_toward(gain, target, step);
-                    for (o, s) in out.iter_mut().zip(src) {
-                        *o += s * gain;
+                    for (o, s) in own.iter_mut().zip(src) {
+                        *o = s * gain;
                     }
                 }
                 input.gain = gain;
+                // The talkback is heard by the guest it talks to, never on program.
+                let into = if heard.talkback == Some(name.as_str()) {
+                    &mut self.returns.talk
+                } else {
+                    &mut self.mix
+                };
+                for (o, c) in into.iter_mut().zip(&input.contribution) {
+                    *o += c;
+                }
             } else {
+                input.contribution.fill(0.0);
                 input.meter.measure(tick, &[]);
                 if starving {
                     input.gain = 0.0;
@@ -545,35 +572,25 @@ impl AudioMixer {
         } else {
             JITTER_DELAY
         };
-        self.finish_frame(tick, tick.checked_sub(wait).unwrap_or(tick), fade_step);
+        let content_at = tick.checked_sub(wait).unwrap_or(tick);
+        // Before the master: each return is the program mix minus its guest's own voice.
+        self.returns
+            .mix(tick, content_at, &self.mix, &self.inputs, &mut self.packet);
+        self.finish_frame(tick, content_at, fade_step);
     }
 
     /// Master gain, limiter, meter, encode.
     fn finish_frame(&mut self, tick: Instant, content_at: Instant, fade_step: f32) {
         let target = from_db(self.master_db);
-        let mut limited = false;
         let mut gain = self.master_gain;
         for frame in self.mix.chunks_exact_mut(CHANNELS) {
             gain = step_toward(gain, target, fade_step);
-            let peak = frame.iter().fold(0f32, |m, s| m.max((s * gain).abs()));
-            // Instant attack: this sample is brought under the ceiling now; release slowly.
-            let needed = if peak * self.limiter > LIMIT {
-                LIMIT / peak
-            } else {
-                1.0
-            };
-            self.limiter = (self.limiter / RELEASE)
-                .min(1.0)
-                .min(needed.max(f32::MIN_POSITIVE));
-            if self.limiter < 1.0 {
-                limited = true;
-            }
-            for s in frame.iter_mut() {
-                *s = (*s * gain * self.limiter).clamp(-LIMIT, LIMIT);
+            for s in frame {
+                *s *= gain;
             }
         }
         self.master_gain = gain;
-        if limited {
+        if self.limiter.apply(&mut self.mix) {
             self.stats.limited_frames += 1;
         }
         self.master_meter.measure(tick, &self.mix);
@@ -593,6 +610,30 @@ impl AudioMixer {
 
     pub fn poll_frame(&mut self) -> Option<MixedFrame> {
         self.frames.pop_front()
+    }
+
+    /// The guests that get a mix-minus return (the program mix without their own voice, plus
+    /// the talkback when it talks to them), one Opus encode each.
+    pub fn set_returns<'a>(
+        &mut self,
+        guests: impl IntoIterator<Item = &'a str>,
+    ) -> Result<(), MixerError> {
+        self.returns.set_guests(guests)
+    }
+
+    /// The operator's talkback: `source` (a stream, e.g. the switcher page's microphone) heard
+    /// by guest `to` only, never on program; None ends it.
+    pub fn set_talkback(&mut self, talkback: Option<(&str, &str)>) {
+        self.returns.set_talkback(talkback);
+    }
+
+    pub fn talkback(&self) -> Option<(&str, &str)> {
+        self.returns.talkback()
+    }
+
+    /// A return frame ready to go out.
+    pub fn poll_return(&mut self) -> Option<ReturnFrame> {
+        self.returns.frames.pop_front()
     }
 
     /// Per-source levels (sources the mixer knows, by name) and the master's.
@@ -615,12 +656,21 @@ struct Audible<'a> {
     strips: &'a BTreeMap<String, Strip>,
     program: Option<&'a str>,
     pin: Option<&'a str>,
+    /// The source talking to one guest (its strip's gain and mute apply; its mode does not).
+    talkback: Option<&'a str>,
 }
 
 impl Audible<'_> {
     /// The gain `name` should be mixed at now (0 when it is not heard).
     fn gain(&self, name: &str) -> f32 {
         let strip = self.strips.get(name).copied().unwrap_or_default();
+        if self.talkback == Some(name) {
+            return if strip.mute {
+                0.0
+            } else {
+                from_db(strip.gain_db)
+            };
+        }
         let audible = match (self.pin, strip.mode) {
             (Some(pin), _) => pin == name,
             (None, Mode::On) => true,
@@ -635,8 +685,44 @@ impl Audible<'_> {
     }
 }
 
+/// A peak limiter: instant attack, [`RELEASE`] per sample, ceiling [`LIMIT`].
+#[derive(Debug)]
+pub(super) struct Limiter {
+    gain: f32,
+}
+
+impl Default for Limiter {
+    fn default() -> Self {
+        Self { gain: 1.0 }
+    }
+}
+
+impl Limiter {
+    /// Limits `buf` (stereo, interleaved) in place; true if it reduced the gain at all.
+    pub(super) fn apply(&mut self, buf: &mut [f32]) -> bool {
+        let mut limited = false;
+        for frame in buf.chunks_exact_mut(CHANNELS) {
+            let peak = frame.iter().fold(0f32, |m, s| m.max(s.abs()));
+            // Instant attack: this sample is brought under the ceiling now; release slowly.
+            let needed = if peak * self.gain > LIMIT {
+                LIMIT / peak
+            } else {
+                1.0
+            };
+            self.gain = (self.gain / RELEASE)
+                .min(1.0)
+                .min(needed.max(f32::MIN_POSITIVE));
+            limited |= self.gain < 1.0;
+            for s in frame {
+                *s = (*s * self.gain).clamp(-LIMIT, LIMIT);
+            }
+        }
+        limited
+    }
+}
+
 /// A 20 ms stereo CELT frame of silence, should the encoder ever fail.
-const OPUS_SILENCE_STEREO: &[u8] = &[0xfc, 0xff, 0xfe];
+pub(super) const OPUS_SILENCE_STEREO: &[u8] = &[0xfc, 0xff, 0xfe];
 
 fn check_gain(db: f32) -> Result<(), MixerError> {
     if db.is_finite() && (-60.0..=12.0).contains(&db) {

@@ -4,6 +4,7 @@
 use std::f32::consts::PI;
 
 use super::*;
+use std::collections::BTreeMap;
 
 const RATE: f32 = 48_000.0;
 
@@ -351,4 +352,87 @@ fn each_frame_says_when_its_voices_arrived() {
         .collect();
     assert!(playing.len() > 40, "{} frames played", playing.len());
     assert!(playing.iter().all(|c| arrivals.contains(c)));
+}
+
+#[test]
+fn each_guest_hears_everyone_but_itself_and_the_talkback_reaches_one_guest() {
+    let mut rig = Rig::new();
+    for name in ["a", "b", "c"] {
+        rig.mixer.set_strip(name, on(0.0)).expect("strip");
+    }
+    rig.mixer.set_returns(["a", "b"]).expect("returns");
+    rig.mixer.set_talkback(Some(("talk", "a")));
+    let (mut a, mut b, mut c, mut talk) = (
+        Tone::new(440.0, 0.2),
+        Tone::new(660.0, 0.2),
+        Tone::new(880.0, 0.2),
+        Tone::new(1000.0, 0.2),
+    );
+    let mut decoders: BTreeMap<String, opus::Decoder> = ["a", "b"]
+        .into_iter()
+        .map(|g| {
+            let d = opus::Decoder::new(48_000, opus::Channels::Stereo).expect("decoder");
+            (g.to_owned(), d)
+        })
+        .collect();
+    let mut heard: BTreeMap<String, Vec<f32>> = BTreeMap::new();
+    for _ in 0..50 {
+        rig.run(
+            1,
+            &mut [
+                ("a", &mut a),
+                ("b", &mut b),
+                ("c", &mut c),
+                ("talk", &mut talk),
+            ],
+        );
+        while let Some(frame) = rig.mixer.poll_return() {
+            let mut pcm = vec![0f32; FRAME_SAMPLES * 2];
+            let decoder = decoders
+                .get_mut(&frame.guest)
+                .expect("a return we asked for");
+            decoder
+                .decode_float(&frame.payload, &mut pcm, false)
+                .expect("decode a return");
+            heard
+                .entry(frame.guest)
+                .or_default()
+                .extend(pcm.chunks_exact(2).map(|f| f[0]));
+        }
+    }
+    let tail = |v: &Vec<f32>| v[v.len() - 500 * 48..].to_vec();
+    let level = |v: &[f32], f: f32| goertzel(v, f);
+    let ra = tail(&heard["a"]);
+    let rb = tail(&heard["b"]);
+    let program = rig.tail(500).to_vec();
+    println!(
+        "a hears 440 {:.3} 660 {:.3} 880 {:.3} talk {:.3}; b hears 440 {:.3} 660 {:.3} talk {:.3}; program talk {:.3}",
+        level(&ra, 440.0),
+        level(&ra, 660.0),
+        level(&ra, 880.0),
+        level(&ra, 1000.0),
+        level(&rb, 440.0),
+        level(&rb, 660.0),
+        level(&rb, 1000.0),
+        level(&program, 1000.0),
+    );
+    assert!(level(&ra, 440.0) < 0.005, "a does not hear itself");
+    assert!(
+        level(&ra, 660.0) > 0.15 && level(&ra, 880.0) > 0.15,
+        "a hears b and c"
+    );
+    assert!(level(&ra, 1000.0) > 0.15, "the talkback talks to a");
+    assert!(level(&rb, 660.0) < 0.005, "b does not hear itself");
+    assert!(
+        level(&rb, 440.0) > 0.15 && level(&rb, 880.0) > 0.15,
+        "b hears a and c"
+    );
+    assert!(level(&rb, 1000.0) < 0.005, "the talkback is not for b");
+    assert!(
+        level(&program, 1000.0) < 0.005,
+        "the talkback is never on program"
+    );
+    assert!(level(&program, 440.0) > 0.15 && level(&program, 660.0) > 0.15);
+    // The talkback's source is read even though no strip puts it on program.
+    assert!(rig.mixer.wanted_sources().any(|s| s == "talk"));
 }

@@ -6,10 +6,13 @@
 //!   requests out.
 //! - [`mixer`]: the sans-IO audio mixer: every source's Opus decoded, mixed by its strip (gain,
 //!   mute, on/afv/off), limited and encoded once as the program's audio.
+//! - [`returns`]: the mixer's mix-minus returns: each guest hears the program without its own
+//!   voice (and the operator's talkback when it talks to that guest).
 //! - [`service`]: readers on the sources, the `program` local source, timers, fallback.
 
 pub mod bus;
 pub mod mixer;
+pub mod returns;
 pub mod service;
 
 pub use bus::{Cut, Output, ProgramBus, ProgramTrack, SwitchError};

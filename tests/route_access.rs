@@ -46,6 +46,7 @@ const EXPECTED: &[(&str, &str, Access)] = &[
     ("POST", "/api/switcher/preview", Access::AdminAndPathToken),
     ("GET", "/api/switcher/audio", Access::PathToken),
     ("POST", "/api/switcher/audio", Access::AdminAndPathToken),
+    ("POST", "/api/switcher/talkback", Access::AdminAndPathToken),
     ("GET", "/", Access::Open),
     ("GET", "/guest_join", Access::Open),
     ("GET", "/switcher", Access::Open),

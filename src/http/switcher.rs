@@ -22,6 +22,11 @@ pub fn routes(state: &AppState) -> Routes {
         .post("/api/switcher/preview", Access::AdminAndPathToken, preview)
         .get("/api/switcher/audio", Access::PathToken, audio_state)
         .post("/api/switcher/audio", Access::AdminAndPathToken, audio)
+        .post(
+            "/api/switcher/talkback",
+            Access::AdminAndPathToken,
+            talkback,
+        )
 }
 
 #[derive(Debug, Deserialize)]
@@ -152,5 +157,44 @@ async fn audio_state(State(state): State<AppState>) -> Response {
     match state.switcher.audio_state() {
         Some(audio) => Json::<AudioState>(audio).into_response(),
         None => switch_error(SwitchError::NoMixer),
+    }
+}
+
+/// `POST /api/switcher/talkback`: `{"source": "talkback", "to": "guest1"}` makes stream `source`
+/// (the switcher page's microphone) heard by guest `guest1` only, in its return feed, never on
+/// program; `{"to": null}` ends it.
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct TalkbackRequest {
+    #[serde(default)]
+    source: Option<String>,
+    to: Option<String>,
+}
+
+async fn talkback(
+    State(state): State<AppState>,
+    body: Result<Json<TalkbackRequest>, JsonRejection>,
+) -> Response {
+    let request = match body {
+        Ok(Json(r)) => r,
+        Err(rejection) => {
+            return error(
+                rejection.status(),
+                format!(
+                    "expected {{\"source\": NAME, \"to\": GUEST}} or {{\"to\": null}}: {}",
+                    rejection.body_text()
+                ),
+            );
+        }
+    };
+    match (request.source, request.to) {
+        (Some(source), Some(to)) => {
+            answer(&state, state.switcher.set_talkback(Some((&source, &to))))
+        }
+        (_, None) => answer(&state, state.switcher.set_talkback(None)),
+        (None, Some(_)) => error(
+            StatusCode::BAD_REQUEST,
+            "a talkback needs its source stream",
+        ),
     }
 }

@@ -118,6 +118,16 @@ fn create_session(
             "stream names are 1-64 characters of letters, digits, '-', '_' and '.'",
         );
     }
+    if role == Role::Publish && name.ends_with(sfu::switch::RETURN_SUFFIX) {
+        return error(
+            StatusCode::CONFLICT,
+            format!(
+                "names ending in {:?} are the switcher's return feeds to guests; publish under \
+                 another name",
+                sfu::switch::RETURN_SUFFIX
+            ),
+        );
+    }
     if role == Role::Publish && name == state.switcher.program_name() {
         return error(
             StatusCode::CONFLICT,

@@ -1,5 +1,6 @@
 // The switcher's audio mixer in Chromium: a guest publishes with Chromium's fake microphone (a
-// beep every second); two operators' switchers show a strip for it; the first sets it to On and
+// beep every second) and its page plays its studio return; two operators' switchers show a
+// strip for it; the first sets it to On and
 // sees its meter and the master (program) meter move; it pulls the fader down 30 dB and the
 // master level falls with it while the second switcher's fader follows; a mute silences the
 // master. Previews are off (?previews=0): the test is about audio.
@@ -80,6 +81,17 @@ test('a fader moves the program level, every switcher follows, a mute silences i
   console.log(`fader at -30 dB: master ${quiet} dBFS (was ${loud}); server says ${JSON.stringify(audio.strips.voice1)}`);
   assert.deepEqual(audio.strips.voice1, { gain_db: -30, mute: false, mode: 'on' });
   assert.ok(await hold(op1, strip('voice1')) > -40, 'the input meter is before the fader');
+
+  // The guest sees and hears the studio return (the program picture: put voice1 on it).
+  const cut = await fetch(`${server.base}/api/switcher/program`, {
+    method: 'POST', headers: { 'Content-Type': 'application/json' }, body: JSON.stringify({ source: 'voice1' }),
+  });
+  assert.equal(cut.status, 200);
+  await guest.waitForFunction(() => document.getElementById('studio-box').dataset.state === 'live', null, { timeout: 15000 });
+  const returnStream = (await (await fetch(`${server.base}/api/streams`)).json()).find((x) => x.name === 'voice1.return');
+  assert.equal(returnStream?.source, 'return');
+  assert.equal(returnStream.viewers, 1, 'the guest page plays its return');
+  assert.deepEqual(Object.keys(returnStream.readers).sort(), ['whep'], 'no LL-HLS for a return feed');
 
   // Mute: nothing of it on program.
   await op1.click(`${strip('voice1')} .mute`);

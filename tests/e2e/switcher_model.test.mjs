@@ -15,10 +15,11 @@ process.env.TZ = 'UTC';
 
 const stream = (name, source) => ({ name, source, online: true });
 
-test('inputs: cameras first, then guests, by name; never the program stream', () => {
+test('inputs: cameras first, then guests, by name; never the program stream nor a return feed', () => {
   const streams = new Map([
     ['zed', stream('zed', 'whip')], ['cam1', stream('cam1', 'camera')], ['program', stream('program', 'program')],
     ['anna', stream('anna', 'whip')], ['cam0', stream('cam0', 'camera')], ['pgm2', stream('pgm2', 'whip')],
+    ['anna.return', stream('anna.return', 'return')],
   ]);
   assert.deepEqual(orderInputs(streams).map((s) => s.name), ['cam0', 'cam1', 'anna', 'pgm2', 'zed']);
   // A renamed program stream is left out by name too.

@@ -133,6 +133,8 @@ class SineTrack(MediaStreamTrack):
         self.freq = freq
         self._start: float | None = None
         self._samples = 0
+        # Silence until this time.time() (a voice that starts speaking at a known moment).
+        self.silent_until: float | None = None
 
     async def recv(self) -> AudioFrame:
         if self.readyState != "live":
@@ -146,6 +148,8 @@ class SineTrack(MediaStreamTrack):
                 await asyncio.sleep(wait)
         t = (np.arange(n) + self._samples) / SAMPLE_RATE
         pcm = (np.sin(2 * math.pi * self.freq * t) * 8000).astype(np.int16)
+        if self.silent_until is not None and time.time() < self.silent_until:
+            pcm[:] = 0
         frame = AudioFrame.from_ndarray(pcm.reshape(1, -1), format="s16", layout="mono")
         frame.sample_rate = SAMPLE_RATE
         frame.pts = self._samples

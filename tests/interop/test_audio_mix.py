@@ -173,3 +173,84 @@ def test_audio_api_refuses_bad_settings(server: Server) -> None:
                     assert resp.status == status and words in text, (body, resp.status, text)
 
     run(server, scenario(), timeout=20)
+
+
+def onset(viewer, freq: float, after: float) -> float | None:
+    """Monotonic arrival time of the first 20 ms frame (after ``after``) where ``freq`` sounds."""
+    for at, pcm in viewer.audio_pcm:
+        if at < after:
+            continue
+        left = pcm.reshape(-1).astype(np.float64)[0::2] / 32768.0
+        n = len(left)
+        w = 2 * np.pi * freq / RATE
+        magnitude = abs(np.dot(left, np.exp(-1j * w * np.arange(n)))) * 2 / n
+        if magnitude > 0.05:
+            return at
+    return None
+
+
+def test_each_guest_hears_the_others_not_itself_and_the_talkback(server: Server) -> None:
+    """Mix-minus: voice_a's return has voice_b and not voice_a, and the other way round; the
+    talkback reaches voice_a only and never the program; mouth-to-ear delay measured."""
+
+    async def scenario() -> None:
+        a = await whip_publish(server.base, "voice_a", tone_hz=440.0)
+        b = await whip_publish(server.base, "voice_b", tone_hz=660.0)
+        talk = await whip_publish(server.base, "talkback", tone_hz=1000.0, video=False)
+        viewers = []
+        http = aiohttp.ClientSession()
+        try:
+            for name in ("voice_a", "voice_b"):
+                await post(http, server.base, "/api/switcher/audio", {"source": name, "mode": "on", "gain_db": 0})
+            await post(http, server.base, "/api/switcher/program", {"source": "voice_a"})
+            await on_program(http, server.base, "voice_a")
+            await post(http, server.base, "/api/switcher/talkback", {"source": "talkback", "to": "voice_a"})
+            # The return feeds open within a few hundred milliseconds of a guest going live.
+            # (The talkback published as a guest first: its return closes once it talks.)
+            deadline = time.monotonic() + 5
+            names = set()
+            returns = {"voice_a.return", "voice_b.return"}
+            while time.monotonic() < deadline and (
+                not returns <= names or "talkback.return" in names
+            ):
+                async with http.get(f"{server.base}/api/streams") as resp:
+                    names = {s["name"] for s in await resp.json() if s["online"]}
+                await asyncio.sleep(0.1)
+            assert returns <= names, names
+            assert "talkback.return" not in names, "the talkback is no guest"
+            ret_a = await whep_play(server.base, "voice_a.return", keep_audio=True)
+            ret_b = await whep_play(server.base, "voice_b.return", keep_audio=True)
+            pgm = await whep_play(server.base, "program", keep_audio=True)
+            viewers = [ret_a, ret_b, pgm]
+            await asyncio.sleep(3.0)
+            now = time.monotonic()
+            la = tone_levels(since(ret_a, now - 1.5), 1.5, (440.0, 660.0, 1000.0))
+            lb = tone_levels(since(ret_b, now - 1.5), 1.5, (440.0, 660.0, 1000.0))
+            lp = tone_levels(since(pgm, now - 1.5), 1.5, (440.0, 660.0, 1000.0))
+            print(f"voice_a hears {la}\nvoice_b hears {lb}\nprogram {lp}")
+            assert la[660.0] > -30 and la[440.0] < la[660.0] - 40, ("a hears b, not itself", la)
+            assert la[1000.0] > -30, ("the talkback reaches a", la)
+            assert lb[440.0] > -30 and lb[660.0] < lb[440.0] - 40, ("b hears a, not itself", lb)
+            assert lb[1000.0] < lb[440.0] - 40, ("the talkback is not for b", lb)
+            assert lp[1000.0] < lp[440.0] - 40, ("the talkback is never on program", lp)
+
+            # Mouth to ear: voice_b falls silent, then speaks at a known moment; when does
+            # voice_a's return carry it?
+            assert b.audio is not None
+            b.audio.silent_until = time.time() + 1.0
+            await asyncio.sleep(0.5)
+            spoke_at = time.monotonic() + (b.audio.silent_until - time.time())
+            await asyncio.sleep(1.5)
+            heard_at = onset(ret_a, 660.0, spoke_at - 0.2)
+            assert heard_at is not None, "voice_b never reached voice_a's return"
+            delay_ms = (heard_at - spoke_at) * 1000
+            async with http.get(f"{server.base}/api/switcher/audio") as resp:
+                stats = (await resp.json())["stats"]
+            print(f"mouth-to-ear voice_b -> r58 -> voice_a: {delay_ms:.0f} ms; mixer {stats}")
+            assert 0 < delay_ms < 400, delay_ms
+        finally:
+            await http.close()
+            await delete_quietly(*viewers, a, b, talk)
+            await close_all(*viewers, a, b, talk)
+
+    run(server, scenario(), timeout=60)

@@ -31,7 +31,7 @@ use super::segmenter::{HlsConfig, Segmenter};
 use crate::engine::ReaderTrack;
 use crate::engine::SharedEngine;
 use crate::hub::ReaderPacket;
-use crate::media::WallClock;
+use crate::media::{SourceKind, WallClock};
 
 /// How often the service looks for streams that went online.
 const WATCH_INTERVAL: Duration = Duration::from_millis(50);
@@ -265,10 +265,11 @@ impl HlsService {
             let engine = self.engine.lock();
             let streams = self.streams();
             let mut refused = self.refused.lock().unwrap_or_else(|p| p.into_inner());
+            // A guest's return feed is for that guest's page, over WebRTC only.
             let online: HashSet<&str> = engine
                 .hub()
                 .iter()
-                .filter(|s| s.publisher().is_some())
+                .filter(|s| s.publisher().is_some() && s.source != SourceKind::Return)
                 .map(|s| s.name())
                 .collect();
             refused.retain(|name| online.contains(name.as_str()));

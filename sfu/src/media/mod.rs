@@ -29,6 +29,9 @@ pub enum SourceKind {
     Camera,
     /// The switcher's program bus.
     Program,
+    /// A guest's return feed from the switcher: the program picture and the program's audio
+    /// without the guest's own voice (`<guest>.return`).
+    Return,
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, serde::Serialize)]

@@ -42,6 +42,8 @@ const OPUS_FRAME: Duration = Duration::from_millis(20);
 const SILENCE_SOURCE: &str = "\u{0}silence";
 /// The source name mixed frames are rewritten under (not a valid stream name).
 const MIX_SOURCE: &str = "\u{0}mix";
+/// The SSRC of every return feed's audio (the engine gives each viewer its own).
+const RETURN_SSRC: u32 = 0x5245_544e;
 
 pub const VIDEO_CLOCK: u32 = 90_000;
 pub const AUDIO_CLOCK: u32 = 48_000;
@@ -107,6 +109,12 @@ pub enum Output {
     /// it), for the program's sender reports.
     Packet {
         track: ProgramTrack,
+        packet: Bytes,
+        content_at: Instant,
+    },
+    /// Send this RTP packet (Opus) out on guest `guest`'s return feed.
+    Return {
+        guest: String,
         packet: Bytes,
         content_at: Instant,
     },
@@ -536,6 +544,21 @@ impl ProgramBus {
             self.outputs.push_back(Output::Packet {
                 track: ProgramTrack::Audio,
                 packet,
+                content_at: frame.content_at,
+            });
+        }
+        while let Some(frame) = mixer.poll_return() {
+            // Each return is its own stream: its numbering is the frame count.
+            let mut out = BytesMut::with_capacity(12 + frame.payload.len());
+            out.put_u8(0x80);
+            out.put_u8(self.audio.payload_type);
+            out.put_u16(frame.index as u16);
+            out.put_u32((frame.index as u32).wrapping_mul(960));
+            out.put_u32(RETURN_SSRC);
+            out.put_slice(&frame.payload);
+            self.outputs.push_back(Output::Return {
+                guest: frame.guest,
+                packet: out.freeze(),
                 content_at: frame.content_at,
             });
         }

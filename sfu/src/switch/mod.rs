@@ -8,16 +8,19 @@
 //!   mute, on/afv/off), limited and encoded once as the program's audio.
 //! - [`returns`]: the mixer's mix-minus returns: each guest hears the program without its own
 //!   voice (and the operator's talkback when it talks to that guest).
+//! - `return_feeds`: the service's `<guest>.return` streams (program picture, mix-minus audio).
 //! - [`service`]: readers on the sources, the `program` local source, timers, fallback.
 
 pub mod bus;
 pub mod mixer;
+mod return_feeds;
 pub mod returns;
 pub mod service;
 
 pub use bus::{Cut, Output, ProgramBus, ProgramTrack, SwitchError};
 pub use mixer::{Level, MixerStats, Mode, Strip};
+pub use service::RETURN_SUFFIX;
 pub use service::{
     AudioSettings, AudioState, SourceInfo, StripChange, Switcher, SwitcherConfig, SwitcherState,
-    SwitcherStats,
+    SwitcherStats, Talkback,
 };

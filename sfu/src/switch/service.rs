@@ -20,6 +20,8 @@ use crate::media::CodecSpec;
 use crate::media::{SourceKind, TrackKind};
 
 const TICK: Duration = Duration::from_millis(20);
+/// The name of guest `g`'s return feed is `g` followed by this; WHIP refuses such names.
+pub const RETURN_SUFFIX: &str = ".return";
 const READER_QUEUE: usize = 2048;
 /// Program RTP parameters (the engine rewrites them per viewer anyway).
 const VIDEO_OUT: (u32, u8) = (0x5052_4f47, 102);
@@ -50,6 +52,8 @@ impl Default for SwitcherConfig {
 #[derive(Debug, Clone, PartialEq, Serialize)]
 pub struct AudioSettings {
     pub master_gain_db: f32,
+    /// The talkback: which stream talks to which guest.
+    pub talkback: Option<Talkback>,
     /// Every strip set, and the default one of every source sending audio.
     pub strips: std::collections::BTreeMap<String, Strip>,
 }
@@ -107,19 +111,23 @@ pub struct SwitcherStats {
     pub last_cut_latency_ms: Option<f64>,
 }
 
-struct State {
-    bus: ProgramBus,
+pub(super) struct State {
+    pub(super) bus: ProgramBus,
     program_source: Option<LocalSourceId>,
     /// Reader tasks by source name, with the source's tracks.
     readers: HashMap<String, (JoinHandle<()>, Vec<ReaderTrack>)>,
     stats: SwitcherStats,
+    /// Return feed local sources by guest (return_feeds.rs).
+    pub(super) returns: HashMap<String, LocalSourceId>,
+    /// Ticks since the return feeds were last brought in line with the guests.
+    pub(super) ticks_since_returns: u32,
 }
 
 /// The production switcher; cheap to clone.
 #[derive(Clone)]
 pub struct Switcher {
-    engine: SharedEngine,
-    config: Arc<SwitcherConfig>,
+    pub(super) engine: SharedEngine,
+    pub(super) config: Arc<SwitcherConfig>,
     state: Arc<Mutex<State>>,
     events: broadcast::Sender<SwitcherState>,
 }
@@ -142,12 +150,14 @@ impl Switcher {
                 program_source: None,
                 readers: HashMap::new(),
                 stats: SwitcherStats::default(),
+                returns: HashMap::new(),
+                ticks_since_returns: 0,
             })),
             events: broadcast::channel(64).0,
         }
     }
 
-    fn lock(&self) -> MutexGuard<'_, State> {
+    pub(super) fn lock(&self) -> MutexGuard<'_, State> {
         self.state.lock().unwrap_or_else(|p| p.into_inner())
     }
 
@@ -217,6 +227,29 @@ impl Switcher {
         Ok(())
     }
 
+    /// The operator's talkback: stream `source` heard by guest `to` only (None ends it).
+    pub fn set_talkback(&self, talkback: Option<(&str, &str)>) -> Result<(), SwitchError> {
+        if let Some((source, to)) = talkback {
+            if source == to {
+                return Err(SwitchError::Audio("a source cannot talk to itself".into()));
+            }
+            if source == self.config.program {
+                return Err(SwitchError::SelfSource);
+            }
+        }
+        {
+            let mut state = self.lock();
+            let mixer = state.bus.mixer_mut().ok_or(SwitchError::NoMixer)?;
+            mixer.set_talkback(talkback);
+            // The talking stream is no guest: its return feed closes at the next tick.
+            state.ticks_since_returns = u32::MAX - 1;
+        }
+        info!(?talkback, "talkback set");
+        self.sync_readers(Instant::now());
+        self.announce();
+        Ok(())
+    }
+
     /// Sets the master gain.
     pub fn set_master_gain(&self, db: f32) -> Result<(), SwitchError> {
         {
@@ -237,7 +270,11 @@ impl Switcher {
         let mut sources: Vec<SourceInfo> = engine
             .hub()
             .iter()
-            .filter(|s| s.publisher().is_some() && s.name() != self.config.program)
+            .filter(|s| {
+                s.publisher().is_some()
+                    && s.name() != self.config.program
+                    && s.source != SourceKind::Return
+            })
             .map(|s| {
                 let tracks: Vec<ReaderTrack> = s.tracks.iter().map(ReaderTrack::from).collect();
                 let codec = |kind| {
@@ -346,6 +383,7 @@ impl Switcher {
         if !gone.is_empty() {
             self.sources_gone(now, &gone);
         }
+        self.sync_returns(now);
         self.drain(now);
     }
 
@@ -437,6 +475,7 @@ impl Switcher {
     /// Carries out what the bus asked for.
     fn drain(&self, now: Instant) {
         let mut packets = Vec::new();
+        let mut returns = Vec::new();
         let mut requests = Vec::new();
         let mut urgent = Vec::new();
         let mut announce = false;
@@ -449,6 +488,11 @@ impl Switcher {
                         packet,
                         content_at,
                     } => packets.push((track, packet, content_at)),
+                    Output::Return {
+                        guest,
+                        packet,
+                        content_at,
+                    } => returns.push((guest, packet, content_at)),
                     Output::RequestKeyframe(name) => requests.push(name),
                     Output::RequestKeyframeNow(name) => urgent.push(name),
                     Output::CutTaken(cut) => {
@@ -472,7 +516,8 @@ impl Switcher {
         if announce {
             self.sync_readers(now);
         }
-        if !packets.is_empty() || !requests.is_empty() || !urgent.is_empty() {
+        if !packets.is_empty() || !returns.is_empty() || !requests.is_empty() || !urgent.is_empty()
+        {
             let mut engine = self.engine.lock();
             for name in &requests {
                 engine.request_keyframe(now, name);
@@ -480,6 +525,7 @@ impl Switcher {
             for name in &urgent {
                 engine.request_keyframe_now(now, name);
             }
+            self.send_returns(&mut engine, now, &packets, returns);
             if !packets.is_empty() {
                 let id = self.program_source(&mut engine, now);
                 for (track, packet, content_at) in packets {
@@ -512,27 +558,7 @@ impl Switcher {
         if let Some(id) = state.program_source {
             return Some(id);
         }
-        let tracks = vec![
-            (
-                TrackKind::Video,
-                CodecSpec {
-                    name: "H264".into(),
-                    clock_rate: 90_000,
-                    channels: None,
-                    fmtp: "level-asymmetry-allowed=1;packetization-mode=1;profile-level-id=42e01f"
-                        .into(),
-                },
-            ),
-            (
-                TrackKind::Audio,
-                CodecSpec {
-                    name: "opus".into(),
-                    clock_rate: 48_000,
-                    channels: Some(2),
-                    fmtp: "minptime=10;useinbandfec=1".into(),
-                },
-            ),
-        ];
+        let tracks = program_tracks();
         match engine.open_local_source(now, &self.config.program, SourceKind::Program, tracks) {
             Ok(id) => {
                 state.program_source = Some(id);
@@ -546,9 +572,45 @@ impl Switcher {
     }
 }
 
+/// The program's tracks (and each return feed's): H.264 video and Opus audio.
+pub(super) fn program_tracks() -> Vec<(TrackKind, CodecSpec)> {
+    vec![
+        (
+            TrackKind::Video,
+            CodecSpec {
+                name: "H264".into(),
+                clock_rate: 90_000,
+                channels: None,
+                fmtp: "level-asymmetry-allowed=1;packetization-mode=1;profile-level-id=42e01f"
+                    .into(),
+            },
+        ),
+        (
+            TrackKind::Audio,
+            CodecSpec {
+                name: "opus".into(),
+                clock_rate: 48_000,
+                channels: Some(2),
+                fmtp: "minptime=10;useinbandfec=1".into(),
+            },
+        ),
+    ]
+}
+
+/// The operator talking to one guest.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct Talkback {
+    pub source: String,
+    pub to: String,
+}
+
 fn settings(mixer: &AudioMixer) -> AudioSettings {
     AudioSettings {
         master_gain_db: mixer.master_db(),
+        talkback: mixer.talkback().map(|(source, to)| Talkback {
+            source: source.to_owned(),
+            to: to.to_owned(),
+        }),
         strips: mixer.strips(),
     }
 }

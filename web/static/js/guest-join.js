@@ -7,6 +7,8 @@ import { accessMode, describeMode } from './mode.js';
 import { createLog } from './log.js';
 import { WhipClient } from './whip.js';
 import { HttpError, selectedCandidates } from './resource.js';
+import { StreamPlayer } from './player.js';
+import { stateMessage } from './player-model.js';
 
 const $ = (id) => document.getElementById(id);
 const log = createLog($('log'));
@@ -328,6 +330,7 @@ async function onConnectionState(client) {
     setStatus('live', `Connected as ${state.name}! You are now live.`);
     log(`Connected as ${state.name}! You are now live.`);
     showOutputs(state.name);
+    startReturn(state.name);
   } else if (state.joined && !state.reconnecting && (s === 'failed' || s === 'closed')) {
     reconnect(`connection ${s}`);
   } else if (state.joined && !state.reconnecting && s === 'disconnected') {
@@ -382,6 +385,7 @@ async function reconnect(why) {
 
 async function leave() {
   state.joined = false;
+  stopReturn();
   const client = state.client;
   state.client = null;
   localStorage.removeItem(OWNED_KEY);
@@ -451,3 +455,39 @@ async function showOutputs(name) {
 }
 
 const OUTPUT_NAMES = { hls: 'remote (LL-HLS) viewers', recording: 'recordings', program: 'the program' };
+
+// --- the studio return --------------------------------------------------------------------------
+
+/** The program picture with the studio's sound minus this guest's own voice, while live. */
+let studio = null;
+
+function startReturn(name) {
+  const stream = `${name}.return`;
+  if (studio?.name === stream) return;
+  studio?.destroy();
+  const video = $('studio');
+  // Heard, not muted: the Join click was the user's gesture that lets the page play sound.
+  video.muted = false;
+  studio = new StreamPlayer(stream, video, {
+    mode: mode.mode,
+    token: new URLSearchParams(location.search).get('token'),
+    log,
+    onState: (s, message) => {
+      $('studio-box').dataset.state = s;
+      $('studio-message').textContent = stateMessage(s, message);
+    },
+  });
+  // A return feed is WebRTC only (it has no LL-HLS): a REMOTE page plays it through TURN.
+  studio.hlsRefusal = 'the studio return is sent over WebRTC only';
+  studio.start();
+  $('studio-box').hidden = false;
+  log(`Playing the studio return (${stream}): the program and everyone but you`);
+}
+
+function stopReturn() {
+  studio?.destroy();
+  studio = null;
+  $('studio-box').hidden = true;
+}
+
+window.r58guestReturn = () => studio;

@@ -99,7 +99,9 @@ function setLarge(tile) {
 backdrop.addEventListener('click', () => setLarge(null));
 addEventListener('keydown', (e) => { if (e.key === 'Escape') setLarge(null); });
 
-function render(streams) {
+function render(all) {
+  // Return feeds are each guest's own (the program minus their voice), not for the wall.
+  const streams = new Map([...all].filter(([, s]) => s.source !== 'return'));
   for (const [name, tile] of tiles) {
     if (!streams.has(name)) {
       tile.remove();

@@ -36,7 +36,7 @@ export function previewLimit(asked, mode) {
  * /api/events), `programStream` the program's name.
  */
 export function orderInputs(streams, programStream = 'program') {
-  return orderStreams(streams).filter((s) => s.source !== 'program' && s.name !== programStream);
+  return orderStreams(streams).filter((s) => s.source !== 'program' && s.source !== 'return' && s.name !== programStream);
 }
 
 /** The input that key `1`..`9` selects (index 0..8), or -1. */

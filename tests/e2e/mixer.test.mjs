@@ -93,6 +93,17 @@ test('a fader moves the program level, every switcher follows, a mute silences i
   assert.equal(returnStream.viewers, 1, 'the guest page plays its return');
   assert.deepEqual(Object.keys(returnStream.readers).sort(), ['whep'], 'no LL-HLS for a return feed');
 
+  // Talkback: the operator's microphone to voice1 only.
+  await op1.selectOption('#mixer .talk-to', 'voice1');
+  await op1.click('#mixer .talk');
+  await op1.waitForFunction(() => document.querySelector('#mixer .talk').getAttribute('aria-pressed') === 'true', null, { timeout: 10000 });
+  const talking = (await (await fetch(`${server.base}/api/switcher`)).json()).audio.talkback;
+  assert.deepEqual(talking, { source: 'talkback', to: 'voice1' });
+  assert.ok((await (await fetch(`${server.base}/api/streams`)).json()).some((x) => x.name === 'talkback' && x.online));
+  await op1.click('#mixer .talk');
+  await op1.waitForFunction(() => document.querySelector('#mixer .talk').getAttribute('aria-pressed') === 'false', null, { timeout: 10000 });
+  await waitUntil('the talkback ends', async () => (await (await fetch(`${server.base}/api/switcher`)).json()).audio.talkback === null || null, 5000);
+
   // Mute: nothing of it on program.
   await op1.click(`${strip('voice1')} .mute`);
   await op2.waitForFunction((s) => document.querySelector(`${s} .mute`).getAttribute('aria-pressed') === 'true', strip('voice1'), { timeout: 5000 });

@@ -176,8 +176,12 @@ impl Switcher {
 
     /// Program, preview, sources and the cut history.
     pub fn state(&self) -> SwitcherState {
-        let sources = self.sources();
+        let mut sources = self.sources();
         let state = self.lock();
+        // The operator's talkback microphone is no input.
+        if let Some((talking, _)) = state.bus.mixer().and_then(|m| m.talkback()) {
+            sources.retain(|s| s.name != talking);
+        }
         SwitcherState {
             program_stream: self.config.program.clone(),
             program: state.bus.program().map(str::to_owned),

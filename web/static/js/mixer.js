@@ -1,17 +1,22 @@
 // The switcher's audio mixer panel: a strip per input (fader, mute, mode, a live meter with peak
-// hold) and the master. Settings come with the switcher state (so every open switcher shows the
+// hold) and the master, and the talkback to one guest. Settings come with the switcher state (so every open switcher shows the
 // same faders); levels are read from GET /api/switcher/audio while the page is visible.
 // Decisions are in mixer-model.js.
 
+import { WhipClient } from './whip.js';
 import {
   FADER_SEND_MS, GAIN_MAX_DB, GAIN_MIN_DB, LEVELS_EVERY_MS, audible, changeBody, gainLabel, levelLabel,
   meterFraction, stripRows,
 } from './mixer-model.js';
 
+/** The stream the switcher page's talkback microphone is published as. */
+export const TALKBACK_STREAM = 'talkback';
+
 export class MixerPanel {
-  /** `root`: the panel; `auth`: request headers; `onError(message)` shows a refusal. */
-  constructor(root, { auth, log, onError }) {
+  /** `root`: the panel; `auth`: request headers (`token` its bearer token); `onError(message)` shows a refusal. */
+  constructor(root, { auth, token = null, log, onError }) {
     this.root = root;
+    this.token = token;
     this.box = root.querySelector('.strips');
     this.template = root.querySelector('template');
     this.auth = auth;
@@ -21,6 +26,56 @@ export class MixerPanel {
     this.master = this.makeStrip(null);
     root.querySelector('.master').replaceChildren(this.master.el);
     this.timer = setInterval(() => this.readLevels(), LEVELS_EVERY_MS);
+    this.talkTo = root.querySelector('.talk-to');
+    this.talkButton = root.querySelector('.talk');
+    this.talking = null; // { client, to } while the operator talks to a guest
+    this.talkButton.addEventListener('click', () => (this.talking ? this.stopTalking() : this.startTalking()));
+  }
+
+  /**
+   * Talkback: this page's microphone, published as the stream `talkback`, heard by the chosen
+   * guest only (in its return feed), never on program.
+   */
+  async startTalking() {
+    const to = this.talkTo.value;
+    if (!to) return;
+    this.talkButton.disabled = true;
+    try {
+      const media = await navigator.mediaDevices.getUserMedia({ audio: true });
+      const client = new WhipClient(TALKBACK_STREAM, media, { token: this.token, log: this.log });
+      await client.start();
+      this.talking = { client, media, to };
+      await this.post('/api/switcher/talkback', { source: TALKBACK_STREAM, to });
+      this.talkButton.setAttribute('aria-pressed', 'true');
+      this.talkButton.textContent = `Talking to ${to}`;
+      this.log(`talkback to ${to}`);
+    } catch (e) {
+      this.onError(`Talkback: ${e.message}`);
+      await this.stopTalking();
+    } finally {
+      this.talkButton.disabled = false;
+    }
+  }
+
+  async stopTalking() {
+    const talking = this.talking;
+    this.talking = null;
+    this.talkButton.setAttribute('aria-pressed', 'false');
+    this.talkButton.textContent = 'Talk';
+    if (!talking) return;
+    await this.post('/api/switcher/talkback', { to: null });
+    talking.media.getTracks().forEach((t) => t.stop());
+    await talking.client.stop().catch(() => {});
+    this.log('talkback ended');
+  }
+
+  async post(path, body) {
+    const r = await fetch(path, {
+      method: 'POST',
+      headers: { 'Content-Type': 'application/json', ...this.auth },
+      body: JSON.stringify(body),
+    });
+    if (!r.ok) throw new Error(`${(await r.text()).trim()} (${r.status})`);
   }
 
   /** The switcher state changed: strips and faders follow it (unless being dragged). */
@@ -48,6 +103,20 @@ export class MixerPanel {
       this.setControls(strip, row.strip.gain_db, row.strip.mute, row.strip.mode);
     });
     this.setControls(this.master, audio.master_gain_db);
+    // Talkback targets: the live guests (never the talkback itself).
+    const guests = (state.sources ?? []).filter((x) => x.kind === 'whip' && x.name !== TALKBACK_STREAM).map((x) => x.name);
+    const options = ['', ...guests];
+    if ([...this.talkTo.options].map((o) => o.value).join('\n') !== options.join('\n')) {
+      const keep = this.talkTo.value;
+      this.talkTo.replaceChildren(...options.map((name) => {
+        const option = document.createElement('option');
+        option.value = name;
+        option.textContent = name || 'Talk to…';
+        return option;
+      }));
+      this.talkTo.value = guests.includes(keep) ? keep : '';
+    }
+    if (this.talking && !guests.includes(this.talking.to)) this.stopTalking();
   }
 
   makeStrip(source) {

@@ -308,7 +308,7 @@ class ProgramMonitor extends Monitor {
 
 const preview = new PreviewMonitor(el('preview-monitor'));
 const program = new ProgramMonitor(el('program-monitor'));
-const mixer = new MixerPanel(el('mixer'), { auth, log, onError: (message) => showAlert(message) });
+const mixer = new MixerPanel(el('mixer'), { auth, token, log, onError: (message) => showAlert(message) });
 
 // --- switcher state ------------------------------------------------------------------------
 

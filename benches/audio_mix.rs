@@ -1,4 +1,4 @@
-//! The program audio mixer's cost: N sources (each a 440 Hz + N*110 Hz tone, Opus 20 ms frames
+//! The program audio mixer's cost (and with a mix-minus return per source): N sources (each a 440 Hz + N*110 Hz tone, Opus 20 ms frames
 //! at 128 kbit/s) mixed, limited and encoded once per 20 ms, against the same N sources' audio
 //! passed through the program bus unmixed (the switcher before the mixer) in the same run.
 //! Reports the mixing thread's CPU time per 20 ms frame, that as a share of one core, the cost
@@ -57,8 +57,8 @@ struct Run {
     mean_wait_ms: f64,
 }
 
-/// `sources` mixed for `frames` frames.
-fn mixed(sources: &[Vec<Bytes>], frames: usize) -> Run {
+/// `sources` mixed for `frames` frames, with a mix-minus return for each if `returns`.
+fn mixed(sources: &[Vec<Bytes>], frames: usize, returns: bool) -> Run {
     let start = Instant::now();
     let mut mixer = AudioMixer::new(start).expect("mixer");
     let on = Strip {
@@ -70,6 +70,11 @@ fn mixed(sources: &[Vec<Bytes>], frames: usize) -> Run {
         mixer.set_strip(&format!("s{i}"), on).expect("strip");
     }
     let names: Vec<String> = (0..sources.len()).map(|i| format!("s{i}")).collect();
+    if returns {
+        mixer
+            .set_returns(names.iter().map(String::as_str))
+            .expect("returns");
+    }
     let mut now = start;
     let step = |mixer: &mut AudioMixer, k: usize, now: Instant| {
         for (i, packets) in sources.iter().enumerate() {
@@ -80,6 +85,9 @@ fn mixed(sources: &[Vec<Bytes>], frames: usize) -> Run {
         }
         mixer.handle_timeout(now);
         while let Some(frame) = mixer.poll_frame() {
+            std::hint::black_box(frame);
+        }
+        while let Some(frame) = mixer.poll_return() {
             std::hint::black_box(frame);
         }
     };
@@ -169,7 +177,7 @@ fn main() {
     );
     let mut costs = Vec::new();
     for n in [1usize, 2, 4, 8] {
-        let run = mixed(&all[..n], frames);
+        let run = mixed(&all[..n], frames, false);
         let plain = passthrough(&all[..n], frames);
         let share = run.cpu_per_frame_us / (FRAME.as_secs_f64() * 1e6) * 100.0;
         println!(
@@ -178,6 +186,14 @@ fn main() {
         );
         costs.push((n, run.cpu_per_frame_us));
     }
+    let with_returns = mixed(&all[..4], frames, true);
+    println!(
+        "4 sources + master + 4 mix-minus returns: {:.1} us/frame = {:.2}% of a core, {:.2} \
+         allocations/frame",
+        with_returns.cpu_per_frame_us,
+        with_returns.cpu_per_frame_us / (FRAME.as_secs_f64() * 1e6) * 100.0,
+        with_returns.allocs_per_frame
+    );
     let (n0, c0) = costs[0];
     let (n1, c1) = costs[costs.len() - 1];
     let per_source = (c1 - c0) / (n1 - n0) as f64;

@@ -41,7 +41,7 @@ pub struct RtspServer {
     wall_clock: WallClock,
     udp: Option<UdpPair>,
     per_ip: Mutex<HashMap<IpAddr, usize>>,
-    pub stats: RtspStats,
+    pub stats: Arc<RtspStats>,
 }
 
 /// Counters of the RTSP server.
@@ -126,7 +126,7 @@ impl RtspServer {
             wall_clock: WallClock::now(),
             udp: None,
             per_ip: Mutex::new(HashMap::new()),
-            stats: RtspStats::default(),
+            stats: Arc::default(),
         }
     }
 

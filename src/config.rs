@@ -36,6 +36,7 @@ pub mod fuzzing;
 mod hls;
 mod limits;
 mod rtsp;
+mod sources;
 mod switcher;
 #[cfg(test)]
 mod tests;
@@ -49,6 +50,7 @@ use auth::{FileAuth, resolve_auth};
 pub use cameras::{CAMERA_KEYS, CameraConfig, Command, TEST_CAMERAS_KEYS, TestCameras};
 pub use limits::Limits;
 pub use rtsp::{RTSP_KEYS, RtspConfig};
+pub use sources::SOURCE_KEYS;
 pub use tls::TlsFiles;
 pub use turn::{ServerRelay, TURN_KEYS, Turn};
 use values::{
@@ -89,6 +91,7 @@ pub const FILE_KEYS: &[&str] = &[
     "admin",
     "tls",
     "rtsp",
+    "source",
 ];
 
 /// Keys accepted in each `[[auth]]` table.
@@ -139,6 +142,8 @@ pub struct Config {
     pub tls: Option<TlsFiles>,
     /// The RTSP server (`[rtsp]`, `--rtsp-listen`).
     pub rtsp: RtspConfig,
+    /// IP cameras pulled over RTSP (`[[source]]`).
+    pub sources: Vec<sfu::capture::RtspSourceSettings>,
 }
 
 /// Why the configuration could not be loaded. `Display` is one line without the `r58: ` prefix.
@@ -297,6 +302,8 @@ struct FileConfig {
     admin: Option<admin::FileAdmin>,
     tls: Option<tls::FileTls>,
     rtsp: Option<rtsp::FileRtsp>,
+    #[serde(default)]
+    source: Vec<sources::FileSource>,
 }
 
 /// The values one source (flags, environment, file) sets; `None` means "not set here".
@@ -349,6 +356,7 @@ impl Default for Config {
             admin: Admin::default(),
             tls: None,
             rtsp: RtspConfig::default(),
+            sources: Vec::new(),
         }
     }
 }
@@ -423,6 +431,7 @@ impl Config {
         let envs = env_layer(&getenv)?;
         let mut extra = limits::ExtraTables::default();
         let mut rtsp_table = None;
+        let mut source_tables = Vec::new();
         let (file, auth, cams, hls_table, switcher_table, turn) = match &config_file {
             Some(path) => {
                 let mut parsed = parse_file(path, text.as_deref().unwrap_or_default())?;
@@ -432,6 +441,7 @@ impl Config {
                 let switcher_table = parsed.switcher.take().map(|t| (path.as_path(), t));
                 let turn = parsed.turn.take().map(|t| (path.as_path(), t));
                 rtsp_table = parsed.rtsp.take().map(|t| (path.as_path(), t));
+                source_tables = std::mem::take(&mut parsed.source);
                 extra = limits::ExtraTables::take(&mut parsed);
                 let auth = resolve_auth(path, parsed.auth, env)?;
                 (
@@ -476,6 +486,7 @@ impl Config {
             (None, None) => None,
         };
         let rtsp = rtsp::resolve(rtsp_flag, rtsp_table)?;
+        let sources = sources::resolve(config_file.as_deref(), source_tables)?;
         let merged = flags.or(envs).or(file);
         let defaults = Config::default();
         Ok(Config {
@@ -500,6 +511,7 @@ impl Config {
             admin,
             tls,
             rtsp,
+            sources,
         })
     }
 
@@ -748,6 +760,9 @@ fn parse_file(path: &Path, text: &str) -> Result<FileConfig, ConfigError> {
     }
     if let Some(key) = rtsp::unknown_key(&table) {
         return Err(unknown(key, RTSP_KEYS));
+    }
+    if let Some(key) = sources::unknown_key(&table) {
+        return Err(unknown(key, SOURCE_KEYS));
     }
 
     serde_path_to_error::deserialize(toml::Value::Table(table)).map_err(|e| {

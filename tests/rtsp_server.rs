@@ -129,7 +129,9 @@ async fn healthy_player(addr: SocketAddr, packets: Arc<AtomicU64>) {
     let mut c = Client::connect(addr).await;
     let auth = format!("Authorization: Basic {}\r\n", basic(TOKEN));
     let r = c
-        .request(&format!("DESCRIBE rtsp://{addr}/cam0 RTSP/1.0\r\nCSeq: 1\r\n{auth}\r\n"))
+        .request(&format!(
+            "DESCRIBE rtsp://{addr}/cam0 RTSP/1.0\r\nCSeq: 1\r\n{auth}\r\n"
+        ))
         .await;
     assert_eq!(r.status, 200, "{}", r.head);
     let r = c
@@ -138,9 +140,17 @@ async fn healthy_player(addr: SocketAddr, packets: Arc<AtomicU64>) {
         ))
         .await;
     assert_eq!(r.status, 200, "{}", r.head);
-    let session = r.header("Session").unwrap().split(';').next().unwrap().to_owned();
+    let session = r
+        .header("Session")
+        .unwrap()
+        .split(';')
+        .next()
+        .unwrap()
+        .to_owned();
     let r = c
-        .request(&format!("PLAY rtsp://{addr}/cam0/ RTSP/1.0\r\nCSeq: 3\r\nSession: {session}\r\n\r\n"))
+        .request(&format!(
+            "PLAY rtsp://{addr}/cam0/ RTSP/1.0\r\nCSeq: 3\r\nSession: {session}\r\n\r\n"
+        ))
         .await;
     assert_eq!(r.status, 200, "{}", r.head);
     let mut buf = std::mem::take(&mut c.buf);
@@ -156,7 +166,10 @@ async fn healthy_player(addr: SocketAddr, packets: Arc<AtomicU64>) {
             }
             buf.drain(..4 + len);
         }
-        assert!(buf.is_empty() || buf[0] == b'$', "stray bytes in the media stream");
+        assert!(
+            buf.is_empty() || buf[0] == b'$',
+            "stray bytes in the media stream"
+        );
         let n = c.stream.read(&mut chunk).await.expect("read");
         assert!(n > 0, "the server closed the healthy player");
         buf.extend_from_slice(&chunk[..n]);
@@ -176,16 +189,30 @@ async fn bad_clients_get_statuses_and_the_healthy_player_goes_on() {
     let packets = Arc::new(AtomicU64::new(0));
     let player = tokio::spawn(healthy_player(addr, packets.clone()));
     let baseline = rate(&packets, Duration::from_secs(2)).await;
-    assert!(baseline > 30, "the healthy player got {baseline} packets in 2 s");
+    assert!(
+        baseline > 30,
+        "the healthy player got {baseline} packets in 2 s"
+    );
 
     // Wrong credentials, by Basic and by Digest: 401 with both challenges.
     let mut c = Client::connect(addr).await;
     let r = c
-        .request(&format!("DESCRIBE rtsp://{addr}/cam0 RTSP/1.0\r\nCSeq: 1\r\nAuthorization: Basic {}\r\n\r\n", basic("wrong")))
+        .request(&format!(
+            "DESCRIBE rtsp://{addr}/cam0 RTSP/1.0\r\nCSeq: 1\r\nAuthorization: Basic {}\r\n\r\n",
+            basic("wrong")
+        ))
         .await;
     assert_eq!(r.status, 401);
-    assert!(r.head.contains("WWW-Authenticate: Digest realm=\"r58\""), "{}", r.head);
-    assert!(r.head.contains("WWW-Authenticate: Basic realm=\"r58\""), "{}", r.head);
+    assert!(
+        r.head.contains("WWW-Authenticate: Digest realm=\"r58\""),
+        "{}",
+        r.head
+    );
+    assert!(
+        r.head.contains("WWW-Authenticate: Basic realm=\"r58\""),
+        "{}",
+        r.head
+    );
     let r = c
         .request(&format!("DESCRIBE rtsp://{addr}/cam0 RTSP/1.0\r\nCSeq: 2\r\nAuthorization: Digest username=\"u\", realm=\"r58\", nonce=\"stale\", uri=\"rtsp://{addr}/cam0\", response=\"0123\"\r\n\r\n"))
         .await;
@@ -193,16 +220,29 @@ async fn bad_clients_get_statuses_and_the_healthy_player_goes_on() {
     // A request without a CSeq, with a non-numeric one, an unknown session, a stream nobody
     // publishes; interleaved garbage in between is skipped and the connection answers on.
     assert_eq!(c.request("OPTIONS * RTSP/1.0\r\n\r\n").await.status, 400);
-    assert_eq!(c.request("OPTIONS * RTSP/1.0\r\nCSeq: x1\r\n\r\n").await.status, 400);
+    assert_eq!(
+        c.request("OPTIONS * RTSP/1.0\r\nCSeq: x1\r\n\r\n")
+            .await
+            .status,
+        400
+    );
     let r = c
-        .request(&format!("PLAY rtsp://{addr}/cam0 RTSP/1.0\r\nCSeq: 3\r\nSession: DEADBEEF\r\n\r\n"))
+        .request(&format!(
+            "PLAY rtsp://{addr}/cam0 RTSP/1.0\r\nCSeq: 3\r\nSession: DEADBEEF\r\n\r\n"
+        ))
         .await;
     assert_eq!(r.status, 454);
     c.send("$\x09\x00\x04junk$\x00\x00\x01z").await;
-    let r = c.request(&format!("DESCRIBE rtsp://{addr}/nosuch RTSP/1.0\r\nCSeq: 4\r\n\r\n")).await;
+    let r = c
+        .request(&format!(
+            "DESCRIBE rtsp://{addr}/nosuch RTSP/1.0\r\nCSeq: 4\r\n\r\n"
+        ))
+        .await;
     assert_eq!(r.status, 404);
     // Bytes that are no RTSP at all: one 400, then the server closes this connection only.
-    let r = c.request("\x16\x03\x01\x02\x00\x01\x00\x01\x7f\x03\x03\r\n\r\n").await;
+    let r = c
+        .request("\x16\x03\x01\x02\x00\x01\x00\x01\x7f\x03\x03\r\n\r\n")
+        .await;
     assert_eq!(r.status, 400);
     assert!(c.response().await.is_none(), "closed after garbage");
 
@@ -212,23 +252,41 @@ async fn bad_clients_get_statuses_and_the_healthy_player_goes_on() {
     let mut idle = Vec::new();
     for _ in 0..1000 {
         let socket = TcpSocket::new_v4().expect("socket");
-        socket.bind(SocketAddr::new(flood_ip, 0)).expect("bind 127.0.0.2");
+        socket
+            .bind(SocketAddr::new(flood_ip, 0))
+            .expect("bind 127.0.0.2");
         idle.push(socket.connect(addr).await.expect("connect"));
     }
     let under_flood = rate(&packets, Duration::from_secs(2)).await;
-    println!("healthy player: {baseline} packets/2 s before, {under_flood} with 1000 idle connections");
-    assert!(under_flood * 2 > baseline, "the flood slowed the healthy player: {under_flood} vs {baseline}");
+    println!(
+        "healthy player: {baseline} packets/2 s before, {under_flood} with 1000 idle connections"
+    );
+    assert!(
+        under_flood * 2 > baseline,
+        "the flood slowed the healthy player: {under_flood} vs {baseline}"
+    );
     let mut refused = Client::connect_from(addr, flood_ip).await;
-    let r = refused.request("OPTIONS * RTSP/1.0\r\nCSeq: 1\r\n\r\n").await;
+    let r = refused
+        .request("OPTIONS * RTSP/1.0\r\nCSeq: 1\r\n\r\n")
+        .await;
     assert_eq!(r.status, 453, "{}", r.head);
     // This client's address (unlimited: loopback) still gets in.
     let mut other = Client::connect(addr).await;
-    assert_eq!(other.request("OPTIONS * RTSP/1.0\r\nCSeq: 1\r\n\r\n").await.status, 200);
+    assert_eq!(
+        other
+            .request("OPTIONS * RTSP/1.0\r\nCSeq: 1\r\n\r\n")
+            .await
+            .status,
+        200
+    );
     // Idle connections are closed by the server within its idle timeout (10 s).
     let mut first = idle.swap_remove(0);
     let mut byte = [0u8; 1];
     let closed = tokio::time::timeout(Duration::from_secs(15), first.read(&mut byte)).await;
-    assert!(matches!(closed, Ok(Ok(0)) | Ok(Err(_))), "an idle connection stayed open: {closed:?}");
+    assert!(
+        matches!(closed, Ok(Ok(0)) | Ok(Err(_))),
+        "an idle connection stayed open: {closed:?}"
+    );
     assert!(stats.refused.load(Ordering::Relaxed) >= 1);
     assert!(!player.is_finished(), "the healthy player stopped");
     let after = rate(&packets, Duration::from_secs(2)).await;

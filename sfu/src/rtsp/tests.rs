@@ -562,3 +562,120 @@ fn pause_stops_media_and_play_resumes_at_a_keyframe() {
     c.handle_media(t0, &video(1, 4, true, t0));
     assert!(c.poll_output().is_some());
 }
+
+/// Through the engine: a WHIP publisher, an RTSP reader playing over TCP, then a second
+/// publisher taking the stream over with unrelated numbering (starting mid-GOP). The reader's
+/// RTP stays one SSRC with contiguous sequence numbers and advancing timestamps, as a WHEP
+/// viewer's does (`engine::tests::takeover_keeps_viewer_sequence_numbers_contiguous`).
+#[test]
+fn a_publisher_takeover_continues_the_rtsp_timeline() {
+    use crate::engine::EngineConfig;
+    use crate::testing::client::{ClientRole, H264_PT};
+    use crate::testing::harness::{H264Source, Harness};
+
+    let frame = Duration::from_millis(33);
+    let mut h = Harness::new(EngineConfig::default()).expect("engine");
+    let first = h.open(ClientRole::Publish, "guest").expect("publish");
+    assert!(h.connect_all());
+    let mut source = H264Source::new(h.clients[first].client.ssrcs.0, H264_PT);
+    let send = |h: &mut Harness, publisher: usize, source: &mut H264Source| {
+        for p in source.next_frame() {
+            h.clients[publisher].client.send_rtp(&p).expect("send");
+        }
+        h.advance(frame);
+    };
+    for _ in 0..5 {
+        send(&mut h, first, &mut source);
+    }
+    let description = crate::rtsp::describe(&h.engine, "guest").expect("described");
+    assert!(
+        description.tracks[0].parameter_sets.is_some(),
+        "SPS/PPS from the keyframe cache"
+    );
+    struct One(StreamDescription);
+    impl Catalog for One {
+        fn describe(&self, _: &str) -> Option<StreamDescription> {
+            Some(self.0.clone())
+        }
+        fn required_token(&self, _: &str) -> Option<String> {
+            None
+        }
+    }
+    let catalog = One(description);
+    let mut c = connection(h.now);
+    let r = {
+        c.handle_input(h.now, b"SETUP rtsp://h/guest/trackID=0 RTSP/1.0\r\nCSeq: 1\r\nTransport: RTP/AVP/TCP;unicast;interleaved=0-1\r\n\r\n", &catalog);
+        let Some(Output::Tcp(r)) = c.poll_output() else {
+            panic!()
+        };
+        String::from_utf8(r).unwrap()
+    };
+    let id = session_id(&r);
+    c.handle_input(
+        h.now,
+        format!("PLAY rtsp://h/guest RTSP/1.0\r\nCSeq: 2\r\nSession: {id}\r\n\r\n").as_bytes(),
+        &catalog,
+    );
+    while c.poll_output().is_some() {}
+    let (_, mut rx) = h
+        .engine
+        .attach_reader(h.now, "guest", "rtsp", 4096)
+        .expect("reader");
+    let mut received: Vec<(u32, u16, u32)> = Vec::new();
+    let take = |c: &mut Connection,
+                rx: &mut tokio::sync::mpsc::Receiver<ReaderPacket>,
+                now: Instant,
+                received: &mut Vec<(u32, u16, u32)>| {
+        while let Ok(p) = rx.try_recv() {
+            c.handle_media(now, &p);
+        }
+        while let Some(out) = c.poll_output() {
+            let Output::Tcp(bytes) = out else { continue };
+            let mut at = 0;
+            while at + 4 <= bytes.len() {
+                let len = usize::from(u16::from_be_bytes([bytes[at + 2], bytes[at + 3]]));
+                let rtp = &bytes[at + 4..at + 4 + len];
+                if bytes[at + 1] == 0 {
+                    received.push((
+                        u32::from_be_bytes(rtp[8..12].try_into().unwrap()),
+                        u16::from_be_bytes([rtp[2], rtp[3]]),
+                        u32::from_be_bytes(rtp[4..8].try_into().unwrap()),
+                    ));
+                }
+                at += 4 + len;
+            }
+        }
+    };
+    for _ in 0..40 {
+        send(&mut h, first, &mut source);
+        take(&mut c, &mut rx, h.now, &mut received);
+    }
+    let before = received.len();
+    let second = h
+        .open(ClientRole::Publish, "guest")
+        .expect("second publisher");
+    assert!(h.connect_all());
+    let mut source2 = H264Source::new(h.clients[second].client.ssrcs.0, H264_PT);
+    source2.sequence = 50_000;
+    source2.frame = 7; // mid-GOP: nothing until its keyframe at frame 30
+    for _ in 0..60 {
+        send(&mut h, second, &mut source2);
+        take(&mut c, &mut rx, h.now, &mut received);
+    }
+    assert!(
+        received.len() > before + 100,
+        "the new publisher reaches the reader"
+    );
+    assert!(
+        received.iter().all(|(ssrc, _, _)| *ssrc == received[0].0),
+        "one SSRC"
+    );
+    for pair in received.windows(2) {
+        let ((_, s1, t1), (_, s2, t2)) = (pair[0], pair[1]);
+        assert_eq!(s2, s1.wrapping_add(1), "contiguous sequence numbers");
+        assert!(
+            t2.wrapping_sub(t1) < 90_000 * 2,
+            "timestamps advance: {t1} -> {t2}"
+        );
+    }
+}

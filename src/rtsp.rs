@@ -30,6 +30,8 @@ const READER_QUEUE: usize = 1024;
 const WRITE_TIMEOUT: Duration = Duration::from_secs(10);
 /// A connection that has not sent a complete request for this long is closed.
 const IDLE_TIMEOUT: Duration = Duration::from_secs(10);
+/// How long a refused connection (per-client limit, server full) may stay to read its answer.
+const REFUSED_TIMEOUT: Duration = Duration::from_secs(2);
 
 /// What every connection task shares.
 pub struct RtspServer {
@@ -212,7 +214,13 @@ impl RtspServer {
                 local,
                 udp_ports,
                 session_timeout: self.session_timeout,
-                idle_timeout: IDLE_TIMEOUT,
+                // A refused client gets a moment to send a request and read why, no more: a
+                // flood of refused connections must not pile up.
+                idle_timeout: if refuse.is_some() {
+                    REFUSED_TIMEOUT
+                } else {
+                    IDLE_TIMEOUT
+                },
                 wall_clock: self.wall_clock,
                 seed: rand::random(),
                 refuse,

@@ -230,18 +230,35 @@ impl Connection {
         let Some(Some(track)) = session.tracks.get_mut(packet.track) else {
             return;
         };
-        let Some(rtp) = track.rtp(now, packet) else {
-            return;
-        };
-        self.stats.packets_sent += 1;
         match track.delivery {
-            Delivery::Interleaved { rtp: channel, .. } => frame(&mut self.tcp_out, channel, &rtp),
-            Delivery::Udp { rtp: to, .. } => self.udp_out.push_back(Output::Udp {
-                to,
-                rtcp: false,
-                data: rtp,
-            }),
+            Delivery::Interleaved { rtp: channel, .. } => {
+                // The frame header, then the packet written straight after it.
+                let start = self.tcp_out.len();
+                self.tcp_out.extend_from_slice(&[b'$', channel, 0, 0]);
+                if !track.write_rtp(now, packet, &mut self.tcp_out) {
+                    self.tcp_out.truncate(start);
+                    return;
+                }
+                let len = self.tcp_out.len() - start - 4;
+                if len > usize::from(u16::MAX) {
+                    // Cannot be framed (a hub packet is at most a datagram); not sent.
+                    self.tcp_out.truncate(start);
+                    return;
+                }
+                self.tcp_out[start + 2..start + 4].copy_from_slice(&(len as u16).to_be_bytes());
+            }
+            Delivery::Udp { rtp: to, .. } => {
+                let Some(rtp) = track.rtp(now, packet) else {
+                    return;
+                };
+                self.udp_out.push_back(Output::Udp {
+                    to,
+                    rtcp: false,
+                    data: rtp,
+                });
+            }
         }
+        self.stats.packets_sent += 1;
         if session.next_report.is_none() {
             // The first report soon after the first packet, so players sync from the start.
             session.next_report = Some(now + Duration::from_millis(200));

@@ -68,9 +68,16 @@ impl TrackOutput {
 
     /// The RTP packet for `packet`, or `None` while video waits for a keyframe.
     pub fn rtp(&mut self, now: Instant, packet: &ReaderPacket) -> Option<Vec<u8>> {
+        let mut out = Vec::with_capacity(12 + packet.payload.len());
+        self.write_rtp(now, packet, &mut out).then_some(out)
+    }
+
+    /// Appends the RTP packet for `packet` to `out` (a connection's output, without a copy of
+    /// its own); false, and nothing written, while video waits for a keyframe.
+    pub fn write_rtp(&mut self, now: Instant, packet: &ReaderPacket, out: &mut Vec<u8>) -> bool {
         if self.waiting_keyframe {
             if !packet.keyframe_start {
-                return None;
+                return false;
             }
             self.waiting_keyframe = false;
             self.rewriter
@@ -81,7 +88,7 @@ impl TrackOutput {
                 .splice(now, packet.epoch, packet.sequence, packet.timestamp);
         }
         let (seq, ts) = self.rewriter.map(now, packet.sequence, packet.timestamp);
-        let mut out = Vec::with_capacity(12 + packet.payload.len());
+        out.reserve(12 + packet.payload.len());
         out.push(0x80);
         out.push(self.payload_type | if packet.marker { 0x80 } else { 0 });
         out.extend_from_slice(&seq.to_be_bytes());
@@ -91,7 +98,7 @@ impl TrackOutput {
         self.packets_sent = self.packets_sent.wrapping_add(1);
         self.octets_sent = self.octets_sent.wrapping_add(packet.payload.len() as u32);
         self.last = Some((packet.arrival, ts));
-        Some(out)
+        true
     }
 
     /// A Sender Report with an SDES CNAME (one compound packet), once something was sent: the

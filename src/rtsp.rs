@@ -314,7 +314,17 @@ impl RtspServer {
                         conn.handle_stream_ended();
                     }
                 },
-                _ = sleep_until(deadline) => conn.handle_timeout(Instant::now()),
+                _ = sleep_until(deadline) => {
+                    let now = Instant::now();
+                    // Sender Reports are due: take the publisher's latest from the hub.
+                    if conn.report_due().is_some_and(|at| at <= now)
+                        && let Some(stream) = conn.playing_stream()
+                    {
+                        let reports = sfu::rtsp::source_reports(&self.engine.lock(), stream);
+                        conn.set_source_reports(reports);
+                    }
+                    conn.handle_timeout(now);
+                }
             }
         }
     }

@@ -27,7 +27,7 @@ use rtsp_types::{Message, Method, ParseError, Request, StatusCode, Url, Version}
 use tracing::debug;
 
 use super::auth;
-use super::output::{Delivery, TrackOutput};
+use super::output::{Delivery, SourceReport, TrackOutput};
 use super::sdp::{StreamDescription, payload_type, session_description, track_control};
 use crate::hub::ReaderPacket;
 use crate::media::{TrackKind, WallClock};
@@ -125,6 +125,7 @@ pub struct Connection {
     closing: bool,
     nonce: String,
     rng: u64,
+    source_reports: Vec<Option<SourceReport>>,
     pub stats: ConnectionStats,
 }
 
@@ -165,6 +166,7 @@ impl Connection {
             closing: false,
             nonce,
             rng,
+            source_reports: Vec::new(),
             stats: ConnectionStats::default(),
         }
     }
@@ -290,8 +292,11 @@ impl Connection {
             return;
         }
         session.next_report = Some(now + SENDER_REPORT_INTERVAL);
-        for track in session.tracks.iter().flatten() {
-            let Some(report) = track.sender_report(now, &self.config.wall_clock, &cname) else {
+        for (index, track) in session.tracks.iter().enumerate() {
+            let Some(track) = track else { continue };
+            let source = self.source_reports.get(index).copied().flatten();
+            let Some(report) = track.sender_report(now, &self.config.wall_clock, &cname, source)
+            else {
                 continue;
             };
             match track.delivery {
@@ -303,6 +308,20 @@ impl Connection {
                 }),
             }
         }
+    }
+
+    /// The publisher's latest Sender Reports, by track (from the hub, see
+    /// [`super::output::SourceReport`]); the driver refreshes them before a report is due.
+    pub fn set_source_reports(&mut self, reports: Vec<Option<SourceReport>>) {
+        self.source_reports = reports;
+    }
+
+    /// When the next Sender Reports are due, if playing.
+    pub fn report_due(&self) -> Option<Instant> {
+        self.session
+            .as_ref()
+            .filter(|s| s.playing)
+            .and_then(|s| s.next_report)
     }
 
     /// The hub reader ended (the stream is gone or changed its tracks): RTSP 1.0 has no way to

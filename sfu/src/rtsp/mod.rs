@@ -18,7 +18,8 @@ pub mod sdp;
 pub use connection::{
     Catalog, Connection, ConnectionConfig, ConnectionStats, Event, MAX_REQUEST_BYTES, Output,
 };
-pub use sdp::{StreamDescription, TrackDescription, describe};
+pub use output::SourceReport;
+pub use sdp::{StreamDescription, TrackDescription, describe, source_reports};
 
 #[cfg(test)]
 mod tests;

@@ -101,19 +101,43 @@ impl TrackOutput {
         true
     }
 
-    /// A Sender Report with an SDES CNAME (one compound packet), once something was sent: the
-    /// wall-clock time `now` and the RTP time it corresponds to, extrapolated from the arrival
-    /// of the last packet sent.
-    pub fn sender_report(&self, now: Instant, clock: &WallClock, cname: &str) -> Option<Vec<u8>> {
+    /// A Sender Report with an SDES CNAME (one compound packet), once something was sent.
+    ///
+    /// With `source` (the publisher's latest Sender Report for this track: NTP time, RTP time,
+    /// arrival, and the epoch it belongs to) the report is that mapping carried forward to
+    /// `now` and into this client's numbering, as WHEP viewers get it, so players line audio up
+    /// with video the way the publisher captured them. Without one (a camera, a publisher that
+    /// sent none yet, or one of an earlier epoch) `now` on the wall clock is mapped to the RTP
+    /// time extrapolated from the arrival of the last packet sent.
+    pub fn sender_report(
+        &self,
+        now: Instant,
+        clock: &WallClock,
+        cname: &str,
+        source: Option<SourceReport>,
+    ) -> Option<Vec<u8>> {
         let (arrival, ts) = self.last?;
-        let elapsed = now.saturating_duration_since(arrival);
-        let ticks = (elapsed.as_micros() * u128::from(self.clock_rate) / 1_000_000) as u32;
-        let ntp = clock.ntp_at(now);
+        let ticks = |since: Instant| {
+            let elapsed = now.saturating_duration_since(since);
+            (elapsed.as_micros() * u128::from(self.clock_rate) / 1_000_000) as u32
+        };
+        let (ntp, rtp) = match source.filter(|s| Some(s.epoch) == self.rewriter.epoch()) {
+            Some(s) => {
+                let elapsed = now.saturating_duration_since(s.at);
+                let ntp_elapsed = (elapsed.as_secs() << 32)
+                    + ((u64::from(elapsed.subsec_nanos()) << 32) / 1_000_000_000);
+                (
+                    s.ntp.wrapping_add(ntp_elapsed),
+                    self.rewriter.out_timestamp(s.rtp.wrapping_add(ticks(s.at))),
+                )
+            }
+            None => (clock.ntp_at(now), ts.wrapping_add(ticks(arrival))),
+        };
         let mut out = Vec::with_capacity(64);
         out.extend_from_slice(&[0x80, 200, 0, 6]);
         out.extend_from_slice(&self.ssrc.to_be_bytes());
         out.extend_from_slice(&ntp.to_be_bytes());
-        out.extend_from_slice(&ts.wrapping_add(ticks).to_be_bytes());
+        out.extend_from_slice(&rtp.to_be_bytes());
         out.extend_from_slice(&self.packets_sent.to_be_bytes());
         out.extend_from_slice(&self.octets_sent.to_be_bytes());
         // SDES: one chunk, CNAME, end of list, padded to 32 bits.
@@ -130,6 +154,16 @@ impl TrackOutput {
         out.resize(out.len() + padded - chunk_len + 1, 0);
         Some(out)
     }
+}
+
+/// A publisher's Sender Report for one track, as the hub keeps it
+/// ([`crate::hub::Track::sender_report`]), with the stream's epoch it came in.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct SourceReport {
+    pub epoch: u32,
+    pub ntp: u64,
+    pub rtp: u32,
+    pub at: Instant,
 }
 
 #[cfg(test)]
@@ -195,10 +229,10 @@ mod tests {
             1,
             100,
         );
-        assert!(out.sender_report(t0, &clock, "r58").is_none());
+        assert!(out.sender_report(t0, &clock, "r58", None).is_none());
         out.rtp(t0, &packet(1, 1, 0, false, t0)).unwrap();
         let now = t0 + Duration::from_millis(250);
-        let sr = out.sender_report(now, &clock, "r58").unwrap();
+        let sr = out.sender_report(now, &clock, "r58", None).unwrap();
         assert_eq!(sr.len() % 4, 0);
         assert_eq!(sr[1], 200);
         let ntp = u64::from_be_bytes(sr[8..16].try_into().unwrap());

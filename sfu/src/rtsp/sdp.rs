@@ -60,6 +60,27 @@ pub fn describe(engine: &Engine, name: &str) -> Option<StreamDescription> {
     })
 }
 
+/// The publisher's latest Sender Report of each track of stream `name` (with the stream's
+/// epoch), for the RTSP readers' own reports.
+pub fn source_reports(engine: &Engine, name: &str) -> Vec<Option<super::output::SourceReport>> {
+    let Some(stream) = engine.hub().get(name) else {
+        return Vec::new();
+    };
+    stream
+        .tracks
+        .iter()
+        .map(|t| {
+            t.sender_report
+                .map(|(ntp, rtp, at)| super::output::SourceReport {
+                    epoch: stream.epoch(),
+                    ntp,
+                    rtp,
+                    at,
+                })
+        })
+        .collect()
+}
+
 /// The first SPS and PPS in `packets` (a keyframe cache: the keyframe's access unit first).
 pub fn parameter_sets(packets: &[StoredPacket]) -> Option<(Bytes, Bytes)> {
     let mut depacketizer = H264Depacketizer::new();

@@ -273,7 +273,7 @@ impl Connection {
             return;
         }
         let timed_out = match &self.session {
-            Some(session) if session.uses_udp() => {
+            Some(session) if session.times_out() => {
                 now >= self.last_request + self.config.session_timeout
             }
             Some(_) => false,
@@ -338,7 +338,7 @@ impl Connection {
         match &self.session {
             Some(session) => {
                 let timeout = session
-                    .uses_udp()
+                    .times_out()
                     .then(|| self.last_request + self.config.session_timeout);
                 match (timeout, session.next_report.filter(|_| session.playing)) {
                     (Some(a), Some(b)) => Some(a.min(b)),
@@ -751,11 +751,15 @@ fn reason_phrase(code: u16) -> &'static str {
 }
 
 impl Session {
-    fn uses_udp(&self) -> bool {
-        self.tracks
-            .iter()
-            .flatten()
-            .any(|t| matches!(t.delivery, Delivery::Udp { .. }))
+    /// Whether the session ends without requests: a UDP one always (nothing else says the
+    /// client is there), a TCP one while it does not play (set up and left, or paused).
+    fn times_out(&self) -> bool {
+        !self.playing
+            || self
+                .tracks
+                .iter()
+                .flatten()
+                .any(|t| matches!(t.delivery, Delivery::Udp { .. }))
     }
 }
 

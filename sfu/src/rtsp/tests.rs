@@ -542,6 +542,8 @@ fn pause_stops_media_and_play_resumes_at_a_keyframe() {
         &format!("PAUSE rtsp://h/cam0 RTSP/1.0\r\nCSeq: 3\r\nSession: {id}\r\n\r\n"),
     );
     assert!(r.starts_with("RTSP/1.0 200 "), "{r}");
+    // Paused, even a TCP session needs keep-alives.
+    assert_eq!(c.poll_timeout(), Some(t0 + Duration::from_secs(60)));
     c.handle_media(t0, &video(1, 2, false, t0));
     assert_eq!(c.poll_output(), None);
     exchange(

@@ -43,6 +43,9 @@ pub struct RtspServer {
     wall_clock: WallClock,
     udp: Option<UdpPair>,
     per_ip: Mutex<HashMap<IpAddr, usize>>,
+    /// UDP clients' RTCP addresses -> when a datagram last came from there (ms since
+    /// `wall_clock.instant`), for their connections' session timeouts.
+    rtcp_seen: Mutex<HashMap<SocketAddr, Arc<AtomicU64>>>,
     pub stats: Arc<RtspStats>,
 }
 
@@ -128,6 +131,7 @@ impl RtspServer {
             wall_clock: WallClock::now(),
             udp: None,
             per_ip: Mutex::new(HashMap::new()),
+            rtcp_seen: Mutex::new(HashMap::new()),
             stats: Arc::default(),
         }
     }
@@ -239,7 +243,9 @@ impl RtspServer {
         let mut reader: Option<mpsc::Receiver<sfu::hub::ReaderPacket>> = None;
         let mut input = vec![0u8; 16 * 1024];
         let catalog = EngineCatalog { server: self };
-        loop {
+        let rtcp_seen = Arc::new(AtomicU64::new(0));
+        let mut registered: Vec<SocketAddr> = Vec::new();
+        let reason = loop {
             // Send what the core produced, and act on what it asked for.
             while let Some(output) = conn.poll_output() {
                 match output {
@@ -248,8 +254,10 @@ impl RtspServer {
                             .await
                         {
                             Ok(Ok(())) => {}
-                            Ok(Err(_)) => return "write failed",
-                            Err(_) => return "client stopped reading",
+                            Ok(Err(_)) => return self.unregister(&registered, "write failed"),
+                            Err(_) => {
+                                return self.unregister(&registered, "client stopped reading");
+                            }
                         }
                     }
                     Output::Udp { to, rtcp, data } => {
@@ -286,15 +294,29 @@ impl RtspServer {
                                     .await;
                         }
                         let _ = write_half.shutdown().await;
-                        return reason;
+                        return self.unregister(&registered, reason);
                     }
                 }
             }
             let deadline = conn.poll_timeout();
             tokio::select! {
                 read = read_half.read(&mut input) => match read {
-                    Ok(0) | Err(_) => return "client closed",
-                    Ok(n) => conn.handle_input(Instant::now(), &input[..n], &catalog),
+                    Ok(0) | Err(_) => break "client closed",
+                    Ok(n) => {
+                        conn.handle_input(Instant::now(), &input[..n], &catalog);
+                        let addresses = conn.udp_rtcp_addresses();
+                        if addresses != registered {
+                            let mut seen =
+                                self.rtcp_seen.lock().unwrap_or_else(|e| e.into_inner());
+                            for a in &registered {
+                                seen.remove(a);
+                            }
+                            for a in &addresses {
+                                seen.insert(*a, rtcp_seen.clone());
+                            }
+                            registered = addresses;
+                        }
+                    }
                 },
                 packet = recv(&mut reader) => match packet {
                     Some(first) => {
@@ -323,10 +345,25 @@ impl RtspServer {
                         let reports = sfu::rtsp::source_reports(&self.engine.lock(), stream);
                         conn.set_source_reports(reports);
                     }
+                    let heard = rtcp_seen.swap(0, Ordering::Relaxed);
+                    if heard > 0 {
+                        let at = self.wall_clock.instant + Duration::from_millis(heard);
+                        conn.handle_client_rtcp(at.min(now));
+                    }
                     conn.handle_timeout(now);
                 }
             }
+        };
+        self.unregister(&registered, reason)
+    }
+
+    /// Forgets a connection's UDP RTCP addresses; passes `reason` through.
+    fn unregister(&self, registered: &[SocketAddr], reason: &'static str) -> &'static str {
+        let mut seen = self.rtcp_seen.lock().unwrap_or_else(|e| e.into_inner());
+        for a in registered {
+            seen.remove(a);
         }
+        reason
     }
 }
 
@@ -354,7 +391,18 @@ async fn drain_rtcp(server: Arc<RtspServer>) {
     let (mut a, mut b) = ([0u8; 2048], [0u8; 2048]);
     loop {
         let failed = tokio::select! {
-            r = pair.rtcp.recv_from(&mut a) => r.is_err(),
+            r = pair.rtcp.recv_from(&mut a) => match r {
+                Ok((_, from)) => {
+                    // A receiver report: its connection counts it as a keep-alive.
+                    let seen = server.rtcp_seen.lock().unwrap_or_else(|e| e.into_inner());
+                    if let Some(at) = seen.get(&from) {
+                        let ms = server.wall_clock.instant.elapsed().as_millis() as u64;
+                        at.store(ms, Ordering::Relaxed);
+                    }
+                    false
+                }
+                Err(_) => true,
+            },
             r = pair.rtp.recv_from(&mut b) => r.is_err(),
         };
         if failed {

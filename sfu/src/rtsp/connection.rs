@@ -310,6 +310,26 @@ impl Connection {
         }
     }
 
+    /// The client's RTCP addresses of its UDP tracks: a datagram from one of them (a receiver
+    /// report) is passed to [`Connection::handle_client_rtcp`].
+    pub fn udp_rtcp_addresses(&self) -> Vec<SocketAddr> {
+        self.session
+            .iter()
+            .flat_map(|s| s.tracks.iter().flatten())
+            .filter_map(|t| match t.delivery {
+                Delivery::Udp { rtcp, .. } => Some(rtcp),
+                Delivery::Interleaved { .. } => None,
+            })
+            .collect()
+    }
+
+    /// The client sent RTCP by UDP (a receiver report): it is alive, as a request would say.
+    pub fn handle_client_rtcp(&mut self, at: Instant) {
+        if self.session.is_some() && at > self.last_request {
+            self.last_request = at;
+        }
+    }
+
     /// The publisher's latest Sender Reports, by track (from the hub, see
     /// [`super::output::SourceReport`]); the driver refreshes them before a report is due.
     pub fn set_source_reports(&mut self, reports: Vec<Option<SourceReport>>) {

@@ -286,7 +286,16 @@ fn udp_goes_to_the_requesting_address_only_and_times_out_without_keepalives() {
         })
     );
     assert_eq!(c.poll_event(), None);
+    // Receiver reports by UDP keep it alive too.
+    assert_eq!(
+        c.udp_rtcp_addresses(),
+        ["127.0.0.5:5001".parse::<SocketAddr>().unwrap()]
+    );
+    let t2 = t1 + Duration::from_secs(55);
+    c.handle_client_rtcp(t2);
     c.handle_timeout(t1 + Duration::from_secs(60));
+    assert_eq!(c.poll_event(), None);
+    c.handle_timeout(t2 + Duration::from_secs(60));
     assert_eq!(c.poll_event(), Some(Event::Close { reason: "timeout" }));
 }
 

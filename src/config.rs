@@ -216,7 +216,8 @@ impl ConfigError {
                   tables for V4L2 cameras (see `r58 cameras`), an [hls] table with part_target, \
                   segment_target, segments_kept, linger, a [switcher] table with program, fallback, \
                   a [turn] table for TURN credentials, see docs/turn.md, [limits], [admin] and \
-                  [tls] tables, see docs/security.md). \
+                  [tls] tables, see docs/security.md, an [rtsp] table and [[source]] tables \
+                  for IP cameras, see docs/rtsp.md). \
                   Precedence: flag > environment > file > default."
 )]
 struct Cli {

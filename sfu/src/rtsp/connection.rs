@@ -23,12 +23,13 @@ use rtsp_types::headers::{
     WWW_AUTHENTICATE,
 };
 use rtsp_types::headers::{RtpLowerTransport, RtpProfile, Transport, TransportMode, Transports};
-use rtsp_types::{Message, Method, ParseError, Request, StatusCode, Url, Version};
+use rtsp_types::{Message, Method, ParseError, Request, StatusCode, Version};
 use tracing::debug;
 
 use super::auth;
 use super::output::{Delivery, SourceReport, TrackOutput};
 use super::sdp::{StreamDescription, payload_type, session_description, track_control};
+use super::wire::{content_base, frame, reason_phrase, splitmix, stream_and_control};
 use crate::hub::ReaderPacket;
 use crate::media::{TrackKind, WallClock};
 
@@ -749,27 +750,6 @@ impl Connection {
     }
 }
 
-/// RFC 2326's reason phrases for the statuses r58 answers with.
-fn reason_phrase(code: u16) -> &'static str {
-    match code {
-        200 => "OK",
-        400 => "Bad Request",
-        401 => "Unauthorized",
-        404 => "Not Found",
-        405 => "Method Not Allowed",
-        413 => "Request Entity Too Large",
-        453 => "Not Enough Bandwidth",
-        454 => "Session Not Found",
-        455 => "Method Not Valid in This State",
-        459 => "Aggregate Operation Not Allowed",
-        461 => "Unsupported transport",
-        501 => "Not Implemented",
-        503 => "Service Unavailable",
-        505 => "RTSP Version not supported",
-        _ => "Error",
-    }
-}
-
 impl Session {
     /// Whether the session ends without requests: a UDP one always (nothing else says the
     /// client is there), a TCP one while it does not play (set up and left, or paused).
@@ -781,49 +761,4 @@ impl Session {
                 .flatten()
                 .any(|t| matches!(t.delivery, Delivery::Udp { .. }))
     }
-}
-
-/// `rtsp://host/NAME[/CONTROL]` into the stream name and the track control, if the name is
-/// one a stream can have.
-fn stream_and_control(url: &Url) -> Option<(String, Option<String>)> {
-    let path = url.path().trim_start_matches('/').trim_end_matches('/');
-    let (name, control) = match path.split_once('/') {
-        Some((name, control)) => (name, Some(control.to_owned())),
-        None => (path, None),
-    };
-    let valid = (1..=64).contains(&name.len())
-        && name
-            .bytes()
-            .all(|b| b.is_ascii_alphanumeric() || matches!(b, b'-' | b'_' | b'.'));
-    valid.then(|| (name.to_owned(), control.filter(|c| !c.is_empty())))
-}
-
-/// The base for the tracks' relative control URLs: the stream's URL with a trailing slash.
-fn content_base(url: Option<&Url>, stream: &str) -> String {
-    let Some(url) = url else {
-        return format!("rtsp://localhost/{stream}/");
-    };
-    let mut base = url.clone();
-    base.set_query(None);
-    let s = base.as_str().trim_end_matches('/').to_owned();
-    format!("{s}/")
-}
-
-/// An interleaved frame: `$`, channel, 16-bit length, data.
-fn frame(out: &mut Vec<u8>, channel: u8, data: &[u8]) {
-    let len = data.len().min(usize::from(u16::MAX));
-    out.push(b'$');
-    out.push(channel);
-    out.extend_from_slice(&(len as u16).to_be_bytes());
-    out.extend_from_slice(&data[..len]);
-}
-
-/// A small PRNG for identifiers (SplitMix64): the driver's random seed makes them unguessable,
-/// a test's fixed seed makes them repeatable.
-fn splitmix(state: &mut u64) -> u64 {
-    *state = state.wrapping_add(0x9E37_79B9_7F4A_7C15);
-    let mut z = *state;
-    z = (z ^ (z >> 30)).wrapping_mul(0xBF58_476D_1CE4_E5B9);
-    z = (z ^ (z >> 27)).wrapping_mul(0x94D0_49BB_1331_11EB);
-    z ^ (z >> 31)
 }

@@ -6,6 +6,7 @@
 //!   and Sender Reports.
 //! - [`sdp`]: the DESCRIBE answer from the hub's tracks and keyframe cache.
 //! - [`auth`]: Basic and Digest against the stream's `[[auth]]` token.
+//! - `wire`: reason phrases, request URLs, interleaved framing, identifiers.
 //!
 //! The message syntax (requests, headers, interleaved frames) is the `rtsp-types` crate's; the
 //! tokio driver (accept loop, sockets, the hub reader) is the `r58` crate's `rtsp.rs`.
@@ -14,6 +15,7 @@ pub mod auth;
 pub mod connection;
 pub mod output;
 pub mod sdp;
+mod wire;
 
 pub use connection::{
     Catalog, Connection, ConnectionConfig, ConnectionStats, Event, MAX_REQUEST_BYTES, Output,

@@ -35,6 +35,8 @@ mod cameras;
 pub mod fuzzing;
 mod hls;
 mod limits;
+mod rtsp;
+mod sources;
 mod switcher;
 #[cfg(test)]
 mod tests;
@@ -47,6 +49,8 @@ pub use auth::{AuthRule, matches};
 use auth::{FileAuth, resolve_auth};
 pub use cameras::{CAMERA_KEYS, CameraConfig, Command, TEST_CAMERAS_KEYS, TestCameras};
 pub use limits::Limits;
+pub use rtsp::{RTSP_KEYS, RtspConfig};
+pub use sources::SOURCE_KEYS;
 pub use tls::TlsFiles;
 pub use turn::{ServerRelay, TURN_KEYS, Turn};
 use values::{
@@ -86,6 +90,8 @@ pub const FILE_KEYS: &[&str] = &[
     "limits",
     "admin",
     "tls",
+    "rtsp",
+    "source",
 ];
 
 /// Keys accepted in each `[[auth]]` table.
@@ -134,6 +140,10 @@ pub struct Config {
     pub admin: Admin,
     /// HTTPS certificate and key (`--tls-cert`, `--tls-key`, `[tls]`); `None`: plain HTTP.
     pub tls: Option<TlsFiles>,
+    /// The RTSP server (`[rtsp]`, `--rtsp-listen`).
+    pub rtsp: RtspConfig,
+    /// IP cameras pulled over RTSP (`[[source]]`).
+    pub sources: Vec<sfu::capture::RtspSourceSettings>,
 }
 
 /// Why the configuration could not be loaded. `Display` is one line without the `r58: ` prefix.
@@ -206,7 +216,8 @@ impl ConfigError {
                   tables for V4L2 cameras (see `r58 cameras`), an [hls] table with part_target, \
                   segment_target, segments_kept, linger, a [switcher] table with program, fallback, \
                   a [turn] table for TURN credentials, see docs/turn.md, [limits], [admin] and \
-                  [tls] tables, see docs/security.md). \
+                  [tls] tables, see docs/security.md, an [rtsp] table and [[source]] tables \
+                  for IP cameras, see docs/rtsp.md). \
                   Precedence: flag > environment > file > default."
 )]
 struct Cli {
@@ -262,6 +273,11 @@ struct Cli {
     /// The PEM private key of --tls-cert [env: R58_TLS_KEY]
     #[arg(long, value_name = "FILE")]
     tls_key: Option<PathBuf>,
+
+    /// Address of the RTSP server (every stream at rtsp://HOST:PORT/NAME) [default: 0.0.0.0:8554]
+    /// [env: R58_RTSP_LISTEN]
+    #[arg(long, value_name = "HOST:PORT")]
+    rtsp_listen: Option<String>,
 }
 
 /// The TOML file as written. Unknown keys are rejected.
@@ -286,6 +302,9 @@ struct FileConfig {
     limits: Option<limits::FileLimits>,
     admin: Option<admin::FileAdmin>,
     tls: Option<tls::FileTls>,
+    rtsp: Option<rtsp::FileRtsp>,
+    #[serde(default)]
+    source: Vec<sources::FileSource>,
 }
 
 /// The values one source (flags, environment, file) sets; `None` means "not set here".
@@ -337,6 +356,8 @@ impl Default for Config {
             limits: Limits::default(),
             admin: Admin::default(),
             tls: None,
+            rtsp: RtspConfig::default(),
+            sources: Vec::new(),
         }
     }
 }
@@ -410,6 +431,8 @@ impl Config {
         let flags = flag_layer(&cli)?;
         let envs = env_layer(&getenv)?;
         let mut extra = limits::ExtraTables::default();
+        let mut rtsp_table = None;
+        let mut source_tables = Vec::new();
         let (file, auth, cams, hls_table, switcher_table, turn) = match &config_file {
             Some(path) => {
                 let mut parsed = parse_file(path, text.as_deref().unwrap_or_default())?;
@@ -418,6 +441,8 @@ impl Config {
                 let hls_table = parsed.hls.take().map(|h| (path.as_path(), h));
                 let switcher_table = parsed.switcher.take().map(|t| (path.as_path(), t));
                 let turn = parsed.turn.take().map(|t| (path.as_path(), t));
+                rtsp_table = parsed.rtsp.take().map(|t| (path.as_path(), t));
+                source_tables = std::mem::take(&mut parsed.source);
                 extra = limits::ExtraTables::take(&mut parsed);
                 let auth = resolve_auth(path, parsed.auth, env)?;
                 (
@@ -456,6 +481,13 @@ impl Config {
             (getenv("R58_TLS_CERT"), getenv("R58_TLS_KEY")),
             config_file.as_deref().zip(extra.tls),
         )?;
+        let rtsp_flag = match (cli.rtsp_listen.as_deref(), getenv("R58_RTSP_LISTEN")) {
+            (Some(v), _) => Some(("--rtsp-listen", v)),
+            (None, Some(v)) => Some(("R58_RTSP_LISTEN", v)),
+            (None, None) => None,
+        };
+        let rtsp = rtsp::resolve(rtsp_flag, rtsp_table)?;
+        let sources = sources::resolve(config_file.as_deref(), source_tables)?;
         let merged = flags.or(envs).or(file);
         let defaults = Config::default();
         Ok(Config {
@@ -479,6 +511,8 @@ impl Config {
             limits,
             admin,
             tls,
+            rtsp,
+            sources,
         })
     }
 
@@ -724,6 +758,12 @@ fn parse_file(path: &Path, text: &str) -> Result<FileConfig, ConfigError> {
     }
     if let Some(key) = tls::unknown_key(&table) {
         return Err(unknown(key, tls::TLS_KEYS));
+    }
+    if let Some(key) = rtsp::unknown_key(&table) {
+        return Err(unknown(key, RTSP_KEYS));
+    }
+    if let Some(key) = sources::unknown_key(&table) {
+        return Err(unknown(key, SOURCE_KEYS));
     }
 
     serde_path_to_error::deserialize(toml::Value::Table(table)).map_err(|e| {

@@ -132,6 +132,30 @@ pub async fn run(config: Config) -> Result<(), ServerError> {
     } else {
         None
     };
+    // IP cameras over RTSP, each a tokio task; kept until the server stops.
+    let _rtsp_sources: Vec<_> = config
+        .sources
+        .iter()
+        .map(|source| {
+            info!(stream = %source.name, url = %sfu::capture::rtsp_source::redacted(&source.url), transport = ?source.transport, "RTSP source configured");
+            sfu::capture::start_rtsp_source(engine.clone(), source.clone())
+        })
+        .collect();
+    // RTSP readers of every stream (docs/rtsp.md); off with [rtsp] enabled = false.
+    if let Some(sockets) = crate::rtsp::bind(&config.rtsp).await? {
+        let rtsp = crate::rtsp::RtspServer::new(
+            engine.clone(),
+            config.auth.clone(),
+            config.limits.clone(),
+            config.max_sessions,
+            &config.rtsp,
+        );
+        tokio::spawn(async move {
+            if let Err(e) = rtsp.serve(sockets).await {
+                tracing::error!(error = %e, "RTSP server stopped");
+            }
+        });
+    }
     let media = driver::spawn_with_relay(engine, udp.into_std()?, config.media_threads(), relay)?;
     tokio::select! {
         served = serve(http, app, HttpOptions::new(&config.limits, tls, http_stats)) => served?,

@@ -508,7 +508,121 @@ pub const ENTRIES: &[(&str, FuzzEntry)] = &[
     ("client_sdp", client_sdp),
     ("hls_segmenter", hls_segmenter),
     ("turn_client", turn_client),
+    ("rtsp_connection", rtsp_connection),
 ];
+
+/// The streams [`rtsp_connection`] serves: `cam0` (H.264 + Opus, open) and `locked` (the same,
+/// readable with the password `fuzz`).
+struct RtspFuzzCatalog;
+
+impl crate::rtsp::Catalog for RtspFuzzCatalog {
+    fn describe(&self, name: &str) -> Option<crate::rtsp::StreamDescription> {
+        use crate::media::{CodecSpec, TrackKind};
+        use crate::rtsp::TrackDescription;
+        (name == "cam0" || name == "locked").then(|| crate::rtsp::StreamDescription {
+            tracks: vec![
+                TrackDescription {
+                    kind: TrackKind::Video,
+                    codec: CodecSpec {
+                        name: "H264".into(),
+                        clock_rate: 90_000,
+                        channels: None,
+                        fmtp: "packetization-mode=1".into(),
+                    },
+                    parameter_sets: Some((
+                        Bytes::from_static(&[0x67, 0x42, 0xc0, 0x1f]),
+                        Bytes::from_static(&[0x68, 0xce]),
+                    )),
+                },
+                TrackDescription {
+                    kind: TrackKind::Audio,
+                    codec: CodecSpec {
+                        name: "opus".into(),
+                        clock_rate: 48_000,
+                        channels: Some(2),
+                        fmtp: String::new(),
+                    },
+                    parameter_sets: None,
+                },
+            ],
+        })
+    }
+
+    fn required_token(&self, name: &str) -> Option<String> {
+        (name == "locked").then(|| "fuzz".to_owned())
+    }
+}
+
+/// Fuzz entry: what an RTSP client sends the server (requests with any headers and bodies,
+/// interleaved frames, garbage), fed in chunks of the first byte's size, then media and
+/// timeouts. Every byte written back must start a response (`RTSP/1.0 `) or an interleaved
+/// frame (`$`), and UDP must only go to the client's own address.
+pub fn rtsp_connection(data: &[u8]) {
+    use crate::rtsp::{Connection, ConnectionConfig, Output};
+    use std::time::Instant;
+    let Some((&chunk, rest)) = data.split_first() else {
+        return;
+    };
+    let chunk = usize::from(chunk.max(1));
+    let now = Instant::now();
+    let peer: SocketAddr = "127.0.0.9:40000".parse().expect("address");
+    let mut conn = Connection::new(
+        now,
+        ConnectionConfig {
+            peer,
+            local: "127.0.0.1:8554".parse().expect("address"),
+            udp_ports: Some((6970, 6971)),
+            session_timeout: Duration::from_secs(60),
+            idle_timeout: Duration::from_secs(10),
+            wall_clock: crate::media::WallClock {
+                instant: now,
+                system: std::time::UNIX_EPOCH,
+            },
+            seed: 7,
+            refuse: None,
+        },
+    );
+    let check = |conn: &mut Connection| {
+        while let Some(output) = conn.poll_output() {
+            match output {
+                Output::Tcp(bytes) => {
+                    assert!(
+                        bytes.starts_with(b"RTSP/1.0 ") || bytes.first() == Some(&b'$'),
+                        "output starts with {:?}",
+                        &bytes[..bytes.len().min(16)]
+                    );
+                }
+                Output::Udp { to, .. } => assert_eq!(to.ip(), peer.ip(), "UDP to a third party"),
+            }
+        }
+        while conn.poll_event().is_some() {}
+    };
+    for (i, piece) in rest.chunks(chunk).enumerate() {
+        let at = now + Duration::from_millis(i as u64);
+        conn.handle_input(at, piece, &RtspFuzzCatalog);
+        check(&mut conn);
+    }
+    let later = now + Duration::from_secs(1);
+    for (i, keyframe_start) in [true, false].into_iter().enumerate() {
+        conn.handle_media(
+            later,
+            &crate::hub::ReaderPacket {
+                track: i,
+                epoch: 1,
+                sequence: i as u16,
+                timestamp: 0,
+                marker: true,
+                keyframe_start,
+                arrival: later,
+                payload: Bytes::from_static(&[0x65, 1]),
+            },
+        );
+    }
+    if let Some(at) = conn.poll_timeout() {
+        conn.handle_timeout(at.max(later));
+    }
+    check(&mut conn);
+}
 
 #[cfg(test)]
 mod tests {

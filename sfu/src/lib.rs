@@ -12,7 +12,7 @@
 //! - [`engine`]: the sans-IO server core (sessions, hub, fan-out) and [`engine::SharedEngine`],
 //!   the handle everything else holds.
 //! - [`net`]: the media socket and the driver thread around the engine.
-//! - [`capture`], [`hls`], [`switch`]: sources and readers on the engine.
+//! - [`capture`], [`hls`], [`switch`], [`rtsp`]: sources and readers on the engine.
 //! - [`turn`]: TURN credentials (beside the rest, used by the binary).
 
 pub mod capture;
@@ -24,6 +24,7 @@ pub mod hub;
 pub mod media;
 pub mod net;
 pub mod rtp;
+pub mod rtsp;
 pub mod switch;
 #[cfg(any(test, feature = "test-support"))]
 pub mod testing;

@@ -132,6 +132,11 @@ fn smoke_hls_segmenter() {
 }
 
 #[test]
+fn smoke_rtsp_connection() {
+    smoke("rtsp_connection");
+}
+
+#[test]
 fn smoke_turn_client() {
     smoke("turn_client");
 }

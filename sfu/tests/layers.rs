@@ -21,6 +21,7 @@ const LAYERS: &[(&str, u8)] = &[
     ("capture", 6),
     ("hls", 6),
     ("switch", 6),
+    ("rtsp", 6),
     ("testing", 7),
     ("fuzzing", 8),
 ];
@@ -51,6 +52,7 @@ const SANS_IO: &[&str] = &[
     "engine",
     "hls",
     "switch/bus.rs",
+    "rtsp",
     "capture/supervisor.rs",
     "turn/cache.rs",
 ];

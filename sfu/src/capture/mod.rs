@@ -18,6 +18,7 @@ pub mod mpp;
 mod openh264_log;
 pub mod packetizer;
 pub mod pattern;
+pub mod rtsp_source;
 pub mod runner;
 pub mod select;
 pub mod source;
@@ -29,6 +30,7 @@ pub use camera::{CameraSettings, StreamSink};
 pub use encoder::{EncoderSettings, H264Encoder, OpenH264Encoder};
 pub use frame::I420Frame;
 pub use pattern::PatternSource;
+pub use rtsp_source::{RtspSourceHandle, RtspSourceSettings, RtspTransport, start_rtsp_source};
 pub use runner::{
     CameraError, CameraHandle, DeviceCamera, start_device_cameras, start_test_cameras,
 };

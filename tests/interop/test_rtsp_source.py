@@ -1,0 +1,141 @@
+"""An IP camera pulled into r58 over RTSP: GStreamer's RTSP server (``gst_rtsp_camera.py``, on a
+free loopback port) serves H.264; r58's ``[[source]]`` pulls it as ``ipcam0``; an aiortc WHEP
+viewer decodes it, ffmpeg decodes its LL-HLS and r58's own RTSP server; killing the camera ends
+the stream, and restarting it brings the stream back within the source's backoff; a camera that
+hangs (SIGSTOP: connection open, no packets) is ended as stalled and comes back after SIGCONT.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import os
+import signal
+import socket
+import subprocess
+import sys
+import time
+import urllib.request
+from pathlib import Path
+
+import pytest
+
+HERE = Path(__file__).resolve().parent
+sys.path.insert(0, str(HERE))
+
+from r58server import free_port, launch, server_command  # noqa: E402
+from test_cameras import whep_play_video  # noqa: E402
+from test_whip_whep import close_all, run  # noqa: E402
+
+SYSTEM_PYTHON = os.environ.get("R58_GST_PYTHON", "/usr/bin/python3")
+# sfu::capture::rtsp_source::STALL and supervisor::BACKOFF_MAX, plus time to connect and to
+# reach the next keyframe.
+STALL_S, BACKOFF_MAX_S, SLACK_S = 5, 10, 5
+
+
+def start_camera(port: int) -> subprocess.Popen:
+    probe = subprocess.run(
+        [SYSTEM_PYTHON, "-c", "import gi; gi.require_version('GstRtspServer', '1.0')"],
+        capture_output=True, text=True,
+    )  # fmt: skip
+    if probe.returncode != 0:
+        message = f"gst-rtsp-server bindings missing: {probe.stderr.strip()[-200:]}"
+        if os.environ.get("CI") == "true":
+            pytest.fail(message)
+        pytest.skip(message)
+    cam = subprocess.Popen(
+        [SYSTEM_PYTHON, str(HERE / "gst_rtsp_camera.py"), str(port)],
+        stdout=subprocess.PIPE,
+        text=True,
+    )
+    line = cam.stdout.readline().strip()
+    assert line == "READY", f"camera said {line!r}"
+    return cam
+
+
+def stream_online(base: str, name: str) -> bool:
+    with urllib.request.urlopen(f"{base}/api/streams", timeout=5) as resp:
+        streams = json.load(resp)
+    return any(s["name"] == name and s["online"] for s in streams)
+
+
+def wait_for(what: str, check, timeout: float) -> float:
+    start = time.monotonic()
+    while not check():
+        assert time.monotonic() - start < timeout, f"{what}: not within {timeout} s"
+        time.sleep(0.2)
+    return time.monotonic() - start
+
+
+async def viewer_decodes(base: str, frames: int) -> None:
+    viewer = await whep_play_video(base, "ipcam0")
+    try:
+        start = time.monotonic()
+        while viewer.video_frames < frames:
+            assert time.monotonic() - start < 15, f"WHEP viewer decoded {viewer.video_frames}"
+            await asyncio.sleep(0.1)
+        assert (320, 240) in viewer.sizes, viewer.sizes
+    finally:
+        await close_all(viewer)
+
+
+@pytest.mark.parametrize("transport", ["tcp", "udp"])
+def test_ip_camera_is_a_stream_and_comes_back_after_a_restart(tmp_path: Path, transport: str) -> None:
+    if any("stub_server" in part for part in server_command()):
+        pytest.skip("the stub server has no RTSP sources")
+    cam_port = free_port(socket.SOCK_STREAM)
+    rtsp_port = free_port(socket.SOCK_STREAM)
+    config = tmp_path / "r58.toml"
+    config.write_text(
+        f'[[source]]\nname = "ipcam0"\nurl = "rtsp://127.0.0.1:{cam_port}/cam"\ntransport = "{transport}"\n'
+    )
+    cam = start_camera(cam_port)
+    try:
+        args = ["--config", str(config), "--rtsp-listen", f"127.0.0.1:{rtsp_port}"]
+        with launch(args, tmp_path / "server.log") as srv:
+            took = wait_for("ipcam0 online", lambda: stream_online(srv.base, "ipcam0"), 15)
+            print(f"ipcam0 online {took:.1f} s after start")
+            run(srv, viewer_decodes(srv.base, 30))
+            # LL-HLS and RTSP out, decoded by ffmpeg.
+            for url in (f"{srv.base}/hls/ipcam0/index.m3u8", f"rtsp://127.0.0.1:{rtsp_port}/ipcam0"):
+                done = subprocess.run(
+                    ["ffmpeg", "-nostdin", "-v", "error", "-i", url, "-frames:v", "30",
+                     "-f", "framemd5", "-"],
+                    capture_output=True, text=True, timeout=40,
+                )  # fmt: skip
+                assert done.returncode == 0, f"{url}: {done.stderr[-1000:]}"
+                frames = [l for l in done.stdout.splitlines() if l and not l.startswith("#")]
+                assert len(frames) == 30, f"{url}: {len(frames)} frames"
+            # The camera dies: the stream ends (connection lost, or a stall at the latest).
+            cam.kill()
+            cam.wait()
+            took = wait_for(
+                "ipcam0 offline", lambda: not stream_online(srv.base, "ipcam0"), STALL_S + SLACK_S
+            )
+            print(f"ipcam0 offline {took:.1f} s after the camera was killed")
+            time.sleep(3)  # let the backoff grow past its first steps
+            cam = start_camera(cam_port)
+            took = wait_for(
+                "ipcam0 back",
+                lambda: stream_online(srv.base, "ipcam0"),
+                BACKOFF_MAX_S + SLACK_S,
+            )
+            print(f"ipcam0 back {took:.1f} s after the camera restarted")
+            run(srv, viewer_decodes(srv.base, 30))
+            # A camera that hangs (connection open, no packets): ended as stalled, then back.
+            cam.send_signal(signal.SIGSTOP)
+            took = wait_for(
+                "ipcam0 stalled", lambda: not stream_online(srv.base, "ipcam0"), STALL_S + SLACK_S
+            )
+            print(f"ipcam0 ended {took:.1f} s after the camera hung (stall limit {STALL_S} s)")
+            assert took >= STALL_S - 1, "ended before the stall limit"
+            cam.send_signal(signal.SIGCONT)
+            took = wait_for(
+                "ipcam0 back after the hang",
+                lambda: stream_online(srv.base, "ipcam0"),
+                BACKOFF_MAX_S + SLACK_S,
+            )
+            print(f"ipcam0 back {took:.1f} s after the camera resumed")
+    finally:
+        cam.kill()
+        cam.wait()

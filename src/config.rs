@@ -35,6 +35,7 @@ mod cameras;
 pub mod fuzzing;
 mod hls;
 mod limits;
+mod recording;
 mod switcher;
 #[cfg(test)]
 mod tests;
@@ -86,6 +87,7 @@ pub const FILE_KEYS: &[&str] = &[
     "limits",
     "admin",
     "tls",
+    "recording",
 ];
 
 /// Keys accepted in each `[[auth]]` table.
@@ -134,6 +136,8 @@ pub struct Config {
     pub admin: Admin,
     /// HTTPS certificate and key (`--tls-cert`, `--tls-key`, `[tls]`); `None`: plain HTTP.
     pub tls: Option<TlsFiles>,
+    /// Recordings (`[recording]`); `None`: recording is off.
+    pub recording: Option<sfu::record::RecordConfig>,
 }
 
 /// Why the configuration could not be loaded. `Display` is one line without the `r58: ` prefix.
@@ -206,7 +210,7 @@ impl ConfigError {
                   tables for V4L2 cameras (see `r58 cameras`), an [hls] table with part_target, \
                   segment_target, segments_kept, linger, a [switcher] table with program, fallback, \
                   a [turn] table for TURN credentials, see docs/turn.md, [limits], [admin] and \
-                  [tls] tables, see docs/security.md). \
+                  [tls] tables, see docs/security.md, a [recording] table, see docs/recording.md). \
                   Precedence: flag > environment > file > default."
 )]
 struct Cli {
@@ -286,6 +290,7 @@ struct FileConfig {
     limits: Option<limits::FileLimits>,
     admin: Option<admin::FileAdmin>,
     tls: Option<tls::FileTls>,
+    recording: Option<recording::FileRecording>,
 }
 
 /// The values one source (flags, environment, file) sets; `None` means "not set here".
@@ -337,6 +342,7 @@ impl Default for Config {
             limits: Limits::default(),
             admin: Admin::default(),
             tls: None,
+            recording: None,
         }
     }
 }
@@ -410,6 +416,7 @@ impl Config {
         let flags = flag_layer(&cli)?;
         let envs = env_layer(&getenv)?;
         let mut extra = limits::ExtraTables::default();
+        let mut recording_table = None;
         let (file, auth, cams, hls_table, switcher_table, turn) = match &config_file {
             Some(path) => {
                 let mut parsed = parse_file(path, text.as_deref().unwrap_or_default())?;
@@ -418,6 +425,7 @@ impl Config {
                 let hls_table = parsed.hls.take().map(|h| (path.as_path(), h));
                 let switcher_table = parsed.switcher.take().map(|t| (path.as_path(), t));
                 let turn = parsed.turn.take().map(|t| (path.as_path(), t));
+                recording_table = parsed.recording.take().map(|t| (path.as_path(), t));
                 extra = limits::ExtraTables::take(&mut parsed);
                 let auth = resolve_auth(path, parsed.auth, env)?;
                 (
@@ -446,6 +454,7 @@ impl Config {
 
         let hls = hls::resolve(hls_table)?;
         let switcher = switcher::resolve(switcher_table)?;
+        let recording = recording::resolve(recording_table)?;
         let limits = limits::resolve(config_file.as_deref().zip(extra.limits))?;
         let admin = admin::resolve(
             config_file.as_deref().zip(extra.admin),
@@ -478,6 +487,7 @@ impl Config {
             command: cli.command,
             limits,
             admin,
+            recording,
             tls,
         })
     }
@@ -709,6 +719,9 @@ fn parse_file(path: &Path, text: &str) -> Result<FileConfig, ConfigError> {
     }
     if let Some(key) = hls::unknown_key(&table) {
         return Err(unknown(key, hls::HLS_KEYS));
+    }
+    if let Some(key) = recording::unknown_key(&table) {
+        return Err(unknown(key, recording::RECORDING_KEYS));
     }
     if let Some(key) = switcher::unknown_key(&table) {
         return Err(unknown(key, switcher::SWITCHER_KEYS));

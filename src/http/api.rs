@@ -61,6 +61,7 @@ pub async fn metrics(State(state): State<AppState>) -> Response {
     let mut families = engine_metrics(&state);
     families.extend(state.turn.metrics());
     families.extend(state.guard.metrics(state.session_tokens().len()));
+    families.extend(super::recordings::metrics(&state));
     (
         StatusCode::OK,
         [(header::CONTENT_TYPE, "text/plain; version=0.0.4")],

@@ -6,6 +6,9 @@
 //! the expected audience (at most [`MAX_STREAMS`] at once), and polling keeps the media engine
 //! free of observers. Comments every 15 s keep proxies and tunnels from closing an idle stream.
 //!
+//! With `[recording]` on, `recording` carries the REC tally and the disk (see
+//! [`super::recordings::event_summary`]) whenever it changed, from the poll.
+//!
 //! The switcher's state (program, preview, pending cut, sources, cut history) goes out as
 //! `switcher`: once on connect, then at once whenever the switcher announces a change (its
 //! broadcast is only a wake-up: the state sent is read fresh, so a slow connection never shows
@@ -192,6 +195,8 @@ struct Feed {
     tick: tokio::time::Interval,
     /// `None` when the client may not see the switcher (or the switcher is gone).
     switcher: Option<SwitcherFeed>,
+    /// The last `recording` event sent.
+    recording: Option<String>,
 }
 
 struct SwitcherFeed {
@@ -267,6 +272,7 @@ fn feed(
         pending,
         tick,
         switcher,
+        recording: None,
     };
     stream::unfold(feed, |mut feed| async move {
         loop {
@@ -279,6 +285,13 @@ fn feed(
                     feed.pending
                         .extend(diff(&feed.last, &now).iter().map(change_event));
                     feed.last = now;
+                    let recording = super::recordings::event_summary(&feed.state);
+                    if recording.is_some() && recording != feed.recording {
+                        feed.pending.push_back(Event::default().event("recording").data(
+                            recording.clone().unwrap_or_default(),
+                        ));
+                        feed.recording = recording;
+                    }
                     // Sources come and go without the switcher announcing it.
                     if let Some(s) = feed.switcher.as_mut() {
                         s.refresh(&feed.state, &mut feed.pending);

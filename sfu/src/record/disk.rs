@@ -30,6 +30,9 @@ pub struct DiskLimits {
     pub min_free_percent: f64,
 }
 
+// `min_free_percent` is a checked number from the configuration, never NaN: equality is total.
+impl Eq for DiskLimits {}
+
 impl Default for DiskLimits {
     fn default() -> Self {
         Self {

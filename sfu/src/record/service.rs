@@ -75,7 +75,7 @@ impl Selector {
     }
 }
 
-#[derive(Debug, Clone, PartialEq)]
+#[derive(Debug, Clone, PartialEq, Eq)]
 pub struct RecordConfig {
     pub dir: PathBuf,
     /// What `start` for all records.

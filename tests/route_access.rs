@@ -53,7 +53,11 @@ const EXPECTED: &[(&str, &str, Access)] = &[
     ("GET", "/api/recordings", Access::Admin),
     ("POST", "/api/recordings/start", Access::Admin),
     ("POST", "/api/recordings/stop", Access::Admin),
-    ("DELETE", "/api/recordings/files/{stream}/{file}", Access::Admin),
+    (
+        "DELETE",
+        "/api/recordings/files/{stream}/{file}",
+        Access::Admin,
+    ),
 ];
 
 const PATH_TOKEN: &str = "v1ewer-token";

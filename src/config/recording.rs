@@ -205,7 +205,10 @@ mod tests {
             ("dir = \"r\"\nretention = \"keep\"", "recording.retention"),
             ("dir = \"r\"\nfsync = \"always\"", "recording.fsync"),
             ("dir = \"r\"\nfsync = 0", "recording.fsync"),
-            ("dir = \"r\"\nmin_free_percent = 95", "recording.min_free_percent"),
+            (
+                "dir = \"r\"\nmin_free_percent = 95",
+                "recording.min_free_percent",
+            ),
         ] {
             let err = parse(text).unwrap_err().to_string();
             assert!(err.contains(key), "{text}: {err}");

@@ -106,7 +106,8 @@ async fn control(
     let Some(service) = state.recordings.clone() else {
         return not_configured();
     };
-    let peer = client::peer(&request).map_or_else(|| "in-process".to_owned(), |ip: IpAddr| ip.to_string());
+    let peer =
+        client::peer(&request).map_or_else(|| "in-process".to_owned(), |ip: IpAddr| ip.to_string());
     let body: Bytes = match axum::body::to_bytes(request.into_body(), super::MAX_BODY_BYTES).await {
         Ok(body) => body,
         Err(e) => return refuse(StatusCode::BAD_REQUEST, &format!("request body: {e}")),
@@ -143,7 +144,8 @@ async fn delete(
     Path((stream, file)): Path<(String, String)>,
     request: Request,
 ) -> Response {
-    let peer = client::peer(&request).map_or_else(|| "in-process".to_owned(), |ip: IpAddr| ip.to_string());
+    let peer =
+        client::peer(&request).map_or_else(|| "in-process".to_owned(), |ip: IpAddr| ip.to_string());
     let Some(service) = state.recordings.clone() else {
         return not_configured();
     };

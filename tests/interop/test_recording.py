@@ -220,3 +220,87 @@ def test_kill_9_while_recording_three_streams(tmp_path: Path) -> None:
             frames.extend(counters(path, reader))
         # The cut file lost its last fragment, so cam0 has one gap there; nothing repeats.
         assert all(b > a for a, b in zip(frames, frames[1:])), stream
+
+
+@pytest.fixture
+def small_fs(tmp_path: Path):
+    """A 32 MiB tmpfs mounted in the test's directory (needs root)."""
+    if os.geteuid() != 0 or shutil.which("mount") is None:
+        if os.environ.get("CI") == "true":
+            pytest.fail("the disk guard test mounts a tmpfs and needs root")
+        pytest.skip("mounting a tmpfs needs root")
+    mnt = tmp_path / "small"
+    mnt.mkdir()
+    subprocess.run(["mount", "-t", "tmpfs", "-o", "size=32m", "tmpfs", str(mnt)], check=True)
+    try:
+        yield mnt
+    finally:
+        subprocess.run(["umount", "-l", str(mnt)], check=False)
+
+
+def fill_until(server: Server, mnt: Path, seconds: float, done) -> tuple[float, dict]:
+    """Samples the file system while recording until ``done(state)``; returns the lowest free
+    fraction seen and the last state."""
+    lowest = 1.0
+    deadline = time.monotonic() + seconds
+    state: dict = {}
+    while time.monotonic() < deadline:
+        st = os.statvfs(mnt)
+        lowest = min(lowest, st.f_bavail / st.f_blocks)
+        state = json.loads(api(server, "GET", "/api/recordings")[1])
+        if done(state):
+            break
+        time.sleep(0.05)
+    return lowest, state
+
+
+@pytest.mark.parametrize("retention", ["delete-oldest", "stop"])
+def test_disk_guard_on_a_small_filesystem(tmp_path: Path, small_fs: Path, retention: str) -> None:
+    need_ffprobe()
+    if any("stub_server" in part for part in server_command()):
+        pytest.skip("the stub server does not record")
+    config = write_config(
+        tmp_path / "r58.toml",
+        f'dir = "{small_fs}"\nsegment_secs = 1\nstreams = ["cameras"]\n'
+        f'min_free_bytes = 4194304\nmin_free_percent = 0\nretention = "{retention}"',
+        cameras="[test_cameras]\nbitrate = 6000000",
+    )
+    args = ["--config", str(config), "--test-cameras", "2"]
+    with launch(args, tmp_path / "server.log") as server:
+        deadline = time.monotonic() + 15
+        while api(server, "POST", "/api/recordings/start")[0] != 200:
+            assert time.monotonic() < deadline, server.log_tail()
+            time.sleep(0.3)
+
+        def finished(state: dict) -> bool:
+            kinds = [e["kind"] for e in state["status"]["events"]]
+            if retention == "stop":
+                return "disk_low_stopped" in kinds
+            return kinds.count("file_deleted") >= 4
+
+        lowest, state = fill_until(server, small_fs, 90, finished)
+        events = state["status"]["events"]
+        print(retention, f"lowest free {lowest:.1%}", [e["kind"] for e in events])
+        assert finished(state), (events, server.log_tail())
+        # It filled up to near the reserve (4 MiB of 32 plus what 2 s of writing needs), and
+        # never past it.
+        assert 0.05 < lowest < 0.35, f"the file system got to {1 - lowest:.1%} full"
+        if retention == "stop":
+            assert not state["status"]["recording"]
+            # Fill the file system to its reserve: a new start is refused with the reason.
+            st = os.statvfs(small_fs)
+            filler = small_fs / "filler"
+            filler.write_bytes(b"\0" * max(0, st.f_bavail * st.f_frsize - (1 << 20)))
+            status, body = api(server, "POST", "/api/recordings/start")
+            assert status == 409 and "free space" in body, body
+            filler.unlink()
+        else:
+            assert state["status"]["recording"]
+            deleted = [e["detail"] for e in events if e["kind"] == "file_deleted"]
+            for relative in deleted:
+                stream, name = relative.split("/")
+                remaining = [f["file"] for f in state["files"] if f["stream"] == stream]
+                assert all(name < other for other in remaining), (name, remaining)
+            assert api(server, "POST", "/api/recordings/stop")[0] == 200
+        for path in small_fs.glob("*/*.mp4"):
+            ffprobe_ok(path)

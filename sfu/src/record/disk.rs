@@ -9,7 +9,7 @@
 use std::time::{Duration, Instant};
 
 /// How far ahead the guard looks at the current write rate.
-pub const HEADROOM: Duration = Duration::from_secs(5);
+pub const HEADROOM: Duration = Duration::from_secs(2);
 /// The rate is averaged over this window.
 const RATE_WINDOW: Duration = Duration::from_secs(10);
 
@@ -160,16 +160,16 @@ mod tests {
         let space = |available| DiskSpace { available, total };
         assert_eq!(guard.check(t0, space(500 * MB), 0), DiskAction::Fine);
         assert!(guard.may_start());
-        // 2 MB/s for 5 s: 10 MB headroom on top of the 50 MB reserve.
+        // 2 MB/s: 4 MB headroom (2 s) on top of the 50 MB reserve.
         let t1 = t0 + Duration::from_secs(5);
         assert_eq!(guard.check(t1, space(490 * MB), 10 * MB), DiskAction::Fine);
         assert!((guard.rate() - 2.0 * MB as f64).abs() < 1.0);
         assert_eq!(guard.time_left(), Some(Duration::from_secs(220)));
         let t2 = t1 + Duration::from_secs(5);
         assert_eq!(
-            guard.check(t2, space(55 * MB), 20 * MB),
-            DiskAction::Low { bytes: 5 * MB },
-            "55 MB free < 50 MB reserve + 10 MB headroom"
+            guard.check(t2, space(53 * MB), 20 * MB),
+            DiskAction::Low { bytes: MB },
+            "53 MB free < 50 MB reserve + 4 MB headroom"
         );
         assert!(guard.may_start());
         guard.check(t2, space(50 * MB), 20 * MB);

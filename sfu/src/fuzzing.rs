@@ -8,9 +8,11 @@
 //! invariant panics, which is what a fuzzer reports.
 
 mod hls;
+mod record;
 pub mod smoke;
 
 pub use hls::{hls_ingest, hls_ingest_seed, hls_request, hls_segmenter, hls_segmenter_seeds};
+pub use record::{record_scan, record_scan_seed};
 
 use std::cell::RefCell;
 use std::net::{IpAddr, Ipv4Addr, SocketAddr};
@@ -508,6 +510,7 @@ pub const ENTRIES: &[(&str, FuzzEntry)] = &[
     ("client_sdp", client_sdp),
     ("hls_segmenter", hls_segmenter),
     ("turn_client", turn_client),
+    ("record_scan", record_scan),
 ];
 
 #[cfg(test)]

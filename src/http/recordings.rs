@@ -66,18 +66,13 @@ fn control_error(e: &ControlError) -> Response {
 }
 
 /// The body's target: empty or `{}` for all, `{"stream": "NAME"}` for one.
-fn target(body: &[u8]) -> Result<Option<String>, Response> {
+fn target(body: &[u8]) -> Result<Option<String>, String> {
     if body.iter().all(u8::is_ascii_whitespace) {
         return Ok(None);
     }
     serde_json::from_slice::<Target>(body)
         .map(|t| t.stream)
-        .map_err(|e| {
-            refuse(
-                StatusCode::BAD_REQUEST,
-                &format!("expected {{\"stream\": \"NAME\"}} or an empty body: {e}"),
-            )
-        })
+        .map_err(|e| format!("expected {{\"stream\": \"NAME\"}} or an empty body: {e}"))
 }
 
 async fn show(State(state): State<AppState>) -> Response {
@@ -114,7 +109,7 @@ async fn control(
     };
     let stream = match target(&body) {
         Ok(stream) => stream,
-        Err(refusal) => return refusal,
+        Err(reason) => return refuse(StatusCode::BAD_REQUEST, &reason),
     };
     let what = stream.clone().unwrap_or_else(|| "all".to_owned());
     let result = tokio::task::spawn_blocking(move || call(&service, stream.as_deref())).await;

@@ -66,7 +66,11 @@ pub fn record_scan_seed() -> Vec<u8> {
         };
         let dts = u64::from(i) * 3000;
         let _ = writer.push_video(dts, wall, &unit);
-        let _ = writer.push_audio(dts * 48 / 90, wall, &[0xf8, 0x01, 0x02]);
+        let _ = writer.push_audio(
+            dts * 48 / 90,
+            wall,
+            &Bytes::from_static(&[0xf8, 0x01, 0x02]),
+        );
     }
     let _ = writer.finish();
     let mut out = Vec::new();

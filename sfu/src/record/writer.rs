@@ -245,12 +245,13 @@ impl FileWriter {
         Ok(())
     }
 
-    /// One Opus packet with its decode time (48 kHz) and the wall clock of its capture.
+    /// One Opus packet with its decode time (48 kHz) and the wall clock of its capture. The
+    /// sample shares the packet's buffer (no copy).
     pub fn push_audio(
         &mut self,
         dts: u64,
         wall: SystemTime,
-        packet: &[u8],
+        packet: &Bytes,
     ) -> Result<(), WriterError> {
         if self.audio.is_none() {
             return Ok(());
@@ -289,7 +290,7 @@ impl FileWriter {
         fragment.audio.push(Sample {
             duration,
             sync: true,
-            data: Bytes::copy_from_slice(packet),
+            data: packet.clone(),
         });
         self.stats.audio_packets += 1;
         Ok(())

@@ -209,7 +209,8 @@ fn new_parameter_sets_start_a_new_file() {
 #[test]
 fn audio_rides_along_and_audio_alone_makes_files_too() {
     let mut w = FileWriter::new("guest", config(600), true, Some(OpusParams::default())).unwrap();
-    w.push_audio(0, wall(0), OPUS_20MS).unwrap();
+    w.push_audio(0, wall(0), &Bytes::from_static(OPUS_20MS))
+        .unwrap();
     assert!(!w.is_open(), "audio waits for video's keyframe");
     for i in 0..60u32 {
         let dts = 90_000 + u64::from(i) * 3000;
@@ -217,8 +218,10 @@ fn audio_rides_along_and_audio_alone_makes_files_too() {
             .unwrap();
         // Two 20 ms packets per 33 ms frame, roughly: 48 kHz ticks on the same timeline.
         let audio = dts * 48 / 90;
-        w.push_audio(audio, wall(0), OPUS_20MS).unwrap();
-        w.push_audio(audio + 960, wall(0), OPUS_20MS).unwrap();
+        w.push_audio(audio, wall(0), &Bytes::from_static(OPUS_20MS))
+            .unwrap();
+        w.push_audio(audio + 960, wall(0), &Bytes::from_static(OPUS_20MS))
+            .unwrap();
     }
     w.finish().unwrap();
     let files = written(&mut w);
@@ -231,7 +234,8 @@ fn audio_rides_along_and_audio_alone_makes_files_too() {
 
     let mut w = FileWriter::new("mic", config(2), false, Some(OpusParams::default())).unwrap();
     for i in 0..250u64 {
-        w.push_audio(i * 960, wall(i * 20), OPUS_20MS).unwrap();
+        w.push_audio(i * 960, wall(i * 20), &Bytes::from_static(OPUS_20MS))
+            .unwrap();
     }
     w.finish().unwrap();
     let files = written(&mut w);

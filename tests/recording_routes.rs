@@ -1,0 +1,159 @@
+//! The recording API in-process against a live test camera: start and stop one stream, the
+//! status and file list, deleting, and every refusal with its status and one-line reason.
+
+mod common;
+
+use std::time::Duration;
+
+use axum::body::Body;
+use axum::http::{Method, StatusCode};
+use common::{get, post_json, request, shared_engine, start_cameras, wait_until};
+use r58::http::{AppState, router};
+use sfu::engine::EngineConfig;
+use sfu::record::{RecordConfig, RecordService, WriterConfig};
+use sfu::testing::cameras::small_camera;
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn start_stop_list_delete_and_refusals() {
+    let dir = tempfile::tempdir().expect("temp dir");
+    let engine = shared_engine(EngineConfig::default());
+    let unconfigured = router(AppState::new(engine.clone(), Vec::new()), &[]);
+    let r = get(&unconfigured, "/api/recordings").await;
+    r.assert_status(StatusCode::CONFLICT);
+    assert!(r.text().contains("not configured"), "{}", r.text());
+
+    let _cameras = start_cameras(&engine, &[small_camera("cam0", 300_000, 10)]).await;
+    let service = RecordService::new(
+        engine.clone(),
+        RecordConfig {
+            dir: dir.path().to_owned(),
+            writer: WriterConfig {
+                segment: Duration::from_secs(600),
+                ..WriterConfig::default()
+            },
+            limits: sfu::record::DiskLimits {
+                min_free_bytes: 0,
+                min_free_percent: 0.0,
+            },
+            ..RecordConfig::default()
+        },
+    )
+    .expect("recording service");
+    let app = router(
+        AppState::new(engine.clone(), Vec::new()).with_recordings(service.clone()),
+        &[],
+    );
+
+    let r = get(&app, "/api/recordings").await;
+    r.assert_status(StatusCode::OK);
+    assert_eq!(r.json()["status"]["recording"], false);
+
+    for (body, status, says) in [
+        ("", StatusCode::CONFLICT, "not being recorded"),
+        (
+            "{\"stream\": \"cam0\"}",
+            StatusCode::CONFLICT,
+            "not being recorded",
+        ),
+    ] {
+        let r = post_json(&app, "/api/recordings/stop", body, &[]).await;
+        r.assert_status(status);
+        r.assert_one_line_reason();
+        assert!(r.text().contains(says), "{}", r.text());
+    }
+    for (body, status, says) in [
+        (
+            "{\"stream\": \"../x\"}",
+            StatusCode::BAD_REQUEST,
+            "not a stream name",
+        ),
+        (
+            "{\"stream\": \"nosuch\"}",
+            StatusCode::NOT_FOUND,
+            "no stream 'nosuch'",
+        ),
+        ("{\"stream\": 5}", StatusCode::BAD_REQUEST, "expected"),
+        ("start", StatusCode::BAD_REQUEST, "expected"),
+    ] {
+        let r = post_json(&app, "/api/recordings/start", body, &[]).await;
+        r.assert_status(status);
+        r.assert_one_line_reason();
+        assert!(r.text().contains(says), "{body}: {}", r.text());
+    }
+
+    let start = "{\"stream\": \"cam0\"}";
+    post_json(&app, "/api/recordings/start", start, &[])
+        .await
+        .assert_status(StatusCode::OK);
+    let again = post_json(&app, "/api/recordings/start", start, &[]).await;
+    again.assert_status(StatusCode::CONFLICT);
+    assert!(again.text().contains("already"), "{}", again.text());
+
+    // The camera's keyframes (every 10 frames) open a file and fill fragments.
+    let probe = service.clone();
+    wait_until("cam0 recorded", move || {
+        probe
+            .status()
+            .streams
+            .iter()
+            .any(|s| s.name == "cam0" && s.writer.fragments >= 2)
+    })
+    .await;
+    let listing = get(&app, "/api/recordings").await.json();
+    let files = listing["files"].as_array().expect("files").clone();
+    assert_eq!(files.len(), 1, "{listing}");
+    assert_eq!(files[0]["open"], true);
+    let file = files[0]["file"].as_str().expect("name").to_owned();
+    assert!(
+        file.starts_with("cam0_") && file.ends_with("Z.mp4"),
+        "{file}"
+    );
+    let metrics = get(&app, "/metrics").await;
+    assert!(
+        metrics.text().contains("r58_recording_armed 1"),
+        "{}",
+        metrics.text()
+    );
+    assert!(
+        metrics
+            .text()
+            .contains("r58_recording_bytes_total{stream=\"cam0\"}")
+    );
+
+    let uri = format!("/api/recordings/files/cam0/{file}");
+    let busy = request(&app, Method::DELETE, &uri, &[], Body::empty()).await;
+    busy.assert_status(StatusCode::CONFLICT);
+    assert!(busy.text().contains("being written"), "{}", busy.text());
+
+    post_json(&app, "/api/recordings/stop", start, &[])
+        .await
+        .assert_status(StatusCode::OK);
+    let listing = get(&app, "/api/recordings").await.json();
+    assert_eq!(listing["status"]["recording"], false, "{listing}");
+    assert_eq!(listing["files"][0]["open"], false, "{listing}");
+    let size = listing["files"][0]["bytes"].as_u64().expect("bytes");
+    assert!(size > 1000, "{listing}");
+    let events: Vec<&str> = listing["status"]["events"]
+        .as_array()
+        .expect("events")
+        .iter()
+        .filter_map(|e| e["kind"].as_str())
+        .collect();
+    assert_eq!(events, ["started", "stopped"]);
+
+    for bad in [
+        "/api/recordings/files/cam0/..%2F..%2Fetc%2Fpasswd",
+        "/api/recordings/files/cam0/cam0.mp4",
+        "/api/recordings/files/..%2Fcam0/x.mp4",
+    ] {
+        let r = request(&app, Method::DELETE, bad, &[], Body::empty()).await;
+        assert_eq!(r.status, StatusCode::NOT_FOUND, "{bad}: {}", r.text());
+    }
+    request(&app, Method::DELETE, &uri, &[], Body::empty())
+        .await
+        .assert_status(StatusCode::NO_CONTENT);
+    assert!(!dir.path().join("cam0").join(&file).exists());
+    request(&app, Method::DELETE, &uri, &[], Body::empty())
+        .await
+        .assert_status(StatusCode::NOT_FOUND);
+}

@@ -7,7 +7,7 @@ use std::time::Duration;
 
 use axum::body::Body;
 use axum::http::{Method, StatusCode};
-use common::{get, post_json, request, shared_engine, start_cameras, wait_until};
+use common::{Events, get, post_json, request, shared_engine, start_cameras, wait_until};
 use r58::http::{AppState, router};
 use sfu::engine::EngineConfig;
 use sfu::record::{RecordConfig, RecordService, WriterConfig};
@@ -81,6 +81,7 @@ async fn start_stop_list_delete_and_refusals() {
         assert!(r.text().contains(says), "{body}: {}", r.text());
     }
 
+    let mut events = Events::open(&app, &[]).await;
     let start = "{\"stream\": \"cam0\"}";
     post_json(&app, "/api/recordings/start", start, &[])
         .await
@@ -99,6 +100,16 @@ async fn start_stop_list_delete_and_refusals() {
             .any(|s| s.name == "cam0" && s.writer.fragments >= 2)
     })
     .await;
+    // The pages' REC tally: a `recording` event naming the stream and its file.
+    let mut tally = None;
+    while let Some((name, data)) = events.next_within(Duration::from_secs(3)).await {
+        if name == "recording" && data.contains("\"recording\":true") && data.contains("cam0_") {
+            tally = Some(data);
+            break;
+        }
+    }
+    let tally = tally.expect("a recording event on /api/events");
+    assert!(tally.contains("\"name\":\"cam0\""), "{tally}");
     let listing = get(&app, "/api/recordings").await.json();
     let files = listing["files"].as_array().expect("files").clone();
     assert_eq!(files.len(), 1, "{listing}");

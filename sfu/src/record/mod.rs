@@ -8,7 +8,8 @@
 //!   takeover.
 //! - [`scan`] (sans-IO over `Read + Seek`): reading a file back box by box, and what a crash
 //!   left to repair; [`files`]: listing and repairing the directory.
-//! - [`disk`] (sans-IO): the disk guard's decisions; [`names`]: file names.
+//! - [`disk`] (sans-IO): the disk guard's decisions; [`names`]: file names; [`select`]: what
+//!   "record all" selects.
 //! - [`sink`] and [`service`]: the I/O: a thread per recorded stream writing files, the
 //!   watcher that attaches readers and guards the disk, and the control the HTTP layer calls.
 //!
@@ -19,12 +20,14 @@ pub mod files;
 pub mod input;
 pub mod names;
 pub mod scan;
+pub mod select;
 pub mod service;
 pub mod sink;
 pub mod writer;
 
 pub use disk::{DiskLimits, Retention};
 pub use input::StreamRecorder;
-pub use service::{ControlError, RecordConfig, RecordService, RecordingsStatus, Selector};
+pub use select::Selector;
+pub use service::{ControlError, RecordConfig, RecordService, RecordingsStatus};
 pub use sink::SyncPolicy;
 pub use writer::{FileEvent, FileWriter, WriterConfig};

@@ -23,11 +23,12 @@ use super::disk::{DiskAction, DiskGuard, DiskLimits, DiskSpace, Retention};
 use super::files::{RecordingFile, list_files, repair_dir};
 use super::input::{InputStats, StreamRecorder};
 use super::names::valid_stream_name;
+use super::select::Selector;
 use super::sink::{FileSink, SinkStats, SyncPolicy};
 use super::writer::{WriterConfig, WriterStats};
 use crate::engine::{ReaderTrack, SharedEngine};
 use crate::hub::ReaderPacket;
-use crate::media::{SourceKind, WallClock};
+use crate::media::WallClock;
 
 /// How often the watcher looks for streams to record and at the disk.
 const WATCH_INTERVAL: Duration = Duration::from_millis(250);
@@ -35,45 +36,6 @@ const WATCH_INTERVAL: Duration = Duration::from_millis(250);
 const READER_QUEUE: usize = 4096;
 /// Events kept for the status.
 const EVENTS_KEPT: usize = 32;
-
-/// Which streams `start` without a name records.
-#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize)]
-#[serde(rename_all = "lowercase")]
-pub enum Selector {
-    Name(String),
-    /// Every camera (V4L2 and test cameras).
-    Cameras,
-    /// Every WHIP publisher.
-    Guests,
-    /// The switcher's program.
-    Program,
-    /// Every stream.
-    All,
-}
-
-impl Selector {
-    /// `"cameras"`, `"guests"`, `"program"`, `"*"` or a stream name.
-    pub fn parse(text: &str) -> Option<Self> {
-        Some(match text {
-            "cameras" => Self::Cameras,
-            "guests" => Self::Guests,
-            "program" => Self::Program,
-            "*" => Self::All,
-            name if valid_stream_name(name) => Self::Name(name.to_owned()),
-            _ => return None,
-        })
-    }
-
-    pub fn matches(&self, name: &str, source: SourceKind) -> bool {
-        match self {
-            Self::Name(n) => n == name,
-            Self::Cameras => source == SourceKind::Camera,
-            Self::Guests => source == SourceKind::Whip,
-            Self::Program => source == SourceKind::Program,
-            Self::All => true,
-        }
-    }
-}
 
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct RecordConfig {

@@ -7,7 +7,8 @@
 //! free of observers. Comments every 15 s keep proxies and tunnels from closing an idle stream.
 //!
 //! With `[recording]` on, `recording` carries the REC tally and the disk (see
-//! [`super::recordings::event_summary`]) whenever it changed, from the poll.
+//! [`super::recordings::event_summary`]) whenever it changed, from the poll, to the clients
+//! that may see the switcher's state.
 //!
 //! The switcher's state (program, preview, pending cut, sources, cut history) goes out as
 //! `switcher`: once on connect, then at once whenever the switcher announces a change (its
@@ -195,8 +196,8 @@ struct Feed {
     tick: tokio::time::Interval,
     /// `None` when the client may not see the switcher (or the switcher is gone).
     switcher: Option<SwitcherFeed>,
-    /// The last `recording` event sent.
-    recording: Option<String>,
+    /// The last `recording` event sent; `None` inside when the client may not see it.
+    recording: Option<Option<String>>,
 }
 
 struct SwitcherFeed {
@@ -272,7 +273,8 @@ fn feed(
         pending,
         tick,
         switcher,
-        recording: None,
+        // The REC tally is as private as the switcher's tally.
+        recording: show_switcher.then_some(None),
     };
     stream::unfold(feed, |mut feed| async move {
         loop {
@@ -285,12 +287,13 @@ fn feed(
                     feed.pending
                         .extend(diff(&feed.last, &now).iter().map(change_event));
                     feed.last = now;
-                    let recording = super::recordings::event_summary(&feed.state);
-                    if recording.is_some() && recording != feed.recording {
-                        feed.pending.push_back(Event::default().event("recording").data(
-                            recording.clone().unwrap_or_default(),
-                        ));
-                        feed.recording = recording;
+                    if let Some(last) = feed.recording.as_mut() {
+                        let now = super::recordings::event_summary(&feed.state);
+                        if let Some(data) = now.as_ref().filter(|now| Some(*now) != last.as_ref()) {
+                            feed.pending
+                                .push_back(Event::default().event("recording").data(data.clone()));
+                            *last = now;
+                        }
                     }
                     // Sources come and go without the switcher announcing it.
                     if let Some(s) = feed.switcher.as_mut() {

@@ -168,3 +168,88 @@ async fn start_stop_list_delete_and_refusals() {
         .await
         .assert_status(StatusCode::NOT_FOUND);
 }
+
+/// Stopping everything writes the session's program cuts as a CMX 3600 EDL over the ISO files.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn stopping_writes_the_cut_list_over_the_iso_files() {
+    let dir = tempfile::tempdir().expect("temp dir");
+    let engine = shared_engine(EngineConfig::default());
+    let _cameras = start_cameras(
+        &engine,
+        &[
+            small_camera("cam0", 300_000, 10),
+            small_camera("cam1", 300_000, 10),
+        ],
+    )
+    .await;
+    let service = RecordService::new(
+        engine.clone(),
+        RecordConfig {
+            dir: dir.path().to_owned(),
+            streams: vec![sfu::record::Selector::Cameras],
+            limits: sfu::record::DiskLimits {
+                min_free_bytes: 0,
+                min_free_percent: 0.0,
+            },
+            ..RecordConfig::default()
+        },
+    )
+    .expect("recording service");
+    let state = AppState::new(engine.clone(), Vec::new()).with_recordings(service.clone());
+    tokio::spawn(state.switcher.clone().run());
+    let app = router(state, &[]);
+    common::switch(&app, "program", Some("cam0"))
+        .await
+        .assert_status(StatusCode::OK);
+    tokio::time::sleep(Duration::from_millis(500)).await;
+    post_json(&app, "/api/recordings/start", "", &[])
+        .await
+        .assert_status(StatusCode::OK);
+    tokio::time::sleep(Duration::from_millis(1500)).await;
+    common::switch(&app, "program", Some("cam1"))
+        .await
+        .assert_status(StatusCode::OK);
+    tokio::time::sleep(Duration::from_millis(1500)).await;
+    post_json(&app, "/api/recordings/stop", "", &[])
+        .await
+        .assert_status(StatusCode::OK);
+    let edl: Vec<_> = std::fs::read_dir(dir.path())
+        .expect("dir")
+        .filter_map(|e| e.ok().map(|e| e.path()))
+        .filter(|p| p.extension().is_some_and(|x| x == "edl"))
+        .collect();
+    assert_eq!(edl.len(), 1, "{edl:?}");
+    let text = std::fs::read_to_string(&edl[0]).expect("edl");
+    let events: Vec<&str> = text.lines().filter(|l| l.starts_with("00")).collect();
+    assert_eq!(events.len(), 2, "{text}");
+    // Source in, source out, record in, record out: cam0 from the start for ~1.5 s (the cut
+    // lands on cam1's next keyframe, within 1/3 s), then cam1 back to back until the stop.
+    let fields = |line: &str| -> Vec<String> {
+        line.split_whitespace().skip(4).map(str::to_owned).collect()
+    };
+    let secs = |tc: &str| -> f64 {
+        let p: Vec<f64> = tc
+            .split(':')
+            .map(|x| x.parse().expect("timecode"))
+            .collect();
+        (p[0] - 1.0) * 3600.0 + p[1] * 60.0 + p[2] + p[3] / 30.0
+    };
+    let (first, second) = (fields(events[0]), fields(events[1]));
+    assert_eq!(first[2], "01:00:00:00", "{text}");
+    assert_eq!(first[3], second[2], "back to back: {text}");
+    let first_len = secs(&first[3]);
+    assert!(
+        (1.3..2.2).contains(&first_len),
+        "{first_len} s on cam0: {text}"
+    );
+    println!("{text}");
+    let clips: Vec<&str> = text
+        .lines()
+        .filter_map(|l| l.strip_prefix("* FROM CLIP NAME: "))
+        .collect();
+    assert!(clips[0].starts_with("cam0/cam0_"), "{text}");
+    assert!(clips[1].starts_with("cam1/cam1_"), "{text}");
+    for clip in clips {
+        assert!(dir.path().join(clip).is_file(), "{clip} is not a recording");
+    }
+}

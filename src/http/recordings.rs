@@ -6,6 +6,9 @@
 //!   empty body / `{}` for the configured selection (start) or everything (stop).
 //! - `DELETE /api/recordings/files/{stream}/{file}`: removes a finished recording.
 //!
+//! Stopping everything writes the switcher's program cuts of the session as a CMX 3600 EDL
+//! beside the recordings (`<dir>/cuts_<UTC start>.edl`, see `sfu::record::cutlist`).
+//!
 //! Every change is logged on the `r58::audit` target with the caller's address. Refusals are
 //! one line: 400 (bad name or body), 404 (unknown stream or file), 409 (already recording, not
 //! recording, the disk at its reserve, a file being written, recording not configured).
@@ -18,6 +21,7 @@ use axum::extract::{Path, Request, State};
 use axum::http::StatusCode;
 use axum::response::{IntoResponse, Response};
 use serde::Deserialize;
+use sfu::record::cutlist::ProgramCut;
 use sfu::record::{ControlError, RecordService};
 use tracing::info;
 
@@ -131,7 +135,47 @@ async fn start(State(state): State<AppState>, request: Request) -> Response {
 }
 
 async fn stop(State(state): State<AppState>, request: Request) -> Response {
-    control(state, request, "stop", RecordService::stop).await
+    let since = state.recordings.as_ref().and_then(RecordService::armed_at);
+    let response = control(state.clone(), request, "stop", RecordService::stop).await;
+    let stopped_all = state
+        .recordings
+        .as_ref()
+        .is_some_and(|s| s.armed_at().is_none());
+    if let (Some(service), Some(since)) = (state.recordings.clone(), since)
+        && response.status() == StatusCode::OK
+        && stopped_all
+    {
+        let cuts = program_cuts(&state.switcher.state().history);
+        let until = std::time::SystemTime::now();
+        let written =
+            tokio::task::spawn_blocking(move || service.write_cut_list(since, until, &cuts)).await;
+        if let Ok(Err(e)) = written {
+            tracing::warn!("cut list: {e}");
+        }
+    }
+    response
+}
+
+/// The switcher's cuts as the sources on program from when: each taken cut at the moment its
+/// keyframe went out, and the source before the first one from the beginning of time.
+fn program_cuts(history: &[sfu::switch::Cut]) -> Vec<ProgramCut> {
+    let epoch = std::time::UNIX_EPOCH;
+    let first = history
+        .first()
+        .and_then(|c| c.from.clone())
+        .map(|source| ProgramCut { source, at: epoch });
+    first
+        .into_iter()
+        .chain(history.iter().filter_map(|c| {
+            let latency = c.latency_ms?;
+            Some(ProgramCut {
+                source: c.to.clone(),
+                at: epoch
+                    + std::time::Duration::from_millis(c.requested_at_ms)
+                    + std::time::Duration::from_secs_f64(latency.max(0.0) / 1000.0),
+            })
+        }))
+        .collect()
 }
 
 async fn delete(

@@ -1,13 +1,14 @@
-//! The recording directory: listing `<dir>/<stream>/<stream>_<start>.mp4` files and repairing
-//! what a crash left (see [`super::scan`]).
+//! The recording directory: listing `<dir>/<stream>/<stream>_<start>.mp4` files, repairing
+//! what a crash left (see [`super::scan`]), and writing the program's cut list beside them.
 
 use std::collections::HashSet;
 use std::fs::{self, File, OpenOptions};
 use std::io;
 use std::path::{Path, PathBuf};
-use std::time::SystemTime;
+use std::time::{Duration, SystemTime};
 
-use super::names::{parse_relative, valid_stream_name};
+use super::cutlist::{IsoFile, ProgramCut, cmx3600, edit_events};
+use super::names::{parse_relative, utc_stamp, valid_stream_name};
 use super::scan::{Repair, scan};
 
 /// One recording on disk.
@@ -100,4 +101,58 @@ pub fn repair_file(path: &Path) -> io::Result<Option<String>> {
             Some(format!("removed: no playable media ({len} bytes)"))
         }
     })
+}
+
+/// Writes the edit list of `cuts` (the program's sources from `since` to `until`) over the
+/// recordings in `dir` as `<dir>/cuts_<UTC since>.edl` (CMX 3600, 30 fps); `None` when there
+/// were no cuts in that time.
+pub fn write_cut_list(
+    dir: &Path,
+    since: SystemTime,
+    until: SystemTime,
+    cuts: &[ProgramCut],
+) -> io::Result<Option<PathBuf>> {
+    // The source on program at `since` is the last one cut to before it.
+    let before = cuts
+        .iter()
+        .rev()
+        .find(|c| c.at <= since)
+        .map(|c| ProgramCut {
+            source: c.source.clone(),
+            at: since,
+        });
+    let cuts: Vec<ProgramCut> = before
+        .into_iter()
+        .chain(
+            cuts.iter()
+                .filter(|c| c.at > since && c.at < until)
+                .cloned(),
+        )
+        .collect();
+    if cuts.is_empty() {
+        return Ok(None);
+    }
+    let mut isos = Vec::new();
+    for file in list_files(dir, &HashSet::new())? {
+        if !cuts.iter().any(|c| c.source == file.stream) {
+            continue;
+        }
+        let path = dir.join(&file.stream).join(&file.file);
+        let mut f = File::open(&path)?;
+        let len = f.metadata()?.len();
+        let report = scan(&mut f, len).map_err(io::Error::other)?;
+        if let Some(start) = report.first_wall {
+            isos.push(IsoFile {
+                stream: file.stream,
+                file: file.file,
+                start,
+                duration: Duration::from_millis(report.duration_ms),
+            });
+        }
+    }
+    let events = edit_events(&cuts, until, &isos);
+    let name = format!("cuts_{}.edl", utc_stamp(since));
+    let path = dir.join(&name);
+    fs::write(&path, cmx3600(&name, 30, &events))?;
+    Ok(Some(path))
 }

@@ -8,6 +8,7 @@
 //!   takeover.
 //! - [`scan`] (sans-IO over `Read + Seek`): reading a file back box by box, and what a crash
 //!   left to repair; [`files`]: listing and repairing the directory.
+//! - [`cutlist`] (sans-IO): the program's cuts as a CMX 3600 EDL over the ISO files.
 //! - [`disk`] (sans-IO): the disk guard's decisions; [`names`]: file names; [`select`]: what
 //!   "record all" selects.
 //! - [`sink`] and [`service`]: the I/O: a thread per recorded stream writing files, the
@@ -15,6 +16,7 @@
 //!
 //! This module sits above `hls` (it reuses the fMP4 writer) and below the test support.
 
+pub mod cutlist;
 pub mod disk;
 pub mod files;
 pub mod input;

@@ -152,6 +152,8 @@ struct Running {
 
 struct Inner {
     armed: Vec<Selector>,
+    /// When recording went from nothing armed to something.
+    armed_at: Option<SystemTime>,
     excluded: HashSet<String>,
     running: HashMap<String, Running>,
     guard: DiskGuard,
@@ -183,6 +185,7 @@ impl RecordService {
             engine,
             inner: Arc::new(Mutex::new(Inner {
                 armed: Vec::new(),
+                armed_at: None,
                 excluded: HashSet::new(),
                 running: HashMap::new(),
                 guard: DiskGuard::new(config.limits),
@@ -199,6 +202,7 @@ impl RecordService {
         if service.config.autostart {
             let mut inner = service.inner();
             inner.armed = service.config.streams.clone();
+            inner.armed_at = Some(SystemTime::now());
             info!(target: "r58::audit", streams = ?inner.armed, "recording armed at start");
         }
         Ok(service)
@@ -291,6 +295,12 @@ impl RecordService {
                 }
             }
         }
+        {
+            let mut inner = self.inner();
+            if inner.armed_at.is_none() {
+                inner.armed_at = Some(SystemTime::now());
+            }
+        }
         let what = stream.unwrap_or("all");
         info!(target: "r58::audit", stream = what, "recording started");
         self.event("started", stream, format!("recording {what}"));
@@ -308,6 +318,7 @@ impl RecordService {
                         return Err(ControlError::NotRecording("all".to_owned()));
                     }
                     inner.armed.clear();
+                    inner.armed_at = None;
                     inner.excluded.clear();
                     inner.running.drain().collect()
                 }
@@ -355,6 +366,28 @@ impl RecordService {
             let mut inner = self.inner();
             inner.written_before += lock(&running.shared).sink.bytes_written;
         }
+    }
+
+    /// When the current recording session began (something was armed), if one is on.
+    pub fn armed_at(&self) -> Option<SystemTime> {
+        self.inner().armed_at
+    }
+
+    /// Writes the program's cut list for `since..until` beside the recordings (see
+    /// [`super::files::write_cut_list`]).
+    pub fn write_cut_list(
+        &self,
+        since: SystemTime,
+        until: SystemTime,
+        cuts: &[super::cutlist::ProgramCut],
+    ) -> Result<Option<PathBuf>, ControlError> {
+        let written = super::files::write_cut_list(&self.config.dir, since, until, cuts)
+            .map_err(|e| ControlError::Io(e.to_string()))?;
+        if let Some(path) = &written {
+            info!(target: "r58::audit", file = %path.display(), "cut list written");
+            self.event("cut_list", None, path.display().to_string());
+        }
+        Ok(written)
     }
 
     /// The state for `/api/recordings`.
@@ -588,6 +621,7 @@ impl RecordService {
         let stopped: Vec<(String, Running)> = {
             let mut inner = self.inner();
             inner.armed.clear();
+            inner.armed_at = None;
             inner.excluded.clear();
             inner.running.drain().collect()
         };

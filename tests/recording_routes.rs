@@ -169,7 +169,8 @@ async fn start_stop_list_delete_and_refusals() {
         .assert_status(StatusCode::NOT_FOUND);
 }
 
-/// Stopping everything writes the session's program cuts as a CMX 3600 EDL over the ISO files.
+/// The program is recorded beside the cameras, and stopping everything writes the session's
+/// program cuts as a CMX 3600 EDL over the ISO files.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn stopping_writes_the_cut_list_over_the_iso_files() {
     let dir = tempfile::tempdir().expect("temp dir");
@@ -186,7 +187,10 @@ async fn stopping_writes_the_cut_list_over_the_iso_files() {
         engine.clone(),
         RecordConfig {
             dir: dir.path().to_owned(),
-            streams: vec![sfu::record::Selector::Cameras],
+            streams: vec![
+                sfu::record::Selector::Cameras,
+                sfu::record::Selector::Program,
+            ],
             limits: sfu::record::DiskLimits {
                 min_free_bytes: 0,
                 min_free_percent: 0.0,
@@ -252,4 +256,15 @@ async fn stopping_writes_the_cut_list_over_the_iso_files() {
     for clip in clips {
         assert!(dir.path().join(clip).is_file(), "{clip} is not a recording");
     }
+    // The program stream's own recording covers the session.
+    let program: Vec<_> = std::fs::read_dir(dir.path().join("program"))
+        .expect("the program is recorded")
+        .filter_map(|e| e.ok().map(|e| e.path()))
+        .collect();
+    assert_eq!(program.len(), 1, "{program:?}");
+    let mut file = std::fs::File::open(&program[0]).expect("program file");
+    let len = file.metadata().expect("metadata").len();
+    let report = sfu::record::scan::scan(&mut file, len).expect("scan");
+    assert!(report.has_video && report.problem.is_none(), "{report:?}");
+    assert!(report.duration_ms >= 2000, "{report:?}");
 }

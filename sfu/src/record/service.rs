@@ -332,13 +332,19 @@ impl RecordService {
                             return Err(ControlError::NotRecording(name.to_owned()));
                         }
                         inner.armed.retain(|s| *s != named);
+                        if inner.armed.is_empty() {
+                            inner.armed_at = None;
+                        }
                         drop(inner);
                         self.event("stopped", Some(name), format!("recording {name} stopped"));
                         return Ok(());
                     };
                     let named = Selector::Name(name.to_owned());
                     inner.armed.retain(|s| *s != named);
-                    if !inner.armed.is_empty() {
+                    if inner.armed.is_empty() {
+                        // The session ends with its last stream.
+                        inner.armed_at = None;
+                    } else {
                         inner.excluded.insert(name.to_owned());
                     }
                     vec![(name.to_owned(), running)]

@@ -35,6 +35,7 @@ mod cameras;
 pub mod fuzzing;
 mod hls;
 mod limits;
+mod recording;
 mod rtsp;
 mod sources;
 mod switcher;
@@ -92,6 +93,7 @@ pub const FILE_KEYS: &[&str] = &[
     "tls",
     "rtsp",
     "source",
+    "recording",
 ];
 
 /// Keys accepted in each `[[auth]]` table.
@@ -144,6 +146,8 @@ pub struct Config {
     pub rtsp: RtspConfig,
     /// IP cameras pulled over RTSP (`[[source]]`).
     pub sources: Vec<sfu::capture::RtspSourceSettings>,
+    /// Recordings (`[recording]`); `None`: recording is off.
+    pub recording: Option<sfu::record::RecordConfig>,
 }
 
 /// Why the configuration could not be loaded. `Display` is one line without the `r58: ` prefix.
@@ -217,7 +221,7 @@ impl ConfigError {
                   segment_target, segments_kept, linger, a [switcher] table with program, fallback, \
                   a [turn] table for TURN credentials, see docs/turn.md, [limits], [admin] and \
                   [tls] tables, see docs/security.md, an [rtsp] table and [[source]] tables \
-                  for IP cameras, see docs/rtsp.md). \
+                  for IP cameras, see docs/rtsp.md, a [recording] table, see docs/recording.md). \
                   Precedence: flag > environment > file > default."
 )]
 struct Cli {
@@ -305,6 +309,7 @@ struct FileConfig {
     rtsp: Option<rtsp::FileRtsp>,
     #[serde(default)]
     source: Vec<sources::FileSource>,
+    recording: Option<recording::FileRecording>,
 }
 
 /// The values one source (flags, environment, file) sets; `None` means "not set here".
@@ -358,6 +363,7 @@ impl Default for Config {
             tls: None,
             rtsp: RtspConfig::default(),
             sources: Vec::new(),
+            recording: None,
         }
     }
 }
@@ -433,6 +439,7 @@ impl Config {
         let mut extra = limits::ExtraTables::default();
         let mut rtsp_table = None;
         let mut source_tables = Vec::new();
+        let mut recording_table = None;
         let (file, auth, cams, hls_table, switcher_table, turn) = match &config_file {
             Some(path) => {
                 let mut parsed = parse_file(path, text.as_deref().unwrap_or_default())?;
@@ -443,6 +450,7 @@ impl Config {
                 let turn = parsed.turn.take().map(|t| (path.as_path(), t));
                 rtsp_table = parsed.rtsp.take().map(|t| (path.as_path(), t));
                 source_tables = std::mem::take(&mut parsed.source);
+                recording_table = parsed.recording.take().map(|t| (path.as_path(), t));
                 extra = limits::ExtraTables::take(&mut parsed);
                 let auth = resolve_auth(path, parsed.auth, env)?;
                 (
@@ -471,6 +479,7 @@ impl Config {
 
         let hls = hls::resolve(hls_table)?;
         let switcher = switcher::resolve(switcher_table)?;
+        let recording = recording::resolve(recording_table)?;
         let limits = limits::resolve(config_file.as_deref().zip(extra.limits))?;
         let admin = admin::resolve(
             config_file.as_deref().zip(extra.admin),
@@ -510,6 +519,7 @@ impl Config {
             command: cli.command,
             limits,
             admin,
+            recording,
             tls,
             rtsp,
             sources,
@@ -743,6 +753,9 @@ fn parse_file(path: &Path, text: &str) -> Result<FileConfig, ConfigError> {
     }
     if let Some(key) = hls::unknown_key(&table) {
         return Err(unknown(key, hls::HLS_KEYS));
+    }
+    if let Some(key) = recording::unknown_key(&table) {
+        return Err(unknown(key, recording::RECORDING_KEYS));
     }
     if let Some(key) = switcher::unknown_key(&table) {
         return Err(unknown(key, switcher::SWITCHER_KEYS));

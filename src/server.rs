@@ -109,6 +109,20 @@ pub async fn run(config: Config) -> Result<(), ServerError> {
             config.admin.clone(),
             http_stats.clone(),
         ));
+    let state = match &config.recording {
+        Some(recording) => {
+            let service = sfu::record::RecordService::new(engine.clone(), recording.clone())
+                .map_err(|e| {
+                    std::io::Error::new(
+                        e.kind(),
+                        format!("recording dir {}: {e}", recording.dir.display()),
+                    )
+                })?;
+            tokio::spawn(service.clone().run());
+            state.with_recordings(service)
+        }
+        None => state,
+    };
     tokio::spawn(state.hls.clone().run());
     tokio::spawn(state.switcher.clone().run());
     let app = router(state, &config.cors_allowed_origins);

@@ -52,6 +52,14 @@ const EXPECTED: &[(&str, &str, Access)] = &[
     ("GET", "/switcher", Access::Open),
     ("GET", "/static/{*path}", Access::Open),
     ("GET", "/api/events", Access::Open),
+    ("GET", "/api/recordings", Access::Admin),
+    ("POST", "/api/recordings/start", Access::Admin),
+    ("POST", "/api/recordings/stop", Access::Admin),
+    (
+        "DELETE",
+        "/api/recordings/files/{stream}/{file}",
+        Access::Admin,
+    ),
 ];
 
 const PATH_TOKEN: &str = "v1ewer-token";
@@ -81,6 +89,7 @@ fn concrete(pattern: &str) -> String {
     pattern
         .replace("{name}", "cam0")
         .replace("{session}", "0123456789abcdef")
+        .replace("{stream}", "cam0")
         .replace("{instance}", "0")
         .replace("{file}", "stream.m3u8")
         .replace("{*path}", "css/r58.css")

@@ -8,9 +8,11 @@
 //! invariant panics, which is what a fuzzer reports.
 
 mod hls;
+mod record;
 pub mod smoke;
 
 pub use hls::{hls_ingest, hls_ingest_seed, hls_request, hls_segmenter, hls_segmenter_seeds};
+pub use record::{record_scan, record_scan_seed};
 
 use std::cell::RefCell;
 use std::net::{IpAddr, Ipv4Addr, SocketAddr};
@@ -509,6 +511,7 @@ pub const ENTRIES: &[(&str, FuzzEntry)] = &[
     ("hls_segmenter", hls_segmenter),
     ("turn_client", turn_client),
     ("rtsp_connection", rtsp_connection),
+    ("record_scan", record_scan),
 ];
 
 /// The streams [`rtsp_connection`] serves: `cam0` (H.264 + Opus, open) and `locked` (the same,

@@ -13,6 +13,8 @@
 //!   the handle everything else holds.
 //! - [`net`]: the media socket and the driver thread around the engine.
 //! - [`capture`], [`hls`], [`switch`], [`rtsp`]: sources and readers on the engine.
+//! - [`record`]: recordings to crash-safe fragmented MP4 (above [`hls`], whose fMP4 writer it
+//!   uses).
 //! - [`turn`]: TURN credentials (beside the rest, used by the binary).
 
 pub mod capture;
@@ -23,6 +25,7 @@ pub mod hls;
 pub mod hub;
 pub mod media;
 pub mod net;
+pub mod record;
 pub mod rtp;
 pub mod rtsp;
 pub mod switch;

@@ -141,6 +141,11 @@ fn smoke_turn_client() {
     smoke("turn_client");
 }
 
+#[test]
+fn smoke_record_scan() {
+    smoke("record_scan");
+}
+
 /// Targets whose entry lives outside `sfu` (and the call their target must make); their smoke
 /// tests live in their own crate.
 const OTHER_CRATES: &[(&str, &str)] = &[("config_file", "r58::config::fuzzing::config_file(")];
@@ -236,6 +241,10 @@ fn generated_seeds(target: &str) -> Vec<(String, Vec<u8>)> {
         ],
         "pixel_convert" => pixel_seeds(),
         "hls_segmenter" => sfu::fuzzing::hls_segmenter_seeds(),
+        "record_scan" => vec![
+            ("av_3_fragments.mp4", sfu::fuzzing::record_scan_seed()),
+            ("name.txt", b"cam0/cam0_2026-12-06T14-03-22Z-2.mp4".to_vec()),
+        ],
         _ => Vec::new(),
     };
     seeds

@@ -87,6 +87,7 @@ pub async fn metrics(State(state): State<AppState>) -> Response {
     families.extend(state.turn.metrics());
     families.extend(state.guard.metrics(state.session_tokens().len()));
     families.extend(hls_metrics(state.hls.counters()));
+    families.extend(super::recordings::metrics(&state));
     (
         StatusCode::OK,
         [(header::CONTENT_TYPE, "text/plain; version=0.0.4")],

@@ -6,6 +6,10 @@
 //! the expected audience (at most [`MAX_STREAMS`] at once), and polling keeps the media engine
 //! free of observers. Comments every 15 s keep proxies and tunnels from closing an idle stream.
 //!
+//! With `[recording]` on, `recording` carries the REC tally and the disk (see
+//! [`super::recordings::event_summary`]) whenever it changed, from the poll, to the clients
+//! that may see the switcher's state.
+//!
 //! The switcher's state (program, preview, pending cut, sources, cut history) goes out as
 //! `switcher`: once on connect, then at once whenever the switcher announces a change (its
 //! broadcast is only a wake-up: the state sent is read fresh, so a slow connection never shows
@@ -197,6 +201,8 @@ struct Feed {
     tick: tokio::time::Interval,
     /// `None` when the client may not see the switcher (or the switcher is gone).
     switcher: Option<SwitcherFeed>,
+    /// The last `recording` event sent; `None` inside when the client may not see it.
+    recording: Option<Option<String>>,
 }
 
 struct SwitcherFeed {
@@ -272,6 +278,8 @@ fn feed(
         pending,
         tick,
         switcher,
+        // The REC tally is as private as the switcher's tally.
+        recording: show_switcher.then_some(None),
     };
     stream::unfold(feed, |mut feed| async move {
         loop {
@@ -284,6 +292,14 @@ fn feed(
                     feed.pending
                         .extend(diff(&feed.last, &now).iter().map(change_event));
                     feed.last = now;
+                    if let Some(last) = feed.recording.as_mut() {
+                        let now = super::recordings::event_summary(&feed.state);
+                        if let Some(data) = now.as_ref().filter(|now| Some(*now) != last.as_ref()) {
+                            feed.pending
+                                .push_back(Event::default().event("recording").data(data.clone()));
+                            *last = now;
+                        }
+                    }
                     // Sources come and go without the switcher announcing it.
                     if let Some(s) = feed.switcher.as_mut() {
                         s.refresh(&feed.state, &mut feed.pending);

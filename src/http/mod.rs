@@ -9,7 +9,8 @@
 //! - [`guard`]: limits, the admin policy and their counters; [`turn`]: the TURN endpoint's
 //!   state and checks; [`state`]: [`AppState`], what the handlers share.
 //! - [`access`]: who may call which route, declared with each route ([`access::Routes`]).
-//! - the handlers: [`whip`], [`hls`], [`api`], [`events`], [`switcher`], [`pages`], and the
+//! - the handlers: [`whip`], [`hls`], [`api`], [`events`], [`switcher`], [`pages`],
+//!   [`recordings`], and the
 //!   credentials in [`turn`].
 
 pub mod access;
@@ -20,6 +21,7 @@ pub mod guard;
 mod hls;
 pub mod metrics;
 pub mod pages;
+mod recordings;
 mod refusal;
 mod state;
 mod switcher;
@@ -48,6 +50,7 @@ pub fn routes(state: &AppState) -> access::Routes {
         .merge(switcher::routes(state))
         .merge(pages::routes(state))
         .merge(events::routes(state))
+        .merge(recordings::routes(state))
 }
 
 /// Every route of the server.

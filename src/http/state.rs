@@ -28,6 +28,9 @@ pub struct AppState {
     pub turn: Arc<turn::TurnEndpoint>,
     /// Limits, the admin policy and their counters.
     pub guard: Arc<guard::Guard>,
+    /// Recordings (`[recording]`); `None`: recording is off (its watcher is started by the
+    /// server).
+    pub recordings: Option<sfu::record::RecordService>,
 }
 
 impl AppState {
@@ -40,6 +43,7 @@ impl AppState {
             sessions: Arc::new(Mutex::new(HashMap::new())),
             turn: Arc::new(turn::TurnEndpoint::disabled()),
             guard: Arc::new(guard::Guard::default()),
+            recordings: None,
         }
     }
 
@@ -65,6 +69,12 @@ impl AppState {
     /// local clients).
     pub fn with_guard(mut self, guard: guard::Guard) -> Self {
         self.guard = Arc::new(guard);
+        self
+    }
+
+    /// Records with `service`.
+    pub fn with_recordings(mut self, service: sfu::record::RecordService) -> Self {
+        self.recordings = Some(service);
         self
     }
 

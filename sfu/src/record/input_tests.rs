@@ -1,0 +1,158 @@
+use super::*;
+use bytes::Bytes;
+
+use crate::media::CodecSpec;
+use crate::record::writer::CloseReason;
+
+const SPS: &[u8] = &[
+    0x67, 0x42, 0xc0, 0x0d, 0xd9, 0x01, 0x41, 0xfb, 0x01, 0x10, 0x00, 0x00, 0x03, 0x00, 0x10, 0x00,
+    0x00, 0x03, 0x03, 0xc0, 0xf1, 0x42, 0xa4, 0x80,
+];
+const PPS: &[u8] = &[0x68, 0xcb, 0x83, 0xcb, 0x20];
+
+fn track(kind: TrackKind, name: &str, clock_rate: u32) -> ReaderTrack {
+    ReaderTrack {
+        kind,
+        codec: CodecSpec {
+            name: name.to_owned(),
+            clock_rate,
+            channels: (kind == TrackKind::Audio).then_some(2),
+            fmtp: String::new(),
+        },
+    }
+}
+
+/// A publisher of 30 fps video, one NAL unit per packet, a keyframe every 10 frames.
+struct Source {
+    start: Instant,
+    epoch: u32,
+    sequence: u16,
+    timestamp: u32,
+}
+
+impl Source {
+    fn frame(&mut self, i: u32) -> Vec<ReaderPacket> {
+        let keyframe = i.is_multiple_of(10);
+        let mut nals: Vec<Vec<u8>> = Vec::new();
+        if keyframe {
+            nals.extend([SPS.to_vec(), PPS.to_vec(), vec![0x65, 0x88, i as u8]]);
+        } else {
+            nals.push(vec![0x41, 0x9a, i as u8]);
+        }
+        let count = nals.len();
+        let arrival = self.start + Duration::from_millis(u64::from(i) * 33);
+        let timestamp = self.timestamp.wrapping_add(i * 3000);
+        nals.into_iter()
+            .enumerate()
+            .map(|(n, nal)| {
+                self.sequence = self.sequence.wrapping_add(1);
+                ReaderPacket {
+                    track: 0,
+                    epoch: self.epoch,
+                    sequence: self.sequence,
+                    timestamp,
+                    marker: n + 1 == count,
+                    keyframe_start: keyframe && n == 0,
+                    arrival,
+                    payload: Bytes::from(nal),
+                }
+            })
+            .collect()
+    }
+}
+
+fn events(recorder: &mut StreamRecorder) -> Vec<FileEvent> {
+    std::iter::from_fn(|| recorder.poll_event()).collect()
+}
+
+#[test]
+fn a_takeover_ends_the_file_and_the_next_keyframe_starts_another() {
+    let tracks = [track(TrackKind::Video, "H264", 90_000)];
+    let clock = WallClock::now();
+    let mut recorder =
+        StreamRecorder::new("cam0", WriterConfig::default(), &tracks, clock).unwrap();
+    let mut first = Source {
+        start: clock.instant,
+        epoch: 1,
+        sequence: 65_000,
+        timestamp: u32::MAX - 30_000,
+    };
+    for i in 0..25 {
+        for packet in first.frame(i) {
+            recorder.handle_packet(&packet).unwrap();
+        }
+    }
+    assert_eq!(recorder.writer().stats.video_frames, 25);
+    let opened = events(&mut recorder);
+    assert!(matches!(opened[0], FileEvent::Open { .. }));
+    // A new publisher: other numbering, other clock, a new epoch.
+    let mut second = Source {
+        start: clock.instant + Duration::from_secs(1),
+        epoch: 2,
+        sequence: 7,
+        timestamp: 1234,
+    };
+    for i in 0..12 {
+        for packet in second.frame(i) {
+            recorder.handle_packet(&packet).unwrap();
+        }
+    }
+    let after = events(&mut recorder);
+    let closes: Vec<_> = after
+        .iter()
+        .filter_map(|e| match e {
+            FileEvent::Close { reason } => Some(*reason),
+            _ => None,
+        })
+        .collect();
+    assert_eq!(closes, vec![CloseReason::Finished]);
+    assert_eq!(
+        after
+            .iter()
+            .filter(|e| matches!(e, FileEvent::Open { .. }))
+            .count(),
+        1,
+        "the new publisher's keyframe opens a new file"
+    );
+    assert_eq!(recorder.stats.restarts, 1);
+    assert_eq!(recorder.stats.errors, 0);
+}
+
+#[test]
+fn unusable_streams_and_tracks_are_refused() {
+    let clock = WallClock::now();
+    let err = StreamRecorder::new(
+        "x",
+        WriterConfig::default(),
+        &[track(TrackKind::Video, "VP8", 90_000)],
+        clock,
+    )
+    .unwrap_err();
+    assert!(err.to_string().contains("VP8"), "{err}");
+    let tracks = [track(TrackKind::Audio, "opus", 48_000)];
+    let mut recorder = StreamRecorder::new("mic", WriterConfig::default(), &tracks, clock).unwrap();
+    let packet = ReaderPacket {
+        track: 3,
+        epoch: 1,
+        sequence: 1,
+        timestamp: 0,
+        marker: false,
+        keyframe_start: false,
+        arrival: clock.instant,
+        payload: Bytes::from_static(&[0xf8, 1]),
+    };
+    assert!(matches!(
+        recorder.handle_packet(&packet),
+        Err(RecordInputError::UnknownTrack(3))
+    ));
+    let empty = ReaderPacket {
+        track: 0,
+        payload: Bytes::new(),
+        ..packet
+    };
+    assert!(
+        recorder.handle_packet(&empty).is_err(),
+        "an empty Opus packet"
+    );
+    assert_eq!(recorder.stats.errors, 2);
+}

@@ -1,0 +1,508 @@
+//! The recorder's file writer, sans-IO: H.264 access units and Opus packets with their decode
+//! times in, and what to do with files out ([`FileEvent`]: open this file, write these bytes,
+//! close it). The thread in [`super::service`] does the writing.
+//!
+//! A file is a fragmented MP4 made with [`crate::hls::fmp4`]: `ftyp` + `moov` first, then
+//! `prft` + `moof` + `mdat` per fragment. A fragment closes before every video keyframe and
+//! before it would hold more than `fragment_max` of media, so a crash loses at most that much.
+//! Each fragment's `prft` pairs its first sample's decode time with the wall clock of its
+//! capture (NTP), so files of different streams line up on one timeline.
+//!
+//! A file closes at the first keyframe after `segment` (the keyframe starts the next file, so
+//! no frame is lost or written twice), when the picture parameters change (a new init segment:
+//! a resolution change), and on [`FileWriter::finish`] (publisher takeover, stop). Decode
+//! times restart at zero in every file.
+
+use std::collections::VecDeque;
+use std::time::{Duration, SystemTime, UNIX_EPOCH};
+
+use bytes::Bytes;
+use mp4_atom::{Encode, Prft, ReferenceTime};
+use thiserror::Error;
+
+use crate::hls::fmp4::{
+    self, AUDIO_TIMESCALE, AUDIO_TRACK_ID, Fmp4Error, OpusParams, Sample, TrackRun,
+    VIDEO_TIMESCALE, VIDEO_TRACK_ID, VideoParams,
+};
+use crate::hls::opus::{self, OpusError};
+use crate::hls::sps::{SpsError, parse_sps};
+use crate::media::h264::AccessUnit;
+
+/// Seconds from the NTP epoch (1900) to the Unix epoch (1970).
+const NTP_UNIX_OFFSET: u64 = 2_208_988_800;
+/// How far past `segment` a file may run before [`FileWriter::wants_keyframe`] asks for one.
+const KEYFRAME_GRACE: Duration = Duration::from_millis(200);
+
+#[derive(Debug, Error)]
+pub enum WriterError {
+    #[error("the stream has neither H.264 video nor Opus audio")]
+    NoTracks,
+    #[error("keyframe without SPS/PPS before any parameter sets were seen")]
+    MissingParameterSets,
+    #[error("bad SPS: {0}")]
+    Sps(#[from] SpsError),
+    #[error("bad Opus packet: {0}")]
+    Opus(#[from] OpusError),
+    #[error("video decode time {0} is not after the previous frame's {1}")]
+    NonMonotonic(u64, u64),
+    #[error(transparent)]
+    Fmp4(#[from] Fmp4Error),
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct WriterConfig {
+    /// A file ends at the first keyframe after this much media (`segment_secs`).
+    pub segment: Duration,
+    /// The longest fragment: what a crash may lose at most.
+    pub fragment_max: Duration,
+}
+
+impl Default for WriterConfig {
+    fn default() -> Self {
+        Self {
+            segment: Duration::from_secs(600),
+            fragment_max: Duration::from_secs(1),
+        }
+    }
+}
+
+/// What the driver does with files, in order.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum FileEvent {
+    /// Create `<dir>/<relative_path>` (a new file; never overwrite one).
+    Open {
+        relative_path: String,
+        /// The wall clock of the file's first sample.
+        started: SystemTime,
+    },
+    /// Append `bytes` to the open file. `fragment_end`: a complete fragment (or the init
+    /// segment) ends here, the point to make durable.
+    Write { bytes: Bytes, fragment_end: bool },
+    /// The open file is complete.
+    Close { reason: CloseReason },
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, serde::Serialize)]
+#[serde(rename_all = "snake_case")]
+pub enum CloseReason {
+    /// `segment_secs` reached: the next file continues at this keyframe.
+    Split,
+    /// New SPS/PPS (a resolution change): the next file has a new init segment.
+    NewParameters,
+    /// The stream ended, was taken over, or the recording stopped.
+    Finished,
+}
+
+/// Counters for `/api/recordings` and the logs.
+#[derive(Debug, Default, Clone, Copy, PartialEq, Eq, serde::Serialize)]
+pub struct WriterStats {
+    pub files: u64,
+    pub fragments: u64,
+    pub video_frames: u64,
+    pub audio_packets: u64,
+    /// Frames before the first keyframe (a file starts at one).
+    pub skipped_frames: u64,
+    /// Audio from before the open file's start (after a split), dropped.
+    pub skipped_audio: u64,
+    pub bytes: u64,
+}
+
+#[derive(Debug)]
+struct PendingFrame {
+    dts: u64,
+    wall: SystemTime,
+    keyframe: bool,
+    data: Bytes,
+}
+
+#[derive(Debug)]
+struct OpenFile {
+    /// Input decode time of the file's start, in 90 kHz (video) or 48 kHz (audio only) ticks.
+    start: u64,
+    sequence: u32,
+}
+
+#[derive(Debug, Default)]
+struct OpenFragment {
+    video: Vec<Sample>,
+    video_start: u64,
+    audio: Vec<Sample>,
+    audio_start: u64,
+    audio_end: u64,
+    /// Wall clock and file decode time (main track) of the first sample.
+    first: Option<(SystemTime, u64)>,
+}
+
+/// One stream's recording files, sans-IO.
+#[derive(Debug)]
+pub struct FileWriter {
+    stream: String,
+    config: WriterConfig,
+    has_video: bool,
+    audio: Option<OpusParams>,
+    video_params: Option<(VideoParams, Bytes)>,
+    file: Option<OpenFile>,
+    pending: Option<PendingFrame>,
+    last_video_delta: u64,
+    fragment: OpenFragment,
+    events: VecDeque<FileEvent>,
+    pub stats: WriterStats,
+}
+
+impl FileWriter {
+    /// A writer for stream `stream` (a valid stream name: it becomes a directory and a file
+    /// name) with a video track and/or an Opus track.
+    pub fn new(
+        stream: &str,
+        config: WriterConfig,
+        video: bool,
+        audio: Option<OpusParams>,
+    ) -> Result<Self, WriterError> {
+        if !video && audio.is_none() {
+            return Err(WriterError::NoTracks);
+        }
+        Ok(Self {
+            stream: stream.to_owned(),
+            config,
+            has_video: video,
+            audio,
+            video_params: None,
+            file: None,
+            pending: None,
+            last_video_delta: 3000,
+            fragment: OpenFragment::default(),
+            events: VecDeque::new(),
+            stats: WriterStats::default(),
+        })
+    }
+
+    /// The next thing to do with files.
+    pub fn poll_event(&mut self) -> Option<FileEvent> {
+        self.events.pop_front()
+    }
+
+    pub fn is_open(&self) -> bool {
+        self.file.is_some()
+    }
+
+    fn main_timescale(&self) -> u64 {
+        u64::from(if self.has_video {
+            VIDEO_TIMESCALE
+        } else {
+            AUDIO_TIMESCALE
+        })
+    }
+
+    fn ticks(&self, d: Duration) -> u64 {
+        (d.as_nanos() * u128::from(self.main_timescale()) / 1_000_000_000) as u64
+    }
+
+    /// One access unit with its decode time (90 kHz, increasing) and the wall clock of its
+    /// capture.
+    pub fn push_video(
+        &mut self,
+        dts: u64,
+        wall: SystemTime,
+        unit: &AccessUnit,
+    ) -> Result<(), WriterError> {
+        if !self.has_video {
+            return Ok(());
+        }
+        if let Some(prev) = &self.pending
+            && dts <= prev.dts
+        {
+            return Err(WriterError::NonMonotonic(dts, prev.dts));
+        }
+        let new_params = if unit.keyframe {
+            self.new_parameter_sets(unit)?
+        } else {
+            None
+        };
+        if self.video_params.is_none() && new_params.is_none()
+            || self.file.is_none() && !unit.keyframe
+        {
+            self.stats.skipped_frames += 1;
+            return Ok(());
+        }
+        if let Some(prev) = &self.pending {
+            self.last_video_delta = dts - prev.dts;
+        }
+        self.flush_pending(dts);
+        if let Some(params) = new_params {
+            if self.file.is_some() {
+                self.close_file(CloseReason::NewParameters)?;
+            }
+            self.video_params = Some(params);
+        }
+        self.cut(dts, unit.keyframe, wall)?;
+        self.stats.video_frames += 1;
+        self.pending = Some(PendingFrame {
+            dts,
+            wall,
+            keyframe: unit.keyframe,
+            data: unit.to_avcc().into(),
+        });
+        Ok(())
+    }
+
+    /// One Opus packet with its decode time (48 kHz) and the wall clock of its capture. The
+    /// sample shares the packet's buffer (no copy).
+    pub fn push_audio(
+        &mut self,
+        dts: u64,
+        wall: SystemTime,
+        packet: &Bytes,
+    ) -> Result<(), WriterError> {
+        if self.audio.is_none() {
+            return Ok(());
+        }
+        let duration = opus::packet_samples(packet)?;
+        if !self.has_video {
+            self.cut(dts, true, wall)?;
+        }
+        let Some(file) = &self.file else {
+            return Ok(()); // video starts a file, at a keyframe
+        };
+        // The file's start on the audio clock (both tracks share one timeline).
+        let start = if self.has_video {
+            file.start * u64::from(AUDIO_TIMESCALE) / u64::from(VIDEO_TIMESCALE)
+        } else {
+            file.start
+        };
+        if dts < start {
+            self.stats.skipped_audio += 1;
+            return Ok(());
+        }
+        let fragment = &mut self.fragment;
+        if let Some(last) = fragment.audio.last_mut() {
+            // Stretch the previous packet over a gap (a lost packet), so the timeline holds.
+            if dts > fragment.audio_end {
+                let gap = u32::try_from(dts - fragment.audio_end).unwrap_or(u32::MAX);
+                last.duration = last.duration.saturating_add(gap);
+            }
+        } else {
+            fragment.audio_start = dts - start;
+        }
+        fragment.audio_end = dts.max(fragment.audio_end) + u64::from(duration);
+        if !self.has_video && fragment.first.is_none() {
+            fragment.first = Some((wall, dts - start));
+        }
+        fragment.audio.push(Sample {
+            duration,
+            sync: true,
+            data: packet.clone(),
+        });
+        self.stats.audio_packets += 1;
+        Ok(())
+    }
+
+    /// The open file has run past `segment` and waits for a keyframe: ask the source.
+    pub fn wants_keyframe(&self) -> bool {
+        match (&self.file, &self.pending) {
+            (Some(file), Some(p)) => {
+                p.dts.saturating_sub(file.start) >= self.ticks(self.config.segment + KEYFRAME_GRACE)
+            }
+            _ => false,
+        }
+    }
+
+    /// Writes out what is open and closes the file (the stream ended, was taken over, or the
+    /// recording stops). The next keyframe starts a new file.
+    pub fn finish(&mut self) -> Result<(), WriterError> {
+        if let Some(frame) = &self.pending {
+            let end = frame.dts.saturating_add(self.last_video_delta);
+            self.flush_pending(end);
+        }
+        if self.file.is_some() {
+            self.close_file(CloseReason::Finished)?;
+        }
+        self.fragment = OpenFragment::default();
+        Ok(())
+    }
+
+    /// New parameter sets in `unit` (and their init segment) when they differ from the current.
+    fn new_parameter_sets(
+        &self,
+        unit: &AccessUnit,
+    ) -> Result<Option<(VideoParams, Bytes)>, WriterError> {
+        let (Some(sps), Some(pps)) = unit.parameter_sets() else {
+            return match self.video_params {
+                Some(_) => Ok(None),
+                None => Err(WriterError::MissingParameterSets),
+            };
+        };
+        if self
+            .video_params
+            .as_ref()
+            .is_some_and(|(v, _)| v.sps == sps && v.pps == pps)
+        {
+            return Ok(None);
+        }
+        let info = parse_sps(sps)?;
+        let params = VideoParams {
+            sps: sps.clone(),
+            pps: pps.clone(),
+            width: info.width,
+            height: info.height,
+        };
+        let init = fmp4::init_segment(Some(&params), self.audio.as_ref())?;
+        Ok(Some((params, init)))
+    }
+
+    /// The frame waiting for its duration ends at `end`: it joins the open fragment.
+    fn flush_pending(&mut self, end: u64) {
+        let Some(frame) = self.pending.take() else {
+            return;
+        };
+        let Some(file) = &self.file else {
+            return;
+        };
+        let at = frame.dts - file.start;
+        if self.fragment.video.is_empty() {
+            self.fragment.video_start = at;
+        }
+        if self.fragment.first.is_none() {
+            self.fragment.first = Some((frame.wall, at));
+        }
+        self.fragment.video.push(Sample {
+            duration: u32::try_from(end - frame.dts).unwrap_or(u32::MAX),
+            sync: frame.keyframe,
+            data: frame.data,
+        });
+    }
+
+    /// Closes the fragment and/or file that end before a sample at `at` (main track ticks),
+    /// and opens a file when none is open.
+    fn cut(&mut self, at: u64, keyframe: bool, wall: SystemTime) -> Result<(), WriterError> {
+        if let Some(file) = &self.file {
+            let file_length = at.saturating_sub(file.start);
+            if keyframe && file_length >= self.ticks(self.config.segment) {
+                self.close_file(CloseReason::Split)?;
+            } else {
+                let start = if self.has_video {
+                    self.fragment
+                        .video
+                        .first()
+                        .map(|_| self.fragment.video_start)
+                } else {
+                    self.fragment
+                        .audio
+                        .first()
+                        .map(|_| self.fragment.audio_start)
+                };
+                let full = start.is_some_and(|start| {
+                    at - file.start - start >= self.ticks(self.config.fragment_max)
+                });
+                if start.is_some() && (full || (keyframe && self.has_video)) {
+                    self.close_fragment()?;
+                }
+            }
+        }
+        if self.file.is_none() {
+            self.open_file(at, wall)?;
+        }
+        Ok(())
+    }
+
+    fn open_file(&mut self, at: u64, wall: SystemTime) -> Result<(), WriterError> {
+        let init = match &self.video_params {
+            Some((_, init)) => init.clone(),
+            None if self.has_video => return Err(WriterError::MissingParameterSets),
+            None => fmp4::init_segment(None, self.audio.as_ref())?,
+        };
+        self.events.push_back(FileEvent::Open {
+            relative_path: super::names::file_path(&self.stream, wall),
+            started: wall,
+        });
+        self.stats.files += 1;
+        self.stats.bytes += init.len() as u64;
+        self.events.push_back(FileEvent::Write {
+            bytes: init,
+            fragment_end: true,
+        });
+        self.file = Some(OpenFile {
+            start: at,
+            sequence: 0,
+        });
+        self.fragment = OpenFragment::default();
+        Ok(())
+    }
+
+    fn close_file(&mut self, reason: CloseReason) -> Result<(), WriterError> {
+        self.close_fragment()?;
+        self.file = None;
+        self.events.push_back(FileEvent::Close { reason });
+        Ok(())
+    }
+
+    fn close_fragment(&mut self) -> Result<(), WriterError> {
+        let fragment = std::mem::take(&mut self.fragment);
+        let Some(file) = self.file.as_mut() else {
+            return Ok(());
+        };
+        let Some((wall, media_time)) = fragment.first else {
+            return Ok(());
+        };
+        let mut runs = Vec::with_capacity(2);
+        if !fragment.video.is_empty() {
+            runs.push(TrackRun {
+                track_id: VIDEO_TRACK_ID,
+                decode_time: fragment.video_start,
+                samples: fragment.video,
+            });
+        }
+        if !fragment.audio.is_empty() {
+            runs.push(TrackRun {
+                track_id: AUDIO_TRACK_ID,
+                decode_time: fragment.audio_start,
+                samples: fragment.audio,
+            });
+        }
+        file.sequence = file.sequence.wrapping_add(1);
+        let moof_mdat = fmp4::fragment(file.sequence, &runs)?;
+        let prft = Prft {
+            reference_track_id: if self.has_video {
+                VIDEO_TRACK_ID
+            } else {
+                AUDIO_TRACK_ID
+            },
+            ntp_timestamp: ntp(wall),
+            media_time,
+            utc_time_semantics: ReferenceTime::Input,
+        };
+        let mut out = Vec::with_capacity(moof_mdat.len() + 40);
+        prft.encode(&mut out)?;
+        out.extend_from_slice(&moof_mdat);
+        self.stats.fragments += 1;
+        self.stats.bytes += out.len() as u64;
+        self.events.push_back(FileEvent::Write {
+            bytes: out.into(),
+            fragment_end: true,
+        });
+        Ok(())
+    }
+}
+
+impl From<mp4_atom::Error> for WriterError {
+    fn from(e: mp4_atom::Error) -> Self {
+        WriterError::Fmp4(Fmp4Error::Encode(e))
+    }
+}
+
+/// `wall` as NTP 32.32 (seconds since 1900), as `prft` carries it.
+pub fn ntp(wall: SystemTime) -> u64 {
+    let since = wall.duration_since(UNIX_EPOCH).unwrap_or_default();
+    ((since.as_secs() + NTP_UNIX_OFFSET) << 32)
+        + ((u64::from(since.subsec_nanos()) << 32) / 1_000_000_000)
+}
+
+/// NTP 32.32 back to the wall clock (before 1970: the Unix epoch).
+pub fn from_ntp(ntp: u64) -> SystemTime {
+    let secs = (ntp >> 32).saturating_sub(NTP_UNIX_OFFSET);
+    let nanos = ((ntp & 0xffff_ffff) * 1_000_000_000) >> 32;
+    UNIX_EPOCH + Duration::new(secs, nanos as u32)
+}
+
+#[cfg(test)]
+#[path = "writer_tests.rs"]
+mod tests;

@@ -51,20 +51,25 @@ fn switch_error(e: SwitchError) -> Response {
     error(status, e.to_string())
 }
 
+/// The request's JSON body, or the status and reason refusing it (what was `expected`, and
+/// axum's reason).
+fn json_body<T>(
+    body: Result<Json<T>, JsonRejection>,
+    expected: &str,
+) -> Result<T, (StatusCode, String)> {
+    body.map(|Json(value)| value).map_err(|rejection| {
+        (
+            rejection.status(),
+            format!("expected {expected}: {}", rejection.body_text()),
+        )
+    })
+}
+
 /// The request's selection, or the status and reason refusing it.
 fn selection(
     body: Result<Json<Selection>, JsonRejection>,
 ) -> Result<Option<String>, (StatusCode, String)> {
-    match body {
-        Ok(Json(selection)) => Ok(selection.source),
-        Err(rejection) => Err((
-            rejection.status(),
-            format!(
-                "expected {{\"source\": \"NAME\"}}: {}",
-                rejection.body_text()
-            ),
-        )),
-    }
+    json_body(body, "{\"source\": \"NAME\"}").map(|s| s.source)
 }
 
 async fn show(State(state): State<AppState>) -> Response {
@@ -117,18 +122,13 @@ async fn audio(
     State(state): State<AppState>,
     body: Result<Json<AudioRequest>, JsonRejection>,
 ) -> Response {
-    let request = match body {
-        Ok(Json(r)) => r,
-        Err(rejection) => {
-            return error(
-                rejection.status(),
-                format!(
-                    "expected {{\"source\": NAME}} to pin, with \"gain_db\", \"mute\" or \
-                     \"mode\" (on|afv|off) for a strip, or {{\"master_gain_db\": DB}}: {}",
-                    rejection.body_text()
-                ),
-            );
-        }
+    let request = match json_body(
+        body,
+        "{\"source\": NAME} to pin, with \"gain_db\", \"mute\" or \"mode\" (on|afv|off) for a \
+         strip, or {\"master_gain_db\": DB}",
+    ) {
+        Ok(r) => r,
+        Err((status, reason)) => return error(status, reason),
     };
     let change = StripChange {
         gain_db: request.gain_db,
@@ -175,17 +175,9 @@ async fn talkback(
     State(state): State<AppState>,
     body: Result<Json<TalkbackRequest>, JsonRejection>,
 ) -> Response {
-    let request = match body {
-        Ok(Json(r)) => r,
-        Err(rejection) => {
-            return error(
-                rejection.status(),
-                format!(
-                    "expected {{\"source\": NAME, \"to\": GUEST}} or {{\"to\": null}}: {}",
-                    rejection.body_text()
-                ),
-            );
-        }
+    let request = match json_body(body, "{\"source\": NAME, \"to\": GUEST} or {\"to\": null}") {
+        Ok(r) => r,
+        Err((status, reason)) => return error(status, reason),
     };
     match (request.source, request.to) {
         (Some(source), Some(to)) => {

@@ -99,6 +99,8 @@ fn stun_flood_with_wrong_credentials_is_dropped_counted_and_allocates_nothing() 
     // message integrity) and part names none.
     let created = server.post_sdp("/whip/target", CHROME_WHIP);
     assert_eq!(created.status, 201, "{created:?}");
+    // Its return feed (program picture, mix-minus) opens within 200 ms: let it, first.
+    server.wait_for_stream("target.return");
     let answer = created.text();
     let server_ufrag = sdp_attr(&answer, "ice-ufrag").expect("ufrag").to_owned();
     let tables_before = server.engine_tables();
@@ -149,6 +151,8 @@ fn rtp_dtls_and_junk_from_unknown_addresses_are_dropped_and_counted() {
     let mut server = Server::start("", &[]);
     let created = server.post_sdp("/whip/target", CHROME_WHIP);
     assert_eq!(created.status, 201, "{created:?}");
+    // Its return feed (program picture, mix-minus) opens within 200 ms: let it, first.
+    server.wait_for_stream("target.return");
     let tables_before = server.engine_tables();
     let unknown_before = server.metric("r58_datagrams_unknown_source_total");
     let mut datagrams = Vec::new();

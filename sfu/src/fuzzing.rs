@@ -8,10 +8,12 @@
 //! invariant panics, which is what a fuzzer reports.
 
 mod hls;
+mod mixer;
 mod record;
 pub mod smoke;
 
 pub use hls::{hls_ingest, hls_ingest_seed, hls_request, hls_segmenter, hls_segmenter_seeds};
+pub use mixer::{mixer_packets, mixer_packets_seeds};
 pub use record::{record_scan, record_scan_seed};
 
 use std::cell::RefCell;
@@ -512,6 +514,7 @@ pub const ENTRIES: &[(&str, FuzzEntry)] = &[
     ("turn_client", turn_client),
     ("rtsp_connection", rtsp_connection),
     ("record_scan", record_scan),
+    ("mixer_packets", mixer_packets),
 ];
 
 /// The streams [`rtsp_connection`] serves: `cam0` (H.264 + Opus, open) and `locked` (the same,

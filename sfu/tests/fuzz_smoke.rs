@@ -63,7 +63,14 @@ fn smoke(target: &str) {
     let mut corpus = seeds_on_disk(target);
     assert!(!corpus.is_empty(), "fuzz/seeds/{target}/ is empty");
     corpus.extend(generated_seeds(target));
-    run_smoke(target, entry, &corpus, MUTATIONS);
+    // The mixer decodes and encodes Opus for every input: a thirtieth of the mutations keeps it
+    // to seconds (the cargo-fuzz target runs it at full rate).
+    let mutations = if target == "mixer_packets" {
+        MUTATIONS / 30
+    } else {
+        MUTATIONS
+    };
+    run_smoke(target, entry, &corpus, mutations);
 }
 
 #[test]
@@ -144,6 +151,11 @@ fn smoke_turn_client() {
 #[test]
 fn smoke_record_scan() {
     smoke("record_scan");
+}
+
+#[test]
+fn smoke_mixer_packets() {
+    smoke("mixer_packets");
 }
 
 /// Targets whose entry lives outside `sfu` (and the call their target must make); their smoke
@@ -241,6 +253,7 @@ fn generated_seeds(target: &str) -> Vec<(String, Vec<u8>)> {
         ],
         "pixel_convert" => pixel_seeds(),
         "hls_segmenter" => sfu::fuzzing::hls_segmenter_seeds(),
+        "mixer_packets" => sfu::fuzzing::mixer_packets_seeds(),
         "record_scan" => vec![
             ("av_3_fragments.mp4", sfu::fuzzing::record_scan_seed()),
             ("name.txt", b"cam0/cam0_2026-12-06T14-03-22Z-2.mp4".to_vec()),

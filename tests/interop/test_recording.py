@@ -161,6 +161,11 @@ def test_kill_9_while_recording_three_streams(tmp_path: Path) -> None:
                 audio = [s for s in info["streams"] if s["codec_type"] == "audio"]
                 assert audio and audio[0]["codec_name"] == "opus", info
             values = counters(path, reader)
+            if not values:
+                # Killed after the header, before its first fragment was complete: only the
+                # file being written when the kill came may be empty.
+                assert path == files[-1], f"{path.name} has no frames and is not the last"
+                continue
             readable += 1
             if frames:
                 assert values[0] == frames[-1] + 1, (

@@ -21,6 +21,17 @@ let browser;
 before(async () => {
   if (!installed) return;
   server = await startServer(['--test-cameras', '1']);
+  // Viewers join a running stream: wait for its first part (a media playlist without any is
+  // what an edge would cache for a second, and hls.js gives up on an empty level).
+  const deadline = Date.now() + 15000;
+  for (;;) {
+    const multivariant = await (await fetch(`${server.base}/hls/cam0/index.m3u8`)).text().catch(() => '');
+    const media = multivariant.split('\n').find((l) => l && !l.startsWith('#'));
+    const playlist = media ? await (await fetch(new URL(media, `${server.base}/hls/cam0/`))).text() : '';
+    if (/#EXT-X-PART:/.test(playlist)) break;
+    if (Date.now() > deadline) throw new Error(`cam0 has no LL-HLS part after 15 s:\n${playlist}`);
+    await new Promise((r) => setTimeout(r, 200));
+  }
   cache = await startNginx(server.base);
   browser = await launchChromium();
 });

@@ -523,35 +523,7 @@ struct RtspFuzzCatalog;
 
 impl crate::rtsp::Catalog for RtspFuzzCatalog {
     fn describe(&self, name: &str) -> Option<crate::rtsp::StreamDescription> {
-        use crate::media::{CodecSpec, TrackKind};
-        use crate::rtsp::TrackDescription;
-        (name == "cam0" || name == "locked").then(|| crate::rtsp::StreamDescription {
-            tracks: vec![
-                TrackDescription {
-                    kind: TrackKind::Video,
-                    codec: CodecSpec {
-                        name: "H264".into(),
-                        clock_rate: 90_000,
-                        channels: None,
-                        fmtp: "packetization-mode=1".into(),
-                    },
-                    parameter_sets: Some((
-                        Bytes::from_static(&[0x67, 0x42, 0xc0, 0x1f]),
-                        Bytes::from_static(&[0x68, 0xce]),
-                    )),
-                },
-                TrackDescription {
-                    kind: TrackKind::Audio,
-                    codec: CodecSpec {
-                        name: "opus".into(),
-                        clock_rate: 48_000,
-                        channels: Some(2),
-                        fmtp: String::new(),
-                    },
-                    parameter_sets: None,
-                },
-            ],
-        })
+        (name == "cam0" || name == "locked").then(crate::rtsp::sample_description)
     }
 
     fn required_token(&self, name: &str) -> Option<String> {

@@ -25,3 +25,37 @@ pub use sdp::{StreamDescription, TrackDescription, describe, source_reports};
 
 #[cfg(test)]
 mod tests;
+
+/// An H.264 (constrained baseline, with SPS/PPS) and Opus stream, as the connection's tests and
+/// its fuzz entry serve it.
+#[cfg(any(test, feature = "test-support"))]
+pub fn sample_description() -> StreamDescription {
+    use crate::media::{CodecSpec, TrackKind};
+    StreamDescription {
+        tracks: vec![
+            TrackDescription {
+                kind: TrackKind::Video,
+                codec: CodecSpec {
+                    name: "H264".into(),
+                    clock_rate: 90_000,
+                    channels: None,
+                    fmtp: "packetization-mode=1".into(),
+                },
+                parameter_sets: Some((
+                    bytes::Bytes::from_static(&[0x67, 0x42, 0xc0, 0x1f]),
+                    bytes::Bytes::from_static(&[0x68, 0xce]),
+                )),
+            },
+            TrackDescription {
+                kind: TrackKind::Audio,
+                codec: CodecSpec {
+                    name: "opus".into(),
+                    clock_rate: 48_000,
+                    channels: Some(2),
+                    fmtp: String::new(),
+                },
+                parameter_sets: None,
+            },
+        ],
+    }
+}

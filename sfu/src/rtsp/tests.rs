@@ -8,7 +8,7 @@ use bytes::Bytes;
 
 use super::*;
 use crate::hub::ReaderPacket;
-use crate::media::{CodecSpec, TrackKind, WallClock};
+use crate::media::WallClock;
 
 struct Streams {
     token: Option<String>,
@@ -16,33 +16,7 @@ struct Streams {
 
 impl Catalog for Streams {
     fn describe(&self, name: &str) -> Option<StreamDescription> {
-        (name == "cam0").then(|| StreamDescription {
-            tracks: vec![
-                TrackDescription {
-                    kind: TrackKind::Video,
-                    codec: CodecSpec {
-                        name: "H264".into(),
-                        clock_rate: 90_000,
-                        channels: None,
-                        fmtp: "packetization-mode=1".into(),
-                    },
-                    parameter_sets: Some((
-                        Bytes::from_static(&[0x67, 0x42, 0xc0, 0x1f]),
-                        Bytes::from_static(&[0x68, 0xce]),
-                    )),
-                },
-                TrackDescription {
-                    kind: TrackKind::Audio,
-                    codec: CodecSpec {
-                        name: "opus".into(),
-                        clock_rate: 48_000,
-                        channels: Some(2),
-                        fmtp: String::new(),
-                    },
-                    parameter_sets: None,
-                },
-            ],
-        })
+        (name == "cam0").then(sample_description)
     }
 
     fn required_token(&self, _name: &str) -> Option<String> {

@@ -80,7 +80,7 @@ fn mixed(sources: &[Vec<Bytes>], frames: usize, returns: bool) -> Run {
         for (i, packets) in sources.iter().enumerate() {
             let payload = packets[k % packets.len()].clone();
             mixer
-                .handle_packet(now, &names[i], 0, k as u16, payload)
+                .handle_packet(now, &names[i], 0, k as u16, k as u32 * 960, payload)
                 .expect("packet");
         }
         mixer.handle_timeout(now);

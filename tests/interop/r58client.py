@@ -37,6 +37,7 @@ from aiortc import (
     RTCSessionDescription,
 )
 from aiortc.mediastreams import MediaStreamError, VideoStreamTrack
+from aiortc.rtp import RtcpSrPacket
 from av import AudioFrame, VideoFrame
 
 
@@ -46,6 +47,7 @@ def _loopback_only(use_ipv4: bool = True, use_ipv6: bool = False) -> list[str]:
 
 
 aioice.ice.get_host_addresses = _loopback_only
+
 
 WIDTH, HEIGHT, FPS = 640, 360, 30
 SAMPLE_RATE, AUDIO_PTIME = 48000, 0.020
@@ -110,6 +112,7 @@ class TestPatternTrack(VideoStreamTrack):
 
     def __init__(self, counter_start: int = 0) -> None:
         super().__init__()
+        self.counter_start = counter_start
         self.counter = counter_start
         self.sent_at: dict[int, float] = {}
 
@@ -135,6 +138,10 @@ class SineTrack(MediaStreamTrack):
         self._samples = 0
         # Silence until this time.time() (a voice that starts speaking at a known moment).
         self.silent_until: float | None = None
+        # Bursts instead of a steady tone: (video track, every N frames, seconds): the tone sounds
+        # for `seconds` from the capture instant of every video frame whose number is a multiple of
+        # N (a clapperboard for lip sync measurements), silence between.
+        self.bursts: tuple[TestPatternTrack, int, float] | None = None
 
     async def recv(self) -> AudioFrame:
         if self.readyState != "live":
@@ -148,6 +155,8 @@ class SineTrack(MediaStreamTrack):
                 await asyncio.sleep(wait)
         t = (np.arange(n) + self._samples) / SAMPLE_RATE
         pcm = (np.sin(2 * math.pi * self.freq * t) * 8000).astype(np.int16)
+        if self.bursts is not None:
+            pcm[~self._in_burst(self._start + t)] = 0
         if self.silent_until is not None and time.time() < self.silent_until:
             pcm[:] = 0
         frame = AudioFrame.from_ndarray(pcm.reshape(1, -1), format="s16", layout="mono")
@@ -156,6 +165,17 @@ class SineTrack(MediaStreamTrack):
         frame.time_base = fractions.Fraction(1, SAMPLE_RATE)
         self._samples += n
         return frame
+
+    def _in_burst(self, wall: np.ndarray) -> np.ndarray:
+        """Which of these time.time() instants fall in a burst (none before the first frame)."""
+        video, every, seconds = self.bursts
+        start = getattr(video, "_start", None)  # aiortc's capture clock of frame 0
+        if start is None:
+            return np.zeros(len(wall), dtype=bool)
+        # Frame k (counter counter_start + k) is captured at start + k / FPS.
+        first = (-video.counter_start) % every  # the first frame index whose counter is a multiple
+        since = wall - (start + first / FPS)
+        return (since >= 0) & (np.mod(since, every / FPS) < seconds)
 
 
 class HttpError(Exception):
@@ -283,12 +303,28 @@ class Viewer(_Session):
     # s16, shape (1, samples * channels) interleaved).
     keep_audio: bool = False
     audio_pcm: list = field(default_factory=list)
+    # With timing: each decoded video frame's (counter or None, RTP timestamp, arrival time), each
+    # decoded audio frame's RTP timestamp (parallel to audio_pcm), and every RTCP sender report
+    # received: (kind, arrival time, NTP timestamp, RTP timestamp).
+    timing: bool = False
+    video_pts: list = field(default_factory=list)
+    audio_pts: list = field(default_factory=list)
+    sender_reports: list = field(default_factory=list)
 
     def _end(self, how: str) -> None:
         if self.ended_at is None:
             self.ended_at = time.monotonic()
             self.ended_how = how
             self.ended.set()
+
+    def rtp_time(self, kind: str, pts: int) -> int:
+        """The RTP timestamp of a decoded frame of the ``kind`` track: aiortc hands frames on with
+        their RTP timestamp minus the track's first one (unwrapped)."""
+        for receiver in self.pc.getReceivers():
+            if receiver.track.kind == kind:
+                origin = receiver._RTCRtpReceiver__timestamp_mapper._origin
+                return (pts + origin) % (1 << 32)
+        raise KeyError(kind)
 
     def frames_since(self, t: float) -> int:
         """Decoded video frames (with a readable counter) received at or after ``t``."""
@@ -314,12 +350,32 @@ async def _consume(viewer: Viewer, track: MediaStreamTrack) -> None:
                 counter = read_counter(frame)
                 if counter is not None:
                     viewer.counters.append((counter, now))
+                if viewer.timing:
+                    viewer.video_pts.append((counter, frame.pts, now))
             else:
                 viewer.audio_frames += 1
                 if viewer.keep_audio:
                     viewer.audio_pcm.append((now, frame.to_ndarray()))
+                    if viewer.timing:
+                        viewer.audio_pts.append(frame.pts)
     except MediaStreamError:
         viewer._end(f"{track.kind} track ended")
+
+
+def _keep_sender_reports(viewer: Viewer, receiver) -> None:
+    """Notes every RTCP sender report the receiver gets (aiortc keeps only the last one's time)."""
+    handle = receiver._handle_rtcp_packet
+    kind = receiver.track.kind
+
+    async def noting(packet) -> None:
+        if isinstance(packet, RtcpSrPacket):
+            info = packet.sender_info
+            viewer.sender_reports.append(
+                (kind, time.monotonic(), info.ntp_timestamp, info.rtp_timestamp)
+            )
+        await handle(packet)
+
+    receiver._handle_rtcp_packet = noting
 
 
 async def whep_play(
@@ -329,9 +385,11 @@ async def whep_play(
     token: str | None = None,
     config: RTCConfiguration | None = None,
     keep_audio: bool = False,
+    timing: bool = False,
 ) -> Viewer:
     """Play ``{base_url}/whep/{name}``; frames are counted in background tasks (and the decoded
-    audio kept in ``audio_pcm`` with ``keep_audio``).
+    audio kept in ``audio_pcm`` with ``keep_audio``; with ``timing`` also the media's RTP
+    timestamps and the sender reports, see :class:`Viewer`).
 
     ``config`` sets ICE servers and policy (e.g. TURN, relay only); default: none."""
     pc = _new_pc(config)
@@ -359,8 +417,14 @@ async def whep_play(
     except BaseException:
         await pc.close()
         raise
-    viewer = Viewer(pc, http, location, etag, token, posted_at=posted_at, keep_audio=keep_audio)
+    viewer = Viewer(
+        pc, http, location, etag, token, posted_at=posted_at, keep_audio=keep_audio or timing,
+        timing=timing,
+    )  # fmt: skip
     viewer_box.append(viewer)
+    if timing:
+        for receiver in pc.getReceivers():
+            _keep_sender_reports(viewer, receiver)
     for track in pending:
         viewer.tasks.append(asyncio.ensure_future(_consume(viewer, track)))
     return viewer

@@ -144,7 +144,7 @@ def test_program_mixes_every_voice_at_its_gain(server: Server) -> None:
                 audio = await resp.json()
             print(f"+12/+12 dB: {loud}; master level {audio['master_level']}; stats {audio['stats']}")
             assert loud["peak"] < 1.0, loud
-            assert audio["master_level"]["hold_db"] <= -0.29, audio["master_level"]
+            assert audio["master_level"]["hold_db"] <= -0.99, audio["master_level"]
             assert audio["stats"]["limited_frames"] > 0
             assert audio["stats"]["decode_errors"] == 0
             assert set(audio["levels"]) >= {"voice_a", "voice_b"}

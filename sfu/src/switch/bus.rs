@@ -13,13 +13,14 @@
 //! pinned source), one Opus frame every 20 ms on the mixer's clock; without one, audio follows
 //! the video source or the pin as packets, unchanged.
 
-use std::collections::VecDeque;
+use std::collections::{BTreeMap, VecDeque};
 use std::time::{Duration, Instant, SystemTime};
 
 use bytes::{BufMut, Bytes, BytesMut};
 use serde::Serialize;
 use thiserror::Error;
 
+use super::content_clock::ContentClock;
 use super::mixer::AudioMixer;
 use crate::hub::ReaderPacket;
 use crate::media::TrackKind;
@@ -133,6 +134,10 @@ struct OutTrack {
     sequence: u16,
     /// The last timestamp sent and when.
     last: Option<(u32, Instant)>,
+    /// The content instant of the last timestamp sent: a new source is re-based from it, so the
+    /// track's timestamps keep one mapping to the wall clock across cuts (players keep lip sync
+    /// without re-learning it from the sender reports).
+    last_content: Option<Instant>,
     /// Added to the current source's timestamps; re-based when the source or its epoch changes.
     offset: Option<u32>,
     source: Option<(String, u32)>,
@@ -145,22 +150,31 @@ impl OutTrack {
             payload_type,
             sequence: 0,
             last: None,
+            last_content: None,
             offset: None,
             source: None,
         }
     }
 
     /// The packet rewritten into this track's numbering.
-    fn rewrite(&mut self, now: Instant, clock: u32, source: &str, packet: &ReaderPacket) -> Bytes {
+    fn rewrite(
+        &mut self,
+        now: Instant,
+        content_at: Instant,
+        clock: u32,
+        source: &str,
+        packet: &ReaderPacket,
+    ) -> Bytes {
         let same_source = self
             .source
             .as_ref()
             .is_some_and(|(name, epoch)| name == source && *epoch == packet.epoch);
         if !same_source || self.offset.is_none() {
-            // The new source starts where the old one would be now, at least one tick later.
-            let target = match self.last {
-                Some((ts, at)) => {
-                    let elapsed = now.saturating_duration_since(at).as_secs_f64();
+            // The new source starts where the old one would be at this packet's content
+            // instant, at least one tick later.
+            let target = match self.last.zip(self.last_content) {
+                Some(((ts, _), at)) => {
+                    let elapsed = content_at.saturating_duration_since(at).as_secs_f64();
                     let ticks = ((elapsed * f64::from(clock)) as u32).max(1);
                     ts.wrapping_add(ticks)
                 }
@@ -177,6 +191,7 @@ impl OutTrack {
             .is_none_or(|(ts, _)| timestamp.wrapping_sub(ts) < 0x8000_0000)
         {
             self.last = Some((timestamp, now));
+            self.last_content = Some(content_at);
         }
         let mut out = BytesMut::with_capacity(12 + packet.payload.len());
         out.put_u8(0x80);
@@ -215,6 +230,26 @@ pub struct ProgramBus {
     silence_timestamp: u32,
     /// Program audio as a mix (None: the on-air source's packets as they are).
     mixer: Option<AudioMixer>,
+    /// Each source's timestamps on the server's clock: what the program's sender reports map
+    /// its packets to (steadier than their arrival, so jitter does not move lip sync).
+    clocks: BTreeMap<String, SourceClocks>,
+}
+
+#[derive(Debug)]
+struct SourceClocks {
+    epoch: u32,
+    video: ContentClock,
+    audio: ContentClock,
+}
+
+impl SourceClocks {
+    fn new(epoch: u32) -> Self {
+        Self {
+            epoch,
+            video: ContentClock::new(VIDEO_CLOCK),
+            audio: ContentClock::new(AUDIO_CLOCK),
+        }
+    }
 }
 
 impl ProgramBus {
@@ -232,6 +267,7 @@ impl ProgramBus {
             outputs: VecDeque::new(),
             silence_timestamp: 0,
             mixer: None,
+            clocks: BTreeMap::new(),
         }
     }
 
@@ -380,6 +416,7 @@ impl ProgramBus {
         if let Some(mixer) = &mut self.mixer {
             mixer.source_gone(source);
         }
+        self.clocks.remove(source);
         self.sync_mixer();
     }
 
@@ -412,10 +449,27 @@ impl ProgramBus {
                 source,
                 packet.epoch,
                 packet.sequence,
+                packet.timestamp,
                 packet.payload.clone(),
             );
             return;
         }
+        if !self.clocks.contains_key(source) {
+            self.clocks
+                .insert(source.to_owned(), SourceClocks::new(packet.epoch));
+        }
+        // Every candidate's clock is kept warm, so a cut places its first frames right.
+        let Some(clocks) = self.clocks.get_mut(source) else {
+            return;
+        };
+        if clocks.epoch != packet.epoch {
+            *clocks = SourceClocks::new(packet.epoch);
+        }
+        let clock = match track {
+            ProgramTrack::Video => &mut clocks.video,
+            ProgramTrack::Audio => &mut clocks.audio,
+        };
+        let content_at = clock.content_at(packet.arrival, packet.timestamp);
         let on_air = match track {
             ProgramTrack::Video => self.program.as_deref() == Some(source),
             ProgramTrack::Audio => {
@@ -429,8 +483,7 @@ impl ProgramBus {
             ProgramTrack::Video => &mut self.video,
             ProgramTrack::Audio => &mut self.audio,
         };
-        let content_at = packet.arrival;
-        let packet = out.rewrite(now, track.clock(), source, packet);
+        let packet = out.rewrite(now, content_at, track.clock(), source, packet);
         self.outputs.push_back(Output::Packet {
             track,
             packet,
@@ -505,7 +558,9 @@ impl ProgramBus {
                 arrival: at,
                 payload: Bytes::from_static(OPUS_SILENCE),
             };
-            let packet = self.audio.rewrite(at, AUDIO_CLOCK, SILENCE_SOURCE, &packet);
+            let packet = self
+                .audio
+                .rewrite(at, at, AUDIO_CLOCK, SILENCE_SOURCE, &packet);
             self.outputs.push_back(Output::Packet {
                 track: ProgramTrack::Audio,
                 packet,
@@ -538,9 +593,9 @@ impl ProgramBus {
                 arrival: frame.at,
                 payload: frame.payload,
             };
-            let packet = self
-                .audio
-                .rewrite(frame.at, AUDIO_CLOCK, MIX_SOURCE, &packet);
+            let packet =
+                self.audio
+                    .rewrite(frame.at, frame.content_at, AUDIO_CLOCK, MIX_SOURCE, &packet);
             self.outputs.push_back(Output::Packet {
                 track: ProgramTrack::Audio,
                 packet,

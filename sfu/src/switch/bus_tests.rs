@@ -124,7 +124,7 @@ fn a_cut_keeps_the_old_source_until_the_new_keyframe_and_stays_continuous() {
     // cam1's keyframe cache replays a keyframe from before the request: not a cut point.
     let old = ReaderPacket {
         arrival: t0 + Duration::from_millis(100),
-        ..packet(t0, 60_000, 3_000_000_000, true)
+        ..packet(t0, 59_997, 3_000_000_000 - 9000, true)
     };
     bus.handle_packet(cut_at, "cam1", TrackKind::Video, &old);
     frame(
@@ -136,7 +136,7 @@ fn a_cut_keeps_the_old_source_until_the_new_keyframe_and_stays_continuous() {
     );
     frame(
         &mut bus,
-        cut_at + Duration::from_millis(10),
+        cut_at + Duration::from_millis(27),
         "cam1",
         5,
         false,
@@ -165,9 +165,11 @@ fn a_cut_keeps_the_old_source_until_the_new_keyframe_and_stays_continuous() {
     let last_old = during[0];
     assert_eq!(after[0].1, last_old.1.wrapping_add(1), "no sequence gap");
     assert_eq!(after[0].3, VIDEO.0, "same SSRC");
-    // 57 ms of wall clock between the last cam0 packet and cam1's keyframe.
+    // 57-60 ms between the last cam0 frame and cam1's keyframe, by their sources' clocks
+    // (cam0's frames come every 33 ms for 33.3 ms of media: its clock places frame 10 3 ms
+    // before it arrived).
     let gap = after[0].2.wrapping_sub(last_old.2);
-    assert!((5000..=5300).contains(&gap), "timestamp step {gap}");
+    assert!((5000..=5400).contains(&gap), "timestamp step {gap}");
     assert_eq!(after[1].2.wrapping_sub(after[0].2), 3000);
     let Output::CutTaken(cut) = &other[0] else {
         panic!("{other:?}")
@@ -316,7 +318,7 @@ fn quiet_program_audio_is_filled_with_silence_and_real_audio_continues_it() {
     }
     // A guest with audio goes on audio: its packets continue the same numbering.
     bus.pin_audio(Some("guest".into()));
-    let p = packet(t0, 7, 123_456, false);
+    let p = packet(t0 + Duration::from_millis(210), 7, 123_456, false);
     bus.handle_packet(
         t0 + Duration::from_millis(210),
         "guest",
@@ -335,4 +337,53 @@ fn quiet_program_audio_is_filled_with_silence_and_real_audio_continues_it() {
     // While the guest talks, no silence is added.
     bus.handle_timeout(t0 + Duration::from_millis(250));
     assert!(sent(&mut bus).0.is_empty());
+}
+
+#[test]
+fn program_video_is_placed_by_its_sources_clocks_and_keeps_one_mapping_across_cuts() {
+    // What the program's sender reports say: each packet's content instant. Late packets are
+    // placed on their source's timeline, and after a cut the timestamps go on so that
+    // timestamp / 90 kHz - content instant stays the same (a player keeps its lip sync).
+    let t0 = Instant::now();
+    let mut bus = bus(t0);
+    bus.cut(t0, "cam0", "operator");
+    let mut mapping = Vec::new();
+    let mut send = |bus: &mut ProgramBus, source: &str, n: u32, late_ms: u64, key: bool| {
+        // 25 fps (3600 ticks), cam1's clock 7 ms behind cam0's.
+        let (ts_base, skew) = if source == "cam0" {
+            (1_000u32, 0)
+        } else {
+            (3_000_000_000, 7)
+        };
+        let arrival = t0 + Duration::from_millis(40 * u64::from(n) + skew + late_ms);
+        let p = packet(arrival, n as u16, ts_base.wrapping_add(n * 3600), key);
+        bus.handle_packet(arrival, source, TrackKind::Video, &p);
+        while let Some(out) = bus.poll_output() {
+            if let Output::Packet {
+                packet, content_at, ..
+            } = out
+            {
+                let ts = u32::from_be_bytes([packet[4], packet[5], packet[6], packet[7]]);
+                let content_us = content_at.duration_since(t0).as_micros() as i64;
+                mapping.push(i64::from(ts) * 100 / 9 - content_us);
+            }
+        }
+    };
+    for n in 0..20 {
+        send(&mut bus, "cam0", n, if n % 3 == 2 { 25 } else { 0 }, n == 0);
+        send(&mut bus, "cam1", n, if n % 4 == 1 { 30 } else { 0 }, false);
+    }
+    bus.cut(t0 + Duration::from_millis(800), "cam1", "operator");
+    for n in 20..40 {
+        send(&mut bus, "cam0", n, 0, false);
+        send(&mut bus, "cam1", n, if n % 4 == 1 { 30 } else { 0 }, n == 22);
+    }
+    assert!(mapping.len() > 35, "{} packets sent", mapping.len());
+    // One mapping throughout (to the rounding of microseconds), late packets and the cut
+    // included.
+    let first = mapping[0];
+    assert!(
+        mapping.iter().all(|m| (m - first).abs() <= 2),
+        "timestamp - content (µs): {mapping:?}"
+    );
 }

@@ -1,8 +1,10 @@
 //! The program's audio mixer, sans-IO: Opus packets of every source in, one mixed Opus frame
 //! out every 20 ms on the mixer's own clock.
 //!
-//! Each source gets a jitter buffer (packets ordered by sequence number, played
-//! [`JITTER_DELAY`] after they arrive, at most [`MAX_BUFFERED`] kept), a decoder (libopus, to
+//! Each source gets a jitter buffer (packets ordered by sequence number, each played
+//! [`JITTER_DELAY`] after the instant its timestamp places it at — the source's own clock
+//! mapped by a [`ContentClock`], so arrival jitter neither moves the audio nor the program's
+//! sender reports — at most [`MAX_BUFFERED`] kept), a decoder (libopus, to
 //! 48 kHz stereo) and a strip: gain in dB, mute, and a mode — `on` (always in the mix), `afv`
 //! (audio follows video: in the mix while the source is on program) or `off`. A source whose
 //! packets stop is continued by the decoder's loss concealment while it fades out; one that
@@ -12,7 +14,9 @@
 //!
 //! Time: the caller hands in `now` with every packet and calls [`AudioMixer::handle_timeout`]
 //! at [`AudioMixer::poll_timeout`]; frames come out of [`AudioMixer::poll_frame`] with the
-//! instant they are for. Levels (peak and RMS per source and of the master, in dBFS, with peak
+//! instant they are for and the instant their sound was made (`content_at`: the mixed packets'
+//! instants, less the encoder's look-ahead, by which a decoder's output lags its input), which
+//! the program's sender reports carry so players keep the mix in sync with the video. Levels (peak and RMS per source and of the master, in dBFS, with peak
 //! hold) are measured on what is mixed, for the switcher's meters.
 
 use std::collections::{BTreeMap, VecDeque};
@@ -22,6 +26,7 @@ use bytes::Bytes;
 use serde::{Deserialize, Serialize};
 use thiserror::Error;
 
+use super::content_clock::ContentClock;
 pub use super::returns::ReturnFrame;
 use super::returns::Returns;
 
@@ -34,13 +39,23 @@ pub(super) const CHANNELS: usize = 2;
 /// arrival jitter of a guest on a real network and the 20 ms grid of the mixer's ticks, and is
 /// the bulk of the mixer's added latency (the goal is at most 60 ms from packet to program).
 pub const JITTER_DELAY: Duration = Duration::from_millis(30);
+/// How far ahead of its instants a source's audio may play before a frame is concealed to let
+/// it catch up (its path got slower: the jitter buffer would run dry).
+pub const AHEAD_LIMIT: Duration = Duration::from_millis(40);
+/// How far behind them before packets are skipped (after a stall the backlog would otherwise
+/// stay as added delay). Larger than [`AHEAD_LIMIT`]: skipping loses audio, and lip sync does
+/// not need it (the frames' content instants say where the audio is).
+pub const BEHIND_LIMIT: Duration = Duration::from_millis(100);
 /// The most packets a source may have waiting (200 ms): older ones are dropped (counted), so a
 /// burst cannot build up delay.
 pub const MAX_BUFFERED: usize = 10;
 /// Gain, mute and mode changes, joins and leaves ramp over this long.
 pub const FADE: Duration = Duration::from_millis(40);
-/// The limiter's ceiling (about -0.3 dBFS): the mix never clips.
-pub const LIMIT: f32 = 0.966;
+/// The limiter's ceiling (-1 dBFS): the mix never clips, not even after a lossy codec —
+/// Opus's decoded peaks overshoot a heavily limited signal by a few tenths of a dB (measured
+/// 0.97-1.0 at the listener with a -0.3 dBFS ceiling), hence the 1 dB of headroom that
+/// streaming loudness practice (EBU R 128 s1, AES TD1004) asks of lossy delivery too.
+pub const LIMIT: f32 = 0.891;
 /// A source with no packet for this long has left the mix (it faded out already) and its
 /// decoder state is reset, so its return starts clean.
 const IDLE_RESET: Duration = Duration::from_millis(500);
@@ -116,8 +131,11 @@ pub struct MixerStats {
     pub packets_in: u64,
     /// Packets that came after their turn, or pushed out of a full buffer.
     pub packets_dropped: u64,
-    /// Frames the decoder concealed (the packet was missing at its turn).
+    /// Frames the decoder concealed (the packet was missing at its turn, or the source ran
+    /// ahead of its timeline).
     pub concealed: u64,
+    /// Packets skipped because the source fell behind its timeline by two frames.
+    pub skipped: u64,
     pub decode_errors: u64,
     /// Limiter gain reduction applied at least once in a frame.
     pub limited_frames: u64,
@@ -130,9 +148,9 @@ pub struct MixerStats {
 #[derive(Debug, Clone, PartialEq)]
 pub struct MixedFrame {
     pub at: Instant,
-    /// When the voices in it arrived (the mean of the packets mixed; `at` minus the jitter
-    /// delay when nothing was): what the program's sender reports map this frame to, so it
-    /// plays with the video of that instant.
+    /// When the voices in it were made (the mean content instant of the packets mixed, `at`
+    /// minus the jitter delay when nothing was, less the encoder's look-ahead): what the
+    /// program's sender reports map this frame to, so it plays with the video of that instant.
     pub content_at: Instant,
     /// Counts frames from 0: the RTP timestamp is `index * 960` on the program's audio clock.
     pub index: u64,
@@ -192,8 +210,10 @@ fn from_db(db: f32) -> f32 {
 #[derive(Debug)]
 pub(super) struct Input {
     decoder: opus::Decoder,
-    /// Waiting packets: (sequence, arrival, payload), in sequence order.
-    queue: VecDeque<(u16, Instant, Bytes)>,
+    /// Waiting packets, in sequence order.
+    queue: VecDeque<Waiting>,
+    /// The source's timestamps on the server's clock.
+    clock: ContentClock,
     /// The next sequence number to play, once playing.
     next: Option<u16>,
     epoch: u32,
@@ -204,8 +224,8 @@ pub(super) struct Input {
     gone: bool,
     /// Gone and silent: dropped after this frame.
     faded_out: bool,
-    /// The arrival of the packet played this frame, if one was.
-    played_arrival: Option<Instant>,
+    /// The content instant of the packet played this frame, if one was.
+    played_content: Option<Instant>,
     /// What it put into the mix this frame (after its gain), for the mix-minus returns; all
     /// zero when it was silent.
     pub(super) contribution: Vec<f32>,
@@ -217,13 +237,14 @@ impl Input {
         Ok(Self {
             decoder: opus::Decoder::new(48_000, opus::Channels::Stereo)?,
             queue: VecDeque::new(),
+            clock: ContentClock::new(48_000),
             next: None,
             epoch: 0,
             last_packet: None,
             gain: 0.0,
             gone: false,
             faded_out: false,
-            played_arrival: None,
+            played_content: None,
             contribution: vec![0.0; FRAME_SAMPLES * CHANNELS],
             meter: Meter::new(),
         })
@@ -234,6 +255,7 @@ impl Input {
         now: Instant,
         epoch: u32,
         sequence: u16,
+        timestamp: u32,
         payload: Bytes,
         stats: &mut MixerStats,
     ) {
@@ -242,9 +264,11 @@ impl Input {
             // A new publisher: a new numbering and a new encoder state.
             self.epoch = epoch;
             self.queue.clear();
+            self.clock.reset();
             self.next = None;
             let _ = self.decoder.reset_state();
         }
+        let content = self.clock.content_at(now, timestamp);
         self.last_packet = Some(now);
         self.gone = false;
         if let Some(next) = self.next
@@ -256,45 +280,82 @@ impl Input {
         let at = self
             .queue
             .iter()
-            .rposition(|(s, _, _)| sequence.wrapping_sub(*s) < 0x8000)
+            .rposition(|w| sequence.wrapping_sub(w.sequence) < 0x8000)
             .map_or(0, |i| i + 1);
         if self
             .queue
             .get(at.wrapping_sub(1))
-            .is_some_and(|(s, _, _)| *s == sequence)
+            .is_some_and(|w| w.sequence == sequence)
         {
             return; // a duplicate
         }
-        self.queue.insert(at, (sequence, now, payload));
+        let waiting = Waiting {
+            sequence,
+            arrival: now,
+            content,
+            payload,
+        };
+        self.queue.insert(at, waiting);
         while self.queue.len() > MAX_BUFFERED {
-            if let Some((s, _, _)) = self.queue.pop_front() {
+            if let Some(w) = self.queue.pop_front() {
                 stats.packets_dropped += 1;
-                self.next = Some(s.wrapping_add(1));
+                self.next = Some(w.sequence.wrapping_add(1));
             }
         }
     }
 
     /// The audio of this tick into `out` (stereo, interleaved): the due packet decoded, a
     /// concealed frame for a missing one, or nothing (returns false) while waiting or silent.
+    ///
+    /// A packet is due [`JITTER_DELAY`] after its content instant. Once playing, one packet is
+    /// played per tick; when the source's timeline drifted off the ticks (its clock runs at
+    /// another speed, or its path got faster or slower) by more than [`AHEAD_LIMIT`] or
+    /// [`BEHIND_LIMIT`], a frame is concealed (playing ahead) or a packet skipped (behind), so
+    /// the audio stays near where its instants say without a glitch for every bit of jitter. The frame's content instant
+    /// reports where it really is either way.
     fn pull(&mut self, tick: Instant, out: &mut [f32], stats: &mut MixerStats) -> bool {
-        let due = |arrival: Instant| tick.saturating_duration_since(arrival) >= JITTER_DELAY;
-        let Some(next) = self.next.or_else(|| {
-            // Not playing yet: start with the first packet once it has waited its delay.
-            self.queue.front().filter(|p| due(p.1)).map(|p| p.0)
+        let due = |w: &Waiting| tick >= w.content + JITTER_DELAY;
+        let Some(mut next) = self.next.or_else(|| {
+            // Not playing yet: start with the first packet once it is due.
+            self.queue.front().filter(|w| due(w)).map(|w| w.sequence)
         }) else {
             return false;
         };
+        // Behind: the packet for this turn is overdue by more than the limit and the one after
+        // it is due.
+        while self.queue.len() > 1
+            && self.queue[0].sequence == next
+            && tick > self.queue[0].content + JITTER_DELAY + BEHIND_LIMIT
+            && due(&self.queue[1])
+        {
+            self.queue.pop_front();
+            stats.skipped += 1;
+            next = next.wrapping_add(1);
+        }
         let decoded = match self.queue.front() {
-            Some((s, arrival, _)) if *s == next => {
-                let wait = tick.saturating_duration_since(*arrival);
-                self.played_arrival = Some(*arrival);
+            // Ahead: its turn is further away than the limit.
+            Some(w) if w.sequence == next && w.content + JITTER_DELAY > tick + AHEAD_LIMIT => {
+                stats.concealed += 1;
+                self.next = Some(next);
+                return self
+                    .decoder
+                    .decode_float(&[], out, false)
+                    .is_ok_and(|n| n == FRAME_SAMPLES);
+            }
+            Some(w) if w.sequence == next => {
+                let wait = tick.saturating_duration_since(w.arrival);
+                self.played_content = Some(w.content);
                 stats.wait_total_us += wait.as_micros() as u64;
                 stats.waits += 1;
-                let payload = self.queue.pop_front().map(|p| p.2).unwrap_or_default();
+                let payload = self
+                    .queue
+                    .pop_front()
+                    .map(|w| w.payload)
+                    .unwrap_or_default();
                 self.decoder.decode_float(&payload, out, false)
             }
             // The packet for this turn is missing but later ones are due: conceal it.
-            Some((_, arrival, _)) if due(*arrival) => {
+            Some(w) if due(w) => {
                 stats.concealed += 1;
                 self.decoder.decode_float(&[], out, false)
             }
@@ -322,6 +383,16 @@ impl Input {
     }
 }
 
+/// A packet in a jitter buffer.
+#[derive(Debug)]
+struct Waiting {
+    sequence: u16,
+    arrival: Instant,
+    /// The instant its timestamp places it at.
+    content: Instant,
+    payload: Bytes,
+}
+
 /// The mixer.
 #[derive(Debug)]
 pub struct AudioMixer {
@@ -337,6 +408,11 @@ pub struct AudioMixer {
     master_db: f32,
     master_gain: f32,
     encoder: opus::Encoder,
+    /// The encoder's look-ahead: a decoder's output lags the mix by this much (the returns'
+    /// encoders have the same at 48 kHz).
+    lookahead: Duration,
+    /// How long before its tick the last frame's sound was made.
+    content_wait: Duration,
     next_tick: Instant,
     index: u64,
     limiter: Limiter,
@@ -356,6 +432,7 @@ impl AudioMixer {
         // Complexity 5 of 10: a fraction of the encoder's cost at full complexity, audibly the
         // same for program audio; the CPU goal is in docs/benchmarks.md.
         encoder.set_complexity(5)?;
+        let lookahead_samples = u64::try_from(encoder.get_lookahead()?).unwrap_or(0);
         Ok(Self {
             strips: BTreeMap::new(),
             inputs: BTreeMap::new(),
@@ -365,6 +442,8 @@ impl AudioMixer {
             master_db: 0.0,
             master_gain: 1.0,
             encoder,
+            lookahead: Duration::from_micros(lookahead_samples * 1_000_000 / 48_000),
+            content_wait: JITTER_DELAY,
             next_tick: now + FRAME,
             index: 0,
             limiter: Limiter::default(),
@@ -449,13 +528,14 @@ impl AudioMixer {
         source: &str,
         epoch: u32,
         sequence: u16,
+        timestamp: u32,
         payload: Bytes,
     ) -> Result<(), MixerError> {
         if !self.inputs.contains_key(source) {
             self.inputs.insert(source.to_owned(), Input::new()?);
         }
         if let Some(input) = self.inputs.get_mut(source) {
-            input.push(now, epoch, sequence, payload, &mut self.stats);
+            input.push(now, epoch, sequence, timestamp, payload, &mut self.stats);
         }
         Ok(())
     }
@@ -509,16 +589,23 @@ impl AudioMixer {
         self.returns.talk.clear();
         self.returns.talk.resize(FRAME_SAMPLES * CHANNELS, 0.0);
         let mut forget = false;
-        // The mean wait of the packets mixed (for the frame's content time).
+        // How long before the tick the mixed packets' sound was made (the frame's content
+        // instant): the program source's if it played (whose picture the audio must match),
+        // else the mean of those mixed, else as the last frame (a gap does not move it).
         let (mut waited, mut played) = (Duration::ZERO, 0u32);
+        let mut on_program = None;
+        let lead = heard.pin.or(heard.program);
         for (name, input) in &mut self.inputs {
             let mut target = if input.gone { 0.0 } else { heard.gain(name) };
             self.scratch.fill(0.0);
-            input.played_arrival = None;
+            input.played_content = None;
             let sounding = input.pull(tick, &mut self.scratch, &mut self.stats);
-            if let Some(arrival) = input.played_arrival.filter(|_| target > 0.0) {
-                waited += tick.saturating_duration_since(arrival);
+            if let Some(content) = input.played_content.filter(|_| target > 0.0) {
+                waited += tick.saturating_duration_since(content);
                 played += 1;
+                if lead == Some(name.as_str()) {
+                    on_program = Some(tick.saturating_duration_since(content));
+                }
             }
             let starving = input.next.is_none();
             // A source that ran dry fades out within its one concealed frame.
@@ -567,12 +654,11 @@ impl AudioMixer {
         if forget {
             self.inputs.retain(|_, input| !input.faded_out);
         }
-        let wait = if played > 0 {
-            waited / played
-        } else {
-            JITTER_DELAY
-        };
-        let content_at = tick.checked_sub(wait).unwrap_or(tick);
+        let wait = on_program
+            .or((played > 0).then(|| waited / played))
+            .unwrap_or(self.content_wait);
+        self.content_wait = wait;
+        let content_at = tick.checked_sub(wait + self.lookahead).unwrap_or(tick);
         // Before the master: each return is the program mix minus its guest's own voice.
         self.returns
             .mix(tick, content_at, &self.mix, &self.inputs, &mut self.packet);

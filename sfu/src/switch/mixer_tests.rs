@@ -9,6 +9,11 @@ use std::collections::BTreeMap;
 const RATE: f32 = 48_000.0;
 
 /// Encodes a sine of `freq` Hz at `amplitude` as 20 ms Opus frames.
+/// A tone's RTP timestamp for its sequence number (20 ms packets).
+fn ts(sequence: u16) -> u32 {
+    u32::from(sequence) * 960
+}
+
 struct Tone {
     encoder: opus::Encoder,
     freq: f32,
@@ -87,7 +92,7 @@ impl Rig {
             for (name, tone) in tones.iter_mut() {
                 let (seq, payload) = tone.next();
                 self.mixer
-                    .handle_packet(self.now, name, 0, seq, payload)
+                    .handle_packet(self.now, name, 0, seq, ts(seq), payload)
                     .expect("packet");
             }
             self.now += FRAME;
@@ -267,7 +272,14 @@ fn jitter_within_the_delay_is_absorbed_and_the_delay_is_bounded() {
         let second = a.next();
         for (at, (seq, payload)) in [(10, second), (12, first)] {
             rig.mixer
-                .handle_packet(start + Duration::from_millis(at), "a", 0, seq, payload)
+                .handle_packet(
+                    start + Duration::from_millis(at),
+                    "a",
+                    0,
+                    seq,
+                    ts(seq),
+                    payload,
+                )
                 .expect("packet");
         }
         for _ in 0..2 {
@@ -297,7 +309,7 @@ fn a_burst_is_bounded_and_garbage_is_counted_not_fatal() {
     for _ in 0..40 {
         let (seq, payload) = a.next();
         rig.mixer
-            .handle_packet(rig.now, "a", 0, seq, payload)
+            .handle_packet(rig.now, "a", 0, seq, ts(seq), payload)
             .expect("packet");
     }
     assert_eq!(rig.mixer.stats().packets_dropped, 40 - MAX_BUFFERED as u64);
@@ -307,6 +319,7 @@ fn a_burst_is_bounded_and_garbage_is_counted_not_fatal() {
             "a",
             0,
             a.sequence.wrapping_add(1),
+            ts(a.sequence.wrapping_add(1)),
             Bytes::from_static(&[0xff; 7]),
         )
         .expect("garbage is taken in");
@@ -322,36 +335,51 @@ fn a_burst_is_bounded_and_garbage_is_counted_not_fatal() {
 }
 
 #[test]
-fn each_frame_says_when_its_voices_arrived() {
+fn each_frame_says_when_its_voices_were_made_without_the_arrival_jitter() {
     // The program's sender reports map mixed audio to this instant, so it plays with the video
-    // that arrived with it, not 30-50 ms later.
+    // made at the same time, not 30-50 ms later; packets arriving 3-6 ms after they were sent
+    // do not make that mapping jump.
     let mut rig = Rig::new();
     rig.mixer.set_strip("a", on(0.0)).expect("strip");
     let mut a = Tone::new(440.0, 0.3);
-    let mut arrivals = Vec::new();
+    let start = rig.now;
     let mut content = Vec::new();
     for k in 0..50u32 {
         let arrival = rig.now + Duration::from_millis(3 + u64::from(k % 4));
         let (seq, payload) = a.next();
         rig.mixer
-            .handle_packet(arrival, "a", 0, seq, payload)
+            .handle_packet(arrival, "a", 0, seq, ts(seq), payload)
             .expect("packet");
-        arrivals.push(arrival);
         rig.now += FRAME;
         rig.mixer.handle_timeout(rig.now);
         while let Some(frame) = rig.mixer.poll_frame() {
-            let wait = frame.at - frame.content_at;
-            assert!(wait <= JITTER_DELAY + FRAME, "{wait:?}");
-            content.push(frame.content_at);
+            content.push((frame.at, frame.content_at));
         }
     }
-    // Once playing, every frame's content instant is the arrival of the packet it played.
-    let playing: Vec<&Instant> = content
+    // Playing frames (their content is on the source's line: sent at start + k * 20 ms, the
+    // fastest packets 3 ms later), less the encoder's look-ahead (6.5 ms for libopus at 48 kHz).
+    let lookahead = Duration::from_micros(6_500);
+    let playing: Vec<Duration> = content
         .iter()
-        .skip_while(|c| !arrivals.contains(c))
+        .map(|(_, c)| *c + lookahead - start)
+        .filter(|since| (since.as_micros() as i64 - 3_000) % 20_000 == 0)
         .collect();
-    assert!(playing.len() > 40, "{} frames played", playing.len());
-    assert!(playing.iter().all(|c| arrivals.contains(c)));
+    assert!(
+        playing.len() > 40,
+        "{} frames on the line: {content:?}",
+        playing.len()
+    );
+    assert!(
+        playing.windows(2).all(|w| w[1] - w[0] == FRAME),
+        "one frame apart: {playing:?}"
+    );
+    for (at, c) in &content {
+        assert!(
+            *at - *c <= JITTER_DELAY + FRAME + lookahead,
+            "{:?}",
+            *at - *c
+        );
+    }
 }
 
 #[test]

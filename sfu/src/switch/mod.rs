@@ -12,6 +12,7 @@
 //! - [`service`]: readers on the sources, the `program` local source, timers, fallback.
 
 pub mod bus;
+pub mod content_clock;
 pub mod mixer;
 mod return_feeds;
 pub mod returns;

@@ -115,7 +115,9 @@ if [[ ! -x .venv/bin/python ]] || ! cmp -s "$req" .venv/.r58-requirements; then
     .venv/bin/pip install --disable-pip-version-check --no-input -q -r "$req"
     cp "$req" .venv/.r58-requirements
 fi
-.venv/bin/python -m pytest -p no:cacheprovider tests/interop -v -rP
+# In a network namespace of the run's own (scripts/test-netns.sh): aiortc, GStreamer, pion and
+# ffmpeg then have no address but loopback and a test one to gather candidates on or send to.
+scripts/test-netns.sh .venv/bin/python -m pytest -p no:cacheprovider tests/interop -v -rP
 
 section "browser tests (Chromium)"
 chromium_bin=/usr/bin/chromium
@@ -129,6 +131,8 @@ else
         if [[ ! -d node_modules ]] || [[ package-lock.json -nt node_modules ]]; then
             npm ci --no-audit --no-fund
         fi
-        npm test
+        # The browsers gather ICE host candidates on every interface: in a network namespace of
+        # the run's own (loopback and a test address only) they cannot use the machine's.
+        NO_UPDATE_NOTIFIER=1 ../../scripts/test-netns.sh npm test
     )
 fi

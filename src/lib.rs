@@ -1,6 +1,9 @@
+pub mod camera_set;
 pub mod config;
 pub mod http;
 pub mod listener;
+pub mod live;
 pub mod relay;
+pub mod reload;
 pub mod rtsp;
 pub mod server;

@@ -3,10 +3,7 @@
 use std::net::SocketAddr;
 use std::sync::Arc;
 
-use sfu::capture::mpp::MppOptions;
-use sfu::capture::packetizer::DEFAULT_MTU_PAYLOAD;
-use sfu::capture::v4l2::V4l2Settings;
-use sfu::capture::{CameraError, CameraHandle, CameraSettings, DeviceCamera, EncoderSettings};
+use sfu::capture::CameraError;
 use sfu::engine::SharedEngine;
 use sfu::engine::{Engine, EngineConfig};
 use sfu::net::driver;
@@ -14,7 +11,8 @@ use sfu::turn::TurnService;
 use tokio::net::{TcpListener, UdpSocket};
 use tracing::info;
 
-use crate::config::{CameraConfig, Config, TestCameras};
+use crate::camera_set::CameraSet;
+use crate::config::Config;
 use crate::http::guard::Guard;
 use crate::http::turn::TurnEndpoint;
 use crate::http::{AppState, router};
@@ -125,17 +123,30 @@ pub async fn run(config: Config) -> Result<(), ServerError> {
     };
     tokio::spawn(state.hls.clone().run());
     tokio::spawn(state.switcher.clone().run());
-    let app = router(state, &config.cors_allowed_origins);
-    // Kept until the server stops; dropping them ends the camera streams and threads.
-    let _cameras = start_test_cameras(&engine, &config.test_cameras)?;
-    let _devices = start_device_cameras(&engine, &config.cameras)?;
-    // The media driver gets a thread of its own so a busy data plane cannot hold up the HTTP
-    // runtime (see sfu::net::driver).
-    let relay = if crate::relay::wanted(
+    // The cameras live in the reload task, which stops, starts and restarts them by name;
+    // they run until the server stops.
+    let cameras = CameraSet::start(&engine, &crate::config::camera_entries(&config))?;
+    let relay_running = crate::relay::wanted(
         config.turn.server_relay,
         &config.turn.service.provider,
         &candidates,
-    ) {
+    );
+    let (reload_requests, reload_queue) = tokio::sync::mpsc::channel(4);
+    let state = state.with_reload(reload_requests);
+    let reloader = crate::reload::Reloader::new(
+        Box::new(Config::load),
+        config.clone(),
+        &state,
+        cameras,
+        relay_running,
+    );
+    tokio::spawn(crate::reload::serve(reloader, reload_queue));
+    let rtsp_auth = state.auth.clone();
+    let rtsp_limits = state.guard.limits.clone();
+    let app = router(state, &config.cors_allowed_origins);
+    // The media driver gets a thread of its own so a busy data plane cannot hold up the HTTP
+    // runtime (see sfu::net::driver).
+    let relay = if relay_running {
         let (settings, watch) = tokio::sync::watch::channel(None);
         tokio::spawn(crate::relay::feed(
             state_turn_service,
@@ -159,8 +170,8 @@ pub async fn run(config: Config) -> Result<(), ServerError> {
     if let Some(sockets) = crate::rtsp::bind(&config.rtsp).await? {
         let rtsp = crate::rtsp::RtspServer::new(
             engine.clone(),
-            config.auth.clone(),
-            config.limits.clone(),
+            rtsp_auth,
+            rtsp_limits,
             config.max_sessions,
             &config.rtsp,
         );
@@ -176,86 +187,4 @@ pub async fn run(config: Config) -> Result<(), ServerError> {
         media = media => media.map_err(std::io::Error::other)??,
     }
     Ok(())
-}
-
-/// Starts the configured synthetic cameras (each on its own thread, off the async runtime).
-fn start_test_cameras(
-    engine: &SharedEngine,
-    cams: &TestCameras,
-) -> Result<Vec<CameraHandle>, CameraError> {
-    let settings: Vec<CameraSettings> = cams
-        .names()
-        .into_iter()
-        .map(|name| CameraSettings {
-            name,
-            encoder: EncoderSettings {
-                width: cams.width,
-                height: cams.height,
-                fps: cams.fps,
-                bitrate: cams.bitrate,
-                // One keyframe per second: a viewer joining waits at most that long, and the
-                // keyframe cache a joiner replays stays short.
-                keyframe_interval: cams.fps,
-            },
-            mtu_payload: DEFAULT_MTU_PAYLOAD,
-        })
-        .collect();
-    let handles = sfu::capture::start_test_cameras(engine, &settings)?;
-    if !handles.is_empty() {
-        info!(
-            cameras = ?cams.names(),
-            width = cams.width,
-            height = cams.height,
-            fps = cams.fps,
-            "test cameras started"
-        );
-    }
-    Ok(handles)
-}
-
-/// Starts the `[[camera]]` V4L2 cameras, each on its own thread beside the test cameras.
-fn start_device_cameras(
-    engine: &SharedEngine,
-    cams: &[CameraConfig],
-) -> Result<Vec<CameraHandle>, CameraError> {
-    let cameras: Vec<DeviceCamera> = cams.iter().map(device_camera).collect();
-    let handles = sfu::capture::start_device_cameras(engine, &cameras)?;
-    for c in cams {
-        info!(
-            camera = %c.name,
-            device = %c.device.display(),
-            width = c.width,
-            height = c.height,
-            fps = c.fps,
-            format = ?c.format,
-            encoder = ?c.encoder,
-            "camera configured"
-        );
-    }
-    Ok(handles)
-}
-
-fn device_camera(c: &CameraConfig) -> DeviceCamera {
-    DeviceCamera {
-        camera: CameraSettings {
-            name: c.name.clone(),
-            encoder: EncoderSettings {
-                width: c.width,
-                height: c.height,
-                fps: c.fps,
-                bitrate: c.bitrate,
-                keyframe_interval: c.gop,
-            },
-            mtu_payload: DEFAULT_MTU_PAYLOAD,
-        },
-        device: V4l2Settings {
-            device: c.device.clone(),
-            width: c.width,
-            height: c.height,
-            fps: c.fps,
-            format: c.format,
-        },
-        encoder: c.encoder,
-        mpp: MppOptions::default(),
-    }
 }

@@ -60,6 +60,7 @@ const EXPECTED: &[(&str, &str, Access)] = &[
         "/api/recordings/files/{stream}/{file}",
         Access::Admin,
     ),
+    ("POST", "/api/config/reload", Access::Admin),
 ];
 
 const PATH_TOKEN: &str = "v1ewer-token";

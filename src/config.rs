@@ -54,7 +54,7 @@ pub use changes::{CameraEntry, Change, Changes, camera_entries, changes, in_forc
 pub use limits::Limits;
 pub use rtsp::{RTSP_KEYS, RtspConfig};
 pub use sources::SOURCE_KEYS;
-pub use tls::TlsFiles;
+pub use tls::{AutoTls, DEFAULT_HTTPS_LISTEN, DEFAULT_LAN_NAME, TlsFiles};
 pub use turn::{ServerRelay, TURN_KEYS, Turn};
 use values::{
     check_max_sessions, check_media_threads, parse_ips, parse_log_level, parse_max_sessions_str,
@@ -144,6 +144,8 @@ pub struct Config {
     pub admin: Admin,
     /// HTTPS certificate and key (`--tls-cert`, `--tls-key`, `[tls]`); `None`: plain HTTP.
     pub tls: Option<TlsFiles>,
+    /// `[tls] auto`: HTTPS beside HTTP with a local CA's certificate, when `tls` is `None`.
+    pub auto_tls: AutoTls,
     /// The RTSP server (`[rtsp]`, `--rtsp-listen`).
     pub rtsp: RtspConfig,
     /// IP cameras pulled over RTSP (`[[source]]`).
@@ -363,6 +365,7 @@ impl Default for Config {
             limits: Limits::default(),
             admin: Admin::default(),
             tls: None,
+            auto_tls: AutoTls::default(),
             rtsp: RtspConfig::default(),
             sources: Vec::new(),
             recording: None,
@@ -487,11 +490,13 @@ impl Config {
             config_file.as_deref().zip(extra.admin),
             getenv(admin::ENV_ADMIN_TOKEN),
         )?;
+        let tls_table = config_file.as_deref().zip(extra.tls.as_ref());
         let tls = tls::resolve(
             (cli.tls_cert.as_deref(), cli.tls_key.as_deref()),
             (getenv("R58_TLS_CERT"), getenv("R58_TLS_KEY")),
-            config_file.as_deref().zip(extra.tls),
+            tls_table,
         )?;
+        let auto_tls = tls::resolve_auto(tls_table, getenv("STATE_DIRECTORY"))?;
         let rtsp_flag = match (cli.rtsp_listen.as_deref(), getenv("R58_RTSP_LISTEN")) {
             (Some(v), _) => Some(("--rtsp-listen", v)),
             (None, Some(v)) => Some(("R58_RTSP_LISTEN", v)),
@@ -523,6 +528,7 @@ impl Config {
             admin,
             recording,
             tls,
+            auto_tls,
             rtsp,
             sources,
         })

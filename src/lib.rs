@@ -1,6 +1,7 @@
 pub mod camera_set;
 pub mod config;
 pub mod http;
+pub mod lan_tls;
 pub mod listener;
 pub mod live;
 pub mod relay;

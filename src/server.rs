@@ -38,6 +38,8 @@ pub enum ServerError {
     #[error("{0}")]
     Tls(#[from] crate::listener::TlsError),
     #[error("{0}")]
+    LanTls(#[from] crate::lan_tls::LanTlsError),
+    #[error("{0}")]
     Io(#[from] std::io::Error),
 }
 
@@ -85,6 +87,12 @@ pub async fn run(config: Config) -> Result<(), ServerError> {
             addr: config.listen,
             source,
         })?;
+    // HTTPS on the LAN beside HTTP with the local CA's certificate (`[tls] auto`), unless the
+    // operator's own certificate is in use.
+    let lan_https = match (&tls, config.auto_tls.enabled) {
+        (None, true) => Some(start_lan_https(&config).await?),
+        _ => None,
+    };
     let scheme = if tls.is_some() { "https" } else { "http" };
     info!(http = %http.local_addr()?, scheme, udp = %udp.local_addr()?, ?candidates, media_threads = config.media_threads(), "r58 serving");
     let turn = TurnEndpoint::new(
@@ -107,6 +115,10 @@ pub async fn run(config: Config) -> Result<(), ServerError> {
             config.admin.clone(),
             http_stats.clone(),
         ));
+    let state = match &lan_https {
+        Some((_, _, info)) => state.with_lan_https(info.clone()),
+        None => state,
+    };
     let state = match &config.recording {
         Some(recording) => {
             let service = sfu::record::RecordService::new(engine.clone(), recording.clone())
@@ -182,9 +194,102 @@ pub async fn run(config: Config) -> Result<(), ServerError> {
         });
     }
     let media = driver::spawn_with_relay(engine, udp.into_std()?, config.media_threads(), relay)?;
+    let (http_app, https) = match lan_https {
+        Some((listener, acceptor, info)) => {
+            let options = HttpOptions::new(&config.limits, Some(acceptor), http_stats.clone());
+            let https = serve(listener, app.clone(), options);
+            let app = crate::http::lan::redirect_to_https(app, info.port);
+            (app, Some(https))
+        }
+        None => (app, None),
+    };
+    let https = async move {
+        match https {
+            Some(https) => https.await,
+            None => std::future::pending().await,
+        }
+    };
     tokio::select! {
-        served = serve(http, app, HttpOptions::new(&config.limits, tls, http_stats)) => served?,
+        served = serve(http, http_app, HttpOptions::new(&config.limits, tls, http_stats)) => served?,
+        served = https => served?,
         media = media => media.map_err(std::io::Error::other)??,
     }
     Ok(())
+}
+
+/// How often the LAN certificate is checked against the box's addresses and its expiry.
+const LAN_CERT_CHECK: std::time::Duration = std::time::Duration::from_secs(600);
+
+/// Makes or reads the local CA and the LAN certificate, binds the HTTPS listener, and starts
+/// the task that issues a new certificate when the box's addresses change or expiry nears.
+async fn start_lan_https(
+    config: &Config,
+) -> Result<
+    (
+        TcpListener,
+        tokio_rustls::TlsAcceptor,
+        crate::http::lan::LanHttps,
+    ),
+    ServerError,
+> {
+    let auto = config.auto_tls.clone();
+    let addresses = |config: &Config| -> Vec<std::net::IpAddr> {
+        config
+            .candidate_ips()
+            .into_iter()
+            .filter(|ip| crate::http::lan::certifiable(*ip))
+            .collect()
+    };
+    let ips = addresses(config);
+    let lan = crate::lan_tls::ensure(&auto.dir, &auto.names, &ips, std::time::SystemTime::now())?;
+    if lan.new_ca {
+        info!(dir = %auto.dir.display(), "local CA made: devices trust it once (/trust, /ca.crt)");
+    }
+    if let Some(why) = &lan.issued {
+        info!(names = ?auto.names, ?ips, reason = %why, "LAN certificate issued");
+    }
+    let key = crate::live::Live::new(lan.certified_key()?);
+    let acceptor = crate::lan_tls::acceptor(crate::lan_tls::LanCertResolver(key.clone()))?;
+    let listener = TcpListener::bind(auto.https_listen)
+        .await
+        .map_err(|source| ServerError::BindHttp {
+            addr: auto.https_listen,
+            source,
+        })?;
+    let port = listener.local_addr()?.port();
+    info!(https = %listener.local_addr()?, names = ?auto.names, "LAN HTTPS serving");
+    let watched = config.clone();
+    tokio::spawn(async move {
+        loop {
+            tokio::time::sleep(LAN_CERT_CHECK).await;
+            let (auto, config, key) = (auto.clone(), watched.clone(), key.clone());
+            let renewed = tokio::task::spawn_blocking(move || {
+                let ips = addresses(&config);
+                let lan = crate::lan_tls::ensure(
+                    &auto.dir,
+                    &auto.names,
+                    &ips,
+                    std::time::SystemTime::now(),
+                )?;
+                if let Some(why) = &lan.issued {
+                    key.store(lan.certified_key()?);
+                    info!(?ips, reason = %why, "LAN certificate issued");
+                }
+                Ok::<_, crate::lan_tls::LanTlsError>(())
+            })
+            .await;
+            match renewed {
+                Ok(Ok(())) => {}
+                Ok(Err(e)) => {
+                    tracing::error!(error = %e, "LAN certificate check failed; the current one stays")
+                }
+                Err(e) => tracing::error!(error = %e, "LAN certificate check panicked"),
+            }
+        }
+    });
+    let info = crate::http::lan::LanHttps {
+        ca_pem: lan.ca_pem,
+        port,
+    };
+    Ok((listener, acceptor, info))
 }

@@ -134,7 +134,7 @@ pub fn changes(old: &Config, new: &Config, relay_running: bool) -> Changes {
     restart(old.log_level != new.log_level, "log_level");
     restart(old.hls != new.hls, "hls");
     restart(old.switcher != new.switcher, "switcher");
-    restart(old.tls != new.tls, "tls");
+    restart(old.tls != new.tls || old.auto_tls != new.auto_tls, "tls");
     restart(old.rtsp != new.rtsp, "rtsp");
     restart(old.sources != new.sources, "source");
     let (old_l, new_l) = (&old.limits, &new.limits);
@@ -198,6 +198,7 @@ pub fn in_force(old: &Config, new: &Config, relay_running: bool) -> Config {
     out.hls = old.hls;
     out.switcher = old.switcher.clone();
     out.tls = old.tls.clone();
+    out.auto_tls = old.auto_tls.clone();
     out.rtsp = old.rtsp.clone();
     out.sources = old.sources.clone();
     out.limits.header_timeout = old.limits.header_timeout;

@@ -19,6 +19,7 @@ pub mod client;
 mod events;
 pub mod guard;
 mod hls;
+pub mod lan;
 pub mod metrics;
 pub mod pages;
 mod recordings;
@@ -53,6 +54,7 @@ pub fn routes(state: &AppState) -> access::Routes {
         .merge(events::routes(state))
         .merge(recordings::routes(state))
         .merge(reload::routes(state))
+        .merge(lan::routes(state))
 }
 
 /// Every route of the server.

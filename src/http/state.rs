@@ -40,6 +40,8 @@ pub struct AppState {
     /// Where `POST /api/config/reload` sends its request (the server's reload task); `None`:
     /// this server cannot reload (tests that build the router alone).
     pub reload: Option<tokio::sync::mpsc::Sender<ReloadRequest>>,
+    /// The LAN HTTPS listener of `[tls] auto` (`/ca.crt`); `None`: not running.
+    pub lan_https: Option<Arc<super::lan::LanHttps>>,
 }
 
 impl AppState {
@@ -54,6 +56,7 @@ impl AppState {
             guard: Arc::new(guard::Guard::default()),
             recordings: None,
             reload: None,
+            lan_https: None,
         }
     }
 
@@ -91,6 +94,12 @@ impl AppState {
     /// Answers `POST /api/config/reload` by sending its requests to `reload`.
     pub fn with_reload(mut self, reload: tokio::sync::mpsc::Sender<ReloadRequest>) -> Self {
         self.reload = Some(reload);
+        self
+    }
+
+    /// Hands out the local CA of the LAN HTTPS listener.
+    pub fn with_lan_https(mut self, lan: super::lan::LanHttps) -> Self {
+        self.lan_https = Some(Arc::new(lan));
         self
     }
 

@@ -4,6 +4,7 @@ pub mod http;
 pub mod lan_tls;
 pub mod listener;
 pub mod live;
+pub mod mdns;
 pub mod relay;
 pub mod reload;
 pub mod rtsp;

@@ -40,6 +40,8 @@ pub enum ServerError {
     #[error("{0}")]
     LanTls(#[from] crate::lan_tls::LanTlsError),
     #[error("{0}")]
+    Mdns(#[from] crate::mdns::MdnsError),
+    #[error("{0}")]
     Io(#[from] std::io::Error),
 }
 
@@ -194,6 +196,17 @@ pub async fn run(config: Config) -> Result<(), ServerError> {
         });
     }
     let media = driver::spawn_with_relay(engine, udp.into_std()?, config.media_threads(), relay)?;
+    // `r58.local` and the pages' services on the LAN; withdrawn when the server stops.
+    let _mdns = if config.mdns.enabled {
+        let https_port = lan_https.as_ref().map(|(_, _, info)| info.port);
+        Some(crate::mdns::advertise(
+            &config.mdns,
+            http.local_addr()?.port(),
+            https_port,
+        )?)
+    } else {
+        None
+    };
     let (http_app, https) = match lan_https {
         Some((listener, acceptor, info)) => {
             let options = HttpOptions::new(&config.limits, Some(acceptor), http_stats.clone());

@@ -17,7 +17,7 @@
 //! auto = true                    # default false; the packaged /etc/r58/r58.toml sets it
 //! https_listen = "0.0.0.0:8443"
 //! dir = "/var/lib/r58/tls"       # default: $STATE_DIRECTORY/tls (systemd), else ./r58-tls
-//! names = ["r58.local"]          # DNS names besides the addresses (default r58.local)
+//! names = ["r58.local"]          # DNS names besides the addresses (default: the [mdns] name)
 //! ```
 //!
 //! An operator's `cert`/`key` take precedence: with them `auto` does nothing.
@@ -96,9 +96,11 @@ pub(super) struct FileTls {
 pub(super) fn resolve_auto(
     file: Option<(&Path, &FileTls)>,
     state_directory: Option<&str>,
+    lan_name: &str,
 ) -> Result<AutoTls, ConfigError> {
     let mut auto = AutoTls {
         dir: AutoTls::default_dir(state_directory),
+        names: vec![lan_name.to_owned()],
         ..AutoTls::default()
     };
     let Some((path, t)) = file else {
@@ -237,7 +239,7 @@ mod tests {
     #[test]
     fn auto_is_off_unless_asked_and_its_keys_are_checked() {
         let p = Path::new("/etc/r58/r58.toml");
-        let auto = resolve_auto(None, Some("/var/lib/r58")).unwrap();
+        let auto = resolve_auto(None, Some("/var/lib/r58"), "r58.local").unwrap();
         assert!(!auto.enabled);
         assert_eq!(auto.dir, Path::new("/var/lib/r58/tls"));
         assert_eq!(auto.names, vec!["r58.local"]);
@@ -246,7 +248,7 @@ mod tests {
             "auto = true\nhttps_listen = \"127.0.0.1:9443\"\ndir = \"tls\"\nnames = [\"Box.local\"]",
         )
         .unwrap();
-        let auto = resolve_auto(Some((p, &file)), None).unwrap();
+        let auto = resolve_auto(Some((p, &file)), None, "r58.local").unwrap();
         assert!(auto.enabled);
         assert_eq!(auto.dir, Path::new("/etc/r58/tls"));
         assert_eq!(auto.names, vec!["box.local"]);
@@ -259,7 +261,7 @@ mod tests {
             "https_listen = \"x\"",
         ] {
             let file: FileTls = toml::from_str(bad).unwrap();
-            let err = resolve_auto(Some((p, &file)), None)
+            let err = resolve_auto(Some((p, &file)), None, "r58.local")
                 .unwrap_err()
                 .to_string();
             assert!(

@@ -226,3 +226,72 @@ async fn recording_settings_apply_and_its_directory_waits_for_a_restart() {
     assert_eq!(service.config().dir, recordings);
     assert_eq!(service.config().writer.segment, Duration::from_secs(60));
 }
+
+/// `[admin]`, `[turn]` and the limits change for the running server: the reload route itself
+/// then wants the new admin token, the credentials endpoint hands out the new STUN server,
+/// and the engine admits sessions up to the new `max_sessions`.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn admin_turn_and_limits_apply_to_the_next_request() {
+    let dir = tempfile::tempdir().expect("temp dir");
+    let file = dir.path().join("r58.toml");
+    let base = "[test_cameras]\nenabled = false\n";
+    std::fs::write(&file, base).expect("write");
+    let engine = shared_engine(EngineConfig::default());
+    let app = server(&engine, &file);
+    let turn = |app: &Router| {
+        let app = app.clone();
+        async move {
+            request(
+                &app,
+                Method::GET,
+                "/api/turn-credentials",
+                &[],
+                Body::empty(),
+            )
+            .await
+        }
+    };
+    assert_eq!(turn(&app).await.json()["iceServers"], serde_json::json!([]));
+
+    std::fs::write(
+        &file,
+        format!(
+            "max_sessions = 3\n{base}[limits]\nsessions_per_ip = 7\n\
+             [admin]\ntoken = \"adm1n\"\nallow_without_token = \"none\"\n\
+             [turn]\nstun_urls = [\"stun:stun.example.net:3478\"]\n"
+        ),
+    )
+    .expect("write");
+    let r = reload(&app).await;
+    r.assert_status(StatusCode::OK);
+    assert_eq!(
+        r.json()["applied"],
+        serde_json::json!(["admin", "limits", "turn"])
+    );
+    assert_eq!(engine.lock().config().max_sessions, 3);
+    let servers = turn(&app).await.json()["iceServers"].clone();
+    assert_eq!(
+        servers[0]["urls"],
+        serde_json::json!(["stun:stun.example.net:3478"]),
+        "{servers}"
+    );
+    // The admin gate now wants the token, from this box too.
+    let from_box = |token: Option<&str>| {
+        let bearer = token.map(|t| format!("Bearer {t}"));
+        let headers: Vec<(&str, &str)> = bearer
+            .as_deref()
+            .map(|b| vec![("authorization", b)])
+            .unwrap_or_default();
+        let request = common::new_request(Method::POST, PATH, &headers, Body::empty());
+        common::from_peer(request, std::net::SocketAddr::from(([127, 0, 0, 1], 40000)))
+    };
+    common::send(&app, from_box(None))
+        .await
+        .assert_status(StatusCode::UNAUTHORIZED);
+    let r = common::send(&app, from_box(Some("adm1n"))).await;
+    r.assert_status(StatusCode::OK);
+    assert_eq!(
+        r.json(),
+        serde_json::json!({"applied": [], "needs_restart": []})
+    );
+}

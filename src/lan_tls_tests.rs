@@ -146,3 +146,63 @@ fn a_damaged_certificate_is_issued_again() {
     assert_eq!(again.issued.as_deref(), Some("no certificate yet"));
     verify(&again.ca_pem, &again.cert_path(), "r58.local").unwrap();
 }
+
+/// The certificate the listener presents to a client that trusts only `ca_pem`.
+async fn presented(addr: std::net::SocketAddr, ca_pem: &str) -> CertFacts {
+    let mut roots = rustls::RootCertStore::empty();
+    roots
+        .add(CertificateDer::from_pem_slice(ca_pem.as_bytes()).unwrap())
+        .unwrap();
+    let provider = Arc::new(rustls::crypto::aws_lc_rs::default_provider());
+    let config = rustls::ClientConfig::builder_with_provider(provider)
+        .with_safe_default_protocol_versions()
+        .unwrap()
+        .with_root_certificates(roots)
+        .with_no_client_auth();
+    let connector = tokio_rustls::TlsConnector::from(Arc::new(config));
+    let tcp = tokio::net::TcpStream::connect(addr).await.unwrap();
+    let name = ServerName::try_from("r58.local").unwrap();
+    let tls = connector.connect(name, tcp).await.expect("handshake");
+    let leaf = tls.get_ref().1.peer_certificates().unwrap()[0].clone();
+    let pem = format!(
+        "-----BEGIN CERTIFICATE-----\n{}\n-----END CERTIFICATE-----\n",
+        base64_lines(leaf)
+    );
+    facts(&pem, ca_pem).unwrap()
+}
+
+fn base64_lines(cert: CertificateDer<'static>) -> String {
+    use base64::Engine as _;
+    base64::engine::general_purpose::STANDARD.encode(cert.as_ref())
+}
+
+/// A running listener switches to a certificate issued for a new address without a restart:
+/// the next handshake presents it.
+#[tokio::test]
+async fn the_listener_serves_a_renewed_certificate_without_a_restart() {
+    let dir = tempfile::tempdir().unwrap();
+    let now = SystemTime::now();
+    let lan = ensure(dir.path(), &names(), &[LOOPBACK], now).unwrap();
+    let key = Live::new(lan.certified_key().unwrap());
+    let acceptor = acceptor(LanCertResolver(key.clone())).unwrap();
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let addr = listener.local_addr().unwrap();
+    tokio::spawn(async move {
+        loop {
+            let (tcp, _) = listener.accept().await.unwrap();
+            let acceptor = acceptor.clone();
+            tokio::spawn(async move {
+                let _ = acceptor.accept(tcp).await;
+            });
+        }
+    });
+    let before = presented(addr, &lan.ca_pem).await;
+    assert_eq!(before.ips, [LOOPBACK].into_iter().collect());
+
+    let renewed = ensure(dir.path(), &names(), &[LOOPBACK, LAN], now).unwrap();
+    assert!(renewed.issued.is_some());
+    key.store(renewed.certified_key().unwrap());
+    let after = presented(addr, &lan.ca_pem).await;
+    assert_eq!(after.ips, [LOOPBACK, LAN].into_iter().collect());
+    assert!(after.from_our_ca);
+}

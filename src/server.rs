@@ -93,7 +93,11 @@ pub async fn run(config: Config) -> Result<(), ServerError> {
     // operator's own certificate is in use.
     let lan_https = match (&tls, config.auto_tls.enabled) {
         (None, true) => Some(start_lan_https(&config).await?),
-        _ => None,
+        (Some(_), true) => {
+            info!("[tls] auto: the operator's certificate takes precedence; no local CA");
+            None
+        }
+        (_, false) => None,
     };
     let scheme = if tls.is_some() { "https" } else { "http" };
     info!(http = %http.local_addr()?, scheme, udp = %udp.local_addr()?, ?candidates, media_threads = config.media_threads(), "r58 serving");

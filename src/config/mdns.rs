@@ -4,7 +4,7 @@
 //!
 //! ```toml
 //! [mdns]
-//! enabled = true      # default false in the binary; the packaged r58.toml sets it
+//! enabled = true      # default false in the binary; an appliance's config turns it on
 //! hostname = "r58"    # answers for r58.local; one DNS label
 //! ```
 

@@ -14,7 +14,7 @@
 //!
 //! ```toml
 //! [tls]
-//! auto = true                    # default false; the packaged /etc/r58/r58.toml sets it
+//! auto = true                    # default false; an appliance's config turns it on
 //! https_listen = "0.0.0.0:8443"
 //! dir = "/var/lib/r58/tls"       # default: $STATE_DIRECTORY/tls (systemd), else ./r58-tls
 //! names = ["r58.local"]          # DNS names besides the addresses (default: the [mdns] name)
@@ -42,7 +42,7 @@ pub const DEFAULT_LAN_NAME: &str = "r58.local";
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct AutoTls {
     /// Off by default in the binary (a developer's `cargo run` writes no CA anywhere); the
-    /// packaged config turns it on.
+    /// appliance's config (the package's r58.toml) turns it on.
     pub enabled: bool,
     pub https_listen: SocketAddr,
     /// Where the CA and the certificate are kept (created when missing).

@@ -32,9 +32,11 @@ use tracing_subscriber::EnvFilter;
 mod admin;
 mod auth;
 mod cameras;
+mod changes;
 pub mod fuzzing;
 mod hls;
 mod limits;
+mod mdns;
 mod recording;
 mod rtsp;
 mod sources;
@@ -49,10 +51,12 @@ pub use admin::{Admin, AdminOpen};
 pub use auth::{AuthRule, matches};
 use auth::{FileAuth, resolve_auth};
 pub use cameras::{CAMERA_KEYS, CameraConfig, Command, TEST_CAMERAS_KEYS, TestCameras};
+pub use changes::{CameraEntry, Change, Changes, camera_entries, changes, in_force};
 pub use limits::Limits;
+pub use mdns::{MDNS_KEYS, Mdns};
 pub use rtsp::{RTSP_KEYS, RtspConfig};
 pub use sources::SOURCE_KEYS;
-pub use tls::TlsFiles;
+pub use tls::{AutoTls, DEFAULT_HTTPS_LISTEN, DEFAULT_LAN_NAME, TlsFiles};
 pub use turn::{ServerRelay, TURN_KEYS, Turn};
 use values::{
     check_max_sessions, check_media_threads, parse_ips, parse_log_level, parse_max_sessions_str,
@@ -94,6 +98,7 @@ pub const FILE_KEYS: &[&str] = &[
     "rtsp",
     "source",
     "recording",
+    "mdns",
 ];
 
 /// Keys accepted in each `[[auth]]` table.
@@ -142,6 +147,10 @@ pub struct Config {
     pub admin: Admin,
     /// HTTPS certificate and key (`--tls-cert`, `--tls-key`, `[tls]`); `None`: plain HTTP.
     pub tls: Option<TlsFiles>,
+    /// `[tls] auto`: HTTPS beside HTTP with a local CA's certificate, when `tls` is `None`.
+    pub auto_tls: AutoTls,
+    /// `[mdns]`: `HOSTNAME.local` and the DNS-SD services on the LAN.
+    pub mdns: Mdns,
     /// The RTSP server (`[rtsp]`, `--rtsp-listen`).
     pub rtsp: RtspConfig,
     /// IP cameras pulled over RTSP (`[[source]]`).
@@ -221,7 +230,8 @@ impl ConfigError {
                   segment_target, segments_kept, linger, a [switcher] table with program, fallback, \
                   a [turn] table for TURN credentials, see docs/turn.md, [limits], [admin] and \
                   [tls] tables, see docs/security.md, an [rtsp] table and [[source]] tables \
-                  for IP cameras, see docs/rtsp.md, a [recording] table, see docs/recording.md). \
+                  for IP cameras, see docs/rtsp.md, a [recording] table, see docs/recording.md, \
+                  an [mdns] table and [tls] auto, see docs/lan.md). \
                   Precedence: flag > environment > file > default."
 )]
 struct Cli {
@@ -310,6 +320,7 @@ struct FileConfig {
     #[serde(default)]
     source: Vec<sources::FileSource>,
     recording: Option<recording::FileRecording>,
+    mdns: Option<mdns::FileMdns>,
 }
 
 /// The values one source (flags, environment, file) sets; `None` means "not set here".
@@ -361,6 +372,8 @@ impl Default for Config {
             limits: Limits::default(),
             admin: Admin::default(),
             tls: None,
+            auto_tls: AutoTls::default(),
+            mdns: Mdns::default(),
             rtsp: RtspConfig::default(),
             sources: Vec::new(),
             recording: None,
@@ -440,6 +453,7 @@ impl Config {
         let mut rtsp_table = None;
         let mut source_tables = Vec::new();
         let mut recording_table = None;
+        let mut mdns_table = None;
         let (file, auth, cams, hls_table, switcher_table, turn) = match &config_file {
             Some(path) => {
                 let mut parsed = parse_file(path, text.as_deref().unwrap_or_default())?;
@@ -451,6 +465,7 @@ impl Config {
                 rtsp_table = parsed.rtsp.take().map(|t| (path.as_path(), t));
                 source_tables = std::mem::take(&mut parsed.source);
                 recording_table = parsed.recording.take().map(|t| (path.as_path(), t));
+                mdns_table = parsed.mdns.take().map(|t| (path.as_path(), t));
                 extra = limits::ExtraTables::take(&mut parsed);
                 let auth = resolve_auth(path, parsed.auth, env)?;
                 (
@@ -485,11 +500,14 @@ impl Config {
             config_file.as_deref().zip(extra.admin),
             getenv(admin::ENV_ADMIN_TOKEN),
         )?;
+        let tls_table = config_file.as_deref().zip(extra.tls.as_ref());
         let tls = tls::resolve(
             (cli.tls_cert.as_deref(), cli.tls_key.as_deref()),
             (getenv("R58_TLS_CERT"), getenv("R58_TLS_KEY")),
-            config_file.as_deref().zip(extra.tls),
+            tls_table,
         )?;
+        let mdns = mdns::resolve(mdns_table)?;
+        let auto_tls = tls::resolve_auto(tls_table, getenv("STATE_DIRECTORY"), &mdns.local_name())?;
         let rtsp_flag = match (cli.rtsp_listen.as_deref(), getenv("R58_RTSP_LISTEN")) {
             (Some(v), _) => Some(("--rtsp-listen", v)),
             (None, Some(v)) => Some(("R58_RTSP_LISTEN", v)),
@@ -521,6 +539,8 @@ impl Config {
             admin,
             recording,
             tls,
+            auto_tls,
+            mdns,
             rtsp,
             sources,
         })
@@ -777,6 +797,9 @@ fn parse_file(path: &Path, text: &str) -> Result<FileConfig, ConfigError> {
     }
     if let Some(key) = sources::unknown_key(&table) {
         return Err(unknown(key, SOURCE_KEYS));
+    }
+    if let Some(key) = mdns::unknown_key(&table) {
+        return Err(unknown(key, MDNS_KEYS));
     }
 
     serde_path_to_error::deserialize(toml::Value::Table(table)).map_err(|e| {

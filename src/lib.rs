@@ -1,6 +1,11 @@
+pub mod camera_set;
 pub mod config;
 pub mod http;
+pub mod lan_tls;
 pub mod listener;
+pub mod live;
+pub mod mdns;
 pub mod relay;
+pub mod reload;
 pub mod rtsp;
 pub mod server;

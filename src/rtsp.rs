@@ -23,6 +23,7 @@ use tokio::sync::mpsc;
 use tracing::{Instrument, debug, info, info_span, warn};
 
 use crate::config::{AuthRule, Limits, RtspConfig, matches};
+use crate::live::Live;
 
 /// Packets a client's hub reader queues before it drops (about two seconds of a camera).
 const READER_QUEUE: usize = 1024;
@@ -36,8 +37,9 @@ const REFUSED_TIMEOUT: Duration = Duration::from_secs(2);
 /// What every connection task shares.
 pub struct RtspServer {
     engine: SharedEngine,
-    auth: Vec<AuthRule>,
-    limits: Limits,
+    /// Shared with the HTTP server; a configuration reload replaces them.
+    auth: Live<Vec<AuthRule>>,
+    limits: Live<Limits>,
     max_connections: usize,
     session_timeout: Duration,
     wall_clock: WallClock,
@@ -117,8 +119,8 @@ async fn bind_udp_pair(ip: IpAddr, rtp_port: u16) -> std::io::Result<Option<UdpP
 impl RtspServer {
     pub fn new(
         engine: SharedEngine,
-        auth: Vec<AuthRule>,
-        limits: Limits,
+        auth: Live<Vec<AuthRule>>,
+        limits: Live<Limits>,
         max_connections: usize,
         config: &RtspConfig,
     ) -> Self {
@@ -176,9 +178,10 @@ impl RtspServer {
         if self.max_connections > 0 && total >= self.max_connections {
             return Some(503);
         }
-        let limit = self.limits.sessions_per_ip;
+        let limits = self.limits.load();
+        let limit = limits.sessions_per_ip;
         let held = per_ip.get(&ip).copied().unwrap_or(0);
-        if limit > 0 && !self.limits.unlimited_ips.contains(&ip) && held >= limit {
+        if limit > 0 && !limits.unlimited_ips.contains(&ip) && held >= limit {
             return Some(453);
         }
         *per_ip.entry(ip).or_insert(0) += 1;
@@ -426,6 +429,7 @@ impl Catalog for EngineCatalog<'_> {
         let path = format!("/whep/{name}");
         self.server
             .auth
+            .load()
             .iter()
             .find(|rule| matches(&rule.path, &path))
             .map(|rule| rule.token.clone())

@@ -3,10 +3,7 @@
 use std::net::SocketAddr;
 use std::sync::Arc;
 
-use sfu::capture::mpp::MppOptions;
-use sfu::capture::packetizer::DEFAULT_MTU_PAYLOAD;
-use sfu::capture::v4l2::V4l2Settings;
-use sfu::capture::{CameraError, CameraHandle, CameraSettings, DeviceCamera, EncoderSettings};
+use sfu::capture::CameraError;
 use sfu::engine::SharedEngine;
 use sfu::engine::{Engine, EngineConfig};
 use sfu::net::driver;
@@ -14,7 +11,8 @@ use sfu::turn::TurnService;
 use tokio::net::{TcpListener, UdpSocket};
 use tracing::info;
 
-use crate::config::{CameraConfig, Config, TestCameras};
+use crate::camera_set::CameraSet;
+use crate::config::Config;
 use crate::http::guard::Guard;
 use crate::http::turn::TurnEndpoint;
 use crate::http::{AppState, router};
@@ -39,6 +37,10 @@ pub enum ServerError {
     Camera(#[from] CameraError),
     #[error("{0}")]
     Tls(#[from] crate::listener::TlsError),
+    #[error("{0}")]
+    LanTls(#[from] crate::lan_tls::LanTlsError),
+    #[error("{0}")]
+    Mdns(#[from] crate::mdns::MdnsError),
     #[error("{0}")]
     Io(#[from] std::io::Error),
 }
@@ -87,6 +89,16 @@ pub async fn run(config: Config) -> Result<(), ServerError> {
             addr: config.listen,
             source,
         })?;
+    // HTTPS on the LAN beside HTTP with the local CA's certificate (`[tls] auto`), unless the
+    // operator's own certificate is in use.
+    let lan_https = match (&tls, config.auto_tls.enabled) {
+        (None, true) => Some(start_lan_https(&config).await?),
+        (Some(_), true) => {
+            info!("[tls] auto: the operator's certificate takes precedence; no local CA");
+            None
+        }
+        (_, false) => None,
+    };
     let scheme = if tls.is_some() { "https" } else { "http" };
     info!(http = %http.local_addr()?, scheme, udp = %udp.local_addr()?, ?candidates, media_threads = config.media_threads(), "r58 serving");
     let turn = TurnEndpoint::new(
@@ -109,6 +121,10 @@ pub async fn run(config: Config) -> Result<(), ServerError> {
             config.admin.clone(),
             http_stats.clone(),
         ));
+    let state = match &lan_https {
+        Some((_, _, info)) => state.with_lan_https(info.clone()),
+        None => state,
+    };
     let state = match &config.recording {
         Some(recording) => {
             let service = sfu::record::RecordService::new(engine.clone(), recording.clone())
@@ -125,17 +141,30 @@ pub async fn run(config: Config) -> Result<(), ServerError> {
     };
     tokio::spawn(state.hls.clone().run());
     tokio::spawn(state.switcher.clone().run());
-    let app = router(state, &config.cors_allowed_origins);
-    // Kept until the server stops; dropping them ends the camera streams and threads.
-    let _cameras = start_test_cameras(&engine, &config.test_cameras)?;
-    let _devices = start_device_cameras(&engine, &config.cameras)?;
-    // The media driver gets a thread of its own so a busy data plane cannot hold up the HTTP
-    // runtime (see sfu::net::driver).
-    let relay = if crate::relay::wanted(
+    // The cameras live in the reload task, which stops, starts and restarts them by name;
+    // they run until the server stops.
+    let cameras = CameraSet::start(&engine, &crate::config::camera_entries(&config))?;
+    let relay_running = crate::relay::wanted(
         config.turn.server_relay,
         &config.turn.service.provider,
         &candidates,
-    ) {
+    );
+    let (reload_requests, reload_queue) = tokio::sync::mpsc::channel(4);
+    let state = state.with_reload(reload_requests);
+    let reloader = crate::reload::Reloader::new(
+        Box::new(Config::load),
+        config.clone(),
+        &state,
+        cameras,
+        relay_running,
+    );
+    tokio::spawn(crate::reload::serve(reloader, reload_queue));
+    let rtsp_auth = state.auth.clone();
+    let rtsp_limits = state.guard.limits.clone();
+    let app = router(state, &config.cors_allowed_origins);
+    // The media driver gets a thread of its own so a busy data plane cannot hold up the HTTP
+    // runtime (see sfu::net::driver).
+    let relay = if relay_running {
         let (settings, watch) = tokio::sync::watch::channel(None);
         tokio::spawn(crate::relay::feed(
             state_turn_service,
@@ -159,8 +188,8 @@ pub async fn run(config: Config) -> Result<(), ServerError> {
     if let Some(sockets) = crate::rtsp::bind(&config.rtsp).await? {
         let rtsp = crate::rtsp::RtspServer::new(
             engine.clone(),
-            config.auth.clone(),
-            config.limits.clone(),
+            rtsp_auth,
+            rtsp_limits,
             config.max_sessions,
             &config.rtsp,
         );
@@ -171,91 +200,113 @@ pub async fn run(config: Config) -> Result<(), ServerError> {
         });
     }
     let media = driver::spawn_with_relay(engine, udp.into_std()?, config.media_threads(), relay)?;
+    // `r58.local` and the pages' services on the LAN; withdrawn when the server stops.
+    let _mdns = if config.mdns.enabled {
+        let https_port = lan_https.as_ref().map(|(_, _, info)| info.port);
+        Some(crate::mdns::advertise(
+            &config.mdns,
+            http.local_addr()?.port(),
+            https_port,
+        )?)
+    } else {
+        None
+    };
+    let (http_app, https) = match lan_https {
+        Some((listener, acceptor, info)) => {
+            let options = HttpOptions::new(&config.limits, Some(acceptor), http_stats.clone());
+            let https = serve(listener, app.clone(), options);
+            let app = crate::http::lan::redirect_to_https(app, info.port);
+            (app, Some(https))
+        }
+        None => (app, None),
+    };
+    let https = async move {
+        match https {
+            Some(https) => https.await,
+            None => std::future::pending().await,
+        }
+    };
     tokio::select! {
-        served = serve(http, app, HttpOptions::new(&config.limits, tls, http_stats)) => served?,
+        served = serve(http, http_app, HttpOptions::new(&config.limits, tls, http_stats)) => served?,
+        served = https => served?,
         media = media => media.map_err(std::io::Error::other)??,
     }
     Ok(())
 }
 
-/// Starts the configured synthetic cameras (each on its own thread, off the async runtime).
-fn start_test_cameras(
-    engine: &SharedEngine,
-    cams: &TestCameras,
-) -> Result<Vec<CameraHandle>, CameraError> {
-    let settings: Vec<CameraSettings> = cams
-        .names()
-        .into_iter()
-        .map(|name| CameraSettings {
-            name,
-            encoder: EncoderSettings {
-                width: cams.width,
-                height: cams.height,
-                fps: cams.fps,
-                bitrate: cams.bitrate,
-                // One keyframe per second: a viewer joining waits at most that long, and the
-                // keyframe cache a joiner replays stays short.
-                keyframe_interval: cams.fps,
-            },
-            mtu_payload: DEFAULT_MTU_PAYLOAD,
-        })
-        .collect();
-    let handles = sfu::capture::start_test_cameras(engine, &settings)?;
-    if !handles.is_empty() {
-        info!(
-            cameras = ?cams.names(),
-            width = cams.width,
-            height = cams.height,
-            fps = cams.fps,
-            "test cameras started"
-        );
-    }
-    Ok(handles)
-}
+/// How often the LAN certificate is checked against the box's addresses and its expiry.
+const LAN_CERT_CHECK: std::time::Duration = std::time::Duration::from_secs(600);
 
-/// Starts the `[[camera]]` V4L2 cameras, each on its own thread beside the test cameras.
-fn start_device_cameras(
-    engine: &SharedEngine,
-    cams: &[CameraConfig],
-) -> Result<Vec<CameraHandle>, CameraError> {
-    let cameras: Vec<DeviceCamera> = cams.iter().map(device_camera).collect();
-    let handles = sfu::capture::start_device_cameras(engine, &cameras)?;
-    for c in cams {
-        info!(
-            camera = %c.name,
-            device = %c.device.display(),
-            width = c.width,
-            height = c.height,
-            fps = c.fps,
-            format = ?c.format,
-            encoder = ?c.encoder,
-            "camera configured"
-        );
+/// Makes or reads the local CA and the LAN certificate, binds the HTTPS listener, and starts
+/// the task that issues a new certificate when the box's addresses change or expiry nears.
+async fn start_lan_https(
+    config: &Config,
+) -> Result<
+    (
+        TcpListener,
+        tokio_rustls::TlsAcceptor,
+        crate::http::lan::LanHttps,
+    ),
+    ServerError,
+> {
+    let auto = config.auto_tls.clone();
+    let addresses = |config: &Config| -> Vec<std::net::IpAddr> {
+        config
+            .candidate_ips()
+            .into_iter()
+            .filter(|ip| crate::http::lan::certifiable(*ip))
+            .collect()
+    };
+    let ips = addresses(config);
+    let lan = crate::lan_tls::ensure(&auto.dir, &auto.names, &ips, std::time::SystemTime::now())?;
+    if lan.new_ca {
+        info!(dir = %auto.dir.display(), "local CA made: devices trust it once (/trust, /ca.crt)");
     }
-    Ok(handles)
-}
-
-fn device_camera(c: &CameraConfig) -> DeviceCamera {
-    DeviceCamera {
-        camera: CameraSettings {
-            name: c.name.clone(),
-            encoder: EncoderSettings {
-                width: c.width,
-                height: c.height,
-                fps: c.fps,
-                bitrate: c.bitrate,
-                keyframe_interval: c.gop,
-            },
-            mtu_payload: DEFAULT_MTU_PAYLOAD,
-        },
-        device: V4l2Settings {
-            device: c.device.clone(),
-            width: c.width,
-            height: c.height,
-            fps: c.fps,
-            format: c.format,
-        },
-        encoder: c.encoder,
-        mpp: MppOptions::default(),
+    if let Some(why) = &lan.issued {
+        info!(names = ?auto.names, ?ips, reason = %why, "LAN certificate issued");
     }
+    let key = crate::live::Live::new(lan.certified_key()?);
+    let acceptor = crate::lan_tls::acceptor(crate::lan_tls::LanCertResolver(key.clone()))?;
+    let listener = TcpListener::bind(auto.https_listen)
+        .await
+        .map_err(|source| ServerError::BindHttp {
+            addr: auto.https_listen,
+            source,
+        })?;
+    let port = listener.local_addr()?.port();
+    info!(https = %listener.local_addr()?, names = ?auto.names, "LAN HTTPS serving");
+    let watched = config.clone();
+    tokio::spawn(async move {
+        loop {
+            tokio::time::sleep(LAN_CERT_CHECK).await;
+            let (auto, config, key) = (auto.clone(), watched.clone(), key.clone());
+            let renewed = tokio::task::spawn_blocking(move || {
+                let ips = addresses(&config);
+                let lan = crate::lan_tls::ensure(
+                    &auto.dir,
+                    &auto.names,
+                    &ips,
+                    std::time::SystemTime::now(),
+                )?;
+                if let Some(why) = &lan.issued {
+                    key.store(lan.certified_key()?);
+                    info!(?ips, reason = %why, "LAN certificate issued");
+                }
+                Ok::<_, crate::lan_tls::LanTlsError>(())
+            })
+            .await;
+            match renewed {
+                Ok(Ok(())) => {}
+                Ok(Err(e)) => {
+                    tracing::error!(error = %e, "LAN certificate check failed; the current one stays")
+                }
+                Err(e) => tracing::error!(error = %e, "LAN certificate check panicked"),
+            }
+        }
+    });
+    let info = crate::http::lan::LanHttps {
+        ca_pem: lan.ca_pem,
+        port,
+    };
+    Ok((listener, acceptor, info))
 }

@@ -50,6 +50,7 @@ const EXPECTED: &[(&str, &str, Access)] = &[
     ("GET", "/", Access::Open),
     ("GET", "/guest_join", Access::Open),
     ("GET", "/switcher", Access::Open),
+    ("GET", "/trust", Access::Open),
     ("GET", "/static/{*path}", Access::Open),
     ("GET", "/api/events", Access::Open),
     ("GET", "/api/recordings", Access::Admin),
@@ -60,6 +61,8 @@ const EXPECTED: &[(&str, &str, Access)] = &[
         "/api/recordings/files/{stream}/{file}",
         Access::Admin,
     ),
+    ("POST", "/api/config/reload", Access::Admin),
+    ("GET", "/ca.crt", Access::Open),
 ];
 
 const PATH_TOKEN: &str = "v1ewer-token";

@@ -13,6 +13,7 @@ use std::time::Duration;
 
 use base64::Engine as _;
 use r58::config::{AuthRule, Limits, RtspConfig};
+use r58::live::Live;
 use r58::rtsp::{RtspServer, RtspStats, bind};
 use sfu::testing::cameras::small_camera;
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
@@ -118,7 +119,7 @@ async fn start() -> (SocketAddr, Arc<RtspStats>, Vec<sfu::capture::CameraHandle>
         path: "/whep/cam0".into(),
         token: TOKEN.into(),
     }];
-    let server = RtspServer::new(engine, auth, limits, 2000, &config);
+    let server = RtspServer::new(engine, Live::new(auth), Live::new(limits), 2000, &config);
     let stats = server.stats.clone();
     tokio::spawn(server.serve(sockets));
     (addr, stats, cameras)

@@ -6,7 +6,7 @@ mod common;
 use std::time::Duration;
 
 use common::*;
-use sfu::engine::{EngineConfig, EngineError};
+use sfu::engine::{EngineConfig, EngineError, EngineLimits};
 
 const MS: Duration = Duration::from_millis(1);
 
@@ -95,5 +95,48 @@ fn viewers_per_stream_are_limited() -> TestResult {
     // Another stream is not affected.
     net.open_connected(Role::Publisher, "quiet")?;
     net.open(Role::Viewer, "quiet")?;
+    Ok(())
+}
+
+/// A configuration reload lowers and raises the viewer limit of a running engine: the viewers
+/// already admitted stay, the next offer meets the new limit.
+#[test]
+fn viewer_limit_changes_while_the_engine_runs() -> TestResult {
+    let mut net = Net::new(EngineConfig {
+        max_viewers_per_stream: 3,
+        ..EngineConfig::default()
+    })?;
+    net.open_connected(Role::Publisher, "show")?;
+    let first = net.open_connected(Role::Viewer, "show")?;
+    net.open(Role::Viewer, "show")?;
+    let limits = |viewers| EngineLimits {
+        max_sessions: 1000,
+        max_viewers_per_stream: viewers,
+        publisher_bitrate_bps: 4_000_000,
+        publisher_bitrate_cap_bps: 0,
+        max_forward_delay: Duration::from_millis(250),
+    };
+    net.engine.set_limits(limits(1));
+    assert_eq!(net.engine.config().max_viewers_per_stream, 1);
+    let refused = net.open(Role::Viewer, "show");
+    let err = refused
+        .expect_err("a viewer past the lowered limit was accepted")
+        .to_string();
+    let expected = EngineError::TooManyViewers {
+        stream: "show".into(),
+        limit: 1,
+    }
+    .to_string();
+    assert!(err.contains(&expected), "{err}");
+    // The admitted viewer still receives media.
+    let mut source = Source::new(net.now, 1);
+    source.stream_for(&mut net, 0, Duration::from_millis(500))?;
+    net.run_for(MS, Duration::from_millis(100));
+    assert!(
+        !net.peers[first].rx.is_empty(),
+        "the admitted viewer got nothing"
+    );
+    net.engine.set_limits(limits(4));
+    net.open(Role::Viewer, "show")?;
     Ok(())
 }

@@ -7,7 +7,22 @@
 //! cert = "r58.crt"   # PEM: the certificate chain, leaf first
 //! key = "r58.key"    # PEM: PKCS#8, PKCS#1 or SEC1 private key
 //! ```
+//!
+//! Without an operator's certificate, `auto = true` makes HTTPS work on the LAN by itself
+//! (`crate::lan_tls`): a local CA and a certificate for `names` and the box's addresses, kept
+//! in `dir`, served on `https_listen` beside plain HTTP (docs/lan.md):
+//!
+//! ```toml
+//! [tls]
+//! auto = true                    # default false; an appliance's config turns it on
+//! https_listen = "0.0.0.0:8443"
+//! dir = "/var/lib/r58/tls"       # default: $STATE_DIRECTORY/tls (systemd), else ./r58-tls
+//! names = ["r58.local"]          # DNS names besides the addresses (default: the [mdns] name)
+//! ```
+//!
+//! An operator's `cert`/`key` take precedence: with them `auto` does nothing.
 
+use std::net::{Ipv4Addr, SocketAddr, SocketAddrV4};
 use std::path::{Path, PathBuf};
 
 use serde::Deserialize;
@@ -15,7 +30,48 @@ use serde::Deserialize;
 use super::{ConfigError, invalid};
 
 /// Keys accepted in the `[tls]` table.
-pub const TLS_KEYS: &[&str] = &["cert", "key"];
+pub const TLS_KEYS: &[&str] = &["cert", "key", "auto", "https_listen", "dir", "names"];
+
+/// Where `[tls] auto` serves HTTPS unless told.
+pub const DEFAULT_HTTPS_LISTEN: SocketAddr =
+    SocketAddr::V4(SocketAddrV4::new(Ipv4Addr::UNSPECIFIED, 8443));
+/// The name the box answers to on the LAN (mDNS) and its certificate names.
+pub const DEFAULT_LAN_NAME: &str = "r58.local";
+
+/// `[tls] auto`: HTTPS on the LAN with a certificate from a local CA r58 makes itself.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct AutoTls {
+    /// Off by default in the binary (a developer's `cargo run` writes no CA anywhere); the
+    /// appliance's config (the package's r58.toml) turns it on.
+    pub enabled: bool,
+    pub https_listen: SocketAddr,
+    /// Where the CA and the certificate are kept (created when missing).
+    pub dir: PathBuf,
+    /// DNS names in the certificate, besides the box's addresses.
+    pub names: Vec<String>,
+}
+
+impl AutoTls {
+    /// The default directory: systemd's `StateDirectory=` when it set `STATE_DIRECTORY`,
+    /// else `r58-tls` in the working directory.
+    pub fn default_dir(state_directory: Option<&str>) -> PathBuf {
+        match state_directory.and_then(|dirs| dirs.split(':').next()) {
+            Some(dir) if !dir.is_empty() => Path::new(dir).join("tls"),
+            _ => PathBuf::from("r58-tls"),
+        }
+    }
+}
+
+impl Default for AutoTls {
+    fn default() -> Self {
+        Self {
+            enabled: false,
+            https_listen: DEFAULT_HTTPS_LISTEN,
+            dir: PathBuf::from("r58-tls"),
+            names: vec![DEFAULT_LAN_NAME.to_owned()],
+        }
+    }
+}
 
 /// The certificate chain and key files to serve HTTPS with.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -30,6 +86,60 @@ pub struct TlsFiles {
 pub(super) struct FileTls {
     cert: Option<PathBuf>,
     key: Option<PathBuf>,
+    auto: Option<bool>,
+    https_listen: Option<String>,
+    dir: Option<PathBuf>,
+    names: Option<Vec<String>>,
+}
+
+/// `[tls] auto` and its settings from the file (`state_directory`: `$STATE_DIRECTORY`).
+pub(super) fn resolve_auto(
+    file: Option<(&Path, &FileTls)>,
+    state_directory: Option<&str>,
+    lan_name: &str,
+) -> Result<AutoTls, ConfigError> {
+    let mut auto = AutoTls {
+        dir: AutoTls::default_dir(state_directory),
+        names: vec![lan_name.to_owned()],
+        ..AutoTls::default()
+    };
+    let Some((path, t)) = file else {
+        return Ok(auto);
+    };
+    let origin = |key: &str| format!("config {}: tls.{key}", path.display());
+    auto.enabled = t.auto.unwrap_or(false);
+    if let Some(listen) = &t.https_listen {
+        auto.https_listen = super::values::parse_socket_addr(&origin("https_listen"), listen)?;
+    }
+    if let Some(dir) = &t.dir {
+        let base = path.parent().unwrap_or(Path::new(""));
+        auto.dir = if dir.is_relative() {
+            base.join(dir)
+        } else {
+            dir.clone()
+        };
+    }
+    if let Some(names) = &t.names {
+        for name in names {
+            let ok = !name.is_empty()
+                && name.len() <= 253
+                && name.split('.').all(|l| {
+                    !l.is_empty()
+                        && l.len() <= 63
+                        && l.bytes().all(|b| b.is_ascii_alphanumeric() || b == b'-')
+                });
+            if !ok {
+                return Err(invalid(
+                    &origin("names"),
+                    format!(
+                        "'{name}' is not a DNS name (letters, digits, '-', dots between labels)"
+                    ),
+                ));
+            }
+        }
+        auto.names = names.iter().map(|n| n.to_ascii_lowercase()).collect();
+    }
+    Ok(auto)
 }
 
 /// The first key of a `[tls]` table that is not one of [`TLS_KEYS`], as `tls.KEY`.
@@ -47,7 +157,7 @@ pub(super) fn unknown_key(table: &toml::Table) -> Option<String> {
 pub(super) fn resolve(
     flags: (Option<&Path>, Option<&Path>),
     env: (Option<&str>, Option<&str>),
-    file: Option<(&Path, FileTls)>,
+    file: Option<(&Path, &FileTls)>,
 ) -> Result<Option<TlsFiles>, ConfigError> {
     let pair = |origin: &str,
                 cert: Option<PathBuf>,
@@ -80,11 +190,17 @@ pub(super) fn resolve(
         return Ok(None);
     };
     let dir = path.parent().unwrap_or(Path::new(""));
-    let full = |p: PathBuf| if p.is_relative() { dir.join(p) } else { p };
+    let full = |p: &PathBuf| {
+        if p.is_relative() {
+            dir.join(p)
+        } else {
+            p.clone()
+        }
+    };
     pair(
         &format!("config {}: tls", path.display()),
-        t.cert.map(full),
-        t.key.map(full),
+        t.cert.as_ref().map(full),
+        t.key.as_ref().map(full),
     )
 }
 
@@ -108,7 +224,7 @@ mod tests {
         let from_file = resolve(
             (None, None),
             (None, None),
-            Some((p("/etc/r58/r58.toml"), file)),
+            Some((p("/etc/r58/r58.toml"), &file)),
         )
         .unwrap()
         .unwrap();
@@ -118,5 +234,40 @@ mod tests {
         assert!(err.to_string().contains("--tls-cert"), "{err}");
         let err = resolve((None, None), (None, Some("k")), None).unwrap_err();
         assert!(err.to_string().contains("R58_TLS_KEY"), "{err}");
+    }
+
+    #[test]
+    fn auto_is_off_unless_asked_and_its_keys_are_checked() {
+        let p = Path::new("/etc/r58/r58.toml");
+        let auto = resolve_auto(None, Some("/var/lib/r58"), "r58.local").unwrap();
+        assert!(!auto.enabled);
+        assert_eq!(auto.dir, Path::new("/var/lib/r58/tls"));
+        assert_eq!(auto.names, vec!["r58.local"]);
+        assert_eq!(auto.https_listen, DEFAULT_HTTPS_LISTEN);
+        let file: FileTls = toml::from_str(
+            "auto = true\nhttps_listen = \"127.0.0.1:9443\"\ndir = \"tls\"\nnames = [\"Box.local\"]",
+        )
+        .unwrap();
+        let auto = resolve_auto(Some((p, &file)), None, "r58.local").unwrap();
+        assert!(auto.enabled);
+        assert_eq!(auto.dir, Path::new("/etc/r58/tls"));
+        assert_eq!(auto.names, vec!["box.local"]);
+        assert_eq!(auto.https_listen.port(), 9443);
+        assert_eq!(AutoTls::default_dir(None), Path::new("r58-tls"));
+        for bad in [
+            "names = [\"a..b\"]",
+            "names = [\"\"]",
+            "names = [\"x y\"]",
+            "https_listen = \"x\"",
+        ] {
+            let file: FileTls = toml::from_str(bad).unwrap();
+            let err = resolve_auto(Some((p, &file)), None, "r58.local")
+                .unwrap_err()
+                .to_string();
+            assert!(
+                err.starts_with("config /etc/r58/r58.toml: tls."),
+                "{bad}: {err}"
+            );
+        }
     }
 }

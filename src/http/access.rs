@@ -154,8 +154,9 @@ async fn gate(
     next: Next,
 ) -> Response {
     let peer = client::peer(&request);
-    let path_rule =
-        |request: &Request| path_token_ok(&state.auth, request.uri().path(), request.headers());
+    let path_rule = |request: &Request| {
+        path_token_ok(&state.auth.load(), request.uri().path(), request.headers())
+    };
     match access {
         Access::Open => next.run(request).await,
         Access::PathToken => {
@@ -171,7 +172,7 @@ async fn gate(
             limit_sessions(&state, peer, request, next).await
         }
         Access::Admin | Access::AdminAndPathToken => {
-            let pass = match admin_decision(&state.guard.admin, peer, request.headers()) {
+            let pass = match admin_decision(&state.guard.admin.load(), peer, request.headers()) {
                 Ok(pass) => pass,
                 Err((status, reason)) => {
                     state.guard.admin_refused.fetch_add(1, Ordering::Relaxed);
@@ -192,10 +193,16 @@ async fn gate(
             }
             next.run(request).await
         }
-        Access::TurnCredentials => match state.turn.refusal(&state.auth, peer, request.headers()) {
-            None => next.run(request).await,
-            Some(refusal) => refusal,
-        },
+        Access::TurnCredentials => {
+            match state
+                .turn
+                .load()
+                .refusal(&state.auth.load(), peer, request.headers())
+            {
+                None => next.run(request).await,
+                Some(refusal) => refusal,
+            }
+        }
     }
 }
 
@@ -214,16 +221,16 @@ async fn limit_sessions(
     // Held across the creation so concurrent requests of one client cannot overshoot.
     let mut owners = guard.owners.lock().await;
     forget_ended(state, &mut owners);
-    let limit = guard.limits.sessions_per_ip;
+    let limits = guard.limits.load();
+    let limit = limits.sessions_per_ip;
     let client = peer.map(|peer| {
         client_ip(
             Some(peer),
             request.headers(),
-            &state.turn.settings.trusted_proxies,
+            &state.turn.load().settings.trusted_proxies,
         )
     });
-    let Some(client) = client.filter(|c| limit > 0 && !guard.limits.unlimited_ips.contains(c))
-    else {
+    let Some(client) = client.filter(|c| limit > 0 && !limits.unlimited_ips.contains(c)) else {
         drop(owners);
         return next.run(request).await;
     };

@@ -38,7 +38,7 @@ type StatField = fn(&sfu::hub::TrackStats) -> u64;
 /// `{"iceServers": [...]}` for a client [`super::turn::TurnEndpoint::refusal`] let in, or 503
 /// with the provider's reason.
 async fn turn_credentials(State(state): State<AppState>) -> Response {
-    match state.turn.service.ice_servers().await {
+    match state.turn.load().service.ice_servers().await {
         Ok(servers) => (
             StatusCode::OK,
             // Credentials are per client and expire: no shared cache may keep them.
@@ -84,7 +84,7 @@ fn hls_metrics(counters: &HlsCounters) -> Vec<Family> {
 /// guard's families.
 pub async fn metrics(State(state): State<AppState>) -> Response {
     let mut families = engine_metrics(&state);
-    families.extend(state.turn.metrics());
+    families.extend(state.turn.load().metrics());
     families.extend(state.guard.metrics(state.session_tokens().len()));
     families.extend(hls_metrics(state.hls.counters()));
     families.extend(super::recordings::metrics(&state));

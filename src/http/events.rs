@@ -329,7 +329,7 @@ async fn events(State(state): State<AppState>, headers: HeaderMap) -> Response {
             .into_response();
     };
     // The tally is as private as `GET /api/switcher` is.
-    let show_switcher = path_token_ok(&state.auth, "/api/switcher", &headers);
+    let show_switcher = path_token_ok(&state.auth.load(), "/api/switcher", &headers);
     let mut response = Sse::new(feed(state, slot, show_switcher))
         .keep_alive(KeepAlive::new().interval(KEEPALIVE).text("keepalive"))
         .into_response();

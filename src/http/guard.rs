@@ -9,12 +9,15 @@ use std::sync::atomic::{AtomicU64, Ordering};
 use super::metrics::Family;
 use crate::config::{Admin, Limits};
 use crate::listener::HttpStats;
+use crate::live::Live;
 
 /// The limits and admin policy with their counters.
 #[derive(Debug, Default)]
 pub struct Guard {
-    pub limits: Limits,
-    pub admin: Admin,
+    /// Replaced by a configuration reload (the counters below stay).
+    pub limits: Live<Limits>,
+    /// Replaced by a configuration reload.
+    pub admin: Live<Admin>,
     /// Connection-level counters of the listener (timeouts, TLS failures).
     pub http: Arc<HttpStats>,
     /// Session resource token -> the client address that created it.
@@ -28,8 +31,8 @@ pub struct Guard {
 impl Guard {
     pub fn new(limits: Limits, admin: Admin, http: Arc<HttpStats>) -> Self {
         Self {
-            limits,
-            admin,
+            limits: Live::new(limits),
+            admin: Live::new(admin),
             http,
             ..Self::default()
         }

@@ -10,7 +10,7 @@
 //!   state and checks; [`state`]: [`AppState`], what the handlers share.
 //! - [`access`]: who may call which route, declared with each route ([`access::Routes`]).
 //! - the handlers: [`whip`], [`hls`], [`api`], [`events`], [`switcher`], [`pages`],
-//!   [`recordings`], and the
+//!   [`recordings`], [`reload`] (asks the server's reload task), and the
 //!   credentials in [`turn`].
 
 pub mod access;
@@ -19,10 +19,12 @@ pub mod client;
 mod events;
 pub mod guard;
 mod hls;
+pub mod lan;
 pub mod metrics;
 pub mod pages;
 mod recordings;
 mod refusal;
+mod reload;
 mod state;
 mod switcher;
 pub mod turn;
@@ -39,7 +41,7 @@ use tower_http::cors::{AllowOrigin, CorsLayer};
 
 pub use crate::listener::MAX_BODY_BYTES;
 pub use access::{Access, RouteAccess};
-pub use state::AppState;
+pub use state::{AppState, ReloadRequest};
 
 /// Every route with who may call it: the single declaration [`router`] serves.
 pub fn routes(state: &AppState) -> access::Routes {
@@ -51,6 +53,8 @@ pub fn routes(state: &AppState) -> access::Routes {
         .merge(pages::routes(state))
         .merge(events::routes(state))
         .merge(recordings::routes(state))
+        .merge(reload::routes(state))
+        .merge(lan::routes(state))
 }
 
 /// Every route of the server.

@@ -1,6 +1,7 @@
 //! The operator pages and their assets, embedded into the binary by build.rs from web/.
 //!
-//! `/` (multiview), `/guest_join` and `/switcher` are HTML pages; `/static/...` serves their modules and
+//! `/` (multiview), `/guest_join`, `/switcher` and `/trust` (how to trust the LAN HTTPS
+//! certificate's CA, docs/lan.md) are HTML pages; `/static/...` serves their modules and
 //! styles, and hls.js at `/static/vendor/hls.min.mjs` when it was built in. Every response
 //! carries a content ETag and `Cache-Control: no-cache`: browsers revalidate (a 304 costs
 //! nothing) so an upgraded box never runs yesterday's scripts against today's API.
@@ -51,6 +52,9 @@ pub fn routes(state: &AppState) -> Routes {
         })
         .get("/switcher", Access::Open, |h: HeaderMap| async move {
             serve("switcher.html", &h)
+        })
+        .get("/trust", Access::Open, |h: HeaderMap| async move {
+            serve("trust.html", &h)
         })
         .get("/static/{*path}", Access::Open, static_file)
 }
@@ -186,6 +190,7 @@ mod tests {
                 a.path == "index.html"
                     || a.path == "guest_join.html"
                     || a.path == "switcher.html"
+                    || a.path == "trust.html"
                     || a.path.starts_with("static/"),
                 "{} is embedded but no route serves it",
                 a.path

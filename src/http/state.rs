@@ -11,26 +11,37 @@ use sfu::webrtc::session::SessionId;
 
 use super::guard;
 use super::turn;
+use crate::live::Live;
+
+/// A request to reload the configuration file, answered with what changed (as JSON) or the
+/// one-line reason the new file was refused.
+pub type ReloadRequest = tokio::sync::oneshot::Sender<Result<serde_json::Value, String>>;
 
 /// What the handlers share.
 #[derive(Clone)]
 pub struct AppState {
     pub engine: SharedEngine,
-    /// Bearer tokens by path pattern, checked in constant time.
-    pub auth: Arc<Vec<crate::config::AuthRule>>,
+    /// Bearer tokens by path pattern, checked in constant time; replaced by a reload.
+    pub auth: Live<Vec<crate::config::AuthRule>>,
     /// Every stream's LL-HLS muxer (its watcher task is started by the server).
     pub hls: HlsService,
     /// The production switcher and its program bus (its timer task is started by the server).
     pub switcher: Switcher,
     /// Session resource tokens (the unguessable last path segment) to engine sessions.
     pub(super) sessions: Arc<Mutex<HashMap<String, SessionId>>>,
-    /// ICE servers for clients and the credentials endpoint's protection.
-    pub turn: Arc<turn::TurnEndpoint>,
+    /// ICE servers for clients and the credentials endpoint's protection; replaced by a
+    /// reload that changes `[turn]`.
+    pub turn: Live<turn::TurnEndpoint>,
     /// Limits, the admin policy and their counters.
     pub guard: Arc<guard::Guard>,
     /// Recordings (`[recording]`); `None`: recording is off (its watcher is started by the
     /// server).
     pub recordings: Option<sfu::record::RecordService>,
+    /// Where `POST /api/config/reload` sends its request (the server's reload task); `None`:
+    /// this server cannot reload (tests that build the router alone).
+    pub reload: Option<tokio::sync::mpsc::Sender<ReloadRequest>>,
+    /// The LAN HTTPS listener of `[tls] auto` (`/ca.crt`); `None`: not running.
+    pub lan_https: Option<Arc<super::lan::LanHttps>>,
 }
 
 impl AppState {
@@ -39,11 +50,13 @@ impl AppState {
             hls: HlsService::new(engine.clone(), LiveConfig::default()),
             switcher: Switcher::new(engine.clone(), SwitcherConfig::default()),
             engine,
-            auth: Arc::new(auth),
+            auth: Live::new(auth),
             sessions: Arc::new(Mutex::new(HashMap::new())),
-            turn: Arc::new(turn::TurnEndpoint::disabled()),
+            turn: Live::new(turn::TurnEndpoint::disabled()),
             guard: Arc::new(guard::Guard::default()),
             recordings: None,
+            reload: None,
+            lan_https: None,
         }
     }
 
@@ -61,7 +74,7 @@ impl AppState {
 
     /// Hands out ICE servers from `turn` (the default is none).
     pub fn with_turn(mut self, turn: turn::TurnEndpoint) -> Self {
-        self.turn = Arc::new(turn);
+        self.turn = Live::new(turn);
         self
     }
 
@@ -75,6 +88,18 @@ impl AppState {
     /// Records with `service`.
     pub fn with_recordings(mut self, service: sfu::record::RecordService) -> Self {
         self.recordings = Some(service);
+        self
+    }
+
+    /// Answers `POST /api/config/reload` by sending its requests to `reload`.
+    pub fn with_reload(mut self, reload: tokio::sync::mpsc::Sender<ReloadRequest>) -> Self {
+        self.reload = Some(reload);
+        self
+    }
+
+    /// Hands out the local CA of the LAN HTTPS listener.
+    pub fn with_lan_https(mut self, lan: super::lan::LanHttps) -> Self {
+        self.lan_https = Some(Arc::new(lan));
         self
     }
 

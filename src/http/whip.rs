@@ -90,7 +90,7 @@ async fn create(
     headers: HeaderMap,
     body: Bytes,
 ) -> Response {
-    let turn = state.0.turn.clone();
+    let turn = state.0.turn.load();
     let role = role_of(&uri);
     super::turn::with_ice_servers(&turn, create_session(state, role, name, uri, headers, body))
 }

@@ -71,6 +71,19 @@ pub struct EngineConfig {
     pub max_forward_delay: Duration,
 }
 
+/// The part of [`EngineConfig`] a configuration reload may change while the engine runs. Each
+/// applies from its next use on: the session limits to the next offer, the invited bitrate to
+/// the next REMB, the forward delay to the next packet, the bitrate cap to publishers that
+/// connect after the change (a connected publisher keeps the cap it started with).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct EngineLimits {
+    pub max_sessions: usize,
+    pub max_viewers_per_stream: usize,
+    pub publisher_bitrate_bps: u64,
+    pub publisher_bitrate_cap_bps: u64,
+    pub max_forward_delay: Duration,
+}
+
 /// [`EngineConfig::max_forward_delay`] unless configured: well past the few milliseconds a
 /// server that keeps up adds, short enough that viewers stay live.
 pub const DEFAULT_MAX_FORWARD_DELAY: Duration = Duration::from_millis(250);
@@ -221,6 +234,16 @@ impl Engine {
 
     pub fn config(&self) -> &EngineConfig {
         &self.config
+    }
+
+    /// Changes the limits of a running engine (see [`EngineLimits`] for when each applies);
+    /// sessions already admitted stay, even above a lowered limit.
+    pub fn set_limits(&mut self, limits: EngineLimits) {
+        self.config.max_sessions = limits.max_sessions;
+        self.config.max_viewers_per_stream = limits.max_viewers_per_stream;
+        self.config.publisher_bitrate_bps = limits.publisher_bitrate_bps;
+        self.config.publisher_bitrate_cap_bps = limits.publisher_bitrate_cap_bps;
+        self.config.max_forward_delay = limits.max_forward_delay;
     }
 
     /// The next datagram to send (a copy; the driver uses [`Engine::swap_transmits`]).

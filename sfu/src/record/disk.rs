@@ -78,6 +78,11 @@ impl DiskGuard {
         }
     }
 
+    /// New limits (a configuration reload); the rate samples stay.
+    pub fn set_limits(&mut self, limits: DiskLimits) {
+        self.limits = limits;
+    }
+
     /// The free space to keep on a file system of `total` bytes.
     pub fn reserve(&self, total: u64) -> u64 {
         let percent = (total as f64 * self.limits.min_free_percent / 100.0) as u64;

@@ -166,7 +166,8 @@ struct Inner {
 #[derive(Clone)]
 pub struct RecordService {
     engine: SharedEngine,
-    config: Arc<RecordConfig>,
+    /// Replaced by [`RecordService::set_config`]; shared by the clones.
+    config: Arc<Mutex<Arc<RecordConfig>>>,
     inner: Arc<Mutex<Inner>>,
     changed: watch::Sender<u64>,
 }
@@ -192,24 +193,45 @@ impl RecordService {
                 written_before: 0,
                 events: VecDeque::new(),
             })),
-            config: Arc::new(config),
+            config: Arc::new(Mutex::new(Arc::new(config))),
             changed: watch::channel(0).0,
         };
         for (path, what) in repaired {
             info!(target: "r58::audit", file = %path.display(), "recording repaired on start: {what}");
             service.event("repaired", None, format!("{}: {what}", path.display()));
         }
-        if service.config.autostart {
+        if service.config().autostart {
             let mut inner = service.inner();
-            inner.armed = service.config.streams.clone();
+            inner.armed = service.config().streams.clone();
             inner.armed_at = Some(SystemTime::now());
             info!(target: "r58::audit", streams = ?inner.armed, "recording armed at start");
         }
         Ok(service)
     }
 
-    pub fn config(&self) -> &RecordConfig {
-        &self.config
+    /// The settings in force.
+    pub fn config(&self) -> Arc<RecordConfig> {
+        Arc::clone(&lock(&self.config))
+    }
+
+    /// New settings while the service runs (a configuration reload): recordings started from
+    /// now on use them, as do the disk guard and retention at their next check; a running
+    /// recording keeps its writer settings until it stops. What was armed stays armed. The
+    /// directory cannot change here (its files, open ones included, stay where they are).
+    pub fn set_config(&self, config: RecordConfig) -> Result<(), ControlError> {
+        let current = self.config();
+        if config.dir != current.dir {
+            return Err(ControlError::Io(format!(
+                "the recording directory cannot change while recording ({} -> {})",
+                current.dir.display(),
+                config.dir.display()
+            )));
+        }
+        self.inner().guard.set_limits(config.limits);
+        info!(target: "r58::audit", "recording settings changed");
+        *lock(&self.config) = Arc::new(config);
+        self.changed.send_modify(|n| *n += 1);
+        Ok(())
     }
 
     fn inner(&self) -> MutexGuard<'_, Inner> {
@@ -261,10 +283,10 @@ impl RecordService {
         match stream {
             None => {
                 let mut inner = self.inner();
-                if inner.armed == self.config.streams && inner.excluded.is_empty() {
+                if inner.armed == self.config().streams && inner.excluded.is_empty() {
                     return Err(ControlError::AlreadyRecording("all".to_owned()));
                 }
-                inner.armed = self.config.streams.clone();
+                inner.armed = self.config().streams.clone();
                 inner.excluded.clear();
             }
             Some(name) => {
@@ -387,7 +409,7 @@ impl RecordService {
         until: SystemTime,
         cuts: &[super::cutlist::ProgramCut],
     ) -> Result<Option<PathBuf>, ControlError> {
-        let written = super::files::write_cut_list(&self.config.dir, since, until, cuts)
+        let written = super::files::write_cut_list(&self.config().dir, since, until, cuts)
             .map_err(|e| ControlError::Io(e.to_string()))?;
         if let Some(path) = &written {
             info!(target: "r58::audit", file = %path.display(), "cut list written");
@@ -426,14 +448,14 @@ impl RecordService {
             },
             streams,
             disk: DiskStatus {
-                dir: self.config.dir.clone(),
+                dir: self.config().dir.clone(),
                 available_bytes: space.map(|s| s.available),
                 total_bytes: space.map(|s| s.total),
                 reserve_bytes: space.map(|s| inner.guard.reserve(s.total)),
                 usable_bytes: inner.guard.usable(),
                 write_rate_bytes_per_sec: inner.guard.rate(),
                 time_left_secs: inner.guard.time_left().map(|d| d.as_secs_f64()),
-                retention: self.config.retention,
+                retention: self.config().retention,
             },
             events: inner.events.iter().cloned().collect(),
         }
@@ -442,7 +464,7 @@ impl RecordService {
     /// The finished and open recordings on disk, oldest first.
     pub fn files(&self) -> Result<Vec<RecordingFile>, ControlError> {
         let open = self.open_files();
-        list_files(&self.config.dir, &open).map_err(|e| ControlError::Io(e.to_string()))
+        list_files(&self.config().dir, &open).map_err(|e| ControlError::Io(e.to_string()))
     }
 
     fn open_files(&self) -> HashSet<String> {
@@ -459,7 +481,7 @@ impl RecordService {
         if super::names::parse_relative(stream, file).is_none() {
             return Err(ControlError::NoSuchFile(relative));
         }
-        let path = self.config.dir.join(&relative);
+        let path = self.config().dir.join(&relative);
         if !path.is_file() {
             return Err(ControlError::NoSuchFile(relative));
         }
@@ -567,7 +589,7 @@ impl RecordService {
         tracks: &[ReaderTrack],
         rx: Receiver<ReaderPacket>,
     ) -> Result<Running, String> {
-        let recorder = StreamRecorder::new(name, self.config.writer, tracks, WallClock::now())
+        let recorder = StreamRecorder::new(name, self.config().writer, tracks, WallClock::now())
             .map_err(|e| e.to_string())?;
         let shared = Arc::new(Mutex::new(Shared {
             sink: SinkStats::default(),
@@ -576,7 +598,7 @@ impl RecordService {
             done: false,
         }));
         let (stop, stop_rx) = watch::channel(false);
-        let sink = FileSink::new(&self.config.dir, self.config.sync);
+        let sink = FileSink::new(&self.config().dir, self.config().sync);
         let engine = self.engine.clone();
         let thread_shared = shared.clone();
         let stream = name.to_owned();
@@ -600,7 +622,7 @@ impl RecordService {
 
     /// Samples the file system into the guard.
     fn sample_disk(&self, now: Instant) -> Option<DiskAction> {
-        let space = statvfs(&self.config.dir)?;
+        let space = statvfs(&self.config().dir)?;
         let mut inner = self.inner();
         let written = inner.written_before
             + inner
@@ -618,7 +640,7 @@ impl RecordService {
         if self.inner().running.is_empty() {
             return;
         }
-        if self.config.retention == Retention::DeleteOldest {
+        if self.config().retention == Retention::DeleteOldest {
             let freed = self.delete_oldest(bytes);
             if freed >= bytes {
                 return;
@@ -645,7 +667,7 @@ impl RecordService {
     /// Deletes finished recordings, oldest first, until `bytes` are freed; the bytes freed.
     fn delete_oldest(&self, bytes: u64) -> u64 {
         let open = self.open_files();
-        let Ok(files) = list_files(&self.config.dir, &open) else {
+        let Ok(files) = list_files(&self.config().dir, &open) else {
             return 0;
         };
         let mut freed = 0;
@@ -653,7 +675,7 @@ impl RecordService {
             if freed >= bytes {
                 break;
             }
-            let path = self.config.dir.join(&file.stream).join(&file.file);
+            let path = self.config().dir.join(&file.stream).join(&file.file);
             if std::fs::remove_file(&path).is_ok() {
                 freed += file.bytes;
                 let relative = format!("{}/{}", file.stream, file.file);

@@ -7,11 +7,13 @@ import { join, resolve } from 'node:path';
 export const chromiumPath = () => process.env.CHROMIUM ?? '/usr/bin/chromium';
 
 // `executablePath` replaces Chromium itself, e.g. with a wrapper that runs it in a network
-// namespace (lib/nat.mjs).
-export async function launchChromium(extraArgs = [], { executablePath } = {}) {
+// namespace (lib/nat.mjs). `env` is its environment (e.g. a HOME whose ~/.pki/nssdb holds the
+// certificate authorities it trusts besides the public ones).
+export async function launchChromium(extraArgs = [], { executablePath, env } = {}) {
   const userDataDir = mkdtempSync(join(tmpdir(), 'r58-chromium-'));
   return chromium.launchPersistentContext(userDataDir, {
     executablePath: executablePath ?? chromiumPath(),
+    ...(env ? { env } : {}),
     headless: true,
     args: [
       '--no-sandbox', '--disable-gpu', '--disable-quic', '--no-first-run',

@@ -6,7 +6,7 @@ import { resolve } from 'node:path';
 
 const root = resolve(import.meta.dirname, '..', '..', '..');
 
-async function freeTcpPort(host) {
+export async function freeTcpPort(host) {
   return new Promise((ok, fail) => {
     const s = createServer();
     s.once('error', fail);

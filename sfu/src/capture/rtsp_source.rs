@@ -10,8 +10,12 @@
 //! stream. A browser's decoder, and the LL-HLS muxer, need them in band before each keyframe:
 //! [`ParameterSets`] puts them there (and renumbers the packets so the inserted ones fit).
 //!
-//! H.265 is refused with an error that says so (the hub detects keyframes of H.264 and VP8 only,
-//! and WebRTC viewers here take H.264).
+//! A camera without H.264 but with H.265 is passed through as H.265: the hub carries it (and its
+//! keyframe cache, for an instant start), RTSP readers get it, and everything built on H.264
+//! (WebRTC viewers, LL-HLS, recording, the program) says it cannot take it
+//! ([`crate::media::outputs`]). Its VPS, SPS and PPS must come in band (most cameras and
+//! encoders send them before each keyframe); parameter sets only in the SDP are not inserted
+//! for H.265.
 
 use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, Ordering};
@@ -58,8 +62,8 @@ pub enum RtspSourceError {
     Url(String),
     #[error("RTSP: {0}")]
     Rtsp(#[from] retina::Error),
-    #[error("the camera offers no H.264 video (it has: {0})")]
-    NoH264(String),
+    #[error("the camera offers no H.264 or H.265 video (it has: {0})")]
+    NoUsableVideo(String),
     #[error("no packet for {STALL:?}: stalled")]
     Stalled,
     #[error("the camera ended the session")]
@@ -141,22 +145,37 @@ async fn session(
         .iter()
         .map(|s| format!("{}/{}", s.media(), s.encoding_name()))
         .collect();
-    let video = streams
-        .iter()
-        .position(|s| s.media() == "video" && s.encoding_name().eq_ignore_ascii_case("h264"))
-        .ok_or_else(|| RtspSourceError::NoH264(offered.join(", ")))?;
+    let video_in = |codec: &str| {
+        streams
+            .iter()
+            .position(|s| s.media() == "video" && s.encoding_name().eq_ignore_ascii_case(codec))
+    };
+    // H.264 when the camera offers it (every output takes it), else H.265 passed through.
+    let (video, h265) = match (video_in("h264"), video_in("h265")) {
+        (Some(v), _) => (v, false),
+        (None, Some(v)) => (v, true),
+        (None, None) => return Err(RtspSourceError::NoUsableVideo(offered.join(", "))),
+    };
     let audio = streams
         .iter()
         .position(|s| s.media() == "audio" && s.encoding_name().eq_ignore_ascii_case("opus"));
-    let fmtp = video_fmtp(&described.streams()[video]);
-    let parameter_sets = match described.streams()[video].parameters() {
-        Some(retina::codec::ParametersRef::Video(v)) => avcc_parameter_sets(v.extra_data()),
-        _ => None,
+    let (codec, fmtp, parameter_sets) = if h265 {
+        ("H265", String::new(), None)
+    } else {
+        let parameter_sets = match described.streams()[video].parameters() {
+            Some(retina::codec::ParametersRef::Video(v)) => avcc_parameter_sets(v.extra_data()),
+            _ => None,
+        };
+        (
+            "H264",
+            video_fmtp(&described.streams()[video]),
+            parameter_sets,
+        )
     };
     let mut tracks = vec![(
         TrackKind::Video,
         CodecSpec {
-            name: "H264".into(),
+            name: codec.into(),
             clock_rate: 90_000,
             channels: None,
             fmtp,
@@ -195,7 +214,8 @@ async fn session(
     *live = Some(id);
     stats.opens.fetch_add(1, Ordering::Relaxed);
     engine.flush_soon();
-    info!(url = %redacted(&settings.url), transport = ?settings.transport, audio = audio.is_some(), "RTSP source live");
+    info!(url = %redacted(&settings.url), transport = ?settings.transport, video = codec, audio = audio.is_some(), "RTSP source live");
+    // For H.265 (no parameter sets to insert) this only numbers the packets on.
     let mut video_out = ParameterSets::new(parameter_sets);
     let mut audio_seq = 0u16;
     loop {

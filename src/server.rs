@@ -109,6 +109,13 @@ pub async fn run(config: Config) -> Result<(), ServerError> {
             config.admin.clone(),
             http_stats.clone(),
         ));
+    // Shared by the RTSP server (started below) and /metrics.
+    let rtsp_stats = Arc::new(crate::rtsp::RtspStats::default());
+    let state = if config.rtsp.enabled {
+        state.with_rtsp(rtsp_stats.clone())
+    } else {
+        state
+    };
     let state = match &config.recording {
         Some(recording) => {
             let service = sfu::record::RecordService::new(engine.clone(), recording.clone())
@@ -163,7 +170,8 @@ pub async fn run(config: Config) -> Result<(), ServerError> {
             config.limits.clone(),
             config.max_sessions,
             &config.rtsp,
-        );
+        )
+        .with_stats(rtsp_stats);
         tokio::spawn(async move {
             if let Err(e) = rtsp.serve(sockets).await {
                 tracing::error!(error = %e, "RTSP server stopped");

@@ -31,6 +31,8 @@ pub struct AppState {
     /// Recordings (`[recording]`); `None`: recording is off (its watcher is started by the
     /// server).
     pub recordings: Option<sfu::record::RecordService>,
+    /// The RTSP server's counters, for `/metrics`; `None`: RTSP is off.
+    pub rtsp: Option<Arc<crate::rtsp::RtspStats>>,
 }
 
 impl AppState {
@@ -44,6 +46,7 @@ impl AppState {
             turn: Arc::new(turn::TurnEndpoint::disabled()),
             guard: Arc::new(guard::Guard::default()),
             recordings: None,
+            rtsp: None,
         }
     }
 
@@ -75,6 +78,12 @@ impl AppState {
     /// Records with `service`.
     pub fn with_recordings(mut self, service: sfu::record::RecordService) -> Self {
         self.recordings = Some(service);
+        self
+    }
+
+    /// The same state reporting the RTSP server's counters (`RtspServer::with_stats`).
+    pub fn with_rtsp(mut self, stats: Arc<crate::rtsp::RtspStats>) -> Self {
+        self.rtsp = Some(stats);
         self
     }
 

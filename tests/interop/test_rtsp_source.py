@@ -4,7 +4,8 @@ viewer decodes it, ffmpeg decodes its LL-HLS and r58's own RTSP server; killing 
 the stream, and restarting it brings the stream back within the source's backoff; a camera that
 hangs (SIGSTOP: connection open, no packets) is ended as stalled and comes back after SIGCONT.
 An H.265 camera (x265enc) is passed through: r58's RTSP server describes it with its parameter
-sets and ffmpeg decodes it there, while WHEP refuses it (422) and ``/api/streams`` says which
+sets (from the keyframe cache, or from the camera's SDP when only its first keyframe had them in
+band) and ffmpeg decodes it there, while WHEP refuses it (422) and ``/api/streams`` says which
 outputs it lacks and why.
 """
 
@@ -145,18 +146,24 @@ def test_ip_camera_is_a_stream_and_comes_back_after_a_restart(tmp_path: Path, tr
         cam.wait()
 
 
-def test_an_h265_camera_is_passed_through_to_rtsp_readers_only(tmp_path: Path) -> None:
+@pytest.mark.parametrize("camera", ["h265", "h265-sdp-only"])
+def test_an_h265_camera_is_passed_through_to_rtsp_readers_only(tmp_path: Path, camera: str) -> None:
+    """``h265-sdp-only``: the camera sends its VPS/SPS/PPS in band before its first keyframe
+    only, so r58's DESCRIBE takes them from the camera's SDP once the keyframe cache holds a
+    later keyframe (x265's CRA pictures) without them."""
     if any("stub_server" in part for part in server_command()):
         pytest.skip("the stub server has no RTSP sources")
     cam_port = free_port(socket.SOCK_STREAM)
     rtsp_port = free_port(socket.SOCK_STREAM)
     config = tmp_path / "r58.toml"
     config.write_text(f'[[source]]\nname = "ipcam0"\nurl = "rtsp://127.0.0.1:{cam_port}/cam"\n')
-    cam = start_camera(cam_port, "h265")
+    cam = start_camera(cam_port, camera)
     try:
         args = ["--config", str(config), "--rtsp-listen", f"127.0.0.1:{rtsp_port}"]
         with launch(args, tmp_path / "server.log") as srv:
             wait_for("ipcam0 online", lambda: stream_online(srv.base, "ipcam0"), 15)
+            # Past the camera's first keyframe (1 s GOP): the cached one is a later one.
+            time.sleep(1.5)
             with urllib.request.urlopen(f"{srv.base}/api/streams", timeout=5) as resp:
                 stream = next(s for s in json.load(resp) if s["name"] == "ipcam0")
             assert [t["codec"] for t in stream["tracks"]] == ["H265"], stream

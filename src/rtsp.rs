@@ -51,12 +51,22 @@ pub struct RtspServer {
     pub stats: Arc<RtspStats>,
 }
 
-/// Counters of the RTSP server.
+/// Counters of the RTSP server (`/metrics`: `r58_rtsp_*`, with the readers per stream and
+/// their losses from the hub).
 #[derive(Debug, Default)]
 pub struct RtspStats {
+    /// Connections accepted, refused ones included.
     pub connections: AtomicU64,
+    /// Connections answered 453 (per-client limit) or 503 (server full).
     pub refused: AtomicU64,
+    /// Connections open now (refused ones not counted).
     pub open: AtomicU64,
+    /// Bytes written to clients' TCP connections: answers and interleaved media.
+    pub tcp_bytes: AtomicU64,
+    /// Bytes sent in UDP datagrams (RTP and RTCP).
+    pub udp_bytes: AtomicU64,
+    /// UDP datagrams the socket did not take (its buffer full).
+    pub udp_dropped: AtomicU64,
 }
 
 struct UdpPair {
@@ -136,6 +146,12 @@ impl RtspServer {
             rtcp_seen: Mutex::new(HashMap::new()),
             stats: Arc::default(),
         }
+    }
+
+    /// The same server counting into `stats` (shared with `/metrics`).
+    pub fn with_stats(mut self, stats: Arc<RtspStats>) -> Self {
+        self.stats = stats;
+        self
     }
 
     /// Serves RTSP clients on `sockets` until the listener fails.
@@ -256,7 +272,11 @@ impl RtspServer {
                         match tokio::time::timeout(WRITE_TIMEOUT, write_half.write_all(&bytes))
                             .await
                         {
-                            Ok(Ok(())) => {}
+                            Ok(Ok(())) => {
+                                self.stats
+                                    .tcp_bytes
+                                    .fetch_add(bytes.len() as u64, Ordering::Relaxed);
+                            }
                             Ok(Err(_)) => return self.unregister(&registered, "write failed"),
                             Err(_) => {
                                 return self.unregister(&registered, "client stopped reading");
@@ -267,7 +287,12 @@ impl RtspServer {
                         if let Some(pair) = &self.udp {
                             let socket = if rtcp { &pair.rtcp } else { &pair.rtp };
                             // A full socket buffer loses this datagram, as the network could.
-                            let _ = socket.try_send_to(&data, to);
+                            match socket.try_send_to(&data, to) {
+                                Ok(n) => {
+                                    self.stats.udp_bytes.fetch_add(n as u64, Ordering::Relaxed)
+                                }
+                                Err(_) => self.stats.udp_dropped.fetch_add(1, Ordering::Relaxed),
+                            };
                         }
                     }
                 }

@@ -125,6 +125,13 @@ pub async fn run(config: Config) -> Result<(), ServerError> {
         Some((_, _, info)) => state.with_lan_https(info.clone()),
         None => state,
     };
+    // Shared by the RTSP server (started below) and /metrics.
+    let rtsp_stats = Arc::new(crate::rtsp::RtspStats::default());
+    let state = if config.rtsp.enabled {
+        state.with_rtsp(rtsp_stats.clone())
+    } else {
+        state
+    };
     let state = match &config.recording {
         Some(recording) => {
             let service = sfu::record::RecordService::new(engine.clone(), recording.clone())
@@ -192,7 +199,8 @@ pub async fn run(config: Config) -> Result<(), ServerError> {
             rtsp_limits,
             config.max_sessions,
             &config.rtsp,
-        );
+        )
+        .with_stats(rtsp_stats);
         tokio::spawn(async move {
             if let Err(e) = rtsp.serve(sockets).await {
                 tracing::error!(error = %e, "RTSP server stopped");

@@ -1,6 +1,7 @@
 //! The LL-HLS routes against a live test camera: the multivariant playlist the pages use, the
 //! media playlist with blocking reload, parts held until complete, caching and content types,
-//! errors for bad requests, a camera restart continuing the playlist, and ffprobe reading the
+//! errors for bad requests, a retryable 503 (never an empty playlist) before a stream's first
+//! part, a camera restart continuing the playlist, and ffprobe reading the
 //! live stream over real HTTP.
 //!
 //! ffprobe missing: that test prints why and passes, unless `CI` is set (then it fails).
@@ -13,12 +14,12 @@ use std::time::{Duration, Instant};
 use axum::Router;
 use axum::body::Body;
 use axum::http::{Method, StatusCode};
-use common::{get, request, shared_engine, start_cameras};
+use common::{answering_config, get, publish, request, shared_engine, start_cameras};
 use hls_m3u8::MasterPlaylist;
 use hls_m3u8::tags::VariantStream;
 use r58::http::{AppState, router};
 use sfu::capture::CameraHandle;
-use sfu::engine::{EngineConfig, SharedEngine};
+use sfu::engine::SharedEngine;
 use sfu::hls::{HlsService, LiveConfig, RequestKind};
 use sfu::testing::cameras::small_camera;
 
@@ -29,7 +30,8 @@ struct Server {
 }
 
 fn server(linger: Duration) -> Server {
-    let engine = shared_engine(EngineConfig::default());
+    // A host candidate, so that WHIP publishers are answered too.
+    let engine = shared_engine(answering_config());
     let state = AppState::new(engine.clone(), Vec::new()).with_hls(LiveConfig {
         linger,
         ..LiveConfig::default()
@@ -357,6 +359,85 @@ async fn identical_held_requests_share_one_wait_and_one_render() {
     assert_eq!(r.status, StatusCode::SERVICE_UNAVAILABLE, "{}", r.text());
     assert_eq!(r.header("cache-control"), Some("public, max-age=1"));
     assert_eq!(r.header("retry-after"), Some("1"));
+}
+
+/// Right after a stream goes online its muxer has no part yet. A playlist then would be empty,
+/// which an edge keeps and hls.js gives up on (levelEmptyError); instead every playlist request
+/// is held for the first part, and answered 503 with `Retry-After` and no cache lifetime if it
+/// does not come (here: a WHIP publisher that never sends media). A request held while a camera
+/// starts gets the playlist with its first part.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_stream_without_parts_gets_a_retryable_503_never_an_empty_playlist() {
+    let server = server(Duration::from_secs(15));
+    let app = &server.app;
+    publish(app, "quiet").await;
+    common::wait_until("the muxer of the WHIP stream exists", || {
+        server.hls.get("quiet").is_some()
+    })
+    .await;
+    let instance = server.hls.get("quiet").unwrap().instance.clone();
+    let base = format!("/hls/quiet/{instance}");
+    let (playlist, blocking, delta) = (
+        format!("{base}/stream.m3u8"),
+        format!("{base}/stream.m3u8?_HLS_msn=0&_HLS_part=0"),
+        format!("{base}/stream.m3u8?_HLS_skip=YES"),
+    );
+    let asked = Instant::now();
+    let (multivariant, playlist, blocking, delta) = tokio::join!(
+        get(app, "/hls/quiet/index.m3u8"),
+        get(app, &playlist),
+        get(app, &blocking),
+        get(app, &delta),
+    );
+    assert!(
+        asked.elapsed() >= Duration::from_secs(2),
+        "held for the first part before giving up ({:?})",
+        asked.elapsed()
+    );
+    for (what, r) in [
+        ("multivariant", multivariant),
+        ("media playlist", playlist),
+        ("blocking reload", blocking),
+        ("delta update", delta),
+    ] {
+        assert_eq!(
+            r.status,
+            StatusCode::SERVICE_UNAVAILABLE,
+            "{what}: {}",
+            r.text()
+        );
+        assert_eq!(r.header("retry-after"), Some("1"), "{what}");
+        assert_eq!(
+            r.header("cache-control"),
+            Some("no-store"),
+            "{what}: the retry must reach the origin"
+        );
+        assert!(
+            r.text().contains("no LL-HLS part yet"),
+            "{what}: {}",
+            r.text()
+        );
+    }
+
+    // A camera: ask as soon as its muxer exists, before or after its first part.
+    let engine = server.engine.clone();
+    let starting =
+        tokio::spawn(
+            async move { start_cameras(&engine, &[small_camera("cam4", 500_000, 30)]).await },
+        );
+    common::wait_until("the camera's muxer exists", || {
+        server.hls.get("cam4").is_some()
+    })
+    .await;
+    let instance = server.hls.get("cam4").unwrap().instance.clone();
+    let r = get(app, &format!("/hls/cam4/{instance}/stream.m3u8")).await;
+    assert_eq!(r.status, StatusCode::OK, "{}", r.text());
+    assert!(
+        r.text().contains("#EXT-X-PART:"),
+        "never empty: {}",
+        r.text()
+    );
+    let _camera = starting.await.unwrap();
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

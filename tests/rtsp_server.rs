@@ -2,7 +2,8 @@
 //! camera while other connections send malformed requests, a non-numeric CSeq, unknown
 //! sessions, interleaved garbage and wrong credentials (each answered with its RTSP status),
 //! and a thousand idle connections from another client address (past the per-client limit:
-//! 453, then closed when idle). Interop with real players is tests/interop/test_rtsp.py.
+//! 453, then closed when idle); `/metrics` counts connections, bytes and readers per stream.
+//! Interop with real players is tests/interop/test_rtsp.py.
 
 mod common;
 
@@ -101,6 +102,16 @@ fn basic(password: &str) -> String {
 }
 
 async fn start() -> (SocketAddr, Arc<RtspStats>, Vec<sfu::capture::CameraHandle>) {
+    let (addr, stats, _, cameras) = start_with_engine().await;
+    (addr, stats, cameras)
+}
+
+async fn start_with_engine() -> (
+    SocketAddr,
+    Arc<RtspStats>,
+    sfu::engine::SharedEngine,
+    Vec<sfu::capture::CameraHandle>,
+) {
     let engine = common::shared_engine(common::answering_config());
     let cameras = common::start_cameras(&engine, &[small_camera("cam0", 300_000, 30)]).await;
     let config = RtspConfig {
@@ -119,10 +130,16 @@ async fn start() -> (SocketAddr, Arc<RtspStats>, Vec<sfu::capture::CameraHandle>
         path: "/whep/cam0".into(),
         token: TOKEN.into(),
     }];
-    let server = RtspServer::new(engine, Live::new(auth), Live::new(limits), 2000, &config);
+    let server = RtspServer::new(
+        engine.clone(),
+        Live::new(auth),
+        Live::new(limits),
+        2000,
+        &config,
+    );
     let stats = server.stats.clone();
     tokio::spawn(server.serve(sockets));
-    (addr, stats, cameras)
+    (addr, stats, engine, cameras)
 }
 
 /// Plays cam0 over TCP and counts the RTP packets it receives, until the task is dropped.
@@ -303,5 +320,83 @@ impl Client {
             stream: socket.connect(addr).await.expect("connect"),
             buf: Vec::new(),
         }
+    }
+}
+
+/// The value of the sample `name` (with its labels) in a Prometheus text page.
+fn sample(page: &str, name: &str) -> Option<u64> {
+    page.lines()
+        .find_map(|l| l.strip_prefix(name)?.strip_prefix(' ')?.parse().ok())
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn metrics_count_connections_bytes_and_readers_per_stream() {
+    let (addr, stats, engine, _cameras) = start_with_engine().await;
+    let app = r58::http::router(
+        r58::http::AppState::new(engine, Vec::new()).with_rtsp(stats),
+        &["*".to_owned()],
+    );
+    let metrics = || async { common::get(&app, "/metrics").await.text().to_owned() };
+    let before = metrics().await;
+    assert_eq!(
+        sample(&before, "r58_rtsp_connections_open"),
+        Some(0),
+        "{before}"
+    );
+    assert_eq!(sample(&before, "r58_rtsp_readers{stream=\"cam0\"}"), None);
+
+    let packets = Arc::new(AtomicU64::new(0));
+    let player = tokio::spawn(healthy_player(addr, packets.clone()));
+    common::wait_until("the player receives", || {
+        packets.load(Ordering::Relaxed) >= 30
+    })
+    .await;
+    let page = metrics().await;
+    let received = packets.load(Ordering::Relaxed);
+    assert_eq!(
+        sample(&page, "r58_rtsp_connections_total"),
+        Some(1),
+        "{page}"
+    );
+    assert_eq!(
+        sample(&page, "r58_rtsp_connections_open"),
+        Some(1),
+        "{page}"
+    );
+    assert_eq!(sample(&page, "r58_rtsp_connections_refused_total"), Some(0));
+    assert_eq!(
+        sample(&page, "r58_rtsp_readers{stream=\"cam0\"}"),
+        Some(1),
+        "{page}"
+    );
+    assert_eq!(
+        sample(&page, "r58_rtsp_reader_dropped_packets{stream=\"cam0\"}"),
+        Some(0),
+        "a client that keeps up loses nothing"
+    );
+    // Every RTP packet the player counted came as at least a 4-byte frame header and a
+    // 12-byte RTP header.
+    let tcp = sample(&page, "r58_rtsp_sent_bytes_total{transport=\"tcp\"}").unwrap();
+    assert!(tcp >= 16 * received, "{tcp} bytes for {received} packets");
+    assert_eq!(
+        sample(&page, "r58_rtsp_sent_bytes_total{transport=\"udp\"}"),
+        Some(0)
+    );
+
+    // The player goes: its connection and its reader with it.
+    player.abort();
+    let gone = std::time::Instant::now();
+    loop {
+        let page = metrics().await;
+        if sample(&page, "r58_rtsp_connections_open") == Some(0)
+            && sample(&page, "r58_rtsp_readers{stream=\"cam0\"}").is_none()
+        {
+            break;
+        }
+        assert!(
+            gone.elapsed() < Duration::from_secs(5),
+            "still counted: {page}"
+        );
+        tokio::time::sleep(Duration::from_millis(50)).await;
     }
 }

@@ -213,10 +213,25 @@ fn resign(data: &[u8], provider: &dyn RTCCryptoProvider) -> Option<Vec<u8>> {
     Some(out.raw)
 }
 
-/// Fuzz entry: an RTP payload through keyframe detection, as H.264 and as VP8.
+/// Fuzz entry: an RTP payload through keyframe detection, as H.264, VP8 and H.265, and as a
+/// keyframe cache's packet through the RTSP DESCRIBE's parameter-set search (both codecs), and
+/// as an IP camera's decoder configuration record.
 pub fn keyframe(data: &[u8]) {
     std::hint::black_box(is_keyframe_payload(VideoCodec::H264, data));
     std::hint::black_box(is_keyframe_payload(VideoCodec::Vp8, data));
+    std::hint::black_box(is_keyframe_payload(VideoCodec::H265, data));
+    let cached = [crate::rtp::history::StoredPacket {
+        epoch: 0,
+        sequence: 0,
+        timestamp: 0,
+        marker: false,
+        payload: Bytes::copy_from_slice(data),
+    }];
+    std::hint::black_box(crate::rtsp::sdp::h265_parameter_sets(&cached));
+    std::hint::black_box(crate::rtsp::sdp::parameter_sets(&cached));
+    // And as an IP camera's decoder configuration record (avcC, hvcC).
+    std::hint::black_box(crate::capture::rtsp_source::avcc_parameter_sets(data));
+    std::hint::black_box(crate::capture::rtsp_source::hvcc_sprop(data));
 }
 
 /// A connected publisher and viewer on the in-memory harness, reused across inputs.

@@ -88,12 +88,73 @@ pub async fn metrics(State(state): State<AppState>) -> Response {
     families.extend(state.guard.metrics(state.session_tokens().len()));
     families.extend(hls_metrics(state.hls.counters()));
     families.extend(super::recordings::metrics(&state));
+    if let Some(stats) = &state.rtsp {
+        families.extend(rtsp_metrics(stats, &state.engine.lock()));
+    }
     (
         StatusCode::OK,
         [(header::CONTENT_TYPE, "text/plain; version=0.0.4")],
         render(&families),
     )
         .into_response()
+}
+
+/// The RTSP server: its connections and bytes, and per stream its readers (hub readers of
+/// kind `rtsp`, one per playing client) and the packets they lost to a full queue.
+fn rtsp_metrics(stats: &crate::rtsp::RtspStats, engine: &sfu::engine::Engine) -> Vec<Family> {
+    use std::sync::atomic::Ordering::Relaxed;
+    let mut readers = Family::new(
+        Kind::Gauge,
+        "rtsp_readers",
+        "RTSP clients playing each stream.",
+    );
+    let mut dropped = Family::new(
+        Kind::Gauge,
+        "rtsp_reader_dropped_packets",
+        "Packets the stream's current RTSP readers lost because their queue was full (a client \
+         slower than the stream); it falls when such a reader leaves.",
+    );
+    for stream in engine.hub().iter() {
+        let rtsp: Vec<_> = stream.readers.iter().filter(|r| r.kind == "rtsp").collect();
+        if rtsp.is_empty() {
+            continue;
+        }
+        let labels = format!("{{stream=\"{}\"}}", stream.name());
+        readers.push(labels.clone(), rtsp.len());
+        dropped.push(labels, rtsp.iter().map(|r| r.dropped).sum::<u64>());
+    }
+    vec![
+        Family::counter(
+            "rtsp_connections_total",
+            "RTSP connections accepted (refused ones included).",
+            stats.connections.load(Relaxed),
+        ),
+        Family::counter(
+            "rtsp_connections_refused_total",
+            "RTSP connections refused: 453 past [limits] sessions_per_ip, 503 past max_sessions.",
+            stats.refused.load(Relaxed),
+        ),
+        Family::gauge(
+            "rtsp_connections_open",
+            "RTSP connections open now.",
+            stats.open.load(Relaxed),
+        ),
+        Family::new(
+            Kind::Counter,
+            "rtsp_sent_bytes_total",
+            "Bytes sent to RTSP clients: over their TCP connections (answers and interleaved \
+             media), and in UDP datagrams.",
+        )
+        .with("{transport=\"tcp\"}", stats.tcp_bytes.load(Relaxed))
+        .with("{transport=\"udp\"}", stats.udp_bytes.load(Relaxed)),
+        Family::counter(
+            "rtsp_udp_dropped_datagrams_total",
+            "UDP datagrams to RTSP clients the socket did not take (its buffer full).",
+            stats.udp_dropped.load(Relaxed),
+        ),
+        readers,
+        dropped,
+    ]
 }
 
 /// r58's own TURN allocation (`[turn] server_relay`): whether it holds one and on which

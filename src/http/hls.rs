@@ -6,7 +6,8 @@
 //! Every answer says how long a cache may keep it ([`sfu::hls::caching`]): parts, segments and
 //! init segments are immutable (the instance in their path is new for every muxer, so a name
 //! never stands for other bytes), blocking playlist reloads (one URL per part, the same for
-//! every viewer) are kept a target duration, other playlists and errors a second, so a CDN in
+//! every viewer) are kept a target duration, other playlists and errors a second (a 503 for a
+//! stream without its first part not at all: an empty playlist is never sent), so a CDN in
 //! front serves a large audience from about one origin request per part and URL
 //! (docs/hls.md, "Behind a CDN"). Held requests share one wait and one playlist render per
 //! published state ([`LiveStream::media_playlist`]); `/metrics` counts both.
@@ -78,6 +79,35 @@ fn error(status: StatusCode, reason: impl Into<String>) -> Response {
             .insert(header::RETRY_AFTER, HeaderValue::from_static("1"));
     }
     response
+}
+
+/// The answer for a playlist of a stream whose first part does not exist yet: an empty media
+/// playlist is no playlist (an edge would keep it, and hls.js gives up on a level without
+/// segments), so 503 with `Retry-After: 1`, which players retry, and stored nowhere, so the
+/// retry reaches the origin and finds the first part.
+fn not_started(name: &str) -> Response {
+    let mut response = error(
+        StatusCode::SERVICE_UNAVAILABLE,
+        format!("stream {name:?} has no LL-HLS part yet (it just started); retry"),
+    );
+    response.headers_mut().insert(
+        header::CACHE_CONTROL,
+        HeaderValue::from_static(caching::NO_STORE),
+    );
+    response
+}
+
+/// Whether the stream has published a part (the media playlist lists something).
+fn has_media(s: &Segmenter) -> bool {
+    s.segments().next().is_some() || s.open_segment().is_some_and(|seg| !seg.parts.is_empty())
+}
+
+/// Why a playlist is not answered with a playlist.
+enum Refusal {
+    /// No part yet: [`not_started`].
+    NotStarted,
+    /// Another status with its reason.
+    Status(StatusCode, String),
 }
 
 fn timing(stream: &LiveStream) -> Timing {
@@ -156,7 +186,8 @@ async fn wait_for<T>(
 }
 
 /// `GET /hls/{name}/index.m3u8`: one variant pointing at this muxer's media playlist. Waits for
-/// the first part (the codecs string needs the SPS) for up to three target durations.
+/// the first part (the codecs string needs the SPS, and the media playlist would be empty) for
+/// up to three target durations, then answers [`not_started`].
 async fn multivariant(State(state): State<AppState>, Path(name): Path<String>) -> Response {
     state.hls.counters().count(RequestKind::Multivariant);
     let stream = match live_stream(&state, &name).await {
@@ -166,23 +197,23 @@ async fn multivariant(State(state): State<AppState>, Path(name): Path<String>) -
     let media_uri = format!("{}/{MEDIA_PLAYLIST}", stream.instance);
     let timeout = hold_limit(&stream);
     let written = wait_for(&stream, timeout, |s, last| {
-        // Until the first part is out the media playlist would be empty; hold the player here.
-        let has_media = s.segments().next().is_some()
-            || s.open_segment().is_some_and(|seg| !seg.parts.is_empty());
+        if !has_media(s) && !s.ended() {
+            return last.then_some(Err(Refusal::NotStarted));
+        }
         match multivariant_playlist(s, &media_uri) {
-            Ok(text) if has_media || last || s.ended() => Some(Ok(text)),
-            Ok(_) => None,
-            Err(e) if last || s.ended() => Some(Err(e)),
+            Ok(text) => Some(Ok(text)),
+            Err(e) if last || s.ended() => Some(Err(Refusal::Status(
+                StatusCode::SERVICE_UNAVAILABLE,
+                format!("stream {name:?}: {e}"),
+            ))),
             Err(_) => None,
         }
     })
     .await;
     match written {
         Some(Ok(text)) => body(PLAYLIST_TYPE, Answer::Multivariant, timing(&stream), text),
-        Some(Err(e)) => error(
-            StatusCode::SERVICE_UNAVAILABLE,
-            format!("stream {name:?}: {e}"),
-        ),
+        Some(Err(Refusal::NotStarted)) => not_started(&name),
+        Some(Err(Refusal::Status(status, reason))) => error(status, reason),
         None => error(StatusCode::NOT_FOUND, format!("stream {name:?} ended")),
     }
 }
@@ -268,22 +299,40 @@ fn lookup(s: &Segmenter, resource: Resource) -> Lookup {
     }
 }
 
-/// The media playlist, held until it contains the requested segment or part. Every request
-/// woken by the same publication gets the same shared render.
+/// The media playlist, held until it contains the requested segment or part (a request
+/// without delivery directives: until it contains any part). Every request woken by the same
+/// publication gets the same shared render.
 async fn media(stream: &LiveStream, request: PlaylistRequest) -> Response {
+    let timeout = hold_limit(stream);
     let Some((msn, part)) = request.block else {
+        let started = wait_for(stream, timeout, |s, last| {
+            (has_media(s) || s.ended() || last).then(|| has_media(s) || s.ended())
+        })
+        .await;
+        if started != Some(true) {
+            return not_started(&stream.name);
+        }
         let text = stream.media_playlist(request.skip);
         return body(PLAYLIST_TYPE, Answer::Playlist, timing(stream), text);
     };
-    let timeout = hold_limit(stream);
     let answer = wait_for(stream, timeout, |s, last| {
         match s.progress().ready(msn, part) {
             Ready::Ready => Some(Ok(Answer::BlockingPlaylist)),
             // Ended without the part: the final playlist, which must not be kept as the
             // answer for that part.
             _ if s.ended() => Some(Ok(Answer::Playlist)),
-            Ready::TooFarAhead => Some(Err(StatusCode::BAD_REQUEST)),
-            Ready::NotYet if last => Some(Err(StatusCode::SERVICE_UNAVAILABLE)),
+            Ready::TooFarAhead => Some(Err(Refusal::Status(
+                StatusCode::BAD_REQUEST,
+                format!(
+                    "_HLS_msn={msn}{} is too far ahead of the live edge",
+                    part.map(|p| format!("&_HLS_part={p}")).unwrap_or_default()
+                ),
+            ))),
+            Ready::NotYet if last && !has_media(s) => Some(Err(Refusal::NotStarted)),
+            Ready::NotYet if last => Some(Err(Refusal::Status(
+                StatusCode::SERVICE_UNAVAILABLE,
+                "the requested part did not appear in time; the stream may have stalled".into(),
+            ))),
             Ready::NotYet => None,
         }
     })
@@ -294,16 +343,11 @@ async fn media(stream: &LiveStream, request: PlaylistRequest) -> Response {
             let text = stream.media_playlist(request.skip);
             body(PLAYLIST_TYPE, answer, timing(stream), text)
         }
-        Some(Err(StatusCode::BAD_REQUEST)) => error(
-            StatusCode::BAD_REQUEST,
-            format!(
-                "_HLS_msn={msn}{} is too far ahead of the live edge",
-                part.map(|p| format!("&_HLS_part={p}")).unwrap_or_default()
-            ),
-        ),
-        _ => error(
-            StatusCode::SERVICE_UNAVAILABLE,
-            "the requested part did not appear in time; the stream may have stalled",
+        Some(Err(Refusal::NotStarted)) => not_started(&stream.name),
+        Some(Err(Refusal::Status(status, reason))) => error(status, reason),
+        None => error(
+            StatusCode::NOT_FOUND,
+            format!("stream {:?} ended", stream.name),
         ),
     }
 }

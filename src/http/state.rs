@@ -42,6 +42,8 @@ pub struct AppState {
     pub reload: Option<tokio::sync::mpsc::Sender<ReloadRequest>>,
     /// The LAN HTTPS listener of `[tls] auto` (`/ca.crt`); `None`: not running.
     pub lan_https: Option<Arc<super::lan::LanHttps>>,
+    /// The RTSP server's counters, for `/metrics`; `None`: RTSP is off.
+    pub rtsp: Option<Arc<crate::rtsp::RtspStats>>,
 }
 
 impl AppState {
@@ -57,6 +59,7 @@ impl AppState {
             recordings: None,
             reload: None,
             lan_https: None,
+            rtsp: None,
         }
     }
 
@@ -100,6 +103,12 @@ impl AppState {
     /// Hands out the local CA of the LAN HTTPS listener.
     pub fn with_lan_https(mut self, lan: super::lan::LanHttps) -> Self {
         self.lan_https = Some(Arc::new(lan));
+        self
+    }
+
+    /// The same state reporting the RTSP server's counters (`RtspServer::with_stats`).
+    pub fn with_rtsp(mut self, stats: Arc<crate::rtsp::RtspStats>) -> Self {
+        self.rtsp = Some(stats);
         self
     }
 

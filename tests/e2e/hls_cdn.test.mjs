@@ -1,7 +1,9 @@
 // LL-HLS through a CDN-like cache: Debian's nginx (proxy_cache honouring r58's headers,
 // proxy_cache_lock on, the query string in the key; lib/nginx.mjs) in front of r58, and two
-// hls.js players in Chromium (the pages' player) on the test camera through it. Both play within
-// a second of live, and the cache answered most of their requests (blocking reloads included).
+// hls.js players in Chromium (the pages' player) on the test camera through it, joining as the
+// server starts. Both play within a second of live, and the cache answered most of their requests
+// (blocking reloads included). Players that join a stream whose first part is seconds away get
+// 503s (Retry-After, not stored by the cache) and start playing by themselves once it exists.
 //
 // nginx missing: skipped, unless CI is set (then it fails).
 import { test, before, after } from 'node:test';
@@ -20,18 +22,9 @@ let browser;
 
 before(async () => {
   if (!installed) return;
+  // Viewers join as the server starts, before cam0's first LL-HLS part may exist: r58 holds
+  // their playlist requests for it (an empty playlist is never sent).
   server = await startServer(['--test-cameras', '1']);
-  // Viewers join a running stream: wait for its first part (a media playlist without any is
-  // what an edge would cache for a second, and hls.js gives up on an empty level).
-  const deadline = Date.now() + 15000;
-  for (;;) {
-    const multivariant = await (await fetch(`${server.base}/hls/cam0/index.m3u8`)).text().catch(() => '');
-    const media = multivariant.split('\n').find((l) => l && !l.startsWith('#'));
-    const playlist = media ? await (await fetch(new URL(media, `${server.base}/hls/cam0/`))).text() : '';
-    if (/#EXT-X-PART:/.test(playlist)) break;
-    if (Date.now() > deadline) throw new Error(`cam0 has no LL-HLS part after 15 s:\n${playlist}`);
-    await new Promise((r) => setTimeout(r, 200));
-  }
   cache = await startNginx(server.base);
   browser = await launchChromium();
 });
@@ -71,9 +64,11 @@ test('two hls.js players through a caching proxy play within a second of live', 
     + `${reached} LL-HLS requests reached r58 in 6 s`);
   for (const s of samples) {
     assertPlays(s, 1280, 720);
-    // The goal is a second; measured 0.8-1.05 s (hls.js) and p50 0.8-1.05 s capture->playing
-    // through nginx on the 2-core test machine, which looks at a locked cache entry only every
-    // 500 ms. The bounds leave room for that until the cache path is made faster (issue 26).
+    // The goal is a second. Measured (docs/hls.md, "where the time goes"), 12 runs: p50
+    // 0.61-1.12 s, 21 of 24 viewers within 1 s; the later one is usually the viewer waiting on
+    // the other's request at nginx's cache lock (which looks at a locked entry only every
+    // 500 ms; its jitter also makes hls.js stall and move its target back). With the lock off
+    // (R58_NGINX_CACHE_LOCK=off) both 0.62-0.67 s. The bound is what is met with the lock on.
     assert.ok(s.hlsLatency != null && s.hlsLatency <= 1.25, `hls.js is ${s.hlsLatency} s behind live`);
     const p50 = percentile(s.latencies, 50);
     assert.ok(p50 <= 1250, `capture->playing latency p50 ${p50} ms through the cache`);
@@ -85,4 +80,33 @@ test('two hls.js players through a caching proxy play within a second of live', 
   assert.ok(hits(parts) >= 0.3 * (parts.MISS ?? 0),
     `the second viewer's parts came from the cache: ${JSON.stringify(parts)}`);
   for (const page of pages) await page.close();
+});
+
+test('hls.js players that join before the first part exists recover by themselves', { skip: !installed && 'nginx not installed' }, async () => {
+  // A WHIP guest whose camera comes up late: online, its audio flowing, but no video (which
+  // starts an LL-HLS stream, at a keyframe) until the players were answered 503.
+  const publisher = await openPage(browser, server.base, 'publisher');
+  await publisher.evaluate((base) => window.r58.publish(base, 'late', 'video/H264', undefined, true), server.base);
+  const pages = [await openPage(browser, cache.base, 'late1'), await openPage(browser, cache.base, 'late2')];
+  for (const page of pages) await startPlayer(page, `${cache.base}/hls/late/index.m3u8`);
+  // What the cache saw for the guest's playlists.
+  const playlists = () => cache.accessLog().split('\n').filter((l) => /"GET \/hls\/late\/\S*m3u8/.test(l));
+  const deadline = Date.now() + 10000;
+  while (!playlists().some((l) => /" 503 /.test(l))) {
+    assert.ok(Date.now() < deadline, `no 503 for a playlist without parts:\n${playlists().join('\n')}`);
+    await new Promise((r) => setTimeout(r, 100));
+  }
+  await publisher.evaluate(() => window.publisher.startVideo());
+  for (const page of pages) {
+    await page.waitForFunction(() => window.player.video.currentTime > 0.5, null, { timeout: 20000 });
+  }
+  const samples = await Promise.all(pages.map((page) => sample(page, 3000)));
+  samples.forEach((s, i) => report(`late viewer ${i + 1}`, s));
+  for (const s of samples) assertPlays(s, 640, 360);
+  const unavailable = playlists().filter((l) => /" 503 /.test(l));
+  console.log(`the guest's playlists at the cache: ${playlists().length} requests, `
+    + `${unavailable.length} answered 503:\n${unavailable.join('\n')}`);
+  assert.ok(!unavailable.some((l) => /" 503 HIT /.test(l)), 'no 503 was answered from the cache');
+  for (const page of pages) await page.close();
+  await publisher.close();
 });

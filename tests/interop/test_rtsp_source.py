@@ -3,6 +3,10 @@ free loopback port) serves H.264; r58's ``[[source]]`` pulls it as ``ipcam0``; a
 viewer decodes it, ffmpeg decodes its LL-HLS and r58's own RTSP server; killing the camera ends
 the stream, and restarting it brings the stream back within the source's backoff; a camera that
 hangs (SIGSTOP: connection open, no packets) is ended as stalled and comes back after SIGCONT.
+An H.265 camera (x265enc) is passed through: r58's RTSP server describes it with its parameter
+sets (from the keyframe cache, or from the camera's SDP when only its first keyframe had them in
+band) and ffmpeg decodes it there, while WHEP refuses it (422) and ``/api/streams`` says which
+outputs it lacks and why.
 """
 
 from __future__ import annotations
@@ -15,6 +19,7 @@ import socket
 import subprocess
 import sys
 import time
+import urllib.error
 import urllib.request
 from pathlib import Path
 
@@ -33,7 +38,7 @@ SYSTEM_PYTHON = os.environ.get("R58_GST_PYTHON", "/usr/bin/python3")
 STALL_S, BACKOFF_MAX_S, SLACK_S = 5, 10, 5
 
 
-def start_camera(port: int) -> subprocess.Popen:
+def start_camera(port: int, codec: str = "h264") -> subprocess.Popen:
     probe = subprocess.run(
         [SYSTEM_PYTHON, "-c", "import gi; gi.require_version('GstRtspServer', '1.0')"],
         capture_output=True, text=True,
@@ -44,7 +49,7 @@ def start_camera(port: int) -> subprocess.Popen:
             pytest.fail(message)
         pytest.skip(message)
     cam = subprocess.Popen(
-        [SYSTEM_PYTHON, str(HERE / "gst_rtsp_camera.py"), str(port)],
+        [SYSTEM_PYTHON, str(HERE / "gst_rtsp_camera.py"), str(port), codec],
         stdout=subprocess.PIPE,
         text=True,
     )
@@ -136,6 +141,81 @@ def test_ip_camera_is_a_stream_and_comes_back_after_a_restart(tmp_path: Path, tr
                 BACKOFF_MAX_S + SLACK_S,
             )
             print(f"ipcam0 back {took:.1f} s after the camera resumed")
+    finally:
+        cam.kill()
+        cam.wait()
+
+
+@pytest.mark.parametrize("camera", ["h265", "h265-sdp-only"])
+def test_an_h265_camera_is_passed_through_to_rtsp_readers_only(tmp_path: Path, camera: str) -> None:
+    """``h265-sdp-only``: the camera sends its VPS/SPS/PPS in band before its first keyframe
+    only, so r58's DESCRIBE takes them from the camera's SDP once the keyframe cache holds a
+    later keyframe (x265's CRA pictures) without them."""
+    if any("stub_server" in part for part in server_command()):
+        pytest.skip("the stub server has no RTSP sources")
+    cam_port = free_port(socket.SOCK_STREAM)
+    rtsp_port = free_port(socket.SOCK_STREAM)
+    config = tmp_path / "r58.toml"
+    config.write_text(f'[[source]]\nname = "ipcam0"\nurl = "rtsp://127.0.0.1:{cam_port}/cam"\n')
+    cam = start_camera(cam_port, camera)
+    try:
+        args = ["--config", str(config), "--rtsp-listen", f"127.0.0.1:{rtsp_port}"]
+        with launch(args, tmp_path / "server.log") as srv:
+            wait_for("ipcam0 online", lambda: stream_online(srv.base, "ipcam0"), 15)
+            # Past the camera's first keyframe (1 s GOP): the cached one is a later one.
+            time.sleep(1.5)
+            with urllib.request.urlopen(f"{srv.base}/api/streams", timeout=5) as resp:
+                stream = next(s for s in json.load(resp) if s["name"] == "ipcam0")
+            assert [t["codec"] for t in stream["tracks"]] == ["H265"], stream
+            unavailable = stream["unavailable"]
+            assert sorted(unavailable) == ["hls", "program", "recording", "webrtc"], unavailable
+            assert "H.265" in unavailable["webrtc"] and "RTSP" in unavailable["webrtc"], unavailable
+
+            # WHEP: 422 with the same reason.
+            offer = (HERE.parent.parent / "sfu/testdata/sdp/chrome_whep.sdp").read_text()
+            request = urllib.request.Request(
+                f"{srv.base}/whep/ipcam0", data=offer.encode(), method="POST",
+                headers={"Content-Type": "application/sdp"},
+            )  # fmt: skip
+            with pytest.raises(urllib.error.HTTPError) as refused:
+                urllib.request.urlopen(request, timeout=5)
+            reason = refused.value.read().decode()
+            assert refused.value.code == 422, reason
+            assert "H.265" in reason, reason
+
+            # RTSP out: described as H.265 with its parameter sets; ffmpeg decodes it.
+            url = f"rtsp://127.0.0.1:{rtsp_port}/ipcam0"
+            with socket.create_connection(("127.0.0.1", rtsp_port), timeout=5) as rtsp:
+                rtsp.sendall(f"DESCRIBE {url} RTSP/1.0\r\nCSeq: 1\r\nAccept: application/sdp\r\n\r\n".encode())
+                described = b""
+                while b"a=control:trackID=0" not in described:
+                    chunk = rtsp.recv(4096)
+                    assert chunk, described
+                    described += chunk
+            sdp = described.decode()
+            assert "a=rtpmap:96 H265/90000" in sdp, sdp
+            assert all(f"sprop-{p}=" in sdp for p in ("vps", "sps", "pps")), sdp
+            probe = subprocess.run(
+                ["ffprobe", "-v", "error", "-rtsp_transport", "tcp", "-show_streams", "-of", "json", url],
+                capture_output=True, text=True, timeout=30,
+            )  # fmt: skip
+            assert probe.returncode == 0, probe.stderr[-1000:]
+            streams = json.loads(probe.stdout)["streams"]
+            assert [(s["codec_name"], s["width"], s["height"]) for s in streams] == [("hevc", 320, 240)], streams
+            done = subprocess.run(
+                ["ffmpeg", "-nostdin", "-v", "error", "-rtsp_transport", "tcp", "-i", url,
+                 "-frames:v", "30", "-f", "framemd5", "-"],
+                capture_output=True, text=True, timeout=40,
+            )  # fmt: skip
+            assert done.returncode == 0, f"{url}: {done.stderr[-1000:]}"
+            frames = [l for l in done.stdout.splitlines() if l and not l.startswith("#")]
+            assert len(frames) == 30, f"{url}: {len(frames)} frames"
+            assert len({l.split(",")[-1] for l in frames}) > 1, "the picture moves"
+
+            # LL-HLS has none of it, with the reason.
+            with pytest.raises(urllib.error.HTTPError) as missing:
+                urllib.request.urlopen(f"{srv.base}/hls/ipcam0/index.m3u8", timeout=10)
+            assert missing.value.code == 404, missing.value.read().decode()
     finally:
         cam.kill()
         cam.wait()

@@ -10,8 +10,12 @@
 //! stream. A browser's decoder, and the LL-HLS muxer, need them in band before each keyframe:
 //! [`ParameterSets`] puts them there (and renumbers the packets so the inserted ones fit).
 //!
-//! H.265 is refused with an error that says so (the hub detects keyframes of H.264 and VP8 only,
-//! and WebRTC viewers here take H.264).
+//! A camera without H.264 but with H.265 is passed through as H.265: the hub carries it (and its
+//! keyframe cache, for an instant start), RTSP readers get it, and everything built on H.264
+//! (WebRTC viewers, LL-HLS, recording, the program) says it cannot take it
+//! ([`crate::media::outputs`]). Its SDP's VPS, SPS and PPS go into the stream's format
+//! parameters (RTSP readers' DESCRIBE uses them when the cached keyframe lacks them); unlike
+//! H.264's they are not inserted in band.
 
 use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, Ordering};
@@ -58,8 +62,8 @@ pub enum RtspSourceError {
     Url(String),
     #[error("RTSP: {0}")]
     Rtsp(#[from] retina::Error),
-    #[error("the camera offers no H.264 video (it has: {0})")]
-    NoH264(String),
+    #[error("the camera offers no H.264 or H.265 video (it has: {0})")]
+    NoUsableVideo(String),
     #[error("no packet for {STALL:?}: stalled")]
     Stalled,
     #[error("the camera ended the session")]
@@ -141,22 +145,43 @@ async fn session(
         .iter()
         .map(|s| format!("{}/{}", s.media(), s.encoding_name()))
         .collect();
-    let video = streams
-        .iter()
-        .position(|s| s.media() == "video" && s.encoding_name().eq_ignore_ascii_case("h264"))
-        .ok_or_else(|| RtspSourceError::NoH264(offered.join(", ")))?;
+    let video_in = |codec: &str| {
+        streams
+            .iter()
+            .position(|s| s.media() == "video" && s.encoding_name().eq_ignore_ascii_case(codec))
+    };
+    // H.264 when the camera offers it (every output takes it), else H.265 passed through.
+    let (video, h265) = match (video_in("h264"), video_in("h265")) {
+        (Some(v), _) => (v, false),
+        (None, Some(v)) => (v, true),
+        (None, None) => return Err(RtspSourceError::NoUsableVideo(offered.join(", "))),
+    };
     let audio = streams
         .iter()
         .position(|s| s.media() == "audio" && s.encoding_name().eq_ignore_ascii_case("opus"));
-    let fmtp = video_fmtp(&described.streams()[video]);
-    let parameter_sets = match described.streams()[video].parameters() {
-        Some(retina::codec::ParametersRef::Video(v)) => avcc_parameter_sets(v.extra_data()),
-        _ => None,
+    let (codec, fmtp, parameter_sets) = if h265 {
+        // The camera's parameter sets from its SDP, for RTSP readers' DESCRIBE until the
+        // keyframe cache has in-band ones.
+        let fmtp = match described.streams()[video].parameters() {
+            Some(retina::codec::ParametersRef::Video(v)) => hvcc_sprop(v.extra_data()),
+            _ => None,
+        };
+        ("H265", fmtp.unwrap_or_default(), None)
+    } else {
+        let parameter_sets = match described.streams()[video].parameters() {
+            Some(retina::codec::ParametersRef::Video(v)) => avcc_parameter_sets(v.extra_data()),
+            _ => None,
+        };
+        (
+            "H264",
+            video_fmtp(&described.streams()[video]),
+            parameter_sets,
+        )
     };
     let mut tracks = vec![(
         TrackKind::Video,
         CodecSpec {
-            name: "H264".into(),
+            name: codec.into(),
             clock_rate: 90_000,
             channels: None,
             fmtp,
@@ -195,7 +220,8 @@ async fn session(
     *live = Some(id);
     stats.opens.fetch_add(1, Ordering::Relaxed);
     engine.flush_soon();
-    info!(url = %redacted(&settings.url), transport = ?settings.transport, audio = audio.is_some(), "RTSP source live");
+    info!(url = %redacted(&settings.url), transport = ?settings.transport, video = codec, audio = audio.is_some(), "RTSP source live");
+    // For H.265 (no parameter sets to insert) this only numbers the packets on.
     let mut video_out = ParameterSets::new(parameter_sets);
     let mut audio_seq = 0u16;
     loop {
@@ -306,6 +332,42 @@ pub fn avcc_parameter_sets(avcc: &[u8]) -> Option<(Bytes, Bytes)> {
         pps = pps.or(Some(nal));
     }
     sps.zip(pps)
+}
+
+/// The VPS, SPS and PPS of an HEVCDecoderConfigurationRecord (ISO 14496-15 8.3.3.1, the form
+/// `retina` gives an H.265 stream's parameters in) as RFC 7798 format parameters:
+/// `sprop-vps=..;sprop-sps=..;sprop-pps=..` (the first of each).
+pub fn hvcc_sprop(hvcc: &[u8]) -> Option<String> {
+    use base64::Engine as _;
+    // 22 bytes of profile, level, chroma and bit-depth fields, then the NAL unit arrays.
+    let arrays = *hvcc.get(22)?;
+    let mut at = 23;
+    let mut sets: [Option<&[u8]>; 3] = [None, None, None];
+    for _ in 0..arrays {
+        let nal_type = *hvcc.get(at)? & 0x3f;
+        let count = u16::from_be_bytes([*hvcc.get(at + 1)?, *hvcc.get(at + 2)?]);
+        at += 3;
+        for _ in 0..count {
+            let len = usize::from(u16::from_be_bytes([*hvcc.get(at)?, *hvcc.get(at + 1)?]));
+            let nal = hvcc.get(at + 2..at + 2 + len)?;
+            at += 2 + len;
+            let slot = match nal_type {
+                32 => 0,
+                33 => 1,
+                34 => 2,
+                _ => continue,
+            };
+            sets[slot].get_or_insert(nal);
+        }
+    }
+    let [vps, sps, pps] = sets;
+    let b64 = |nal: &[u8]| base64::engine::general_purpose::STANDARD.encode(nal);
+    Some(format!(
+        "sprop-vps={};sprop-sps={};sprop-pps={}",
+        b64(vps?),
+        b64(sps?),
+        b64(pps?)
+    ))
 }
 
 /// Puts the SDP's SPS and PPS before each keyframe that comes without them, numbering the
@@ -425,6 +487,22 @@ mod tests {
         assert_eq!(p.packets(&rtp(503, 15000, false, &[0x67, 9])).len(), 1);
         assert_eq!(p.packets(&rtp(504, 15000, true, &[0x65, 9])).len(), 1);
         assert!(p.packets(&[1, 2]).is_empty(), "not RTP");
+    }
+
+    #[test]
+    fn hvcc_gives_the_sprop_parameters() {
+        let mut hvcc = vec![1u8; 22];
+        hvcc.push(3); // arrays: VPS, SPS, PPS (the PPS array with two, the first one counts)
+        hvcc.extend_from_slice(&[0x80 | 32, 0, 1, 0, 3, 0x40, 0x01, 0x0c]);
+        hvcc.extend_from_slice(&[33, 0, 1, 0, 3, 0x42, 0x01, 0x01]);
+        hvcc.extend_from_slice(&[34, 0, 2, 0, 3, 0x44, 0x01, 0xc1, 0, 2, 0x44, 0x01]);
+        assert_eq!(
+            hvcc_sprop(&hvcc).as_deref(),
+            Some("sprop-vps=QAEM;sprop-sps=QgEB;sprop-pps=RAHB")
+        );
+        assert_eq!(hvcc_sprop(&hvcc[..hvcc.len() - 3]), None, "truncated");
+        assert_eq!(hvcc_sprop(&hvcc[..31]), None, "no SPS or PPS");
+        assert_eq!(hvcc_sprop(&[]), None);
     }
 
     #[test]

@@ -9,7 +9,7 @@ use tracing::info;
 use super::{CloseReason, Engine, EngineError};
 use crate::hub::{Track, TrackStats};
 use crate::media::CodecSpec;
-use crate::media::outputs::unavailable_outputs;
+use crate::media::outputs::{unavailable_outputs, webrtc_refusal};
 use crate::media::{SourceKind, TrackKind};
 use crate::rtp::rewrite::Rewriter;
 use crate::webrtc::bitrate_cap::BitrateCap;
@@ -225,6 +225,17 @@ impl Engine {
             .get(name)
             .filter(|s| s.publisher().is_some() || s.orphaned_at.is_some())
             .ok_or_else(|| EngineError::StreamNotFound(name.to_owned()))?;
+        if let Some(reason) = webrtc_refusal(
+            stream
+                .tracks
+                .iter()
+                .map(|t| (t.kind, t.codec.name.as_str())),
+        ) {
+            return Err(EngineError::IncompatibleCodec {
+                stream: name.to_owned(),
+                reason,
+            });
+        }
         let mut used = vec![false; stream.tracks.len()];
         let mut outbound = Vec::new();
         let mut media = Vec::new();

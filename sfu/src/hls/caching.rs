@@ -20,7 +20,9 @@
 //! - Errors are kept for a second at most, never pinned: a 404 for a stream that is about to
 //!   come online, or a 503 for a blocking request that timed out (its `Retry-After` is 1 s too),
 //!   so a stalled stream costs the origin one answer per second per URL, not one per viewer.
-//!   A 400 (a malformed or too-far-ahead request) is not stored.
+//!   A 400 (a malformed or too-far-ahead request) is not stored, and neither is the 503 for a
+//!   stream that has no part yet (right after it started): its retry must reach the origin,
+//!   which then has the first part.
 
 use std::time::Duration;
 

@@ -46,6 +46,8 @@ pub enum TrackKind {
 pub enum VideoCodec {
     H264,
     Vp8,
+    /// Passed through from RTSP sources to RTSP readers only (no WebRTC viewer here takes it).
+    H265,
 }
 
 impl VideoCodec {
@@ -55,6 +57,8 @@ impl VideoCodec {
             Some(Self::H264)
         } else if name.eq_ignore_ascii_case("VP8") {
             Some(Self::Vp8)
+        } else if name.eq_ignore_ascii_case("H265") {
+            Some(Self::H265)
         } else {
             None
         }

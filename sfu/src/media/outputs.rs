@@ -1,14 +1,19 @@
 //! Which outputs a stream's codecs allow. r58 forwards media without transcoding: WebRTC viewers
 //! take whatever their browser decodes, but LL-HLS, recordings and the switcher's program are
 //! fMP4/RTP of H.264 video and Opus audio, so a stream in another codec (VP8 from Firefox
-//! without OpenH264) is live over WebRTC only. Every place that shows a stream (`/api/streams`,
-//! the guest page, the switcher) says so with the same reason.
+//! without OpenH264) is live over WebRTC only. H.265 from an IP camera is the other way round:
+//! passed through to RTSP readers only, since r58's WebRTC viewers take H.264 or VP8 (and
+//! LL-HLS, recording and the program carry H.264). Every place that shows a stream
+//! (`/api/streams`, the guest page, the switcher) says so with the same reason, and WHEP
+//! refuses such a stream with it.
 
 use super::TrackKind;
 
 /// An output a stream may lack.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash)]
 pub enum Output {
+    /// WHEP viewers.
+    Webrtc,
     /// LL-HLS for remote viewers.
     Hls,
     /// Recording to MP4.
@@ -21,6 +26,7 @@ impl Output {
     /// The name in `/api/streams`.
     pub fn as_str(self) -> &'static str {
         match self {
+            Self::Webrtc => "webrtc",
             Self::Hls => "hls",
             Self::Recording => "recording",
             Self::Program => "program",
@@ -30,6 +36,7 @@ impl Output {
     /// The start of the reason a stream lacks this output.
     fn headline(self) -> &'static str {
         match self {
+            Self::Webrtc => "no WebRTC viewers",
             Self::Hls => "no LL-HLS",
             Self::Recording => "no recording",
             Self::Program => "cannot go to program",
@@ -63,18 +70,44 @@ pub fn passthrough_refusal<'a>(
     empty.then(|| "it has no tracks".to_owned())
 }
 
+/// Why WebRTC viewers cannot take a stream with these tracks: its video is H.265, which r58
+/// passes through from IP cameras to RTSP readers only.
+pub fn webrtc_refusal<'a>(
+    tracks: impl IntoIterator<Item = (TrackKind, &'a str)>,
+) -> Option<String> {
+    tracks
+        .into_iter()
+        .any(|(kind, codec)| kind == TrackKind::Video && codec.eq_ignore_ascii_case("H265"))
+        .then(|| {
+            "its video is H.265, which r58 passes through to RTSP readers only: its WebRTC \
+             viewers take H.264 or VP8 and r58 does not transcode (read it over RTSP, or set \
+             the camera to H.264)"
+                .to_owned()
+        })
+}
+
 /// The outputs a stream with these tracks cannot have, each with its reason (empty when it can
 /// have all of them).
 pub fn unavailable_outputs<'a>(
-    tracks: impl IntoIterator<Item = (TrackKind, &'a str)>,
+    tracks: impl IntoIterator<Item = (TrackKind, &'a str)> + Clone,
 ) -> Vec<(Output, String)> {
-    match passthrough_refusal(tracks) {
-        None => Vec::new(),
-        Some(why) => [Output::Hls, Output::Recording, Output::Program]
-            .into_iter()
-            .map(|o| (o, format!("{}: {why}", o.headline())))
-            .collect(),
+    let mut missing: Vec<(Output, String)> = webrtc_refusal(tracks.clone())
+        .map(|why| {
+            (
+                Output::Webrtc,
+                format!("{}: {why}", Output::Webrtc.headline()),
+            )
+        })
+        .into_iter()
+        .collect();
+    if let Some(why) = passthrough_refusal(tracks) {
+        missing.extend(
+            [Output::Hls, Output::Recording, Output::Program]
+                .into_iter()
+                .map(|o| (o, format!("{}: {why}", o.headline()))),
+        );
     }
+    missing
 }
 
 #[cfg(test)]
@@ -99,6 +132,29 @@ mod tests {
             assert!(why.contains("does not transcode"), "{why}");
         }
         assert!(missing[0].1.starts_with("no LL-HLS: "), "{}", missing[0].1);
+    }
+
+    #[test]
+    fn h265_video_lacks_webrtc_too_and_says_why() {
+        let tracks = [(TrackKind::Video, "H265")];
+        let missing = unavailable_outputs(tracks);
+        let outputs: Vec<&str> = missing.iter().map(|(o, _)| o.as_str()).collect();
+        assert_eq!(outputs, ["webrtc", "hls", "recording", "program"]);
+        assert!(
+            missing[0]
+                .1
+                .starts_with("no WebRTC viewers: its video is H.265"),
+            "{}",
+            missing[0].1
+        );
+        assert!(missing[0].1.contains("RTSP"), "{}", missing[0].1);
+        assert!(
+            missing[1].1.contains("its video is H265"),
+            "{}",
+            missing[1].1
+        );
+        assert_eq!(webrtc_refusal([(TrackKind::Video, "VP8")]), None);
+        assert_eq!(webrtc_refusal([(TrackKind::Audio, "H265")]), None);
     }
 
     #[test]

@@ -6,11 +6,67 @@ use crate::media::h264::nal_type::{
 };
 
 /// True when `payload` holds (part of) a keyframe: an H.264 SPS or the first fragment of an
-/// IDR slice, or a VP8 key frame's first partition.
+/// IDR slice, an H.265 VPS/SPS or the first fragment of an IRAP picture, or a VP8 key frame's
+/// first partition.
 pub fn is_keyframe_payload(codec: VideoCodec, payload: &[u8]) -> bool {
     match codec {
         VideoCodec::H264 => h264_has_keyframe(payload),
         VideoCodec::Vp8 => vp8_is_keyframe_start(payload),
+        VideoCodec::H265 => h265_has_keyframe(payload),
+    }
+}
+
+/// H.265 NAL unit types (ITU-T H.265 table 7-1) and RTP payload types (RFC 7798 §4.4).
+pub mod h265_type {
+    /// BLA_W_LP ..= CRA_NUT: the pictures a decoder can start at (IRAP).
+    pub const IRAP: std::ops::RangeInclusive<u8> = 16..=21;
+    pub const VPS: u8 = 32;
+    pub const SPS: u8 = 33;
+    pub const PPS: u8 = 34;
+    /// Aggregation packet.
+    pub const AP: u8 = 48;
+    /// Fragmentation unit.
+    pub const FU: u8 = 49;
+}
+
+/// The type of an H.265 NAL unit (or RTP payload) from its first header byte.
+pub fn h265_nal_type(first: u8) -> u8 {
+    (first >> 1) & 0x3f
+}
+
+fn h265_starts_keyframe(nal_type: u8) -> bool {
+    h265_type::IRAP.contains(&nal_type) || nal_type == h265_type::VPS || nal_type == h265_type::SPS
+}
+
+fn h265_has_keyframe(payload: &[u8]) -> bool {
+    // Two-byte payload header (RFC 7798 §1.1.4); DONL fields are absent (sprop-max-don-diff 0,
+    // what r58 forwards).
+    let Some(&first) = payload.first() else {
+        return false;
+    };
+    if payload.len() < 2 {
+        return false;
+    }
+    match h265_nal_type(first) {
+        h265_type::AP => {
+            let mut rest = &payload[2..];
+            while rest.len() > 2 {
+                let size = usize::from(u16::from_be_bytes([rest[0], rest[1]]));
+                if size < 2 || rest.len() < 2 + size {
+                    return false;
+                }
+                if h265_starts_keyframe(h265_nal_type(rest[2])) {
+                    return true;
+                }
+                rest = &rest[2 + size..];
+            }
+            false
+        }
+        // FU header: S E FuType(6).
+        h265_type::FU => payload
+            .get(2)
+            .is_some_and(|fu| fu & 0x80 != 0 && h265_starts_keyframe(fu & 0x3f)),
+        other => h265_starts_keyframe(other),
     }
 }
 
@@ -78,6 +134,69 @@ fn vp8_is_keyframe_start(payload: &[u8]) -> bool {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn h265_single_aggregated_and_fragmented_keyframes() {
+        // Header bytes: type << 1, then layer/TID 0x01.
+        let nal = |t: u8| [t << 1, 0x01];
+        assert!(is_keyframe_payload(
+            VideoCodec::H265,
+            &[nal(19)[0], 1, 0xaf]
+        )); // IDR_W_RADL
+        assert!(is_keyframe_payload(
+            VideoCodec::H265,
+            &[nal(21)[0], 1, 0xaf]
+        )); // CRA
+        assert!(is_keyframe_payload(VideoCodec::H265, &nal(32))); // VPS
+        assert!(!is_keyframe_payload(
+            VideoCodec::H265,
+            &[nal(1)[0], 1, 0xaf]
+        )); // TRAIL_R
+        assert!(
+            !is_keyframe_payload(VideoCodec::H265, &nal(34)),
+            "a PPS alone"
+        );
+        assert!(
+            !is_keyframe_payload(VideoCodec::H265, &[nal(19)[0]]),
+            "no full header"
+        );
+        // AP with a PPS and an IDR; then one with a trailing picture only; then truncated.
+        let ap = [
+            nal(48)[0],
+            1,
+            0,
+            3,
+            nal(34)[0],
+            1,
+            9,
+            0,
+            3,
+            nal(19)[0],
+            1,
+            9,
+        ];
+        assert!(is_keyframe_payload(VideoCodec::H265, &ap));
+        let ap = [nal(48)[0], 1, 0, 3, nal(1)[0], 1, 9];
+        assert!(!is_keyframe_payload(VideoCodec::H265, &ap));
+        assert!(!is_keyframe_payload(
+            VideoCodec::H265,
+            &[nal(48)[0], 1, 0, 9, nal(19)[0]]
+        ));
+        // FU: the start of an IDR, its middle, and the start of a trailing picture.
+        assert!(is_keyframe_payload(
+            VideoCodec::H265,
+            &[nal(49)[0], 1, 0x80 | 19, 7]
+        ));
+        assert!(!is_keyframe_payload(
+            VideoCodec::H265,
+            &[nal(49)[0], 1, 19, 7]
+        ));
+        assert!(!is_keyframe_payload(
+            VideoCodec::H265,
+            &[nal(49)[0], 1, 0x80 | 1, 7]
+        ));
+        assert!(!is_keyframe_payload(VideoCodec::H265, &[nal(49)[0], 1]));
+    }
 
     #[test]
     fn h264_single_nal_units() {

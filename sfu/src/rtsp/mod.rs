@@ -45,6 +45,7 @@ pub fn sample_description() -> StreamDescription {
                     bytes::Bytes::from_static(&[0x67, 0x42, 0xc0, 0x1f]),
                     bytes::Bytes::from_static(&[0x68, 0xce]),
                 )),
+                h265_parameter_sets: None,
             },
             TrackDescription {
                 kind: TrackKind::Audio,
@@ -55,6 +56,7 @@ pub fn sample_description() -> StreamDescription {
                     fmtp: String::new(),
                 },
                 parameter_sets: None,
+                h265_parameter_sets: None,
             },
         ],
     }

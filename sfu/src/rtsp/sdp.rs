@@ -1,6 +1,8 @@
 //! The session description a DESCRIBE answers with (RFC 2326 appendix C, RFC 4566): one media
 //! section per hub track, each with its own `a=control`, H.264 with the `sprop-parameter-sets`
-//! and `profile-level-id` of the stream's current keyframe (RFC 6184), Opus as RFC 7587 says.
+//! and `profile-level-id` of the stream's current keyframe (RFC 6184), H.265 (passed through
+//! from an IP camera) with its `sprop-vps`/`sprop-sps`/`sprop-pps` (RFC 7798 §7.1), Opus as
+//! RFC 7587 says.
 //!
 //! The hub knows a stream's tracks and its keyframe cache; [`describe`] reads both under the
 //! engine's lock and [`session_description`] writes the text without it.
@@ -22,6 +24,8 @@ pub struct TrackDescription {
     pub codec: CodecSpec,
     /// H.264: the SPS and PPS of the cached keyframe, when the cache has one.
     pub parameter_sets: Option<(Bytes, Bytes)>,
+    /// H.265: the VPS, SPS and PPS of the cached keyframe, when the cache has them.
+    pub h265_parameter_sets: Option<[Bytes; 3]>,
 }
 
 /// A stream as an RTSP client is told about it.
@@ -52,6 +56,11 @@ pub fn describe(engine: &Engine, name: &str) -> Option<StreamDescription> {
                 codec: track.codec.clone(),
                 parameter_sets: if track.codec.name.eq_ignore_ascii_case("H264") {
                     parameter_sets(track.keyframe_cache())
+                } else {
+                    None
+                },
+                h265_parameter_sets: if track.codec.name.eq_ignore_ascii_case("H265") {
+                    h265_parameter_sets(track.keyframe_cache())
                 } else {
                     None
                 },
@@ -115,6 +124,49 @@ pub fn parameter_sets(packets: &[StoredPacket]) -> Option<(Bytes, Bytes)> {
         }
     }
     sps.zip(pps)
+}
+
+/// The first VPS, SPS and PPS among the whole NAL units of `packets` (single NAL unit packets
+/// and aggregation packets, RFC 7798 §4.4.1-2; an encoder sends them before each keyframe).
+pub fn h265_parameter_sets(packets: &[StoredPacket]) -> Option<[Bytes; 3]> {
+    use crate::rtp::keyframe::{h265_nal_type, h265_type};
+    let mut sets: [Option<Bytes>; 3] = [None, None, None];
+    for packet in packets {
+        let payload = &packet.payload;
+        let nals = match payload.first().map(|b| h265_nal_type(*b)) {
+            Some(h265_type::AP) => {
+                let mut out = Vec::new();
+                let mut at = 2;
+                while at + 2 <= payload.len() {
+                    let len = usize::from(u16::from_be_bytes([payload[at], payload[at + 1]]));
+                    at += 2;
+                    if len < 2 || at + len > payload.len() {
+                        break;
+                    }
+                    out.push(payload.slice(at..at + len));
+                    at += len;
+                }
+                out
+            }
+            Some(h265_type::FU) | None => Vec::new(),
+            Some(_) if payload.len() >= 2 => vec![payload.clone()],
+            Some(_) => Vec::new(),
+        };
+        for nal in nals {
+            let slot = match h265_nal_type(nal[0]) {
+                h265_type::VPS => 0,
+                h265_type::SPS => 1,
+                h265_type::PPS => 2,
+                _ => continue,
+            };
+            sets[slot].get_or_insert(nal);
+        }
+        if sets.iter().all(Option::is_some) {
+            break;
+        }
+    }
+    let [vps, sps, pps] = sets;
+    Some([vps?, sps?, pps?])
 }
 
 /// The NAL units a payload carries whole: itself, or a STAP-A's aggregated units.
@@ -215,6 +267,14 @@ fn fmtp(track: &TrackDescription) -> Option<String> {
             ));
         }
     }
+    if track.codec.name.eq_ignore_ascii_case("H265")
+        && let Some(sets) = &track.h265_parameter_sets
+    {
+        params.retain(|p| !p.trim_start().to_ascii_lowercase().starts_with("sprop-"));
+        for (key, nal) in ["sprop-vps", "sprop-sps", "sprop-pps"].iter().zip(sets) {
+            params.push(format!("{key}={}", BASE64.encode(nal)));
+        }
+    }
     (!params.is_empty()).then(|| params.join(";"))
 }
 
@@ -275,6 +335,7 @@ mod tests {
                         Bytes::from_static(&[0x67, 0x64, 0x00, 0x28, 1]),
                         Bytes::from_static(&[0x68, 2]),
                     )),
+                    h265_parameter_sets: None,
                 },
                 TrackDescription {
                     kind: TrackKind::Audio,
@@ -285,6 +346,7 @@ mod tests {
                         fmtp: "minptime=10;useinbandfec=1".into(),
                     },
                     parameter_sets: None,
+                    h265_parameter_sets: None,
                 },
             ],
         };
@@ -309,5 +371,46 @@ mod tests {
             "{sdp}"
         );
         assert!(sdp.contains("a=fmtp:97 minptime=10;useinbandfec=1\r\na=control:trackID=1\r\n"));
+    }
+
+    #[test]
+    fn h265_parameter_sets_come_from_the_cache_into_the_sdp() {
+        // A VPS alone, then an AP with SPS and PPS, then an IDR's FU start.
+        let cache = [
+            stored(1, 0, false, &[0x40, 0x01, 0x0c]),
+            stored(
+                2,
+                0,
+                false,
+                &[0x60, 0x01, 0, 3, 0x42, 0x01, 0x01, 0, 3, 0x44, 0x01, 0xc1],
+            ),
+            stored(3, 0, false, &[0x62, 0x01, 0x93, 0xaf]),
+        ];
+        let sets = h265_parameter_sets(&cache).unwrap();
+        assert_eq!(&sets[0][..], &[0x40, 0x01, 0x0c]);
+        assert_eq!(&sets[1][..], &[0x42, 0x01, 0x01]);
+        assert_eq!(&sets[2][..], &[0x44, 0x01, 0xc1]);
+        assert_eq!(h265_parameter_sets(&cache[1..]), None, "no VPS");
+        let description = StreamDescription {
+            tracks: vec![TrackDescription {
+                kind: TrackKind::Video,
+                codec: CodecSpec {
+                    name: "H265".into(),
+                    clock_rate: 90_000,
+                    channels: None,
+                    fmtp: String::new(),
+                },
+                parameter_sets: None,
+                h265_parameter_sets: Some(sets),
+            }],
+        };
+        let sdp = session_description("ipcam0", 1, "127.0.0.1".parse().unwrap(), &description);
+        assert!(
+            sdp.contains(
+                "m=video 0 RTP/AVP 96\r\na=rtpmap:96 H265/90000\r\n\
+                 a=fmtp:96 sprop-vps=QAEM;sprop-sps=QgEB;sprop-pps=RAHB\r\n"
+            ),
+            "{sdp}"
+        );
     }
 }

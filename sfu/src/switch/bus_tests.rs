@@ -376,7 +376,13 @@ fn program_video_is_placed_by_its_sources_clocks_and_keeps_one_mapping_across_cu
     bus.cut(t0 + Duration::from_millis(800), "cam1", "operator");
     for n in 20..40 {
         send(&mut bus, "cam0", n, 0, false);
-        send(&mut bus, "cam1", n, if n % 4 == 1 { 30 } else { 0 }, n == 22);
+        send(
+            &mut bus,
+            "cam1",
+            n,
+            if n % 4 == 1 { 30 } else { 0 },
+            n == 22,
+        );
     }
     assert!(mapping.len() > 35, "{} packets sent", mapping.len());
     // One mapping throughout (to the rounding of microseconds), late packets and the cut

@@ -64,6 +64,8 @@ export async function sample(page, ms) {
     }
     out.errors = window.player.errors;
     out.hlsLatency = handle.latency();
+    out.targetLatency = handle.targetLatency?.() ?? null;
+    out.stalls = handle.stalls?.() ?? null;
     return out;
   }, ms);
 }
@@ -78,7 +80,8 @@ export function report(label, s) {
   console.log(`${label}: ${s.width}x${s.height}, currentTime ${s.currentTimes[0]?.toFixed(2)} -> `
     + `${s.currentTimes.at(-1)?.toFixed(2)} s, capture->playing latency ms `
     + `p50 ${percentile(lat, 50)} p90 ${percentile(lat, 90)} max ${Math.max(...lat)} `
-    + `(hls.js latency ${s.hlsLatency?.toFixed(3)} s), errors: ${JSON.stringify(s.errors)}`);
+    + `(hls.js latency ${s.hlsLatency?.toFixed(3)} s, target ${s.targetLatency?.toFixed(3)} s, `
+    + `${s.stalls} stalls), errors: ${JSON.stringify(s.errors)}`);
 }
 
 export function assertPlays(s, width, height) {

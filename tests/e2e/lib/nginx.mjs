@@ -31,14 +31,19 @@ const accepts = (port) => new Promise((ok) => {
   socket.once('error', () => ok(false));
 });
 
-/** Starts nginx caching for `origin` (`http://127.0.0.1:PORT`); resolves to `{ base, stop() }`. */
+/**
+ * Starts nginx caching for `origin` (`http://127.0.0.1:PORT`); resolves to `{ base, stop() }`.
+ * `R58_NGINX_CACHE_LOCK=off` turns proxy_cache_lock off (for the measurement in
+ * docs/benchmarks.md: what the lock costs a waiting viewer).
+ */
 export async function startNginx(origin) {
   const dir = mkdtempSync(join(tmpdir(), 'r58-nginx-'));
   const port = await freeTcpPort();
   const config = readFileSync(template, 'utf8')
     .replaceAll('@DIR@', dir)
     .replaceAll('@LISTEN@', `127.0.0.1:${port}`)
-    .replaceAll('@ORIGIN@', new URL(origin).host);
+    .replaceAll('@ORIGIN@', new URL(origin).host)
+    .replace('proxy_cache_lock on;', `proxy_cache_lock ${process.env.R58_NGINX_CACHE_LOCK === 'off' ? 'off' : 'on'};`);
   const file = join(dir, 'nginx.conf');
   writeFileSync(file, config);
   const stderr = openSync(join(dir, 'stderr.log'), 'w');

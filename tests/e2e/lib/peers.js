@@ -26,14 +26,21 @@ async function postOffer(url, pc) {
 
 window.r58 = {
   // `config`: RTCConfiguration, e.g. TURN servers with iceTransportPolicy 'relay'.
-  async publish(base, name, codec = 'video/H264', config = undefined) {
+  // `videoLater`: only audio flows until window.publisher.startVideo() (a camera coming up
+  // after the guest joined).
+  async publish(base, name, codec = 'video/H264', config = undefined, videoLater = false) {
     const media = await navigator.mediaDevices.getUserMedia({
       video: { width: 640, height: 360, frameRate: 30 },
       audio: true,
     });
     const pc = new RTCPeerConnection(config);
+    let startVideo = () => Promise.resolve();
     for (const track of media.getTracks()) {
       const t = pc.addTransceiver(track, { direction: 'sendonly', streams: [media] });
+      if (track.kind === 'video' && videoLater) {
+        await t.sender.replaceTrack(null);
+        startVideo = () => t.sender.replaceTrack(track);
+      }
       if (track.kind === 'video') {
         const codecs = RTCRtpSender.getCapabilities('video').codecs
           .filter((c) => c.mimeType === codec || c.mimeType === 'video/rtx');
@@ -41,7 +48,7 @@ window.r58 = {
       }
     }
     const location = await postOffer(`${base}/whip/${name}`, pc);
-    window.publisher = { pc, location, media };
+    window.publisher = { pc, location, media, startVideo };
     return location;
   },
 

@@ -72,7 +72,9 @@ export async function playHls(video, url, { onFatal = () => {}, log = () => {}, 
     manifestLoadPolicy: { default: { maxTimeToFirstByteMs: 10000, maxLoadTimeMs: 20000, timeoutRetry: { maxNumRetry: 2, retryDelayMs: 0, maxRetryDelayMs: 0 }, errorRetry: { maxNumRetry: 1, retryDelayMs: 1000, maxRetryDelayMs: 8000 } } },
   });
   let mediaRecoveries = 0;
+  let stalls = 0;
   hls.on(Hls.Events.ERROR, (_event, data) => {
+    if (data.details === Hls.ErrorDetails.BUFFER_STALLED_ERROR) stalls += 1;
     if (!data.fatal) return;
     if (data.type === Hls.ErrorTypes.MEDIA_ERROR && mediaRecoveries < 3) {
       mediaRecoveries += 1;
@@ -124,6 +126,10 @@ export async function playHls(video, url, { onFatal = () => {}, log = () => {}, 
   return {
     engine,
     latency: () => (Number.isFinite(hls.latency) ? hls.latency : null),
+    /** Where hls.js aims to play, in seconds behind live (PART-HOLD-BACK plus its stalls). */
+    targetLatency: () => (Number.isFinite(hls.targetLatency) ? hls.targetLatency : null),
+    /** How often playback stalled for want of data. */
+    stalls: () => stalls,
     /** The EXT-X-PROGRAM-DATE-TIME (server clock) of the frame on screen, or null. */
     playingDate: () => hls.playingDate ?? null,
     /** How often it jumped to live (see `jumpBehind`). */

@@ -268,3 +268,75 @@ async fn stopping_writes_the_cut_list_over_the_iso_files() {
     assert!(report.has_video && report.problem.is_none(), "{report:?}");
     assert!(report.duration_ms >= 2000, "{report:?}");
 }
+
+/// A disk without room for the reserve refuses to start (one stream or all) with the free and
+/// reserved bytes; nothing is armed and no file is made. Starting everything twice, or
+/// stopping everything twice, is refused with its reason too.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_full_disk_and_repeated_start_stop_of_everything_are_refused() {
+    let dir = tempfile::tempdir().expect("temp dir");
+    let engine = shared_engine(EngineConfig::default());
+    let _cameras = start_cameras(&engine, &[small_camera("cam0", 300_000, 10)]).await;
+    let service = |min_free_bytes| {
+        RecordService::new(
+            engine.clone(),
+            RecordConfig {
+                dir: dir.path().to_owned(),
+                limits: sfu::record::DiskLimits {
+                    min_free_bytes,
+                    min_free_percent: 0.0,
+                },
+                ..RecordConfig::default()
+            },
+        )
+        .expect("recording service")
+    };
+    let full = router(
+        AppState::new(engine.clone(), Vec::new()).with_recordings(service(u64::MAX)),
+        &[],
+    );
+    for body in ["", "{\"stream\": \"cam0\"}"] {
+        let r = post_json(&full, "/api/recordings/start", body, &[]).await;
+        r.assert_status(StatusCode::CONFLICT);
+        r.assert_one_line_reason();
+        assert!(
+            r.text().contains("not enough free space") && r.text().contains("must stay free"),
+            "{body}: {}",
+            r.text()
+        );
+    }
+    let listing = get(&full, "/api/recordings").await.json();
+    assert_eq!(listing["status"]["recording"], false, "{listing}");
+    assert_eq!(
+        std::fs::read_dir(dir.path()).expect("dir").count(),
+        0,
+        "no file made"
+    );
+
+    let app = router(
+        AppState::new(engine.clone(), Vec::new()).with_recordings(service(0)),
+        &[],
+    );
+    post_json(&app, "/api/recordings/start", "{}", &[])
+        .await
+        .assert_status(StatusCode::OK);
+    let again = post_json(&app, "/api/recordings/start", "", &[]).await;
+    again.assert_status(StatusCode::CONFLICT);
+    again.assert_one_line_reason();
+    assert!(
+        again.text().contains("'all' is already being recorded"),
+        "{}",
+        again.text()
+    );
+    post_json(&app, "/api/recordings/stop", "", &[])
+        .await
+        .assert_status(StatusCode::OK);
+    let idle = post_json(&app, "/api/recordings/stop", "{}", &[]).await;
+    idle.assert_status(StatusCode::CONFLICT);
+    idle.assert_one_line_reason();
+    assert!(
+        idle.text().contains("not being recorded"),
+        "{}",
+        idle.text()
+    );
+}

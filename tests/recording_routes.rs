@@ -152,6 +152,52 @@ async fn start_stop_list_delete_and_refusals() {
         .collect();
     assert_eq!(events, ["started", "stopped"]);
 
+    // Playing and seeking in a browser, and downloading: the file over HTTP Range.
+    let on_disk = std::fs::read(dir.path().join("cam0").join(&file)).expect("the file");
+    let len = on_disk.len();
+    let whole = get(&app, &uri).await;
+    whole.assert_status(StatusCode::OK);
+    assert_eq!(whole.body, on_disk, "the whole file");
+    assert_eq!(whole.header("content-type"), Some("video/mp4"));
+    assert_eq!(whole.header("accept-ranges"), Some("bytes"));
+    for (range, from, to) in [
+        ("bytes=0-99".to_owned(), 0, 99),
+        (format!("bytes={}-", len - 10), len - 10, len - 1),
+        ("bytes=-50".to_owned(), len - 50, len - 1),
+        (format!("bytes=100-{}", len + 1000), 100, len - 1),
+    ] {
+        let part = request(&app, Method::GET, &uri, &[("range", &range)], Body::empty()).await;
+        part.assert_status(StatusCode::PARTIAL_CONTENT);
+        assert_eq!(part.body, &on_disk[from..=to], "{range}");
+        assert_eq!(
+            part.header("content-range"),
+            Some(format!("bytes {from}-{to}/{len}").as_str()),
+            "{range}"
+        );
+    }
+    for range in [
+        format!("bytes={len}-"),
+        format!("bytes={}-{}", len + 5, len + 9),
+    ] {
+        let r = request(&app, Method::GET, &uri, &[("range", &range)], Body::empty()).await;
+        r.assert_status(StatusCode::RANGE_NOT_SATISFIABLE);
+        assert_eq!(
+            r.header("content-range"),
+            Some(format!("bytes */{len}").as_str()),
+            "{range}"
+        );
+    }
+    for bad in [
+        "/api/recordings/files/cam0/..%2F..%2Fetc%2Fpasswd",
+        "/api/recordings/files/cam0/cam0.mp4",
+        "/api/recordings/files/..%2Fcam0/x.mp4",
+        "/api/recordings/files/cam1/cam1_2026-12-06T14-03-22Z.mp4",
+    ] {
+        let r = get(&app, bad).await;
+        r.assert_status(StatusCode::NOT_FOUND);
+        r.assert_one_line_reason();
+    }
+
     for bad in [
         "/api/recordings/files/cam0/..%2F..%2Fetc%2Fpasswd",
         "/api/recordings/files/cam0/cam0.mp4",

@@ -4,9 +4,11 @@
 //!   the payload into a transmit buffer (what fan-out does per packet x viewer before SRTP);
 //! - SRTP protect in place (`webrtc::srtp::SrtpSender`, AES-128-GCM and, for comparison,
 //!   AES-CM + HMAC-SHA1-80) of a 1180-byte video and a 160-byte audio payload;
-//! - H.264 depacketize (`rtp::h264::H264Depacketizer`: FU-A, STAP-A, single NAL units) of the
-//!   packets of 5 s of the 720p test camera (OpenH264, encoded before timing);
-//! - fMP4 part write: `hls::fmp4::fragment` for 200 ms parts of those frames, and the whole
+//! - H.264 depacketize (`rtp::h264::H264Depacketizer::push_avcc`: FU-A, STAP-A, single NAL
+//!   units, assembled into reused AVCC buffers as the LL-HLS ingest and the recorder use it) of
+//!   the packets of 5 s of the 720p test camera (OpenH264, encoded before timing);
+//! - fMP4 part write: `hls::fmp4::FragmentBuilder` for 200 ms parts of those frames (samples
+//!   copied in, moof + mdat written into a reused buffer), and the whole
 //!   `Segmenter::push_video` path (AVCC framing, cutting, part and segment bookkeeping).
 //!
 //! Plain harness (criterion is not among this project's dependencies): each case runs in
@@ -24,7 +26,7 @@ use bytes::Bytes;
 use sfu::capture::encoder::{EncoderSettings, H264Encoder, OpenH264Encoder};
 use sfu::capture::packetizer::{DEFAULT_MTU_PAYLOAD, H264Packetizer};
 use sfu::capture::{FrameSource, PatternSource};
-use sfu::hls::fmp4::{self, Sample, TrackRun};
+use sfu::hls::fmp4::{FragmentBuilder, Track};
 use sfu::hls::{HlsConfig, Segmenter};
 use sfu::media::h264::AccessUnit;
 use sfu::rtp::h264::H264Depacketizer;
@@ -217,7 +219,7 @@ fn depacketize(packets: &[Packet], passes: usize) {
         for _ in 0..passes {
             let mut depacketizer = H264Depacketizer::new();
             for (s, t, m, p) in packets {
-                black_box(depacketizer.push(*s, *t, *m, p).expect("depacketize"));
+                black_box(depacketizer.push_avcc(*s, *t, *m, p).expect("depacketize"));
             }
         }
     });
@@ -231,31 +233,21 @@ fn depacketize(packets: &[Packet], passes: usize) {
 
 fn fmp4_parts(units: &[AccessUnit], passes: usize) {
     // 200 ms parts: 6 frames each, as the segmenter cuts them at 30 fps.
-    let parts: Vec<TrackRun> = units
-        .chunks(6)
-        .enumerate()
-        .map(|(n, chunk)| TrackRun {
-            track_id: fmp4::VIDEO_TRACK_ID,
-            decode_time: n as u64 * 6 * 3000,
-            samples: chunk
-                .iter()
-                .map(|u| Sample {
-                    duration: 3000,
-                    sync: u.keyframe,
-                    data: u.to_avcc().into(),
-                })
-                .collect(),
-        })
-        .collect();
-    let bytes: usize = parts
-        .iter()
-        .flat_map(|p| &p.samples)
-        .map(|s| s.data.len())
-        .sum();
+    let frames: Vec<(bool, Vec<u8>)> = units.iter().map(|u| (u.keyframe, u.to_avcc())).collect();
+    let parts: Vec<&[(bool, Vec<u8>)]> = frames.chunks(6).collect();
+    let bytes: usize = frames.iter().map(|(_, data)| data.len()).sum();
+    let mut builder = FragmentBuilder::new();
+    let mut out = Vec::new();
     let timing = measure(passes * parts.len(), || {
         for _ in 0..passes {
-            for (n, run) in parts.iter().enumerate() {
-                black_box(fmp4::fragment(n as u32, std::slice::from_ref(run)).expect("fragment"));
+            for (n, part) in parts.iter().enumerate() {
+                for (i, (keyframe, data)) in part.iter().enumerate() {
+                    let dts = (n * 6 + i) as u64 * 3000;
+                    builder.push(Track::Video, dts, 3000, *keyframe, data);
+                }
+                out.clear();
+                builder.write(n as u32, &mut out).expect("fragment");
+                black_box(&out);
             }
         }
     });

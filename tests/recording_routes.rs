@@ -152,6 +152,52 @@ async fn start_stop_list_delete_and_refusals() {
         .collect();
     assert_eq!(events, ["started", "stopped"]);
 
+    // Playing and seeking in a browser, and downloading: the file over HTTP Range.
+    let on_disk = std::fs::read(dir.path().join("cam0").join(&file)).expect("the file");
+    let len = on_disk.len();
+    let whole = get(&app, &uri).await;
+    whole.assert_status(StatusCode::OK);
+    assert_eq!(whole.body, on_disk, "the whole file");
+    assert_eq!(whole.header("content-type"), Some("video/mp4"));
+    assert_eq!(whole.header("accept-ranges"), Some("bytes"));
+    for (range, from, to) in [
+        ("bytes=0-99".to_owned(), 0, 99),
+        (format!("bytes={}-", len - 10), len - 10, len - 1),
+        ("bytes=-50".to_owned(), len - 50, len - 1),
+        (format!("bytes=100-{}", len + 1000), 100, len - 1),
+    ] {
+        let part = request(&app, Method::GET, &uri, &[("range", &range)], Body::empty()).await;
+        part.assert_status(StatusCode::PARTIAL_CONTENT);
+        assert_eq!(part.body, &on_disk[from..=to], "{range}");
+        assert_eq!(
+            part.header("content-range"),
+            Some(format!("bytes {from}-{to}/{len}").as_str()),
+            "{range}"
+        );
+    }
+    for range in [
+        format!("bytes={len}-"),
+        format!("bytes={}-{}", len + 5, len + 9),
+    ] {
+        let r = request(&app, Method::GET, &uri, &[("range", &range)], Body::empty()).await;
+        r.assert_status(StatusCode::RANGE_NOT_SATISFIABLE);
+        assert_eq!(
+            r.header("content-range"),
+            Some(format!("bytes */{len}").as_str()),
+            "{range}"
+        );
+    }
+    for bad in [
+        "/api/recordings/files/cam0/..%2F..%2Fetc%2Fpasswd",
+        "/api/recordings/files/cam0/cam0.mp4",
+        "/api/recordings/files/..%2Fcam0/x.mp4",
+        "/api/recordings/files/cam1/cam1_2026-12-06T14-03-22Z.mp4",
+    ] {
+        let r = get(&app, bad).await;
+        r.assert_status(StatusCode::NOT_FOUND);
+        r.assert_one_line_reason();
+    }
+
     for bad in [
         "/api/recordings/files/cam0/..%2F..%2Fetc%2Fpasswd",
         "/api/recordings/files/cam0/cam0.mp4",
@@ -267,4 +313,76 @@ async fn stopping_writes_the_cut_list_over_the_iso_files() {
     let report = sfu::record::scan::scan(&mut file, len).expect("scan");
     assert!(report.has_video && report.problem.is_none(), "{report:?}");
     assert!(report.duration_ms >= 2000, "{report:?}");
+}
+
+/// A disk without room for the reserve refuses to start (one stream or all) with the free and
+/// reserved bytes; nothing is armed and no file is made. Starting everything twice, or
+/// stopping everything twice, is refused with its reason too.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_full_disk_and_repeated_start_stop_of_everything_are_refused() {
+    let dir = tempfile::tempdir().expect("temp dir");
+    let engine = shared_engine(EngineConfig::default());
+    let _cameras = start_cameras(&engine, &[small_camera("cam0", 300_000, 10)]).await;
+    let service = |min_free_bytes| {
+        RecordService::new(
+            engine.clone(),
+            RecordConfig {
+                dir: dir.path().to_owned(),
+                limits: sfu::record::DiskLimits {
+                    min_free_bytes,
+                    min_free_percent: 0.0,
+                },
+                ..RecordConfig::default()
+            },
+        )
+        .expect("recording service")
+    };
+    let full = router(
+        AppState::new(engine.clone(), Vec::new()).with_recordings(service(u64::MAX)),
+        &[],
+    );
+    for body in ["", "{\"stream\": \"cam0\"}"] {
+        let r = post_json(&full, "/api/recordings/start", body, &[]).await;
+        r.assert_status(StatusCode::CONFLICT);
+        r.assert_one_line_reason();
+        assert!(
+            r.text().contains("not enough free space") && r.text().contains("must stay free"),
+            "{body}: {}",
+            r.text()
+        );
+    }
+    let listing = get(&full, "/api/recordings").await.json();
+    assert_eq!(listing["status"]["recording"], false, "{listing}");
+    assert_eq!(
+        std::fs::read_dir(dir.path()).expect("dir").count(),
+        0,
+        "no file made"
+    );
+
+    let app = router(
+        AppState::new(engine.clone(), Vec::new()).with_recordings(service(0)),
+        &[],
+    );
+    post_json(&app, "/api/recordings/start", "{}", &[])
+        .await
+        .assert_status(StatusCode::OK);
+    let again = post_json(&app, "/api/recordings/start", "", &[]).await;
+    again.assert_status(StatusCode::CONFLICT);
+    again.assert_one_line_reason();
+    assert!(
+        again.text().contains("'all' is already being recorded"),
+        "{}",
+        again.text()
+    );
+    post_json(&app, "/api/recordings/stop", "", &[])
+        .await
+        .assert_status(StatusCode::OK);
+    let idle = post_json(&app, "/api/recordings/stop", "{}", &[]).await;
+    idle.assert_status(StatusCode::CONFLICT);
+    idle.assert_one_line_reason();
+    assert!(
+        idle.text().contains("not being recorded"),
+        "{}",
+        idle.text()
+    );
 }

@@ -57,6 +57,11 @@ const EXPECTED: &[(&str, &str, Access)] = &[
     ("POST", "/api/recordings/start", Access::Admin),
     ("POST", "/api/recordings/stop", Access::Admin),
     (
+        "GET",
+        "/api/recordings/files/{stream}/{file}",
+        Access::Admin,
+    ),
+    (
         "DELETE",
         "/api/recordings/files/{stream}/{file}",
         Access::Admin,

@@ -4,6 +4,9 @@
 //!   at the current rate), recent events, and every file on disk.
 //! - `POST /api/recordings/start` and `/stop` with `{"stream": "cam0"}` for one stream, or an
 //!   empty body / `{}` for the configured selection (start) or everything (stop).
+//! - `GET /api/recordings/files/{stream}/{file}`: the file (`video/mp4`), with HTTP Range
+//!   (one range: 206 with `Content-Range`, an unsatisfiable one 416), for playing and seeking
+//!   in the browser and for downloading; a file being written is served as far as it is.
 //! - `DELETE /api/recordings/files/{stream}/{file}`: removes a finished recording.
 //!
 //! Stopping everything writes the switcher's program cuts of the session as a CMX 3600 EDL
@@ -16,13 +19,15 @@
 use std::net::IpAddr;
 
 use axum::Json;
-use axum::body::Bytes;
+use axum::body::{Body, Bytes};
 use axum::extract::{Path, Request, State};
 use axum::http::StatusCode;
 use axum::response::{IntoResponse, Response};
 use serde::Deserialize;
 use sfu::record::cutlist::ProgramCut;
 use sfu::record::{ControlError, RecordService};
+use tower::ServiceExt;
+use tower_http::services::ServeFile;
 use tracing::info;
 
 use super::access::{Access, Routes};
@@ -36,6 +41,11 @@ pub fn routes(state: &AppState) -> Routes {
         .get("/api/recordings", Access::Admin, show)
         .post("/api/recordings/start", Access::Admin, start)
         .post("/api/recordings/stop", Access::Admin, stop)
+        .get(
+            "/api/recordings/files/{stream}/{file}",
+            Access::Admin,
+            download,
+        )
         .delete(
             "/api/recordings/files/{stream}/{file}",
             Access::Admin,
@@ -176,6 +186,25 @@ fn program_cuts(history: &[sfu::switch::Cut]) -> Vec<ProgramCut> {
             })
         }))
         .collect()
+}
+
+/// The file, with HTTP Range as tower-http's `ServeFile` answers it.
+async fn download(
+    State(state): State<AppState>,
+    Path((stream, file)): Path<(String, String)>,
+    request: Request,
+) -> Response {
+    let Some(service) = state.recordings.clone() else {
+        return not_configured();
+    };
+    let path = match service.file_path(&stream, &file) {
+        Ok(path) => path,
+        Err(e) => return control_error(&e),
+    };
+    match ServeFile::new(path).oneshot(request).await {
+        Ok(response) => response.map(Body::new),
+        Err(never) => match never {},
+    }
 }
 
 async fn delete(

@@ -76,7 +76,7 @@ pub fn record_scan_seed() -> Vec<u8> {
     let mut out = Vec::new();
     while let Some(event) = writer.poll_event() {
         if let FileEvent::Write { bytes, .. } = event {
-            out.extend_from_slice(&bytes);
+            out.extend_from_slice(bytes);
         }
     }
     out

@@ -9,9 +9,12 @@ use bytes::Bytes;
 use mp4_atom::{
     Audio, Avc1, Avcc, Dinf, Dops, Dref, Encode, Ftyp, Hdlr, Matrix, Mdhd, Mdia, Mfhd, Minf, Moof,
     Moov, Mvex, Mvhd, Opus, Smhd, Stbl, Stsd, Tfdt, Tfhd, Tkhd, Traf, Trak, Trex, Trun, TrunEntry,
-    Url, Visual, Vmhd,
+    TrunSamples, Url, Visual, Vmhd,
 };
 use thiserror::Error;
+
+use super::sps::{SpsError, parse_sps};
+use crate::media::h264::H264Picture;
 
 pub const VIDEO_TRACK_ID: u32 = 1;
 pub const AUDIO_TRACK_ID: u32 = 2;
@@ -45,6 +48,41 @@ pub struct VideoParams {
     pub height: u32,
 }
 
+/// Why a keyframe's parameter sets give no [`VideoParams`].
+#[derive(Debug, Error)]
+pub enum ParameterSetError {
+    #[error("keyframe without SPS/PPS before any parameter sets were seen")]
+    Missing,
+    #[error("bad SPS: {0}")]
+    Sps(#[from] SpsError),
+}
+
+impl VideoParams {
+    /// The parameter sets a keyframe carries, when they differ from `current` (`None`: the
+    /// same, or none carried and `current` goes on). A new SPS is parsed for the picture size.
+    pub fn changed(
+        current: Option<&VideoParams>,
+        keyframe: &impl H264Picture,
+    ) -> Result<Option<VideoParams>, ParameterSetError> {
+        let (Some(sps), Some(pps)) = keyframe.sps_pps() else {
+            return match current {
+                Some(_) => Ok(None),
+                None => Err(ParameterSetError::Missing),
+            };
+        };
+        if current.is_some_and(|v| v.sps == sps && v.pps == pps) {
+            return Ok(None);
+        }
+        let info = parse_sps(sps)?;
+        Ok(Some(VideoParams {
+            sps: Bytes::copy_from_slice(sps),
+            pps: Bytes::copy_from_slice(pps),
+            width: info.width,
+            height: info.height,
+        }))
+    }
+}
+
 /// The Opus sample entry (RFC 7845 identification header fields, family 0: mono or stereo).
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct OpusParams {
@@ -61,25 +99,6 @@ impl Default for OpusParams {
             input_sample_rate: 48_000,
         }
     }
-}
-
-/// One sample of a fragment.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct Sample {
-    /// Duration in the track's timescale.
-    pub duration: u32,
-    /// A sync sample (keyframe); every audio sample is one.
-    pub sync: bool,
-    /// AVCC-framed access unit, or one Opus packet.
-    pub data: Bytes,
-}
-
-/// The samples of one track in a fragment, starting at `decode_time` (track timescale).
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct TrackRun {
-    pub track_id: u32,
-    pub decode_time: u64,
-    pub samples: Vec<Sample>,
 }
 
 pub fn init_segment(
@@ -242,73 +261,251 @@ fn media_info(codec: mp4_atom::Codec) -> Minf {
     }
 }
 
-/// A moof + mdat pair. Each run's samples are stored in order in the mdat, one run after another;
-/// data offsets are relative to the moof (`default-base-is-moof`, as CMAF requires).
-pub fn fragment(sequence_number: u32, runs: &[TrackRun]) -> Result<Bytes, Fmp4Error> {
-    let mut moof = Moof {
-        mfhd: Mfhd { sequence_number },
-        traf: runs
-            .iter()
-            .map(|run| Traf {
+/// Which of the two tracks a sample belongs to.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Track {
+    Video,
+    Audio,
+}
+
+impl Track {
+    pub fn id(self) -> u32 {
+        match self {
+            Track::Video => VIDEO_TRACK_ID,
+            Track::Audio => AUDIO_TRACK_ID,
+        }
+    }
+}
+
+/// One track's run in the fragment being built: its trun entries and samples' bytes, and a
+/// `traf` kept for reuse (the entries move into it while the moof is encoded).
+#[derive(Debug)]
+struct RunBuilder {
+    traf: Traf,
+    entries: Vec<TrunEntry>,
+    /// Decode time of the first sample, and where the last one ends (track timescale).
+    start: u64,
+    end: u64,
+    data: Vec<u8>,
+}
+
+impl RunBuilder {
+    fn new(track: Track) -> Self {
+        Self {
+            traf: Traf {
                 tfhd: Tfhd {
-                    track_id: run.track_id,
+                    track_id: track.id(),
                     default_base_is_moof: true,
                     ..Default::default()
                 },
                 tfdt: Some(Tfdt {
-                    base_media_decode_time: run.decode_time,
+                    base_media_decode_time: 0,
                 }),
                 trun: vec![Trun {
                     data_offset: Some(0),
-                    samples: run
-                        .samples
-                        .iter()
-                        .map(|s| TrunEntry {
-                            duration: Some(s.duration),
-                            size: Some(s.data.len() as u32),
-                            flags: Some(if s.sync {
-                                SYNC_SAMPLE_FLAGS
-                            } else {
-                                NON_SYNC_SAMPLE_FLAGS
-                            }),
-                            cts: None,
-                        })
-                        .collect::<Vec<_>>()
-                        .into(),
+                    samples: TrunSamples::Explicit(Vec::new()),
                 }],
                 ..Default::default()
-            })
-            .collect(),
-    };
-    let payload: usize = runs
-        .iter()
-        .flat_map(|r| &r.samples)
-        .map(|s| s.data.len())
-        .sum();
-    // Encode once to learn the moof's size (the offsets are fixed-width), then set them.
-    let mut probe = Vec::new();
-    moof.encode(&mut probe)?;
-    let moof_size = probe.len();
-    let mdat_size = payload + 8;
-    if moof_size + mdat_size > u32::MAX as usize {
-        return Err(Fmp4Error::TooLarge);
-    }
-    let mut offset = moof_size + 8;
-    for (traf, run) in moof.traf.iter_mut().zip(runs) {
-        if let Some(trun) = traf.trun.first_mut() {
-            trun.data_offset = Some(i32::try_from(offset).map_err(|_| Fmp4Error::TooLarge)?);
+            },
+            entries: Vec::new(),
+            start: 0,
+            end: 0,
+            data: Vec::new(),
         }
-        offset += run.samples.iter().map(|s| s.data.len()).sum::<usize>();
     }
-    let mut out = Vec::with_capacity(moof_size + mdat_size);
-    moof.encode(&mut out)?;
-    debug_assert_eq!(out.len(), moof_size);
-    out.extend_from_slice(&(mdat_size as u32).to_be_bytes());
-    out.extend_from_slice(b"mdat");
-    for sample in runs.iter().flat_map(|r| &r.samples) {
-        out.extend_from_slice(&sample.data);
+
+    fn clear(&mut self) {
+        self.entries.clear();
+        self.data.clear();
     }
-    Ok(out.into())
+}
+
+/// Builds moof + mdat fragments sample by sample, for the LL-HLS segmenter (a fragment per
+/// part) and the recorder (a fragment per second at most). The boxes and buffers are kept and
+/// reused, so once they have grown to the largest fragment, building one allocates nothing.
+///
+/// Samples of each track go into the mdat in order, video's run before audio's; data offsets
+/// are relative to the moof (`default-base-is-moof`, as CMAF requires).
+#[derive(Debug)]
+pub struct FragmentBuilder {
+    video: RunBuilder,
+    audio: RunBuilder,
+    moof: Moof,
+}
+
+impl Default for FragmentBuilder {
+    fn default() -> Self {
+        Self::new()
+    }
+}
+
+impl FragmentBuilder {
+    pub fn new() -> Self {
+        Self {
+            video: RunBuilder::new(Track::Video),
+            audio: RunBuilder::new(Track::Audio),
+            moof: Moof {
+                mfhd: Mfhd { sequence_number: 0 },
+                traf: Vec::with_capacity(2),
+            },
+        }
+    }
+
+    fn run(&self, track: Track) -> &RunBuilder {
+        match track {
+            Track::Video => &self.video,
+            Track::Audio => &self.audio,
+        }
+    }
+
+    fn run_mut(&mut self, track: Track) -> &mut RunBuilder {
+        match track {
+            Track::Video => &mut self.video,
+            Track::Audio => &mut self.audio,
+        }
+    }
+
+    /// Adds a sample whose bytes `write` appends (an access unit in AVCC form, an Opus
+    /// packet); the track's first sample sets its run's decode time.
+    pub fn push_with(
+        &mut self,
+        track: Track,
+        decode_time: u64,
+        duration: u32,
+        sync: bool,
+        write: impl FnOnce(&mut Vec<u8>),
+    ) {
+        let run = self.run_mut(track);
+        if run.entries.is_empty() {
+            run.start = decode_time;
+            run.end = decode_time;
+        }
+        let before = run.data.len();
+        write(&mut run.data);
+        let size = (run.data.len() - before) as u32;
+        run.end += u64::from(duration);
+        run.entries.push(TrunEntry {
+            duration: Some(duration),
+            size: Some(size),
+            flags: Some(if sync {
+                SYNC_SAMPLE_FLAGS
+            } else {
+                NON_SYNC_SAMPLE_FLAGS
+            }),
+            cts: None,
+        });
+    }
+
+    /// Adds a sample with these bytes.
+    pub fn push(&mut self, track: Track, decode_time: u64, duration: u32, sync: bool, data: &[u8]) {
+        self.push_with(track, decode_time, duration, sync, |out| {
+            out.extend_from_slice(data)
+        });
+    }
+
+    /// Lengthens the track's last sample by `ticks` (over a gap left by a lost packet).
+    pub fn stretch_last(&mut self, track: Track, ticks: u32) {
+        let run = self.run_mut(track);
+        if let Some(last) = run.entries.last_mut() {
+            last.duration = Some(last.duration.unwrap_or(0).saturating_add(ticks));
+            run.end += u64::from(ticks);
+        }
+    }
+
+    pub fn is_empty(&self) -> bool {
+        self.video.entries.is_empty() && self.audio.entries.is_empty()
+    }
+
+    /// Samples of the track in the open fragment.
+    pub fn samples(&self, track: Track) -> usize {
+        self.run(track).entries.len()
+    }
+
+    /// Decode time of the track's first sample in the open fragment.
+    pub fn start(&self, track: Track) -> Option<u64> {
+        let run = self.run(track);
+        (!run.entries.is_empty()).then_some(run.start)
+    }
+
+    /// Where the track's last sample in the open fragment ends.
+    pub fn end(&self, track: Track) -> Option<u64> {
+        let run = self.run(track);
+        (!run.entries.is_empty()).then_some(run.end)
+    }
+
+    /// Drops the open fragment's samples.
+    pub fn clear(&mut self) {
+        self.video.clear();
+        self.audio.clear();
+    }
+
+    /// Appends the open fragment to `out` as moof + mdat with this sequence number, and
+    /// starts the next (empty) one. An empty fragment is a moof without runs and an empty mdat.
+    pub fn write(&mut self, sequence_number: u32, out: &mut Vec<u8>) -> Result<(), Fmp4Error> {
+        let result = self.encode(sequence_number, out);
+        // The trafs go back to their runs whatever happened.
+        for mut traf in self.moof.traf.drain(..) {
+            let run = if traf.tfhd.track_id == VIDEO_TRACK_ID {
+                &mut self.video
+            } else {
+                &mut self.audio
+            };
+            if let Some(trun) = traf.trun.first_mut()
+                && let TrunSamples::Explicit(entries) =
+                    std::mem::replace(&mut trun.samples, TrunSamples::Explicit(Vec::new()))
+            {
+                run.entries = entries;
+            }
+            run.traf = traf;
+        }
+        self.clear();
+        result
+    }
+
+    fn encode(&mut self, sequence_number: u32, out: &mut Vec<u8>) -> Result<(), Fmp4Error> {
+        self.moof.mfhd.sequence_number = sequence_number;
+        let payload = self.video.data.len() + self.audio.data.len();
+        for run in [&mut self.video, &mut self.audio] {
+            if !run.entries.is_empty() {
+                if let Some(tfdt) = run.traf.tfdt.as_mut() {
+                    tfdt.base_media_decode_time = run.start;
+                }
+                if let Some(trun) = run.traf.trun.first_mut() {
+                    trun.samples = TrunSamples::Explicit(std::mem::take(&mut run.entries));
+                }
+                self.moof.traf.push(std::mem::take(&mut run.traf));
+            }
+        }
+        // Encode once to learn the moof's size (the offsets are fixed-width), then set them.
+        let base = out.len();
+        self.moof.encode(out)?;
+        let moof_size = out.len() - base;
+        out.truncate(base);
+        let mdat_size = payload + 8;
+        if moof_size + mdat_size > u32::MAX as usize {
+            return Err(Fmp4Error::TooLarge);
+        }
+        let mut offset = moof_size + 8;
+        for traf in &mut self.moof.traf {
+            let data = if traf.tfhd.track_id == VIDEO_TRACK_ID {
+                &self.video.data
+            } else {
+                &self.audio.data
+            };
+            if let Some(trun) = traf.trun.first_mut() {
+                trun.data_offset = Some(i32::try_from(offset).map_err(|_| Fmp4Error::TooLarge)?);
+            }
+            offset += data.len();
+        }
+        out.reserve(moof_size + mdat_size);
+        self.moof.encode(out)?;
+        debug_assert_eq!(out.len() - base, moof_size);
+        out.extend_from_slice(&(mdat_size as u32).to_be_bytes());
+        out.extend_from_slice(b"mdat");
+        out.extend_from_slice(&self.video.data);
+        out.extend_from_slice(&self.audio.data);
+        Ok(())
+    }
 }
 
 #[cfg(test)]

@@ -1,5 +1,7 @@
 use super::*;
 use mp4_atom::{Any, Decode, TrunSamples};
+
+use crate::media::h264::AccessUnit;
 use std::io::Cursor;
 
 const SPS: &[u8] = &[
@@ -64,72 +66,134 @@ fn init_segment_needs_a_track_and_a_valid_sps() {
     assert!(init_segment(None, Some(&OpusParams::default())).is_ok());
 }
 
-#[test]
-fn fragment_round_trips_samples_and_offsets() {
-    let video_samples: Vec<Sample> = (0..3u8)
-        .map(|i| Sample {
-            duration: 3000,
-            sync: i == 0,
-            data: Bytes::from(vec![i; 100 + usize::from(i)]),
-        })
-        .collect();
-    let audio_samples: Vec<Sample> = (0..2u8)
-        .map(|i| Sample {
-            duration: 960,
-            sync: true,
-            data: Bytes::from(vec![0xa0 + i; 40]),
-        })
-        .collect();
-    let runs = [
-        TrackRun {
-            track_id: VIDEO_TRACK_ID,
-            decode_time: 90_000 * 5,
-            samples: video_samples.clone(),
-        },
-        TrackRun {
-            track_id: AUDIO_TRACK_ID,
-            decode_time: 48_000 * 5,
-            samples: audio_samples.clone(),
-        },
-    ];
-    let bytes = fragment(7, &runs).unwrap();
-    let mut buf = Cursor::new(&bytes[..]);
+/// (duration, sync, data) per sample.
+type Samples = Vec<(u32, bool, Vec<u8>)>;
+
+fn push_all(builder: &mut FragmentBuilder, video: &Samples, audio: &Samples) {
+    for (duration, sync, data) in video {
+        builder.push(Track::Video, 90_000 * 5, *duration, *sync, data);
+    }
+    for (duration, sync, data) in audio {
+        builder.push(Track::Audio, 48_000 * 5, *duration, *sync, data);
+    }
+}
+
+/// Reads a moof + mdat back: per traf, (track id, decode time, samples).
+fn read_fragment(bytes: &[u8], sequence: u32) -> Vec<(u32, u64, Samples)> {
+    let mut buf = Cursor::new(bytes);
     let Any::Moof(moof) = Any::decode(&mut buf).unwrap() else {
         panic!("no moof")
     };
-    let Any::Mdat(mdat) = Any::decode(&mut buf).unwrap() else {
+    let Any::Mdat(_) = Any::decode(&mut buf).unwrap() else {
         panic!("no mdat")
     };
-    assert_eq!(moof.mfhd.sequence_number, 7);
-    assert_eq!(moof.traf.len(), 2);
-    for (traf, run) in moof.traf.iter().zip(&runs) {
-        assert_eq!(traf.tfhd.track_id, run.track_id);
-        assert!(traf.tfhd.default_base_is_moof);
-        assert_eq!(
-            traf.tfdt.as_ref().unwrap().base_media_decode_time,
-            run.decode_time
-        );
-        let trun = &traf.trun[0];
-        let offset = trun.data_offset.unwrap() as usize;
-        let TrunSamples::Explicit(entries) = &trun.samples else {
-            panic!("samples not explicit")
-        };
-        let mut at = offset;
-        for (entry, sample) in entries.iter().zip(&run.samples) {
-            let size = entry.size.unwrap() as usize;
-            assert_eq!(&bytes[at..at + size], &sample.data[..], "data offset");
-            assert_eq!(entry.duration, Some(sample.duration));
-            let flags = entry.flags.unwrap();
-            assert_eq!(flags & 0x0001_0000 == 0, sample.sync, "sync flag");
-            at += size;
-        }
-    }
-    assert_eq!(mdat.data.len(), 3 * 100 + 3 + 2 * 40);
+    assert_eq!(moof.mfhd.sequence_number, sequence);
+    moof.traf
+        .iter()
+        .map(|traf| {
+            assert!(traf.tfhd.default_base_is_moof);
+            let trun = &traf.trun[0];
+            let TrunSamples::Explicit(entries) = &trun.samples else {
+                panic!("samples not explicit")
+            };
+            let mut at = trun.data_offset.unwrap() as usize;
+            let samples = entries
+                .iter()
+                .map(|entry| {
+                    let size = entry.size.unwrap() as usize;
+                    let data = bytes[at..at + size].to_vec();
+                    at += size;
+                    let sync = entry.flags.unwrap() & 0x0001_0000 == 0;
+                    (entry.duration.unwrap(), sync, data)
+                })
+                .collect();
+            let decode_time = traf.tfdt.as_ref().unwrap().base_media_decode_time;
+            (traf.tfhd.track_id, decode_time, samples)
+        })
+        .collect()
+}
+
+#[test]
+fn fragment_round_trips_samples_and_offsets() {
+    let video: Samples = (0..3u8)
+        .map(|i| (3000, i == 0, vec![i; 100 + usize::from(i)]))
+        .collect();
+    let audio: Samples = (0..2u8).map(|i| (960, true, vec![0xa0 + i; 40])).collect();
+    let mut builder = FragmentBuilder::new();
+    push_all(&mut builder, &video, &audio);
+    assert_eq!(builder.start(Track::Video), Some(90_000 * 5));
+    assert_eq!(builder.end(Track::Audio), Some(48_000 * 5 + 2 * 960));
+    let mut bytes = vec![0xee; 3]; // written after what the buffer holds
+    builder.write(7, &mut bytes).unwrap();
+    assert_eq!(&bytes[..3], &[0xee; 3]);
+    let runs = read_fragment(&bytes[3..], 7);
+    assert_eq!(
+        runs,
+        vec![
+            (VIDEO_TRACK_ID, 90_000 * 5, video.clone()),
+            (AUDIO_TRACK_ID, 48_000 * 5, audio.clone())
+        ]
+    );
+    assert!(builder.is_empty(), "writing starts the next fragment");
+
+    // The reused builder: a video-only fragment with a stretched last sample, then both again.
+    builder.push(Track::Video, 7, 3000, true, &[1, 2, 3]);
+    builder.push_with(Track::Video, 0, 3000, false, |out| out.extend([4, 5]));
+    builder.stretch_last(Track::Video, 500);
+    let mut second = Vec::new();
+    builder.write(8, &mut second).unwrap();
+    assert_eq!(
+        read_fragment(&second, 8),
+        vec![(
+            VIDEO_TRACK_ID,
+            7,
+            vec![(3000, true, vec![1, 2, 3]), (3500, false, vec![4, 5])]
+        )]
+    );
+    push_all(&mut builder, &video, &audio);
+    let mut third = Vec::new();
+    builder.write(7, &mut third).unwrap();
+    assert_eq!(third, bytes[3..], "a reused builder writes the same bytes");
 }
 
 #[test]
 fn empty_fragment_is_valid() {
-    let bytes = fragment(1, &[]).unwrap();
+    let mut bytes = Vec::new();
+    FragmentBuilder::new().write(1, &mut bytes).unwrap();
     let mut buf = Cursor::new(&bytes[..]);
     assert!(matches!(Any::decode(&mut buf).unwrap(), Any::Moof(_)));
+}
+
+#[test]
+fn new_parameter_sets_are_found_and_parsed() {
+    let keyframe = AccessUnit {
+        timestamp: 0,
+        nals: vec![
+            Bytes::from_static(SPS),
+            Bytes::from_static(PPS),
+            Bytes::from_static(&[0x65, 1]),
+        ],
+        keyframe: true,
+    };
+    let params = VideoParams::changed(None, &keyframe).unwrap().unwrap();
+    assert_eq!((params.width, params.height), (320, 240));
+    assert!(
+        VideoParams::changed(Some(&params), &keyframe)
+            .unwrap()
+            .is_none(),
+        "the same"
+    );
+    let bare = AccessUnit {
+        nals: vec![Bytes::from_static(&[0x65, 1])],
+        ..keyframe.clone()
+    };
+    assert!(
+        VideoParams::changed(Some(&params), &bare)
+            .unwrap()
+            .is_none()
+    );
+    assert!(matches!(
+        VideoParams::changed(None, &bare),
+        Err(ParameterSetError::Missing)
+    ));
 }

@@ -1,9 +1,9 @@
 use super::*;
 use bytes::Bytes;
-use std::time::UNIX_EPOCH;
+use std::time::{Duration, Instant, UNIX_EPOCH};
 
 use crate::hls::Lookup;
-use crate::media::CodecSpec;
+use crate::media::{CodecSpec, TrackKind};
 
 const SPS: &[u8] = &[
     0x67, 0x42, 0xc0, 0x0d, 0xd9, 0x01, 0x41, 0xfb, 0x01, 0x10, 0x00, 0x00, 0x03, 0x00, 0x10, 0x00,

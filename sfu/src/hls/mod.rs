@@ -3,7 +3,8 @@
 //! playlist reload decision. No sockets and no clocks here: time comes in with the samples and
 //! the HTTP layer asks the [`Segmenter`] what exists and [`Progress::ready`] whether to wait.
 //!
-//! - [`fmp4`]: init segment and moof/mdat fragments (boxes from `mp4-atom`).
+//! - [`fmp4`]: init segment and moof/mdat fragments (boxes from `mp4-atom`, built in reused
+//!   buffers by [`fmp4::FragmentBuilder`]; the recorder writes its files with it too).
 //! - [`sps`], [`opus`], [`bits`]: the few bitstream facts the muxer needs.
 //! - [`segmenter`]: parts of ~PART-TARGET, segments cut at keyframes, 7 kept, discontinuities.
 //! - [`playlist`] (hand-written LL-HLS tags) and [`multivariant`] (`hls_m3u8`).
@@ -26,6 +27,7 @@ pub mod playlist;
 pub mod segmenter;
 pub mod sps;
 pub mod timeline;
+pub mod tracks;
 
 pub use blocking::{PlaylistRequest, Progress, QueryError, Ready};
 pub use caching::{Answer, Timing, cache_control};

@@ -17,12 +17,11 @@ use bytes::Bytes;
 use thiserror::Error;
 
 use super::fmp4::{
-    self, AUDIO_TIMESCALE, AUDIO_TRACK_ID, Fmp4Error, OpusParams, Sample, TrackRun,
-    VIDEO_TIMESCALE, VIDEO_TRACK_ID, VideoParams,
+    self, AUDIO_TIMESCALE, Fmp4Error, FragmentBuilder, OpusParams, ParameterSetError, Track,
+    VIDEO_TIMESCALE, VideoParams,
 };
 use super::opus::{self, OpusError};
-use super::sps::{SpsError, parse_sps};
-use crate::media::h264::AccessUnit;
+use crate::media::h264::H264Picture;
 
 /// How far past the segment target a segment may run before a keyframe is requested.
 const KEYFRAME_GRACE: Duration = Duration::from_millis(150);
@@ -54,10 +53,8 @@ impl Default for HlsConfig {
 pub enum HlsError {
     #[error("the stream has neither a video nor an audio track")]
     NoTracks,
-    #[error("keyframe without SPS/PPS before any parameter sets were seen")]
-    MissingParameterSets,
-    #[error("bad SPS: {0}")]
-    Sps(#[from] SpsError),
+    #[error(transparent)]
+    Params(#[from] ParameterSetError),
     #[error("bad Opus packet: {0}")]
     Opus(#[from] OpusError),
     #[error("timestamp {0} goes backwards; call discontinuity() for a new timeline")]
@@ -103,26 +100,11 @@ pub enum Lookup {
     NotFound,
 }
 
-#[derive(Debug, Default)]
-struct OpenPart {
-    video: Vec<Sample>,
-    video_start: u64,
-    audio: Vec<Sample>,
-    audio_start: u64,
-    independent: bool,
-}
-
-impl OpenPart {
-    fn is_empty(&self) -> bool {
-        self.video.is_empty() && self.audio.is_empty()
-    }
-}
-
+/// A video frame waiting for the next one, which gives its duration.
 #[derive(Debug)]
 struct PendingFrame {
     dts: u64,
     keyframe: bool,
-    data: Bytes,
 }
 
 #[derive(Debug)]
@@ -139,8 +121,13 @@ pub struct Segmenter {
     /// Start of the open segment and part, in the main track's ticks.
     segment_start: u64,
     part_start: u64,
-    part: OpenPart,
+    /// The open part's samples.
+    part: FragmentBuilder,
+    /// The open part starts with a keyframe (or is audio only).
+    part_independent: bool,
     pending: Option<PendingFrame>,
+    /// The pending frame in AVCC form (the buffer is reused).
+    pending_data: Vec<u8>,
     last_video_delta: u64,
     /// Output = input + offset, per timeline (reset by a discontinuity); in video ticks.
     offset: Option<i128>,
@@ -185,8 +172,10 @@ impl Segmenter {
             next_msn: 0,
             segment_start: 0,
             part_start: 0,
-            part: OpenPart::default(),
+            part: FragmentBuilder::new(),
+            part_independent: false,
             pending: None,
+            pending_data: Vec::new(),
             last_video_delta: 3000,
             offset: None,
             video_end: 0,
@@ -221,18 +210,19 @@ impl Segmenter {
         &mut self,
         dts: u64,
         wall: SystemTime,
-        unit: &AccessUnit,
+        unit: &impl H264Picture,
     ) -> Result<(), HlsError> {
         if !self.has_video || self.ended {
             return Ok(());
         }
-        let new_params = if unit.keyframe {
+        let keyframe = unit.is_keyframe();
+        let new_params = if keyframe {
             self.new_parameter_sets(unit)?
         } else {
             None
         };
         if (new_params.is_none() && self.video_params.is_none())
-            || (self.open.is_none() && !unit.keyframe)
+            || (self.open.is_none() && !keyframe)
         {
             self.dropped_frames += 1;
             return Ok(());
@@ -258,16 +248,13 @@ impl Segmenter {
             self.video_params = Some(params);
             self.inits.push_back((self.init_id, init));
         }
-        self.cut(dts, unit.keyframe, wall)?;
-        if self.part.video.is_empty() {
-            self.part.video_start = dts;
-            self.part.independent = unit.keyframe;
+        self.cut(dts, keyframe, wall)?;
+        if self.part.samples(Track::Video) == 0 {
+            self.part_independent = keyframe;
         }
-        self.pending = Some(PendingFrame {
-            dts,
-            keyframe: unit.keyframe,
-            data: unit.to_avcc().into(),
-        });
+        self.pending = Some(PendingFrame { dts, keyframe });
+        self.pending_data.clear();
+        unit.write_avcc(&mut self.pending_data);
         Ok(())
     }
 
@@ -291,26 +278,16 @@ impl Segmenter {
         if !self.has_video {
             self.cut(dts, true, wall)?;
         }
-        let queued: u64 = self.part.audio.iter().map(|s| u64::from(s.duration)).sum();
-        let end = self.part.audio_start.saturating_add(queued);
-        if let Some(last) = self.part.audio.last_mut() {
+        if let Some(end) = self.part.end(Track::Audio) {
             // Stretch the previous packet over a gap (a lost packet), so the timeline holds.
             if dts > end {
-                last.duration = last
-                    .duration
-                    .saturating_add(u32::try_from(dts - end).unwrap_or(u32::MAX));
+                let gap = u32::try_from(dts - end).unwrap_or(u32::MAX);
+                self.part.stretch_last(Track::Audio, gap);
             }
-        } else {
-            self.part.audio_start = dts;
-            if self.part.video.is_empty() && !self.has_video {
-                self.part.independent = true;
-            }
+        } else if self.part.samples(Track::Video) == 0 && !self.has_video {
+            self.part_independent = true;
         }
-        self.part.audio.push(Sample {
-            duration,
-            sync: true,
-            data: Bytes::copy_from_slice(packet),
-        });
+        self.part.push(Track::Audio, dts, duration, true, packet);
         self.audio_end = dts.saturating_add(u64::from(duration));
         Ok(())
     }
@@ -354,27 +331,10 @@ impl Segmenter {
     /// current ones.
     fn new_parameter_sets(
         &self,
-        unit: &AccessUnit,
+        unit: &impl H264Picture,
     ) -> Result<Option<(VideoParams, Bytes)>, HlsError> {
-        let (Some(sps), Some(pps)) = unit.parameter_sets() else {
-            return match self.video_params {
-                Some(_) => Ok(None),
-                None => Err(HlsError::MissingParameterSets),
-            };
-        };
-        if self
-            .video_params
-            .as_ref()
-            .is_some_and(|v| v.sps == sps && v.pps == pps)
-        {
+        let Some(params) = VideoParams::changed(self.video_params.as_ref(), unit)? else {
             return Ok(None);
-        }
-        let info = parse_sps(sps)?;
-        let params = VideoParams {
-            sps: sps.clone(),
-            pps: pps.clone(),
-            width: info.width,
-            height: info.height,
         };
         let init = fmp4::init_segment(Some(&params), self.audio.as_ref())?;
         Ok(Some((params, init)))
@@ -398,11 +358,13 @@ impl Segmenter {
     fn finish_pending(&mut self, end: u64) {
         if let Some(frame) = self.pending.take() {
             let duration = u32::try_from(end - frame.dts).unwrap_or(u32::MAX);
-            self.part.video.push(Sample {
+            self.part.push(
+                Track::Video,
+                frame.dts,
                 duration,
-                sync: frame.keyframe,
-                data: frame.data,
-            });
+                frame.keyframe,
+                &self.pending_data,
+            );
             self.video_end = end;
         }
     }
@@ -457,30 +419,17 @@ impl Segmenter {
     }
 
     fn close_part(&mut self, end: u64) -> Result<(), HlsError> {
-        let part = std::mem::take(&mut self.part);
+        let independent = std::mem::take(&mut self.part_independent);
         let Some(open) = self.open.as_mut() else {
+            self.part.clear();
             return Ok(());
         };
-        if part.is_empty() {
+        if self.part.is_empty() {
             return Ok(());
         }
-        let mut runs = Vec::with_capacity(2);
-        if !part.video.is_empty() {
-            runs.push(TrackRun {
-                track_id: VIDEO_TRACK_ID,
-                decode_time: part.video_start,
-                samples: part.video,
-            });
-        }
-        if !part.audio.is_empty() {
-            runs.push(TrackRun {
-                track_id: AUDIO_TRACK_ID,
-                decode_time: part.audio_start,
-                samples: part.audio,
-            });
-        }
         self.sequence_number = self.sequence_number.wrapping_add(1);
-        let data = fmp4::fragment(self.sequence_number, &runs)?;
+        let mut data = Vec::new();
+        self.part.write(self.sequence_number, &mut data)?;
         let timescale = if self.has_video {
             VIDEO_TIMESCALE
         } else {
@@ -490,8 +439,8 @@ impl Segmenter {
         open.parts.push(Part {
             index: open.parts.len() as u32,
             duration,
-            independent: part.independent,
-            data,
+            independent,
+            data: data.into(),
         });
         open.duration += duration;
         self.part_start = end;

@@ -1,4 +1,5 @@
 use super::*;
+use crate::media::h264::AccessUnit;
 use std::time::UNIX_EPOCH;
 
 fn wall() -> SystemTime {

@@ -60,13 +60,13 @@ impl FileSink {
     }
 
     /// Carries out one event; an error is also kept in the stats.
-    pub fn apply(&mut self, now: Instant, event: FileEvent) -> io::Result<()> {
+    pub fn apply(&mut self, now: Instant, event: FileEvent<'_>) -> io::Result<()> {
         let result = match event {
             FileEvent::Open { relative_path, .. } => self.open(&relative_path),
             FileEvent::Write {
                 bytes,
                 fragment_end,
-            } => self.write(now, &bytes, fragment_end),
+            } => self.write(now, bytes, fragment_end),
             FileEvent::Close { .. } => self.close(),
         };
         if let Err(e) = &result {

@@ -2,8 +2,11 @@
 //! times in, and what to do with files out ([`FileEvent`]: open this file, write these bytes,
 //! close it). The thread in [`super::service`] does the writing.
 //!
-//! A file is a fragmented MP4 made with [`crate::hls::fmp4`]: `ftyp` + `moov` first, then
-//! `prft` + `moof` + `mdat` per fragment. A fragment closes before every video keyframe and
+//! A file is a fragmented MP4 made with [`crate::hls::fmp4`] (its [`FragmentBuilder`], the one
+//! the LL-HLS segmenter uses): `ftyp` + `moov` first, then `prft` + `moof` + `mdat` per
+//! fragment. Samples are copied once, into the builder's reused buffers, and fragments are
+//! written into one reused output buffer that [`FileWriter::poll_event`] lends out, so in
+//! steady state (within a file) the writer allocates nothing. A fragment closes before every video keyframe and
 //! before it would hold more than `fragment_max` of media, so a crash loses at most that much.
 //! Each fragment's `prft` pairs its first sample's decode time with the wall clock of its
 //! capture (NTP), so files of different streams line up on one timeline.
@@ -21,12 +24,11 @@ use mp4_atom::{Encode, Prft, ReferenceTime};
 use thiserror::Error;
 
 use crate::hls::fmp4::{
-    self, AUDIO_TIMESCALE, AUDIO_TRACK_ID, Fmp4Error, OpusParams, Sample, TrackRun,
-    VIDEO_TIMESCALE, VIDEO_TRACK_ID, VideoParams,
+    self, AUDIO_TIMESCALE, AUDIO_TRACK_ID, Fmp4Error, FragmentBuilder, OpusParams,
+    ParameterSetError, Track, VIDEO_TIMESCALE, VIDEO_TRACK_ID, VideoParams,
 };
 use crate::hls::opus::{self, OpusError};
-use crate::hls::sps::{SpsError, parse_sps};
-use crate::media::h264::AccessUnit;
+use crate::media::h264::H264Picture;
 
 /// Seconds from the NTP epoch (1900) to the Unix epoch (1970).
 const NTP_UNIX_OFFSET: u64 = 2_208_988_800;
@@ -37,10 +39,8 @@ const KEYFRAME_GRACE: Duration = Duration::from_millis(200);
 pub enum WriterError {
     #[error("the stream has neither H.264 video nor Opus audio")]
     NoTracks,
-    #[error("keyframe without SPS/PPS before any parameter sets were seen")]
-    MissingParameterSets,
-    #[error("bad SPS: {0}")]
-    Sps(#[from] SpsError),
+    #[error(transparent)]
+    Params(#[from] ParameterSetError),
     #[error("bad Opus packet: {0}")]
     Opus(#[from] OpusError),
     #[error("video decode time {0} is not after the previous frame's {1}")]
@@ -68,7 +68,7 @@ impl Default for WriterConfig {
 
 /// What the driver does with files, in order.
 #[derive(Debug, Clone, PartialEq, Eq)]
-pub enum FileEvent {
+pub enum FileEvent<'a> {
     /// Create `<dir>/<relative_path>` (a new file; never overwrite one).
     Open {
         relative_path: String,
@@ -77,7 +77,7 @@ pub enum FileEvent {
     },
     /// Append `bytes` to the open file. `fragment_end`: a complete fragment (or the init
     /// segment) ends here, the point to make durable.
-    Write { bytes: Bytes, fragment_end: bool },
+    Write { bytes: &'a [u8], fragment_end: bool },
     /// The open file is complete.
     Close { reason: CloseReason },
 }
@@ -107,12 +107,30 @@ pub struct WriterStats {
     pub bytes: u64,
 }
 
+/// A [`FileEvent`] waiting in the queue; a write's bytes wait in the output buffer.
+#[derive(Debug)]
+enum Queued {
+    Open {
+        relative_path: String,
+        started: SystemTime,
+    },
+    /// The bytes up to `end` in the output buffer.
+    Write {
+        end: usize,
+        fragment_end: bool,
+    },
+    Close {
+        reason: CloseReason,
+    },
+}
+
+/// The last video frame, waiting for the next one to give its duration (its bytes wait in
+/// `pending_data`).
 #[derive(Debug)]
 struct PendingFrame {
     dts: u64,
     wall: SystemTime,
     keyframe: bool,
-    data: Bytes,
 }
 
 #[derive(Debug)]
@@ -120,17 +138,6 @@ struct OpenFile {
     /// Input decode time of the file's start, in 90 kHz (video) or 48 kHz (audio only) ticks.
     start: u64,
     sequence: u32,
-}
-
-#[derive(Debug, Default)]
-struct OpenFragment {
-    video: Vec<Sample>,
-    video_start: u64,
-    audio: Vec<Sample>,
-    audio_start: u64,
-    audio_end: u64,
-    /// Wall clock and file decode time (main track) of the first sample.
-    first: Option<(SystemTime, u64)>,
 }
 
 /// One stream's recording files, sans-IO.
@@ -143,9 +150,16 @@ pub struct FileWriter {
     video_params: Option<(VideoParams, Bytes)>,
     file: Option<OpenFile>,
     pending: Option<PendingFrame>,
+    pending_data: Vec<u8>,
     last_video_delta: u64,
-    fragment: OpenFragment,
-    events: VecDeque<FileEvent>,
+    /// The open fragment's samples, in file decode time.
+    fragment: FragmentBuilder,
+    /// Wall clock and file decode time (main track) of the open fragment's first sample.
+    fragment_first: Option<(SystemTime, u64)>,
+    events: VecDeque<Queued>,
+    /// The queued writes' bytes; `lent` of them handed out by [`FileWriter::poll_event`].
+    output: Vec<u8>,
+    lent: usize,
     pub stats: WriterStats,
 }
 
@@ -169,16 +183,57 @@ impl FileWriter {
             video_params: None,
             file: None,
             pending: None,
+            pending_data: Vec::new(),
             last_video_delta: 3000,
-            fragment: OpenFragment::default(),
+            fragment: FragmentBuilder::new(),
+            fragment_first: None,
             events: VecDeque::new(),
+            output: Vec::new(),
+            lent: 0,
             stats: WriterStats::default(),
         })
     }
 
-    /// The next thing to do with files.
-    pub fn poll_event(&mut self) -> Option<FileEvent> {
-        self.events.pop_front()
+    /// The next thing to do with files. A write's bytes are lent until the next call; once
+    /// the queue is empty the output buffer is reused.
+    pub fn poll_event(&mut self) -> Option<FileEvent<'_>> {
+        let Some(next) = self.events.pop_front() else {
+            self.reclaim_output();
+            return None;
+        };
+        Some(match next {
+            Queued::Open {
+                relative_path,
+                started,
+            } => FileEvent::Open {
+                relative_path,
+                started,
+            },
+            Queued::Write { end, fragment_end } => {
+                let start = std::mem::replace(&mut self.lent, end);
+                FileEvent::Write {
+                    bytes: &self.output[start..end],
+                    fragment_end,
+                }
+            }
+            Queued::Close { reason } => FileEvent::Close { reason },
+        })
+    }
+
+    /// Everything queued was handed out: the output buffer starts over (keeping its memory).
+    fn reclaim_output(&mut self) {
+        if self.events.is_empty() {
+            self.output.clear();
+            self.lent = 0;
+        }
+    }
+
+    /// Queues a write of what the output buffer gained since the last one.
+    fn queue_write(&mut self, fragment_end: bool) {
+        self.events.push_back(Queued::Write {
+            end: self.output.len(),
+            fragment_end,
+        });
     }
 
     pub fn is_open(&self) -> bool {
@@ -203,24 +258,24 @@ impl FileWriter {
         &mut self,
         dts: u64,
         wall: SystemTime,
-        unit: &AccessUnit,
+        unit: &impl H264Picture,
     ) -> Result<(), WriterError> {
         if !self.has_video {
             return Ok(());
         }
+        self.reclaim_output();
+        let keyframe = unit.is_keyframe();
         if let Some(prev) = &self.pending
             && dts <= prev.dts
         {
             return Err(WriterError::NonMonotonic(dts, prev.dts));
         }
-        let new_params = if unit.keyframe {
+        let new_params = if keyframe {
             self.new_parameter_sets(unit)?
         } else {
             None
         };
-        if self.video_params.is_none() && new_params.is_none()
-            || self.file.is_none() && !unit.keyframe
-        {
+        if self.video_params.is_none() && new_params.is_none() || self.file.is_none() && !keyframe {
             self.stats.skipped_frames += 1;
             return Ok(());
         }
@@ -234,28 +289,29 @@ impl FileWriter {
             }
             self.video_params = Some(params);
         }
-        self.cut(dts, unit.keyframe, wall)?;
+        self.cut(dts, keyframe, wall)?;
         self.stats.video_frames += 1;
         self.pending = Some(PendingFrame {
             dts,
             wall,
-            keyframe: unit.keyframe,
-            data: unit.to_avcc().into(),
+            keyframe,
         });
+        self.pending_data.clear();
+        unit.write_avcc(&mut self.pending_data);
         Ok(())
     }
 
-    /// One Opus packet with its decode time (48 kHz) and the wall clock of its capture. The
-    /// sample shares the packet's buffer (no copy).
+    /// One Opus packet with its decode time (48 kHz) and the wall clock of its capture.
     pub fn push_audio(
         &mut self,
         dts: u64,
         wall: SystemTime,
-        packet: &Bytes,
+        packet: &[u8],
     ) -> Result<(), WriterError> {
         if self.audio.is_none() {
             return Ok(());
         }
+        self.reclaim_output();
         let duration = opus::packet_samples(packet)?;
         if !self.has_video {
             self.cut(dts, true, wall)?;
@@ -273,25 +329,18 @@ impl FileWriter {
             self.stats.skipped_audio += 1;
             return Ok(());
         }
-        let fragment = &mut self.fragment;
-        if let Some(last) = fragment.audio.last_mut() {
+        let at = dts - start;
+        if let Some(end) = self.fragment.end(Track::Audio)
+            && at > end
+        {
             // Stretch the previous packet over a gap (a lost packet), so the timeline holds.
-            if dts > fragment.audio_end {
-                let gap = u32::try_from(dts - fragment.audio_end).unwrap_or(u32::MAX);
-                last.duration = last.duration.saturating_add(gap);
-            }
-        } else {
-            fragment.audio_start = dts - start;
+            let gap = u32::try_from(at - end).unwrap_or(u32::MAX);
+            self.fragment.stretch_last(Track::Audio, gap);
         }
-        fragment.audio_end = dts.max(fragment.audio_end) + u64::from(duration);
-        if !self.has_video && fragment.first.is_none() {
-            fragment.first = Some((wall, dts - start));
+        if !self.has_video && self.fragment_first.is_none() {
+            self.fragment_first = Some((wall, at));
         }
-        fragment.audio.push(Sample {
-            duration,
-            sync: true,
-            data: packet.clone(),
-        });
+        self.fragment.push(Track::Audio, at, duration, true, packet);
         self.stats.audio_packets += 1;
         Ok(())
     }
@@ -309,6 +358,7 @@ impl FileWriter {
     /// Writes out what is open and closes the file (the stream ended, was taken over, or the
     /// recording stops). The next keyframe starts a new file.
     pub fn finish(&mut self) -> Result<(), WriterError> {
+        self.reclaim_output();
         if let Some(frame) = &self.pending {
             let end = frame.dts.saturating_add(self.last_video_delta);
             self.flush_pending(end);
@@ -316,34 +366,19 @@ impl FileWriter {
         if self.file.is_some() {
             self.close_file(CloseReason::Finished)?;
         }
-        self.fragment = OpenFragment::default();
+        self.fragment.clear();
+        self.fragment_first = None;
         Ok(())
     }
 
     /// New parameter sets in `unit` (and their init segment) when they differ from the current.
     fn new_parameter_sets(
         &self,
-        unit: &AccessUnit,
+        unit: &impl H264Picture,
     ) -> Result<Option<(VideoParams, Bytes)>, WriterError> {
-        let (Some(sps), Some(pps)) = unit.parameter_sets() else {
-            return match self.video_params {
-                Some(_) => Ok(None),
-                None => Err(WriterError::MissingParameterSets),
-            };
-        };
-        if self
-            .video_params
-            .as_ref()
-            .is_some_and(|(v, _)| v.sps == sps && v.pps == pps)
-        {
+        let current = self.video_params.as_ref().map(|(params, _)| params);
+        let Some(params) = VideoParams::changed(current, unit)? else {
             return Ok(None);
-        }
-        let info = parse_sps(sps)?;
-        let params = VideoParams {
-            sps: sps.clone(),
-            pps: pps.clone(),
-            width: info.width,
-            height: info.height,
         };
         let init = fmp4::init_segment(Some(&params), self.audio.as_ref())?;
         Ok(Some((params, init)))
@@ -358,17 +393,17 @@ impl FileWriter {
             return;
         };
         let at = frame.dts - file.start;
-        if self.fragment.video.is_empty() {
-            self.fragment.video_start = at;
+        if self.fragment_first.is_none() {
+            self.fragment_first = Some((frame.wall, at));
         }
-        if self.fragment.first.is_none() {
-            self.fragment.first = Some((frame.wall, at));
-        }
-        self.fragment.video.push(Sample {
-            duration: u32::try_from(end - frame.dts).unwrap_or(u32::MAX),
-            sync: frame.keyframe,
-            data: frame.data,
-        });
+        let duration = u32::try_from(end - frame.dts).unwrap_or(u32::MAX);
+        self.fragment.push(
+            Track::Video,
+            at,
+            duration,
+            frame.keyframe,
+            &self.pending_data,
+        );
     }
 
     /// Closes the fragment and/or file that end before a sample at `at` (main track ticks),
@@ -379,17 +414,11 @@ impl FileWriter {
             if keyframe && file_length >= self.ticks(self.config.segment) {
                 self.close_file(CloseReason::Split)?;
             } else {
-                let start = if self.has_video {
-                    self.fragment
-                        .video
-                        .first()
-                        .map(|_| self.fragment.video_start)
+                let start = self.fragment.start(if self.has_video {
+                    Track::Video
                 } else {
-                    self.fragment
-                        .audio
-                        .first()
-                        .map(|_| self.fragment.audio_start)
-                };
+                    Track::Audio
+                });
                 let full = start.is_some_and(|start| {
                     at - file.start - start >= self.ticks(self.config.fragment_max)
                 });
@@ -407,59 +436,40 @@ impl FileWriter {
     fn open_file(&mut self, at: u64, wall: SystemTime) -> Result<(), WriterError> {
         let init = match &self.video_params {
             Some((_, init)) => init.clone(),
-            None if self.has_video => return Err(WriterError::MissingParameterSets),
+            None if self.has_video => return Err(ParameterSetError::Missing.into()),
             None => fmp4::init_segment(None, self.audio.as_ref())?,
         };
-        self.events.push_back(FileEvent::Open {
+        self.events.push_back(Queued::Open {
             relative_path: super::names::file_path(&self.stream, wall),
             started: wall,
         });
         self.stats.files += 1;
         self.stats.bytes += init.len() as u64;
-        self.events.push_back(FileEvent::Write {
-            bytes: init,
-            fragment_end: true,
-        });
+        self.output.extend_from_slice(&init);
+        self.queue_write(true);
         self.file = Some(OpenFile {
             start: at,
             sequence: 0,
         });
-        self.fragment = OpenFragment::default();
+        self.fragment.clear();
+        self.fragment_first = None;
         Ok(())
     }
 
     fn close_file(&mut self, reason: CloseReason) -> Result<(), WriterError> {
         self.close_fragment()?;
         self.file = None;
-        self.events.push_back(FileEvent::Close { reason });
+        self.events.push_back(Queued::Close { reason });
         Ok(())
     }
 
     fn close_fragment(&mut self) -> Result<(), WriterError> {
-        let fragment = std::mem::take(&mut self.fragment);
-        let Some(file) = self.file.as_mut() else {
+        let first = self.fragment_first.take();
+        let (Some(file), Some((wall, media_time))) = (self.file.as_mut(), first) else {
+            self.fragment.clear();
             return Ok(());
         };
-        let Some((wall, media_time)) = fragment.first else {
-            return Ok(());
-        };
-        let mut runs = Vec::with_capacity(2);
-        if !fragment.video.is_empty() {
-            runs.push(TrackRun {
-                track_id: VIDEO_TRACK_ID,
-                decode_time: fragment.video_start,
-                samples: fragment.video,
-            });
-        }
-        if !fragment.audio.is_empty() {
-            runs.push(TrackRun {
-                track_id: AUDIO_TRACK_ID,
-                decode_time: fragment.audio_start,
-                samples: fragment.audio,
-            });
-        }
         file.sequence = file.sequence.wrapping_add(1);
-        let moof_mdat = fmp4::fragment(file.sequence, &runs)?;
         let prft = Prft {
             reference_track_id: if self.has_video {
                 VIDEO_TRACK_ID
@@ -470,15 +480,12 @@ impl FileWriter {
             media_time,
             utc_time_semantics: ReferenceTime::Input,
         };
-        let mut out = Vec::with_capacity(moof_mdat.len() + 40);
-        prft.encode(&mut out)?;
-        out.extend_from_slice(&moof_mdat);
+        let before = self.output.len();
+        prft.encode(&mut self.output)?;
+        self.fragment.write(file.sequence, &mut self.output)?;
         self.stats.fragments += 1;
-        self.stats.bytes += out.len() as u64;
-        self.events.push_back(FileEvent::Write {
-            bytes: out.into(),
-            fragment_end: true,
-        });
+        self.stats.bytes += (self.output.len() - before) as u64;
+        self.queue_write(true);
         Ok(())
     }
 }

@@ -3,6 +3,7 @@ use std::io::Cursor;
 
 use mp4_atom::{Any, DecodeMaybe, Moof};
 
+use crate::media::h264::AccessUnit;
 use crate::record::scan::{Repair, scan};
 
 const SPS: &[u8] = &[
@@ -45,7 +46,7 @@ fn written(writer: &mut FileWriter) -> Vec<(String, Vec<u8>, Option<CloseReason>
     while let Some(event) = writer.poll_event() {
         match event {
             FileEvent::Open { relative_path, .. } => out.push((relative_path, Vec::new(), None)),
-            FileEvent::Write { bytes, .. } => out.last_mut().unwrap().1.extend_from_slice(&bytes),
+            FileEvent::Write { bytes, .. } => out.last_mut().unwrap().1.extend_from_slice(bytes),
             FileEvent::Close { reason } => out.last_mut().unwrap().2 = Some(reason),
         }
     }

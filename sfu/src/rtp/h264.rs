@@ -5,11 +5,11 @@
 //! error naming the packet and why; after a loss the depacketizer skips until the next keyframe,
 //! since frames referring to a lost one cannot be decoded.
 
-use bytes::{Bytes, BytesMut};
+use bytes::Bytes;
 use thiserror::Error;
 
-use crate::media::h264::nal_type::{FU_A, IDR as NAL_IDR, STAP_A};
-use crate::media::h264::{AccessUnit, nal_unit_type};
+use crate::media::h264::nal_type::{FU_A, STAP_A};
+use crate::media::h264::{AccessUnit, AvccUnit, H264Picture};
 /// Upper bound on one access unit, so a stream of fragments without an end cannot grow memory.
 pub const MAX_ACCESS_UNIT_BYTES: usize = 8 * 1024 * 1024;
 
@@ -31,12 +31,15 @@ pub enum DepacketizeError {
     TooLarge { sequence: u16 },
 }
 
+/// Assembles straight into AVCC form ([`AvccUnit`]) in two buffers that take turns (the one
+/// being filled, the one last completed), so steady-state depacketizing allocates nothing:
+/// [`H264Depacketizer::push_avcc`] lends the completed picture, [`H264Depacketizer::push`]
+/// copies it out as an [`AccessUnit`].
 #[derive(Debug, Default)]
 pub struct H264Depacketizer {
     timestamp: Option<u32>,
-    nals: Vec<Bytes>,
-    fragment: Option<BytesMut>,
-    bytes: usize,
+    building: AvccUnit,
+    done: AvccUnit,
     last_sequence: Option<u16>,
     /// After a loss: drop everything until an access unit that starts with a keyframe.
     waiting_keyframe: bool,
@@ -55,7 +58,21 @@ impl H264Depacketizer {
         marker: bool,
         payload: &Bytes,
     ) -> Result<Option<AccessUnit>, DepacketizeError> {
-        let mut finished = None;
+        Ok(self
+            .push_avcc(sequence, timestamp, marker, payload)?
+            .map(AvccUnit::to_access_unit))
+    }
+
+    /// Pushes one packet's payload. Returns the picture it completed, if any, in AVCC form;
+    /// it stays valid until the next push.
+    pub fn push_avcc(
+        &mut self,
+        sequence: u16,
+        timestamp: u32,
+        marker: bool,
+        payload: &[u8],
+    ) -> Result<Option<&AvccUnit>, DepacketizeError> {
+        let mut finished = false;
         if let Some(last) = self.last_sequence {
             let missing = sequence.wrapping_sub(last).wrapping_sub(1);
             if missing != 0 && missing < 0x8000 {
@@ -86,23 +103,21 @@ impl H264Depacketizer {
             }
         }
         if marker {
-            finished = self.take_unit().or(finished);
+            // Both ends in one packet (a unit without marker, then a one-packet unit): the
+            // later one is kept.
+            finished |= self.take_unit();
         }
-        Ok(finished)
+        Ok(finished.then_some(&self.done))
     }
 
-    fn add_payload(&mut self, sequence: u16, payload: &Bytes) -> Result<(), DepacketizeError> {
+    fn add_payload(&mut self, sequence: u16, payload: &[u8]) -> Result<(), DepacketizeError> {
         let header = *payload
             .first()
             .ok_or(DepacketizeError::Empty { sequence })?;
         match header & 0x1f {
-            1..=23 => {
-                self.fragment = None;
-                self.add_nal(sequence, payload.clone())
-            }
+            1..=23 => self.add_nal(sequence, payload),
             STAP_A => {
-                self.fragment = None;
-                let mut rest = payload.slice(1..);
+                let mut rest = &payload[1..];
                 while !rest.is_empty() {
                     if rest.len() < 2 {
                         return Err(DepacketizeError::BadStapA { sequence });
@@ -111,8 +126,8 @@ impl H264Depacketizer {
                     if size == 0 || rest.len() < 2 + size {
                         return Err(DepacketizeError::BadStapA { sequence });
                     }
-                    self.add_nal(sequence, rest.slice(2..2 + size))?;
-                    rest = rest.slice(2 + size..);
+                    self.add_nal(sequence, &rest[2..2 + size])?;
+                    rest = &rest[2 + size..];
                 }
                 Ok(())
             }
@@ -121,24 +136,18 @@ impl H264Depacketizer {
                     .get(1)
                     .ok_or(DepacketizeError::BadFuA { sequence })?;
                 let (start, end) = (fu & 0x80 != 0, fu & 0x40 != 0);
-                let body = payload.slice(2..);
-                if start {
-                    let mut nal = BytesMut::with_capacity(body.len() * 8 + 1);
-                    nal.extend_from_slice(&[(header & 0xe0) | (fu & 0x1f)]);
-                    nal.extend_from_slice(&body);
-                    self.fragment = Some(nal);
-                } else {
-                    let fragment = self
-                        .fragment
-                        .as_mut()
-                        .ok_or(DepacketizeError::FuWithoutStart { sequence })?;
-                    if fragment.len() + body.len() > MAX_ACCESS_UNIT_BYTES {
-                        return Err(DepacketizeError::TooLarge { sequence });
-                    }
-                    fragment.extend_from_slice(&body);
+                let body = &payload[2..];
+                if self.building.len() + body.len() + 5 > MAX_ACCESS_UNIT_BYTES {
+                    return Err(DepacketizeError::TooLarge { sequence });
                 }
-                if end && let Some(nal) = self.fragment.take() {
-                    self.add_nal(sequence, nal.freeze())?;
+                if start {
+                    self.building.begin_nal((header & 0xe0) | (fu & 0x1f));
+                }
+                if !self.building.extend_nal(body) {
+                    return Err(DepacketizeError::FuWithoutStart { sequence });
+                }
+                if end {
+                    self.building.end_nal();
                 }
                 Ok(())
             }
@@ -146,39 +155,33 @@ impl H264Depacketizer {
         }
     }
 
-    fn add_nal(&mut self, sequence: u16, nal: Bytes) -> Result<(), DepacketizeError> {
-        self.bytes += nal.len();
-        if self.bytes > MAX_ACCESS_UNIT_BYTES {
+    fn add_nal(&mut self, sequence: u16, nal: &[u8]) -> Result<(), DepacketizeError> {
+        if self.building.len() + nal.len() + 4 > MAX_ACCESS_UNIT_BYTES {
             return Err(DepacketizeError::TooLarge { sequence });
         }
-        self.nals.push(nal);
+        self.building.push_nal(nal);
         Ok(())
     }
 
-    fn take_unit(&mut self) -> Option<AccessUnit> {
-        let timestamp = self.timestamp?;
-        let nals = std::mem::take(&mut self.nals);
-        self.fragment = None;
-        self.bytes = 0;
-        if nals.is_empty() {
-            return None;
+    /// Completes the unit being built into `done`; `false` when there is none to give.
+    fn take_unit(&mut self) -> bool {
+        let Some(timestamp) = self.timestamp else {
+            return false;
+        };
+        self.building.drop_open_nal();
+        let usable =
+            !self.building.is_empty() && (!self.waiting_keyframe || self.building.is_keyframe());
+        if usable {
+            self.waiting_keyframe = false;
+            self.building.timestamp = timestamp;
+            std::mem::swap(&mut self.building, &mut self.done);
         }
-        let keyframe = nals.iter().any(|n| nal_unit_type(n) == NAL_IDR);
-        if self.waiting_keyframe && !keyframe {
-            return None;
-        }
-        self.waiting_keyframe = false;
-        Some(AccessUnit {
-            timestamp,
-            nals,
-            keyframe,
-        })
+        self.building.clear();
+        usable
     }
 
     fn reset(&mut self, lost: bool) {
-        self.nals.clear();
-        self.fragment = None;
-        self.bytes = 0;
+        self.building.clear();
         self.timestamp = None;
         self.waiting_keyframe |= lost;
     }
@@ -233,6 +236,23 @@ mod tests {
         assert_eq!(units[1].timestamp, 3000);
         let avcc = units[1].to_avcc();
         assert_eq!(&avcc[..4], &(9_200u32 + 1).to_be_bytes());
+
+        // The same packets lent as AVCC pictures: the same bytes, the buffers reused.
+        let mut source = H264Source::new(1, 96);
+        let mut d = H264Depacketizer::new();
+        let mut lent = Vec::new();
+        for _ in 0..3 {
+            for (seq, ts, marker, payload) in payloads(&mut source) {
+                if let Some(unit) = d.push_avcc(seq, ts, marker, &payload).unwrap() {
+                    lent.push((unit.timestamp, unit.is_keyframe(), unit.data().to_vec()));
+                }
+            }
+        }
+        let expected: Vec<_> = units
+            .iter()
+            .map(|u| (u.timestamp, u.keyframe, u.to_avcc()))
+            .collect();
+        assert_eq!(lent, expected);
     }
 
     #[test]

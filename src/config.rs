@@ -29,6 +29,7 @@ use clap::Parser;
 use serde::Deserialize;
 use tracing_subscriber::EnvFilter;
 
+mod access;
 mod admin;
 mod auth;
 mod cameras;
@@ -45,6 +46,7 @@ mod tls;
 mod turn;
 mod values;
 
+pub use access::{ACCESS_KEYS, AccessConfig, Need, SecureCookies};
 pub use admin::{Admin, AdminOpen};
 pub use auth::{AuthRule, matches};
 use auth::{FileAuth, resolve_auth};
@@ -94,6 +96,7 @@ pub const FILE_KEYS: &[&str] = &[
     "rtsp",
     "source",
     "recording",
+    "access",
 ];
 
 /// Keys accepted in each `[[auth]]` table.
@@ -148,6 +151,8 @@ pub struct Config {
     pub sources: Vec<sfu::capture::RtspSourceSettings>,
     /// Recordings (`[recording]`); `None`: recording is off.
     pub recording: Option<sfu::record::RecordConfig>,
+    /// Who may view and publish from where, and the signed-in users (`[access]`).
+    pub access: AccessConfig,
 }
 
 /// Why the configuration could not be loaded. `Display` is one line without the `r58: ` prefix.
@@ -310,6 +315,7 @@ struct FileConfig {
     #[serde(default)]
     source: Vec<sources::FileSource>,
     recording: Option<recording::FileRecording>,
+    access: Option<access::FileAccess>,
 }
 
 /// The values one source (flags, environment, file) sets; `None` means "not set here".
@@ -364,6 +370,7 @@ impl Default for Config {
             rtsp: RtspConfig::default(),
             sources: Vec::new(),
             recording: None,
+            access: AccessConfig::default(),
         }
     }
 }
@@ -440,6 +447,7 @@ impl Config {
         let mut rtsp_table = None;
         let mut source_tables = Vec::new();
         let mut recording_table = None;
+        let mut access_table = None;
         let (file, auth, cams, hls_table, switcher_table, turn) = match &config_file {
             Some(path) => {
                 let mut parsed = parse_file(path, text.as_deref().unwrap_or_default())?;
@@ -451,6 +459,7 @@ impl Config {
                 rtsp_table = parsed.rtsp.take().map(|t| (path.as_path(), t));
                 source_tables = std::mem::take(&mut parsed.source);
                 recording_table = parsed.recording.take().map(|t| (path.as_path(), t));
+                access_table = parsed.access.take().map(|t| (path.as_path(), t));
                 extra = limits::ExtraTables::take(&mut parsed);
                 let auth = resolve_auth(path, parsed.auth, env)?;
                 (
@@ -480,6 +489,7 @@ impl Config {
         let hls = hls::resolve(hls_table)?;
         let switcher = switcher::resolve(switcher_table)?;
         let recording = recording::resolve(recording_table)?;
+        let access = access::resolve(access_table)?;
         let limits = limits::resolve(config_file.as_deref().zip(extra.limits))?;
         let admin = admin::resolve(
             config_file.as_deref().zip(extra.admin),
@@ -520,6 +530,7 @@ impl Config {
             limits,
             admin,
             recording,
+            access,
             tls,
             rtsp,
             sources,
@@ -753,6 +764,9 @@ fn parse_file(path: &Path, text: &str) -> Result<FileConfig, ConfigError> {
     }
     if let Some(key) = hls::unknown_key(&table) {
         return Err(unknown(key, hls::HLS_KEYS));
+    }
+    if let Some(key) = access::unknown_key(&table) {
+        return Err(unknown(key, ACCESS_KEYS));
     }
     if let Some(key) = recording::unknown_key(&table) {
         return Err(unknown(key, recording::RECORDING_KEYS));

@@ -108,7 +108,8 @@ pub async fn run(config: Config) -> Result<(), ServerError> {
             config.limits.clone(),
             config.admin.clone(),
             http_stats.clone(),
-        ));
+        ))
+        .with_gatekeeper(r58_gatekeeper(&config));
     let state = match &config.recording {
         Some(recording) => {
             let service = sfu::record::RecordService::new(engine.clone(), recording.clone())
@@ -258,4 +259,9 @@ fn device_camera(c: &CameraConfig) -> DeviceCamera {
         encoder: c.encoder,
         mpp: MppOptions::default(),
     }
+}
+
+/// `[access]` and its users; HTTPS when the listener speaks TLS.
+fn r58_gatekeeper(config: &Config) -> crate::auth::Gatekeeper {
+    crate::auth::Gatekeeper::new(config.access.clone(), config.tls.is_some())
 }

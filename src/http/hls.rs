@@ -37,8 +37,8 @@ const STARTUP_WAIT: Duration = Duration::from_secs(1);
 
 pub fn routes(state: &AppState) -> Routes {
     Routes::new(state)
-        .get("/hls/{name}/index.m3u8", Access::Open, multivariant)
-        .get("/hls/{name}/{instance}/{file}", Access::Open, resource)
+        .get("/hls/{name}/index.m3u8", Access::View, multivariant)
+        .get("/hls/{name}/{instance}/{file}", Access::View, resource)
 }
 
 /// Query parameters of a media playlist request (RFC 8216bis §6.2.5).

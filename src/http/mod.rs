@@ -8,9 +8,11 @@
 //!   [`metrics`]: the Prometheus text format.
 //! - [`guard`]: limits, the admin policy and their counters; [`turn`]: the TURN endpoint's
 //!   state and checks; [`state`]: [`AppState`], what the handlers share.
-//! - [`access`]: who may call which route, declared with each route ([`access::Routes`]).
+//! - [`signin`]: the `[access]` decisions for viewing and publishing and what a signed-in
+//!   session may do; [`access`]: who may call which route, declared with each route
+//!   ([`access::Routes`]).
 //! - the handlers: [`whip`], [`hls`], [`api`], [`events`], [`switcher`], [`pages`],
-//!   [`recordings`], and the
+//!   [`recordings`], [`login`] (signing in and out), and the
 //!   credentials in [`turn`].
 
 pub mod access;
@@ -19,10 +21,12 @@ pub mod client;
 mod events;
 pub mod guard;
 mod hls;
+mod login;
 pub mod metrics;
 pub mod pages;
 mod recordings;
 mod refusal;
+pub mod signin;
 mod state;
 mod switcher;
 pub mod turn;
@@ -51,6 +55,7 @@ pub fn routes(state: &AppState) -> access::Routes {
         .merge(pages::routes(state))
         .merge(events::routes(state))
         .merge(recordings::routes(state))
+        .merge(login::routes(state))
 }
 
 /// Every route of the server.

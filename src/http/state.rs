@@ -31,6 +31,8 @@ pub struct AppState {
     /// Recordings (`[recording]`); `None`: recording is off (its watcher is started by the
     /// server).
     pub recordings: Option<sfu::record::RecordService>,
+    /// `[access]`, the users and their sessions.
+    pub gatekeeper: Arc<crate::auth::Gatekeeper>,
 }
 
 impl AppState {
@@ -44,6 +46,7 @@ impl AppState {
             turn: Arc::new(turn::TurnEndpoint::disabled()),
             guard: Arc::new(guard::Guard::default()),
             recordings: None,
+            gatekeeper: Arc::new(crate::auth::Gatekeeper::default()),
         }
     }
 
@@ -75,6 +78,13 @@ impl AppState {
     /// Records with `service`.
     pub fn with_recordings(mut self, service: sfu::record::RecordService) -> Self {
         self.recordings = Some(service);
+        self
+    }
+
+    /// Lets people in by `gatekeeper`'s `[access]` and users (the default: `[access]`'s
+    /// defaults and no users).
+    pub fn with_gatekeeper(mut self, gatekeeper: crate::auth::Gatekeeper) -> Self {
+        self.gatekeeper = Arc::new(gatekeeper);
         self
     }
 

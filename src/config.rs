@@ -46,7 +46,7 @@ mod tls;
 mod turn;
 mod values;
 
-pub use access::{ACCESS_KEYS, AccessConfig, Need, SecureCookies};
+pub use access::{ACCESS_KEYS, AccessConfig, Need, SecureCookies, UserAction};
 pub use admin::{Admin, AdminOpen};
 pub use auth::{AuthRule, matches};
 use auth::{FileAuth, resolve_auth};

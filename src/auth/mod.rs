@@ -6,6 +6,7 @@
 //! Nothing secret is logged: sign-ins and refusals are logged with the user name and client
 //! address only; passwords, session ids and CSRF tokens never (their `Debug` is redacted).
 
+pub mod cli;
 pub mod cookie;
 pub mod limiter;
 pub mod sessions;

@@ -91,6 +91,40 @@ impl AccessConfig {
     }
 }
 
+/// `r58 user ...`: what to do to which user, in which file.
+#[derive(Debug, Clone, PartialEq, Eq, clap::Subcommand)]
+pub enum UserAction {
+    /// Add a user (the password is asked for)
+    Add {
+        name: String,
+        /// viewer, operator or admin
+        #[arg(long, default_value = "viewer")]
+        role: String,
+        /// The users file [default: [access] users_file of --config]
+        #[arg(long, value_name = "FILE")]
+        file: Option<PathBuf>,
+    },
+    /// Set a user's password (and role, with --role); their sessions end when the role changes
+    Passwd {
+        name: String,
+        #[arg(long)]
+        role: Option<String>,
+        #[arg(long, value_name = "FILE")]
+        file: Option<PathBuf>,
+    },
+    /// Remove a user; their sessions end within a second
+    Del {
+        name: String,
+        #[arg(long, value_name = "FILE")]
+        file: Option<PathBuf>,
+    },
+    /// List the users and their roles
+    List {
+        #[arg(long, value_name = "FILE")]
+        file: Option<PathBuf>,
+    },
+}
+
 /// `[access]` as written.
 #[derive(Debug, Default, Deserialize)]
 #[serde(deny_unknown_fields)]

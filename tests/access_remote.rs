@@ -210,6 +210,12 @@ async fn from_outside_viewing_needs_a_user_and_publishing_an_operator() {
         for who in [&viewer, &operator] {
             let signed = try_endpoint(&app, From::Tunnel, endpoint, Some(who)).await;
             assert_eq!(signed.status, lan.status, "{what} signed in: {signed:?}");
+            // What the LAN may cache publicly, a signed-in viewer's answer keeps private: a
+            // shared cache must not hand it to a stranger.
+            if let Some(cache) = lan.header("cache-control") {
+                let signed_cache = signed.expect_header("cache-control");
+                assert_eq!(signed_cache, cache.replace("public", "private"), "{what}");
+            }
         }
     }
 

@@ -189,7 +189,12 @@ async fn gate(
                 return refusal;
             }
             if access != Access::ViewSession {
-                return next.run(request).await;
+                let private = signin::view_needs_sign_in(&state, &request);
+                let mut response = next.run(request).await;
+                if private {
+                    signin::keep_private(&mut response);
+                }
+                return response;
             }
             if let Some(refusal) = refused_path(path_rule(&request)) {
                 return refusal;

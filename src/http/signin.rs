@@ -139,6 +139,31 @@ fn need(state: &AppState, request: &Request, remote: Need) -> Need {
     }
 }
 
+/// Whether `[access]` asks this viewing request for a sign-in or token (so its answer is for
+/// that viewer only).
+pub fn view_needs_sign_in(state: &AppState, request: &Request) -> bool {
+    need(state, request, state.gatekeeper.config.remote_view) == Need::SignIn
+}
+
+/// Makes an answer that only a signed-in viewer (or a token holder) may see uncacheable by
+/// shared caches: `public` becomes `private`, so a CDN in front never hands it to someone the
+/// server would refuse. (Caching protected LL-HLS at the edge needs a scheme the edge can
+/// check: docs/security.md, "Remote viewing behind a CDN".)
+pub fn keep_private(response: &mut Response) {
+    let Some(value) = response.headers().get(header::CACHE_CONTROL) else {
+        return;
+    };
+    let Ok(text) = value.to_str() else {
+        return;
+    };
+    if text.contains("public") {
+        let private = text.replace("public", "private");
+        if let Ok(v) = HeaderValue::from_str(&private) {
+            response.headers_mut().insert(header::CACHE_CONTROL, v);
+        }
+    }
+}
+
 /// The refusal of a viewing request that `[access]` does not let in, or `None`.
 pub fn view_refusal(state: &AppState, request: &Request, access: Access) -> Option<Response> {
     let remote = state.gatekeeper.config.remote_view;

@@ -8,6 +8,7 @@
 
 pub mod cli;
 pub mod cookie;
+pub mod fuzzing;
 pub mod limiter;
 pub mod sessions;
 pub mod users;
@@ -160,6 +161,21 @@ impl Gatekeeper {
     pub fn has_users(&self, now: Instant) -> bool {
         !self.users.users(now).users.is_empty()
     }
+}
+
+/// The sign-in body `{"user": "...", "password": "..."}` (no other keys), or `None`: a
+/// non-empty user name and a password of at most 1024 bytes.
+pub fn parse_credentials(body: &[u8]) -> Option<(String, String)> {
+    #[derive(serde::Deserialize)]
+    #[serde(deny_unknown_fields)]
+    struct Credentials {
+        user: String,
+        password: String,
+    }
+    serde_json::from_slice::<Credentials>(body)
+        .ok()
+        .filter(|c| !c.user.is_empty() && c.password.len() <= 1024)
+        .map(|c| (c.user, c.password))
 }
 
 /// Constant-time comparison of a presented CSRF token with the session's.

@@ -14,15 +14,14 @@ use axum::body::Bytes;
 use axum::extract::{Request, State};
 use axum::http::{HeaderMap, HeaderValue, StatusCode, header};
 use axum::response::{IntoResponse, Response};
-use serde::Deserialize;
 
 use super::access::{Access, Routes};
 use super::client::{self, client_ip};
 use super::refusal::refuse;
 use super::signin::{self, cookies, same_origin, signed_in};
 use super::state::AppState;
-use crate::auth::LoginError;
 use crate::auth::cookie::{clear_session, session_ids, set_session};
+use crate::auth::{LoginError, parse_credentials};
 
 pub fn routes(state: &AppState) -> Routes {
     Routes::new(state)
@@ -32,13 +31,6 @@ pub fn routes(state: &AppState) -> Routes {
         .get("/api/session", Access::Open, session)
         .post("/api/login", Access::SignIn, login)
         .post("/api/logout", Access::SignIn, logout)
-}
-
-#[derive(Deserialize)]
-#[serde(deny_unknown_fields)]
-struct Credentials {
-    user: String,
-    password: String,
 }
 
 /// Whether the session cookie set for this request carries `Secure`.
@@ -80,7 +72,7 @@ async fn login(State(state): State<AppState>, request: Request) -> Response {
             "the sign-in body is too large",
         );
     };
-    let Some(credentials) = parse_credentials(&body) else {
+    let Some((user, password)) = parse_credentials(&body) else {
         return refuse(
             StatusCode::BAD_REQUEST,
             "expected JSON {\"user\": \"...\", \"password\": \"...\"}",
@@ -94,7 +86,7 @@ async fn login(State(state): State<AppState>, request: Request) -> Response {
     let gatekeeper = state.gatekeeper.clone();
     // Argon2 takes tens of milliseconds of CPU: off the async workers.
     let outcome = tokio::task::spawn_blocking(move || {
-        gatekeeper.login(Instant::now(), ip, &credentials.user, &credentials.password)
+        gatekeeper.login(Instant::now(), ip, &user, &password)
     })
     .await;
     let secure = secure(&state, &parts.headers);
@@ -128,13 +120,6 @@ async fn login(State(state): State<AppState>, request: Request) -> Response {
         }
         Err(_) => refuse(StatusCode::INTERNAL_SERVER_ERROR, "sign-in failed"),
     }
-}
-
-/// The sign-in body, or `None` when it is not the expected JSON.
-fn parse_credentials(body: &[u8]) -> Option<Credentials> {
-    serde_json::from_slice::<Credentials>(body)
-        .ok()
-        .filter(|c| !c.user.is_empty() && c.password.len() <= 1024)
 }
 
 async fn logout(State(state): State<AppState>, headers: HeaderMap, _body: Bytes) -> Response {

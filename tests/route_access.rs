@@ -64,6 +64,10 @@ const EXPECTED: &[(&str, &str, Access)] = &[
     ("GET", "/api/session", Access::Open),
     ("POST", "/api/login", Access::SignIn),
     ("POST", "/api/logout", Access::SignIn),
+    ("GET", "/api/invites", Access::Admin),
+    ("POST", "/api/invites", Access::Admin),
+    ("DELETE", "/api/invites/{id}", Access::Admin),
+    ("GET", "/api/invite", Access::Open),
 ];
 
 const PATH_TOKEN: &str = "v1ewer-token";
@@ -96,6 +100,7 @@ fn concrete(pattern: &str) -> String {
         .replace("{stream}", "cam0")
         .replace("{instance}", "0")
         .replace("{file}", "stream.m3u8")
+        .replace("{id}", "0011223344556677")
         .replace("{*path}", "css/r58.css")
 }
 

@@ -9,6 +9,7 @@
 pub mod cli;
 pub mod cookie;
 pub mod fuzzing;
+pub mod invites;
 pub mod limiter;
 pub mod sessions;
 pub mod users;
@@ -46,6 +47,7 @@ pub struct Gatekeeper {
     users: UserStore,
     sessions: Mutex<Sessions>,
     limiter: Mutex<limiter::LoginLimiter>,
+    invites: Mutex<invites::Invites>,
 }
 
 impl Default for Gatekeeper {
@@ -68,6 +70,7 @@ impl Gatekeeper {
             https,
             users,
             limiter: Mutex::new(limiter::LoginLimiter::default()),
+            invites: Mutex::new(invites::Invites::default()),
         }
     }
 
@@ -145,6 +148,11 @@ impl Gatekeeper {
             return Some(SignedIn { id, session });
         }
         None
+    }
+
+    /// The guest invites.
+    pub fn invites(&self) -> MutexGuard<'_, invites::Invites> {
+        self.invites.lock().unwrap_or_else(|p| p.into_inner())
     }
 
     /// Ends session `id` (sign-out).

@@ -26,6 +26,7 @@ use axum::response::{IntoResponse, Response};
 use axum::routing::{MethodFilter, MethodRouter, on};
 
 use super::client::{self, bearer, client_ip, constant_time_eq, path_token_ok};
+use super::invites;
 use super::refusal::{refuse, unauthorized};
 use super::signin;
 use super::state::AppState;
@@ -172,7 +173,9 @@ async fn gate(
 ) -> Response {
     let peer = client::peer(&request);
     let path_rule = |request: &Request| -> Result<bool, signin::CsrfRefused> {
-        if path_token_ok(&state.auth, request.uri().path(), request.headers()) {
+        if path_token_ok(&state.auth, request.uri().path(), request.headers())
+            || invites::invite_matches_path(&state, request)
+        {
             return Ok(true);
         }
         signin::session_admits(&state, request, Role::Viewer)
@@ -201,12 +204,35 @@ async fn gate(
             }
             limit_sessions(&state, peer, request, next).await
         }
-        Access::PublishPage | Access::PublishSession => {
+        Access::PublishPage => {
+            match invites::guest_page(&state, &request) {
+                invites::GuestPage::Valid => return next.run(request).await,
+                invites::GuestPage::Refused(page) => return *page,
+                invites::GuestPage::NoInvite => {}
+            }
             if let Some(refusal) = signin::publish_refusal(&state, &request, access) {
                 return refusal;
             }
-            if access == Access::PublishPage {
-                return next.run(request).await;
+            next.run(request).await
+        }
+        Access::PublishSession => {
+            // A guest's invite: publishing under its name only, from anywhere.
+            if let Some(invite) = invites::invite_for_whip(&state, &request) {
+                let id = match invite {
+                    Ok(id) => id,
+                    Err(refusal) => return refusal,
+                };
+                let client = client_ip(
+                    peer,
+                    request.headers(),
+                    &state.turn.settings.trusted_proxies,
+                );
+                let response = limit_sessions(&state, peer, request, next).await;
+                invites::record_use(&state, &id, &client.to_string(), &response);
+                return response;
+            }
+            if let Some(refusal) = signin::publish_refusal(&state, &request, access) {
+                return refusal;
             }
             if let Some(refusal) = refused_path(path_rule(&request)) {
                 return refusal;

@@ -85,10 +85,9 @@ async fn login(State(state): State<AppState>, request: Request) -> Response {
     let ip = client_ip(peer, &parts.headers, &state.turn.settings.trusted_proxies);
     let gatekeeper = state.gatekeeper.clone();
     // Argon2 takes tens of milliseconds of CPU: off the async workers.
-    let outcome = tokio::task::spawn_blocking(move || {
-        gatekeeper.login(Instant::now(), ip, &user, &password)
-    })
-    .await;
+    let outcome =
+        tokio::task::spawn_blocking(move || gatekeeper.login(Instant::now(), ip, &user, &password))
+            .await;
     let secure = secure(&state, &parts.headers);
     match outcome {
         Ok(Ok(signed_in)) => {

@@ -12,7 +12,7 @@
 //!   session may do; [`access`]: who may call which route, declared with each route
 //!   ([`access::Routes`]).
 //! - the handlers: [`whip`], [`hls`], [`api`], [`events`], [`switcher`], [`pages`],
-//!   [`recordings`], [`login`] (signing in and out), and the
+//!   [`recordings`], [`login`] (signing in and out), [`invites`] (guest invites), and the
 //!   credentials in [`turn`].
 
 pub mod access;
@@ -21,6 +21,7 @@ pub mod client;
 mod events;
 pub mod guard;
 mod hls;
+mod invites;
 mod login;
 pub mod metrics;
 pub mod pages;
@@ -56,6 +57,7 @@ pub fn routes(state: &AppState) -> access::Routes {
         .merge(events::routes(state))
         .merge(recordings::routes(state))
         .merge(login::routes(state))
+        .merge(invites::routes(state))
 }
 
 /// Every route of the server.

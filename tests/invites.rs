@@ -401,3 +401,40 @@ async fn only_operators_make_and_see_invites() {
         .await;
     r.assert_status(StatusCode::BAD_REQUEST);
 }
+
+#[tokio::test]
+async fn the_invite_plays_the_guests_own_return_and_nothing_else() {
+    let studio = studio().await;
+    let (_, token) = studio.invite("guest3", true).await;
+    // cam0 published from the LAN. The return feed `guest3.return` exists only while the
+    // switcher runs with guest3 live (docs/switcher.md), which this router test does not
+    // start: the invite passes the gate for it and the engine answers that it has no such
+    // stream (404), where cam0 is refused by the gate (401).
+    let request = new_request(
+        Method::POST,
+        "/whip/cam0",
+        &[("content-type", "application/sdp")],
+        CHROME_WHIP,
+    );
+    send(&studio.app, request)
+        .await
+        .assert_status(StatusCode::CREATED);
+    let bearer = format!("Bearer {token}");
+    for (name, status) in [
+        ("guest3.return", StatusCode::NOT_FOUND),
+        ("cam0", StatusCode::UNAUTHORIZED),
+    ] {
+        let r = tunnel(
+            &studio.app,
+            Method::POST,
+            &format!("/whep/{name}"),
+            &[
+                ("content-type", "application/sdp"),
+                ("authorization", bearer.as_str()),
+            ],
+            common::CHROME_WHEP,
+        )
+        .await;
+        assert_eq!(r.status, status, "{name}: {r:?}");
+    }
+}

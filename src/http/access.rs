@@ -188,7 +188,10 @@ async fn gate(
     match access {
         Access::Open | Access::SignIn => next.run(request).await,
         Access::View | Access::ViewPage | Access::ViewSession => {
-            if let Some(refusal) = signin::view_refusal(&state, &request, access) {
+            // A guest's invite also plays their own studio return (`/whep/{name}.return`).
+            let guest_return =
+                access == Access::ViewSession && invites::invite_matches_path(&state, &request);
+            if !guest_return && let Some(refusal) = signin::view_refusal(&state, &request, access) {
                 return refusal;
             }
             if access != Access::ViewSession {

@@ -229,16 +229,24 @@ pub fn invite_for_whip(state: &AppState, request: &Request) -> Option<Result<Str
     )
 }
 
-/// Whether the request's invite is for the stream `/whip/{name}/...` names (its own WHIP
-/// resource's PATCH and DELETE) and still admits.
+/// Whether the request's invite still admits and is for the stream the path names: the
+/// guest's own WHIP resource (`/whip/{name}/...`, PATCH and DELETE) or their studio return
+/// (`/whep/{name}.return`, the program minus their own voice, and its resource).
 pub fn invite_matches_path(state: &AppState, request: &Request) -> bool {
     let Some(token) = invite_token(request) else {
         return false;
     };
-    let Some(rest) = request.uri().path().strip_prefix("/whip/") else {
+    let path = request.uri().path();
+    let name = if let Some(rest) = path.strip_prefix("/whip/") {
+        rest.split('/').next().unwrap_or("")
+    } else if let Some(rest) = path.strip_prefix("/whep/") {
+        match rest.split('/').next().unwrap_or("").strip_suffix(".return") {
+            Some(guest) => guest,
+            None => return false,
+        }
+    } else {
         return false;
     };
-    let name = rest.split('/').next().unwrap_or("");
     state
         .gatekeeper
         .invites()

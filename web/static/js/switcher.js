@@ -19,6 +19,7 @@ import {
   refusalReason, stateAlerts, swapAfterCut,
 } from './switcher-model.js';
 import { csrfHeaders } from './session.js';
+import { setupInvites } from './invites.js';
 
 const log = createLog(document.getElementById('log'));
 const mode = accessMode(location.href);
@@ -29,6 +30,7 @@ showTransports(mode, document.getElementById('mode'), log);
 const token = new URLSearchParams(location.search).get('token');
 // Signed in (from outside): the session cookie, and its CSRF token on every change.
 const auth = { ...(token ? { Authorization: `Bearer ${token}` } : {}), ...(await csrfHeaders()) };
+setupInvites(auth);
 
 /** Live input previews at most (`?previews=N`). */
 const MAX_PREVIEWS = previewLimit(new URLSearchParams(location.search).get('previews'), mode.mode);

@@ -44,7 +44,7 @@ pub enum InviteRefusal {
 pub enum InviteError {
     #[error("'{0}' is not a stream name: 1 to 64 letters, digits, '.', '_' or '-'")]
     BadName(String),
-    #[error("an invite lasts between a minute and 30 days")]
+    #[error("an invite lasts between a second and 30 days")]
     BadLifetime,
 }
 
@@ -149,7 +149,7 @@ impl Invites {
         if !valid_name(name) {
             return Err(InviteError::BadName(name.to_owned()));
         }
-        if !(Duration::from_secs(60)..=MAX_LIFETIME).contains(&lifetime) {
+        if !(Duration::from_secs(1)..=MAX_LIFETIME).contains(&lifetime) {
             return Err(InviteError::BadLifetime);
         }
         if self.invites.len() >= MAX_INVITES {
@@ -335,8 +335,15 @@ mod tests {
             InviteError::BadName("../x".into())
         );
         assert_eq!(
-            inv.create(t0, random(1), "ana", Duration::from_secs(5), false, "opa")
-                .unwrap_err(),
+            inv.create(
+                t0,
+                random(1),
+                "ana",
+                Duration::from_millis(500),
+                false,
+                "opa"
+            )
+            .unwrap_err(),
             InviteError::BadLifetime
         );
         let once = inv

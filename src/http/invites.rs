@@ -39,14 +39,15 @@ pub fn routes(state: &AppState) -> Routes {
 #[serde(deny_unknown_fields)]
 struct NewInvite {
     name: String,
+    /// Fractions allowed (a test's invite lasts seconds).
     #[serde(default = "default_minutes")]
-    minutes: u64,
+    minutes: f64,
     #[serde(default)]
     reusable: bool,
 }
 
-fn default_minutes() -> u64 {
-    60
+fn default_minutes() -> f64 {
+    60.0
 }
 
 /// Who is doing this, for the audit trail: the signed-in user, else how the admin gate let
@@ -69,7 +70,7 @@ async fn create(State(state): State<AppState>, headers: HeaderMap, body: Bytes) 
     let by = operator(&state, &headers);
     let mut random = [0u8; 40];
     rand::RngExt::fill(&mut rand::rng(), &mut random);
-    let lifetime = Duration::from_secs(new.minutes.saturating_mul(60));
+    let lifetime = Duration::try_from_secs_f64(new.minutes * 60.0).unwrap_or(Duration::ZERO);
     let mut invites = state.gatekeeper.invites();
     let invite = match invites.create(
         SystemTime::now(),

@@ -7,7 +7,8 @@
 //!                              # "sign_in": they need what remote clients need
 //! remote_view = "sign_in"      # "sign_in" (default) or "open": pages, LL-HLS, WHEP,
 //!                              # /api/streams, /api/events from outside
-//! remote_publish = "sign_in"   # "sign_in" (default: a signed-in operator) or "open": WHIP
+//! remote_publish = "sign_in"   # "sign_in" (default: a signed-in operator or a guest
+//!                              # invite) or "open": WHIP and /guest_join
 //! users_file = "users.toml"    # managed by `r58 user add|passwd|del`; relative to this file
 //! session_hours = 12           # how long a sign-in lasts
 //! secure_cookies = "auto"      # "auto": Secure over HTTPS or through a proxy/tunnel; "always"

@@ -10,6 +10,7 @@ mod common;
 
 use std::net::SocketAddr;
 use std::sync::{Arc, Mutex};
+use std::time::{SystemTime, UNIX_EPOCH};
 
 use axum::Router;
 use axum::body::Body;
@@ -209,6 +210,12 @@ async fn from_outside_viewing_needs_a_user_and_publishing_an_operator() {
         }
         for who in [&viewer, &operator] {
             let signed = try_endpoint(&app, From::Tunnel, endpoint, Some(who)).await;
+            if endpoint.1 == "/hls/cam0/index.m3u8" {
+                // Into the signed prefix a CDN can share (see the test below).
+                signed.assert_status(StatusCode::FOUND);
+                assert!(signed.expect_header("location").starts_with("/hls/g/"));
+                continue;
+            }
             assert_eq!(signed.status, lan.status, "{what} signed in: {signed:?}");
             // What the LAN may cache publicly, a signed-in viewer's answer keeps private: a
             // shared cache must not hand it to a stranger.
@@ -240,6 +247,110 @@ async fn from_outside_viewing_needs_a_user_and_publishing_an_operator() {
             "{what} as an operator: {as_operator:?}"
         );
     }
+}
+
+/// Remote LL-HLS that a CDN can still cache: a signed-in viewer's multivariant request is sent
+/// into a signed path prefix; under it every answer keeps its public cache lifetime and needs no
+/// cookie (the CDN's cache key is the URL, shared by everyone who signed in in the same window);
+/// a forged or expired prefix is refused without a session.
+#[tokio::test]
+async fn remote_ll_hls_moves_into_a_signed_prefix_a_cdn_can_share() {
+    let engine = common::shared_engine(answering_config());
+    let gatekeeper =
+        Gatekeeper::with_users(AccessConfig::default(), false, UserStore::fixed(users()));
+    let state = AppState::new(engine.clone(), Vec::new()).with_gatekeeper(gatekeeper);
+    tokio::spawn(state.hls.clone().run());
+    let app = router(state.clone(), &[]);
+    let _camera = common::start_cameras(&engine, &[small_camera("cam0", 300_000, 30)]).await;
+    let media = media_playlist(&app).await;
+    let lan = call(&app, From::Lan, Method::GET, &media, &[], "").await;
+    lan.assert_status(StatusCode::OK);
+
+    let viewer = sign_in(&app, From::Tunnel, "vic", VIEWER_PASSWORD).await;
+    let entry = call(
+        &app,
+        From::Tunnel,
+        Method::GET,
+        "/hls/cam0/index.m3u8",
+        &[("cookie", viewer.cookie.as_str())],
+        "",
+    )
+    .await;
+    entry.assert_status(StatusCode::FOUND);
+    assert_eq!(entry.expect_header("cache-control"), "private, no-store");
+    let granted = entry.expect_header("location").to_owned();
+    let prefix = granted.strip_suffix("/cam0/index.m3u8").unwrap().to_owned();
+    // Another viewer in the same window gets the same prefix: one cache key for all.
+    let other = sign_in(&app, From::Tunnel, "opa", OPERATOR_PASSWORD).await;
+    let again = call(
+        &app,
+        From::Tunnel,
+        Method::GET,
+        "/hls/cam0/index.m3u8",
+        &[("cookie", other.cookie.as_str())],
+        "",
+    )
+    .await;
+    assert_eq!(again.expect_header("location"), granted);
+    // Under the prefix, no cookie needed, and the answers cache as the LAN's do.
+    let multivariant = call(&app, From::Tunnel, Method::GET, &granted, &[], "").await;
+    multivariant.assert_status(StatusCode::OK);
+    assert!(
+        multivariant
+            .expect_header("cache-control")
+            .starts_with("public"),
+        "{multivariant:?}"
+    );
+    let media_under = format!("{prefix}{}", media.strip_prefix("/hls").unwrap());
+    let playlist = call(&app, From::Tunnel, Method::GET, &media_under, &[], "").await;
+    playlist.assert_status(StatusCode::OK);
+    assert!(playlist.text().contains("#EXTM3U"), "{playlist:?}");
+    assert!(
+        playlist
+            .expect_header("cache-control")
+            .starts_with("public"),
+        "{playlist:?}"
+    );
+    // A forged prefix, and one that expired, are refused without a session.
+    let forged = format!("/hls/g/9999999999-{}/cam0/index.m3u8", "0".repeat(32));
+    call(&app, From::Tunnel, Method::GET, &forged, &[], "")
+        .await
+        .assert_status(StatusCode::UNAUTHORIZED);
+    let hour_ago = SystemTime::now()
+        .duration_since(UNIX_EPOCH)
+        .unwrap()
+        .as_secs()
+        - 3 * 3600;
+    let expired = format!(
+        "/hls/g/{}/cam0/index.m3u8",
+        state.gatekeeper.grants.issue(hour_ago)
+    );
+    call(&app, From::Tunnel, Method::GET, &expired, &[], "")
+        .await
+        .assert_status(StatusCode::UNAUTHORIZED);
+    // A viewer still signed in keeps playing on an expired prefix, answered privately.
+    let kept = call(
+        &app,
+        From::Tunnel,
+        Method::GET,
+        &expired,
+        &[("cookie", viewer.cookie.as_str())],
+        "",
+    )
+    .await;
+    kept.assert_status(StatusCode::OK);
+    assert!(kept.expect_header("cache-control").starts_with("private"));
+    // The LAN is not redirected.
+    call(
+        &app,
+        From::Lan,
+        Method::GET,
+        "/hls/cam0/index.m3u8",
+        &[],
+        "",
+    )
+    .await
+    .assert_status(StatusCode::OK);
 }
 
 #[tokio::test]

@@ -39,8 +39,14 @@ const EXPECTED: &[(&str, &str, Access)] = &[
     ("PATCH", "/whep/{name}/{session}", Access::PathToken),
     ("DELETE", "/whep/{name}/{session}", Access::PathToken),
     ("OPTIONS", "/whep/{name}/{session}", Access::Open),
-    ("GET", "/hls/{name}/index.m3u8", Access::View),
+    ("GET", "/hls/{name}/index.m3u8", Access::HlsEntry),
     ("GET", "/hls/{name}/{instance}/{file}", Access::View),
+    ("GET", "/hls/g/{grant}/{name}/index.m3u8", Access::HlsGrant),
+    (
+        "GET",
+        "/hls/g/{grant}/{name}/{instance}/{file}",
+        Access::HlsGrant,
+    ),
     ("GET", "/api/switcher", Access::PathToken),
     ("POST", "/api/switcher/program", Access::AdminAndPathToken),
     ("POST", "/api/switcher/preview", Access::AdminAndPathToken),
@@ -101,6 +107,7 @@ fn concrete(pattern: &str) -> String {
         .replace("{instance}", "0")
         .replace("{file}", "stream.m3u8")
         .replace("{id}", "0011223344556677")
+        .replace("{grant}", "1-00000000000000000000000000000000")
         .replace("{*path}", "css/r58.css")
 }
 
@@ -163,8 +170,12 @@ async fn each_protection_refuses_strangers_and_admits_credentials() {
             }
             // From the internet, viewing needs a sign-in or a token that covers the path (the
             // path's or the admin's); a page sends the browser to the sign-in page instead.
-            Access::View | Access::ViewPage | Access::PublishPage => {
-                if access == Access::View {
+            Access::View
+            | Access::HlsEntry
+            | Access::HlsGrant
+            | Access::ViewPage
+            | Access::PublishPage => {
+                if matches!(access, Access::View | Access::HlsEntry | Access::HlsGrant) {
                     assert_eq!(anonymous, StatusCode::UNAUTHORIZED, "{what}");
                 } else {
                     assert_eq!(anonymous, StatusCode::SEE_OTHER, "{what}");

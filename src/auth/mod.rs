@@ -9,6 +9,7 @@
 pub mod cli;
 pub mod cookie;
 pub mod fuzzing;
+pub mod grants;
 pub mod invites;
 pub mod limiter;
 pub mod sessions;
@@ -48,6 +49,8 @@ pub struct Gatekeeper {
     sessions: Mutex<Sessions>,
     limiter: Mutex<limiter::LoginLimiter>,
     invites: Mutex<invites::Invites>,
+    /// Signed LL-HLS path prefixes for remote viewers (docs/security.md).
+    pub grants: grants::HlsGrants,
 }
 
 impl Default for Gatekeeper {
@@ -66,11 +69,19 @@ impl Gatekeeper {
     pub fn with_users(config: AccessConfig, https: bool, users: UserStore) -> Self {
         Self {
             sessions: Mutex::new(Sessions::new(config.session_lifetime)),
-            config,
             https,
             users,
             limiter: Mutex::new(limiter::LoginLimiter::default()),
             invites: Mutex::new(invites::Invites::default()),
+            grants: grants::HlsGrants::new(
+                {
+                    let mut key = [0u8; 32];
+                    rand::RngExt::fill(&mut rand::rng(), &mut key);
+                    key
+                },
+                config.hls_grant_window.as_secs(),
+            ),
+            config,
         }
     }
 

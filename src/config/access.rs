@@ -12,6 +12,7 @@
 //! users_file = "users.toml"    # managed by `r58 user add|passwd|del`; relative to this file
 //! session_hours = 12           # how long a sign-in lasts
 //! secure_cookies = "auto"      # "auto": Secure over HTTPS or through a proxy/tunnel; "always"
+//! hls_grant_minutes = 10       # remote LL-HLS: one signed path prefix per window, valid 1-2 windows
 //! ```
 //!
 //! A request is *local* when it comes from this box or a private network (loopback, RFC 1918,
@@ -34,6 +35,7 @@ pub const ACCESS_KEYS: &[&str] = &[
     "users_file",
     "session_hours",
     "secure_cookies",
+    "hls_grant_minutes",
 ];
 
 /// What a class of request needs from one kind of client.
@@ -66,6 +68,8 @@ pub struct AccessConfig {
     pub users_file: Option<PathBuf>,
     pub session_lifetime: Duration,
     pub secure_cookies: SecureCookies,
+    /// The window of LL-HLS grants (signed path prefixes a CDN can cache under).
+    pub hls_grant_window: Duration,
 }
 
 impl Default for AccessConfig {
@@ -77,6 +81,7 @@ impl Default for AccessConfig {
             users_file: None,
             session_lifetime: Duration::from_secs(12 * 3600),
             secure_cookies: SecureCookies::Auto,
+            hls_grant_window: Duration::from_secs(600),
         }
     }
 }
@@ -136,6 +141,7 @@ pub(super) struct FileAccess {
     users_file: Option<PathBuf>,
     session_hours: Option<f64>,
     secure_cookies: Option<String>,
+    hls_grant_minutes: Option<f64>,
 }
 
 /// The first key of an `[access]` table that is not one of [`ACCESS_KEYS`], as `access.KEY`.
@@ -180,6 +186,15 @@ pub(super) fn resolve(file: Option<(&Path, FileAccess)>) -> Result<AccessConfig,
             ));
         }
         access.session_lifetime = Duration::from_secs_f64(hours * 3600.0);
+    }
+    if let Some(minutes) = t.hls_grant_minutes {
+        if !(minutes.is_finite() && (1.0..=1440.0).contains(&minutes)) {
+            return Err(invalid(
+                &origin("hls_grant_minutes"),
+                format!("{minutes} is not between 1 and 1440"),
+            ));
+        }
+        access.hls_grant_window = Duration::from_secs_f64(minutes * 60.0);
     }
     access.secure_cookies = match t.secure_cookies.as_deref() {
         None | Some("auto") => SecureCookies::Auto,
@@ -231,6 +246,7 @@ mod tests {
             ("remote_view = \"yes\"", "access.remote_view"),
             ("session_hours = 0", "access.session_hours"),
             ("secure_cookies = \"never\"", "access.secure_cookies"),
+            ("hls_grant_minutes = 0.5", "access.hls_grant_minutes"),
         ] {
             let err = parse(text).unwrap_err().to_string();
             assert!(err.contains(key), "{text}: {err}");

@@ -49,6 +49,12 @@ pub enum Access {
     /// see [`super::events`]). When sign-in is needed: a signed-in user, the token of an
     /// `[[auth]]` rule covering the path, or the admin token.
     View,
+    /// [`Access::View`] for the LL-HLS multivariant playlist: a remote signed-in viewer is
+    /// sent (302) into a signed path prefix ([`Access::HlsGrant`]) that a CDN can cache.
+    HlsEntry,
+    /// LL-HLS under a signed path prefix (`/hls/g/{grant}/...`): the grant admits while it
+    /// lasts, else [`Access::View`]'s rule (docs/security.md, "Remote viewing behind a CDN").
+    HlsGrant,
     /// [`Access::View`] for a page: refused by sending the browser to the sign-in page.
     ViewPage,
     /// Publishing (`[access]`: `lan` or `remote_publish`): a signed-in operator, a covering
@@ -187,6 +193,7 @@ async fn gate(
     };
     match access {
         Access::Open | Access::SignIn => next.run(request).await,
+        Access::HlsEntry | Access::HlsGrant => signin::hls(&state, request, access, next).await,
         Access::View | Access::ViewPage | Access::ViewSession => {
             // A guest's invite also plays their own studio return (`/whep/{name}.return`).
             let guest_return =

@@ -21,6 +21,7 @@ pub mod client;
 mod events;
 pub mod guard;
 mod hls;
+mod hls_grant;
 mod invites;
 mod login;
 pub mod metrics;
@@ -52,6 +53,7 @@ pub fn routes(state: &AppState) -> access::Routes {
         .merge(api::routes(state))
         .merge(whip::routes(state))
         .merge(hls::routes(state))
+        .merge(hls_grant::routes(state))
         .merge(switcher::routes(state))
         .merge(pages::routes(state))
         .merge(events::routes(state))

@@ -164,6 +164,63 @@ pub fn keep_private(response: &mut Response) {
     }
 }
 
+/// LL-HLS for [`Access::HlsEntry`] and [`Access::HlsGrant`].
+///
+/// A viewer who needs a sign-in and has one asks for `/hls/{name}/index.m3u8` and is sent
+/// (302, not cached) to `/hls/g/{grant}/{name}/index.m3u8`; the playlists' relative URIs keep
+/// every later request under that prefix. A valid grant admits with the answers' public cache
+/// lifetimes (everyone in one window shares the grant, so a CDN's entries are shared); an
+/// expired or foreign one falls back to the viewing rule, with answers kept private.
+pub async fn hls(
+    state: &AppState,
+    request: Request,
+    access: Access,
+    next: axum::middleware::Next,
+) -> Response {
+    let now = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map_or(0, |d| d.as_secs());
+    let needs_sign_in = view_needs_sign_in(state, &request);
+    if access == Access::HlsGrant && needs_sign_in {
+        let grant = request.uri().path().split('/').nth(3).unwrap_or("");
+        if state.gatekeeper.grants.check(now, grant).is_ok() {
+            return next.run(request).await;
+        }
+    }
+    if let Some(refusal) = view_refusal(state, &request, Access::View) {
+        return refusal;
+    }
+    if !needs_sign_in {
+        return next.run(request).await;
+    }
+    if access == Access::HlsEntry {
+        let rest = request.uri().path().strip_prefix("/hls").unwrap_or("");
+        let query = request
+            .uri()
+            .query()
+            .map(|q| format!("?{q}"))
+            .unwrap_or_default();
+        let grant = state.gatekeeper.grants.issue(now);
+        let location = format!("/hls/g/{grant}{rest}{query}");
+        if let Ok(location) = HeaderValue::from_str(&location) {
+            return (
+                StatusCode::FOUND,
+                [
+                    (header::LOCATION, location),
+                    (
+                        header::CACHE_CONTROL,
+                        HeaderValue::from_static("private, no-store"),
+                    ),
+                ],
+            )
+                .into_response();
+        }
+    }
+    let mut response = next.run(request).await;
+    keep_private(&mut response);
+    response
+}
+
 /// The refusal of a viewing request that `[access]` does not let in, or `None`.
 pub fn view_refusal(state: &AppState, request: &Request, access: Access) -> Option<Response> {
     let remote = state.gatekeeper.config.remote_view;

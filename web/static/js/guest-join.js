@@ -274,7 +274,7 @@ async function connect(attempt = 0) {
     if (e instanceof HttpError) {
       const why = e.status === 409
         ? `The name "${state.name}" is in use. Choose another name.`
-        : e.status === 401 ? 'This server needs an invite to publish (401): ask the studio for an invite link.'
+        : e.status === 401 ? 'This server needs a publishing token (401): ask for an invite link that carries one (?token=...).'
         : e.status === 410 || e.status === 403 ? `This invite link does not work: ${e.reason}`
         : e.status === 503 ? 'The server is full right now (503). Try again in a moment.'
         : `The server refused: ${e.status} ${e.reason}`;

@@ -43,6 +43,10 @@ fn seeds_parse_as_named() {
             "cookie.txt" => assert_eq!(session_ids([text.as_str()]).len(), 1),
             "session_id.txt" => assert!(SessionId::parse(&text).is_some()),
             "credentials.json" => assert!(parse_credentials(&data).is_some()),
+            "grant.txt" => assert!(
+                text.split_once('-')
+                    .is_some_and(|(e, s)| e.len() == 10 && s.len() == 32)
+            ),
             "users.toml" => assert_eq!(Users::parse(&text).expect("users").users.len(), 1),
             other => panic!("unexpected seed {other}"),
         }

@@ -29,6 +29,7 @@ use clap::Parser;
 use serde::Deserialize;
 use tracing_subscriber::EnvFilter;
 
+mod access;
 mod admin;
 mod auth;
 mod cameras;
@@ -47,6 +48,7 @@ mod tls;
 mod turn;
 mod values;
 
+pub use access::{ACCESS_KEYS, AccessConfig, Need, SecureCookies, UserAction};
 pub use admin::{Admin, AdminOpen};
 pub use auth::{AuthRule, matches};
 use auth::{FileAuth, resolve_auth};
@@ -99,6 +101,7 @@ pub const FILE_KEYS: &[&str] = &[
     "source",
     "recording",
     "mdns",
+    "access",
 ];
 
 /// Keys accepted in each `[[auth]]` table.
@@ -157,6 +160,8 @@ pub struct Config {
     pub sources: Vec<sfu::capture::RtspSourceSettings>,
     /// Recordings (`[recording]`); `None`: recording is off.
     pub recording: Option<sfu::record::RecordConfig>,
+    /// Who may view and publish from where, and the signed-in users (`[access]`).
+    pub access: AccessConfig,
 }
 
 /// Why the configuration could not be loaded. `Display` is one line without the `r58: ` prefix.
@@ -321,6 +326,7 @@ struct FileConfig {
     source: Vec<sources::FileSource>,
     recording: Option<recording::FileRecording>,
     mdns: Option<mdns::FileMdns>,
+    access: Option<access::FileAccess>,
 }
 
 /// The values one source (flags, environment, file) sets; `None` means "not set here".
@@ -377,6 +383,7 @@ impl Default for Config {
             rtsp: RtspConfig::default(),
             sources: Vec::new(),
             recording: None,
+            access: AccessConfig::default(),
         }
     }
 }
@@ -454,6 +461,7 @@ impl Config {
         let mut source_tables = Vec::new();
         let mut recording_table = None;
         let mut mdns_table = None;
+        let mut access_table = None;
         let (file, auth, cams, hls_table, switcher_table, turn) = match &config_file {
             Some(path) => {
                 let mut parsed = parse_file(path, text.as_deref().unwrap_or_default())?;
@@ -466,6 +474,7 @@ impl Config {
                 source_tables = std::mem::take(&mut parsed.source);
                 recording_table = parsed.recording.take().map(|t| (path.as_path(), t));
                 mdns_table = parsed.mdns.take().map(|t| (path.as_path(), t));
+                access_table = parsed.access.take().map(|t| (path.as_path(), t));
                 extra = limits::ExtraTables::take(&mut parsed);
                 let auth = resolve_auth(path, parsed.auth, env)?;
                 (
@@ -495,6 +504,7 @@ impl Config {
         let hls = hls::resolve(hls_table)?;
         let switcher = switcher::resolve(switcher_table)?;
         let recording = recording::resolve(recording_table)?;
+        let access = access::resolve(access_table)?;
         let limits = limits::resolve(config_file.as_deref().zip(extra.limits))?;
         let admin = admin::resolve(
             config_file.as_deref().zip(extra.admin),
@@ -538,6 +548,7 @@ impl Config {
             limits,
             admin,
             recording,
+            access,
             tls,
             auto_tls,
             mdns,
@@ -773,6 +784,9 @@ fn parse_file(path: &Path, text: &str) -> Result<FileConfig, ConfigError> {
     }
     if let Some(key) = hls::unknown_key(&table) {
         return Err(unknown(key, hls::HLS_KEYS));
+    }
+    if let Some(key) = access::unknown_key(&table) {
+        return Err(unknown(key, ACCESS_KEYS));
     }
     if let Some(key) = recording::unknown_key(&table) {
         return Err(unknown(key, recording::RECORDING_KEYS));

@@ -1,3 +1,4 @@
+pub mod auth;
 pub mod camera_set;
 pub mod config;
 pub mod http;

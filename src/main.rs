@@ -5,12 +5,25 @@ use r58::config::{Command, Config};
 #[tokio::main]
 async fn main() {
     let config = Config::load_or_exit();
-    if config.command == Some(Command::Cameras) {
-        print!(
-            "{}",
-            sfu::capture::v4l2_list::format_listing(&sfu::capture::v4l2_list::list_devices())
-        );
-        return;
+    match &config.command {
+        Some(Command::Cameras) => {
+            print!(
+                "{}",
+                sfu::capture::v4l2_list::format_listing(&sfu::capture::v4l2_list::list_devices())
+            );
+            return;
+        }
+        Some(Command::User { action }) => match r58::auth::cli::run(action, &config.access) {
+            Ok(done) => {
+                println!("{done}");
+                return;
+            }
+            Err(e) => {
+                eprintln!("r58 user: {e}");
+                std::process::exit(1);
+            }
+        },
+        None => {}
     }
     let mut filter = config.log_filter();
     if !config.log_level.contains("rtc_dtls") {

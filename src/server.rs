@@ -120,7 +120,8 @@ pub async fn run(config: Config) -> Result<(), ServerError> {
             config.limits.clone(),
             config.admin.clone(),
             http_stats.clone(),
-        ));
+        ))
+        .with_gatekeeper(r58_gatekeeper(&config));
     let state = match &lan_https {
         Some((_, _, info)) => state.with_lan_https(info.clone()),
         None => state,
@@ -317,4 +318,9 @@ async fn start_lan_https(
         port,
     };
     Ok((listener, acceptor, info))
+}
+
+/// `[access]` and its users; HTTPS when the listener speaks TLS.
+fn r58_gatekeeper(config: &Config) -> crate::auth::Gatekeeper {
+    crate::auth::Gatekeeper::new(config.access.clone(), config.tls.is_some())
 }

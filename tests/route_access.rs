@@ -22,11 +22,11 @@ use sfu::turn::Secret;
 /// Every route: method, path pattern, access.
 const EXPECTED: &[(&str, &str, Access)] = &[
     ("GET", "/healthz", Access::Open),
-    ("GET", "/api/streams", Access::Open),
+    ("GET", "/api/streams", Access::View),
     ("GET", "/metrics", Access::Admin),
     ("GET", "/api/turn-credentials", Access::TurnCredentials),
-    ("POST", "/whip/{name}", Access::NewSession),
-    ("POST", "/whep/{name}", Access::NewSession),
+    ("POST", "/whip/{name}", Access::PublishSession),
+    ("POST", "/whep/{name}", Access::ViewSession),
     ("OPTIONS", "/whip/{name}", Access::Open),
     ("GET", "/whip/{name}", Access::Open),
     ("OPTIONS", "/whep/{name}", Access::Open),
@@ -39,20 +39,26 @@ const EXPECTED: &[(&str, &str, Access)] = &[
     ("PATCH", "/whep/{name}/{session}", Access::PathToken),
     ("DELETE", "/whep/{name}/{session}", Access::PathToken),
     ("OPTIONS", "/whep/{name}/{session}", Access::Open),
-    ("GET", "/hls/{name}/index.m3u8", Access::Open),
-    ("GET", "/hls/{name}/{instance}/{file}", Access::Open),
+    ("GET", "/hls/{name}/index.m3u8", Access::HlsEntry),
+    ("GET", "/hls/{name}/{instance}/{file}", Access::View),
+    ("GET", "/hls/g/{grant}/{name}/index.m3u8", Access::HlsGrant),
+    (
+        "GET",
+        "/hls/g/{grant}/{name}/{instance}/{file}",
+        Access::HlsGrant,
+    ),
     ("GET", "/api/switcher", Access::PathToken),
     ("POST", "/api/switcher/program", Access::AdminAndPathToken),
     ("POST", "/api/switcher/preview", Access::AdminAndPathToken),
     ("GET", "/api/switcher/audio", Access::PathToken),
     ("POST", "/api/switcher/audio", Access::AdminAndPathToken),
     ("POST", "/api/switcher/talkback", Access::AdminAndPathToken),
-    ("GET", "/", Access::Open),
-    ("GET", "/guest_join", Access::Open),
-    ("GET", "/switcher", Access::Open),
+    ("GET", "/", Access::ViewPage),
+    ("GET", "/guest_join", Access::PublishPage),
+    ("GET", "/switcher", Access::ViewPage),
     ("GET", "/trust", Access::Open),
     ("GET", "/static/{*path}", Access::Open),
-    ("GET", "/api/events", Access::Open),
+    ("GET", "/api/events", Access::View),
     ("GET", "/api/recordings", Access::Admin),
     ("POST", "/api/recordings/start", Access::Admin),
     ("POST", "/api/recordings/stop", Access::Admin),
@@ -68,6 +74,14 @@ const EXPECTED: &[(&str, &str, Access)] = &[
     ),
     ("POST", "/api/config/reload", Access::Admin),
     ("GET", "/ca.crt", Access::Open),
+    ("GET", "/login", Access::Open),
+    ("GET", "/api/session", Access::Open),
+    ("POST", "/api/login", Access::SignIn),
+    ("POST", "/api/logout", Access::SignIn),
+    ("GET", "/api/invites", Access::Admin),
+    ("POST", "/api/invites", Access::Admin),
+    ("DELETE", "/api/invites/{id}", Access::Admin),
+    ("GET", "/api/invite", Access::Open),
 ];
 
 const PATH_TOKEN: &str = "v1ewer-token";
@@ -100,6 +114,8 @@ fn concrete(pattern: &str) -> String {
         .replace("{stream}", "cam0")
         .replace("{instance}", "0")
         .replace("{file}", "stream.m3u8")
+        .replace("{id}", "0011223344556677")
+        .replace("{grant}", "1-00000000000000000000000000000000")
         .replace("{*path}", "css/r58.css")
 }
 
@@ -133,9 +149,10 @@ fn every_route_is_declared_with_its_access() {
         declared, expected,
         "the routes and their access changed: review the protection and update EXPECTED"
     );
-    // Whatever changes state under /api is for operators only.
+    // Whatever changes state under /api is for operators only (signing in and out changes
+    // only the caller's own session).
     for (method, path, access) in &declared {
-        if path.starts_with("/api/") && method != "GET" {
+        if path.starts_with("/api/") && method != "GET" && *access != Access::SignIn {
             assert!(
                 matches!(access, Access::Admin | Access::AdminAndPathToken),
                 "{method} {path} changes state but is {access:?}"
@@ -156,10 +173,32 @@ async fn each_protection_refuses_strangers_and_admits_credentials() {
         let with_admin_token = status(&app, method, &path, Some(ADMIN_TOKEN)).await;
         let what = format!("{method} {path} ({access:?})");
         match access {
-            Access::Open => {
+            Access::Open | Access::SignIn => {
                 assert!(!refused.contains(&anonymous), "{what}: {anonymous}");
             }
-            Access::PathToken | Access::NewSession | Access::TurnCredentials => {
+            // From the internet, viewing needs a sign-in or a token that covers the path (the
+            // path's or the admin's); a page sends the browser to the sign-in page instead.
+            Access::View
+            | Access::HlsEntry
+            | Access::HlsGrant
+            | Access::ViewPage
+            | Access::PublishPage => {
+                if matches!(access, Access::View | Access::HlsEntry | Access::HlsGrant) {
+                    assert_eq!(anonymous, StatusCode::UNAUTHORIZED, "{what}");
+                } else {
+                    assert_eq!(anonymous, StatusCode::SEE_OTHER, "{what}");
+                }
+                for (token, status) in [("path", with_path_token), ("admin", with_admin_token)] {
+                    assert!(
+                        !refused.contains(&status) && status != StatusCode::SEE_OTHER,
+                        "{what} with the {token} token: {status}"
+                    );
+                }
+            }
+            Access::PathToken
+            | Access::ViewSession
+            | Access::PublishSession
+            | Access::TurnCredentials => {
                 assert_eq!(anonymous, StatusCode::UNAUTHORIZED, "{what}");
                 assert!(
                     !refused.contains(&with_path_token),

@@ -75,11 +75,17 @@ impl TestCameras {
 }
 
 /// What `r58 SUBCOMMAND` asks for instead of serving.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, clap::Subcommand)]
+#[derive(Debug, Clone, PartialEq, Eq, clap::Subcommand)]
 pub enum Command {
     /// List the V4L2 cameras of this machine with their formats, frame sizes and frame rates
     /// (like `v4l2-ctl --list-formats-ext`), to write [[camera]] tables from
     Cameras,
+    /// Manage the users who may sign in (the [access] users_file, or --file); the password is
+    /// read from the terminal without echo, or as one line from standard input
+    User {
+        #[command(subcommand)]
+        action: super::access::UserAction,
+    },
 }
 
 /// Keys accepted in each `[[camera]]` table.

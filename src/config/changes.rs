@@ -10,7 +10,7 @@
 //!
 //! Waits for a restart (the old value stays in use and the reload says so): the sockets
 //! (`listen`, `webrtc_udp`, `[rtsp]`, `[tls]`), `public_ips`, `media_threads`,
-//! `cors_allowed_origins`, `log_level`, `[hls]`, `[switcher]`, `[[source]]`, `[mdns]`, the HTTP
+//! `cors_allowed_origins`, `log_level`, `[hls]`, `[switcher]`, `[[source]]`, `[mdns]`, `[access]`, the HTTP
 //! timeouts of `[limits]`, `[turn] server_relay`/`relay_ca` and, while the server holds its own
 //! relay, the provider it allocates from, and turning recording on or off or moving its
 //! directory.
@@ -138,6 +138,7 @@ pub fn changes(old: &Config, new: &Config, relay_running: bool) -> Changes {
     restart(old.rtsp != new.rtsp, "rtsp");
     restart(old.sources != new.sources, "source");
     restart(old.mdns != new.mdns, "mdns");
+    restart(old.access != new.access, "access");
     let (old_l, new_l) = (&old.limits, &new.limits);
     restart(
         old_l.header_timeout != new_l.header_timeout,
@@ -189,7 +190,7 @@ pub fn changes(old: &Config, new: &Config, relay_running: bool) -> Changes {
 pub fn in_force(old: &Config, new: &Config, relay_running: bool) -> Config {
     let mut out = new.clone();
     out.config_file = old.config_file.clone();
-    out.command = old.command;
+    out.command = old.command.clone();
     out.listen = old.listen;
     out.webrtc_udp = old.webrtc_udp;
     out.public_ips = old.public_ips.clone();
@@ -203,6 +204,7 @@ pub fn in_force(old: &Config, new: &Config, relay_running: bool) -> Config {
     out.rtsp = old.rtsp.clone();
     out.sources = old.sources.clone();
     out.mdns = old.mdns.clone();
+    out.access = old.access.clone();
     out.limits.header_timeout = old.limits.header_timeout;
     out.limits.body_timeout = old.limits.body_timeout;
     out.limits.max_header_bytes = old.limits.max_header_bytes;

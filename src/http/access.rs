@@ -22,33 +22,57 @@ use axum::extract::{Request, State};
 use axum::handler::Handler;
 use axum::http::{HeaderMap, HeaderValue, Method, StatusCode, header};
 use axum::middleware::{self, Next};
-use axum::response::Response;
+use axum::response::{IntoResponse, Response};
 use axum::routing::{MethodFilter, MethodRouter, on};
 
 use super::client::{self, bearer, client_ip, constant_time_eq, path_token_ok};
+use super::invites;
 use super::refusal::{refuse, unauthorized};
+use super::signin;
 use super::state::AppState;
+use crate::auth::users::Role;
 use crate::config::{Admin, AdminOpen};
 
 /// Who may call a route.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, serde::Serialize)]
 #[serde(rename_all = "snake_case")]
 pub enum Access {
-    /// Anyone: the health check, the pages and their static files, LL-HLS, the stream list and
-    /// events (whose switcher part follows `GET /api/switcher`'s rule, see
-    /// [`super::events`]), and the WHIP/WHEP resources' OPTIONS and GET. (A session resource's
-    /// last segment is an unguessable token only its creator learns; PATCH and DELETE on it
-    /// also follow the path's rule.)
+    /// Anyone: the health check, static files, the sign-in page, and the WHIP/WHEP resources'
+    /// OPTIONS and GET. (A session resource's last segment is an unguessable token only its
+    /// creator learns; PATCH and DELETE on it also follow the path's rule.)
     Open,
-    /// The bearer token of the `[[auth]]` rule covering the path, if any.
+    /// Signing in and out (`/api/login`, `/api/logout`): open, but refused from another
+    /// origin, and sign-in attempts are rate-limited ([`super::login`]).
+    SignIn,
+    /// Viewing (`[access]`: `lan` or `remote_view` by where the request comes from): LL-HLS,
+    /// the stream list and the events (whose switcher part follows `GET /api/switcher`'s rule,
+    /// see [`super::events`]). When sign-in is needed: a signed-in user, the token of an
+    /// `[[auth]]` rule covering the path, or the admin token.
+    View,
+    /// [`Access::View`] for the LL-HLS multivariant playlist: a remote signed-in viewer is
+    /// sent (302) into a signed path prefix ([`Access::HlsGrant`]) that a CDN can cache.
+    HlsEntry,
+    /// LL-HLS under a signed path prefix (`/hls/g/{grant}/...`): the grant admits while it
+    /// lasts, else [`Access::View`]'s rule (docs/security.md, "Remote viewing behind a CDN").
+    HlsGrant,
+    /// [`Access::View`] for a page: refused by sending the browser to the sign-in page.
+    ViewPage,
+    /// Publishing (`[access]`: `lan` or `remote_publish`): a signed-in operator, a covering
+    /// `[[auth]]` token or the admin token when sign-in is needed; refused by sending the
+    /// browser to the sign-in page (`/guest_join`).
+    PublishPage,
+    /// The bearer token of the `[[auth]]` rule covering the path, if any, or a signed-in user.
     PathToken,
-    /// [`Access::PathToken`], then the per-client session limit (`[limits] sessions_per_ip`):
-    /// `POST /whip/{name}` and `POST /whep/{name}`.
-    NewSession,
-    /// The admin gate (`[admin]`).
+    /// [`Access::View`], [`Access::PathToken`], then the per-client session limit
+    /// (`[limits] sessions_per_ip`): `POST /whep/{name}`.
+    ViewSession,
+    /// Publishing as for [`Access::PublishPage`] (refused with 401), [`Access::PathToken`],
+    /// then the per-client session limit: `POST /whip/{name}`.
+    PublishSession,
+    /// The admin gate (`[admin]`), or a signed-in operator.
     Admin,
     /// The admin gate, then the path's `[[auth]]` rule unless the admin token was shown (a
-    /// remote operator needs one token, not two in one header).
+    /// remote operator needs one token, not two in one header); or a signed-in operator.
     AdminAndPathToken,
     /// The TURN credentials endpoint's checks: origin, rate limit, its own token and the
     /// path's `[[auth]]` rule.
@@ -154,42 +178,109 @@ async fn gate(
     next: Next,
 ) -> Response {
     let peer = client::peer(&request);
-    let path_rule = |request: &Request| {
-        path_token_ok(&state.auth.load(), request.uri().path(), request.headers())
+    let path_rule = |request: &Request| -> Result<bool, signin::CsrfRefused> {
+        if path_token_ok(&state.auth.load(), request.uri().path(), request.headers())
+            || invites::invite_matches_path(&state, request)
+        {
+            return Ok(true);
+        }
+        signin::session_admits(&state, request, Role::Viewer)
+    };
+    let refused_path = |admitted: Result<bool, signin::CsrfRefused>| match admitted {
+        Ok(true) => None,
+        Ok(false) => Some(unauthorized()),
+        Err(refusal) => Some(refusal.into_response()),
     };
     match access {
-        Access::Open => next.run(request).await,
-        Access::PathToken => {
-            if !path_rule(&request) {
-                return unauthorized();
+        Access::Open | Access::SignIn => next.run(request).await,
+        Access::HlsEntry | Access::HlsGrant => signin::hls(&state, request, access, next).await,
+        Access::View | Access::ViewPage | Access::ViewSession => {
+            // A guest's invite also plays their own studio return (`/whep/{name}.return`).
+            let guest_return =
+                access == Access::ViewSession && invites::invite_matches_path(&state, &request);
+            if !guest_return && let Some(refusal) = signin::view_refusal(&state, &request, access) {
+                return refusal;
+            }
+            if access != Access::ViewSession {
+                let private = signin::view_needs_sign_in(&state, &request);
+                let mut response = next.run(request).await;
+                if private {
+                    signin::keep_private(&mut response);
+                }
+                return response;
+            }
+            if let Some(refusal) = refused_path(path_rule(&request)) {
+                return refusal;
+            }
+            limit_sessions(&state, peer, request, next).await
+        }
+        Access::PublishPage => {
+            match invites::guest_page(&state, &request) {
+                invites::GuestPage::Valid => return next.run(request).await,
+                invites::GuestPage::Refused(page) => return *page,
+                invites::GuestPage::NoInvite => {}
+            }
+            if let Some(refusal) = signin::publish_refusal(&state, &request, access) {
+                return refusal;
             }
             next.run(request).await
         }
-        Access::NewSession => {
-            if !path_rule(&request) {
-                return unauthorized();
+        Access::PublishSession => {
+            // A guest's invite: publishing under its name only, from anywhere.
+            if let Some(invite) = invites::invite_for_whip(&state, &request) {
+                let id = match invite {
+                    Ok(id) => id,
+                    Err(refusal) => return refusal,
+                };
+                let client = client_ip(
+                    peer,
+                    request.headers(),
+                    &state.turn.load().settings.trusted_proxies,
+                );
+                let response = limit_sessions(&state, peer, request, next).await;
+                invites::record_use(&state, &id, &client.to_string(), &response);
+                return response;
+            }
+            if let Some(refusal) = signin::publish_refusal(&state, &request, access) {
+                return refusal;
+            }
+            if let Some(refusal) = refused_path(path_rule(&request)) {
+                return refusal;
             }
             limit_sessions(&state, peer, request, next).await
+        }
+        Access::PathToken => {
+            if let Some(refusal) = refused_path(path_rule(&request)) {
+                return refusal;
+            }
+            next.run(request).await
         }
         Access::Admin | Access::AdminAndPathToken => {
             let pass = match admin_decision(&state.guard.admin.load(), peer, request.headers()) {
                 Ok(pass) => pass,
                 Err((status, reason)) => {
-                    state.guard.admin_refused.fetch_add(1, Ordering::Relaxed);
-                    let mut response = refuse(status, reason);
-                    if status == StatusCode::UNAUTHORIZED {
-                        response
-                            .headers_mut()
-                            .insert(header::WWW_AUTHENTICATE, HeaderValue::from_static("Bearer"));
+                    match signin::session_admits(&state, &request, Role::Operator) {
+                        Ok(true) => AdminPass::Token,
+                        Err(refusal) => return refusal.into_response(),
+                        Ok(false) => {
+                            state.guard.admin_refused.fetch_add(1, Ordering::Relaxed);
+                            let mut response = refuse(status, reason);
+                            if status == StatusCode::UNAUTHORIZED {
+                                response.headers_mut().insert(
+                                    header::WWW_AUTHENTICATE,
+                                    HeaderValue::from_static("Bearer"),
+                                );
+                            }
+                            return response;
+                        }
                     }
-                    return response;
                 }
             };
             if access == Access::AdminAndPathToken
                 && pass != AdminPass::Token
-                && !path_rule(&request)
+                && let Some(refusal) = refused_path(path_rule(&request))
             {
-                return unauthorized();
+                return refusal;
             }
             next.run(request).await
         }

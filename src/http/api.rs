@@ -17,7 +17,7 @@ use super::turn::PATH as TURN_CREDENTIALS;
 pub fn routes(state: &AppState) -> Routes {
     Routes::new(state)
         .get("/healthz", Access::Open, healthz)
-        .get("/api/streams", Access::Open, streams)
+        .get("/api/streams", Access::View, streams)
         .get("/metrics", Access::Admin, metrics)
         .get(TURN_CREDENTIALS, Access::TurnCredentials, turn_credentials)
 }

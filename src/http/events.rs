@@ -83,7 +83,7 @@ impl Drop for Slot<'_> {
 }
 
 pub fn routes(state: &AppState) -> Routes {
-    Routes::new(state).get("/api/events", Access::Open, events)
+    Routes::new(state).get("/api/events", Access::View, events)
 }
 
 /// What a page needs to know about a stream.
@@ -329,7 +329,8 @@ async fn events(State(state): State<AppState>, headers: HeaderMap) -> Response {
             .into_response();
     };
     // The tally is as private as `GET /api/switcher` is.
-    let show_switcher = path_token_ok(&state.auth.load(), "/api/switcher", &headers);
+    let show_switcher = path_token_ok(&state.auth.load(), "/api/switcher", &headers)
+        || super::signin::signed_in(&state, &headers).is_some();
     let mut response = Sse::new(feed(state, slot, show_switcher))
         .keep_alive(KeepAlive::new().interval(KEEPALIVE).text("keepalive"))
         .into_response();

@@ -38,8 +38,8 @@ const STARTUP_WAIT: Duration = Duration::from_secs(1);
 
 pub fn routes(state: &AppState) -> Routes {
     Routes::new(state)
-        .get("/hls/{name}/index.m3u8", Access::Open, multivariant)
-        .get("/hls/{name}/{instance}/{file}", Access::Open, resource)
+        .get("/hls/{name}/index.m3u8", Access::HlsEntry, multivariant)
+        .get("/hls/{name}/{instance}/{file}", Access::View, resource)
 }
 
 /// Query parameters of a media playlist request (RFC 8216bis §6.2.5).
@@ -188,7 +188,10 @@ async fn wait_for<T>(
 /// `GET /hls/{name}/index.m3u8`: one variant pointing at this muxer's media playlist. Waits for
 /// the first part (the codecs string needs the SPS, and the media playlist would be empty) for
 /// up to three target durations, then answers [`not_started`].
-async fn multivariant(State(state): State<AppState>, Path(name): Path<String>) -> Response {
+pub(super) async fn multivariant(
+    State(state): State<AppState>,
+    Path(name): Path<String>,
+) -> Response {
     state.hls.counters().count(RequestKind::Multivariant);
     let stream = match live_stream(&state, &name).await {
         Ok(stream) => stream,
@@ -224,7 +227,7 @@ fn hold_limit(stream: &LiveStream) -> Duration {
 }
 
 /// `GET /hls/{name}/{instance}/{file}`: the media playlist or a media resource.
-async fn resource(
+pub(super) async fn resource(
     State(state): State<AppState>,
     Path((name, instance, file)): Path<(String, String, String)>,
     query: Result<Query<PlaylistQuery>, QueryRejection>,

@@ -8,9 +8,12 @@
 //!   [`metrics`]: the Prometheus text format.
 //! - [`guard`]: limits, the admin policy and their counters; [`turn`]: the TURN endpoint's
 //!   state and checks; [`state`]: [`AppState`], what the handlers share.
-//! - [`access`]: who may call which route, declared with each route ([`access::Routes`]).
+//! - [`signin`]: the `[access]` decisions for viewing and publishing and what a signed-in
+//!   session may do; [`access`]: who may call which route, declared with each route
+//!   ([`access::Routes`]).
 //! - the handlers: [`whip`], [`hls`], [`api`], [`events`], [`switcher`], [`pages`],
-//!   [`recordings`], [`reload`] (asks the server's reload task), and the
+//!   [`recordings`], [`reload`] (asks the server's reload task), [`login`] (signing in and
+//!   out), [`invites`] (guest invites), and the
 //!   credentials in [`turn`].
 
 pub mod access;
@@ -19,12 +22,16 @@ pub mod client;
 mod events;
 pub mod guard;
 mod hls;
+mod hls_grant;
+mod invites;
 pub mod lan;
+mod login;
 pub mod metrics;
 pub mod pages;
 mod recordings;
 mod refusal;
 mod reload;
+pub mod signin;
 mod state;
 mod switcher;
 pub mod turn;
@@ -49,12 +56,15 @@ pub fn routes(state: &AppState) -> access::Routes {
         .merge(api::routes(state))
         .merge(whip::routes(state))
         .merge(hls::routes(state))
+        .merge(hls_grant::routes(state))
         .merge(switcher::routes(state))
         .merge(pages::routes(state))
         .merge(events::routes(state))
         .merge(recordings::routes(state))
         .merge(reload::routes(state))
         .merge(lan::routes(state))
+        .merge(login::routes(state))
+        .merge(invites::routes(state))
 }
 
 /// Every route of the server.

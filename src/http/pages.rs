@@ -40,17 +40,20 @@ const PAGE_CSP: &str = "default-src 'self'; img-src 'self' data:; media-src 'sel
      worker-src 'self' blob:; connect-src 'self'; object-src 'none'; base-uri 'none'; \
      frame-ancestors 'self'";
 
-/// The pages and their files hold no stream data (they fetch it from the routes that do), so
-/// they are open to whoever reaches the server.
+/// The pages follow `[access]` (from outside, a signed-in user; `/guest_join` a signed-in
+/// operator); their files hold no stream data (they fetch it from the routes that do) and
+/// are open, so the sign-in page can use them.
 pub fn routes(state: &AppState) -> Routes {
     Routes::new(state)
-        .get("/", Access::Open, |h: HeaderMap| async move {
+        .get("/", Access::ViewPage, |h: HeaderMap| async move {
             serve("index.html", &h)
         })
-        .get("/guest_join", Access::Open, |h: HeaderMap| async move {
-            serve("guest_join.html", &h)
-        })
-        .get("/switcher", Access::Open, |h: HeaderMap| async move {
+        .get(
+            "/guest_join",
+            Access::PublishPage,
+            |h: HeaderMap| async move { serve("guest_join.html", &h) },
+        )
+        .get("/switcher", Access::ViewPage, |h: HeaderMap| async move {
             serve("switcher.html", &h)
         })
         .get("/trust", Access::Open, |h: HeaderMap| async move {
@@ -102,7 +105,7 @@ fn content_type(path: &str) -> &'static str {
     }
 }
 
-fn serve(path: &str, request: &HeaderMap) -> Response {
+pub(super) fn serve(path: &str, request: &HeaderMap) -> Response {
     let Some(asset) = ASSETS.iter().find(|a| a.path == path) else {
         return not_found();
     };
@@ -188,6 +191,7 @@ mod tests {
             );
             assert!(
                 a.path == "index.html"
+                    || a.path == "login.html"
                     || a.path == "guest_join.html"
                     || a.path == "switcher.html"
                     || a.path == "trust.html"

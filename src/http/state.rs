@@ -44,6 +44,8 @@ pub struct AppState {
     pub lan_https: Option<Arc<super::lan::LanHttps>>,
     /// The RTSP server's counters, for `/metrics`; `None`: RTSP is off.
     pub rtsp: Option<Arc<crate::rtsp::RtspStats>>,
+    /// `[access]`, the users and their sessions.
+    pub gatekeeper: Arc<crate::auth::Gatekeeper>,
 }
 
 impl AppState {
@@ -60,6 +62,7 @@ impl AppState {
             reload: None,
             lan_https: None,
             rtsp: None,
+            gatekeeper: Arc::new(crate::auth::Gatekeeper::default()),
         }
     }
 
@@ -109,6 +112,13 @@ impl AppState {
     /// The same state reporting the RTSP server's counters (`RtspServer::with_stats`).
     pub fn with_rtsp(mut self, stats: Arc<crate::rtsp::RtspStats>) -> Self {
         self.rtsp = Some(stats);
+        self
+    }
+
+    /// Lets people in by `gatekeeper`'s `[access]` and users (the default: `[access]`'s
+    /// defaults and no users).
+    pub fn with_gatekeeper(mut self, gatekeeper: crate::auth::Gatekeeper) -> Self {
+        self.gatekeeper = Arc::new(gatekeeper);
         self
     }
 

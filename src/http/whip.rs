@@ -23,8 +23,8 @@ const SDPFRAG: &str = "application/trickle-ice-sdpfrag";
 
 pub fn routes(state: &AppState) -> Routes {
     let mut routes = Routes::new(state)
-        .post("/whip/{name}", Access::NewSession, create)
-        .post("/whep/{name}", Access::NewSession, create);
+        .post("/whip/{name}", Access::PublishSession, create)
+        .post("/whep/{name}", Access::ViewSession, create);
     for endpoint in ["/whip/{name}", "/whep/{name}"] {
         routes = routes
             .add(Method::OPTIONS, endpoint, Access::Open, endpoint_options)

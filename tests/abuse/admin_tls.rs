@@ -37,17 +37,17 @@ fn control_endpoints_are_local_only_by_default() {
                 br#"{"source":"cam0"}"#,
             )
             .assert_refused(403);
-        // Reading the switcher state and the stream list stays open.
+        // Reading the switcher state stays open; the stream list is viewing, which from
+        // outside needs a sign-in (`[access] remote_view`, tests/access_remote.rs).
         assert_eq!(
             server
                 .request("GET", "/api/switcher", &[header], b"")
                 .status,
             200
         );
-        assert_eq!(
-            server.request("GET", "/api/streams", &[header], b"").status,
-            200
-        );
+        server
+            .request("GET", "/api/streams", &[header], b"")
+            .assert_refused(401);
     }
     assert_eq!(server.metric("r58_admin_refused_total"), 6.0);
     server.assert_serves();

@@ -5,7 +5,12 @@ use crate::server::{CHROME_WHEP, CHROME_WHIP, Server};
 
 #[test]
 fn sessions_per_client_address_are_limited_with_429() {
-    let mut server = Server::start("[limits]\nsessions_per_ip = 3\nunlimited_ips = []\n", &[]);
+    // Publishing from outside is open here: this is about the per-address limit behind a
+    // trusted proxy, not about sign-in (tests/access_remote.rs).
+    let mut server = Server::start(
+        "[limits]\nsessions_per_ip = 3\nunlimited_ips = []\n[access]\nremote_publish = \"open\"\n",
+        &[],
+    );
     let mut locations = Vec::new();
     for i in 0..3 {
         let r = server.post_sdp(&format!("/whip/ip{i}"), CHROME_WHIP);

@@ -11,3 +11,4 @@ mod http_transport;
 mod limits;
 mod media;
 mod server;
+mod signin;

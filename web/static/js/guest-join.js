@@ -24,6 +24,21 @@ const NAME_RE = /^[A-Za-z0-9._-]{1,64}$/;
 const OWNED_KEY = 'r58.guest.live';
 const nameInput = $('name');
 nameInput.value = new URLSearchParams(location.search).get('name') ?? localStorage.getItem('r58.guest.name') ?? '';
+// A guest invite (/guest_join?invite=...) publishes under the name it was made for, and
+// stands in for a publishing token.
+const invite = new URLSearchParams(location.search).get('invite');
+const publishToken = invite ?? new URLSearchParams(location.search).get('token');
+if (invite) {
+  fetch('/api/invite', { headers: { Authorization: `Bearer ${invite}` }, cache: 'no-store' })
+    .then(async (r) => {
+      if (!r.ok) throw new Error((await r.text()).trim());
+      const about = await r.json();
+      nameInput.value = about.name;
+      nameInput.readOnly = true;
+      nameInput.title = 'The name this invite is for';
+    })
+    .catch((e) => setStatus('error', `This invite link does not work: ${e.message}`));
+}
 
 const state = {
   media: null,
@@ -238,8 +253,8 @@ async function connect(attempt = 0) {
     iceServers: state.iceServers,
     iceTransportPolicy: state.policy,
     maxVideoBitrate: 2_500_000,
-    // An invite link may carry the publishing token: /guest_join?token=...
-    token: new URLSearchParams(location.search).get('token'),
+    // An invite link (/guest_join?invite=...) or a publishing token (?token=...).
+    token: publishToken,
     log,
   });
   state.client = client;
@@ -260,6 +275,7 @@ async function connect(attempt = 0) {
       const why = e.status === 409
         ? `The name "${state.name}" is in use. Choose another name.`
         : e.status === 401 ? 'This server needs a publishing token (401): ask for an invite link that carries one (?token=...).'
+        : e.status === 410 || e.status === 403 ? `This invite link does not work: ${e.reason}`
         : e.status === 503 ? 'The server is full right now (503). Try again in a moment.'
         : `The server refused: ${e.status} ${e.reason}`;
       setStatus('error', why);
@@ -470,7 +486,7 @@ function startReturn(name) {
   video.muted = false;
   studio = new StreamPlayer(stream, video, {
     mode: mode.mode,
-    token: new URLSearchParams(location.search).get('token'),
+    token: publishToken,
     log,
     onState: (s, message) => {
       $('studio-box').dataset.state = s;

@@ -3,6 +3,10 @@
 // goes away. WhipClient and WhepClient (whip.js, whep.js) only set up the transceivers.
 
 import { applyRestartAnswer, candidateFragment, restartFragment } from './sdpfrag.js';
+import { csrfHeaders } from './session.js';
+
+// A signed-in page's requests that change something carry its CSRF token.
+const csrf = await csrfHeaders();
 
 /** An HTTP refusal from the server, with its status and one-line reason. */
 export class HttpError extends Error {
@@ -30,7 +34,7 @@ export class Resource {
     this.endpoint = new URL(endpoint, location.href).href;
     this.pc = pc;
     this.log = log;
-    this.auth = token ? { Authorization: `Bearer ${token}` } : {};
+    this.auth = { ...(token ? { Authorization: `Bearer ${token}` } : {}), ...csrf };
     this.location = null;
     this.etag = null;
     this.pending = [];      // candidates gathered but not yet sent

@@ -18,6 +18,8 @@ import {
   keyAction, orderInputs, planPreviews, pollFailure, previewLimit, previewMonitorState, programView,
   refusalReason, stateAlerts, swapAfterCut,
 } from './switcher-model.js';
+import { csrfHeaders } from './session.js';
+import { setupInvites } from './invites.js';
 
 const log = createLog(document.getElementById('log'));
 const mode = accessMode(location.href);
@@ -26,7 +28,9 @@ showTransports(mode, document.getElementById('mode'), log);
 
 // For servers that protect /api/switcher* (and /whep/*) with a bearer token: /switcher?token=...
 const token = new URLSearchParams(location.search).get('token');
-const auth = token ? { Authorization: `Bearer ${token}` } : {};
+// Signed in (from outside): the session cookie, and its CSRF token on every change.
+const auth = { ...(token ? { Authorization: `Bearer ${token}` } : {}), ...(await csrfHeaders()) };
+setupInvites(auth);
 
 /** Live input previews at most (`?previews=N`). */
 const MAX_PREVIEWS = previewLimit(new URLSearchParams(location.search).get('previews'), mode.mode);

@@ -1,6 +1,9 @@
+pub mod cli;
 pub mod config;
 pub mod http;
 pub mod listener;
+pub mod notify;
 pub mod relay;
 pub mod rtsp;
 pub mod server;
+pub mod shutdown;

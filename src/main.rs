@@ -5,12 +5,26 @@ use r58::config::{Command, Config};
 #[tokio::main]
 async fn main() {
     let config = Config::load_or_exit();
-    if config.command == Some(Command::Cameras) {
-        print!(
-            "{}",
-            sfu::capture::v4l2_list::format_listing(&sfu::capture::v4l2_list::list_devices())
-        );
-        return;
+    match &config.command {
+        Some(Command::Cameras) => {
+            print!(
+                "{}",
+                sfu::capture::v4l2_list::format_listing(&sfu::capture::v4l2_list::list_devices())
+            );
+            return;
+        }
+        Some(Command::CheckConfig { .. }) => match r58::cli::check_config(&config) {
+            Ok(line) => {
+                println!("r58: {line}");
+                return;
+            }
+            Err(e) => {
+                // The same line and code as a server that stops on this configuration.
+                eprintln!("r58: {e}");
+                std::process::exit(2);
+            }
+        },
+        None => {}
     }
     let mut filter = config.log_filter();
     if !config.log_level.contains("rtc_dtls") {

@@ -109,6 +109,8 @@ pub async fn run(config: Config) -> Result<(), ServerError> {
             config.admin.clone(),
             http_stats.clone(),
         ));
+    // Kept for the graceful stop (its last fragments written).
+    let mut recordings = None;
     let state = match &config.recording {
         Some(recording) => {
             let service = sfu::record::RecordService::new(engine.clone(), recording.clone())
@@ -119,6 +121,7 @@ pub async fn run(config: Config) -> Result<(), ServerError> {
                     )
                 })?;
             tokio::spawn(service.clone().run());
+            recordings = Some(service.clone());
             state.with_recordings(service)
         }
         None => state,
@@ -170,10 +173,24 @@ pub async fn run(config: Config) -> Result<(), ServerError> {
             }
         });
     }
-    let media = driver::spawn_with_relay(engine, udp.into_std()?, config.media_threads(), relay)?;
+    let heartbeat = driver::Heartbeat::default();
+    let media = driver::spawn_with_relay(
+        engine.clone(),
+        udp.into_std()?,
+        config.media_threads(),
+        relay,
+        heartbeat.clone(),
+    )?;
+    // Every socket is bound: systemd may start what comes after r58 (docs/packaging.md).
+    crate::notify::ready(&format!("serving HTTP on {}", http.local_addr()?));
+    let _watchdog = crate::notify::spawn_watchdog(heartbeat);
     tokio::select! {
         served = serve(http, app, HttpOptions::new(&config.limits, tls, http_stats)) => served?,
         media = media => media.map_err(std::io::Error::other)??,
+        () = crate::notify::terminated() => {
+            crate::notify::stopping();
+            crate::shutdown::stop_gracefully(&engine, recordings).await;
+        }
     }
     Ok(())
 }

@@ -75,11 +75,19 @@ impl TestCameras {
 }
 
 /// What `r58 SUBCOMMAND` asks for instead of serving.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, clap::Subcommand)]
+#[derive(Debug, Clone, PartialEq, Eq, clap::Subcommand)]
 pub enum Command {
     /// List the V4L2 cameras of this machine with their formats, frame sizes and frame rates
     /// (like `v4l2-ctl --list-formats-ext`), to write [[camera]] tables from
     Cameras,
+    /// Check a configuration file the way the server would load it (with the environment and
+    /// flags given) and exit: 0 when it is valid, 2 with the same one-line error the server
+    /// would stop with
+    CheckConfig {
+        /// The TOML file to check (it takes the place of --config / R58_CONFIG)
+        #[arg(value_name = "FILE")]
+        file: PathBuf,
+    },
 }
 
 /// Keys accepted in each `[[camera]]` table.

@@ -282,3 +282,111 @@ fn notify_ready_watchdog_fed_by_the_media_thread_and_graceful_stop() {
     };
     assert_eq!(code, Some(0), "a graceful stop exits 0");
 }
+
+/// Every `.mp4` under `dir`.
+fn recordings_under(dir: &Path) -> Vec<std::path::PathBuf> {
+    let mut found = Vec::new();
+    let mut dirs = vec![dir.to_owned()];
+    while let Some(d) = dirs.pop() {
+        for entry in std::fs::read_dir(&d).into_iter().flatten().flatten() {
+            let path = entry.path();
+            if path.is_dir() {
+                dirs.push(path);
+            } else if path.extension().is_some_and(|e| e == "mp4") {
+                found.push(path);
+            }
+        }
+    }
+    found
+}
+
+#[test]
+fn sigterm_while_recording_writes_the_last_fragment_and_exits_0() {
+    let dir = tempfile::tempdir().expect("temp dir");
+    let rec = dir.path().join("rec");
+    let config = dir.path().join("r58.toml");
+    std::fs::write(
+        &config,
+        format!(
+            "[test_cameras]\ncount = 1\nwidth = 320\nheight = 240\n\n[recording]\ndir = {:?}\n\
+             streams = [\"cam0\"]\nautostart = true\nmin_free_bytes = 0\nmin_free_percent = 0.0\n",
+            rec.to_str().expect("utf-8 path")
+        ),
+    )
+    .expect("write config");
+    let log = dir.path().join("r58.log");
+    let log_file = std::fs::File::create(&log).expect("log file");
+    let child = r58()
+        .args(["--config", config.to_str().expect("utf-8 path")])
+        .args(["--listen", "127.0.0.1:0", "--webrtc-udp", "127.0.0.1:0"])
+        .args(["--rtsp-listen", "127.0.0.1:0", "--log-level", "info"])
+        .env("NO_COLOR", "1")
+        .stdout(log_file.try_clone().expect("log file"))
+        .stderr(log_file)
+        .spawn()
+        .expect("start r58");
+    let pid = child.id();
+    let mut server = Server(child);
+
+    // Record until a file holds two complete fragments (a fragment per keyframe: 1 s).
+    let end = Instant::now() + Duration::from_secs(60);
+    loop {
+        let complete = recordings_under(&rec).iter().any(|f| {
+            let mut file = std::fs::File::open(f).expect("open");
+            let len = file.metadata().expect("len").len();
+            sfu::record::scan::scan(&mut file, len).is_ok_and(|r| r.fragments >= 2)
+        });
+        if complete {
+            break;
+        }
+        assert!(
+            Instant::now() < end,
+            "no recording with two fragments in 60 s"
+        );
+        std::thread::sleep(Duration::from_millis(100));
+    }
+    // Half a fragment more: the open fragment is what a graceful stop must not lose.
+    std::thread::sleep(Duration::from_millis(500));
+    let stopped_at = std::time::SystemTime::now();
+    kill(Pid::from_raw(pid as i32), Signal::SIGTERM).expect("SIGTERM");
+    let end = Instant::now() + Duration::from_secs(20);
+    let code = loop {
+        if let Some(status) = server.0.try_wait().expect("wait") {
+            break status.code();
+        }
+        assert!(
+            Instant::now() < end,
+            "r58 did not exit within 20 s of SIGTERM"
+        );
+        std::thread::sleep(Duration::from_millis(50));
+    };
+    let log = std::fs::read_to_string(&log).expect("log");
+    assert_eq!(code, Some(0), "a graceful stop exits 0\n{log}");
+    assert!(
+        log.contains("recordings stopped: last fragments written"),
+        "{log}"
+    );
+
+    let files = recordings_under(&rec);
+    assert_eq!(files.len(), 1, "{files:?}");
+    let mut file = std::fs::File::open(&files[0]).expect("open");
+    let len = file.metadata().expect("len").len();
+    let report = sfu::record::scan::scan(&mut file, len).expect("scan");
+    println!("{report:?}");
+    assert_eq!(
+        report.repair(),
+        sfu::record::scan::Repair::Nothing,
+        "complete to its last byte: {report:?}"
+    );
+    // The media reaches the stop: the fragment that was open then was written too (a crash
+    // loses it: up to a keyframe interval, 1 s here).
+    let first = report.first_wall.expect("a wall clock per fragment");
+    let recorded = stopped_at
+        .duration_since(first)
+        .expect("after the first fragment");
+    let media = Duration::from_millis(report.duration_ms);
+    assert!(
+        media + Duration::from_millis(400) >= recorded,
+        "media {media:?} for {recorded:?} between the first fragment and SIGTERM"
+    );
+}

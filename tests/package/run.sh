@@ -91,9 +91,12 @@ http_port=$(free_port STREAM)
 exec_start=$(sed -n 's/^ExecStart=//p' "$unit")
 user=$(sed -n 's/^User=//p' "$unit")
 workdir=$(sed -n 's/^WorkingDirectory=//p' "$unit")
-# The unit's command with free loopback ports (flags beat the file) and no test cameras.
+environment=$(sed -n 's/^Environment=//p' "$unit")
+# The unit's command and environment with free loopback ports (flags beat the file) and no
+# test cameras.
 # shellcheck disable=SC2086
-(cd "$workdir" && exec setpriv --reuid="$user" --regid="$user" --init-groups --no-new-privs \
+(cd "$workdir" && exec env -i PATH=/usr/sbin:/usr/bin:/sbin:/bin $environment \
+    setpriv --reuid="$user" --regid="$user" --init-groups --no-new-privs \
     --inh-caps=-all --bounding-set=-all \
     $exec_start --listen "127.0.0.1:$http_port" --webrtc-udp "127.0.0.1:$(free_port DGRAM)" \
     --rtsp-listen "127.0.0.1:$(free_port STREAM)" --test-cameras 0) >"$work/server.log" 2>&1 &

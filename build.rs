@@ -4,6 +4,11 @@
 //! hls.js from web/node_modules when `npm ci --prefix web` has put it there. Nothing here touches
 //! the network: without node_modules the binary is built without hls.js (with a warning) and
 //! says so when the file is asked for.
+//!
+//! Also sets `R58_GIT_COMMIT` (the commit the binary was built from, for `r58 --version`) and
+//! `R58_BUILD_TARGET` (the target triple): from `git rev-parse` when the source is a git
+//! checkout, or from the `R58_GIT_COMMIT` environment variable when it is set (a source
+//! tarball, a packaging script), else "unknown".
 
 use std::fmt::Write as _;
 use std::path::{Path, PathBuf};
@@ -14,6 +19,7 @@ const HLS_JS_SERVED_AS: &str = "static/vendor/hls.min.mjs";
 
 fn main() {
     let root = PathBuf::from(std::env::var_os("CARGO_MANIFEST_DIR").expect("cargo sets it"));
+    embed_version(&root);
     let web = root.join("web");
     println!("cargo::rerun-if-changed=web");
 
@@ -118,4 +124,43 @@ fn json_string_after(text: &str, key: &str) -> Option<String> {
     let rest = rest.trim_start().strip_prefix(':')?.trim_start();
     let rest = rest.strip_prefix('"')?;
     Some(rest[..rest.find('"')?].to_owned())
+}
+
+/// The commit and target `r58 --version` prints.
+fn embed_version(root: &Path) {
+    println!("cargo::rerun-if-env-changed=R58_GIT_COMMIT");
+    let target = std::env::var("TARGET").unwrap_or_else(|_| "unknown".to_owned());
+    println!("cargo::rustc-env=R58_BUILD_TARGET={target}");
+    let commit = std::env::var("R58_GIT_COMMIT")
+        .ok()
+        .filter(|c| !c.is_empty())
+        .or_else(|| git(root, &["rev-parse", "--short=12", "HEAD"]))
+        .unwrap_or_else(|| "unknown".to_owned());
+    println!("cargo::rustc-env=R58_GIT_COMMIT={commit}");
+    // Build again when HEAD moves: HEAD itself (another branch), the branch it names (a new
+    // commit) and packed-refs (the branch packed). A worktree's HEAD is in its own git dir.
+    let mut watched = vec!["HEAD".to_owned(), "packed-refs".to_owned()];
+    if let Some(branch) = git(root, &["symbolic-ref", "-q", "HEAD"]) {
+        watched.push(branch);
+    }
+    for name in watched {
+        if let Some(path) = git(root, &["rev-parse", "--git-path", &name]) {
+            let path = root.join(path);
+            if path.exists() {
+                println!("cargo::rerun-if-changed={}", path.display());
+            }
+        }
+    }
+}
+
+/// `git ARGS` in `root`, its trimmed output when it succeeds.
+fn git(root: &Path, args: &[&str]) -> Option<String> {
+    let out = std::process::Command::new("git")
+        .arg("-C")
+        .arg(root)
+        .args(args)
+        .output()
+        .ok()?;
+    let text = String::from_utf8(out.stdout).ok()?.trim().to_owned();
+    (out.status.success() && !text.is_empty()).then_some(text)
 }

@@ -69,6 +69,11 @@ section "build the r58 binary"
 # so this only links what is missing instead of compiling the dependencies again
 cargo build --workspace --bins --tests
 
+section "the .deb: build (from the debug binary), lintian, apt install, run as r58, upgrade, purge"
+# Installs and purges the r58 package on this machine, so only with CI=true or
+# R58_PACKAGE_TEST=1 (tests/README.md); ~1 minute. The release packages are scripts/package.sh's.
+tests/package/run.sh
+
 section "churn and soak (real sessions against the binary, one test at a time)"
 # Timing-sensitive (loss, RSS), so #[ignore]d in the workspace run and run alone here; the
 # 30-minute soak is R58_SOAK_SECS=1800 R58_SOAK_RECONNECT_SECS=60 (docs/reliability.md).

@@ -38,6 +38,8 @@ pub mod fuzzing;
 mod hls;
 mod limits;
 mod mdns;
+#[cfg(test)]
+mod packaged_tests;
 mod recording;
 mod rtsp;
 mod sources;
@@ -225,7 +227,7 @@ impl ConfigError {
 #[derive(Debug, Parser)]
 #[command(
     name = "r58",
-    version,
+    version = crate::cli::VERSION,
     about = "r58 media server: WHIP/WHEP WebRTC SFU in one binary.",
     after_help = "Each flag can also be set as the R58_* environment variable shown, or in the \
                   --config TOML file as listen, webrtc_udp, public_ips, log_level, max_sessions, \
@@ -429,10 +431,14 @@ impl Config {
     ) -> Result<Config, ConfigError> {
         let cli = Cli::try_parse_from(args)?;
         let getenv = |name: &str| env.get(name).map(String::as_str).filter(|v| !v.is_empty());
-        let config_file = cli
-            .config
-            .clone()
-            .or_else(|| getenv("R58_CONFIG").map(PathBuf::from));
+        let config_file = match &cli.command {
+            // `r58 check-config FILE` checks FILE whatever --config says.
+            Some(Command::CheckConfig { file }) => Some(file.clone()),
+            _ => cli
+                .config
+                .clone()
+                .or_else(|| getenv("R58_CONFIG").map(PathBuf::from)),
+        };
         let text = match &config_file {
             Some(path) => Some(
                 std::fs::read_to_string(path).map_err(|e| ConfigError::File {

@@ -1,12 +1,15 @@
 pub mod auth;
 pub mod camera_set;
+pub mod cli;
 pub mod config;
 pub mod http;
 pub mod lan_tls;
 pub mod listener;
 pub mod live;
 pub mod mdns;
+pub mod notify;
 pub mod relay;
 pub mod reload;
 pub mod rtsp;
 pub mod server;
+pub mod shutdown;

@@ -23,6 +23,17 @@ async fn main() {
                 std::process::exit(1);
             }
         },
+        Some(Command::CheckConfig { .. }) => match r58::cli::check_config(&config) {
+            Ok(line) => {
+                println!("r58: {line}");
+                return;
+            }
+            Err(e) => {
+                // The same line and code as a server that stops on this configuration.
+                eprintln!("r58: {e}");
+                std::process::exit(2);
+            }
+        },
         None => {}
     }
     let mut filter = config.log_filter();

@@ -133,6 +133,8 @@ pub async fn run(config: Config) -> Result<(), ServerError> {
     } else {
         state
     };
+    // Kept for the graceful stop (its last fragments written).
+    let mut recordings = None;
     let state = match &config.recording {
         Some(recording) => {
             let service = sfu::record::RecordService::new(engine.clone(), recording.clone())
@@ -143,6 +145,7 @@ pub async fn run(config: Config) -> Result<(), ServerError> {
                     )
                 })?;
             tokio::spawn(service.clone().run());
+            recordings = Some(service.clone());
             state.with_recordings(service)
         }
         None => state,
@@ -208,7 +211,14 @@ pub async fn run(config: Config) -> Result<(), ServerError> {
             }
         });
     }
-    let media = driver::spawn_with_relay(engine, udp.into_std()?, config.media_threads(), relay)?;
+    let heartbeat = driver::Heartbeat::default();
+    let media = driver::spawn_with_relay(
+        engine.clone(),
+        udp.into_std()?,
+        config.media_threads(),
+        relay,
+        heartbeat.clone(),
+    )?;
     // `r58.local` and the pages' services on the LAN; withdrawn when the server stops.
     let _mdns = if config.mdns.enabled {
         let https_port = lan_https.as_ref().map(|(_, _, info)| info.port);
@@ -235,10 +245,17 @@ pub async fn run(config: Config) -> Result<(), ServerError> {
             None => std::future::pending().await,
         }
     };
+    // Every socket is bound: systemd may start what comes after r58 (docs/packaging.md).
+    crate::notify::ready(&format!("serving HTTP on {}", http.local_addr()?));
+    let _watchdog = crate::notify::spawn_watchdog(heartbeat);
     tokio::select! {
         served = serve(http, http_app, HttpOptions::new(&config.limits, tls, http_stats)) => served?,
         served = https => served?,
         media = media => media.map_err(std::io::Error::other)??,
+        () = crate::notify::terminated() => {
+            crate::notify::stopping();
+            crate::shutdown::stop_gracefully(&engine, recordings).await;
+        }
     }
     Ok(())
 }

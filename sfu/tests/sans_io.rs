@@ -549,6 +549,29 @@ fn a_publisher_that_stops_sending_media_ends_its_viewers() -> TestResult {
 }
 
 #[test]
+fn close_all_tells_every_peer_at_once() -> TestResult {
+    // What a stopping server does (r58's graceful stop on SIGTERM).
+    let mut net = Net::new(EngineConfig::default())?;
+    let publisher = net.open_connected(Role::Publisher, "cam")?;
+    let viewer = net.open_connected(Role::Viewer, "cam")?;
+    let mut source = Source::new(net.now, 1);
+    source.stream_for(&mut net, publisher, Duration::from_millis(500))?;
+    let now = net.now;
+    assert_eq!(net.engine.close_all(now), 2, "both sessions closed");
+    assert_eq!(net.engine.session_count(), 0);
+    net.run_for(MS, Duration::from_millis(20));
+    for peer in [publisher, viewer] {
+        let p = &net.peers[peer];
+        assert!(p.dtls_alerts_in > 0, "{} got a DTLS close_notify", p.label);
+    }
+    assert!(
+        !net.peers[viewer].byes().is_empty(),
+        "the viewer got an RTCP BYE for its tracks"
+    );
+    Ok(())
+}
+
+#[test]
 fn viewers_get_sender_reports_in_their_own_numbering() -> TestResult {
     let mut net = Net::new(EngineConfig::default())?;
     let publisher = net.open_connected(Role::Publisher, "cam")?;

@@ -86,6 +86,14 @@ pub enum Command {
         #[command(subcommand)]
         action: super::access::UserAction,
     },
+    /// Check a configuration file the way the server would load it (with the environment and
+    /// flags given) and exit: 0 when it is valid, 2 with the same one-line error the server
+    /// would stop with
+    CheckConfig {
+        /// The TOML file to check (it takes the place of --config / R58_CONFIG)
+        #[arg(value_name = "FILE")]
+        file: PathBuf,
+    },
 }
 
 /// Keys accepted in each `[[camera]]` table.

@@ -372,6 +372,17 @@ impl Engine {
         }
     }
 
+    /// Ends every session (the server is stopping): each connected peer gets an RTCP BYE and
+    /// a DTLS close_notify in the transmit queue, so it learns at once instead of by timeout.
+    /// Returns how many sessions there were.
+    pub fn close_all(&mut self, now: Instant) -> usize {
+        let ids: Vec<SessionId> = self.sessions.keys().copied().collect();
+        for id in &ids {
+            self.close_session(now, *id, CloseReason::ServerStopping);
+        }
+        ids.len()
+    }
+
     /// PATCH with a trickle fragment under the current ICE credentials. An ICE-lite server learns
     /// the client's addresses from its checks; the candidates matter only to our TURN relay,
     /// which must permit them before the client's checks can come through it.

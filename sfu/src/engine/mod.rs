@@ -150,6 +150,8 @@ pub enum CloseReason {
     DtlsFailed,
     TakenOver,
     StreamEnded,
+    /// The server is stopping ([`Engine::close_all`]).
+    ServerStopping,
 }
 
 /// Sessions by id. The ids are ours (a counter), so the fast non-keyed hash is safe here; it is

@@ -10,6 +10,8 @@
 //! lock is released.
 
 use std::io;
+use std::sync::Arc;
+use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::{Duration, Instant};
 
 use tokio::io::Interest;
@@ -47,6 +49,28 @@ const QUEUE_MAX: usize = 65536;
 /// request at `net.core.rmem_max` / `wmem_max`.
 const SOCKET_BUFFER: usize = 4 << 20;
 
+/// How far the media thread has come: a count of its loop's turns. The loop turns at least
+/// once per [`Heartbeat::MAX_QUIET`] (plus the time its work takes) even with no peer at all, so a
+/// count that stops moving for longer means the data plane is stuck (a deadlock, a busy
+/// loop elsewhere in the thread, the thread gone): the service watchdog (`r58`'s
+/// `notify.rs`) stops its pings then and systemd restarts the server.
+#[derive(Debug, Clone, Default)]
+pub struct Heartbeat(Arc<AtomicU64>);
+
+impl Heartbeat {
+    /// The longest a running driver goes between two beats when its work is quick.
+    pub const MAX_QUIET: Duration = IDLE_WAKEUP;
+
+    /// The turns of the loop so far.
+    pub fn beats(&self) -> u64 {
+        self.0.load(Ordering::Relaxed)
+    }
+
+    fn beat(&self) {
+        self.0.fetch_add(1, Ordering::Relaxed);
+    }
+}
+
 /// Runs [`run`] on a thread of its own (named `r58-media`) with a single-threaded runtime; the
 /// receiver gets its result when it stops. `socket` must be non-blocking.
 pub fn spawn(
@@ -54,16 +78,17 @@ pub fn spawn(
     socket: std::net::UdpSocket,
     threads: usize,
 ) -> io::Result<oneshot::Receiver<io::Result<()>>> {
-    spawn_with_relay(engine, socket, threads, None)
+    spawn_with_relay(engine, socket, threads, None, Heartbeat::default())
 }
 
 /// [`spawn`], holding a TURN allocation with the settings `relay` carries (none while it holds
-/// `None`; a change makes a new allocation).
+/// `None`; a change makes a new allocation), beating `heartbeat` on every turn of its loop.
 pub fn spawn_with_relay(
     engine: SharedEngine,
     socket: std::net::UdpSocket,
     threads: usize,
     relay: Option<watch::Receiver<Option<RelaySettings>>>,
+    heartbeat: Heartbeat,
 ) -> io::Result<oneshot::Receiver<io::Result<()>>> {
     let (done, result) = oneshot::channel();
     std::thread::Builder::new()
@@ -74,7 +99,14 @@ pub fn spawn_with_relay(
                 .build()
                 .and_then(|runtime| {
                     runtime.block_on(async move {
-                        run(engine, UdpSocket::from_std(socket)?, threads, relay).await
+                        run(
+                            engine,
+                            UdpSocket::from_std(socket)?,
+                            threads,
+                            relay,
+                            heartbeat,
+                        )
+                        .await
                     })
                 });
             let _ = done.send(outcome);
@@ -83,7 +115,8 @@ pub fn spawn_with_relay(
 }
 
 /// Receives on `socket` (and from the TURN server, when `relay` names one), feeds the engine,
-/// and sends what it produces, until the socket fails.
+/// and sends what it produces, until the socket fails. Each turn of the loop beats
+/// `heartbeat`.
 ///
 /// With `threads` above 1, a large fan-out (a frame to hundreds of viewers) is split into
 /// shares of the viewers that `threads` threads protect and send at once (see
@@ -93,6 +126,7 @@ pub async fn run(
     socket: UdpSocket,
     threads: usize,
     mut relay: Option<watch::Receiver<Option<RelaySettings>>>,
+    heartbeat: Heartbeat,
 ) -> io::Result<()> {
     let sock = socket2::SockRef::from(&socket);
     if let Err(e) = sock
@@ -122,6 +156,7 @@ pub async fn run(
     // Settings whose servers took no connection, tried again at the instant given.
     let mut retry_open: Option<(Instant, RelaySettings)> = None;
     loop {
+        heartbeat.beat();
         // A new TURN server (settings changed), a reconnection (a TCP/TLS connection broke, or
         // no server took one: tried again after RELAY_RETRY), or the next server of the list
         // (the current one never granted an allocation): connected outside the engine's lock.

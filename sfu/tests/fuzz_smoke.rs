@@ -160,7 +160,10 @@ fn smoke_mixer_packets() {
 
 /// Targets whose entry lives outside `sfu` (and the call their target must make); their smoke
 /// tests live in their own crate.
-const OTHER_CRATES: &[(&str, &str)] = &[("config_file", "r58::config::fuzzing::config_file(")];
+const OTHER_CRATES: &[(&str, &str)] = &[
+    ("config_file", "r58::config::fuzzing::config_file("),
+    ("auth_tokens", "r58::auth::fuzzing::auth_tokens("),
+];
 
 /// Every entry has a cargo-fuzz target, a seed directory and a smoke test above; every target
 /// is an entry.

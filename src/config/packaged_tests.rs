@@ -101,6 +101,8 @@ fn every_key_of_every_table_is_in_the_packaged_file() {
         ("tls", tls::TLS_KEYS),
         ("rtsp", RTSP_KEYS),
         ("recording", recording::RECORDING_KEYS),
+        ("mdns", mdns::MDNS_KEYS),
+        ("access", super::ACCESS_KEYS),
     ];
     let mut missing = Vec::new();
     for key in FILE_KEYS {

@@ -299,9 +299,22 @@ async fn stopping_writes_the_cut_list_over_the_iso_files() {
         .collect();
     assert!(clips[0].starts_with("cam0/cam0_"), "{text}");
     assert!(clips[1].starts_with("cam1/cam1_"), "{text}");
-    for clip in clips {
+    for clip in &clips {
         assert!(dir.path().join(clip).is_file(), "{clip} is not a recording");
     }
+    // The same cuts as OpenTimelineIO beside it (tests/interop/test_recording_cut_list.py
+    // reads one back with the opentimelineio package): the same two files, in order.
+    let otio: serde_json::Value = serde_json::from_str(
+        &std::fs::read_to_string(edl[0].with_extension("otio")).expect("the .otio beside"),
+    )
+    .expect("JSON");
+    let urls: Vec<&str> = otio["tracks"]["children"][0]["children"]
+        .as_array()
+        .expect("the program track")
+        .iter()
+        .filter_map(|c| c["media_references"]["DEFAULT_MEDIA"]["target_url"].as_str())
+        .collect();
+    assert_eq!(urls, clips, "{otio:#}");
     // The program stream's own recording covers the session.
     let program: Vec<_> = std::fs::read_dir(dir.path().join("program"))
         .expect("the program is recorded")

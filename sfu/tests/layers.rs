@@ -64,6 +64,7 @@ const SANS_IO: &[&str] = &[
     "record/names.rs",
     "record/select.rs",
     "record/cutlist.rs",
+    "record/otio.rs",
 ];
 
 /// What sans-IO code must not contain.

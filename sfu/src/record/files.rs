@@ -9,6 +9,7 @@ use std::time::{Duration, SystemTime};
 
 use super::cutlist::{IsoFile, ProgramCut, cmx3600, edit_events};
 use super::names::{parse_relative, utc_stamp, valid_stream_name};
+use super::otio::otio_timeline;
 use super::scan::{Repair, scan};
 
 /// One recording on disk.
@@ -104,14 +105,15 @@ pub fn repair_file(path: &Path) -> io::Result<Option<String>> {
 }
 
 /// Writes the edit list of `cuts` (the program's sources from `since` to `until`) over the
-/// recordings in `dir` as `<dir>/cuts_<UTC since>.edl` (CMX 3600, 30 fps); `None` when there
-/// were no cuts in that time.
+/// recordings in `dir` as `<dir>/cuts_<UTC since>.edl` (CMX 3600) and `.otio`
+/// (OpenTimelineIO), both at 30 fps; returns their paths, none when there were no cuts in
+/// that time.
 pub fn write_cut_list(
     dir: &Path,
     since: SystemTime,
     until: SystemTime,
     cuts: &[ProgramCut],
-) -> io::Result<Option<PathBuf>> {
+) -> io::Result<Vec<PathBuf>> {
     // The source on program at `since` is the last one cut to before it.
     let before = cuts
         .iter()
@@ -129,9 +131,9 @@ pub fn write_cut_list(
                 .cloned(),
         )
         .collect();
-    if cuts.is_empty() {
-        return Ok(None);
-    }
+    let Some(origin) = cuts.first().map(|c| c.at) else {
+        return Ok(Vec::new());
+    };
     let mut isos = Vec::new();
     for file in list_files(dir, &HashSet::new())? {
         if !cuts.iter().any(|c| c.source == file.stream) {
@@ -151,8 +153,10 @@ pub fn write_cut_list(
         }
     }
     let events = edit_events(&cuts, until, &isos);
-    let name = format!("cuts_{}.edl", utc_stamp(since));
-    let path = dir.join(&name);
-    fs::write(&path, cmx3600(&name, 30, &events))?;
-    Ok(Some(path))
+    let stem = format!("cuts_{}", utc_stamp(since));
+    let edl = dir.join(format!("{stem}.edl"));
+    fs::write(&edl, cmx3600(&format!("{stem}.edl"), 30, &events))?;
+    let otio = dir.join(format!("{stem}.otio"));
+    fs::write(&otio, otio_timeline(&stem, origin, 30, &events))?;
+    Ok(vec![edl, otio])
 }

@@ -8,7 +8,8 @@
 //!   takeover.
 //! - [`scan`] (sans-IO over `Read + Seek`): reading a file back box by box, and what a crash
 //!   left to repair; [`files`]: listing and repairing the directory.
-//! - [`cutlist`] (sans-IO): the program's cuts as a CMX 3600 EDL over the ISO files.
+//! - [`cutlist`] (sans-IO): the program's cuts as a CMX 3600 EDL over the ISO files;
+//!   [`otio`] (sans-IO): the same as an OpenTimelineIO timeline on the files' wall clocks.
 //! - [`disk`] (sans-IO): the disk guard's decisions; [`names`]: file names; [`select`]: what
 //!   "record all" selects.
 //! - [`sink`] and [`service`]: the I/O: a thread per recorded stream writing files, the
@@ -21,6 +22,7 @@ pub mod disk;
 pub mod files;
 pub mod input;
 pub mod names;
+pub mod otio;
 pub mod scan;
 pub mod select;
 pub mod service;

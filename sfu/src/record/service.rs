@@ -408,10 +408,10 @@ impl RecordService {
         since: SystemTime,
         until: SystemTime,
         cuts: &[super::cutlist::ProgramCut],
-    ) -> Result<Option<PathBuf>, ControlError> {
+    ) -> Result<Vec<PathBuf>, ControlError> {
         let written = super::files::write_cut_list(&self.config().dir, since, until, cuts)
             .map_err(|e| ControlError::Io(e.to_string()))?;
-        if let Some(path) = &written {
+        for path in &written {
             info!(target: "r58::audit", file = %path.display(), "cut list written");
             self.event("cut_list", None, path.display().to_string());
         }

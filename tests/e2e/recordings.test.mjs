@@ -1,0 +1,151 @@
+// The /recordings page in Chromium against real recordings: the server records test camera
+// cam0 twice (two files), the page lists them per stream with start, duration and size; one
+// plays in the page's <video> from the file route (HTTP Range), showing decoded frames of cam0
+// (the frame counter drawn in the picture, read back), seeks (the time and the counter jump,
+// and it plays on), downloads (the bytes equal the file's), and the other is deleted (gone
+// from the list and the disk).
+import { test, before, after } from 'node:test';
+import assert from 'node:assert/strict';
+import { existsSync, mkdtempSync, readFileSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { startServer } from './lib/server.mjs';
+import { launchChromium } from './lib/browser.mjs';
+import { cameraCounter, screenshot, smallCameraArgs, waitUntil, watchConsole } from './lib/pages.mjs';
+
+const FPS = 15; // smallCameraArgs' cameras
+let server;
+let browser;
+let dir;
+
+async function api(method, path, body) {
+  const r = await fetch(`${server.base}${path}`, {
+    method,
+    headers: body ? { 'Content-Type': 'application/json' } : {},
+    body: body ? JSON.stringify(body) : undefined,
+  });
+  assert.ok(r.ok, `${method} ${path}: ${r.status} ${await r.clone().text()}`);
+  return r;
+}
+
+/** Records cam0 for `ms` and stops: one finished file. */
+async function record(ms) {
+  await api('POST', '/api/recordings/start', { stream: 'cam0' });
+  await new Promise((r) => setTimeout(r, ms));
+  await api('POST', '/api/recordings/stop', { stream: 'cam0' });
+}
+
+before(async () => {
+  dir = mkdtempSync(join(tmpdir(), 'r58-e2e-recordings-'));
+  server = await startServer(smallCameraArgs(`[recording]\ndir = "${dir}"\nstreams = ["cam0"]\nmin_free_bytes = 104857600\nmin_free_percent = 0\n`));
+  await waitUntil('cam0 live', async () => (await (await fetch(`${server.base}/api/streams`)).json())
+    .some((s) => s.name === 'cam0'), 10000);
+  await record(8000);
+  // A second file starts in another second: its name differs.
+  await new Promise((r) => setTimeout(r, 1100));
+  await record(3000);
+  browser = await launchChromium();
+});
+
+after(async () => {
+  await browser?.close();
+  await server?.stop();
+});
+
+test('the recordings page lists, plays, seeks, downloads and deletes recordings', async () => {
+  const listed = (await (await api('GET', '/api/recordings')).json()).files;
+  assert.equal(listed.length, 2, JSON.stringify(listed));
+  const [long, short] = listed; // oldest first
+
+  const page = await browser.newPage();
+  const errors = watchConsole(page, 'recordings');
+  await page.goto(`${server.base}/recordings`);
+  await page.waitForFunction(() => window.r58recordings?.files.length === 2, null, { timeout: 10000 });
+
+  // Listed under its stream, newest first, with start, duration and size.
+  const rows = await page.$$eval('section.rec-stream[data-stream="cam0"] tbody tr',
+    (trs) => trs.map((tr) => ({ file: tr.dataset.file, cells: [...tr.cells].slice(0, 3).map((td) => td.textContent) })));
+  console.log('rows:', JSON.stringify(rows));
+  assert.deepEqual(rows.map((r) => r.file), [short.file, long.file]);
+  const seconds = (label) => { const [m, s] = label.split(':').map(Number); return m * 60 + s; };
+  const longRow = rows[1].cells;
+  assert.match(longRow[0], /^\d{4}-\d{2}-\d{2} \d{2}:\d{2}:\d{2}/);
+  assert.ok(seconds(longRow[1]) >= 6 && seconds(longRow[1]) <= 9, `duration of an 8 s recording: ${longRow[1]}`);
+  assert.ok(seconds(rows[0].cells[1]) >= 1 && seconds(rows[0].cells[1]) <= 4, `duration of a 3 s recording: ${rows[0].cells[1]}`);
+  assert.match(longRow[2], /^\d+(\.\d)? (KB|MB)$/);
+
+  // Play the long one: time advances and the frames shown are cam0's, counting up.
+  const row = (file) => `tr[data-file="${file}"]`;
+  await page.click(`${row(long.file)} button.play`);
+  await page.waitForFunction(() => window.r58recordings.video.currentTime > 0.5, null, { timeout: 10000 });
+  const readCounter = async () => {
+    const c = await cameraCounter(page, '#player');
+    return c == null ? null : { c };
+  };
+  const { value: { c: early } } = await waitUntil('a readable frame counter', readCounter, 5000);
+  const earlyTime = await page.evaluate(() => window.r58recordings.video.currentTime);
+  assert.equal(early >> 20, 0, `frames of cam0 (counter ${early})`);
+  console.log(`playing: counter ${early} at ${earlyTime.toFixed(2)} s`);
+
+  // Seek ahead: currentTime jumps, the picture is the frame of that time, and it plays on.
+  await page.evaluate(() => { window.r58recordings.video.pause(); });
+  const target = 5.5;
+  const seekedTo = await page.evaluate((t) => new Promise((resolve) => {
+    const v = window.r58recordings.video;
+    v.addEventListener('seeked', () => resolve(v.currentTime), { once: true });
+    v.currentTime = t;
+  }), target);
+  assert.ok(Math.abs(seekedTo - target) < 0.5, `seeked to ${seekedTo}, asked ${target}`);
+  const { value: { c: afterSeek } } = await waitUntil('a readable counter after the seek', readCounter, 5000);
+  const expected = early + Math.round((seekedTo - earlyTime) * FPS);
+  console.log(`seeked to ${seekedTo.toFixed(2)} s: counter ${afterSeek}, expected about ${expected}`);
+  assert.ok(Math.abs(afterSeek - expected) <= FPS / 2, `counter ${afterSeek} after seeking to ${seekedTo} (expected about ${expected})`);
+  await page.evaluate(() => window.r58recordings.video.play());
+  await page.waitForFunction((t) => window.r58recordings.video.currentTime > t + 0.5, seekedTo, { timeout: 5000 });
+  const { value: { c: later } } = await waitUntil('the counter to move on after the seek',
+    async () => { const r = await readCounter(); return r && r.c > afterSeek ? r : null; }, 5000);
+  console.log(`plays on: counter ${later}`);
+  await screenshot(page, 'recordings');
+
+  // Download: the bytes the browser saved are the file's.
+  const [download] = await Promise.all([
+    page.waitForEvent('download'),
+    page.click(`${row(long.file)} a.download`),
+  ]);
+  assert.equal(download.suggestedFilename(), long.file);
+  const saved = readFileSync(await download.path());
+  const onDisk = readFileSync(join(dir, 'cam0', long.file));
+  assert.equal(saved.length, onDisk.length, 'downloaded size');
+  assert.ok(saved.equals(onDisk), 'downloaded bytes equal the file');
+
+  // Delete the short one (after the confirmation): gone from the list and the disk.
+  const shortPath = join(dir, 'cam0', short.file);
+  assert.ok(existsSync(shortPath));
+  page.once('dialog', (d) => d.accept());
+  await page.click(`${row(short.file)} button.delete`);
+  await page.waitForFunction((f) => !document.querySelector(`tr[data-file="${f}"]`), short.file, { timeout: 5000 });
+  assert.equal(existsSync(shortPath), false, 'deleted from the disk');
+  assert.ok(existsSync(join(dir, 'cam0', long.file)), 'the other recording stays');
+  assert.equal(await page.$eval('#alert', (a) => a.hidden), true, 'no error shown');
+  assert.deepEqual(errors, []);
+  await page.close();
+});
+
+test('without admin rights the page says why it shows nothing', async () => {
+  // Its own server whose admin gate lets nobody in without the token.
+  const refusing = await startServer(smallCameraArgs(`[admin]\ntoken = "e2e-admin-token-0123456789abcdef"\nallow_without_token = "none"\n`
+    + `[recording]\ndir = "${mkdtempSync(join(tmpdir(), 'r58-e2e-recordings-'))}"\n`));
+  try {
+    const page = await browser.newPage();
+    watchConsole(page, 'refused');
+    await page.goto(`${refusing.base}/recordings`);
+    await page.waitForFunction(() => !document.getElementById('alert').hidden, null, { timeout: 10000 });
+    const message = await page.$eval('#alert', (a) => a.textContent);
+    console.log(`refusal shown: ${message}`);
+    assert.match(message, /^Listing recordings refused \(401\): recordings are for operators with admin rights/);
+    assert.equal(await page.$$eval('tr[data-file]', (rows) => rows.length), 0);
+    await page.close();
+  } finally {
+    await refusing.stop();
+  }
+});

@@ -1,0 +1,50 @@
+// The /recordings page's pure module, run in node: grouping, labels and refusal messages.
+import { test } from 'node:test';
+import assert from 'node:assert/strict';
+import {
+  diskLine, durationLabel, groupByStream, refusalMessage, sizeLabel, startLabel,
+} from '../../web/static/js/recordings-model.js';
+
+test('recordings are grouped by stream (streams by name), newest first within each', () => {
+  const files = [
+    { stream: 'cam1', file: 'cam1_2026-12-06T10-00-00Z.mp4' },
+    { stream: 'cam0', file: 'cam0_2026-12-06T10-00-00Z.mp4' },
+    { stream: 'cam0', file: 'cam0_2026-12-06T10-10-00Z.mp4' },
+  ];
+  const groups = groupByStream(files);
+  assert.deepEqual(groups.map(([s]) => s), ['cam0', 'cam1']);
+  assert.deepEqual(groups[0][1].map((f) => f.file), ['cam0_2026-12-06T10-10-00Z.mp4', 'cam0_2026-12-06T10-00-00Z.mp4']);
+  assert.deepEqual(files.map((f) => f.stream), ['cam1', 'cam0', 'cam0'], 'the input is left as it was');
+  assert.deepEqual(groupByStream([]), []);
+});
+
+test('starts, durations and sizes read as people write them', () => {
+  assert.equal(startLabel('2026-12-06T14-03-22Z'), '2026-12-06 14:03:22');
+  assert.equal(startLabel('odd'), 'odd');
+  assert.equal(durationLabel(7400), '0:07');
+  assert.equal(durationLabel(725000), '12:05');
+  assert.equal(durationLabel(3723000), '1:02:03');
+  assert.equal(durationLabel(null), '–');
+  assert.equal(durationLabel(-1), '–');
+  assert.equal(sizeLabel(812000), '812 KB');
+  assert.equal(sizeLabel(10), '1 KB');
+  assert.equal(sizeLabel(3_400_000), '3.4 MB');
+  assert.equal(sizeLabel(1_204_000_000), '1.20 GB');
+});
+
+test('the disk line gives space and time left, and warns under ten minutes', () => {
+  assert.deepEqual(diskLine({ usable_bytes: 2_000_000_000, time_left_secs: 3600 }),
+    { text: '2.00 GB free for recordings, 1:00:00 left at the current rate', low: false });
+  assert.deepEqual(diskLine({ usable_bytes: 50_000_000, time_left_secs: 120 }),
+    { text: '50.0 MB free for recordings, 2:00 left at the current rate', low: true });
+  assert.deepEqual(diskLine({ usable_bytes: 50_000_000, time_left_secs: null }),
+    { text: '50.0 MB free for recordings', low: false }, 'nothing being written: no time');
+  assert.deepEqual(diskLine(undefined), { text: 'disk: unknown', low: false });
+});
+
+test('a refusal says what it means on this page', () => {
+  assert.match(refusalMessage('Deleting x.mp4', 401, 'admin token required'), /^Deleting x\.mp4 refused \(401\): recordings are for operators with admin rights.*: admin token required$/);
+  assert.match(refusalMessage('Deleting x.mp4', 403, ''), /refused \(403\).*admin rights/);
+  assert.equal(refusalMessage('Deleting x.mp4', 409, 'x.mp4 is being written'), 'Deleting x.mp4 refused (409): x.mp4 is being written');
+  assert.equal(refusalMessage('Listing recordings', 0, 'Failed to fetch'), 'Listing recordings failed (no answer): Failed to fetch');
+});

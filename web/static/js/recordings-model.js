@@ -1,0 +1,62 @@
+// What the /recordings page shows, without the DOM (tested in node): recordings grouped by
+// stream, and the numbers formatted for people.
+
+/** `files` (GET /api/recordings' list, oldest first) as [stream, files newest first], by name. */
+export function groupByStream(files) {
+  const groups = new Map();
+  for (const f of files) {
+    if (!groups.has(f.stream)) groups.set(f.stream, []);
+    groups.get(f.stream).push(f);
+  }
+  return [...groups.entries()]
+    .sort(([a], [b]) => a.localeCompare(b))
+    .map(([stream, list]) => [stream, list.slice().reverse()]);
+}
+
+/** "2026-12-06T14-03-22Z" (the start in a recording's name) -> "2026-12-06 14:03:22". */
+export function startLabel(started) {
+  const m = /^(\d{4}-\d{2}-\d{2})T(\d{2})-(\d{2})-(\d{2})Z$/.exec(started ?? '');
+  return m ? `${m[1]} ${m[2]}:${m[3]}:${m[4]}` : String(started ?? '');
+}
+
+/** Milliseconds -> "0:07", "12:05", "1:02:03"; '–' when unknown. */
+export function durationLabel(ms) {
+  if (typeof ms !== 'number' || !Number.isFinite(ms) || ms < 0) return '–';
+  const total = Math.round(ms / 1000);
+  const h = Math.floor(total / 3600);
+  const m = Math.floor((total % 3600) / 60);
+  const s = String(total % 60).padStart(2, '0');
+  return h ? `${h}:${String(m).padStart(2, '0')}:${s}` : `${m}:${s}`;
+}
+
+/** Bytes -> "812 KB", "3.4 MB", "1.20 GB" (powers of 1000, as disks are sold). */
+export function sizeLabel(bytes) {
+  if (typeof bytes !== 'number' || !Number.isFinite(bytes)) return '–';
+  if (bytes >= 1e9) return `${(bytes / 1e9).toFixed(2)} GB`;
+  if (bytes >= 1e6) return `${(bytes / 1e6).toFixed(1)} MB`;
+  return `${Math.max(1, Math.round(bytes / 1e3))} KB`;
+}
+
+/**
+ * The disk line from GET /api/recordings' `status.disk`: space the recordings may still use
+ * (free space above the reserve) and, while something is written, how long that lasts.
+ * `{ text, low }`; `low` under 10 minutes left.
+ */
+export function diskLine(disk) {
+  if (!disk || typeof disk.usable_bytes !== 'number') return { text: 'disk: unknown', low: false };
+  const left = disk.time_left_secs;
+  const time = typeof left === 'number' && Number.isFinite(left)
+    ? `, ${durationLabel(left * 1000)} left at the current rate` : '';
+  return { text: `${sizeLabel(disk.usable_bytes)} free for recordings${time}`, low: typeof left === 'number' && left < 600 };
+}
+
+/** The message for a refused request (`status`, the server's one-line `reason`), by what it means here. */
+export function refusalMessage(action, status, reason) {
+  const why = reason ? `: ${reason}` : '';
+  if (status === 401 || status === 403) {
+    return `${action} refused (${status}): recordings are for operators with admin rights; sign in as one or use the admin token${why}`;
+  }
+  if (status === 409) return `${action} refused (409)${why}`;
+  if (status === 404) return `${action}: not found (404)${why}`;
+  return `${action} failed (${status || 'no answer'})${why}`;
+}

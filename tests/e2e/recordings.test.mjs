@@ -3,7 +3,8 @@
 // plays in the page's <video> from the file route (HTTP Range), showing decoded frames of cam0
 // (the frame counter drawn in the picture, read back), seeks (the time and the counter jump,
 // and it plays on), downloads (the bytes equal the file's), and the other is deleted (gone
-// from the list and the disk).
+// from the list and the disk). On the switcher, the record button and the REC tally follow
+// start and stop, made there or by another client.
 import { test, before, after } from 'node:test';
 import assert from 'node:assert/strict';
 import { existsSync, mkdtempSync, readFileSync } from 'node:fs';
@@ -126,6 +127,55 @@ test('the recordings page lists, plays, seeks, downloads and deletes recordings'
   await page.waitForFunction((f) => !document.querySelector(`tr[data-file="${f}"]`), short.file, { timeout: 5000 });
   assert.equal(existsSync(shortPath), false, 'deleted from the disk');
   assert.ok(existsSync(join(dir, 'cam0', long.file)), 'the other recording stays');
+  assert.equal(await page.$eval('#alert', (a) => a.hidden), true, 'no error shown');
+  assert.deepEqual(errors, []);
+  await page.close();
+});
+
+test("the switcher's record button and REC tally follow start and stop, from the page and from elsewhere", async () => {
+  const page = await browser.newPage();
+  const errors = watchConsole(page, 'switcher');
+  await page.goto(`${server.base}/switcher?previews=0`);
+  const rec = () => page.evaluate(() => {
+    const box = document.getElementById('rec');
+    return {
+      shown: !box.hidden,
+      recording: box.dataset.recording,
+      tally: getComputedStyle(document.getElementById('rec-tally')).display !== 'none',
+      button: document.getElementById('rec-btn').textContent,
+      disk: document.getElementById('rec-disk').textContent,
+      cam0: document.querySelector('.input[data-stream="cam0"]')?.dataset.rec,
+    };
+  });
+  const status = async () => (await (await api('GET', '/api/recordings')).json()).status.recording;
+  const until = (what, want) => waitUntil(what, async () => {
+    const r = await rec();
+    return Object.entries(want).every(([k, v]) => r[k] === v) ? r : null;
+  }, 10000);
+
+  const idle = (await until('the REC control, idle', { shown: true, recording: 'false', tally: false })).value;
+  assert.equal(idle.button, 'Record all');
+  assert.match(idle.disk, /free for recordings$/);
+
+  // The button records every configured input: the tally goes red, cam0's input says REC.
+  await page.click('#rec-btn');
+  const on = (await until('the tally on after the button', { recording: 'true', tally: true, cam0: 'true' })).value;
+  console.log(`recording: ${JSON.stringify(on)}`);
+  assert.equal(on.button, 'Stop recording');
+  assert.match(on.disk, /free for recordings/);
+  assert.equal(await status(), true);
+  await screenshot(page, 'switcher-rec');
+
+  // Stopped and started by another client: the tally follows the server's events.
+  await api('POST', '/api/recordings/stop');
+  await until('the tally off after a stop elsewhere', { recording: 'false', tally: false, cam0: 'false', button: 'Record all' });
+  await api('POST', '/api/recordings/start');
+  await until('the tally on after a start elsewhere', { recording: 'true', tally: true, button: 'Stop recording' });
+
+  // The button stops everything.
+  await page.click('#rec-btn');
+  await until('the tally off after the button', { recording: 'false', tally: false });
+  assert.equal(await status(), false);
   assert.equal(await page.$eval('#alert', (a) => a.hidden), true, 'no error shown');
   assert.deepEqual(errors, []);
   await page.close();

@@ -2,7 +2,7 @@
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import {
-  diskLine, durationLabel, groupByStream, refusalMessage, sizeLabel, startLabel,
+  diskLine, durationLabel, groupByStream, recView, refusalMessage, sizeLabel, startLabel, summaryFromStatus,
 } from '../../web/static/js/recordings-model.js';
 
 test('recordings are grouped by stream (streams by name), newest first within each', () => {
@@ -47,4 +47,49 @@ test('a refusal says what it means on this page', () => {
   assert.match(refusalMessage('Deleting x.mp4', 403, ''), /refused \(403\).*admin rights/);
   assert.equal(refusalMessage('Deleting x.mp4', 409, 'x.mp4 is being written'), 'Deleting x.mp4 refused (409): x.mp4 is being written');
   assert.equal(refusalMessage('Listing recordings', 0, 'Failed to fetch'), 'Listing recordings failed (no answer): Failed to fetch');
+});
+
+test('the REC control: tally, button, inputs being written and the disk while armed', () => {
+  const on = recView({
+    recording: true,
+    streams: [{ name: 'cam0', file: 'cam0/cam0_2026-12-06T10-00-00Z.mp4' }, { name: 'guest1', file: null }],
+    usable_mib: 2048,
+    time_left_secs: 7200,
+    last_event: { kind: 'started', stream: null, detail: 'recording all' },
+  });
+  assert.equal(on.recording, true);
+  assert.equal(on.button, 'Stop recording');
+  assert.deepEqual([...on.writing], ['cam0'], 'a stream waiting for its first keyframe has no file yet');
+  assert.equal(on.disk, '2.15 GB free for recordings, 2:00:00 left at the current rate');
+  assert.equal(on.stopped, null);
+  const off = recView({ recording: false, streams: [], usable_mib: 2048, time_left_secs: 7200, last_event: null });
+  assert.equal(off.button, 'Record all');
+  assert.equal(off.disk, '2.15 GB free for recordings', 'no time left while nothing records');
+  assert.equal(recView(undefined).recording, false);
+});
+
+test("the disk guard's stop is said plainly, and only while stopped", () => {
+  const last = { kind: 'disk_low_stopped', stream: null, detail: 'free 3 MiB below the reserve' };
+  const stopped = recView({ recording: false, streams: [], usable_mib: 0, time_left_secs: null, last_event: last });
+  assert.equal(stopped.stopped, 'Recording stopped: the disk reached its reserve (free 3 MiB below the reserve)');
+  assert.equal(recView({ recording: true, streams: [], usable_mib: 0, last_event: last }).stopped, null);
+  assert.equal(recView({ recording: false, streams: [], last_event: { kind: 'stopped', detail: 'x' } }).stopped, null);
+});
+
+test("GET /api/recordings' status reads as the recording event", () => {
+  const status = {
+    recording: true,
+    streams: [{ name: 'cam0', sink: { current: 'cam0/cam0_x.mp4', bytes_written: 5 } }],
+    disk: { usable_bytes: 3 * 2 ** 20 + 5, time_left_secs: 42.5 },
+    events: [{ kind: 'started', stream: 'cam0', detail: 'recording cam0', at: 1 }, { kind: 'file_deleted', stream: 'cam1', detail: 'd', at: 2 }],
+  };
+  assert.deepEqual(summaryFromStatus(status), {
+    recording: true,
+    streams: [{ name: 'cam0', file: 'cam0/cam0_x.mp4' }],
+    usable_mib: 3,
+    time_left_secs: 42.5,
+    last_event: { kind: 'file_deleted', stream: 'cam1', detail: 'd' },
+  });
+  assert.deepEqual(summaryFromStatus({ recording: false, streams: [], disk: {}, events: [] }),
+    { recording: false, streams: [], usable_mib: null, time_left_secs: null, last_event: null });
 });

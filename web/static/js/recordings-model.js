@@ -60,3 +60,43 @@ export function refusalMessage(action, status, reason) {
   if (status === 404) return `${action}: not found (404)${why}`;
   return `${action} failed (${status || 'no answer'})${why}`;
 }
+
+/**
+ * GET /api/recordings' `status` in the shape of the `recording` event of /api/events (what the
+ * switcher's REC control shows), so both feed one view.
+ */
+export function summaryFromStatus(status) {
+  const events = status?.events ?? [];
+  const last = events.length ? events[events.length - 1] : null;
+  return {
+    recording: Boolean(status?.recording),
+    streams: (status?.streams ?? []).map((s) => ({ name: s.name, file: s.sink?.current ?? null })),
+    usable_mib: typeof status?.disk?.usable_bytes === 'number' ? Math.floor(status.disk.usable_bytes / 2 ** 20) : null,
+    time_left_secs: status?.disk?.time_left_secs ?? null,
+    last_event: last && { kind: last.kind, stream: last.stream ?? null, detail: last.detail },
+  };
+}
+
+/**
+ * What the switcher's REC control shows for a `recording` summary: whether the tally is on, the
+ * button's label, the streams with a file open (their inputs get a REC mark), the disk line, and
+ * `stopped`: the disk guard's stop, said plainly (null otherwise).
+ */
+export function recView(summary) {
+  const recording = Boolean(summary?.recording);
+  const writing = new Set((summary?.streams ?? []).filter((s) => s.file).map((s) => s.name));
+  const disk = typeof summary?.usable_mib === 'number'
+    ? diskLine({ usable_bytes: summary.usable_mib * 2 ** 20, time_left_secs: recording ? summary.time_left_secs : null })
+    : { text: '', low: false };
+  const last = summary?.last_event;
+  const stopped = last?.kind === 'disk_low_stopped'
+    ? `Recording stopped: the disk reached its reserve${last.detail ? ` (${last.detail})` : ''}` : null;
+  return {
+    recording,
+    button: recording ? 'Stop recording' : 'Record all',
+    writing,
+    disk: disk.text,
+    low: disk.low,
+    stopped: recording ? null : stopped,
+  };
+}

@@ -1,0 +1,65 @@
+// The switcher's REC control: one button that records every configured input (POST
+// /api/recordings/start with no stream) or stops them all, a red REC tally while armed, the disk
+// line (space and time left), the disk guard's stop as an alert, and a REC mark on each input
+// being written. Fed by GET /api/recordings once and then the `recording` events of
+// /api/events; what it shows is decided in recordings-model.js.
+
+import { recView, refusalMessage, summaryFromStatus } from './recordings-model.js';
+
+const el = (id) => document.getElementById(id);
+
+/**
+ * Wires the control in `#rec`. `auth` are the headers every request carries; `onAlert(message)`
+ * shows a message that stays; `onWriting(names)` gets the set of streams with a file open.
+ * Returns `{ apply(summary) }` for the `recording` events, and `view` (the last one shown).
+ */
+export function setupRecording({ auth, onAlert, onWriting }) {
+  const box = el('rec');
+  const button = el('rec-btn');
+  let current = null;
+  let shownStop = null;
+
+  function apply(summary) {
+    const view = recView(summary);
+    current = view;
+    box.hidden = false;
+    box.dataset.recording = String(view.recording);
+    button.textContent = view.button;
+    button.setAttribute('aria-pressed', String(view.recording));
+    el('rec-disk').textContent = view.disk;
+    el('rec-disk').dataset.kind = view.low ? 'low' : '';
+    onWriting(view.writing);
+    // Each stop once: the summary keeps naming its last event until the next one.
+    const stopKey = view.stopped && JSON.stringify(summary.last_event);
+    if (view.stopped && stopKey !== shownStop) onAlert(view.stopped);
+    shownStop = stopKey ?? shownStop;
+  }
+
+  button.addEventListener('click', async () => {
+    const action = current?.recording ? 'stop' : 'start';
+    button.disabled = true;
+    try {
+      const r = await fetch(`/api/recordings/${action}`, { method: 'POST', headers: auth });
+      if (!r.ok) {
+        onAlert(refusalMessage(action === 'start' ? 'Recording' : 'Stopping the recording', r.status, (await r.text()).trim()));
+        return;
+      }
+      await load();
+    } catch (e) {
+      onAlert(refusalMessage(action === 'start' ? 'Recording' : 'Stopping the recording', 0, e.message));
+    } finally {
+      button.disabled = false;
+    }
+  });
+
+  async function load() {
+    const r = await fetch('/api/recordings', { headers: auth, cache: 'no-store' });
+    // Not configured (409) or not for this client (401/403): the events still bring the tally
+    // to those who may see it; the button would be refused.
+    if (!r.ok) return;
+    apply(summaryFromStatus((await r.json()).status));
+  }
+  load().catch(() => {});
+
+  return { apply, get view() { return current; } };
+}

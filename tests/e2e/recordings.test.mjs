@@ -132,7 +132,7 @@ test('the recordings page lists, plays, seeks, downloads and deletes recordings'
   await page.close();
 });
 
-test("the switcher's record button and REC tally follow start and stop, from the page and from elsewhere", async () => {
+test("the switcher's record buttons (all, one input) and REC tally follow start and stop, from the page and from elsewhere", async () => {
   const page = await browser.newPage();
   const errors = watchConsole(page, 'switcher');
   await page.goto(`${server.base}/switcher?previews=0`);
@@ -176,7 +176,51 @@ test("the switcher's record button and REC tally follow start and stop, from the
   await page.click('#rec-btn');
   await until('the tally off after the button', { recording: 'false', tally: false });
   assert.equal(await status(), false);
+
+  // An input's own button records that stream only, and stops it again.
+  const cam0Button = '.input[data-stream="cam0"] .rec-one';
+  assert.equal(await page.$eval(cam0Button, (b) => b.textContent), 'Rec');
+  await page.click(cam0Button);
+  await until("cam0's own recording on", { recording: 'true', tally: true, cam0: 'true' });
+  assert.equal(await page.$eval(cam0Button, (b) => b.getAttribute('aria-pressed')), 'true');
+  const one = (await (await api('GET', '/api/recordings')).json()).status;
+  assert.deepEqual(one.streams.map((s) => s.name), ['cam0']);
+  assert.equal(await page.$eval('.input[data-stream="cam1"] .rec-one', (b) => b.textContent), 'Rec', 'cam1 not recorded');
+  await page.click(cam0Button);
+  await until("cam0's own recording off", { cam0: 'false' });
+  await waitUntil('cam0 no longer recorded', async () => !(await (await api('GET', '/api/recordings')).json())
+    .status.streams.some((s) => s.name === 'cam0'), 5000);
   assert.equal(await page.$eval('#alert', (a) => a.hidden), true, 'no error shown');
+  assert.deepEqual(errors, []);
+  await page.close();
+});
+
+test('the multiview has the same REC control: record all, the tally and the tiles being recorded', async () => {
+  const page = await browser.newPage();
+  const errors = watchConsole(page, 'multiview');
+  // No test needs the pictures here: the tiles' players would only compete for the CPU.
+  await page.goto(`${server.base}/`);
+  const rec = () => page.evaluate(() => ({
+    shown: !document.getElementById('rec').hidden,
+    recording: document.getElementById('rec').dataset.recording,
+    tally: getComputedStyle(document.getElementById('rec-tally')).display !== 'none',
+    cam0: document.querySelector('.tile[data-stream="cam0"]')?.dataset.rec,
+    cam0Mark: (() => {
+      const mark = document.querySelector('.tile[data-stream="cam0"] .tile-rec');
+      return mark ? getComputedStyle(mark).display !== 'none' : null;
+    })(),
+  }));
+  const until = (what, want) => waitUntil(what, async () => {
+    const r = await rec();
+    return Object.entries(want).every(([k, v]) => r[k] === v) ? r : null;
+  }, 10000);
+  await until('the REC control, idle', { shown: true, recording: 'false', tally: false });
+  await page.click('#rec-btn');
+  const on = (await until('the tally on', { recording: 'true', tally: true, cam0: 'true', cam0Mark: true })).value;
+  console.log(`multiview recording: ${JSON.stringify(on)}`);
+  await screenshot(page, 'multiview-rec');
+  await api('POST', '/api/recordings/stop');
+  await until('the tally off after a stop elsewhere', { recording: 'false', tally: false, cam0: 'false', cam0Mark: false });
   assert.deepEqual(errors, []);
   await page.close();
 });

@@ -60,6 +60,7 @@ test('the REC control: tally, button, inputs being written and the disk while ar
   assert.equal(on.recording, true);
   assert.equal(on.button, 'Stop recording');
   assert.deepEqual([...on.writing], ['cam0'], 'a stream waiting for its first keyframe has no file yet');
+  assert.deepEqual([...on.armed], ['cam0', 'guest1'], 'both armed');
   assert.equal(on.disk, '2.15 GB free for recordings, 2:00:00 left at the current rate');
   assert.equal(on.stopped, null);
   const off = recView({ recording: false, streams: [], usable_mib: 2048, time_left_secs: 7200, last_event: null });

@@ -1,7 +1,7 @@
 // The switcher's REC control: one button that records every configured input (POST
 // /api/recordings/start with no stream) or stops them all, a red REC tally while armed, the disk
-// line (space and time left), the disk guard's stop as an alert, and a REC mark on each input
-// being written. Fed by GET /api/recordings once and then the `recording` events of
+// line (space and time left), the disk guard's stop as an alert, a REC mark on each input
+// being written, and a record button per input (`toggleStream`: start or stop that stream). Fed by GET /api/recordings once and then the `recording` events of
 // /api/events; what it shows is decided in recordings-model.js.
 
 import { recView, refusalMessage, summaryFromStatus } from './recordings-model.js';
@@ -10,10 +10,12 @@ const el = (id) => document.getElementById(id);
 
 /**
  * Wires the control in `#rec`. `auth` are the headers every request carries; `onAlert(message)`
- * shows a message that stays; `onWriting(names)` gets the set of streams with a file open.
- * Returns `{ apply(summary) }` for the `recording` events, and `view` (the last one shown).
+ * shows a message that stays; `onChange(view)` gets every view shown (recordings-model.js
+ * `recView`: the streams armed and with a file open). Returns `{ apply(summary) }` for the
+ * `recording` events, `toggleStream(name)` for an input's own button, and `view` (the last one
+ * shown, null until the first).
  */
-export function setupRecording({ auth, onAlert, onWriting }) {
+export function setupRecording({ auth, onAlert, onChange }) {
   const box = el('rec');
   const button = el('rec-btn');
   let current = null;
@@ -28,29 +30,40 @@ export function setupRecording({ auth, onAlert, onWriting }) {
     button.setAttribute('aria-pressed', String(view.recording));
     el('rec-disk').textContent = view.disk;
     el('rec-disk').dataset.kind = view.low ? 'low' : '';
-    onWriting(view.writing);
+    onChange(view);
     // Each stop once: the summary keeps naming its last event until the next one.
     const stopKey = view.stopped && JSON.stringify(summary.last_event);
     if (view.stopped && stopKey !== shownStop) onAlert(view.stopped);
     shownStop = stopKey ?? shownStop;
   }
 
-  button.addEventListener('click', async () => {
-    const action = current?.recording ? 'stop' : 'start';
-    button.disabled = true;
+  /** POST start or stop, for one stream (`name`) or all (null); a refusal is shown. */
+  async function control(action, name) {
+    const what = name ? `${name}` : 'all';
+    const label = action === 'start' ? `Recording ${what}` : `Stopping the recording of ${what}`;
     try {
-      const r = await fetch(`/api/recordings/${action}`, { method: 'POST', headers: auth });
+      const r = await fetch(`/api/recordings/${action}`, {
+        method: 'POST',
+        headers: { ...auth, ...(name ? { 'Content-Type': 'application/json' } : {}) },
+        body: name ? JSON.stringify({ stream: name }) : undefined,
+      });
       if (!r.ok) {
-        onAlert(refusalMessage(action === 'start' ? 'Recording' : 'Stopping the recording', r.status, (await r.text()).trim()));
+        onAlert(refusalMessage(label, r.status, (await r.text()).trim()));
         return;
       }
       await load();
     } catch (e) {
-      onAlert(refusalMessage(action === 'start' ? 'Recording' : 'Stopping the recording', 0, e.message));
-    } finally {
-      button.disabled = false;
+      onAlert(refusalMessage(label, 0, e.message));
     }
+  }
+
+  button.addEventListener('click', async () => {
+    button.disabled = true;
+    await control(current?.recording ? 'stop' : 'start', null);
+    button.disabled = false;
   });
+
+  const toggleStream = (name) => control(current?.armed.has(name) ? 'stop' : 'start', name);
 
   async function load() {
     const r = await fetch('/api/recordings', { headers: auth, cache: 'no-store' });
@@ -61,5 +74,5 @@ export function setupRecording({ auth, onAlert, onWriting }) {
   }
   load().catch(() => {});
 
-  return { apply, get view() { return current; } };
+  return { apply, toggleStream, get view() { return current; } };
 }

@@ -79,12 +79,14 @@ export function summaryFromStatus(status) {
 
 /**
  * What the switcher's REC control shows for a `recording` summary: whether the tally is on, the
- * button's label, the streams with a file open (their inputs get a REC mark), the disk line, and
+ * button's label, the streams with a file open (their inputs get a REC mark), the streams armed
+ * (a stream waits for its first keyframe before its file opens), the disk line, and
  * `stopped`: the disk guard's stop, said plainly (null otherwise).
  */
 export function recView(summary) {
   const recording = Boolean(summary?.recording);
   const writing = new Set((summary?.streams ?? []).filter((s) => s.file).map((s) => s.name));
+  const armed = new Set((summary?.streams ?? []).map((s) => s.name));
   const disk = typeof summary?.usable_mib === 'number'
     ? diskLine({ usable_bytes: summary.usable_mib * 2 ** 20, time_left_secs: recording ? summary.time_left_secs : null })
     : { text: '', low: false };
@@ -95,6 +97,7 @@ export function recView(summary) {
     recording,
     button: recording ? 'Stop recording' : 'Record all',
     writing,
+    armed,
     disk: disk.text,
     low: disk.low,
     stopped: recording ? null : stopped,

@@ -32,8 +32,8 @@ const token = new URLSearchParams(location.search).get('token');
 // Signed in (from outside): the session cookie, and its CSRF token on every change.
 const auth = { ...(token ? { Authorization: `Bearer ${token}` } : {}), ...(await csrfHeaders()) };
 setupInvites(auth);
-/** Streams with a recording file open (their inputs show REC). */
-let recordedStreams = new Set();
+/** The REC control's view (rec-control.js), null until recording is known to be on. */
+let recView = null;
 
 /** Live input previews at most (`?previews=N`). */
 const MAX_PREVIEWS = previewLimit(new URLSearchParams(location.search).get('previews'), mode.mode);
@@ -91,6 +91,10 @@ class Input {
       e.stopPropagation();
       take(this.name);
     });
+    this.el.querySelector('.rec-one').addEventListener('click', (e) => {
+      e.stopPropagation();
+      recording.toggleStream(this.name);
+    });
     this.update(summary);
   }
 
@@ -123,7 +127,13 @@ class Input {
     this.el.dataset.audioOnAir = String(v.audioOnAir);
     q('.input-problem').textContent = v.problem;
     this.el.dataset.problem = String(Boolean(v.problem));
-    this.el.dataset.rec = String(recordedStreams.has(this.name));
+    this.el.dataset.rec = String(Boolean(recView?.writing.has(this.name)));
+    const recButton = q('.rec-one');
+    const armed = Boolean(recView?.armed.has(this.name));
+    recButton.hidden = !recView;
+    recButton.textContent = armed ? 'Stop rec' : 'Rec';
+    recButton.setAttribute('aria-pressed', String(armed));
+    recButton.title = armed ? `Stop recording ${this.name}` : `Record ${this.name}`;
     const takeButton = q('.take');
     takeButton.disabled = v.takeDisabled;
     takeButton.title = v.takeTitle;
@@ -490,8 +500,8 @@ function pollState(reason) {
 const recording = setupRecording({
   auth,
   onAlert: (message) => showAlert(message, 'error', 0),
-  onWriting: (names) => {
-    recordedStreams = names;
+  onChange: (view) => {
+    recView = view;
     for (const input of inputs.values()) input.decorate();
   },
 });

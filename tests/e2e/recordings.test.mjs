@@ -7,7 +7,8 @@
 // start and stop, made there or by another client.
 import { test, before, after } from 'node:test';
 import assert from 'node:assert/strict';
-import { existsSync, mkdtempSync, readFileSync } from 'node:fs';
+import { spawnSync } from 'node:child_process';
+import { existsSync, mkdtempSync, readFileSync, statfsSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { startServer } from './lib/server.mjs';
@@ -223,6 +224,44 @@ test('the multiview has the same REC control: record all, the tally and the tile
   await until('the tally off after a stop elsewhere', { recording: 'false', tally: false, cam0: 'false', cam0Mark: false });
   assert.deepEqual(errors, []);
   await page.close();
+});
+
+// Mounting the small file system needs root (as in tests/interop/test_recording.py); CI has it.
+const rootOnly = process.getuid?.() === 0 || process.env.CI === 'true' ? false : 'mounting a tmpfs needs root';
+
+test("the disk guard's stop shows on the switcher: the tally goes off and an alert says why", { skip: rootOnly }, async () => {
+  const mnt = mkdtempSync(join(tmpdir(), 'r58-e2e-recdisk-'));
+  const mounted = spawnSync('mount', ['-t', 'tmpfs', '-o', 'size=16m', 'tmpfs', mnt], { encoding: 'utf8' });
+  assert.equal(mounted.status, 0, `mount: ${mounted.stderr}`);
+  const reserve = 4 * 2 ** 20;
+  let guarded;
+  try {
+    guarded = await startServer(smallCameraArgs(`[recording]\ndir = "${mnt}"\nstreams = ["cam0"]\n`
+      + `min_free_bytes = ${reserve}\nmin_free_percent = 0\nretention = "stop"\n`));
+    const page = await browser.newPage();
+    watchConsole(page, 'guard');
+    await page.goto(`${guarded.base}/switcher?previews=0`);
+    await page.waitForFunction(() => !document.getElementById('rec').hidden, null, { timeout: 10000 });
+    const r = await fetch(`${guarded.base}/api/recordings/start`, { method: 'POST' });
+    assert.equal(r.status, 200, await r.text());
+    await page.waitForFunction(() => document.getElementById('rec').dataset.recording === 'true', null, { timeout: 10000 });
+    // Something else fills the disk to just above the reserve: the guard stops the recording.
+    const { bavail, bsize } = statfsSync(mnt);
+    writeFileSync(join(mnt, 'filler'), Buffer.alloc(Math.max(0, bavail * bsize - reserve - 128 * 1024)));
+    await page.waitForFunction(() => document.getElementById('rec').dataset.recording === 'false', null, { timeout: 10000 });
+    const alert = await page.$eval('#alert', (a) => ({ hidden: a.hidden, text: a.textContent }));
+    console.log(`guard's stop: ${JSON.stringify(alert)}`);
+    assert.equal(alert.hidden, false);
+    assert.match(alert.text, /^Recording stopped: the disk reached its reserve/);
+    const status = (await (await fetch(`${guarded.base}/api/recordings`)).json()).status;
+    assert.equal(status.recording, false);
+    assert.equal(status.events.at(-1).kind, 'disk_low_stopped');
+    await screenshot(page, 'switcher-disk-stop');
+    await page.close();
+  } finally {
+    await guarded?.stop();
+    spawnSync('umount', ['-l', mnt]);
+  }
 });
 
 test('without admin rights the page says why it shows nothing', async () => {

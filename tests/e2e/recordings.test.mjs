@@ -1,10 +1,11 @@
 // The /recordings page in Chromium against real recordings: the server records test camera
-// cam0 twice (two files), the page lists them per stream with start, duration and size; one
-// plays in the page's <video> from the file route (HTTP Range), showing decoded frames of cam0
-// (the frame counter drawn in the picture, read back), seeks (the time and the counter jump,
-// and it plays on), downloads (the bytes equal the file's), and the other is deleted (gone
-// from the list and the disk). On the switcher, the record button and the REC tally follow
-// start and stop, made there or by another client.
+// cam0 twice (two files, two sessions), the page lists them by session and stream with start,
+// duration and size; one plays in the page's <video> from the file route (HTTP Range), showing
+// decoded frames of cam0 (the frame counter drawn in the picture, read back), seeks (the time
+// and the counter jump, and it plays on), downloads (the bytes equal the file's), and the other
+// is deleted (gone from the list and the disk). The REC control on the switcher and the
+// multiview follows starts and stops made there or by another client, and the disk guard's
+// stop; without admin rights the page says why it shows nothing.
 import { test, before, after } from 'node:test';
 import assert from 'node:assert/strict';
 import { spawnSync } from 'node:child_process';
@@ -43,8 +44,8 @@ before(async () => {
   await waitUntil('cam0 live', async () => (await (await fetch(`${server.base}/api/streams`)).json())
     .some((s) => s.name === 'cam0'), 10000);
   await record(8000);
-  // A second file starts in another second: its name differs.
-  await new Promise((r) => setTimeout(r, 1100));
+  // Another session: three seconds later (the page joins files less than a second apart).
+  await new Promise((r) => setTimeout(r, 3000));
   await record(3000);
   browser = await launchChromium();
 });
@@ -64,6 +65,15 @@ test('the recordings page lists, plays, seeks, downloads and deletes recordings'
   await page.goto(`${server.base}/recordings`);
   await page.waitForFunction(() => window.r58recordings?.files.length === 2, null, { timeout: 10000 });
 
+  // Two sessions, newest first, each with cam0's file.
+  const sessions = await page.$$eval('section.rec-session', (boxes) => boxes.map((b) => ({
+    session: b.dataset.session,
+    title: b.querySelector('h2').textContent,
+    files: [...b.querySelectorAll('tr[data-file]')].map((tr) => tr.dataset.file),
+  })));
+  console.log('sessions:', JSON.stringify(sessions));
+  assert.deepEqual(sessions.map((x) => x.files), [[short.file], [long.file]]);
+  assert.match(sessions[1].title, /^\d{4}-\d{2}-\d{2} \d{2}:\d{2}:\d{2} UTC · 0:0\d · cam0$/);
   // Listed under its stream, newest first, with start, duration and size.
   const rows = await page.$$eval('section.rec-stream[data-stream="cam0"] tbody tr',
     (trs) => trs.map((tr) => ({ file: tr.dataset.file, cells: [...tr.cells].slice(0, 3).map((td) => td.textContent) })));

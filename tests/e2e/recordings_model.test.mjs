@@ -2,7 +2,7 @@
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import {
-  diskLine, durationLabel, groupByStream, recView, refusalMessage, sizeLabel, startLabel, summaryFromStatus,
+  diskLine, durationLabel, groupBySession, groupByStream, recView, refusalMessage, sizeLabel, startLabel, summaryFromStatus,
 } from '../../web/static/js/recordings-model.js';
 
 test('recordings are grouped by stream (streams by name), newest first within each', () => {
@@ -16,6 +16,27 @@ test('recordings are grouped by stream (streams by name), newest first within ea
   assert.deepEqual(groups[0][1].map((f) => f.file), ['cam0_2026-12-06T10-10-00Z.mp4', 'cam0_2026-12-06T10-00-00Z.mp4']);
   assert.deepEqual(files.map((f) => f.stream), ['cam1', 'cam0', 'cam0'], 'the input is left as it was');
   assert.deepEqual(groupByStream([]), []);
+});
+
+test('sessions: overlapping files of all streams and back-to-back splits together, a later start apart', () => {
+  const f = (stream, started, seconds) => ({ stream, file: `${stream}_${started}.mp4`, started, duration_ms: seconds * 1000 });
+  const files = [
+    f('cam0', '2026-12-06T10-00-00Z', 600), // split at 600 s ...
+    f('cam1', '2026-12-06T10-00-01Z', 700),
+    f('cam0', '2026-12-06T10-10-00Z', 100), // ... the next file at its end
+    f('cam0', '2026-12-06T11-00-00Z', 30), // stopped, later started again
+  ];
+  const sessions = groupBySession(files);
+  assert.equal(sessions.length, 2);
+  assert.equal(sessions[0].started, '2026-12-06T11-00-00Z', 'newest first');
+  assert.equal(sessions[0].seconds, 30);
+  assert.equal(sessions[1].started, '2026-12-06T10-00-00Z');
+  assert.equal(sessions[1].seconds, 701);
+  assert.deepEqual(sessions[1].streams.map(([s, list]) => [s, list.length]), [['cam0', 2], ['cam1', 1]]);
+  // A start two seconds after the last file ended is a new session; one within a second is not.
+  assert.equal(groupBySession([f('cam0', '2026-12-06T10-00-00Z', 5), f('cam0', '2026-12-06T10-00-07Z', 5)]).length, 2);
+  assert.equal(groupBySession([f('cam0', '2026-12-06T10-00-00Z', 5), f('cam0', '2026-12-06T10-00-06Z', 5)]).length, 1);
+  assert.deepEqual(groupBySession([]), []);
 });
 
 test('starts, durations and sizes read as people write them', () => {

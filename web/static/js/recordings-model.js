@@ -13,6 +13,44 @@ export function groupByStream(files) {
     .map(([stream, list]) => [stream, list.slice().reverse()]);
 }
 
+/** "2026-12-06T14-03-22Z" (the start in a recording's name) -> seconds since 1970, or NaN. */
+export function startSeconds(started) {
+  const m = /^(\d{4})-(\d{2})-(\d{2})T(\d{2})-(\d{2})-(\d{2})Z$/.exec(started ?? '');
+  return m ? Date.UTC(+m[1], +m[2] - 1, +m[3], +m[4], +m[5], +m[6]) / 1000 : NaN;
+}
+
+/**
+ * Recording sessions: files whose time spans (start from the name, plus the duration) overlap or
+ * follow each other within `joinGapSecs` belong to one session, so the ISO files of all streams
+ * and a stream's split files stay together, and a stop then a later start makes a new one.
+ * (The names keep whole seconds and the server keeps no session id: a restart within
+ * `joinGapSecs` reads as the same session.) Newest session first:
+ * `{ started, seconds, streams: groupByStream(...) }`.
+ */
+export function groupBySession(files, joinGapSecs = 1) {
+  const spans = files
+    .map((f) => {
+      const start = startSeconds(f.started);
+      return { f, start, end: start + Math.max(0, f.duration_ms ?? 0) / 1000 };
+    })
+    .sort((a, b) => a.start - b.start || a.f.file.localeCompare(b.f.file));
+  const sessions = [];
+  for (const span of spans) {
+    const last = sessions[sessions.length - 1];
+    if (last && span.start <= last.end + joinGapSecs) {
+      last.files.push(span.f);
+      last.end = Math.max(last.end, span.end);
+    } else {
+      sessions.push({ start: span.start, end: span.end, files: [span.f] });
+    }
+  }
+  return sessions.reverse().map((x) => ({
+    started: x.files[0].started,
+    seconds: x.end - x.start,
+    streams: groupByStream(x.files),
+  }));
+}
+
 /** "2026-12-06T14-03-22Z" (the start in a recording's name) -> "2026-12-06 14:03:22". */
 export function startLabel(started) {
   const m = /^(\d{4}-\d{2}-\d{2})T(\d{2})-(\d{2})-(\d{2})Z$/.exec(started ?? '');

@@ -1,15 +1,18 @@
-// `/recordings`: every recording on the box, per stream (start, duration, size), played in the
+// `/recordings`: every recording on the box, by session and stream (start, duration, size), played in the
 // page's <video> straight from the file route (HTTP Range: the browser seeks by asking for the
 // bytes it needs), downloaded with a link, deleted (admin only: a refusal is shown, not hidden).
 // The list follows the server's `recording` events (a file started, closed, deleted by the disk
 // guard). Every decision and label is in recordings-model.js.
 
 import { csrfHeaders } from './session.js';
-import { diskLine, durationLabel, groupByStream, refusalMessage, sizeLabel, startLabel } from './recordings-model.js';
+import {
+  diskLine, durationLabel, groupBySession, refusalMessage, sizeLabel, startLabel,
+} from './recordings-model.js';
 
 const el = (id) => document.getElementById(id);
 const video = el('player');
-const template = el('stream-template');
+const sessionTemplate = el('session-template');
+const streamTemplate = el('stream-template');
 
 // A bearer token (?token=) reaches the API calls; the <video> and the download link send
 // cookies only, so they work through a signed-in session or the LAN's open admin gate.
@@ -52,12 +55,20 @@ async function refresh() {
 
 function render() {
   el('empty').hidden = files.length > 0;
-  el('streams').replaceChildren(...groupByStream(files).map(([stream, list]) => {
-    const section = template.content.firstElementChild.cloneNode(true);
-    section.dataset.stream = stream;
-    section.querySelector('.rec-stream-name').textContent = stream;
-    section.querySelector('tbody').replaceChildren(...list.map(row));
-    return section;
+  el('sessions').replaceChildren(...groupBySession(files).map((session) => {
+    const box = sessionTemplate.content.firstElementChild.cloneNode(true);
+    box.dataset.session = session.started;
+    const names = session.streams.map(([stream]) => stream).join(', ');
+    box.querySelector('.rec-session-title').textContent =
+      `${startLabel(session.started)} UTC · ${durationLabel(session.seconds * 1000)} · ${names}`;
+    box.append(...session.streams.map(([stream, list]) => {
+      const section = streamTemplate.content.firstElementChild.cloneNode(true);
+      section.dataset.stream = stream;
+      section.querySelector('.rec-stream-name').textContent = stream;
+      section.querySelector('tbody').replaceChildren(...list.map(row));
+      return section;
+    }));
+    return box;
   }));
 }
 

@@ -148,10 +148,17 @@ async function deleteFile(f) {
   await refresh();
 }
 
-// The `recording` event comes when a file starts or ends or the disk changes; the sizes of files
-// being written are refreshed every few seconds besides.
+// The `recording` event comes when a file starts or ends or the disk changes (every MiB written,
+// so up to several a second); the list follows it at most every 2 s, since listing scans every
+// file for its duration. The sizes of files being written are refreshed every few seconds besides.
+let refreshTimer = null;
 const events = new EventSource('/api/events');
-events.addEventListener('recording', () => { refresh(); });
+events.addEventListener('recording', () => {
+  refreshTimer ??= setTimeout(() => {
+    refreshTimer = null;
+    refresh();
+  }, 2000);
+});
 setInterval(() => { if (files.some((f) => f.open)) refresh(); }, 5000);
 
 await refresh();

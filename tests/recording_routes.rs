@@ -144,6 +144,11 @@ async fn start_stop_list_delete_and_refusals() {
     assert_eq!(listing["files"][0]["open"], false, "{listing}");
     let size = listing["files"][0]["bytes"].as_u64().expect("bytes");
     assert!(size > 1000, "{listing}");
+    // The fragments waited for above, scanned from the file: some media time.
+    let duration_ms = listing["files"][0]["duration_ms"]
+        .as_u64()
+        .expect("duration_ms");
+    assert!(duration_ms > 0, "{listing}");
     let events: Vec<&str> = listing["status"]["events"]
         .as_array()
         .expect("events")

@@ -56,6 +56,7 @@ const EXPECTED: &[(&str, &str, Access)] = &[
     ("GET", "/", Access::ViewPage),
     ("GET", "/guest_join", Access::PublishPage),
     ("GET", "/switcher", Access::ViewPage),
+    ("GET", "/recordings", Access::ViewPage),
     ("GET", "/trust", Access::Open),
     ("GET", "/static/{*path}", Access::Open),
     ("GET", "/api/events", Access::View),

@@ -30,6 +30,7 @@ async fn pages_are_html_with_revalidation_and_a_content_security_policy() {
         ("/", "/static/js/multiview.js"),
         ("/guest_join", "/static/js/guest-join.js"),
         ("/switcher", "/static/js/switcher.js"),
+        ("/recordings", "/static/js/recordings.js"),
     ] {
         let r = get(&app, uri).await;
         assert_eq!(r.status, StatusCode::OK, "{uri}");
@@ -54,6 +55,8 @@ async fn assets_have_their_content_types() {
         ("/static/css/r58.css", "text/css; charset=utf-8"),
         ("/static/css/switcher.css", "text/css; charset=utf-8"),
         ("/static/js/switcher.js", "text/javascript; charset=utf-8"),
+        ("/static/js/recordings.js", "text/javascript; charset=utf-8"),
+        ("/static/css/recordings.css", "text/css; charset=utf-8"),
         ("/static/favicon.svg", "image/svg+xml"),
     ] {
         let r = get(&app, uri).await;

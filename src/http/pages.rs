@@ -1,6 +1,7 @@
 //! The operator pages and their assets, embedded into the binary by build.rs from web/.
 //!
-//! `/` (multiview), `/guest_join`, `/switcher` and `/trust` (how to trust the LAN HTTPS
+//! `/` (multiview), `/guest_join`, `/switcher`, `/recordings` (play, download and delete the
+//! recordings; the API it calls is admin-only) and `/trust` (how to trust the LAN HTTPS
 //! certificate's CA, docs/lan.md) are HTML pages; `/static/...` serves their modules and
 //! styles, and hls.js at `/static/vendor/hls.min.mjs` when it was built in. Every response
 //! carries a content ETag and `Cache-Control: no-cache`: browsers revalidate (a 304 costs
@@ -55,6 +56,9 @@ pub fn routes(state: &AppState) -> Routes {
         )
         .get("/switcher", Access::ViewPage, |h: HeaderMap| async move {
             serve("switcher.html", &h)
+        })
+        .get("/recordings", Access::ViewPage, |h: HeaderMap| async move {
+            serve("recordings.html", &h)
         })
         .get("/trust", Access::Open, |h: HeaderMap| async move {
             serve("trust.html", &h)

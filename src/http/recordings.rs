@@ -1,7 +1,8 @@
 //! The recording API, for operators (the admin gate):
 //!
 //! - `GET /api/recordings`: what is armed and being written, the disk (space left, time left
-//!   at the current rate), recent events, and every file on disk.
+//!   at the current rate), recent events, and every file on disk with its media length
+//!   (`duration_ms`).
 //! - `POST /api/recordings/start` and `/stop` with `{"stream": "cam0"}` for one stream, or an
 //!   empty body / `{}` for the configured selection (start) or everything (stop).
 //! - `GET /api/recordings/files/{stream}/{file}`: the file (`video/mp4`), with HTTP Range
@@ -25,6 +26,8 @@ use axum::http::StatusCode;
 use axum::response::{IntoResponse, Response};
 use serde::Deserialize;
 use sfu::record::cutlist::ProgramCut;
+use sfu::record::files::RecordingFile;
+use sfu::record::scan::scan;
 use sfu::record::{ControlError, RecordService};
 use tower::ServiceExt;
 use tower_http::services::ServeFile;
@@ -93,7 +96,16 @@ async fn show(State(state): State<AppState>) -> Response {
     let Some(service) = state.recordings.clone() else {
         return not_configured();
     };
-    let listed = tokio::task::spawn_blocking(move || (service.status(), service.files())).await;
+    let listed = tokio::task::spawn_blocking(move || {
+        let files = service.files().map(|files| {
+            files
+                .into_iter()
+                .map(|f| listed_file(&service, f))
+                .collect::<Vec<_>>()
+        });
+        (service.status(), files)
+    })
+    .await;
     match listed {
         Ok((status, Ok(files))) => Json(serde_json::json!({
             "status": status,
@@ -103,6 +115,25 @@ async fn show(State(state): State<AppState>) -> Response {
         Ok((_, Err(e))) => control_error(&e),
         Err(e) => refuse(StatusCode::INTERNAL_SERVER_ERROR, &e.to_string()),
     }
+}
+
+/// A file of the list with its media length (`duration_ms`, from scanning its fragments; null
+/// when it cannot be read), which the name and the file's times cannot tell exactly.
+fn listed_file(service: &RecordService, file: RecordingFile) -> serde_json::Value {
+    let duration_ms = service
+        .file_path(&file.stream, &file.file)
+        .ok()
+        .and_then(|path| std::fs::File::open(path).ok())
+        .and_then(|f| {
+            let len = f.metadata().ok()?.len();
+            scan(&mut std::io::BufReader::new(f), len).ok()
+        })
+        .map(|report| report.duration_ms);
+    let mut value = serde_json::to_value(&file).unwrap_or_default();
+    if let Some(fields) = value.as_object_mut() {
+        fields.insert("duration_ms".to_owned(), duration_ms.into());
+    }
+    value
 }
 
 /// Runs a control call off the async workers (stopping waits for files to be closed).

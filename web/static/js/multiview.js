@@ -1,7 +1,9 @@
 // `/`: every live stream in a grid. Each tile is the pages' one player (player.js: WHEP in LOCAL
 // mode; in REMOTE mode WHEP through the server's TURN relay, else LL-HLS; with its reconnects,
 // first-frame timeout, jump to live and stall rule) plus its caption: name, state, resolution,
-// bitrate, latency, viewers. Tiles come and go with the server's stream events.
+// bitrate, latency, viewers. Tiles come and go with the server's stream events. The REC control
+// (rec-control.js, as on the switcher) records all, shows the tally and the disk, and marks the
+// tiles being recorded.
 
 import { accessMode } from './mode.js';
 import { createLog } from './log.js';
@@ -10,6 +12,8 @@ import {
 } from './streams.js';
 import { StreamPlayer, showTransports } from './player.js';
 import { resolutionLabel, stateLabel, stateMessage } from './player-model.js';
+import { csrfHeaders } from './session.js';
+import { setupRecording } from './rec-control.js';
 
 const log = createLog(document.getElementById('log'));
 const mode = accessMode(location.href);
@@ -124,14 +128,38 @@ function render(all) {
   empty.hidden = streams.size > 0;
 }
 
+/** The REC control's view, null until recording is known to be on. */
+let recView = null;
+const markRecorded = () => {
+  for (const [name, tile] of tiles) tile.el.dataset.rec = String(Boolean(recView?.writing.has(name)));
+};
+const recAlert = document.getElementById('rec-alert');
+const recording = setupRecording({
+  auth: { ...(viewToken ? { Authorization: `Bearer ${viewToken}` } : {}), ...(await csrfHeaders()) },
+  onAlert: (message) => {
+    recAlert.textContent = message;
+    recAlert.hidden = false;
+    log(message, 'error');
+  },
+  onChange: (view) => {
+    recView = view;
+    markRecorded();
+  },
+});
+
 const feed = document.getElementById('feed');
-watchStreams(render, (status) => {
+watchStreams((streams, change) => {
+  render(streams, change);
+  markRecorded();
+}, (status) => {
   feed.dataset.state = status;
   feed.textContent = status === 'live' ? 'live list' : 'reconnecting…';
   if (status === 'reconnecting') log('Lost the live stream list; reconnecting', 'warn');
+}, {
+  recording: (summary) => recording.apply(summary),
 });
 
 setInterval(() => { for (const t of tiles.values()) t.refresh(); }, 1000);
 
 // Tests and curious operators can look inside.
-window.r58multiview = { mode, tiles };
+window.r58multiview = { mode, tiles, recording };

@@ -2,7 +2,7 @@
 // and tally lights; a preview monitor and a program monitor (playing the `program` stream
 // itself, so the operator sees exactly what goes out); Cut, per-input Take, keys 1-9 and
 // Space/Enter; program audio as a mix (mixer.js: a strip per input, meters) or pinned; the cut
-// history with latencies.
+// history with latencies; the REC control (rec-control.js: record all, the tally, the disk).
 // The state comes from the server's events, so every open switcher shows the same tally.
 // This file is the page's wiring only: every decision is in switcher-model.js (tested in
 // node), and every preview and monitor is the pages' one player (player.js).
@@ -20,6 +20,7 @@ import {
 } from './switcher-model.js';
 import { csrfHeaders } from './session.js';
 import { setupInvites } from './invites.js';
+import { setupRecording } from './rec-control.js';
 
 const log = createLog(document.getElementById('log'));
 const mode = accessMode(location.href);
@@ -31,6 +32,8 @@ const token = new URLSearchParams(location.search).get('token');
 // Signed in (from outside): the session cookie, and its CSRF token on every change.
 const auth = { ...(token ? { Authorization: `Bearer ${token}` } : {}), ...(await csrfHeaders()) };
 setupInvites(auth);
+/** The REC control's view (rec-control.js), null until recording is known to be on. */
+let recView = null;
 
 /** Live input previews at most (`?previews=N`). */
 const MAX_PREVIEWS = previewLimit(new URLSearchParams(location.search).get('previews'), mode.mode);
@@ -88,6 +91,10 @@ class Input {
       e.stopPropagation();
       take(this.name);
     });
+    this.el.querySelector('.rec-one').addEventListener('click', (e) => {
+      e.stopPropagation();
+      recording.toggleStream(this.name);
+    });
     this.update(summary);
   }
 
@@ -120,6 +127,13 @@ class Input {
     this.el.dataset.audioOnAir = String(v.audioOnAir);
     q('.input-problem').textContent = v.problem;
     this.el.dataset.problem = String(Boolean(v.problem));
+    this.el.dataset.rec = String(Boolean(recView?.writing.has(this.name)));
+    const recButton = q('.rec-one');
+    const armed = Boolean(recView?.armed.has(this.name));
+    recButton.hidden = !recView;
+    recButton.textContent = armed ? 'Stop rec' : 'Rec';
+    recButton.setAttribute('aria-pressed', String(armed));
+    recButton.title = armed ? `Stop recording ${this.name}` : `Record ${this.name}`;
     const takeButton = q('.take');
     takeButton.disabled = v.takeDisabled;
     takeButton.title = v.takeTitle;
@@ -483,6 +497,15 @@ function pollState(reason) {
   pollTimer = setInterval(poll, 1000);
 }
 
+const recording = setupRecording({
+  auth,
+  onAlert: (message) => showAlert(message, 'error', 0),
+  onChange: (view) => {
+    recView = view;
+    for (const input of inputs.values()) input.decorate();
+  },
+});
+
 const feed = el('feed');
 watchStreams((list) => {
   streams = list;
@@ -499,6 +522,7 @@ watchStreams((list) => {
     applyState(s);
   },
   switcher_locked: (data) => pollState(data.reason),
+  recording: (summary) => recording.apply(summary),
 });
 
 let hiddenTimer = null;
@@ -532,6 +556,7 @@ window.r58switcher = {
   preview,
   program,
   mixer,
+  recording,
   take,
   get state() { return state; },
   get order() { return ordered.map((i) => i.name); },

@@ -85,11 +85,12 @@ fi
 
 section "LL-HLS behind a cache (nginx and Varnish, 10/50/200 emulated players, with and without the cache)"
 # Hundreds of connections and a behind-live bound, so #[ignore]d in the workspace run and run
-# alone here, one test at a time (~50 s nginx, ~25 s Varnish); needs Debian's nginx and varnish
-# (.ci/run installs them; without one its test says so and passes, unless CI=true). The
-# benchmark of docs/benchmarks.md is the same tests with R58_CDN_PLAYERS and R58_CDN_SECS.
+# alone here, one test at a time (--no-capture runs them serially; ~50 s nginx, ~25 s
+# Varnish); needs Debian's nginx and varnish (.ci/run installs them; without one its test says
+# so and passes, unless CI=true). The benchmark of docs/benchmarks.md is the same tests with
+# R58_CDN_PLAYERS and R58_CDN_SECS.
 if cargo nextest --version >/dev/null 2>&1; then
-    cargo nextest run -p r58 --test hls_cdn --run-ignored only --test-threads 1 --no-capture
+    cargo nextest run -p r58 --test hls_cdn --run-ignored only --no-capture
 else
     cargo test -p r58 --test hls_cdn -- --ignored --test-threads 1 --nocapture
 fi

@@ -16,7 +16,7 @@
 //!
 //! Timing-sensitive and heavy (hundreds of connections on a shared machine), so `#[ignore]`d
 //! in the workspace run; scripts/test.sh runs them alone, one after the other:
-//! `cargo nextest run -p r58 --test hls_cdn --run-ignored only --test-threads 1 --no-capture`.
+//! `cargo nextest run -p r58 --test hls_cdn --run-ignored only --no-capture`.
 //! `R58_CDN_PLAYERS` (default `10,50,200`) and `R58_CDN_SECS` (the measuring window per size,
 //! default 4) make them the benchmark of docs/benchmarks.md.
 //!

@@ -83,15 +83,16 @@ else
     cargo test -p r58 --test churn -- --ignored --test-threads 1 --nocapture
 fi
 
-section "LL-HLS behind a cache (nginx, 10/50/200 emulated players, with and without the cache)"
+section "LL-HLS behind a cache (nginx and Varnish, 10/50/200 emulated players, with and without the cache)"
 # Hundreds of connections and a behind-live bound, so #[ignore]d in the workspace run and run
-# alone here (~50 s); needs Debian's nginx (.ci/run installs it; without it the test says so and
-# passes, unless CI=true). The benchmark of docs/benchmarks.md is the same test with
+# alone here, one test at a time (--no-capture runs them serially; ~50 s nginx, ~25 s
+# Varnish); needs Debian's nginx and varnish (.ci/run installs them; without one its test says
+# so and passes, unless CI=true). The benchmark of docs/benchmarks.md is the same tests with
 # R58_CDN_PLAYERS and R58_CDN_SECS.
 if cargo nextest --version >/dev/null 2>&1; then
     cargo nextest run -p r58 --test hls_cdn --run-ignored only --no-capture
 else
-    cargo test -p r58 --test hls_cdn -- --ignored --nocapture
+    cargo test -p r58 --test hls_cdn -- --ignored --test-threads 1 --nocapture
 fi
 
 section "benchmark smoke: fan-out load generator (r58, 5 subscribers) and hot_path (quick, debug), seconds"

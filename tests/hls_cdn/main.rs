@@ -1,28 +1,33 @@
-//! LL-HLS behind a CDN: Debian's nginx as the cache (proxy_cache honouring r58's headers,
-//! proxy_cache_lock on, the query string in the key: tests/hls_cdn/nginx.conf.in) in front of
-//! the real `r58` binary with one test camera, and 10, 50 and 200 emulated LL-HLS players
-//! ([`player`]: blocking reload + part fetch, as hls.js does).
+//! LL-HLS behind a CDN: a cache in front of the real `r58` binary with one test camera, and
+//! 10, 50 and 200 emulated LL-HLS players ([`player`]: blocking reload + part fetch, as hls.js
+//! does). Two caches, one test each: Debian's nginx (proxy_cache honouring r58's headers,
+//! proxy_cache_lock on, the query string in the key: tests/hls_cdn/nginx.conf.in) and Debian's
+//! Varnish (r58's Cache-Control as is, no grace, the query string in the hash, its waiting list
+//! coalescing concurrent misses and waking them when the answer arrives:
+//! tests/hls_cdn/varnish.vcl.in).
 //!
 //! Through the cache, the requests reaching r58 per second stay flat (within 2x of the
 //! 10-player figure: about one blocking reload and one part per published part, whatever the
 //! audience) and the players stay within a second of live (99th percentile of every part
-//! received). The same players straight at r58 (no cache) are measured and printed for the
-//! record: there the origin load grows with the audience (asserted: over 5x the cached load at
-//! the largest size), while its playlist renders stay at about one per published part.
+//! received). In the nginx test the same players straight at r58 (no cache) are measured and
+//! printed for the record: there the origin load grows with the audience (asserted: over 5x
+//! the cached load at the largest size), while its playlist renders stay at about one per
+//! published part.
 //!
 //! Timing-sensitive and heavy (hundreds of connections on a shared machine), so `#[ignore]`d
-//! in the workspace run; scripts/test.sh runs it alone:
+//! in the workspace run; scripts/test.sh runs them alone, one after the other:
 //! `cargo nextest run -p r58 --test hls_cdn --run-ignored only --no-capture`.
 //! `R58_CDN_PLAYERS` (default `10,50,200`) and `R58_CDN_SECS` (the measuring window per size,
-//! default 4) make it the benchmark of docs/benchmarks.md.
+//! default 4) make them the benchmark of docs/benchmarks.md.
 //!
-//! nginx missing: the test says so and passes, unless `CI` is set (then it fails).
+//! nginx or varnish missing: its test says so and passes, unless `CI` is set (then it fails).
 
 mod nginx;
 mod player;
 #[path = "../abuse/server.rs"]
 #[allow(dead_code)]
 mod server;
+mod varnish;
 
 use std::net::SocketAddr;
 use std::time::{Duration, Instant};
@@ -75,7 +80,7 @@ struct Row {
     renders_ps: f64,
     /// r58's CPU use over the window, in % of one core.
     cpu: f64,
-    /// nginx's, when it is in front.
+    /// The cache's (nginx's or Varnish's), when one is in front.
     cache_cpu: Option<f64>,
     player_rps: f64,
     behind: Vec<f64>,
@@ -102,7 +107,7 @@ impl Row {
             self.renders_ps,
             self.cpu,
             self.cache_cpu
-                .map(|c| format!(", nginx CPU {c:5.1} %"))
+                .map(|c| format!(", cache CPU {c:5.1} %"))
                 .unwrap_or_default(),
             self.player_rps,
             self.behind(0.5),
@@ -119,7 +124,7 @@ impl Row {
 async fn measure(
     target: SocketAddr,
     origin: &Server,
-    cache_pid: Option<u32>,
+    cache_cpu_time: Option<&dyn Fn() -> Duration>,
     players: usize,
     window: Duration,
 ) -> Row {
@@ -137,13 +142,13 @@ async fn measure(
     tokio::time::sleep_until(measure_from.into()).await;
     let (requests_before, renders_before) = origin_counters(origin.http).await;
     let cpu_before = origin.cpu_time();
-    let cache_before = cache_pid.map(nginx::cpu_time);
+    let cache_before = cache_cpu_time.map(|f| f());
     tokio::time::sleep_until(until.into()).await;
     let (requests_after, renders_after) = origin_counters(origin.http).await;
     let cpu = origin.cpu_time() - cpu_before;
-    let cache_cpu = cache_pid
+    let cache_cpu = cache_cpu_time
         .zip(cache_before)
-        .map(|(pid, before)| nginx::cpu_time(pid) - before);
+        .map(|(f, before)| f() - before);
     let seconds = window.as_secs_f64();
     let mut all = PlayerStats::default();
     let mut requests_in_window = 0.0;
@@ -173,8 +178,9 @@ async fn measure(
 }
 
 /// The headers a CDN needs, as they arrive through the cache: a blocking reload is kept and
-/// answered from the cache the second time, with the origin's Date.
-async fn check_headers_through_cache(cache: SocketAddr) {
+/// answered from the cache the second time, with the origin's Date (and, when the cache says
+/// so, the `Age` it has been kept: `age_sent`, as Varnish and Cloudflare do).
+async fn check_headers_through_cache(cache: SocketAddr, age_sent: bool) {
     let mut connection = Connection::new(cache);
     let (status, body) = connection
         .get(&format!("/hls/{STREAM}/index.m3u8"))
@@ -210,6 +216,13 @@ async fn check_headers_through_cache(cache: SocketAddr) {
     );
     assert_eq!(first.header("date"), second.header("date"), "kept as is");
     assert_eq!(first.body, second.body);
+    if age_sent {
+        let age: u64 = second
+            .header("age")
+            .and_then(|a| a.parse().ok())
+            .unwrap_or_else(|| panic!("an Age from the cache: {second:?}"));
+        assert!(age <= 1, "kept no longer than max-age=1: {second:?}");
+    }
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -228,12 +241,13 @@ async fn origin_load_stays_flat_behind_a_cache() {
     let mut origin = Server::start(ONE_CAMERA, &[]);
     origin.wait_for_stream(STREAM);
     let cache = nginx::Nginx::start(origin.http);
-    check_headers_through_cache(cache.addr).await;
+    check_headers_through_cache(cache.addr, false).await;
 
     let mut cached = Vec::new();
     for &players in &sizes {
-        let row = measure(cache.addr, &origin, Some(cache.pid()), players, window).await;
-        row.print("cache");
+        let cpu = || nginx::cpu_time(cache.pid());
+        let row = measure(cache.addr, &origin, Some(&cpu), players, window).await;
+        row.print("nginx");
         cached.push(row);
     }
     let mut direct = Vec::new();
@@ -273,9 +287,15 @@ async fn origin_load_stays_flat_behind_a_cache() {
         few.players
     );
 
+    assert_flat_and_live(&cached);
+}
+
+/// Through a cache, the origin's load stays flat (within 2x of the smallest audience's) and
+/// every player stays within a second of live (99th percentile of its parts), with no errors.
+fn assert_flat_and_live(cached: &[Row]) {
     let base = cached[0].origin_rps;
     assert!(base > 0.0, "the origin served the players");
-    for row in &cached {
+    for row in cached {
         assert_eq!(
             row.errors, 0,
             "{} players: {:?}",
@@ -297,4 +317,41 @@ async fn origin_load_stays_flat_behind_a_cache() {
             row.players
         );
     }
+}
+
+/// The same players with Debian's Varnish as the edge (tests/hls_cdn/varnish.vcl.in: r58's
+/// Cache-Control as is, no grace, the query string in the hash, the waiting list coalescing).
+/// Only the cached sizes: the uncached origin load is the nginx test's record.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+#[ignore = "timing-sensitive and heavy: scripts/test.sh runs it alone"]
+async fn origin_load_stays_flat_behind_varnish() {
+    if !varnish::installed() {
+        assert!(
+            std::env::var_os("CI").is_none(),
+            "varnish is required in CI (.ci/run installs it)"
+        );
+        println!("skipping: /usr/sbin/varnishd not installed (apt-get install varnish)");
+        return;
+    }
+    let sizes = env_list("R58_CDN_PLAYERS", &[10, 50, 200]);
+    let window = Duration::from_secs(env_list("R58_CDN_SECS", &[4])[0] as u64);
+    let mut origin = Server::start(ONE_CAMERA, &[]);
+    origin.wait_for_stream(STREAM);
+    let cache = varnish::Varnish::start(origin.http);
+    check_headers_through_cache(cache.addr, true).await;
+
+    let mut cached = Vec::new();
+    for &players in &sizes {
+        let cpu = || cache.cpu_time();
+        let row = measure(cache.addr, &origin, Some(&cpu), players, window).await;
+        row.print("varnish");
+        cached.push(row);
+    }
+    origin.assert_running();
+    assert!(
+        !cache.log().contains("Child not responding") && !cache.log().contains("Panic"),
+        "varnishd: {}",
+        cache.log()
+    );
+    assert_flat_and_live(&cached);
 }

@@ -10,11 +10,26 @@ import { join, resolve } from 'node:path';
 const NGINX = '/usr/sbin/nginx';
 const template = resolve(import.meta.dirname, '..', '..', 'hls_cdn', 'nginx.conf.in');
 
+/**
+ * Requests of an access log whose lines read `TIME "GET URI HTTP/1.1" STATUS CACHE-STATUS ...`,
+ * by cache status (upper case: HIT, MISS, ...), for URIs containing `pathPart`.
+ */
+export function countCacheStatuses(text, pathPart) {
+  const counts = {};
+  for (const line of text.split('\n')) {
+    const m = line.match(/^\S+ "GET (\S+) [^"]*" (\d+) (\S+)/);
+    if (!m || !m[1].includes(pathPart)) continue;
+    const status = m[3].toUpperCase();
+    counts[status] = (counts[status] ?? 0) + 1;
+  }
+  return counts;
+}
+
 export function nginxInstalled() {
   return spawnSync(NGINX, ['-v']).status === 0;
 }
 
-async function freeTcpPort() {
+export async function freeTcpPort() {
   return new Promise((ok, fail) => {
     const s = createServer();
     s.once('error', fail);
@@ -25,7 +40,7 @@ async function freeTcpPort() {
   });
 }
 
-const accepts = (port) => new Promise((ok) => {
+export const accepts = (port) => new Promise((ok) => {
   const socket = connect(port, '127.0.0.1');
   socket.once('connect', () => { socket.destroy(); ok(true); });
   socket.once('error', () => ok(false));
@@ -59,6 +74,7 @@ export async function startNginx(origin) {
     await new Promise((r) => setTimeout(r, 50));
   }
   return {
+    name: 'nginx',
     base: `http://127.0.0.1:${port}`,
     log,
     accessLog() {
@@ -66,15 +82,9 @@ export async function startNginx(origin) {
     },
     /** Requests of the access log by cache status (HIT, MISS, ...), for `pathPart` URIs. */
     cacheStatuses(pathPart) {
-      const counts = {};
       let text = '';
       try { text = readFileSync(join(dir, 'access.log'), 'utf8'); } catch { /* none yet */ }
-      for (const line of text.split('\n')) {
-        const m = line.match(/^\S+ "GET (\S+) [^"]*" (\d+) (\S+)/);
-        if (!m || !m[1].includes(pathPart)) continue;
-        counts[m[3]] = (counts[m[3]] ?? 0) + 1;
-      }
-      return counts;
+      return countCacheStatuses(text, pathPart);
     },
     async stop() {
       child.kill('SIGTERM');

@@ -72,7 +72,9 @@ cargo build --workspace --bins --tests
 section "the .deb: build (from the debug binary), lintian, apt install, run as r58, upgrade, purge"
 # Installs and purges the r58 package on this machine, so only with CI=true or
 # R58_PACKAGE_TEST=1 (tests/README.md); ~1 minute. The release packages are scripts/package.sh's.
-tests/package/run.sh
+# In the test network namespace: the packaged config turns mDNS and LAN HTTPS on, whose
+# multicast and :8443 then stay inside it.
+scripts/test-netns.sh tests/package/run.sh
 
 section "churn and soak (real sessions against the binary, one test at a time)"
 # Timing-sensitive (loss, RSS), so #[ignore]d in the workspace run and run alone here; the

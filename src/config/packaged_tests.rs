@@ -35,15 +35,23 @@ fn defaults_uncommented() -> String {
         .join("\n")
 }
 
+/// The parser's defaults with what the packaged file turns on for an appliance: HTTPS on the
+/// LAN with its own CA (`[tls] auto`) and mDNS.
+fn appliance_defaults() -> Config {
+    let mut config = load_ok("empty file", "");
+    config.auto_tls.enabled = true;
+    config.mdns.enabled = true;
+    config
+}
+
 #[test]
-fn the_packaged_file_loads_as_the_defaults() {
-    let empty = load_ok("empty file", "");
-    assert_eq!(load_ok("packaged file", PACKAGED), empty);
+fn the_packaged_file_loads_as_the_defaults_with_lan_https_and_mdns_on() {
+    assert_eq!(load_ok("packaged file", PACKAGED), appliance_defaults());
 }
 
 #[test]
 fn every_commented_default_is_the_parsers_default() {
-    let empty = load_ok("empty file", "");
+    let empty = appliance_defaults();
     let mut uncommented = load_ok("defaults uncommented", &defaults_uncommented());
     // An [rtsp] listen that is written down must be bound (a busy default port only warns):
     // the one thing writing the default changes.
@@ -65,12 +73,17 @@ fn the_commented_recording_defaults_are_the_parsers_defaults() {
     assert_eq!(written.recording, bare.recording);
 }
 
-/// `(table, key)` of every line `# key = ...` or `#: key = ...`; top-level keys have table "".
+/// `(table, key)` of every line `# key = ...`, `#: key = ...` or `key = ...` (set); top-level
+/// keys have table "".
 fn documented_keys() -> Vec<(String, String)> {
     let mut table = String::new();
     let mut keys = Vec::new();
     for line in PACKAGED.lines() {
-        let Some(rest) = line.strip_prefix("#: ").or_else(|| line.strip_prefix("# ")) else {
+        let Some(rest) = line
+            .strip_prefix("#: ")
+            .or_else(|| line.strip_prefix("# "))
+            .or_else(|| (!line.starts_with('#')).then_some(line))
+        else {
             continue;
         };
         let rest = rest.trim();

@@ -3,7 +3,8 @@
 // treats every page and request as coming from the internet. An operator is sent to the
 // sign-in page, signs in and cuts on the switcher; makes a guest invite there; the guest opens
 // the link and goes live under the invited name; revoking the invite cuts the guest off; an
-// expired invite link gets a page that says so.
+// expired invite link gets a page that says so. The signed-in operator's multiview plays LL-HLS
+// through the tunnel under a signed path prefix whose answers a CDN may cache and share.
 import { test, before, after } from 'node:test';
 import assert from 'node:assert/strict';
 import { spawnSync } from 'node:child_process';
@@ -13,7 +14,7 @@ import { tmpdir } from 'node:os';
 import { join, resolve } from 'node:path';
 import { startServer } from './lib/server.mjs';
 import { launchChromium } from './lib/browser.mjs';
-import { screenshot, streams, waitUntil, watchConsole } from './lib/pages.mjs';
+import { assertPlaying, screenshot, streams, waitUntil, watchConsole } from './lib/pages.mjs';
 
 const root = resolve(import.meta.dirname, '..', '..');
 const bin = resolve(root, process.env.R58_BIN ?? 'target/debug/r58');
@@ -101,6 +102,34 @@ test('an operator from outside is sent to sign in, signs in and cuts', async () 
   await op.click('.input[data-stream="cam0"] .take');
   await waitUntil('program = cam0', async () => (await switcher()).program === 'cam0', 10000);
   await screenshot(op, 'access-switcher-signed-in');
+});
+
+test('a signed-in viewer outside plays LL-HLS under a signed prefix a CDN can share', async () => {
+  // Without a session the tunnel gets no playlist at all.
+  assert.equal((await fetch(`${tunnel.base}/hls/cam0/index.m3u8`)).status, 401);
+  const view = await op.context().newPage();
+  watchConsole(view, 'view');
+  const hls = [];
+  view.on('response', (r) => {
+    const path = new URL(r.url()).pathname;
+    if (path.startsWith('/hls/')) {
+      hls.push({ path, status: r.status(), cache: r.headers()['cache-control'] ?? '' });
+    }
+  });
+  await view.goto(`${tunnel.base}/?mode=remote&play=hls`);
+  await view.waitForSelector('.tile[data-stream="cam0"][data-state="live"]', { timeout: 20000 });
+  await assertPlaying(assert, view, '.tile[data-stream="cam0"] video', 'cam0 over LL-HLS through the tunnel', 3000);
+  // hls.js asked for the plain address, was sent to the signed prefix, and fetched the media
+  // playlist and parts under it (relative to where it was sent), with public cache lifetimes.
+  const entry = hls.find((h) => h.path === '/hls/cam0/index.m3u8');
+  assert.equal(entry?.status, 302, JSON.stringify(hls.slice(0, 3)));
+  const signed = hls.filter((h) => /^\/hls\/g\/[^/]+\/cam0\//.test(h.path) && h.status === 200);
+  const parts = signed.filter((h) => h.path.endsWith('.m4s') || h.path.endsWith('.mp4'));
+  const playlists = signed.filter((h) => h.path.endsWith('.m3u8'));
+  assert.ok(parts.length > 0 && playlists.length > 0, JSON.stringify(hls.slice(0, 8)));
+  assert.ok(parts.every((h) => /public/.test(h.cache)), JSON.stringify(parts.slice(0, 3)));
+  console.log(`LL-HLS through the tunnel: ${playlists.length} playlists and ${parts.length} parts/segments under ${signed[0].path.split('/').slice(0, 4).join('/')}/`);
+  await view.close();
 });
 
 test('the operator invites a guest, who goes live under the invited name', async () => {

@@ -199,6 +199,7 @@ mod tests {
                     || a.path == "guest_join.html"
                     || a.path == "switcher.html"
                     || a.path == "trust.html"
+                    || a.path == "recordings.html"
                     || a.path.starts_with("static/"),
                 "{} is embedded but no route serves it",
                 a.path

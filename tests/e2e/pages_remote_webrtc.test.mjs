@@ -194,7 +194,7 @@ test('a relay that is offered but does not connect gives way to LL-HLS after the
   });
   await page.goto(`${server.base}/?mode=remote`);
   const { ms } = await waitUntil('cam0 to fall back to LL-HLS',
-    () => page.evaluate(() => window.r58multiview.tiles.get('cam0')?.player.kind === 'hls'), 20000);
+    () => page.evaluate(() => window.r58multiview?.tiles.get('cam0')?.player.kind === 'hls'), 20000);
   const log = await logText(page);
   console.log(`cam0 fell back ${ms} ms after the page was opened (timeout ${RELAY_CONNECT_MS} ms from the answer)`);
   assert.match(log, /cam0: (no picture over WebRTC via TURN within 6 s|the WebRTC via TURN connection failed): playing over LL-HLS from now on/);

@@ -120,7 +120,7 @@ const logText = (page) => page.$eval('#log', (el) => el.textContent);
  */
 function pairOf(page, tileName = null) {
   return page.evaluate(async (w) => {
-    const pc = w === null ? window.r58guest.client?.pc : window.r58multiview.tiles.get(w)?.player.client?.pc;
+    const pc = w === null ? window.r58guest.client?.pc : window.r58multiview?.tiles.get(w)?.player.client?.pc;
     if (!pc) return null;
     const stats = await pc.getStats();
     let pair = null;
@@ -148,7 +148,7 @@ function startFrameWatch(page, names) {
       for (const name of list) {
         const w = window.freezeWatch[name];
         const t = Date.now();
-        const player = window.r58multiview.tiles.get(name)?.player;
+        const player = window.r58multiview?.tiles.get(name)?.player;
         const pc = player?.client?.pc;
         if (!pc) continue;
         if (!ids.has(pc)) {

@@ -1,7 +1,6 @@
 //! The `auth_tokens` fuzz entry (`r58::auth::fuzzing`), run briefly on every build like the
 //! other smoke tests: its seeds (`fuzz/seeds/auth_tokens/`) and deterministic mutations.
 
-use std::fs;
 use std::path::Path;
 
 use r58::auth::cookie::session_ids;
@@ -9,24 +8,10 @@ use r58::auth::fuzzing::auth_tokens;
 use r58::auth::parse_credentials;
 use r58::auth::sessions::SessionId;
 use r58::auth::users::Users;
-use sfu::fuzzing::smoke::{MUTATIONS, run_smoke};
+use sfu::fuzzing::smoke::{MUTATIONS, run_smoke, seeds_in};
 
 fn seeds() -> Vec<(String, Vec<u8>)> {
-    let dir = Path::new(env!("CARGO_MANIFEST_DIR")).join("fuzz/seeds/auth_tokens");
-    let mut seeds: Vec<(String, Vec<u8>)> = fs::read_dir(&dir)
-        .unwrap_or_else(|e| panic!("{}: {e}", dir.display()))
-        .map(|entry| {
-            let path = entry.expect("seed entry").path();
-            let name = path
-                .file_name()
-                .expect("name")
-                .to_string_lossy()
-                .into_owned();
-            (name, fs::read(&path).expect("read seed"))
-        })
-        .collect();
-    seeds.sort();
-    seeds
+    seeds_in(&Path::new(env!("CARGO_MANIFEST_DIR")).join("fuzz/seeds/auth_tokens"))
 }
 
 #[test]

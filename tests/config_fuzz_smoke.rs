@@ -2,28 +2,13 @@
 //! `sfu` entries in `sfu/tests/fuzz_smoke.rs`: its seeds (`fuzz/seeds/config_file/`) and
 //! deterministic mutations of them.
 
-use std::fs;
 use std::path::Path;
 
 use r58::config::fuzzing::{config_file, from_file_text};
-use sfu::fuzzing::smoke::{MUTATIONS, run_smoke};
+use sfu::fuzzing::smoke::{MUTATIONS, run_smoke, seeds_in};
 
 fn seeds() -> Vec<(String, Vec<u8>)> {
-    let dir = Path::new(env!("CARGO_MANIFEST_DIR")).join("fuzz/seeds/config_file");
-    let mut seeds: Vec<(String, Vec<u8>)> = fs::read_dir(&dir)
-        .unwrap_or_else(|e| panic!("{}: {e}", dir.display()))
-        .map(|entry| {
-            let path = entry.expect("seed entry").path();
-            let name = path
-                .file_name()
-                .expect("name")
-                .to_string_lossy()
-                .into_owned();
-            (name, fs::read(&path).expect("read seed"))
-        })
-        .collect();
-    seeds.sort();
-    seeds
+    seeds_in(&Path::new(env!("CARGO_MANIFEST_DIR")).join("fuzz/seeds/config_file"))
 }
 
 #[test]

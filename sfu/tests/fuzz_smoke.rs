@@ -27,7 +27,7 @@ use rtc_stun::fingerprint::FINGERPRINT;
 use rtc_stun::integrity::MessageIntegrity;
 use rtc_stun::message::{BINDING_REQUEST, Message, Setter, TransactionId};
 use rtc_stun::textattrs::TextAttribute;
-use sfu::fuzzing::smoke::{MUTATIONS, run_smoke};
+use sfu::fuzzing::smoke::{MUTATIONS, run_smoke, seeds_in};
 use sfu::fuzzing::{ENTRIES, STUN_PASSWORD};
 
 fn fuzz_dir() -> PathBuf {
@@ -36,21 +36,7 @@ fn fuzz_dir() -> PathBuf {
 
 /// The seed files of `target`, sorted by name.
 fn seeds_on_disk(target: &str) -> Vec<(String, Vec<u8>)> {
-    let dir = fuzz_dir().join("seeds").join(target);
-    let mut seeds: Vec<(String, Vec<u8>)> = fs::read_dir(&dir)
-        .unwrap_or_else(|e| panic!("seed directory {}: {e}", dir.display()))
-        .map(|entry| {
-            let path = entry.expect("seed directory entry").path();
-            let name = path
-                .file_name()
-                .map(|n| n.to_string_lossy().into_owned())
-                .unwrap_or_default();
-            let data = fs::read(&path).unwrap_or_else(|e| panic!("seed {}: {e}", path.display()));
-            (name, data)
-        })
-        .collect();
-    seeds.sort();
-    seeds
+    seeds_in(&fuzz_dir().join("seeds").join(target))
 }
 
 /// The entry's seeds (files and generated), then [`MUTATIONS`] mutations of them.

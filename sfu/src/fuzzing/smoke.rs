@@ -110,6 +110,27 @@ fn check(entry: FuzzEntry, target: &str, origin: &str, data: &[u8]) {
     }
 }
 
+/// The seed files in `dir` as (file name, bytes), sorted by name: a fuzz target's corpus
+/// (`fuzz/seeds/<target>/`) for [`run_smoke`]. Panics naming the directory or file it cannot
+/// read.
+pub fn seeds_in(dir: &std::path::Path) -> Vec<(String, Vec<u8>)> {
+    let mut seeds: Vec<(String, Vec<u8>)> = std::fs::read_dir(dir)
+        .unwrap_or_else(|e| panic!("seed directory {}: {e}", dir.display()))
+        .map(|entry| {
+            let path = entry.expect("seed directory entry").path();
+            let name = path
+                .file_name()
+                .map(|n| n.to_string_lossy().into_owned())
+                .unwrap_or_default();
+            let data =
+                std::fs::read(&path).unwrap_or_else(|e| panic!("seed {}: {e}", path.display()));
+            (name, data)
+        })
+        .collect();
+    seeds.sort();
+    seeds
+}
+
 /// Runs `entry` over every input of `corpus` (name, bytes), then over `mutations` mutations of
 /// them (seeded by `target`, so every run tries the same inputs). Panics with the entry, the
 /// input's origin and its bytes in hex on the first input that panics.

@@ -141,6 +141,15 @@ else
         fi
         # The browsers gather ICE host candidates on every interface: in a network namespace of
         # the run's own (loopback and a test address only) they cannot use the machine's.
-        NO_UPDATE_NOTIFIER=1 ../../scripts/test-netns.sh npm test
+        # On a failure the failing tests' reports are printed again at the end, where a
+        # truncated CI log still shows them.
+        log=$(mktemp)
+        if ! NO_UPDATE_NOTIFIER=1 ../../scripts/test-netns.sh npm test 2>&1 | tee "$log"; then
+            echo "--- the failing browser tests, again:"
+            awk '/^not ok/ { show = 1 } show { print } /^  \.\.\.$/ { show = 0 }' "$log"
+            rm -f "$log"
+            exit 1
+        fi
+        rm -f "$log"
     )
 fi

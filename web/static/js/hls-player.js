@@ -30,6 +30,9 @@ export function chooseEngine(video, params = new URLSearchParams(location.search
   return native && (apple || !mse) ? 'native' : 'hlsjs';
 }
 
+/** How many times a first playlist answered 503 ("not yet") is asked again. */
+const NOT_YET_RETRIES = 20;
+
 /**
  * Plays `url` in `video`. Resolves to a handle `{ engine, latency(), destroy() }` once loading
  * has started; `onFatal(message)` is called if playback cannot go on (the caller may retry).
@@ -69,7 +72,22 @@ export async function playHls(video, url, { onFatal = () => {}, log = () => {}, 
     // cost a second of latency for the rest of the session; a part's worth still backs off.
     liveSyncOnStallIncrease: 0.2,
     // Playlist and part requests are blocking reloads; give them more than a part's time.
-    manifestLoadPolicy: { default: { maxTimeToFirstByteMs: 10000, maxLoadTimeMs: 20000, timeoutRetry: { maxNumRetry: 2, retryDelayMs: 0, maxRetryDelayMs: 0 }, errorRetry: { maxNumRetry: 1, retryDelayMs: 1000, maxRetryDelayMs: 8000 } } },
+    // A 503 for the first playlist is r58 saying "not yet": the stream is online but its first
+    // part is still to come (a guest whose camera starts late), after holding the request
+    // a while. Keep asking (about a minute) instead of giving up after hls.js's one retry.
+    manifestLoadPolicy: {
+      default: {
+        maxTimeToFirstByteMs: 10000,
+        maxLoadTimeMs: 20000,
+        timeoutRetry: { maxNumRetry: 2, retryDelayMs: 0, maxRetryDelayMs: 0 },
+        errorRetry: {
+          maxNumRetry: 1,
+          retryDelayMs: 1000,
+          maxRetryDelayMs: 2000,
+          shouldRetry: (_config, count, _timeout, response, retry) => retry || (response?.code === 503 && count < NOT_YET_RETRIES),
+        },
+      },
+    },
   });
   let mediaRecoveries = 0;
   let stalls = 0;

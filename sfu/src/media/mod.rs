@@ -1,9 +1,13 @@
 //! The bottom layer: what media is, independent of how it travels. Codec descriptions, the
-//! kinds of tracks and sources, and H.264 access units. Every other module may use these;
-//! this module uses none of them.
+//! kinds of tracks and sources, H.264 access units, pictures in AVCC form (H.264 or H.265),
+//! and the parameter-set facts muxers need. Every other module may use these; this module
+//! uses none of them.
 
+pub mod avcc;
+pub mod bits;
 pub mod clock;
 pub mod h264;
+pub mod h265;
 pub mod outputs;
 
 pub use clock::WallClock;

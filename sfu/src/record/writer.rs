@@ -28,7 +28,7 @@ use crate::hls::fmp4::{
     ParameterSetError, Track, VIDEO_TIMESCALE, VIDEO_TRACK_ID, VideoParams,
 };
 use crate::hls::opus::{self, OpusError};
-use crate::media::h264::H264Picture;
+use crate::media::avcc::Picture;
 
 /// Seconds from the NTP epoch (1900) to the Unix epoch (1970).
 const NTP_UNIX_OFFSET: u64 = 2_208_988_800;
@@ -258,7 +258,7 @@ impl FileWriter {
         &mut self,
         dts: u64,
         wall: SystemTime,
-        unit: &impl H264Picture,
+        unit: &impl Picture,
     ) -> Result<(), WriterError> {
         if !self.has_video {
             return Ok(());
@@ -374,7 +374,7 @@ impl FileWriter {
     /// New parameter sets in `unit` (and their init segment) when they differ from the current.
     fn new_parameter_sets(
         &self,
-        unit: &impl H264Picture,
+        unit: &impl Picture,
     ) -> Result<Option<(VideoParams, Bytes)>, WriterError> {
         let current = self.video_params.as_ref().map(|(params, _)| params);
         let Some(params) = VideoParams::changed(current, unit)? else {

@@ -129,7 +129,8 @@ pub fn parameter_sets(packets: &[StoredPacket]) -> Option<(Bytes, Bytes)> {
 /// The first VPS, SPS and PPS among the whole NAL units of `packets` (single NAL unit packets
 /// and aggregation packets, RFC 7798 §4.4.1-2; an encoder sends them before each keyframe).
 pub fn h265_parameter_sets(packets: &[StoredPacket]) -> Option<[Bytes; 3]> {
-    use crate::rtp::keyframe::{h265_nal_type, h265_type};
+    use crate::media::h265::nal_type as h265_type;
+    use crate::media::h265::nal_type_of as h265_nal_type;
     let mut sets: [Option<Bytes>; 3] = [None, None, None];
     for packet in packets {
         let payload = &packet.payload;

@@ -37,6 +37,8 @@ pub enum Fmp4Error {
     NoTracks,
     #[error("picture size {0}x{1} does not fit an MP4 sample entry")]
     PictureSize(u32, u32),
+    #[error("a parameter set of {0} bytes does not fit an MP4 sample entry (at most 65535)")]
+    ParameterSetSize(usize),
     #[error("fragment larger than 4 GiB")]
     TooLarge,
 }
@@ -195,6 +197,15 @@ fn video_trak(video: &VideoParams) -> Result<Trak, Fmp4Error> {
     let too_big = || Fmp4Error::PictureSize(video.width, video.height);
     let width = u16::try_from(video.width).map_err(|_| too_big())?;
     let height = u16::try_from(video.height).map_err(|_| too_big())?;
+    // avcC and hvcC give each parameter set a 16-bit length.
+    let vps = video.hevc.as_ref().map(|h| &h.vps[..]);
+    if let Some(set) = [Some(&video.sps[..]), Some(&video.pps[..]), vps]
+        .into_iter()
+        .flatten()
+        .find(|set| set.len() > usize::from(u16::MAX))
+    {
+        return Err(Fmp4Error::ParameterSetSize(set.len()));
+    }
     let visual = Visual {
         data_reference_index: 1,
         width,

@@ -65,6 +65,13 @@ fn init_segment_needs_a_track_and_a_valid_sps() {
     bad.width = 70_000;
     assert!(init_segment(Some(&bad), None).is_err());
     assert!(init_segment(None, Some(&OpusParams::default())).is_ok());
+    // A 16-bit length in avcC/hvcC: a longer parameter set is refused, not cut.
+    bad = video();
+    bad.pps = Bytes::from(vec![0x68; 70_000]);
+    assert!(matches!(
+        init_segment(Some(&bad), None),
+        Err(Fmp4Error::ParameterSetSize(70_000))
+    ));
 }
 
 /// (duration, sync, data) per sample.

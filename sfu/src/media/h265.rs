@@ -197,24 +197,16 @@ fn skip_bits(r: &mut BitReader<'_>, mut count: u32) -> Result<(), BitsError> {
 mod tests {
     use super::*;
 
-    /// Made with Debian 12's ffmpeg 5.1 and libx265 3.5 (x265 picks the minimum coding unit of
-    /// 8, so 1920x1080 needs no conformance window but 318x178 does):
-    /// `ffmpeg -f lavfi -i testsrc=size=WxH:rate=30 -frames:v 3 -pix_fmt FMT -c:v libx265
-    /// -f hevc out.hevc`, then the first NAL unit of type 33 cut out of the Annex B stream.
+    // Real SPSes from x265 (how they were made: crate::testing::h265), and two more:
+    // 1280x720 and 1920x1080 Main (x265's minimum coding unit is 8, so 1080 rows need no
+    // conformance window; 318x178 in testing::h265 does).
+    use crate::testing::h265::{SPS_318X178_MAIN10, SPS_318X178_REXT422};
     /// 1280x720 yuv420p: Main, level 3.1 (93).
     const MAIN_1280X720: &str =
         "42010101600000030090000003000003005da00280802d165959a4932bc05a020000030002000003003c10";
     /// 1920x1080 yuv420p: Main, level 4 (120).
     const MAIN_1920X1080: &str =
         "420101016000000300900000030000030078a003c08010e596566924caf0168080000003008000000f04";
-    /// 318x178 yuv420p10le: Main 10, level 2 (60); coded 320x184 (ffprobe's coded size), the
-    /// window cuts 2 columns and 6 rows (offsets 1 and 3 in 4:2:0 chroma units).
-    const MAIN10_318X178: &str =
-        "42010102200000030090000003000003003ca00a080b9d48d96566924caf016808000003000800000300f040";
-    /// 318x178 yuv422p10le: format range extensions (profile 4) with its constraint flags;
-    /// in 4:2:2 a vertical offset counts single rows.
-    const REXT422_318X178: &str =
-        "4201010408000003009d0800000300003cb00a080b9d4ed96566924caf016808000003000800000300f040";
 
     fn hex(s: &str) -> Vec<u8> {
         (0..s.len())
@@ -226,14 +218,14 @@ mod tests {
     #[test]
     fn picture_sizes_after_the_conformance_window() {
         let sizes: Vec<(u32, u32)> = [
-            MAIN_1280X720,
-            MAIN_1920X1080,
-            MAIN10_318X178,
-            REXT422_318X178,
+            hex(MAIN_1280X720),
+            hex(MAIN_1920X1080),
+            SPS_318X178_MAIN10.to_vec(),
+            SPS_318X178_REXT422.to_vec(),
         ]
         .iter()
-        .map(|s| {
-            let sps = parse_sps(&hex(s)).unwrap();
+        .map(|sps| {
+            let sps = parse_sps(sps).unwrap();
             (sps.width, sps.height)
         })
         .collect();
@@ -263,14 +255,14 @@ mod tests {
                 height: 720,
             }
         );
-        let main10 = parse_sps(&hex(MAIN10_318X178)).unwrap();
+        let main10 = parse_sps(SPS_318X178_MAIN10).unwrap();
         assert_eq!(
             (main10.general_profile_idc, main10.general_level_idc),
             (2, 60)
         );
         assert_eq!(main10.general_profile_compatibility_flags, [0x20, 0, 0, 0]);
         assert_eq!((main10.bit_depth_luma, main10.bit_depth_chroma), (10, 10));
-        let rext = parse_sps(&hex(REXT422_318X178)).unwrap();
+        let rext = parse_sps(SPS_318X178_REXT422).unwrap();
         assert_eq!((rext.general_profile_idc, rext.chroma_format_idc), (4, 2));
         assert_eq!(rext.general_profile_compatibility_flags, [0x08, 0, 0, 0]);
         // After progressive and frame-only: max_12bit, max_10bit, max_422chroma and

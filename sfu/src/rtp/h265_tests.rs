@@ -90,11 +90,11 @@ impl Feed {
     }
 
     /// Pushes a picture's packets (the marker on the last); what the last one gave.
-    fn picture(&mut self, timestamp: u32, packets: &[Vec<u8>]) -> Option<Out> {
+    fn picture(&mut self, timestamp: u32, packets: &[impl AsRef<[u8]>]) -> Option<Out> {
         let mut out = None;
         for (i, packet) in packets.iter().enumerate() {
             out = self
-                .push(timestamp, i + 1 == packets.len(), packet)
+                .push(timestamp, i + 1 == packets.len(), packet.as_ref())
                 .unwrap();
         }
         out
@@ -185,12 +185,12 @@ fn a_lost_fragment_drops_the_picture_until_the_next_keyframe() {
         })
     );
     // The next trailing picture refers to the lost one: dropped, its lone end fragment too.
-    assert_eq!(feed.picture(6000, &[trail.clone()]), None);
+    assert_eq!(feed.picture(6000, &[&trail]), None);
     assert_eq!(feed.push(9000, true, &fu(&trail, 2)[1]).unwrap(), None);
     // The next IRAP picture comes out, and what follows it.
     let out = feed.picture(12_000, &key).expect("the keyframe");
     assert!(out.1);
-    assert!(feed.picture(15_000, &[trail.clone()]).is_some());
+    assert!(feed.picture(15_000, &[&trail]).is_some());
 }
 
 #[test]
@@ -207,7 +207,7 @@ fn kept_parameter_sets_go_before_an_irap_picture_without_them() {
     assert_eq!(format.sps.as_deref(), Some(SPS_NAL), "the first of a list");
     let mut feed = Feed::new(format);
     let idr = nal(19, &[3; 10]);
-    let out = feed.picture(0, &[idr.clone()]).expect("a keyframe");
+    let out = feed.picture(0, &[&idr]).expect("a keyframe");
     assert_eq!(
         (out.2.as_deref(), out.3.as_deref(), out.4.as_deref()),
         (Some(VPS_NAL), Some(SPS_NAL), Some(PPS_NAL)),
@@ -218,7 +218,7 @@ fn kept_parameter_sets_go_before_an_irap_picture_without_them() {
     // In-band sets win: a new SPS, sent as a picture of its own (its own timestamp), is kept
     // and not given out, and the next keyframe without sets gets it.
     let new_sps = nal(SPS, &[1, 1, 2, 0x70]);
-    assert_eq!(feed.picture(3000, &[new_sps.clone()]), None);
+    assert_eq!(feed.picture(3000, &[&new_sps]), None);
     let out = feed
         .picture(6000, &[fu(&idr, 2), vec![nal(1, &[1])]].concat())
         .expect("a keyframe");
@@ -270,7 +270,8 @@ fn decoding_order_numbers_and_bad_format_parameters_are_refused() {
 
 #[test]
 fn malformed_packets_are_errors_not_panics() {
-    let cases: [(&[u8], fn(u16) -> DepacketizeError); 9] = [
+    type Case = (&'static [u8], fn(u16) -> DepacketizeError);
+    let cases: [Case; 9] = [
         (&[], |sequence| DepacketizeError::Empty { sequence }),
         (&[0x26], |sequence| DepacketizeError::ShortH265Header {
             sequence,

@@ -11,11 +11,12 @@
 //! [`ParameterSets`] puts them there (and renumbers the packets so the inserted ones fit).
 //!
 //! A camera without H.264 but with H.265 is passed through as H.265: the hub carries it (and its
-//! keyframe cache, for an instant start), RTSP readers get it, and everything built on H.264
-//! (WebRTC viewers, LL-HLS, recording, the program) says it cannot take it
+//! keyframe cache, for an instant start), RTSP readers and the recorder get it, and what is
+//! built on H.264 (WebRTC viewers, LL-HLS, the program) says it cannot take it
 //! ([`crate::media::outputs`]). Its SDP's VPS, SPS and PPS go into the stream's format
-//! parameters (RTSP readers' DESCRIBE uses them when the cached keyframe lacks them); unlike
-//! H.264's they are not inserted in band.
+//! parameters (RTSP readers' DESCRIBE uses them when the cached keyframe lacks them, the
+//! recorder's depacketizer starts with them), and so does its `sprop-max-don-diff`; unlike
+//! H.264's, the parameter sets are not inserted in band.
 
 use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, Ordering};

@@ -50,7 +50,8 @@ pub enum TrackKind {
 pub enum VideoCodec {
     H264,
     Vp8,
-    /// Passed through from RTSP sources to RTSP readers only (no WebRTC viewer here takes it).
+    /// Passed through from RTSP sources to RTSP readers and the recorder only (no WebRTC
+    /// viewer here takes it).
     H265,
 }
 

@@ -7,11 +7,13 @@
 //! bounds, a correctly signed STUN request is accepted, strangers get no replies): a failed
 //! invariant panics, which is what a fuzzer reports.
 
+mod h265;
 mod hls;
 mod mixer;
 mod record;
 pub mod smoke;
 
+pub use h265::{h265_depacketizer, h265_depacketizer_seed, h265_sps, h265_sps_seeds};
 pub use hls::{hls_ingest, hls_ingest_seed, hls_request, hls_segmenter, hls_segmenter_seeds};
 pub use mixer::{mixer_packets, mixer_packets_seeds};
 pub use record::{record_scan, record_scan_seed};
@@ -530,6 +532,8 @@ pub const ENTRIES: &[(&str, FuzzEntry)] = &[
     ("rtsp_connection", rtsp_connection),
     ("record_scan", record_scan),
     ("mixer_packets", mixer_packets),
+    ("h265_depacketizer", h265_depacketizer),
+    ("h265_sps", h265_sps),
 ];
 
 /// The streams [`rtsp_connection`] serves: `cam0` (H.264 + Opus, open) and `locked` (the same,

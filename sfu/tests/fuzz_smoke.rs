@@ -140,6 +140,16 @@ fn smoke_record_scan() {
 }
 
 #[test]
+fn smoke_h265_depacketizer() {
+    smoke("h265_depacketizer");
+}
+
+#[test]
+fn smoke_h265_sps() {
+    smoke("h265_sps");
+}
+
+#[test]
 fn smoke_mixer_packets() {
     smoke("mixer_packets");
 }
@@ -243,6 +253,8 @@ fn generated_seeds(target: &str) -> Vec<(String, Vec<u8>)> {
         "pixel_convert" => pixel_seeds(),
         "hls_segmenter" => sfu::fuzzing::hls_segmenter_seeds(),
         "mixer_packets" => sfu::fuzzing::mixer_packets_seeds(),
+        "h265_depacketizer" => vec![("camera_2s.bin", sfu::fuzzing::h265_depacketizer_seed())],
+        "h265_sps" => sfu::fuzzing::h265_sps_seeds(),
         "record_scan" => vec![
             ("av_3_fragments.mp4", sfu::fuzzing::record_scan_seed()),
             ("name.txt", b"cam0/cam0_2026-12-06T14-03-22Z-2.mp4".to_vec()),

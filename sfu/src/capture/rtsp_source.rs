@@ -11,11 +11,12 @@
 //! [`ParameterSets`] puts them there (and renumbers the packets so the inserted ones fit).
 //!
 //! A camera without H.264 but with H.265 is passed through as H.265: the hub carries it (and its
-//! keyframe cache, for an instant start), RTSP readers get it, and everything built on H.264
-//! (WebRTC viewers, LL-HLS, recording, the program) says it cannot take it
+//! keyframe cache, for an instant start), RTSP readers and the recorder get it, and what is
+//! built on H.264 (WebRTC viewers, LL-HLS, the program) says it cannot take it
 //! ([`crate::media::outputs`]). Its SDP's VPS, SPS and PPS go into the stream's format
-//! parameters (RTSP readers' DESCRIBE uses them when the cached keyframe lacks them); unlike
-//! H.264's they are not inserted in band.
+//! parameters (RTSP readers' DESCRIBE uses them when the cached keyframe lacks them, the
+//! recorder's depacketizer starts with them), and so does its `sprop-max-don-diff`; unlike
+//! H.264's, the parameter sets are not inserted in band.
 
 use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, Ordering};
@@ -162,11 +163,21 @@ async fn session(
     let (codec, fmtp, parameter_sets) = if h265 {
         // The camera's parameter sets from its SDP, for RTSP readers' DESCRIBE until the
         // keyframe cache has in-band ones.
-        let fmtp = match described.streams()[video].parameters() {
+        let mut fmtp = match described.streams()[video].parameters() {
             Some(retina::codec::ParametersRef::Video(v)) => hvcc_sprop(v.extra_data()),
             _ => None,
-        };
-        ("H265", fmtp.unwrap_or_default(), None)
+        }
+        .unwrap_or_default();
+        // Decoding order numbers in the payloads (RFC 7798 §4.4.1): what reads the stream must
+        // know (the recorder refuses it, RTSP readers are told).
+        let payload_type = described.streams()[video].rtp_payload_type();
+        if let Some(diff) = video_fmtp_param(described.sdp(), payload_type, "sprop-max-don-diff") {
+            if !fmtp.is_empty() {
+                fmtp.push(';');
+            }
+            fmtp.push_str(&format!("sprop-max-don-diff={diff}"));
+        }
+        ("H265", fmtp, None)
     } else {
         let parameter_sets = match described.streams()[video].parameters() {
             Some(retina::codec::ParametersRef::Video(v)) => avcc_parameter_sets(v.extra_data()),
@@ -292,6 +303,27 @@ pub fn redacted(raw: &str) -> String {
         Ok(url) => url.to_string(),
         Err(_) => "(invalid URL)".to_owned(),
     }
+}
+
+/// The value of format parameter `key` in the `a=fmtp` line of payload type `payload_type` of
+/// a video section of a camera's SDP.
+pub fn video_fmtp_param(sdp: &[u8], payload_type: u8, key: &str) -> Option<String> {
+    let text = String::from_utf8_lossy(sdp);
+    let prefix = format!("a=fmtp:{payload_type} ");
+    let mut video = false;
+    for line in text.lines().map(str::trim) {
+        if let Some(media) = line.strip_prefix("m=") {
+            video = media.starts_with("video ");
+        } else if video && let Some(params) = line.strip_prefix(&prefix) {
+            return params.split(';').find_map(|param| {
+                let (k, v) = param.split_once('=')?;
+                k.trim()
+                    .eq_ignore_ascii_case(key)
+                    .then(|| v.trim().to_owned())
+            });
+        }
+    }
+    None
 }
 
 fn video_fmtp(stream: &retina::client::Stream) -> String {
@@ -503,6 +535,21 @@ mod tests {
         assert_eq!(hvcc_sprop(&hvcc[..hvcc.len() - 3]), None, "truncated");
         assert_eq!(hvcc_sprop(&hvcc[..31]), None, "no SPS or PPS");
         assert_eq!(hvcc_sprop(&[]), None);
+    }
+
+    #[test]
+    fn a_cameras_decoding_order_parameter_is_found_in_its_video_section() {
+        let sdp = b"v=0\r\nm=audio 0 RTP/AVP 96\r\na=fmtp:96 sprop-max-don-diff=9\r\n\
+                    m=video 0 RTP/AVP 96 97\r\na=rtpmap:96 H265/90000\r\n\
+                    a=fmtp:96 profile-id=1; Sprop-Max-Don-Diff=2;sprop-vps=QAEM\r\n";
+        assert_eq!(
+            video_fmtp_param(sdp, 96, "sprop-max-don-diff").as_deref(),
+            Some("2"),
+            "the video section's, not the audio's"
+        );
+        assert_eq!(video_fmtp_param(sdp, 97, "sprop-max-don-diff"), None);
+        assert_eq!(video_fmtp_param(sdp, 96, "tx-mode"), None);
+        assert_eq!(video_fmtp_param(b"", 96, "x"), None);
     }
 
     #[test]

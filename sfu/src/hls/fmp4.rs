@@ -2,19 +2,22 @@
 //! (moof + mdat), one per LL-HLS part.
 //!
 //! Tracks have fixed ids: video is track 1 (90 kHz), audio track 2 (48 kHz), so fragments never
-//! need to look up the init segment. Samples have no composition offsets: WebRTC H.264 has no
-//! B-frames, so decode and presentation order are the same.
+//! need to look up the init segment. Video is H.264 (`avc1`) or, for the recorder, H.265
+//! (`hvc1`, its VPS, SPS and PPS in the sample entry only). Samples have no composition
+//! offsets: WebRTC H.264 has no B-frames, nor do the IP cameras' low-latency streams r58 takes,
+//! so decode and presentation order are the same.
 
 use bytes::Bytes;
 use mp4_atom::{
-    Audio, Avc1, Avcc, Dinf, Dops, Dref, Encode, Ftyp, Hdlr, Matrix, Mdhd, Mdia, Mfhd, Minf, Moof,
-    Moov, Mvex, Mvhd, Opus, Smhd, Stbl, Stsd, Tfdt, Tfhd, Tkhd, Traf, Trak, Trex, Trun, TrunEntry,
-    TrunSamples, Url, Visual, Vmhd,
+    Audio, Avc1, Avcc, Dinf, Dops, Dref, Encode, Ftyp, Hdlr, Hvc1, HvcCArray, Hvcc, Matrix, Mdhd,
+    Mdia, Mfhd, Minf, Moof, Moov, Mvex, Mvhd, Opus, Smhd, Stbl, Stsd, Tfdt, Tfhd, Tkhd, Traf, Trak,
+    Trex, Trun, TrunEntry, TrunSamples, Url, Visual, Vmhd,
 };
 use thiserror::Error;
 
 use super::sps::{SpsError, parse_sps};
-use crate::media::h264::H264Picture;
+use crate::media::avcc::{NalCodec, Picture};
+use crate::media::h265::{self, HevcSps};
 
 pub const VIDEO_TRACK_ID: u32 = 1;
 pub const AUDIO_TRACK_ID: u32 = 2;
@@ -34,51 +37,92 @@ pub enum Fmp4Error {
     NoTracks,
     #[error("picture size {0}x{1} does not fit an MP4 sample entry")]
     PictureSize(u32, u32),
+    #[error("a parameter set of {0} bytes does not fit an MP4 sample entry (at most 65535)")]
+    ParameterSetSize(usize),
     #[error("fragment larger than 4 GiB")]
     TooLarge,
 }
 
 /// What the video sample entry needs: the parameter sets (NAL units without start codes) and the
-/// picture size (parse it from the SPS with [`super::sps::parse_sps`]).
+/// picture size (parse it from the SPS with [`super::sps::parse_sps`] or
+/// [`crate::media::h265::parse_sps`]).
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct VideoParams {
     pub sps: Bytes,
     pub pps: Bytes,
     pub width: u32,
     pub height: u32,
+    /// H.265 (`hvc1`): its VPS and the SPS fields `hvcC` takes. None: H.264 (`avc1`).
+    pub hevc: Option<HevcParams>,
+}
+
+/// The H.265 part of [`VideoParams`].
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct HevcParams {
+    pub vps: Bytes,
+    pub sps: HevcSps,
 }
 
 /// Why a keyframe's parameter sets give no [`VideoParams`].
 #[derive(Debug, Error)]
 pub enum ParameterSetError {
-    #[error("keyframe without SPS/PPS before any parameter sets were seen")]
+    #[error(
+        "keyframe without its parameter sets (SPS and PPS, and VPS for H.265) before any were \
+         seen"
+    )]
     Missing,
     #[error("bad SPS: {0}")]
     Sps(#[from] SpsError),
+    #[error("bad SPS: {0}")]
+    HevcSps(#[from] h265::SpsError),
 }
 
 impl VideoParams {
     /// The parameter sets a keyframe carries, when they differ from `current` (`None`: the
     /// same, or none carried and `current` goes on). A new SPS is parsed for the picture size.
+    ///
+    /// An H.264 keyframe needs its SPS and PPS, an H.265 one its VPS too; any of them new (or a
+    /// new codec) is a change, which makes a new init segment.
     pub fn changed(
         current: Option<&VideoParams>,
-        keyframe: &impl H264Picture,
+        keyframe: &impl Picture,
     ) -> Result<Option<VideoParams>, ParameterSetError> {
-        let (Some(sps), Some(pps)) = keyframe.sps_pps() else {
+        let codec = keyframe.codec();
+        let vps = match codec {
+            NalCodec::H264 => Some(None),
+            NalCodec::H265 => keyframe.vps().map(Some),
+        };
+        let (Some(vps), (Some(sps), Some(pps))) = (vps, keyframe.sps_pps()) else {
             return match current {
                 Some(_) => Ok(None),
                 None => Err(ParameterSetError::Missing),
             };
         };
-        if current.is_some_and(|v| v.sps == sps && v.pps == pps) {
+        if current.is_some_and(|v| {
+            v.sps == sps && v.pps == pps && v.hevc.as_ref().map(|h| &h.vps[..]) == vps
+        }) {
             return Ok(None);
         }
-        let info = parse_sps(sps)?;
+        let (width, height, hevc) = match vps {
+            None => {
+                let info = parse_sps(sps)?;
+                (info.width, info.height, None)
+            }
+            Some(vps) => {
+                let info = h265::parse_sps(sps)?;
+                let hevc = HevcParams {
+                    vps: Bytes::copy_from_slice(vps),
+                    sps: info,
+                };
+                (info.width, info.height, Some(hevc))
+            }
+        };
         Ok(Some(VideoParams {
             sps: Bytes::copy_from_slice(sps),
             pps: Bytes::copy_from_slice(pps),
-            width: info.width,
-            height: info.height,
+            width,
+            height,
+            hevc,
         }))
     }
 }
@@ -153,21 +197,39 @@ fn video_trak(video: &VideoParams) -> Result<Trak, Fmp4Error> {
     let too_big = || Fmp4Error::PictureSize(video.width, video.height);
     let width = u16::try_from(video.width).map_err(|_| too_big())?;
     let height = u16::try_from(video.height).map_err(|_| too_big())?;
-    let avcc = Avcc::new(&video.sps, &video.pps)?;
-    let avc1 = Avc1 {
-        visual: Visual {
-            data_reference_index: 1,
-            width,
-            height,
-            compressor: "r58".into(),
-            ..Default::default()
-        },
-        avcc,
+    // avcC and hvcC give each parameter set a 16-bit length.
+    let vps = video.hevc.as_ref().map(|h| &h.vps[..]);
+    if let Some(set) = [Some(&video.sps[..]), Some(&video.pps[..]), vps]
+        .into_iter()
+        .flatten()
+        .find(|set| set.len() > usize::from(u16::MAX))
+    {
+        return Err(Fmp4Error::ParameterSetSize(set.len()));
+    }
+    let visual = Visual {
+        data_reference_index: 1,
+        width,
+        height,
+        compressor: "r58".into(),
         ..Default::default()
+    };
+    let codec: mp4_atom::Codec = match &video.hevc {
+        None => Avc1 {
+            visual,
+            avcc: Avcc::new(&video.sps, &video.pps)?,
+            ..Default::default()
+        }
+        .into(),
+        Some(hevc) => Hvc1 {
+            visual,
+            hvcc: hvcc(hevc, &video.sps, &video.pps),
+            ..Default::default()
+        }
+        .into(),
     };
     let minf = Minf {
         vmhd: Some(Vmhd::default()),
-        ..media_info(avc1.into())
+        ..media_info(codec)
     };
     Ok(Trak {
         tkhd: Tkhd {
@@ -193,6 +255,44 @@ fn video_trak(video: &VideoParams) -> Result<Trak, Fmp4Error> {
         },
         ..Default::default()
     })
+}
+
+/// The HEVCDecoderConfigurationRecord (ISO/IEC 14496-15 §8.3.3.1) of these parameter sets.
+fn hvcc(hevc: &HevcParams, sps: &[u8], pps: &[u8]) -> Hvcc {
+    let info = &hevc.sps;
+    // `hvc1`: every parameter set is here and none in the samples (array_completeness 1).
+    let array = |nal_unit_type: u8, nal: &[u8]| HvcCArray {
+        completeness: true,
+        nal_unit_type,
+        nalus: vec![nal.to_vec()],
+    };
+    Hvcc {
+        configuration_version: 1,
+        general_profile_space: info.general_profile_space,
+        general_tier_flag: info.general_tier_flag,
+        general_profile_idc: info.general_profile_idc,
+        general_profile_compatibility_flags: info.general_profile_compatibility_flags,
+        general_constraint_indicator_flags: info.general_constraint_indicator_flags,
+        general_level_idc: info.general_level_idc,
+        // Unknown without the VUI: 0 (no segmentation or parallelism promised).
+        min_spatial_segmentation_idc: 0,
+        parallelism_type: 0,
+        chroma_format_idc: info.chroma_format_idc,
+        bit_depth_luma_minus8: info.bit_depth_luma - 8,
+        bit_depth_chroma_minus8: info.bit_depth_chroma - 8,
+        // Unspecified frame rate: cameras vary theirs.
+        avg_frame_rate: 0,
+        constant_frame_rate: 0,
+        num_temporal_layers: info.sub_layers,
+        temporal_id_nested: info.temporal_id_nested,
+        // Samples are AVCC: 4-byte lengths.
+        length_size_minus_one: 3,
+        arrays: vec![
+            array(h265::nal_type::VPS, &hevc.vps),
+            array(h265::nal_type::SPS, sps),
+            array(h265::nal_type::PPS, pps),
+        ],
+    }
 }
 
 fn audio_trak(audio: &OpusParams) -> Trak {

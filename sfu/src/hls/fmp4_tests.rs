@@ -16,6 +16,7 @@ fn video() -> VideoParams {
         pps: Bytes::from_static(PPS),
         width: 320,
         height: 240,
+        hevc: None,
     }
 }
 
@@ -64,6 +65,13 @@ fn init_segment_needs_a_track_and_a_valid_sps() {
     bad.width = 70_000;
     assert!(init_segment(Some(&bad), None).is_err());
     assert!(init_segment(None, Some(&OpusParams::default())).is_ok());
+    // A 16-bit length in avcC/hvcC: a longer parameter set is refused, not cut.
+    bad = video();
+    bad.pps = Bytes::from(vec![0x68; 70_000]);
+    assert!(matches!(
+        init_segment(Some(&bad), None),
+        Err(Fmp4Error::ParameterSetSize(70_000))
+    ));
 }
 
 /// (duration, sync, data) per sample.
@@ -196,4 +204,146 @@ fn new_parameter_sets_are_found_and_parsed() {
         VideoParams::changed(None, &bare),
         Err(ParameterSetError::Missing)
     ));
+}
+
+#[test]
+fn hvc1_init_segment_parses_back_with_the_hvcc_fields() {
+    use crate::media::avcc::{AvccUnit, NalCodec};
+    use crate::testing::h265::{PPS as HEVC_PPS, SPS_320X240, VPS_320X240, nal};
+
+    let mut keyframe = AvccUnit::new(NalCodec::H265);
+    for set in [VPS_320X240, SPS_320X240, HEVC_PPS] {
+        keyframe.push_nal(set);
+    }
+    keyframe.push_nal(&nal(19, &[0xaf, 1]));
+    let params = VideoParams::changed(None, &keyframe).unwrap().unwrap();
+    assert_eq!((params.width, params.height), (320, 240));
+    let init = init_segment(Some(&params), Some(&OpusParams::default())).unwrap();
+    let mut buf = Cursor::new(&init[..]);
+    let Any::Ftyp(_) = Any::decode(&mut buf).unwrap() else {
+        panic!("no ftyp first")
+    };
+    let Any::Moov(moov) = Any::decode(&mut buf).unwrap() else {
+        panic!("no moov")
+    };
+    let v = &moov.trak[0];
+    assert_eq!(v.tkhd.track_id, VIDEO_TRACK_ID);
+    assert_eq!((v.tkhd.width, v.tkhd.height), (320.into(), 240.into()));
+    let mp4_atom::Codec::Hvc1(hvc1) = &v.mdia.minf.stbl.stsd.codecs[0] else {
+        panic!("not hvc1: {:?}", v.mdia.minf.stbl.stsd.codecs)
+    };
+    assert_eq!((hvc1.visual.width, hvc1.visual.height), (320, 240));
+    let hvcc = &hvc1.hvcc;
+    assert_eq!(hvcc.configuration_version, 1);
+    assert_eq!(
+        (
+            hvcc.general_profile_space,
+            hvcc.general_tier_flag,
+            hvcc.general_profile_idc,
+            hvcc.general_level_idc
+        ),
+        (0, false, 1, 60),
+        "Main, main tier, level 2"
+    );
+    assert_eq!(hvcc.general_profile_compatibility_flags, [0x60, 0, 0, 0]);
+    assert_eq!(
+        hvcc.general_constraint_indicator_flags,
+        [0x90, 0, 0, 0, 0, 0]
+    );
+    assert_eq!(
+        (
+            hvcc.chroma_format_idc,
+            hvcc.bit_depth_luma_minus8,
+            hvcc.bit_depth_chroma_minus8
+        ),
+        (1, 0, 0)
+    );
+    assert_eq!(
+        (
+            hvcc.num_temporal_layers,
+            hvcc.temporal_id_nested,
+            hvcc.length_size_minus_one
+        ),
+        (1, true, 3)
+    );
+    let arrays: Vec<(bool, u8, Vec<Vec<u8>>)> = hvcc
+        .arrays
+        .iter()
+        .map(|a| (a.completeness, a.nal_unit_type, a.nalus.clone()))
+        .collect();
+    assert_eq!(
+        arrays,
+        [
+            (true, 32, vec![VPS_320X240.to_vec()]),
+            (true, 33, vec![SPS_320X240.to_vec()]),
+            (true, 34, vec![HEVC_PPS.to_vec()]),
+        ]
+    );
+    // The audio track is as with H.264.
+    assert!(matches!(
+        moov.trak[1].mdia.minf.stbl.stsd.codecs[0],
+        mp4_atom::Codec::Opus(_)
+    ));
+}
+
+#[test]
+fn h265_parameter_changes_are_per_codec() {
+    use crate::media::avcc::{AvccUnit, NalCodec};
+    use crate::testing::h265::{PPS as HEVC_PPS, SPS_320X240, SPS_640X360, VPS_320X240, nal};
+
+    let keyframe = |sets: &[&[u8]]| {
+        let mut unit = AvccUnit::new(NalCodec::H265);
+        sets.iter().for_each(|s| unit.push_nal(s));
+        unit.push_nal(&nal(19, &[0xaf]));
+        unit
+    };
+    let first = keyframe(&[VPS_320X240, SPS_320X240, HEVC_PPS]);
+    let params = VideoParams::changed(None, &first).unwrap().unwrap();
+    assert!(params.hevc.is_some());
+    assert!(
+        VideoParams::changed(Some(&params), &first)
+            .unwrap()
+            .is_none()
+    );
+    // Without a VPS an H.265 keyframe cannot start; later it goes on with the current sets.
+    let no_vps = keyframe(&[SPS_320X240, HEVC_PPS]);
+    assert!(matches!(
+        VideoParams::changed(None, &no_vps),
+        Err(ParameterSetError::Missing)
+    ));
+    assert!(
+        VideoParams::changed(Some(&params), &no_vps)
+            .unwrap()
+            .is_none()
+    );
+    // A new SPS (a new size), or only a new VPS, is a change.
+    let bigger = keyframe(&[VPS_320X240, SPS_640X360, HEVC_PPS]);
+    let changed = VideoParams::changed(Some(&params), &bigger)
+        .unwrap()
+        .unwrap();
+    assert_eq!((changed.width, changed.height), (640, 360));
+    let mut other_vps = VPS_320X240.to_vec();
+    *other_vps.last_mut().unwrap() ^= 1;
+    let new_vps = keyframe(&[&other_vps, SPS_320X240, HEVC_PPS]);
+    assert!(
+        VideoParams::changed(Some(&params), &new_vps)
+            .unwrap()
+            .is_some()
+    );
+    // The H.264 SPS of the same size is another codec: a change too.
+    let h264 = AccessUnit {
+        timestamp: 0,
+        nals: vec![
+            Bytes::from_static(SPS),
+            Bytes::from_static(PPS),
+            Bytes::from_static(&[0x65, 1]),
+        ],
+        keyframe: true,
+    };
+    let avc = VideoParams::changed(Some(&params), &h264).unwrap().unwrap();
+    assert!(avc.hevc.is_none());
+    // A bad H.265 SPS is an error naming it.
+    let bad = keyframe(&[VPS_320X240, &SPS_320X240[..8], HEVC_PPS]);
+    let error = VideoParams::changed(None, &bad).unwrap_err();
+    assert!(matches!(error, ParameterSetError::HevcSps(_)), "{error}");
 }

@@ -1,4 +1,5 @@
-//! From a hub reader's packets to the segmenter, sans-IO: H.264 depacketizing, Opus passthrough,
+//! From a hub reader's packets to the segmenter, sans-IO: H.264 depacketizing (LL-HLS carries
+//! no H.265: most browsers' players cannot play it), Opus passthrough,
 //! one timeline for audio and video, wall-clock times, and discontinuities when the stream's
 //! publisher changes. The async task in [`super::live`] only moves packets in and asks for
 //! keyframes when [`StreamIngest::wants_keyframe`] says so.
@@ -6,17 +7,17 @@
 use thiserror::Error;
 
 use super::segmenter::{HlsConfig, HlsError, Segmenter};
-use super::tracks::{PacketError, Placed, StreamTracks};
+use super::tracks::{PacketError, Placed, StreamTracks, TracksError, VideoCodecs};
 use crate::engine::ReaderTrack;
 use crate::hub::ReaderPacket;
 use crate::media::WallClock;
-use crate::media::h264::H264Picture;
-use crate::rtp::h264::DepacketizeError;
+use crate::media::avcc::Picture;
+use crate::rtp::depacketize::DepacketizeError;
 
 #[derive(Debug, Error)]
 pub enum IngestError {
-    #[error("no track HLS can carry (needs H.264 video or Opus audio; the stream has {0})")]
-    NoUsableTrack(String),
+    #[error("no track HLS can carry ({0})")]
+    NoUsableTrack(#[from] TracksError),
     #[error("packet for track {0}, which the stream does not have")]
     UnknownTrack(usize),
     #[error(transparent)]
@@ -55,8 +56,7 @@ impl StreamIngest {
         tracks: &[ReaderTrack],
         clock: WallClock,
     ) -> Result<Self, IngestError> {
-        let tracks =
-            StreamTracks::new(tracks).map_err(|none| IngestError::NoUsableTrack(none.0))?;
+        let tracks = StreamTracks::new(tracks, VideoCodecs::H264)?;
         Ok(Self {
             segmenter: Segmenter::new(config, tracks.has_video(), tracks.audio())?,
             tracks,
@@ -73,7 +73,8 @@ impl StreamIngest {
     /// The same track layout (kinds and codecs the muxer carries): a new publisher with these
     /// tracks continues this playlist after a discontinuity.
     pub fn carries_same_tracks(&self, tracks: &[ReaderTrack]) -> bool {
-        StreamTracks::new(tracks).is_ok_and(|other| other.same_layout(&self.tracks))
+        StreamTracks::new(tracks, VideoCodecs::H264)
+            .is_ok_and(|other| other.same_layout(&self.tracks))
     }
 
     /// One packet from the reader queue. An error is about this packet only; the muxer goes on

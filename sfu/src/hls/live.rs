@@ -405,7 +405,7 @@ async fn feed(engine: SharedEngine, stream: Arc<LiveStream>, mut rx: Receiver<Re
 /// errors of other kinds (the counter goes to /api/streams).
 fn log_error(reported: &mut u64, total: u64, error: &IngestError) {
     match error {
-        IngestError::Depacketize(crate::rtp::h264::DepacketizeError::Loss { .. }) => {
+        IngestError::Depacketize(crate::rtp::depacketize::DepacketizeError::Loss { .. }) => {
             debug!("{error}");
         }
         _ if *reported < 5 => {

@@ -5,7 +5,8 @@
 //!
 //! - [`fmp4`]: init segment and moof/mdat fragments (boxes from `mp4-atom`, built in reused
 //!   buffers by [`fmp4::FragmentBuilder`]; the recorder writes its files with it too).
-//! - [`sps`], [`opus`], [`bits`]: the few bitstream facts the muxer needs.
+//! - [`sps`], [`opus`]: the few bitstream facts the muxer needs (bits read with
+//!   [`crate::media::bits`]).
 //! - [`segmenter`]: parts of ~PART-TARGET, segments cut at keyframes, 7 kept, discontinuities.
 //! - [`playlist`] (hand-written LL-HLS tags) and [`multivariant`] (`hls_m3u8`).
 //! - [`names`]: the relative URIs, parsed back strictly for the routes.
@@ -14,7 +15,6 @@
 //!   task per stream and the registry the HTTP routes read.
 
 pub mod annexb;
-pub mod bits;
 pub mod blocking;
 pub mod caching;
 pub mod fmp4;

@@ -21,7 +21,7 @@ use super::fmp4::{
     VIDEO_TIMESCALE, VideoParams,
 };
 use super::opus::{self, OpusError};
-use crate::media::h264::H264Picture;
+use crate::media::avcc::Picture;
 
 /// How far past the segment target a segment may run before a keyframe is requested.
 const KEYFRAME_GRACE: Duration = Duration::from_millis(150);
@@ -210,7 +210,7 @@ impl Segmenter {
         &mut self,
         dts: u64,
         wall: SystemTime,
-        unit: &impl H264Picture,
+        unit: &impl Picture,
     ) -> Result<(), HlsError> {
         if !self.has_video || self.ended {
             return Ok(());
@@ -331,7 +331,7 @@ impl Segmenter {
     /// current ones.
     fn new_parameter_sets(
         &self,
-        unit: &impl H264Picture,
+        unit: &impl Picture,
     ) -> Result<Option<(VideoParams, Bytes)>, HlsError> {
         let Some(params) = VideoParams::changed(self.video_params.as_ref(), unit)? else {
             return Ok(None);

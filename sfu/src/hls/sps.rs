@@ -1,7 +1,7 @@
 //! The parts of an H.264 sequence parameter set (ITU-T H.264 §7.3.2.1.1) that a muxer needs:
 //! profile and level for the `avc1.PPCCLL` codec string, and the cropped picture size.
 
-use super::bits::{BitReader, BitsError, unescape_rbsp};
+use crate::media::bits::{BitReader, BitsError, unescape_rbsp};
 use thiserror::Error;
 
 const NAL_SPS: u8 = 7;

@@ -1,6 +1,7 @@
 //! A hub reader's tracks on one timeline, sans-IO: the input side the LL-HLS ingest
-//! ([`super::ingest`]) and the recorder (`crate::record::input`) share. The first H.264 track
-//! is depacketized into AVCC pictures (in reused buffers), the first Opus track passes through,
+//! ([`super::ingest`]) and the recorder (`crate::record::input`) share. The first video track
+//! of a codec the reader takes ([`VideoCodecs`]: H.264, or for the recorder H.264 or H.265) is
+//! depacketized into AVCC pictures (in reused buffers), the first Opus track passes through,
 //! other tracks are ignored; every picture and packet gets a decode time on a timeline both
 //! tracks share, placed from the packets' arrival and then following their RTP timestamps.
 //!
@@ -17,8 +18,10 @@ use super::timeline::TimestampUnwrapper;
 use crate::engine::ReaderTrack;
 use crate::hub::ReaderPacket;
 use crate::media::TrackKind;
-use crate::media::h264::AvccUnit;
-use crate::rtp::h264::{DepacketizeError, H264Depacketizer};
+use crate::media::avcc::{AvccUnit, NalCodec};
+use crate::rtp::depacketize::DepacketizeError;
+use crate::rtp::h264::H264Depacketizer;
+use crate::rtp::h265::{H265Depacketizer, H265Format, H265FormatError};
 
 /// A forward jump between a track's packets beyond this is a restarted clock.
 pub const MAX_TIMESTAMP_JUMP: Duration = Duration::from_secs(5);
@@ -26,10 +29,46 @@ pub const MAX_TIMESTAMP_JUMP: Duration = Duration::from_secs(5);
 /// little after another's, or a timestamp a little before the first, stays positive.
 pub const TIMELINE_HEADROOM: Duration = Duration::from_secs(10);
 
-/// The stream has no H.264 and no Opus track; the codecs it has.
+/// The video codecs a reader of the tracks takes.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum VideoCodecs {
+    /// LL-HLS: what browsers' players decode (`avc1`).
+    H264,
+    /// The recorder: `avc1` or `hvc1` files.
+    H264OrH265,
+}
+
+impl VideoCodecs {
+    fn take(self, name: &str) -> Option<NalCodec> {
+        if name.eq_ignore_ascii_case("H264") {
+            Some(NalCodec::H264)
+        } else if self == Self::H264OrH265 && name.eq_ignore_ascii_case("H265") {
+            Some(NalCodec::H265)
+        } else {
+            None
+        }
+    }
+
+    fn names(self) -> &'static str {
+        match self {
+            Self::H264 => "H.264",
+            Self::H264OrH265 => "H.264 or H.265",
+        }
+    }
+}
+
+/// Why a stream's tracks cannot be read.
 #[derive(Debug, Error, PartialEq, Eq)]
-#[error("the stream has {0}")]
-pub struct NoUsableTrack(pub String);
+pub enum TracksError {
+    /// No video track of the codecs taken and no Opus track; the codecs the stream has.
+    #[error("needs {wanted} video or Opus audio; the stream has {has}")]
+    NoUsableTrack { wanted: &'static str, has: String },
+    #[error("its H.265 track {track}: {error}")]
+    H265Format {
+        track: usize,
+        error: H265FormatError,
+    },
+}
 
 /// Why one packet gave nothing.
 #[derive(Debug, Error, PartialEq, Eq)]
@@ -88,17 +127,65 @@ impl Timeline {
     }
 }
 
+/// A video track's depacketizer, per codec.
+#[derive(Debug)]
+enum VideoDepacketizer {
+    H264(H264Depacketizer),
+    H265(H265Depacketizer),
+}
+
+impl VideoDepacketizer {
+    fn codec(&self) -> NalCodec {
+        match self {
+            Self::H264(_) => NalCodec::H264,
+            Self::H265(_) => NalCodec::H265,
+        }
+    }
+
+    fn push_avcc(
+        &mut self,
+        sequence: u16,
+        timestamp: u32,
+        marker: bool,
+        payload: &[u8],
+    ) -> Result<Option<&AvccUnit>, DepacketizeError> {
+        match self {
+            Self::H264(d) => d.push_avcc(sequence, timestamp, marker, payload),
+            Self::H265(d) => d.push_avcc(sequence, timestamp, marker, payload),
+        }
+    }
+
+    /// Fresh depacketizing from the next keyframe.
+    fn restart(&mut self) {
+        match self {
+            Self::H264(d) => *d = H264Depacketizer::new(),
+            Self::H265(d) => d.restart(),
+        }
+    }
+}
+
 #[derive(Debug)]
 enum TrackInput {
     Video {
         /// Boxed: it holds two picture buffers, the other variants next to nothing.
-        depacketizer: Box<H264Depacketizer>,
+        depacketizer: Box<VideoDepacketizer>,
         timeline: Timeline,
     },
     Audio {
         timeline: Timeline,
     },
     Ignored,
+}
+
+impl TrackInput {
+    /// What [`StreamTracks::same_layout`] compares: the kind of track and its codec.
+    fn layout(&self) -> (u8, Option<NalCodec>) {
+        match self {
+            Self::Video { depacketizer, .. } => (0, Some(depacketizer.codec())),
+            Self::Audio { .. } => (1, None),
+            Self::Ignored => (2, None),
+        }
+    }
 }
 
 /// One stream's tracks: packets in, pictures and Opus packets with decode times out.
@@ -114,22 +201,37 @@ pub struct StreamTracks {
 }
 
 impl StreamTracks {
-    /// The tracks as [`crate::engine::Engine::attach_reader`] reports them: the first H.264
-    /// and the first Opus track are carried.
-    pub fn new(tracks: &[ReaderTrack]) -> Result<Self, NoUsableTrack> {
-        let mut video = false;
+    /// The tracks as [`crate::engine::Engine::attach_reader`] reports them: the first video
+    /// track of the codecs `video` takes and the first Opus track are carried.
+    pub fn new(tracks: &[ReaderTrack], video: VideoCodecs) -> Result<Self, TracksError> {
+        let mut has_video = false;
         let mut audio = None;
-        let inputs = tracks
-            .iter()
-            .map(|t| match t.kind {
-                TrackKind::Video if !video && t.codec.name.eq_ignore_ascii_case("H264") => {
-                    video = true;
+        let mut inputs = Vec::with_capacity(tracks.len());
+        for (index, t) in tracks.iter().enumerate() {
+            let codec = (t.kind == TrackKind::Video && !has_video)
+                .then(|| video.take(&t.codec.name))
+                .flatten();
+            inputs.push(match (t.kind, codec) {
+                (TrackKind::Video, Some(codec)) => {
+                    has_video = true;
+                    let depacketizer = match codec {
+                        NalCodec::H264 => VideoDepacketizer::H264(H264Depacketizer::new()),
+                        NalCodec::H265 => {
+                            let format = H265Format::from_fmtp(&t.codec.fmtp).map_err(|error| {
+                                TracksError::H265Format {
+                                    track: index,
+                                    error,
+                                }
+                            })?;
+                            VideoDepacketizer::H265(H265Depacketizer::new(format))
+                        }
+                    };
                     TrackInput::Video {
-                        depacketizer: Box::default(),
+                        depacketizer: Box::new(depacketizer),
                         timeline: Timeline::default(),
                     }
                 }
-                TrackKind::Audio
+                (TrackKind::Audio, _)
                     if audio.is_none() && t.codec.name.eq_ignore_ascii_case("opus") =>
                 {
                     audio = Some(OpusParams {
@@ -141,26 +243,29 @@ impl StreamTracks {
                     }
                 }
                 _ => TrackInput::Ignored,
-            })
-            .collect();
-        if !video && audio.is_none() {
+            });
+        }
+        if !has_video && audio.is_none() {
             let names: Vec<&str> = tracks.iter().map(|t| t.codec.name.as_str()).collect();
-            return Err(NoUsableTrack(if names.is_empty() {
-                "no tracks".to_owned()
-            } else {
-                names.join(", ")
-            }));
+            return Err(TracksError::NoUsableTrack {
+                wanted: video.names(),
+                has: if names.is_empty() {
+                    "no tracks".to_owned()
+                } else {
+                    names.join(", ")
+                },
+            });
         }
         Ok(Self {
             tracks: inputs,
             epoch: None,
             origin: None,
-            video,
+            video: has_video,
             audio,
         })
     }
 
-    /// An H.264 track is carried.
+    /// A video track is carried.
     pub fn has_video(&self) -> bool {
         self.video
     }
@@ -170,14 +275,14 @@ impl StreamTracks {
         self.audio
     }
 
-    /// The same layout: the same kinds of track at the same places.
+    /// The same layout: the same kinds of track (and video codecs) at the same places.
     pub fn same_layout(&self, other: &StreamTracks) -> bool {
         self.tracks.len() == other.tracks.len()
             && self
                 .tracks
                 .iter()
                 .zip(&other.tracks)
-                .all(|(a, b)| std::mem::discriminant(a) == std::mem::discriminant(b))
+                .all(|(a, b)| a.layout() == b.layout())
     }
 
     /// Whether a packet of publisher `epoch` comes from another publisher than the packets
@@ -241,7 +346,7 @@ impl StreamTracks {
                     depacketizer,
                     timeline,
                 } => {
-                    **depacketizer = H264Depacketizer::new();
+                    depacketizer.restart();
                     *timeline = Timeline::default();
                 }
                 TrackInput::Audio { timeline } => *timeline = Timeline::default(),

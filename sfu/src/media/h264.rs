@@ -1,10 +1,12 @@
 //! The few H.264 bitstream facts every layer shares: NAL unit types, access units, and Annex B
-//! splitting. Encoders produce [`AccessUnit`]s, the RTP depacketizer rebuilds them, the packetizer
-//! and the fMP4 muxer consume them.
+//! splitting. Encoders produce [`AccessUnit`]s, the RTP depacketizer rebuilds them (or
+//! assembles [`super::avcc::AvccUnit`]s), the packetizer and the fMP4 muxer consume them.
 
 use std::ops::Range;
 
 use bytes::Bytes;
+
+use super::avcc::{NalCodec, Picture};
 
 /// NAL unit types this crate looks at (H.264 table 7-1; 24 and 28 are RFC 6184's aggregates).
 pub mod nal_type {
@@ -65,18 +67,11 @@ impl AccessUnit {
     }
 }
 
-/// What the fMP4 writers need of a picture, whether it comes as separate NAL units
-/// ([`AccessUnit`], from an encoder) or already in AVCC form ([`AvccUnit`], from the RTP
-/// depacketizer, which assembles into a reused buffer).
-pub trait H264Picture {
-    fn is_keyframe(&self) -> bool;
-    /// The first SPS and PPS NAL units carried, if any.
-    fn sps_pps(&self) -> (Option<&[u8]>, Option<&[u8]>);
-    /// Appends the NAL units in AVCC form (4-byte big-endian lengths).
-    fn write_avcc(&self, out: &mut Vec<u8>);
-}
+impl Picture for AccessUnit {
+    fn codec(&self) -> NalCodec {
+        NalCodec::H264
+    }
 
-impl H264Picture for AccessUnit {
     fn is_keyframe(&self) -> bool {
         self.keyframe
     }
@@ -86,149 +81,16 @@ impl H264Picture for AccessUnit {
         (sps.map(|b| &b[..]), pps.map(|b| &b[..]))
     }
 
+    fn vps(&self) -> Option<&[u8]> {
+        None
+    }
+
     fn write_avcc(&self, out: &mut Vec<u8>) {
         out.reserve(self.nals.iter().map(|n| n.len() + 4).sum());
         for nal in &self.nals {
             out.extend_from_slice(&(nal.len() as u32).to_be_bytes());
             out.extend_from_slice(nal);
         }
-    }
-}
-
-/// One picture in AVCC form (each NAL unit behind its 4-byte big-endian length), as an MP4
-/// sample stores it. The buffer is meant to be reused: [`AvccUnit::clear`] keeps its capacity,
-/// so assembling picture after picture allocates nothing once it has grown to the largest.
-#[derive(Debug, Clone, Default, PartialEq, Eq)]
-pub struct AvccUnit {
-    /// Media time at 90 kHz (the RTP timestamp).
-    pub timestamp: u32,
-    data: Vec<u8>,
-    keyframe: bool,
-    sps: Option<Range<usize>>,
-    pps: Option<Range<usize>>,
-    /// Where an unfinished NAL unit (its length placeholder) starts.
-    open_nal: Option<usize>,
-}
-
-impl AvccUnit {
-    /// The complete NAL units, in AVCC form.
-    pub fn data(&self) -> &[u8] {
-        match self.open_nal {
-            Some(start) => &self.data[..start],
-            None => &self.data,
-        }
-    }
-
-    /// Bytes held, an unfinished NAL unit included.
-    pub fn len(&self) -> usize {
-        self.data.len()
-    }
-
-    pub fn is_empty(&self) -> bool {
-        self.data().is_empty()
-    }
-
-    /// Empties the unit, keeping the buffer.
-    pub fn clear(&mut self) {
-        self.data.clear();
-        self.keyframe = false;
-        self.sps = None;
-        self.pps = None;
-        self.open_nal = None;
-    }
-
-    /// Appends one whole NAL unit (an unfinished one is dropped first).
-    pub fn push_nal(&mut self, nal: &[u8]) {
-        self.drop_open_nal();
-        let start = self.data.len();
-        self.data
-            .extend_from_slice(&(nal.len() as u32).to_be_bytes());
-        self.data.extend_from_slice(nal);
-        self.note_nal(start);
-    }
-
-    /// Starts a NAL unit that arrives in pieces (FU-A), with its header byte.
-    pub fn begin_nal(&mut self, header: u8) {
-        self.drop_open_nal();
-        self.open_nal = Some(self.data.len());
-        self.data.extend_from_slice(&[0, 0, 0, 0, header]);
-    }
-
-    /// Appends to the NAL unit begun with [`AvccUnit::begin_nal`]; `false` when none is open.
-    pub fn extend_nal(&mut self, body: &[u8]) -> bool {
-        if self.open_nal.is_none() {
-            return false;
-        }
-        self.data.extend_from_slice(body);
-        true
-    }
-
-    /// Completes the open NAL unit (its length written in).
-    pub fn end_nal(&mut self) {
-        if let Some(start) = self.open_nal.take() {
-            let len = (self.data.len() - start - 4) as u32;
-            self.data[start..start + 4].copy_from_slice(&len.to_be_bytes());
-            self.note_nal(start);
-        }
-    }
-
-    pub fn has_open_nal(&self) -> bool {
-        self.open_nal.is_some()
-    }
-
-    /// Forgets an unfinished NAL unit (its end was lost or a new one starts).
-    pub fn drop_open_nal(&mut self) {
-        if let Some(start) = self.open_nal.take() {
-            self.data.truncate(start);
-        }
-    }
-
-    fn note_nal(&mut self, start: usize) {
-        let nal = start + 4..self.data.len();
-        match nal_unit_type(&self.data[nal.clone()]) {
-            nal_type::IDR => self.keyframe = true,
-            nal_type::SPS if self.sps.is_none() => self.sps = Some(nal),
-            nal_type::PPS if self.pps.is_none() => self.pps = Some(nal),
-            _ => {}
-        }
-    }
-
-    /// The complete NAL units' ranges in [`AvccUnit::data`] (without their length prefixes).
-    pub fn nal_ranges(&self) -> impl Iterator<Item = Range<usize>> + '_ {
-        let data = self.data();
-        let mut at = 0;
-        std::iter::from_fn(move || {
-            let prefix = data.get(at..at + 4)?;
-            let len = u32::from_be_bytes([prefix[0], prefix[1], prefix[2], prefix[3]]) as usize;
-            let range = at + 4..at + 4 + len;
-            at = range.end;
-            Some(range)
-        })
-    }
-
-    /// The same picture as separate NAL units (one copy of the data).
-    pub fn to_access_unit(&self) -> AccessUnit {
-        let data = Bytes::copy_from_slice(self.data());
-        AccessUnit {
-            timestamp: self.timestamp,
-            nals: self.nal_ranges().map(|r| data.slice(r)).collect(),
-            keyframe: self.keyframe,
-        }
-    }
-}
-
-impl H264Picture for AvccUnit {
-    fn is_keyframe(&self) -> bool {
-        self.keyframe
-    }
-
-    fn sps_pps(&self) -> (Option<&[u8]>, Option<&[u8]>) {
-        let get = |r: &Option<Range<usize>>| r.clone().map(|r| &self.data[r]);
-        (get(&self.sps), get(&self.pps))
-    }
-
-    fn write_avcc(&self, out: &mut Vec<u8>) {
-        out.extend_from_slice(self.data());
     }
 }
 
@@ -293,41 +155,5 @@ mod tests {
         assert_eq!(pps.map(|b| &b[..]), Some(&[0x68, 3][..]));
         let delta = AccessUnit::from_annex_b(&Bytes::from_static(&[0, 0, 1, 0x41, 9]), 0);
         assert!(!delta.keyframe);
-    }
-
-    #[test]
-    fn avcc_unit_assembles_whole_and_fragmented_nal_units() {
-        let mut unit = AvccUnit::default();
-        unit.push_nal(&[0x67, 1, 2]);
-        unit.push_nal(&[0x68, 3]);
-        unit.begin_nal(0x65);
-        assert!(unit.extend_nal(&[4, 5]));
-        unit.end_nal();
-        unit.begin_nal(0x41);
-        unit.extend_nal(&[9, 9, 9]);
-        assert_eq!(
-            unit.data().len(),
-            7 + 6 + 7,
-            "the unfinished NAL unit is not data"
-        );
-        unit.drop_open_nal();
-        assert!(unit.is_keyframe());
-        assert_eq!(
-            unit.sps_pps(),
-            (Some(&[0x67, 1, 2][..]), Some(&[0x68, 3][..]))
-        );
-        let nals = unit.to_access_unit();
-        assert_eq!(nals.nals.len(), 3);
-        assert_eq!(&nals.nals[2][..], &[0x65, 4, 5]);
-        assert_eq!(
-            nals.to_avcc(),
-            unit.data(),
-            "both forms write the same AVCC"
-        );
-        let capacity = unit.data.capacity();
-        unit.clear();
-        assert!(unit.is_empty() && !unit.is_keyframe() && unit.sps_pps() == (None, None));
-        assert!(!unit.extend_nal(&[1]), "no NAL unit open after clear");
-        assert_eq!(unit.data.capacity(), capacity, "clear keeps the buffer");
     }
 }

@@ -1,9 +1,13 @@
 //! The bottom layer: what media is, independent of how it travels. Codec descriptions, the
-//! kinds of tracks and sources, and H.264 access units. Every other module may use these;
-//! this module uses none of them.
+//! kinds of tracks and sources, H.264 access units, pictures in AVCC form (H.264 or H.265),
+//! and the parameter-set facts muxers need. Every other module may use these; this module
+//! uses none of them.
 
+pub mod avcc;
+pub mod bits;
 pub mod clock;
 pub mod h264;
+pub mod h265;
 pub mod outputs;
 
 pub use clock::WallClock;
@@ -46,7 +50,8 @@ pub enum TrackKind {
 pub enum VideoCodec {
     H264,
     Vp8,
-    /// Passed through from RTSP sources to RTSP readers only (no WebRTC viewer here takes it).
+    /// Passed through from RTSP sources to RTSP readers and the recorder only (no WebRTC
+    /// viewer here takes it).
     H265,
 }
 

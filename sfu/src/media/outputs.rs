@@ -2,10 +2,10 @@
 //! take whatever their browser decodes, but LL-HLS, recordings and the switcher's program are
 //! fMP4/RTP of H.264 video and Opus audio, so a stream in another codec (VP8 from Firefox
 //! without OpenH264) is live over WebRTC only. H.265 from an IP camera is the other way round:
-//! passed through to RTSP readers only, since r58's WebRTC viewers take H.264 or VP8 (and
-//! LL-HLS, recording and the program carry H.264). Every place that shows a stream
-//! (`/api/streams`, the guest page, the switcher) says so with the same reason, and WHEP
-//! refuses such a stream with it.
+//! recorded (`hvc1` files) and passed through to RTSP readers, but r58's WebRTC viewers take
+//! H.264 or VP8, and LL-HLS and the program carry H.264 (most browsers' players cannot play
+//! H.265). Every place that shows a stream (`/api/streams`, the guest page, the switcher) says
+//! so with the same reason, and WHEP refuses such a stream with it.
 
 use super::TrackKind;
 
@@ -45,17 +45,50 @@ impl Output {
 }
 
 /// Why a stream with these tracks (kind, encoding name) cannot feed the outputs built on H.264
-/// and Opus, or None when it can feed them all. Codec names compare case-insensitively.
+/// and Opus (LL-HLS, the program), or None when it can feed them all. Codec names compare
+/// case-insensitively.
 pub fn passthrough_refusal<'a>(
     tracks: impl IntoIterator<Item = (TrackKind, &'a str)>,
+) -> Option<String> {
+    refusal(tracks, false)
+}
+
+/// Why a stream with these tracks cannot be recorded: as [`passthrough_refusal`], but H.265
+/// video is recorded too (to `hvc1` files).
+pub fn recording_refusal<'a>(
+    tracks: impl IntoIterator<Item = (TrackKind, &'a str)>,
+) -> Option<String> {
+    refusal(tracks, true)
+}
+
+fn refusal<'a>(
+    tracks: impl IntoIterator<Item = (TrackKind, &'a str)>,
+    takes_h265: bool,
 ) -> Option<String> {
     let mut empty = true;
     for (kind, codec) in tracks {
         empty = false;
+        let h265 = kind == TrackKind::Video && codec.eq_ignore_ascii_case("H265");
         let (ok, wanted) = match kind {
-            TrackKind::Video => (codec.eq_ignore_ascii_case("H264"), "H.264"),
+            TrackKind::Video => (
+                codec.eq_ignore_ascii_case("H264") || (takes_h265 && h265),
+                if takes_h265 {
+                    "H.264 or H.265"
+                } else {
+                    "H.264"
+                },
+            ),
             TrackKind::Audio => (codec.eq_ignore_ascii_case("opus"), "Opus"),
         };
+        if h265 && !ok {
+            // From an IP camera: the camera's setting is the way out, not the browser.
+            return Some(
+                "its video is H.265 and r58 does not transcode: these outputs carry H.264 \
+                 video, which browsers' players need (r58 records H.265 and passes it to RTSP \
+                 readers; set the camera to H.264 for the rest)"
+                    .to_owned(),
+            );
+        }
         if !ok {
             let kind = match kind {
                 TrackKind::Video => "video",
@@ -71,7 +104,7 @@ pub fn passthrough_refusal<'a>(
 }
 
 /// Why WebRTC viewers cannot take a stream with these tracks: its video is H.265, which r58
-/// passes through from IP cameras to RTSP readers only.
+/// records and passes through from IP cameras to RTSP readers.
 pub fn webrtc_refusal<'a>(
     tracks: impl IntoIterator<Item = (TrackKind, &'a str)>,
 ) -> Option<String> {
@@ -79,9 +112,9 @@ pub fn webrtc_refusal<'a>(
         .into_iter()
         .any(|(kind, codec)| kind == TrackKind::Video && codec.eq_ignore_ascii_case("H265"))
         .then(|| {
-            "its video is H.265, which r58 passes through to RTSP readers only: its WebRTC \
-             viewers take H.264 or VP8 and r58 does not transcode (read it over RTSP, or set \
-             the camera to H.264)"
+            "its video is H.265, which r58 records and passes through to RTSP readers: its \
+             WebRTC viewers take H.264 or VP8 and r58 does not transcode (read it over RTSP, \
+             or set the camera to H.264)"
                 .to_owned()
         })
 }
@@ -91,23 +124,23 @@ pub fn webrtc_refusal<'a>(
 pub fn unavailable_outputs<'a>(
     tracks: impl IntoIterator<Item = (TrackKind, &'a str)> + Clone,
 ) -> Vec<(Output, String)> {
-    let mut missing: Vec<(Output, String)> = webrtc_refusal(tracks.clone())
-        .map(|why| {
-            (
-                Output::Webrtc,
-                format!("{}: {why}", Output::Webrtc.headline()),
-            )
-        })
-        .into_iter()
-        .collect();
-    if let Some(why) = passthrough_refusal(tracks) {
-        missing.extend(
-            [Output::Hls, Output::Recording, Output::Program]
-                .into_iter()
-                .map(|o| (o, format!("{}: {why}", o.headline()))),
-        );
-    }
-    missing
+    let why = |output: Output| {
+        let reason = match output {
+            Output::Webrtc => webrtc_refusal(tracks.clone()),
+            Output::Recording => recording_refusal(tracks.clone()),
+            Output::Hls | Output::Program => passthrough_refusal(tracks.clone()),
+        };
+        reason.map(|why| (output, format!("{}: {why}", output.headline())))
+    };
+    [
+        Output::Webrtc,
+        Output::Hls,
+        Output::Recording,
+        Output::Program,
+    ]
+    .into_iter()
+    .filter_map(why)
+    .collect()
 }
 
 #[cfg(test)]
@@ -135,11 +168,11 @@ mod tests {
     }
 
     #[test]
-    fn h265_video_lacks_webrtc_too_and_says_why() {
-        let tracks = [(TrackKind::Video, "H265")];
+    fn h265_video_is_recorded_but_lacks_webrtc_hls_and_program_and_says_why() {
+        let tracks = [(TrackKind::Video, "H265"), (TrackKind::Audio, "opus")];
         let missing = unavailable_outputs(tracks);
         let outputs: Vec<&str> = missing.iter().map(|(o, _)| o.as_str()).collect();
-        assert_eq!(outputs, ["webrtc", "hls", "recording", "program"]);
+        assert_eq!(outputs, ["webrtc", "hls", "program"]);
         assert!(
             missing[0]
                 .1
@@ -148,13 +181,19 @@ mod tests {
             missing[0].1
         );
         assert!(missing[0].1.contains("RTSP"), "{}", missing[0].1);
-        assert!(
-            missing[1].1.contains("its video is H265"),
-            "{}",
-            missing[1].1
-        );
+        for (_, why) in &missing[1..] {
+            assert!(why.contains("its video is H.265"), "{why}");
+            assert!(why.contains("set the camera to H.264"), "{why}");
+            assert!(!why.contains("Firefox"), "not a browser's matter: {why}");
+        }
+        assert!(missing[1].1.starts_with("no LL-HLS: "), "{}", missing[1].1);
+        assert_eq!(recording_refusal(tracks), None);
         assert_eq!(webrtc_refusal([(TrackKind::Video, "VP8")]), None);
         assert_eq!(webrtc_refusal([(TrackKind::Audio, "H265")]), None);
+        // What the recorder does not take it says with its own list.
+        let why = recording_refusal([(TrackKind::Video, "VP8")]).unwrap_or_default();
+        assert!(why.contains("carry H.264 or H.265 video"), "{why}");
+        assert!(recording_refusal([(TrackKind::Audio, "PCMU")]).is_some());
     }
 
     #[test]

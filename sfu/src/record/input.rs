@@ -6,15 +6,15 @@ use thiserror::Error;
 
 use super::writer::{FileEvent, FileWriter, WriterConfig, WriterError};
 use crate::engine::ReaderTrack;
-use crate::hls::tracks::{PacketError, Placed, StreamTracks};
+use crate::hls::tracks::{PacketError, Placed, StreamTracks, TracksError, VideoCodecs};
 use crate::hub::ReaderPacket;
 use crate::media::WallClock;
-use crate::rtp::h264::DepacketizeError;
+use crate::rtp::depacketize::DepacketizeError;
 
 #[derive(Debug, Error)]
 pub enum RecordInputError {
-    #[error("no track to record (needs H.264 video or Opus audio; the stream has {0})")]
-    NoUsableTrack(String),
+    #[error("no track to record: {0}")]
+    Tracks(#[from] TracksError),
     #[error("packet for track {0}, which the stream does not have")]
     UnknownTrack(usize),
     #[error(transparent)]
@@ -44,16 +44,15 @@ pub struct StreamRecorder {
 
 impl StreamRecorder {
     /// A recorder of stream `stream` with `tracks` (as
-    /// [`crate::engine::Engine::attach_reader`] reports them): the first H.264 and the first
-    /// Opus track are recorded, others ignored.
+    /// [`crate::engine::Engine::attach_reader`] reports them): the first H.264 or H.265 video
+    /// track and the first Opus track are recorded, others ignored.
     pub fn new(
         stream: &str,
         config: WriterConfig,
         tracks: &[ReaderTrack],
         clock: WallClock,
     ) -> Result<Self, RecordInputError> {
-        let tracks =
-            StreamTracks::new(tracks).map_err(|none| RecordInputError::NoUsableTrack(none.0))?;
+        let tracks = StreamTracks::new(tracks, VideoCodecs::H264OrH265)?;
         Ok(Self {
             writer: FileWriter::new(stream, config, tracks.has_video(), tracks.audio())?,
             tracks,

@@ -1,5 +1,5 @@
-//! The recorder's file writer, sans-IO: H.264 access units and Opus packets with their decode
-//! times in, and what to do with files out ([`FileEvent`]: open this file, write these bytes,
+//! The recorder's file writer, sans-IO: H.264 or H.265 pictures and Opus packets with their
+//! decode times in, and what to do with files out ([`FileEvent`]: open this file, write these bytes,
 //! close it). The thread in [`super::service`] does the writing.
 //!
 //! A file is a fragmented MP4 made with [`crate::hls::fmp4`] (its [`FragmentBuilder`], the one
@@ -11,10 +11,11 @@
 //! Each fragment's `prft` pairs its first sample's decode time with the wall clock of its
 //! capture (NTP), so files of different streams line up on one timeline.
 //!
-//! A file closes at the first keyframe after `segment` (the keyframe starts the next file, so
-//! no frame is lost or written twice), when the picture parameters change (a new init segment:
-//! a resolution change), and on [`FileWriter::finish`] (publisher takeover, stop). Decode
-//! times restart at zero in every file.
+//! A file closes at the first keyframe after `segment` (an H.264 IDR or an H.265 IRAP picture:
+//! the keyframe starts the next file, so no frame is lost or written twice), when the picture
+//! parameters change (a new init segment: a resolution change; for H.265 a new VPS too), and
+//! on [`FileWriter::finish`] (publisher takeover, stop). Decode times restart at zero in every
+//! file. H.264 files are `avc1`, H.265 files `hvc1` (see [`crate::hls::fmp4`]).
 
 use std::collections::VecDeque;
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
@@ -28,7 +29,7 @@ use crate::hls::fmp4::{
     ParameterSetError, Track, VIDEO_TIMESCALE, VIDEO_TRACK_ID, VideoParams,
 };
 use crate::hls::opus::{self, OpusError};
-use crate::media::h264::H264Picture;
+use crate::media::avcc::Picture;
 
 /// Seconds from the NTP epoch (1900) to the Unix epoch (1970).
 const NTP_UNIX_OFFSET: u64 = 2_208_988_800;
@@ -37,7 +38,7 @@ const KEYFRAME_GRACE: Duration = Duration::from_millis(200);
 
 #[derive(Debug, Error)]
 pub enum WriterError {
-    #[error("the stream has neither H.264 video nor Opus audio")]
+    #[error("the stream has neither H.264/H.265 video nor Opus audio")]
     NoTracks,
     #[error(transparent)]
     Params(#[from] ParameterSetError),
@@ -87,7 +88,8 @@ pub enum FileEvent<'a> {
 pub enum CloseReason {
     /// `segment_secs` reached: the next file continues at this keyframe.
     Split,
-    /// New SPS/PPS (a resolution change): the next file has a new init segment.
+    /// New parameter sets (SPS/PPS, and VPS for H.265; a resolution change): the next file
+    /// has a new init segment.
     NewParameters,
     /// The stream ended, was taken over, or the recording stopped.
     Finished,
@@ -258,7 +260,7 @@ impl FileWriter {
         &mut self,
         dts: u64,
         wall: SystemTime,
-        unit: &impl H264Picture,
+        unit: &impl Picture,
     ) -> Result<(), WriterError> {
         if !self.has_video {
             return Ok(());
@@ -374,7 +376,7 @@ impl FileWriter {
     /// New parameter sets in `unit` (and their init segment) when they differ from the current.
     fn new_parameter_sets(
         &self,
-        unit: &impl H264Picture,
+        unit: &impl Picture,
     ) -> Result<Option<(VideoParams, Bytes)>, WriterError> {
         let current = self.video_params.as_ref().map(|(params, _)| params);
         let Some(params) = VideoParams::changed(current, unit)? else {

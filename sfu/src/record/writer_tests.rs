@@ -3,6 +3,7 @@ use std::io::Cursor;
 
 use mp4_atom::{Any, DecodeMaybe, Moof};
 
+use crate::media::avcc::{AvccUnit, NalCodec};
 use crate::media::h264::AccessUnit;
 use crate::record::scan::{Repair, scan};
 
@@ -275,4 +276,111 @@ fn a_file_cut_anywhere_scans_to_its_last_complete_fragment() {
         }
     }
     assert!(cuts > 10);
+}
+
+/// H.265 frame `i`: an IRAP picture (an IDR first, then CRAs, as x265 makes them) with `sps`,
+/// or a trailing picture; its number in the slice's last two bytes.
+fn hevc_unit(i: u32, keyframe: bool, sps: &[u8]) -> AvccUnit {
+    use crate::testing::h265::{PPS as HEVC_PPS, VPS_320X240, nal};
+    let [hi, lo] = (i as u16).to_be_bytes();
+    let mut unit = AvccUnit::new(NalCodec::H265);
+    if keyframe {
+        for set in [VPS_320X240, sps, HEVC_PPS] {
+            unit.push_nal(set);
+        }
+        let irap = if i == 0 { 19 } else { 21 };
+        unit.push_nal(&nal(irap, &[0xaf, hi, lo]));
+    } else {
+        unit.push_nal(&nal(1, &[0x9a, hi, lo]));
+    }
+    unit.timestamp = i * 3000;
+    unit
+}
+
+/// The video sample entry of a file: (four-character code, width, height).
+fn video_entry(file: &[u8]) -> (String, u16, u16) {
+    let mut buf = file;
+    while let Some(atom) = Any::decode_maybe(&mut buf).unwrap() {
+        if let Any::Moov(moov) = atom {
+            let codec = &moov.trak[0].mdia.minf.stbl.stsd.codecs[0];
+            let (name, visual) = match codec {
+                mp4_atom::Codec::Avc1(c) => ("avc1", &c.visual),
+                mp4_atom::Codec::Hvc1(c) => ("hvc1", &c.visual),
+                other => panic!("video entry {other:?}"),
+            };
+            return (name.to_owned(), visual.width, visual.height);
+        }
+    }
+    panic!("no moov")
+}
+
+#[test]
+fn h265_files_split_at_irap_pictures_and_at_new_parameter_sets() {
+    use crate::testing::h265::{SPS_320X240, SPS_640X360};
+    let mut w = FileWriter::new("ipcam0", config(2), true, None).unwrap();
+    // A trailing picture before the first keyframe waits; then 30 fps with an IRAP picture
+    // every 15 frames, the SPS growing to 640x360 at frame 150.
+    w.push_video(0, wall(0), &hevc_unit(999, false, SPS_320X240))
+        .unwrap();
+    assert_eq!(w.stats.skipped_frames, 1);
+    for i in 0..200u32 {
+        let sps = if i >= 150 { SPS_640X360 } else { SPS_320X240 };
+        let dts = 1_000_000 + u64::from(i) * 3000;
+        w.push_video(
+            dts,
+            wall(u64::from(i) * 33),
+            &hevc_unit(i, i % 15 == 0, sps),
+        )
+        .unwrap();
+    }
+    w.finish().unwrap();
+    let files = written(&mut w);
+    // 2 s = 60 frames: splits at the CRAs of frames 60 and 120; then the new SPS at 150.
+    let starts: Vec<u32> = files.iter().map(|f| frame_numbers(&f.1)[0]).collect();
+    assert_eq!(starts, [0, 60, 120, 150]);
+    let reasons: Vec<_> = files.iter().map(|f| f.2).collect();
+    assert_eq!(
+        reasons,
+        [
+            Some(CloseReason::Split),
+            Some(CloseReason::Split),
+            Some(CloseReason::NewParameters),
+            Some(CloseReason::Finished)
+        ]
+    );
+    let entries: Vec<_> = files.iter().map(|f| video_entry(&f.1)).collect();
+    assert_eq!(entries[0], ("hvc1".to_owned(), 320, 240));
+    assert_eq!(entries[2], ("hvc1".to_owned(), 320, 240));
+    assert_eq!(entries[3], ("hvc1".to_owned(), 640, 360));
+    let mut all = Vec::new();
+    for (_, bytes, _) in &files {
+        all.extend(frame_numbers(bytes));
+        let report = scan(&mut Cursor::new(bytes), bytes.len() as u64).unwrap();
+        assert_eq!(report.repair(), Repair::Nothing, "{report:?}");
+        // Samples hold the slices only: the parameter sets are in the hvcC.
+        for (_, _, sample) in read_back(bytes).0 {
+            let first = usize::from(u16::from_be_bytes([sample[2], sample[3]])) + 4;
+            assert_eq!(first, sample.len(), "one NAL unit per sample");
+            assert!(matches!((sample[4] >> 1) & 0x3f, 1 | 19 | 21), "{sample:?}");
+        }
+    }
+    assert_eq!(all, (0..200).collect::<Vec<_>>(), "every frame once");
+    // A keyframe file starts with an IRAP picture marked as a sync sample.
+    let first = read_fragment_flags(&files[1].1);
+    assert!(first[0] && !first[1], "{first:?}");
+}
+
+/// The sync flags of the first fragment's video samples.
+fn read_fragment_flags(file: &[u8]) -> Vec<bool> {
+    let mut buf = file;
+    while let Some(atom) = Any::decode_maybe(&mut buf).unwrap() {
+        if let Any::Moof(moof) = atom {
+            return moof.traf[0].trun[0]
+                .samples
+                .iter()
+                .map(|e| e.flags.unwrap() & 0x0001_0000 == 0)
+                .collect();
+        }
+    }
+    Vec::new()
 }

@@ -3,51 +3,34 @@
 //! Push RTP payloads in arrival order; an access unit comes out when its last packet (marker bit,
 //! or a new timestamp) arrives. A missing packet or a malformed one drops the access unit with an
 //! error naming the packet and why; after a loss the depacketizer skips until the next keyframe,
-//! since frames referring to a lost one cannot be decoded.
+//! since frames referring to a lost one cannot be decoded ([`PictureAssembler`]).
 
 use bytes::Bytes;
-use thiserror::Error;
 
+use super::depacketize::{DepacketizeError, MAX_ACCESS_UNIT_BYTES, PictureAssembler};
+use crate::media::avcc::{AvccUnit, NalCodec};
+use crate::media::h264::AccessUnit;
 use crate::media::h264::nal_type::{FU_A, STAP_A};
-use crate::media::h264::{AccessUnit, AvccUnit, H264Picture};
-/// Upper bound on one access unit, so a stream of fragments without an end cannot grow memory.
-pub const MAX_ACCESS_UNIT_BYTES: usize = 8 * 1024 * 1024;
 
-#[derive(Debug, Error, PartialEq, Eq)]
-pub enum DepacketizeError {
-    #[error("packet {sequence}: empty payload")]
-    Empty { sequence: u16 },
-    #[error("packet {sequence}: NAL type {nal_type} is not allowed in packetization-mode 1")]
-    Unsupported { sequence: u16, nal_type: u8 },
-    #[error("packet {sequence}: STAP-A aggregate is truncated")]
-    BadStapA { sequence: u16 },
-    #[error("packet {sequence}: FU-A fragment is truncated")]
-    BadFuA { sequence: u16 },
-    #[error("packet {sequence}: FU-A fragment without its start")]
-    FuWithoutStart { sequence: u16 },
-    #[error("packet {sequence}: {missing} packet(s) missing before it; waiting for a keyframe")]
-    Loss { sequence: u16, missing: u16 },
-    #[error("packet {sequence}: access unit exceeds {MAX_ACCESS_UNIT_BYTES} bytes")]
-    TooLarge { sequence: u16 },
+/// Assembles straight into AVCC form ([`AvccUnit`], in reused buffers, see
+/// [`PictureAssembler`]): [`H264Depacketizer::push_avcc`] lends the completed picture,
+/// [`H264Depacketizer::push`] copies it out as an [`AccessUnit`].
+#[derive(Debug)]
+pub struct H264Depacketizer {
+    assembler: PictureAssembler,
 }
 
-/// Assembles straight into AVCC form ([`AvccUnit`]) in two buffers that take turns (the one
-/// being filled, the one last completed), so steady-state depacketizing allocates nothing:
-/// [`H264Depacketizer::push_avcc`] lends the completed picture, [`H264Depacketizer::push`]
-/// copies it out as an [`AccessUnit`].
-#[derive(Debug, Default)]
-pub struct H264Depacketizer {
-    timestamp: Option<u32>,
-    building: AvccUnit,
-    done: AvccUnit,
-    last_sequence: Option<u16>,
-    /// After a loss: drop everything until an access unit that starts with a keyframe.
-    waiting_keyframe: bool,
+impl Default for H264Depacketizer {
+    fn default() -> Self {
+        Self::new()
+    }
 }
 
 impl H264Depacketizer {
     pub fn new() -> Self {
-        Self::default()
+        Self {
+            assembler: PictureAssembler::new(NalCodec::H264),
+        }
     }
 
     /// Pushes one packet's payload. Returns the access unit it completed, if any.
@@ -72,124 +55,69 @@ impl H264Depacketizer {
         marker: bool,
         payload: &[u8],
     ) -> Result<Option<&AvccUnit>, DepacketizeError> {
-        let mut finished = false;
-        if let Some(last) = self.last_sequence {
-            let missing = sequence.wrapping_sub(last).wrapping_sub(1);
-            if missing != 0 && missing < 0x8000 {
-                self.last_sequence = Some(sequence);
-                self.reset(true);
-                return Err(DepacketizeError::Loss { sequence, missing });
-            }
-            if missing >= 0x8000 {
-                // A duplicate or a late packet we have passed: ignore it.
-                return Ok(None);
-            }
-        }
-        self.last_sequence = Some(sequence);
-        if self.timestamp.is_some_and(|t| t != timestamp) {
-            // The previous access unit ended without a marker.
-            finished = self.take_unit();
-        }
-        self.timestamp = Some(timestamp);
-        match self.add_payload(sequence, payload) {
-            Ok(()) => {}
-            // The rest of a frame whose start was lost: expected while resyncing.
-            Err(DepacketizeError::FuWithoutStart { .. }) if self.waiting_keyframe => {
-                return Ok(None);
-            }
-            Err(e) => {
-                self.reset(true);
-                return Err(e);
-            }
-        }
-        if marker {
-            // Both ends in one packet (a unit without marker, then a one-packet unit): the
-            // later one is kept.
-            finished |= self.take_unit();
-        }
-        Ok(finished.then_some(&self.done))
+        self.assembler.push(sequence, timestamp, marker, |unit| {
+            add_payload(unit, sequence, payload)
+        })
     }
+}
 
-    fn add_payload(&mut self, sequence: u16, payload: &[u8]) -> Result<(), DepacketizeError> {
-        let header = *payload
-            .first()
-            .ok_or(DepacketizeError::Empty { sequence })?;
-        match header & 0x1f {
-            1..=23 => self.add_nal(sequence, payload),
-            STAP_A => {
-                let mut rest = &payload[1..];
-                while !rest.is_empty() {
-                    if rest.len() < 2 {
-                        return Err(DepacketizeError::BadStapA { sequence });
-                    }
-                    let size = usize::from(u16::from_be_bytes([rest[0], rest[1]]));
-                    if size == 0 || rest.len() < 2 + size {
-                        return Err(DepacketizeError::BadStapA { sequence });
-                    }
-                    self.add_nal(sequence, &rest[2..2 + size])?;
-                    rest = &rest[2 + size..];
+fn add_payload(unit: &mut AvccUnit, sequence: u16, payload: &[u8]) -> Result<(), DepacketizeError> {
+    let header = *payload
+        .first()
+        .ok_or(DepacketizeError::Empty { sequence })?;
+    match header & 0x1f {
+        1..=23 => add_nal(unit, sequence, payload),
+        STAP_A => {
+            let mut rest = &payload[1..];
+            while !rest.is_empty() {
+                if rest.len() < 2 {
+                    return Err(DepacketizeError::BadStapA { sequence });
                 }
-                Ok(())
+                let size = usize::from(u16::from_be_bytes([rest[0], rest[1]]));
+                if size == 0 || rest.len() < 2 + size {
+                    return Err(DepacketizeError::BadStapA { sequence });
+                }
+                add_nal(unit, sequence, &rest[2..2 + size])?;
+                rest = &rest[2 + size..];
             }
-            FU_A => {
-                let fu = *payload
-                    .get(1)
-                    .ok_or(DepacketizeError::BadFuA { sequence })?;
-                let (start, end) = (fu & 0x80 != 0, fu & 0x40 != 0);
-                let body = &payload[2..];
-                if self.building.len() + body.len() + 5 > MAX_ACCESS_UNIT_BYTES {
-                    return Err(DepacketizeError::TooLarge { sequence });
-                }
-                if start {
-                    self.building.begin_nal((header & 0xe0) | (fu & 0x1f));
-                }
-                if !self.building.extend_nal(body) {
-                    return Err(DepacketizeError::FuWithoutStart { sequence });
-                }
-                if end {
-                    self.building.end_nal();
-                }
-                Ok(())
+            Ok(())
+        }
+        FU_A => {
+            let fu = *payload
+                .get(1)
+                .ok_or(DepacketizeError::BadFuA { sequence })?;
+            let (start, end) = (fu & 0x80 != 0, fu & 0x40 != 0);
+            let body = &payload[2..];
+            if unit.len() + body.len() + 5 > MAX_ACCESS_UNIT_BYTES {
+                return Err(DepacketizeError::TooLarge { sequence });
             }
-            nal_type => Err(DepacketizeError::Unsupported { sequence, nal_type }),
+            if start {
+                unit.begin_nal(&[(header & 0xe0) | (fu & 0x1f)]);
+            }
+            if !unit.extend_nal(body) {
+                return Err(DepacketizeError::FuWithoutStart { sequence });
+            }
+            if end {
+                unit.end_nal();
+            }
+            Ok(())
         }
+        nal_type => Err(DepacketizeError::Unsupported { sequence, nal_type }),
     }
+}
 
-    fn add_nal(&mut self, sequence: u16, nal: &[u8]) -> Result<(), DepacketizeError> {
-        if self.building.len() + nal.len() + 4 > MAX_ACCESS_UNIT_BYTES {
-            return Err(DepacketizeError::TooLarge { sequence });
-        }
-        self.building.push_nal(nal);
-        Ok(())
+fn add_nal(unit: &mut AvccUnit, sequence: u16, nal: &[u8]) -> Result<(), DepacketizeError> {
+    if unit.len() + nal.len() + 4 > MAX_ACCESS_UNIT_BYTES {
+        return Err(DepacketizeError::TooLarge { sequence });
     }
-
-    /// Completes the unit being built into `done`; `false` when there is none to give.
-    fn take_unit(&mut self) -> bool {
-        let Some(timestamp) = self.timestamp else {
-            return false;
-        };
-        self.building.drop_open_nal();
-        let usable =
-            !self.building.is_empty() && (!self.waiting_keyframe || self.building.is_keyframe());
-        if usable {
-            self.waiting_keyframe = false;
-            self.building.timestamp = timestamp;
-            std::mem::swap(&mut self.building, &mut self.done);
-        }
-        self.building.clear();
-        usable
-    }
-
-    fn reset(&mut self, lost: bool) {
-        self.building.clear();
-        self.timestamp = None;
-        self.waiting_keyframe |= lost;
-    }
+    unit.push_nal(nal);
+    Ok(())
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::media::avcc::Picture;
     use crate::testing::harness::H264Source;
 
     fn payloads(source: &mut H264Source) -> Vec<(u16, u32, bool, Bytes)> {

@@ -4,6 +4,8 @@ use crate::media::VideoCodec;
 use crate::media::h264::nal_type::{
     FU_A as H264_FU_A, IDR as H264_IDR, SPS as H264_SPS, STAP_A as H264_STAP_A,
 };
+use crate::media::h265::nal_type as h265_type;
+use crate::media::h265::nal_type_of as h265_nal_type;
 
 /// True when `payload` holds (part of) a keyframe: an H.264 SPS or the first fragment of an
 /// IDR slice, an H.265 VPS/SPS or the first fragment of an IRAP picture, or a VP8 key frame's
@@ -14,24 +16,6 @@ pub fn is_keyframe_payload(codec: VideoCodec, payload: &[u8]) -> bool {
         VideoCodec::Vp8 => vp8_is_keyframe_start(payload),
         VideoCodec::H265 => h265_has_keyframe(payload),
     }
-}
-
-/// H.265 NAL unit types (ITU-T H.265 table 7-1) and RTP payload types (RFC 7798 §4.4).
-pub mod h265_type {
-    /// BLA_W_LP ..= CRA_NUT: the pictures a decoder can start at (IRAP).
-    pub const IRAP: std::ops::RangeInclusive<u8> = 16..=21;
-    pub const VPS: u8 = 32;
-    pub const SPS: u8 = 33;
-    pub const PPS: u8 = 34;
-    /// Aggregation packet.
-    pub const AP: u8 = 48;
-    /// Fragmentation unit.
-    pub const FU: u8 = 49;
-}
-
-/// The type of an H.265 NAL unit (or RTP payload) from its first header byte.
-pub fn h265_nal_type(first: u8) -> u8 {
-    (first >> 1) & 0x3f
 }
 
 fn h265_starts_keyframe(nal_type: u8) -> bool {

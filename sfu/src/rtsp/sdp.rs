@@ -129,7 +129,8 @@ pub fn parameter_sets(packets: &[StoredPacket]) -> Option<(Bytes, Bytes)> {
 /// The first VPS, SPS and PPS among the whole NAL units of `packets` (single NAL unit packets
 /// and aggregation packets, RFC 7798 §4.4.1-2; an encoder sends them before each keyframe).
 pub fn h265_parameter_sets(packets: &[StoredPacket]) -> Option<[Bytes; 3]> {
-    use crate::rtp::keyframe::{h265_nal_type, h265_type};
+    use crate::media::h265::nal_type as h265_type;
+    use crate::media::h265::nal_type_of as h265_nal_type;
     let mut sets: [Option<Bytes>; 3] = [None, None, None];
     for packet in packets {
         let payload = &packet.payload;
@@ -270,8 +271,13 @@ fn fmtp(track: &TrackDescription) -> Option<String> {
     if track.codec.name.eq_ignore_ascii_case("H265")
         && let Some(sets) = &track.h265_parameter_sets
     {
-        params.retain(|p| !p.trim_start().to_ascii_lowercase().starts_with("sprop-"));
-        for (key, nal) in ["sprop-vps", "sprop-sps", "sprop-pps"].iter().zip(sets) {
+        // The cached sets replace the source's; `sprop-max-don-diff` and the like stay.
+        const SETS: [&str; 3] = ["sprop-vps", "sprop-sps", "sprop-pps"];
+        params.retain(|p| {
+            let key = p.split('=').next().unwrap_or_default().trim();
+            !SETS.iter().any(|set| key.eq_ignore_ascii_case(set))
+        });
+        for (key, nal) in SETS.iter().zip(sets) {
             params.push(format!("{key}={}", BASE64.encode(nal)));
         }
     }
@@ -398,7 +404,8 @@ mod tests {
                     name: "H265".into(),
                     clock_rate: 90_000,
                     channels: None,
-                    fmtp: String::new(),
+                    // The camera's SDP sets (replaced) and its decoding order parameter (kept).
+                    fmtp: "sprop-vps=AAAA;sprop-max-don-diff=2;SPROP-SPS=AAAA".into(),
                 },
                 parameter_sets: None,
                 h265_parameter_sets: Some(sets),
@@ -408,7 +415,7 @@ mod tests {
         assert!(
             sdp.contains(
                 "m=video 0 RTP/AVP 96\r\na=rtpmap:96 H265/90000\r\n\
-                 a=fmtp:96 sprop-vps=QAEM;sprop-sps=QgEB;sprop-pps=RAHB\r\n"
+                 a=fmtp:96 sprop-max-don-diff=2;sprop-vps=QAEM;sprop-sps=QgEB;sprop-pps=RAHB\r\n"
             ),
             "{sdp}"
         );

@@ -1,4 +1,5 @@
-//! A big-endian bit reader over an H.264 RBSP, with the exp-Golomb codes of ITU-T H.264 §9.1.
+//! A big-endian bit reader over an H.264 or H.265 RBSP, with the exp-Golomb codes of ITU-T
+//! H.264 §9.1 (H.265 §9.2 is the same).
 //!
 //! Every read is bounds checked and returns an error at the end of the data, so a parser built
 //! on it cannot panic on truncated or hostile input.

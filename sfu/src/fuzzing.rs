@@ -11,6 +11,7 @@ mod h265;
 mod hls;
 mod mixer;
 mod record;
+mod records;
 pub mod smoke;
 
 pub use h265::{h265_depacketizer, h265_depacketizer_seed, h265_sps, h265_sps_seeds};

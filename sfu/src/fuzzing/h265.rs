@@ -7,12 +7,10 @@ use std::time::{Duration, Instant, UNIX_EPOCH};
 
 use base64::Engine as _;
 use base64::engine::general_purpose::STANDARD as BASE64;
-use bytes::Bytes;
 use mp4_atom::{Any, Decode};
 
 use crate::engine::ReaderTrack;
 use crate::hls::fmp4::{VideoParams, init_segment};
-use crate::hub::ReaderPacket;
 use crate::media::avcc::{AvccUnit, NalCodec, Picture};
 use crate::media::h265::{nal_type, nal_unit_type, parse_sps};
 use crate::media::{CodecSpec, TrackKind, WallClock};
@@ -21,8 +19,7 @@ use crate::record::{FileEvent, StreamRecorder, WriterConfig};
 use crate::rtp::h265::{H265Depacketizer, H265Format};
 use crate::testing::h265::{PPS, SPS_320X240, VPS_320X240, nal};
 
-/// Bytes of one record header in [`h265_depacketizer`] input.
-const RECORD_HEADER: usize = 6;
+use super::records::reader_packets;
 
 /// The camera's format parameters: its parameter sets when `sprop`, else none.
 fn fmtp(sprop: bool) -> String {
@@ -38,10 +35,8 @@ fn fmtp(sprop: bool) -> String {
 }
 
 /// Fuzz entry: an H.265 camera's packets. The first byte's bit 0 puts real parameter sets in
-/// the track's `sprop-*`; then records as in [`super::hls_ingest`]: `flags, seq delta, ts
-/// delta (2 bytes, big-endian, x 100 ticks), arrival delta (ms), len`, then `len` payload
-/// bytes. Flags: bit 0 video (else Opus), bit 1 marker, bit 2 new epoch, bit 3 the timestamp
-/// delta goes backwards.
+/// the track's `sprop-*`; then packets as records (`super::records`: flags, sequence,
+/// timestamp and arrival deltas, payload; video on track 1, Opus on track 0).
 ///
 /// The video packets go through an [`H265Depacketizer`] alone, and all packets through a
 /// [`StreamRecorder`] writing 1 s files. Invariants: every picture holds a slice, its AVCC data
@@ -56,7 +51,7 @@ pub fn h265_depacketizer(data: &[u8]) {
         return;
     };
     let mut depacketizer = H265Depacketizer::new(format);
-    let packets = packets(records);
+    let packets = reader_packets(records, Instant::now());
     for packet in packets.iter().filter(|p| p.track == 1) {
         if let Ok(Some(unit)) = depacketizer.push_avcc(
             packet.sequence,
@@ -101,41 +96,6 @@ pub fn h265_depacketizer(data: &[u8]) {
     }
     let _ = recorder.finish();
     drain(&mut recorder, &mut file);
-}
-
-fn packets(mut rest: &[u8]) -> Vec<ReaderPacket> {
-    let mut arrival = Instant::now();
-    let (mut epoch, mut seq, mut ts) = (1u32, [0u16; 2], [0u32; 2]);
-    let mut out = Vec::new();
-    while rest.len() >= RECORD_HEADER {
-        let (header, body) = rest.split_at(RECORD_HEADER);
-        let flags = header[0];
-        let len = usize::from(header[5]).min(body.len());
-        let track = usize::from(flags & 1);
-        if flags & 4 != 0 {
-            epoch = epoch.wrapping_add(1);
-        }
-        seq[track] = seq[track].wrapping_add(u16::from(header[1]));
-        let delta = u32::from(u16::from_be_bytes([header[2], header[3]])) * 100;
-        ts[track] = if flags & 8 != 0 {
-            ts[track].wrapping_sub(delta)
-        } else {
-            ts[track].wrapping_add(delta)
-        };
-        arrival += Duration::from_millis(u64::from(header[4]));
-        out.push(ReaderPacket {
-            track,
-            epoch,
-            sequence: seq[track],
-            timestamp: ts[track],
-            marker: flags & 2 != 0,
-            keyframe_start: false,
-            arrival,
-            payload: Bytes::copy_from_slice(&body[..len]),
-        });
-        rest = &body[len..];
-    }
-    out
 }
 
 fn check_picture(unit: &AvccUnit) {

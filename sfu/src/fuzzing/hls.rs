@@ -12,13 +12,11 @@ use crate::hls::{
     HlsConfig, Lookup, OpusParams, PlaylistRequest, Progress, Resource, Segmenter, StreamIngest,
     media_playlist, multivariant_playlist,
 };
-use crate::hub::ReaderPacket;
 use crate::media::CodecSpec;
 use crate::media::h264::AccessUnit;
 use crate::media::{TrackKind, WallClock};
 
-/// Bytes of one record header in [`hls_ingest`] input.
-const RECORD_HEADER: usize = 6;
+use super::records::reader_packets;
 
 fn tracks() -> Vec<ReaderTrack> {
     let track = |kind, name: &str, clock_rate| ReaderTrack {
@@ -37,10 +35,8 @@ fn tracks() -> Vec<ReaderTrack> {
 }
 
 /// Fuzz entry: a hub reader's packets into the LL-HLS muxer (Opus on track 0, H.264 on
-/// track 1), then every playlist and resource read back. The input is a series of records:
-/// `flags, seq delta, ts delta (2 bytes, big-endian, x 100 ticks), arrival delta (ms), len`,
-/// then `len` payload bytes. Flags: bit 0 video, bit 1 marker, bit 2 new epoch, bit 3 the
-/// timestamp delta goes backwards.
+/// track 1), then every playlist and resource read back. The input is a series of records
+/// (`super::records`: flags, sequence, timestamp and arrival deltas, payload).
 ///
 /// Invariants: parts add up to their segment, each segment starts with an independent part
 /// (unless it was opened by a cut at the length limit for want of a keyframe, which the
@@ -55,38 +51,8 @@ pub fn hls_ingest(data: &[u8]) {
     let Ok(mut ingest) = StreamIngest::new(HlsConfig::default(), &tracks(), clock) else {
         return;
     };
-    let (mut epoch, mut arrival) = (1u32, start);
-    let mut seq = [0u16; 2];
-    let mut ts = [0u32; 2];
-    let mut rest = data;
-    while rest.len() >= RECORD_HEADER {
-        let (header, body) = rest.split_at(RECORD_HEADER);
-        let flags = header[0];
-        let len = usize::from(header[5]).min(body.len());
-        let track = usize::from(flags & 1);
-        if flags & 4 != 0 {
-            epoch = epoch.wrapping_add(1);
-        }
-        seq[track] = seq[track].wrapping_add(u16::from(header[1]));
-        let delta = u32::from(u16::from_be_bytes([header[2], header[3]])) * 100;
-        ts[track] = if flags & 8 != 0 {
-            ts[track].wrapping_sub(delta)
-        } else {
-            ts[track].wrapping_add(delta)
-        };
-        arrival += Duration::from_millis(u64::from(header[4]));
-        let packet = ReaderPacket {
-            track,
-            epoch,
-            sequence: seq[track],
-            timestamp: ts[track],
-            marker: flags & 2 != 0,
-            keyframe_start: false,
-            arrival,
-            payload: Bytes::copy_from_slice(&body[..len]),
-        };
+    for packet in reader_packets(data, start) {
         let _ = ingest.handle_packet(&packet);
-        rest = &body[len..];
     }
     let _ = ingest.wants_keyframe();
     check_output(ingest.segmenter());

@@ -7,6 +7,7 @@ ports of ``host`` (loopback unless a test gives another address, e.g. a veth end
 
 from __future__ import annotations
 
+import json
 import os
 import shlex
 import signal
@@ -56,6 +57,17 @@ class Server:
 
     def log_tail(self, lines: int = 60) -> str:
         return "\n".join(self.log_text().splitlines()[-lines:])
+
+    def api(self, method: str, path: str, body: dict | None = None) -> tuple[int, str]:
+        """One HTTP request to the server (a JSON body when given): its status and body text,
+        error statuses included."""
+        data = None if body is None else json.dumps(body).encode()
+        request = urllib.request.Request(f"{self.base}{path}", data=data, method=method)
+        try:
+            with urllib.request.urlopen(request, timeout=10) as resp:
+                return resp.status, resp.read().decode()
+        except urllib.error.HTTPError as e:
+            return e.code, e.read().decode()
 
 
 def server_command() -> list[str]:

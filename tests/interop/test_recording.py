@@ -21,8 +21,6 @@ import signal
 import subprocess
 import sys
 import time
-import urllib.error
-import urllib.request
 from pathlib import Path
 
 import av
@@ -45,16 +43,6 @@ def need_ffprobe() -> None:
         if os.environ.get("CI") == "true":
             pytest.fail("ffprobe is missing")
         pytest.skip("ffprobe is missing")
-
-
-def api(server: Server, method: str, path: str, body: dict | None = None) -> tuple[int, str]:
-    data = None if body is None else json.dumps(body).encode()
-    req = urllib.request.Request(f"{server.base}{path}", data=data, method=method)
-    try:
-        with urllib.request.urlopen(req, timeout=10) as resp:
-            return resp.status, resp.read().decode()
-    except urllib.error.HTTPError as e:
-        return e.code, e.read().decode()
 
 
 def write_config(path: Path, recording: str, cameras: str = "") -> Path:
@@ -106,29 +94,29 @@ def test_kill_9_while_recording_three_streams(tmp_path: Path) -> None:
         try:
             deadline = time.monotonic() + 15
             while True:
-                streams = json.loads(api(server, "GET", "/api/streams")[1])
+                streams = json.loads(server.api("GET", "/api/streams")[1])
                 online = {s["name"] for s in streams if s.get("tracks")}
                 if {"cam0", "cam1", "guest1"} <= online:
                     break
                 assert time.monotonic() < deadline, f"streams never all online: {online}"
                 await asyncio.sleep(0.2)
             # Bad input first: nothing is recording yet.
-            assert api(server, "POST", "/api/recordings/stop")[0] == 409
-            status, body = api(server, "POST", "/api/recordings/start", {"stream": "../etc"})
+            assert server.api("POST", "/api/recordings/stop")[0] == 409
+            status, body = server.api("POST", "/api/recordings/start", {"stream": "../etc"})
             assert status == 400 and "not a stream name" in body, body
-            status, body = api(server, "POST", "/api/recordings/start", {"stream": "nosuch"})
+            status, body = server.api("POST", "/api/recordings/start", {"stream": "nosuch"})
             assert status == 404 and "nosuch" in body, body
-            assert api(server, "POST", "/api/recordings/start", {"streem": "x"})[0] == 400
-            status, body = api(server, "DELETE", "/api/recordings/files/cam0/..%2Fx.mp4")
+            assert server.api("POST", "/api/recordings/start", {"streem": "x"})[0] == 400
+            status, body = server.api("DELETE", "/api/recordings/files/cam0/..%2Fx.mp4")
             assert status == 404, body
             started = time.monotonic()
-            assert api(server, "POST", "/api/recordings/start") == (200, '{"ok":true}')
-            status, body = api(server, "POST", "/api/recordings/start")
+            assert server.api("POST", "/api/recordings/start") == (200, '{"ok":true}')
+            status, body = server.api("POST", "/api/recordings/start")
             assert status == 409 and "already" in body, body
-            status, body = api(server, "POST", "/api/recordings/start", {"stream": "cam0"})
+            status, body = server.api("POST", "/api/recordings/start", {"stream": "cam0"})
             assert status == 409 and "already" in body, body
             await asyncio.sleep(3 * SEGMENT_SECS + 1.5)
-            state = json.loads(api(server, "GET", "/api/recordings")[1])
+            state = json.loads(server.api("GET", "/api/recordings")[1])
             recorded = {s["name"] for s in state["status"]["streams"]}
             assert recorded == {"cam0", "cam1", "guest1"}, state
             killed = time.monotonic()
@@ -252,7 +240,7 @@ def fill_until(server: Server, mnt: Path, seconds: float, done) -> tuple[float, 
     while time.monotonic() < deadline:
         st = os.statvfs(mnt)
         lowest = min(lowest, st.f_bavail / st.f_blocks)
-        state = json.loads(api(server, "GET", "/api/recordings")[1])
+        state = json.loads(server.api("GET", "/api/recordings")[1])
         if done(state):
             break
         time.sleep(0.05)
@@ -273,7 +261,7 @@ def test_disk_guard_on_a_small_filesystem(tmp_path: Path, small_fs: Path, retent
     args = ["--config", str(config), "--test-cameras", "2"]
     with launch(args, tmp_path / "server.log") as server:
         deadline = time.monotonic() + 15
-        while api(server, "POST", "/api/recordings/start")[0] != 200:
+        while server.api("POST", "/api/recordings/start")[0] != 200:
             assert time.monotonic() < deadline, server.log_tail()
             time.sleep(0.3)
 
@@ -296,7 +284,7 @@ def test_disk_guard_on_a_small_filesystem(tmp_path: Path, small_fs: Path, retent
             st = os.statvfs(small_fs)
             filler = small_fs / "filler"
             filler.write_bytes(b"\0" * max(0, st.f_bavail * st.f_frsize - (1 << 20)))
-            status, body = api(server, "POST", "/api/recordings/start")
+            status, body = server.api("POST", "/api/recordings/start")
             assert status == 409 and "free space" in body, body
             filler.unlink()
         else:
@@ -306,6 +294,6 @@ def test_disk_guard_on_a_small_filesystem(tmp_path: Path, small_fs: Path, retent
                 stream, name = relative.split("/")
                 remaining = [f["file"] for f in state["files"] if f["stream"] == stream]
                 assert all(name < other for other in remaining), (name, remaining)
-            assert api(server, "POST", "/api/recordings/stop")[0] == 200
+            assert server.api("POST", "/api/recordings/stop")[0] == 200
         for path in small_fs.glob("*/*.mp4"):
             ffprobe_ok(path)

@@ -29,7 +29,7 @@ sys.path.insert(0, str(HERE))
 
 from r58server import launch, server_command  # noqa: E402
 from test_cameras import read_camera_counter  # noqa: E402
-from test_recording import api, need_ffprobe, write_config  # noqa: E402
+from test_recording import need_ffprobe, write_config  # noqa: E402
 
 # Each camera's counter starts at the number its name ends with times 2^20
 # (sfu/src/capture/pattern.rs), so a counter says which camera drew it.
@@ -85,20 +85,20 @@ def test_cuts_between_two_cameras_as_otio(tmp_path: Path) -> None:
     with launch(["--config", str(config), "--test-cameras", "2"], tmp_path / "server.log") as server:
         deadline = time.monotonic() + 15
         while True:
-            streams = json.loads(api(server, "GET", "/api/streams")[1])
+            streams = json.loads(server.api("GET", "/api/streams")[1])
             if {"cam0", "cam1"} <= {s["name"] for s in streams if s.get("tracks")}:
                 break
             assert time.monotonic() < deadline, server.log_tail()
             time.sleep(0.2)
         switch(server, "cam0")
         time.sleep(1)
-        assert api(server, "POST", "/api/recordings/start") == (200, '{"ok":true}')
+        assert server.api("POST", "/api/recordings/start") == (200, '{"ok":true}')
         time.sleep(2.5)
         switch(server, "cam1")
         time.sleep(2.5)
         switch(server, "cam0")
         time.sleep(2.5)
-        assert api(server, "POST", "/api/recordings/stop")[0] == 200
+        assert server.api("POST", "/api/recordings/stop")[0] == 200
 
     lists = sorted(rec.glob("cuts_*.otio"))
     assert len(lists) == 1, sorted(p.name for p in rec.iterdir())

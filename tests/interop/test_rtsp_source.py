@@ -223,16 +223,6 @@ def test_an_h265_camera_is_passed_through_to_rtsp_readers_only(tmp_path: Path, c
         cam.wait()
 
 
-def api(base: str, method: str, path: str, body: dict | None = None) -> tuple[int, str]:
-    data = None if body is None else json.dumps(body).encode()
-    request = urllib.request.Request(f"{base}{path}", data=data, method=method)
-    try:
-        with urllib.request.urlopen(request, timeout=10) as resp:
-            return resp.status, resp.read().decode()
-    except urllib.error.HTTPError as e:
-        return e.code, e.read().decode()
-
-
 @pytest.mark.parametrize("camera", ["h265", "h265-sdp-only"])
 def test_an_h265_camera_is_recorded(tmp_path: Path, camera: str) -> None:
     """r58 records the H.265 camera for about 6.5 s in 2 s files. Each is ``hvc1`` HEVC of
@@ -264,12 +254,12 @@ def test_an_h265_camera_is_recorded(tmp_path: Path, camera: str) -> None:
                 stream = next(s for s in json.load(resp) if s["name"] == "ipcam0")
             assert "recording" not in stream["unavailable"], stream["unavailable"]
             started = time.monotonic()
-            assert api(srv.base, "POST", "/api/recordings/start", {"stream": "ipcam0"})[0] == 200
+            assert srv.api("POST", "/api/recordings/start", {"stream": "ipcam0"})[0] == 200
             time.sleep(6.5)
-            status, body = api(srv.base, "POST", "/api/recordings/stop", {"stream": "ipcam0"})
+            status, body = srv.api("POST", "/api/recordings/stop", {"stream": "ipcam0"})
             stopped = time.monotonic()
             assert status == 200, body
-            state = json.loads(api(srv.base, "GET", "/api/recordings")[1])
+            state = json.loads(srv.api("GET", "/api/recordings")[1])
             events = [(e["kind"], e.get("detail")) for e in state["status"]["events"]]
             assert not [e for e in events if e[0] == "error"], events
     finally:

@@ -56,10 +56,17 @@ test('a fader moves the program level, every switcher follows, a mute silences i
   // On: heard whatever is on program.
   await op1.selectOption(`${strip('voice1')} .mode`, 'on');
   await op2.waitForFunction((s) => document.querySelector(`${s} .mode`).value === 'on', strip('voice1'), { timeout: 5000 });
-  const { value: loud } = await waitUntil('the master meter shows the beep', async () => {
+  const { value: first } = await waitUntil('the master meter shows the beep', async () => {
     const h = await hold(op1, master);
     return h > -40 ? h : null;
   }, 8000);
+  // The first reading can fall on the strip's fade-in or a beep's attack (seen on a loaded
+  // machine: -22.8 dBFS for a -9 dBFS voice, which a 30 dB cut cannot take 20 dB below): the
+  // level is the loudest peak hold over two beeps.
+  let loud = first;
+  for (const end = Date.now() + 2200; Date.now() < end; await new Promise((r) => setTimeout(r, 100))) {
+    loud = Math.max(loud, await hold(op1, master));
+  }
   const input = await hold(op1, strip('voice1'));
   console.log(`voice1 on at 0 dB: input meter ${input} dBFS, master ${loud} dBFS`);
   assert.ok(input > -40, `the input meter moves: ${input}`);

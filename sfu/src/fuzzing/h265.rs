@@ -19,7 +19,7 @@ use crate::record::{FileEvent, StreamRecorder, WriterConfig};
 use crate::rtp::h265::{H265Depacketizer, H265Format};
 use crate::testing::h265::{PPS, SPS_320X240, VPS_320X240, nal};
 
-use super::records::reader_packets;
+use super::records::{push_record, reader_packets};
 
 /// The camera's format parameters: its parameter sets when `sprop`, else none.
 fn fmtp(sprop: bool) -> String {
@@ -147,10 +147,7 @@ fn drain(recorder: &mut StreamRecorder, file: &mut Vec<u8>) {
 pub fn h265_depacketizer_seed() -> Vec<u8> {
     let mut out = vec![1];
     let mut record = |flags: u8, ts_delta: u16, arrival_ms: u8, payload: &[u8]| {
-        out.extend_from_slice(&[flags, 1]);
-        out.extend_from_slice(&ts_delta.to_be_bytes());
-        out.extend_from_slice(&[arrival_ms, payload.len() as u8]);
-        out.extend_from_slice(payload);
+        push_record(&mut out, flags, ts_delta, arrival_ms, payload);
     };
     for frame in 0..60u32 {
         let step = if frame == 0 { 0 } else { 30 }; // 3000 ticks / 100

@@ -16,7 +16,7 @@ use crate::media::CodecSpec;
 use crate::media::h264::AccessUnit;
 use crate::media::{TrackKind, WallClock};
 
-use super::records::reader_packets;
+use super::records::{push_record, reader_packets};
 
 fn tracks() -> Vec<ReaderTrack> {
     let track = |kind, name: &str, clock_rate| ReaderTrack {
@@ -293,10 +293,7 @@ pub fn hls_ingest_seed() -> Vec<u8> {
     const PPS: &[u8] = &[0x68, 0xcb, 0x83, 0xcb, 0x20];
     let mut out = Vec::new();
     let mut record = |flags: u8, ts_delta: u16, arrival_ms: u8, payload: &[u8]| {
-        out.extend_from_slice(&[flags, 1]);
-        out.extend_from_slice(&ts_delta.to_be_bytes());
-        out.extend_from_slice(&[arrival_ms, payload.len() as u8]);
-        out.extend_from_slice(payload);
+        push_record(&mut out, flags, ts_delta, arrival_ms, payload);
     };
     for frame in 0..60u32 {
         let step = if frame == 0 { 0 } else { 30 }; // 3000 ticks / 100

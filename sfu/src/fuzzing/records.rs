@@ -14,6 +14,20 @@ use crate::hub::ReaderPacket;
 /// Bytes of one record header.
 const RECORD_HEADER: usize = 6;
 
+/// Appends one record to `out` (sequence delta 1): the writer seeds use.
+pub(super) fn push_record(
+    out: &mut Vec<u8>,
+    flags: u8,
+    ts_delta: u16,
+    arrival_ms: u8,
+    payload: &[u8],
+) {
+    out.extend_from_slice(&[flags, 1]);
+    out.extend_from_slice(&ts_delta.to_be_bytes());
+    out.extend_from_slice(&[arrival_ms, payload.len() as u8]);
+    out.extend_from_slice(payload);
+}
+
 /// The packets `data` describes, the first arriving at `start`.
 pub(super) fn reader_packets(mut data: &[u8], start: Instant) -> Vec<ReaderPacket> {
     let (mut epoch, mut arrival) = (1u32, start);

@@ -172,9 +172,9 @@ fn empty_fragment_is_valid() {
     assert!(matches!(Any::decode(&mut buf).unwrap(), Any::Moof(_)));
 }
 
-#[test]
-fn new_parameter_sets_are_found_and_parsed() {
-    let keyframe = AccessUnit {
+/// An H.264 keyframe carrying the test SPS and PPS in band.
+fn h264_keyframe() -> AccessUnit {
+    AccessUnit {
         timestamp: 0,
         nals: vec![
             Bytes::from_static(SPS),
@@ -182,7 +182,12 @@ fn new_parameter_sets_are_found_and_parsed() {
             Bytes::from_static(&[0x65, 1]),
         ],
         keyframe: true,
-    };
+    }
+}
+
+#[test]
+fn new_parameter_sets_are_found_and_parsed() {
+    let keyframe = h264_keyframe();
     let params = VideoParams::changed(None, &keyframe).unwrap().unwrap();
     assert_eq!((params.width, params.height), (320, 240));
     assert!(
@@ -331,15 +336,7 @@ fn h265_parameter_changes_are_per_codec() {
             .is_some()
     );
     // The H.264 SPS of the same size is another codec: a change too.
-    let h264 = AccessUnit {
-        timestamp: 0,
-        nals: vec![
-            Bytes::from_static(SPS),
-            Bytes::from_static(PPS),
-            Bytes::from_static(&[0x65, 1]),
-        ],
-        keyframe: true,
-    };
+    let h264 = h264_keyframe();
     let avc = VideoParams::changed(Some(&params), &h264).unwrap().unwrap();
     assert!(avc.hevc.is_none());
     // A bad H.265 SPS is an error naming it.

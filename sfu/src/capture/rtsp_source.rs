@@ -33,7 +33,7 @@ use tracing::{Instrument, info, info_span, warn};
 use super::supervisor::{BACKOFF_MAX, BACKOFF_START, HEALTHY_AFTER};
 use crate::engine::{LocalSourceId, SharedEngine};
 use crate::media::h264::nal_type;
-use crate::media::{CodecSpec, SourceKind, TrackKind};
+use crate::media::{CodecSpec, SourceKind, TrackKind, fmtp_param};
 
 /// No packet for this long and the stream ends as stalled (longer than a V4L2 camera's: an IP
 /// camera on a busy network may pause briefly).
@@ -315,12 +315,7 @@ pub fn video_fmtp_param(sdp: &[u8], payload_type: u8, key: &str) -> Option<Strin
         if let Some(media) = line.strip_prefix("m=") {
             video = media.starts_with("video ");
         } else if video && let Some(params) = line.strip_prefix(&prefix) {
-            return params.split(';').find_map(|param| {
-                let (k, v) = param.split_once('=')?;
-                k.trim()
-                    .eq_ignore_ascii_case(key)
-                    .then(|| v.trim().to_owned())
-            });
+            return fmtp_param(params, key).map(str::to_owned);
         }
     }
     None

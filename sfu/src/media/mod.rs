@@ -25,6 +25,15 @@ pub struct CodecSpec {
     pub fmtp: String,
 }
 
+/// The value of `key` in an fmtp parameter list (`a=b;c=d`), key compared case-insensitively.
+/// Works for any codec's fmtp (`apt=` of RTX, H.265's `sprop-*` too).
+pub fn fmtp_param<'a>(fmtp: &'a str, key: &str) -> Option<&'a str> {
+    fmtp.split(';').find_map(|param| {
+        let (k, v) = param.split_once('=')?;
+        k.trim().eq_ignore_ascii_case(key).then(|| v.trim())
+    })
+}
+
 /// Where a stream's media comes from.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, serde::Serialize)]
 #[serde(rename_all = "lowercase")]

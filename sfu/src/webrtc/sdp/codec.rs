@@ -1,15 +1,7 @@
 //! Codec choice for publishers (what we ingest) and viewers (what can carry a stream).
 
 use super::{CodecSpec, MediaKind, OfferedCodec, OfferedMedia, excerpt};
-
-/// The value of `key` in an fmtp parameter list (`a=b;c=d`), key compared case-insensitively.
-/// Works for any codec's fmtp (`apt=` of RTX too), not only H.264.
-pub fn h264_fmtp_param<'a>(fmtp: &'a str, key: &str) -> Option<&'a str> {
-    fmtp.split(';').find_map(|param| {
-        let (k, v) = param.split_once('=')?;
-        k.trim().eq_ignore_ascii_case(key).then(|| v.trim())
-    })
-}
+use crate::media::fmtp_param;
 
 /// The three bytes of an H.264 `profile-level-id`.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -27,7 +19,7 @@ const IOP_CONSTRAINT_SET1: u8 = 0x40;
 
 /// Parses `profile-level-id`; absent means `42000a` (RFC 6184 section 8.1); malformed is None.
 fn h264_profile(fmtp: &str) -> Option<H264Profile> {
-    let Some(pli) = h264_fmtp_param(fmtp, "profile-level-id") else {
+    let Some(pli) = fmtp_param(fmtp, "profile-level-id") else {
         return Some(H264Profile { idc: 0x42, iop: 0 });
     };
     if pli.len() != 6 || !pli.bytes().all(|b| b.is_ascii_hexdigit()) {
@@ -47,7 +39,7 @@ fn h264_profile(fmtp: &str) -> Option<H264Profile> {
 
 /// `packetization-mode`; absent means 0. None if malformed.
 fn packetization_mode(fmtp: &str) -> Option<u8> {
-    match h264_fmtp_param(fmtp, "packetization-mode") {
+    match fmtp_param(fmtp, "packetization-mode") {
         None => Some(0),
         Some(v) => v.parse().ok(),
     }
@@ -121,7 +113,7 @@ fn h264_mismatch(offered: &str, want: &str) -> Option<String> {
     };
     let pm_want = packetization_mode(want).unwrap_or(1);
     if pm_offered != pm_want {
-        let absent = if h264_fmtp_param(offered, "packetization-mode").is_none() {
+        let absent = if fmtp_param(offered, "packetization-mode").is_none() {
             " (no packetization-mode given, which means 0)"
         } else {
             ""
@@ -260,7 +252,7 @@ pub fn publish_refusal(m: &OfferedMedia) -> String {
         .map(|c| {
             let label = codec_label(c);
             if is_h264(c) && packetization_mode(&c.fmtp) != Some(1) {
-                let mode = h264_fmtp_param(&c.fmtp, "packetization-mode");
+                let mode = fmtp_param(&c.fmtp, "packetization-mode");
                 format!(
                     "{label} pt {} has packetization-mode={}{}",
                     c.payload_type,

@@ -26,9 +26,7 @@ pub use answer::{
     AcceptedMedia, AnswerMedia, AnswerParams, MediaAnswer, RelayCandidate, SendSsrc,
     answer_direction_for, build_answer,
 };
-pub use codec::{
-    choose_play_codec, choose_publish_codec, h264_fmtp_param, play_refusal, publish_refusal,
-};
+pub use codec::{choose_play_codec, choose_publish_codec, play_refusal, publish_refusal};
 pub use fuzz::fuzz_entry;
 pub use offer::parse_offer;
 pub use trickle::{

@@ -385,7 +385,7 @@ fn parse_codecs(kind: MediaKind, formats: &[String], attrs: &[Attribute]) -> Vec
         };
         let fmtp = fmtp.get(&pt).cloned().unwrap_or_default();
         if name.eq_ignore_ascii_case("rtx") {
-            if let Some(apt) = super::h264_fmtp_param(&fmtp, "apt").and_then(parse_pt) {
+            if let Some(apt) = crate::media::fmtp_param(&fmtp, "apt").and_then(parse_pt) {
                 rtx.push((pt, apt));
             }
             continue;

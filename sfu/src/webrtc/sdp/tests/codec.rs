@@ -1,4 +1,5 @@
 use super::*;
+use crate::media::fmtp_param;
 
 fn pt(c: Option<&OfferedCodec>) -> Option<u8> {
     c.map(|c| c.payload_type)
@@ -280,13 +281,13 @@ fn play_codec_from_publisher_codec() {
 #[test]
 fn fmtp_param_lookup() {
     let f = "level-asymmetry-allowed=1; Packetization-Mode = 1 ;profile-level-id=42e01f;x";
-    assert_eq!(h264_fmtp_param(f, "packetization-mode"), Some("1"));
-    assert_eq!(h264_fmtp_param(f, "PROFILE-LEVEL-ID"), Some("42e01f"));
-    assert_eq!(h264_fmtp_param(f, "x"), None);
-    assert_eq!(h264_fmtp_param("", "apt"), None);
-    assert_eq!(h264_fmtp_param("apt=96", "apt"), Some("96"));
+    assert_eq!(fmtp_param(f, "packetization-mode"), Some("1"));
+    assert_eq!(fmtp_param(f, "PROFILE-LEVEL-ID"), Some("42e01f"));
+    assert_eq!(fmtp_param(f, "x"), None);
+    assert_eq!(fmtp_param("", "apt"), None);
+    assert_eq!(fmtp_param("apt=96", "apt"), Some("96"));
     assert_eq!(
-        h264_fmtp_param("sprop-parameter-sets=Z0I=,aM4=", "sprop-parameter-sets"),
+        fmtp_param("sprop-parameter-sets=Z0I=,aM4=", "sprop-parameter-sets"),
         Some("Z0I=,aM4=")
     );
 }

@@ -163,11 +163,21 @@ test('a guest who joins appears in the inputs, is previewed with a key and cut w
   await op1.waitForFunction(() => document.querySelector('#program-monitor .monitor-source').textContent === 'guest1');
   await op1.waitForTimeout(1500);
   await assertPlaying(assert, op1, '#program-monitor video', 'program (guest1)');
-  const [pgm, gst, cam] = [
+  // The guest's Chromium changes its sending size as it goes (it starts at 960x540 and steps up
+  // to 1280x720 as its bandwidth estimate grows; on a busy machine it may step down), and
+  // program and preview each decode on their own, so one may show the new size a moment before
+  // the other: look until both show the same size (they normally do at the first look).
+  const sample = async () => [
     await videoSample(op1, '#program-monitor video'),
     await videoSample(op1, `${input('guest1')} video`),
     await videoSample(op1, `${input('cam0')} video`),
   ];
+  let [pgm, gst, cam] = await sample();
+  for (let look = 1; look < 10 && (pgm.width !== gst.width || pgm.height !== gst.height); look += 1) {
+    console.log(`look ${look}: program ${pgm.width}x${pgm.height}, guest1 ${gst.width}x${gst.height}; looking again`);
+    await op1.waitForTimeout(500);
+    [pgm, gst, cam] = await sample();
+  }
   console.log(`program ${pgm.width}x${pgm.height}, guest1 ${gst.width}x${gst.height}, cam0 ${cam.width}x${cam.height}; `
     + `luma distance program-guest1 ${lumaDistance(pgm, gst).toFixed(1)}, program-cam0 ${lumaDistance(pgm, cam).toFixed(1)}`);
   assert.deepEqual([pgm.width, pgm.height], [gst.width, gst.height], 'program has the guest\'s picture size');

@@ -61,8 +61,10 @@ class Server:
     def api(self, method: str, path: str, body: dict | None = None) -> tuple[int, str]:
         """One HTTP request to the server (a JSON body when given): its status and body text,
         error statuses included."""
-        data = None if body is None else json.dumps(body).encode()
-        request = urllib.request.Request(f"{self.base}{path}", data=data, method=method)
+        data, headers = None, {}
+        if body is not None:
+            data, headers = json.dumps(body).encode(), {"Content-Type": "application/json"}
+        request = urllib.request.Request(f"{self.base}{path}", data=data, headers=headers, method=method)
         try:
             with urllib.request.urlopen(request, timeout=10) as resp:
                 return resp.status, resp.read().decode()

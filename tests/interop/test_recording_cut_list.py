@@ -17,7 +17,6 @@ from __future__ import annotations
 import json
 import sys
 import time
-import urllib.request
 from pathlib import Path
 
 import av
@@ -42,15 +41,9 @@ TOLERANCE = 3
 
 
 def switch(server, source: str) -> None:
-    """Puts ``source`` on program (the switcher's API takes JSON only)."""
-    req = urllib.request.Request(
-        f"{server.base}/api/switcher/program",
-        data=json.dumps({"source": source}).encode(),
-        headers={"Content-Type": "application/json"},
-        method="POST",
-    )
-    with urllib.request.urlopen(req, timeout=10) as resp:
-        assert resp.status == 200
+    """Puts ``source`` on program."""
+    status, body = server.api("POST", "/api/switcher/program", {"source": source})
+    assert status == 200, body
 
 
 def decoded(path: Path) -> list[tuple[float, int]]:

@@ -76,6 +76,14 @@ export async function videoSample(page, selector) {
 }
 
 /**
+ * How many sampled pixels changed between two `videoSample`s by more than coding noise (the test
+ * pattern's box and clock move, the fake camera's pie turns).
+ */
+export function changedPixels(a, b) {
+  return a.luma.filter((y, i) => Math.abs(y - b.luma[i]) > 8).length;
+}
+
+/**
  * Asserts that the video plays a real picture: time advances, frames change, the picture is
  * not black. Returns the two samples.
  */
@@ -83,9 +91,7 @@ export async function assertPlaying(assert, page, selector, label, waitMs = 2000
   const a = await videoSample(page, selector);
   await page.waitForTimeout(waitMs);
   const b = await videoSample(page, selector);
-  // Pixels that changed by more than coding noise: the test pattern's box and clock move, the
-  // fake camera's pie turns.
-  const changed = a.luma.filter((y, i) => Math.abs(y - b.luma[i]) > 8).length;
+  const changed = changedPixels(a, b);
   console.log(`${label}: ${JSON.stringify({ ...b, luma: undefined })}, advanced ${(b.currentTime - a.currentTime).toFixed(2)} s, ${changed} of ${a.luma.length} sampled pixels changed`);
   assert.ok(b.currentTime - a.currentTime > waitMs / 1000 / 2,
     `${label}: currentTime went from ${a.currentTime} to ${b.currentTime} in ${waitMs} ms`);
